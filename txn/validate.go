@@ -1,0 +1,256 @@
+package txn
+
+import "fmt"
+
+// Decision is the outcome of validating a transaction: what would change.
+// Nothing in the input state is modified; Machines and Tasks are fresh
+// objects, ready to be installed by [Apply].
+type Decision struct {
+	Results  []ClaimResult // one per claim, in order
+	Accepted int
+	// Preempted victims, in transaction order (empty if aborted).
+	Preempted []TaskKey
+	// PreemptionErrors holds one entry per refused preemption.
+	PreemptionErrors []string
+	// Machines are the new versions of every changed machine, Seq bumped,
+	// in first-touch order.
+	Machines []*Machine
+	// Tasks are the new versions of every changed task: accepted claims
+	// (assigned, attempt bumped) then victims (pending again).
+	Tasks []*Task
+}
+
+// Applied reports whether the decision changes anything.
+func (d *Decision) Applied() bool { return len(d.Machines) > 0 || len(d.Tasks) > 0 }
+
+// Validate checks every claim of tx against s, in order, as if the earlier
+// valid claims of tx were already applied, and returns what would change.
+// It is the store's commit-time check and the simulator's; it does not
+// mutate s.
+func Validate(s State, tx *Transaction) *Decision {
+	v := validator{s: s, tx: tx, d: &Decision{Results: make([]ClaimResult, len(tx.Claims))}}
+	v.run()
+	return v.d
+}
+
+type validator struct {
+	s  State
+	tx *Transaction
+	d  *Decision
+
+	tasks []*Task // task of claim i (nil if unknown)
+	// touched maps machine id -> index into d.Machines (the overlay).
+	touched map[string]int
+	// claimed holds task keys claimed earlier in tx (duplicates).
+	claimed map[TaskKey]struct{}
+	// placedOn counts, per job and machine, tasks placed earlier in tx.
+	placedOn map[[2]string]uint32
+	// maxPrio is the highest priority of tx's claims per machine.
+	maxPrio map[string]int32
+}
+
+func (v *validator) run() {
+	v.touched = make(map[string]int, min(len(v.tx.Claims), 1024))
+	v.claimed = make(map[TaskKey]struct{}, len(v.tx.Claims))
+	v.tasks = make([]*Task, len(v.tx.Claims))
+
+	v.checkTasks()
+	failed := v.preempt()
+	for i := range v.tx.Claims {
+		if v.d.Results[i].Reason != 0 {
+			failed = true
+			continue
+		}
+		v.d.Results[i] = v.place(i)
+		if v.d.Results[i].Reason != ReasonOK {
+			failed = true
+		}
+	}
+	if failed && v.tx.Commit == CommitAllOrNothing {
+		v.abort()
+		return
+	}
+	v.finish()
+}
+
+// checkTasks resolves each claim's task and checks what does not depend on
+// machines: exists, pending, owned by this scheduler, claimed once,
+// resources as requested.
+func (v *validator) checkTasks() {
+	for i := range v.tx.Claims {
+		c := &v.tx.Claims[i]
+		t := v.s.Task(c.Task)
+		v.tasks[i] = t
+		var r ClaimResult
+		switch {
+		case t == nil:
+			r = ClaimResult{ReasonTaskUnknown, fmt.Sprintf("task %s does not exist", c.Task)}
+		case t.Scheduler != v.tx.Scheduler:
+			r = ClaimResult{ReasonWrongScheduler, fmt.Sprintf("task %s belongs to scheduler %q", c.Task, t.Scheduler)}
+		case t.State != TaskPending:
+			r = ClaimResult{ReasonTaskNotPending, fmt.Sprintf("task %s is %s", c.Task, t.State)}
+		case c.Resources != t.Resources:
+			r = ClaimResult{ReasonResourcesMismatch, fmt.Sprintf("claim asks %v, task requests %v", c.Resources, t.Resources)}
+		}
+		if r.Reason == 0 {
+			if _, dup := v.claimed[c.Task]; dup {
+				r = ClaimResult{ReasonDuplicate, fmt.Sprintf("task %s is claimed twice in the transaction", c.Task)}
+			} else {
+				v.claimed[c.Task] = struct{}{}
+				if len(v.tx.Preemptions) > 0 {
+					if v.maxPrio == nil {
+						v.maxPrio = make(map[string]int32)
+					}
+					if p, ok := v.maxPrio[c.Machine]; !ok || t.Priority > p {
+						v.maxPrio[c.Machine] = t.Priority
+					}
+				}
+			}
+		}
+		v.d.Results[i] = r
+	}
+}
+
+// preempt evicts the victims on the overlay. A victim must hold resources
+// on a machine that a claim of this transaction targets with a priority
+// that may preempt it. It reports whether any preemption was refused.
+func (v *validator) preempt() (failed bool) {
+	seen := make(map[TaskKey]struct{}, len(v.tx.Preemptions))
+	for _, k := range v.tx.Preemptions {
+		t := v.s.Task(k)
+		var err string
+		switch {
+		case t == nil:
+			err = fmt.Sprintf("victim %s does not exist", k)
+		case !t.State.HoldsResources():
+			err = fmt.Sprintf("victim %s is %s", k, t.State)
+		default:
+			if _, dup := seen[k]; dup {
+				err = fmt.Sprintf("victim %s named twice", k)
+			} else if p, ok := v.maxPrio[t.Machine]; !ok {
+				err = fmt.Sprintf("victim %s is on machine %s, which no claim targets", k, t.Machine)
+			} else if !CanPreempt(p, t.Priority) {
+				err = fmt.Sprintf("victim %s (priority %d) may not be preempted by priority %d", k, t.Priority, p)
+			} else if m := v.overlay(t.Machine); m == nil {
+				err = fmt.Sprintf("victim %s is on unknown machine %s", k, t.Machine)
+			} else if e := Release(m, t.Resources, t.Devices); e != nil {
+				err = e.Error()
+			}
+		}
+		if err != "" {
+			v.d.PreemptionErrors = append(v.d.PreemptionErrors, err)
+			failed = true
+			continue
+		}
+		seen[k] = struct{}{}
+		v.d.Preempted = append(v.d.Preempted, k)
+		victim := t.Clone()
+		victim.State, victim.Machine, victim.Devices = TaskPending, "", nil
+		v.d.Tasks = append(v.d.Tasks, victim)
+	}
+	return failed
+}
+
+// place checks claim i against its machine and, if it is valid, applies it
+// to the overlay.
+func (v *validator) place(i int) ClaimResult {
+	c := &v.tx.Claims[i]
+	t := v.tasks[i]
+	orig := v.s.Machine(c.Machine)
+	switch {
+	case orig == nil:
+		return ClaimResult{ReasonMachineUnknown, fmt.Sprintf("machine %q does not exist", c.Machine)}
+	case orig.State == MachineDraining:
+		return ClaimResult{ReasonMachineDraining, fmt.Sprintf("machine %s is draining", c.Machine)}
+	case orig.State != MachineReady:
+		return ClaimResult{ReasonMachineNotReady, fmt.Sprintf("machine %s is %s", c.Machine, orig.State)}
+	case v.tx.Conflict == ConflictCoarse && orig.Seq != c.SeenSeq:
+		return ClaimResult{ReasonSeqChanged, fmt.Sprintf("machine %s changed: seq %d, claim saw %d", c.Machine, orig.Seq, c.SeenSeq)}
+	}
+	if u, bad := FirstUnmet(t.Constraints, orig.Labels); bad {
+		return ClaimResult{ReasonConstraintViolated, fmt.Sprintf("machine %s does not satisfy %s", c.Machine, u)}
+	}
+	var pk [2]string
+	if t.MaxPerMachine > 0 {
+		pk = [2]string{t.Key.Job, c.Machine}
+		if n := v.s.TasksOfJobOn(t.Key.Job, c.Machine) + v.placedOn[pk]; n >= t.MaxPerMachine {
+			return ClaimResult{ReasonMaxPerMachine, fmt.Sprintf("machine %s already runs %d tasks of job %s (max %d)", c.Machine, n, t.Key.Job, t.MaxPerMachine)}
+		}
+	}
+	m := v.overlay(c.Machine)
+	if r := Fits(m, c.Resources, c.Devices); r != ReasonOK {
+		return ClaimResult{r, fmt.Sprintf("on machine %s: free %v, claim %v", c.Machine, m.Free(), c.Resources)}
+	}
+	Allocate(m, c.Resources, c.Devices)
+	if t.MaxPerMachine > 0 {
+		if v.placedOn == nil {
+			v.placedOn = make(map[[2]string]uint32)
+		}
+		v.placedOn[pk]++
+	}
+	return ClaimResult{Reason: ReasonOK}
+}
+
+// overlay returns this transaction's private copy of a machine, cloning it
+// on first touch; nil if the machine is unknown.
+func (v *validator) overlay(id string) *Machine {
+	if i, ok := v.touched[id]; ok {
+		return v.d.Machines[i]
+	}
+	orig := v.s.Machine(id)
+	if orig == nil {
+		return nil
+	}
+	m := orig.Clone()
+	m.Seq++
+	v.touched[id] = len(v.d.Machines)
+	v.d.Machines = append(v.d.Machines, m)
+	return m
+}
+
+func (v *validator) abort() {
+	for i := range v.d.Results {
+		if v.d.Results[i].Reason == ReasonOK {
+			v.d.Results[i] = ClaimResult{ReasonAborted, "all-or-nothing: another claim or preemption of the transaction failed"}
+		}
+	}
+	v.d.Accepted, v.d.Preempted, v.d.Machines, v.d.Tasks = 0, nil, nil, nil
+}
+
+// finish records the new task versions of accepted claims. Machines only
+// touched by failed claims are dropped so their Seq does not move.
+func (v *validator) finish() {
+	changed := make([]bool, len(v.d.Machines))
+	for _, k := range v.d.Preempted {
+		changed[v.touched[v.s.Task(k).Machine]] = true
+	}
+	for i := range v.tx.Claims {
+		if v.d.Results[i].Reason != ReasonOK {
+			continue
+		}
+		c := &v.tx.Claims[i]
+		v.d.Accepted++
+		changed[v.touched[c.Machine]] = true
+		t := v.tasks[i].Clone()
+		t.State, t.Machine, t.Attempt = TaskAssigned, c.Machine, t.Attempt+1
+		t.Devices = append([]DeviceShare(nil), c.Devices...)
+		v.d.Tasks = append(v.d.Tasks, t)
+	}
+	kept := v.d.Machines[:0]
+	for i, m := range v.d.Machines {
+		if changed[i] {
+			kept = append(kept, m)
+		}
+	}
+	v.d.Machines = kept
+}
+
+// Apply installs a decision's new objects into s.
+func Apply(s Mutable, d *Decision) {
+	for _, m := range d.Machines {
+		s.PutMachine(m)
+	}
+	for _, t := range d.Tasks {
+		s.PutTask(t)
+	}
+}
