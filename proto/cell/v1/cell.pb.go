@@ -2986,8 +2986,11 @@ type WatchRequest struct {
 	// Send a progress notification (no changes, current revision) after
 	// this long without changes (0: 1000 ms).
 	ProgressIntervalMs int64 `protobuf:"varint,2,opt,name=progress_interval_ms,json=progressIntervalMs,proto3" json:"progress_interval_ms,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Only changes that concern this machine: the machine itself, tasks
+	// placed on it, and tasks that just left it (an agent's view).
+	MachineId     string `protobuf:"bytes,3,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchRequest) Reset() {
@@ -3032,6 +3035,13 @@ func (x *WatchRequest) GetProgressIntervalMs() int64 {
 		return x.ProgressIntervalMs
 	}
 	return 0
+}
+
+func (x *WatchRequest) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
 }
 
 // Change is the new state of one object after a revision.
@@ -3727,6 +3737,181 @@ func (x *ReportTaskStatesResponse) GetResults() []*UpdateResult {
 	return nil
 }
 
+// TaskUsage is the sampled consumption of one task attempt.
+type TaskUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          *TaskRef               `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Attempt       uint32                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Usage         *Usage                 `protobuf:"bytes,3,opt,name=usage,proto3" json:"usage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskUsage) Reset() {
+	*x = TaskUsage{}
+	mi := &file_cell_v1_cell_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskUsage) ProtoMessage() {}
+
+func (x *TaskUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskUsage.ProtoReflect.Descriptor instead.
+func (*TaskUsage) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *TaskUsage) GetTask() *TaskRef {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+func (x *TaskUsage) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TaskUsage) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+// Heartbeat says a machine is alive, optionally with usage samples.
+type Heartbeat struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	MachineId    string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	TimeUnixNano int64                  `protobuf:"varint,2,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	// Present on samples (every few seconds), absent on plain heartbeats.
+	Usage         *Usage       `protobuf:"bytes,3,opt,name=usage,proto3" json:"usage,omitempty"`
+	Tasks         []*TaskUsage `protobuf:"bytes,4,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Heartbeat) Reset() {
+	*x = Heartbeat{}
+	mi := &file_cell_v1_cell_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Heartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Heartbeat) ProtoMessage() {}
+
+func (x *Heartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
+func (*Heartbeat) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *Heartbeat) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+func (x *Heartbeat) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *Heartbeat) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *Heartbeat) GetTasks() []*TaskUsage {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+type HeartbeatBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Heartbeats    []*Heartbeat           `protobuf:"bytes,1,rep,name=heartbeats,proto3" json:"heartbeats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatBatch) Reset() {
+	*x = HeartbeatBatch{}
+	mi := &file_cell_v1_cell_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatBatch) ProtoMessage() {}
+
+func (x *HeartbeatBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatBatch.ProtoReflect.Descriptor instead.
+func (*HeartbeatBatch) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *HeartbeatBatch) GetHeartbeats() []*Heartbeat {
+	if x != nil {
+		return x.Heartbeats
+	}
+	return nil
+}
+
 var File_cell_v1_cell_proto protoreflect.FileDescriptor
 
 const file_cell_v1_cell_proto_rawDesc = "" +
@@ -3932,10 +4117,12 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\bmachines\x18\x02 \x03(\v2\x10.cell.v1.MachineR\bmachines\x12 \n" +
 	"\x04jobs\x18\x03 \x03(\v2\f.cell.v1.JobR\x04jobs\x12#\n" +
 	"\x05tasks\x18\x04 \x03(\v2\r.cell.v1.TaskR\x05tasks\x12\x12\n" +
-	"\x04last\x18\x05 \x01(\bR\x04last\"g\n" +
+	"\x04last\x18\x05 \x01(\bR\x04last\"\x86\x01\n" +
 	"\fWatchRequest\x12%\n" +
 	"\x0estart_revision\x18\x01 \x01(\x04R\rstartRevision\x120\n" +
-	"\x14progress_interval_ms\x18\x02 \x01(\x03R\x12progressIntervalMs\"\x87\x01\n" +
+	"\x14progress_interval_ms\x18\x02 \x01(\x03R\x12progressIntervalMs\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x03 \x01(\tR\tmachineId\"\x87\x01\n" +
 	"\x06Change\x12,\n" +
 	"\amachine\x18\x01 \x01(\v2\x10.cell.v1.MachineH\x00R\amachine\x12 \n" +
 	"\x03job\x18\x02 \x01(\v2\f.cell.v1.JobH\x00R\x03job\x12#\n" +
@@ -3984,7 +4171,21 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"g\n" +
 	"\x18ReportTaskStatesResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12/\n" +
-	"\aresults\x18\x02 \x03(\v2\x15.cell.v1.UpdateResultR\aresults*z\n" +
+	"\aresults\x18\x02 \x03(\v2\x15.cell.v1.UpdateResultR\aresults\"q\n" +
+	"\tTaskUsage\x12$\n" +
+	"\x04task\x18\x01 \x01(\v2\x10.cell.v1.TaskRefR\x04task\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\x12$\n" +
+	"\x05usage\x18\x03 \x01(\v2\x0e.cell.v1.UsageR\x05usage\"\xa0\x01\n" +
+	"\tHeartbeat\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\x12$\n" +
+	"\x0etime_unix_nano\x18\x02 \x01(\x03R\ftimeUnixNano\x12$\n" +
+	"\x05usage\x18\x03 \x01(\v2\x0e.cell.v1.UsageR\x05usage\x12(\n" +
+	"\x05tasks\x18\x04 \x03(\v2\x12.cell.v1.TaskUsageR\x05tasks\"D\n" +
+	"\x0eHeartbeatBatch\x122\n" +
+	"\n" +
+	"heartbeats\x18\x01 \x03(\v2\x12.cell.v1.HeartbeatR\n" +
+	"heartbeats*z\n" +
 	"\fMachineState\x12\x1d\n" +
 	"\x19MACHINE_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13MACHINE_STATE_READY\x10\x01\x12\x1a\n" +
@@ -4086,7 +4287,7 @@ func file_cell_v1_cell_proto_rawDescGZIP() []byte {
 }
 
 var file_cell_v1_cell_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_cell_v1_cell_proto_goTypes = []any{
 	(MachineState)(0),                      // 0: cell.v1.MachineState
 	(ConstraintOp)(0),                      // 1: cell.v1.ConstraintOp
@@ -4143,18 +4344,21 @@ var file_cell_v1_cell_proto_goTypes = []any{
 	(*ReportTaskStatesRequest)(nil),        // 52: cell.v1.ReportTaskStatesRequest
 	(*UpdateResult)(nil),                   // 53: cell.v1.UpdateResult
 	(*ReportTaskStatesResponse)(nil),       // 54: cell.v1.ReportTaskStatesResponse
-	nil,                                    // 55: cell.v1.Machine.LabelsEntry
-	nil,                                    // 56: cell.v1.TaskTemplate.EnvEntry
-	nil,                                    // 57: cell.v1.RegisterMachineRequest.LabelsEntry
+	(*TaskUsage)(nil),                      // 55: cell.v1.TaskUsage
+	(*Heartbeat)(nil),                      // 56: cell.v1.Heartbeat
+	(*HeartbeatBatch)(nil),                 // 57: cell.v1.HeartbeatBatch
+	nil,                                    // 58: cell.v1.Machine.LabelsEntry
+	nil,                                    // 59: cell.v1.TaskTemplate.EnvEntry
+	nil,                                    // 60: cell.v1.RegisterMachineRequest.LabelsEntry
 }
 var file_cell_v1_cell_proto_depIdxs = []int32{
-	55, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
+	58, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
 	9,  // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
 	9,  // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
 	0,  // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
 	11, // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
 	1,  // 5: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
-	56, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
+	59, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
 	9,  // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
 	13, // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
 	14, // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
@@ -4177,7 +4381,7 @@ var file_cell_v1_cell_proto_depIdxs = []int32{
 	18, // 26: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
 	19, // 27: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
 	5,  // 28: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
-	57, // 29: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	60, // 29: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
 	9,  // 30: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
 	12, // 31: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
 	12, // 32: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
@@ -4205,39 +4409,44 @@ var file_cell_v1_cell_proto_depIdxs = []int32{
 	4,  // 54: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
 	51, // 55: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
 	53, // 56: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
-	21, // 57: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	23, // 58: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	25, // 59: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	28, // 60: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	30, // 61: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	32, // 62: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	34, // 63: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	36, // 64: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	38, // 65: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	40, // 66: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	42, // 67: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	44, // 68: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	48, // 69: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	52, // 70: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	22, // 71: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	24, // 72: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	27, // 73: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	29, // 74: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	31, // 75: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	33, // 76: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	35, // 77: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	37, // 78: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	39, // 79: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	41, // 80: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	43, // 81: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	46, // 82: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	50, // 83: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	54, // 84: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	71, // [71:85] is the sub-list for method output_type
-	57, // [57:71] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	19, // 57: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
+	11, // 58: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
+	11, // 59: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
+	55, // 60: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
+	56, // 61: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
+	21, // 62: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	23, // 63: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	25, // 64: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	28, // 65: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	30, // 66: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	32, // 67: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	34, // 68: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	36, // 69: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	38, // 70: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	40, // 71: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	42, // 72: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	44, // 73: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	48, // 74: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	52, // 75: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	22, // 76: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	24, // 77: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	27, // 78: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	29, // 79: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	31, // 80: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	33, // 81: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	35, // 82: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	37, // 83: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	39, // 84: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	41, // 85: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	43, // 86: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	46, // 87: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	50, // 88: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	54, // 89: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	76, // [76:90] is the sub-list for method output_type
+	62, // [62:76] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
@@ -4256,7 +4465,7 @@ func file_cell_v1_cell_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cell_v1_cell_proto_rawDesc), len(file_cell_v1_cell_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   49,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   4,
 		},
