@@ -1547,8 +1547,10 @@ type Task struct {
 	Failures uint32 `protobuf:"varint,18,opt,name=failures,proto3" json:"failures,omitempty"`
 	// Earliest time a scheduler should place it again (restart backoff).
 	NotBeforeUnixNano int64 `protobuf:"varint,19,opt,name=not_before_unix_nano,json=notBeforeUnixNano,proto3" json:"not_before_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The machine of the latest placement, kept after the task leaves it.
+	LastMachineId string `protobuf:"bytes,20,opt,name=last_machine_id,json=lastMachineId,proto3" json:"last_machine_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -1712,6 +1714,13 @@ func (x *Task) GetNotBeforeUnixNano() int64 {
 		return x.NotBeforeUnixNano
 	}
 	return 0
+}
+
+func (x *Task) GetLastMachineId() string {
+	if x != nil {
+		return x.LastMachineId
+	}
+	return ""
 }
 
 type SubmitJobRequest struct {
@@ -3503,6 +3512,451 @@ func (x *CommitResponse) GetPreempted() []*TaskRef {
 	return nil
 }
 
+type RegisterSchedulerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterSchedulerRequest) Reset() {
+	*x = RegisterSchedulerRequest{}
+	mi := &file_cell_v1_cell_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterSchedulerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterSchedulerRequest) ProtoMessage() {}
+
+func (x *RegisterSchedulerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterSchedulerRequest.ProtoReflect.Descriptor instead.
+func (*RegisterSchedulerRequest) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *RegisterSchedulerRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RegisterSchedulerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Revision      uint64                 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterSchedulerResponse) Reset() {
+	*x = RegisterSchedulerResponse{}
+	mi := &file_cell_v1_cell_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterSchedulerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterSchedulerResponse) ProtoMessage() {}
+
+func (x *RegisterSchedulerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterSchedulerResponse.ProtoReflect.Descriptor instead.
+func (*RegisterSchedulerResponse) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *RegisterSchedulerResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// SchedulerStats are the Omega paper's per-scheduler figures.
+type SchedulerStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Fraction of wall time spent deciding, over the last minute.
+	Busyness float64 `protobuf:"fixed64,1,opt,name=busyness,proto3" json:"busyness,omitempty"`
+	// Conflicted claims per accepted claim, over the last minute.
+	ConflictFraction   float64 `protobuf:"fixed64,2,opt,name=conflict_fraction,json=conflictFraction,proto3" json:"conflict_fraction,omitempty"`
+	Transactions       uint64  `protobuf:"varint,3,opt,name=transactions,proto3" json:"transactions,omitempty"`
+	ClaimsAccepted     uint64  `protobuf:"varint,4,opt,name=claims_accepted,json=claimsAccepted,proto3" json:"claims_accepted,omitempty"`
+	ClaimsConflicted   uint64  `protobuf:"varint,5,opt,name=claims_conflicted,json=claimsConflicted,proto3" json:"claims_conflicted,omitempty"`
+	QueuedJobs         uint32  `protobuf:"varint,6,opt,name=queued_jobs,json=queuedJobs,proto3" json:"queued_jobs,omitempty"`
+	QueuedTasks        uint32  `protobuf:"varint,7,opt,name=queued_tasks,json=queuedTasks,proto3" json:"queued_tasks,omitempty"`
+	ReportTimeUnixNano int64   `protobuf:"varint,8,opt,name=report_time_unix_nano,json=reportTimeUnixNano,proto3" json:"report_time_unix_nano,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *SchedulerStats) Reset() {
+	*x = SchedulerStats{}
+	mi := &file_cell_v1_cell_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchedulerStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchedulerStats) ProtoMessage() {}
+
+func (x *SchedulerStats) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchedulerStats.ProtoReflect.Descriptor instead.
+func (*SchedulerStats) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *SchedulerStats) GetBusyness() float64 {
+	if x != nil {
+		return x.Busyness
+	}
+	return 0
+}
+
+func (x *SchedulerStats) GetConflictFraction() float64 {
+	if x != nil {
+		return x.ConflictFraction
+	}
+	return 0
+}
+
+func (x *SchedulerStats) GetTransactions() uint64 {
+	if x != nil {
+		return x.Transactions
+	}
+	return 0
+}
+
+func (x *SchedulerStats) GetClaimsAccepted() uint64 {
+	if x != nil {
+		return x.ClaimsAccepted
+	}
+	return 0
+}
+
+func (x *SchedulerStats) GetClaimsConflicted() uint64 {
+	if x != nil {
+		return x.ClaimsConflicted
+	}
+	return 0
+}
+
+func (x *SchedulerStats) GetQueuedJobs() uint32 {
+	if x != nil {
+		return x.QueuedJobs
+	}
+	return 0
+}
+
+func (x *SchedulerStats) GetQueuedTasks() uint32 {
+	if x != nil {
+		return x.QueuedTasks
+	}
+	return 0
+}
+
+func (x *SchedulerStats) GetReportTimeUnixNano() int64 {
+	if x != nil {
+		return x.ReportTimeUnixNano
+	}
+	return 0
+}
+
+type ReportSchedulerStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Stats         *SchedulerStats        `protobuf:"bytes,2,opt,name=stats,proto3" json:"stats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportSchedulerStatsRequest) Reset() {
+	*x = ReportSchedulerStatsRequest{}
+	mi := &file_cell_v1_cell_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportSchedulerStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportSchedulerStatsRequest) ProtoMessage() {}
+
+func (x *ReportSchedulerStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportSchedulerStatsRequest.ProtoReflect.Descriptor instead.
+func (*ReportSchedulerStatsRequest) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ReportSchedulerStatsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReportSchedulerStatsRequest) GetStats() *SchedulerStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+type ReportSchedulerStatsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportSchedulerStatsResponse) Reset() {
+	*x = ReportSchedulerStatsResponse{}
+	mi := &file_cell_v1_cell_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportSchedulerStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportSchedulerStatsResponse) ProtoMessage() {}
+
+func (x *ReportSchedulerStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportSchedulerStatsResponse.ProtoReflect.Descriptor instead.
+func (*ReportSchedulerStatsResponse) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{46}
+}
+
+type ListSchedulersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulersRequest) Reset() {
+	*x = ListSchedulersRequest{}
+	mi := &file_cell_v1_cell_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulersRequest) ProtoMessage() {}
+
+func (x *ListSchedulersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulersRequest.ProtoReflect.Descriptor instead.
+func (*ListSchedulersRequest) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{47}
+}
+
+type SchedulerInfo struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Builtin bool                   `protobuf:"varint,2,opt,name=builtin,proto3" json:"builtin,omitempty"`
+	// Latest figures the scheduler reported (absent if none).
+	Stats *SchedulerStats `protobuf:"bytes,3,opt,name=stats,proto3" json:"stats,omitempty"`
+	// Counted by the store: pending tasks it owns, and its commit results.
+	PendingTasks     uint32 `protobuf:"varint,4,opt,name=pending_tasks,json=pendingTasks,proto3" json:"pending_tasks,omitempty"`
+	ClaimsAccepted   uint64 `protobuf:"varint,5,opt,name=claims_accepted,json=claimsAccepted,proto3" json:"claims_accepted,omitempty"`
+	ClaimsConflicted uint64 `protobuf:"varint,6,opt,name=claims_conflicted,json=claimsConflicted,proto3" json:"claims_conflicted,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *SchedulerInfo) Reset() {
+	*x = SchedulerInfo{}
+	mi := &file_cell_v1_cell_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchedulerInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchedulerInfo) ProtoMessage() {}
+
+func (x *SchedulerInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchedulerInfo.ProtoReflect.Descriptor instead.
+func (*SchedulerInfo) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *SchedulerInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SchedulerInfo) GetBuiltin() bool {
+	if x != nil {
+		return x.Builtin
+	}
+	return false
+}
+
+func (x *SchedulerInfo) GetStats() *SchedulerStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+func (x *SchedulerInfo) GetPendingTasks() uint32 {
+	if x != nil {
+		return x.PendingTasks
+	}
+	return 0
+}
+
+func (x *SchedulerInfo) GetClaimsAccepted() uint64 {
+	if x != nil {
+		return x.ClaimsAccepted
+	}
+	return 0
+}
+
+func (x *SchedulerInfo) GetClaimsConflicted() uint64 {
+	if x != nil {
+		return x.ClaimsConflicted
+	}
+	return 0
+}
+
+type ListSchedulersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Schedulers    []*SchedulerInfo       `protobuf:"bytes,1,rep,name=schedulers,proto3" json:"schedulers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulersResponse) Reset() {
+	*x = ListSchedulersResponse{}
+	mi := &file_cell_v1_cell_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulersResponse) ProtoMessage() {}
+
+func (x *ListSchedulersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulersResponse.ProtoReflect.Descriptor instead.
+func (*ListSchedulersResponse) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ListSchedulersResponse) GetSchedulers() []*SchedulerInfo {
+	if x != nil {
+		return x.Schedulers
+	}
+	return nil
+}
+
 type TaskStateUpdate struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Task    *TaskRef               `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
@@ -3517,7 +3971,7 @@ type TaskStateUpdate struct {
 
 func (x *TaskStateUpdate) Reset() {
 	*x = TaskStateUpdate{}
-	mi := &file_cell_v1_cell_proto_msgTypes[42]
+	mi := &file_cell_v1_cell_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3529,7 +3983,7 @@ func (x *TaskStateUpdate) String() string {
 func (*TaskStateUpdate) ProtoMessage() {}
 
 func (x *TaskStateUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[42]
+	mi := &file_cell_v1_cell_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3542,7 +3996,7 @@ func (x *TaskStateUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStateUpdate.ProtoReflect.Descriptor instead.
 func (*TaskStateUpdate) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{42}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *TaskStateUpdate) GetTask() *TaskRef {
@@ -3590,7 +4044,7 @@ type ReportTaskStatesRequest struct {
 
 func (x *ReportTaskStatesRequest) Reset() {
 	*x = ReportTaskStatesRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[43]
+	mi := &file_cell_v1_cell_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3602,7 +4056,7 @@ func (x *ReportTaskStatesRequest) String() string {
 func (*ReportTaskStatesRequest) ProtoMessage() {}
 
 func (x *ReportTaskStatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[43]
+	mi := &file_cell_v1_cell_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3615,7 +4069,7 @@ func (x *ReportTaskStatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportTaskStatesRequest.ProtoReflect.Descriptor instead.
 func (*ReportTaskStatesRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{43}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ReportTaskStatesRequest) GetMachineId() string {
@@ -3643,7 +4097,7 @@ type UpdateResult struct {
 
 func (x *UpdateResult) Reset() {
 	*x = UpdateResult{}
-	mi := &file_cell_v1_cell_proto_msgTypes[44]
+	mi := &file_cell_v1_cell_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3655,7 +4109,7 @@ func (x *UpdateResult) String() string {
 func (*UpdateResult) ProtoMessage() {}
 
 func (x *UpdateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[44]
+	mi := &file_cell_v1_cell_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3668,7 +4122,7 @@ func (x *UpdateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResult.ProtoReflect.Descriptor instead.
 func (*UpdateResult) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{44}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *UpdateResult) GetApplied() bool {
@@ -3695,7 +4149,7 @@ type ReportTaskStatesResponse struct {
 
 func (x *ReportTaskStatesResponse) Reset() {
 	*x = ReportTaskStatesResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[45]
+	mi := &file_cell_v1_cell_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3707,7 +4161,7 @@ func (x *ReportTaskStatesResponse) String() string {
 func (*ReportTaskStatesResponse) ProtoMessage() {}
 
 func (x *ReportTaskStatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[45]
+	mi := &file_cell_v1_cell_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3720,7 +4174,7 @@ func (x *ReportTaskStatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportTaskStatesResponse.ProtoReflect.Descriptor instead.
 func (*ReportTaskStatesResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{45}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ReportTaskStatesResponse) GetRevision() uint64 {
@@ -3749,7 +4203,7 @@ type TaskUsage struct {
 
 func (x *TaskUsage) Reset() {
 	*x = TaskUsage{}
-	mi := &file_cell_v1_cell_proto_msgTypes[46]
+	mi := &file_cell_v1_cell_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3761,7 +4215,7 @@ func (x *TaskUsage) String() string {
 func (*TaskUsage) ProtoMessage() {}
 
 func (x *TaskUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[46]
+	mi := &file_cell_v1_cell_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3774,7 +4228,7 @@ func (x *TaskUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskUsage.ProtoReflect.Descriptor instead.
 func (*TaskUsage) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{46}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *TaskUsage) GetTask() *TaskRef {
@@ -3812,7 +4266,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_cell_v1_cell_proto_msgTypes[47]
+	mi := &file_cell_v1_cell_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3824,7 +4278,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[47]
+	mi := &file_cell_v1_cell_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3837,7 +4291,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{47}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Heartbeat) GetMachineId() string {
@@ -3877,7 +4331,7 @@ type HeartbeatBatch struct {
 
 func (x *HeartbeatBatch) Reset() {
 	*x = HeartbeatBatch{}
-	mi := &file_cell_v1_cell_proto_msgTypes[48]
+	mi := &file_cell_v1_cell_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3889,7 +4343,7 @@ func (x *HeartbeatBatch) String() string {
 func (*HeartbeatBatch) ProtoMessage() {}
 
 func (x *HeartbeatBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[48]
+	mi := &file_cell_v1_cell_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3902,7 +4356,7 @@ func (x *HeartbeatBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatBatch.ProtoReflect.Descriptor instead.
 func (*HeartbeatBatch) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{48}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *HeartbeatBatch) GetHeartbeats() []*Heartbeat {
@@ -4010,7 +4464,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x10placed_unix_nano\x18\v \x01(\x03R\x0eplacedUnixNano\"6\n" +
 	"\aTaskRef\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\rR\x05index\"\xc9\x05\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\"\xf1\x05\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x1c\n" +
@@ -4032,7 +4486,8 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\fmod_revision\x18\x10 \x01(\x04R\vmodRevision\x12$\n" +
 	"\x05usage\x18\x11 \x01(\v2\x0e.cell.v1.UsageR\x05usage\x12\x1a\n" +
 	"\bfailures\x18\x12 \x01(\rR\bfailures\x12/\n" +
-	"\x14not_before_unix_nano\x18\x13 \x01(\x03R\x11notBeforeUnixNano\"8\n" +
+	"\x14not_before_unix_nano\x18\x13 \x01(\x03R\x11notBeforeUnixNano\x12&\n" +
+	"\x0flast_machine_id\x18\x14 \x01(\tR\rlastMachineId\"8\n" +
 	"\x10SubmitJobRequest\x12$\n" +
 	"\x04spec\x18\x01 \x01(\v2\x10.cell.v1.JobSpecR\x04spec\"O\n" +
 	"\x11SubmitJobResponse\x12\x1e\n" +
@@ -4155,7 +4610,37 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12.\n" +
 	"\aresults\x18\x02 \x03(\v2\x14.cell.v1.ClaimResultR\aresults\x12\x1a\n" +
 	"\baccepted\x18\x03 \x01(\rR\baccepted\x12.\n" +
-	"\tpreempted\x18\x04 \x03(\v2\x10.cell.v1.TaskRefR\tpreempted\"\xb2\x01\n" +
+	"\tpreempted\x18\x04 \x03(\v2\x10.cell.v1.TaskRefR\tpreempted\".\n" +
+	"\x18RegisterSchedulerRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"7\n" +
+	"\x19RegisterSchedulerResponse\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\"\xca\x02\n" +
+	"\x0eSchedulerStats\x12\x1a\n" +
+	"\bbusyness\x18\x01 \x01(\x01R\bbusyness\x12+\n" +
+	"\x11conflict_fraction\x18\x02 \x01(\x01R\x10conflictFraction\x12\"\n" +
+	"\ftransactions\x18\x03 \x01(\x04R\ftransactions\x12'\n" +
+	"\x0fclaims_accepted\x18\x04 \x01(\x04R\x0eclaimsAccepted\x12+\n" +
+	"\x11claims_conflicted\x18\x05 \x01(\x04R\x10claimsConflicted\x12\x1f\n" +
+	"\vqueued_jobs\x18\x06 \x01(\rR\n" +
+	"queuedJobs\x12!\n" +
+	"\fqueued_tasks\x18\a \x01(\rR\vqueuedTasks\x121\n" +
+	"\x15report_time_unix_nano\x18\b \x01(\x03R\x12reportTimeUnixNano\"`\n" +
+	"\x1bReportSchedulerStatsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
+	"\x05stats\x18\x02 \x01(\v2\x17.cell.v1.SchedulerStatsR\x05stats\"\x1e\n" +
+	"\x1cReportSchedulerStatsResponse\"\x17\n" +
+	"\x15ListSchedulersRequest\"\xe7\x01\n" +
+	"\rSchedulerInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\abuiltin\x18\x02 \x01(\bR\abuiltin\x12-\n" +
+	"\x05stats\x18\x03 \x01(\v2\x17.cell.v1.SchedulerStatsR\x05stats\x12#\n" +
+	"\rpending_tasks\x18\x04 \x01(\rR\fpendingTasks\x12'\n" +
+	"\x0fclaims_accepted\x18\x05 \x01(\x04R\x0eclaimsAccepted\x12+\n" +
+	"\x11claims_conflicted\x18\x06 \x01(\x04R\x10claimsConflicted\"P\n" +
+	"\x16ListSchedulersResponse\x126\n" +
+	"\n" +
+	"schedulers\x18\x01 \x03(\v2\x16.cell.v1.SchedulerInfoR\n" +
+	"schedulers\"\xb2\x01\n" +
 	"\x0fTaskStateUpdate\x12$\n" +
 	"\x04task\x18\x01 \x01(\v2\x10.cell.v1.TaskRefR\x04task\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\x12(\n" +
@@ -4270,7 +4755,11 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\fStateService\x12A\n" +
 	"\bSnapshot\x12\x18.cell.v1.SnapshotRequest\x1a\x19.cell.v1.SnapshotResponse0\x01\x128\n" +
 	"\x05Watch\x12\x15.cell.v1.WatchRequest\x1a\x16.cell.v1.WatchResponse0\x01\x129\n" +
-	"\x06Commit\x12\x16.cell.v1.CommitRequest\x1a\x17.cell.v1.CommitResponse2g\n" +
+	"\x06Commit\x12\x16.cell.v1.CommitRequest\x1a\x17.cell.v1.CommitResponse2\xa6\x02\n" +
+	"\x10SchedulerService\x12Z\n" +
+	"\x11RegisterScheduler\x12!.cell.v1.RegisterSchedulerRequest\x1a\".cell.v1.RegisterSchedulerResponse\x12c\n" +
+	"\x14ReportSchedulerStats\x12$.cell.v1.ReportSchedulerStatsRequest\x1a%.cell.v1.ReportSchedulerStatsResponse\x12Q\n" +
+	"\x0eListSchedulers\x12\x1e.cell.v1.ListSchedulersRequest\x1a\x1f.cell.v1.ListSchedulersResponse2g\n" +
 	"\fAgentService\x12W\n" +
 	"\x10ReportTaskStates\x12 .cell.v1.ReportTaskStatesRequest\x1a!.cell.v1.ReportTaskStatesResponseB5Z3github.com/omegacell/omegacell/proto/cell/v1;cellv1b\x06proto3"
 
@@ -4287,7 +4776,7 @@ func file_cell_v1_cell_proto_rawDescGZIP() []byte {
 }
 
 var file_cell_v1_cell_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_cell_v1_cell_proto_goTypes = []any{
 	(MachineState)(0),                      // 0: cell.v1.MachineState
 	(ConstraintOp)(0),                      // 1: cell.v1.ConstraintOp
@@ -4340,25 +4829,33 @@ var file_cell_v1_cell_proto_goTypes = []any{
 	(*CommitRequest)(nil),                  // 48: cell.v1.CommitRequest
 	(*ClaimResult)(nil),                    // 49: cell.v1.ClaimResult
 	(*CommitResponse)(nil),                 // 50: cell.v1.CommitResponse
-	(*TaskStateUpdate)(nil),                // 51: cell.v1.TaskStateUpdate
-	(*ReportTaskStatesRequest)(nil),        // 52: cell.v1.ReportTaskStatesRequest
-	(*UpdateResult)(nil),                   // 53: cell.v1.UpdateResult
-	(*ReportTaskStatesResponse)(nil),       // 54: cell.v1.ReportTaskStatesResponse
-	(*TaskUsage)(nil),                      // 55: cell.v1.TaskUsage
-	(*Heartbeat)(nil),                      // 56: cell.v1.Heartbeat
-	(*HeartbeatBatch)(nil),                 // 57: cell.v1.HeartbeatBatch
-	nil,                                    // 58: cell.v1.Machine.LabelsEntry
-	nil,                                    // 59: cell.v1.TaskTemplate.EnvEntry
-	nil,                                    // 60: cell.v1.RegisterMachineRequest.LabelsEntry
+	(*RegisterSchedulerRequest)(nil),       // 51: cell.v1.RegisterSchedulerRequest
+	(*RegisterSchedulerResponse)(nil),      // 52: cell.v1.RegisterSchedulerResponse
+	(*SchedulerStats)(nil),                 // 53: cell.v1.SchedulerStats
+	(*ReportSchedulerStatsRequest)(nil),    // 54: cell.v1.ReportSchedulerStatsRequest
+	(*ReportSchedulerStatsResponse)(nil),   // 55: cell.v1.ReportSchedulerStatsResponse
+	(*ListSchedulersRequest)(nil),          // 56: cell.v1.ListSchedulersRequest
+	(*SchedulerInfo)(nil),                  // 57: cell.v1.SchedulerInfo
+	(*ListSchedulersResponse)(nil),         // 58: cell.v1.ListSchedulersResponse
+	(*TaskStateUpdate)(nil),                // 59: cell.v1.TaskStateUpdate
+	(*ReportTaskStatesRequest)(nil),        // 60: cell.v1.ReportTaskStatesRequest
+	(*UpdateResult)(nil),                   // 61: cell.v1.UpdateResult
+	(*ReportTaskStatesResponse)(nil),       // 62: cell.v1.ReportTaskStatesResponse
+	(*TaskUsage)(nil),                      // 63: cell.v1.TaskUsage
+	(*Heartbeat)(nil),                      // 64: cell.v1.Heartbeat
+	(*HeartbeatBatch)(nil),                 // 65: cell.v1.HeartbeatBatch
+	nil,                                    // 66: cell.v1.Machine.LabelsEntry
+	nil,                                    // 67: cell.v1.TaskTemplate.EnvEntry
+	nil,                                    // 68: cell.v1.RegisterMachineRequest.LabelsEntry
 }
 var file_cell_v1_cell_proto_depIdxs = []int32{
-	58, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
+	66, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
 	9,  // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
 	9,  // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
 	0,  // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
 	11, // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
 	1,  // 5: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
-	59, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
+	67, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
 	9,  // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
 	13, // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
 	14, // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
@@ -4381,7 +4878,7 @@ var file_cell_v1_cell_proto_depIdxs = []int32{
 	18, // 26: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
 	19, // 27: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
 	5,  // 28: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
-	60, // 29: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	68, // 29: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
 	9,  // 30: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
 	12, // 31: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
 	12, // 32: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
@@ -4405,48 +4902,57 @@ var file_cell_v1_cell_proto_depIdxs = []int32{
 	8,  // 50: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
 	49, // 51: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
 	19, // 52: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
-	19, // 53: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
-	4,  // 54: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
-	51, // 55: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
-	53, // 56: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
-	19, // 57: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
-	11, // 58: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
-	11, // 59: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
-	55, // 60: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
-	56, // 61: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
-	21, // 62: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	23, // 63: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	25, // 64: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	28, // 65: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	30, // 66: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	32, // 67: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	34, // 68: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	36, // 69: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	38, // 70: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	40, // 71: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	42, // 72: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	44, // 73: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	48, // 74: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	52, // 75: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	22, // 76: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	24, // 77: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	27, // 78: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	29, // 79: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	31, // 80: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	33, // 81: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	35, // 82: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	37, // 83: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	39, // 84: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	41, // 85: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	43, // 86: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	46, // 87: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	50, // 88: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	54, // 89: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	76, // [76:90] is the sub-list for method output_type
-	62, // [62:76] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	53, // 53: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
+	53, // 54: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
+	57, // 55: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
+	19, // 56: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
+	4,  // 57: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
+	59, // 58: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
+	61, // 59: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
+	19, // 60: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
+	11, // 61: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
+	11, // 62: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
+	63, // 63: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
+	64, // 64: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
+	21, // 65: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	23, // 66: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	25, // 67: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	28, // 68: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	30, // 69: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	32, // 70: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	34, // 71: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	36, // 72: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	38, // 73: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	40, // 74: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	42, // 75: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	44, // 76: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	48, // 77: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	51, // 78: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
+	54, // 79: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
+	56, // 80: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
+	60, // 81: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	22, // 82: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	24, // 83: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	27, // 84: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	29, // 85: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	31, // 86: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	33, // 87: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	35, // 88: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	37, // 89: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	39, // 90: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	41, // 91: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	43, // 92: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	46, // 93: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	50, // 94: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	52, // 95: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
+	55, // 96: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
+	58, // 97: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
+	62, // 98: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	82, // [82:99] is the sub-list for method output_type
+	65, // [65:82] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
@@ -4465,9 +4971,9 @@ func file_cell_v1_cell_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cell_v1_cell_proto_rawDesc), len(file_cell_v1_cell_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   52,
+			NumMessages:   60,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_cell_v1_cell_proto_goTypes,
 		DependencyIndexes: file_cell_v1_cell_proto_depIdxs,

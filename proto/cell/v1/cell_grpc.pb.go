@@ -744,6 +744,192 @@ var StateService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	SchedulerService_RegisterScheduler_FullMethodName    = "/cell.v1.SchedulerService/RegisterScheduler"
+	SchedulerService_ReportSchedulerStats_FullMethodName = "/cell.v1.SchedulerService/ReportSchedulerStats"
+	SchedulerService_ListSchedulers_FullMethodName       = "/cell.v1.SchedulerService/ListSchedulers"
+)
+
+// SchedulerServiceClient is the client API for SchedulerService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+type SchedulerServiceClient interface {
+	// Announces a scheduler by name; jobs may only name registered
+	// schedulers. Idempotent. The built-ins are always registered.
+	RegisterScheduler(ctx context.Context, in *RegisterSchedulerRequest, opts ...grpc.CallOption) (*RegisterSchedulerResponse, error)
+	// A scheduler's own figures (busyness, conflict fraction...), kept in
+	// memory by the server for `cell scheduler list`.
+	ReportSchedulerStats(ctx context.Context, in *ReportSchedulerStatsRequest, opts ...grpc.CallOption) (*ReportSchedulerStatsResponse, error)
+	ListSchedulers(ctx context.Context, in *ListSchedulersRequest, opts ...grpc.CallOption) (*ListSchedulersResponse, error)
+}
+
+type schedulerServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewSchedulerServiceClient(cc grpc.ClientConnInterface) SchedulerServiceClient {
+	return &schedulerServiceClient{cc}
+}
+
+func (c *schedulerServiceClient) RegisterScheduler(ctx context.Context, in *RegisterSchedulerRequest, opts ...grpc.CallOption) (*RegisterSchedulerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterSchedulerResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_RegisterScheduler_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ReportSchedulerStats(ctx context.Context, in *ReportSchedulerStatsRequest, opts ...grpc.CallOption) (*ReportSchedulerStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportSchedulerStatsResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ReportSchedulerStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ListSchedulers(ctx context.Context, in *ListSchedulersRequest, opts ...grpc.CallOption) (*ListSchedulersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSchedulersResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ListSchedulers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SchedulerServiceServer is the server API for SchedulerService service.
+// All implementations must embed UnimplementedSchedulerServiceServer
+// for forward compatibility.
+type SchedulerServiceServer interface {
+	// Announces a scheduler by name; jobs may only name registered
+	// schedulers. Idempotent. The built-ins are always registered.
+	RegisterScheduler(context.Context, *RegisterSchedulerRequest) (*RegisterSchedulerResponse, error)
+	// A scheduler's own figures (busyness, conflict fraction...), kept in
+	// memory by the server for `cell scheduler list`.
+	ReportSchedulerStats(context.Context, *ReportSchedulerStatsRequest) (*ReportSchedulerStatsResponse, error)
+	ListSchedulers(context.Context, *ListSchedulersRequest) (*ListSchedulersResponse, error)
+	mustEmbedUnimplementedSchedulerServiceServer()
+}
+
+// UnimplementedSchedulerServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedSchedulerServiceServer struct{}
+
+func (UnimplementedSchedulerServiceServer) RegisterScheduler(context.Context, *RegisterSchedulerRequest) (*RegisterSchedulerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RegisterScheduler not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ReportSchedulerStats(context.Context, *ReportSchedulerStatsRequest) (*ReportSchedulerStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportSchedulerStats not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ListSchedulers(context.Context, *ListSchedulersRequest) (*ListSchedulersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSchedulers not implemented")
+}
+func (UnimplementedSchedulerServiceServer) mustEmbedUnimplementedSchedulerServiceServer() {}
+func (UnimplementedSchedulerServiceServer) testEmbeddedByValue()                          {}
+
+// UnsafeSchedulerServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to SchedulerServiceServer will
+// result in compilation errors.
+type UnsafeSchedulerServiceServer interface {
+	mustEmbedUnimplementedSchedulerServiceServer()
+}
+
+func RegisterSchedulerServiceServer(s grpc.ServiceRegistrar, srv SchedulerServiceServer) {
+	// If the following call panics, it indicates UnimplementedSchedulerServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&SchedulerService_ServiceDesc, srv)
+}
+
+func _SchedulerService_RegisterScheduler_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterSchedulerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).RegisterScheduler(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_RegisterScheduler_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).RegisterScheduler(ctx, req.(*RegisterSchedulerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ReportSchedulerStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportSchedulerStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ReportSchedulerStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ReportSchedulerStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ReportSchedulerStats(ctx, req.(*ReportSchedulerStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ListSchedulers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSchedulersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ListSchedulers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ListSchedulers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ListSchedulers(ctx, req.(*ListSchedulersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// SchedulerService_ServiceDesc is the grpc.ServiceDesc for SchedulerService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var SchedulerService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "cell.v1.SchedulerService",
+	HandlerType: (*SchedulerServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "RegisterScheduler",
+			Handler:    _SchedulerService_RegisterScheduler_Handler,
+		},
+		{
+			MethodName: "ReportSchedulerStats",
+			Handler:    _SchedulerService_ReportSchedulerStats_Handler,
+		},
+		{
+			MethodName: "ListSchedulers",
+			Handler:    _SchedulerService_ListSchedulers_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "cell/v1/cell.proto",
+}
+
+const (
 	AgentService_ReportTaskStates_FullMethodName = "/cell.v1.AgentService/ReportTaskStates"
 )
 
