@@ -118,9 +118,17 @@ func Release(m *Machine, r Resources, devices []DeviceShare) error {
 	if !r.LessOrEqual(m.Allocated) {
 		return fmt.Errorf("txn: release of %v from machine %s exceeds its allocation %v", r, m.ID, m.Allocated)
 	}
-	for _, d := range devices {
-		if int(d.Device) >= len(m.DeviceUsed) || m.DeviceUsed[d.Device] < d.Milli {
-			return fmt.Errorf("txn: release of device %d (%dm) from machine %s exceeds its use", d.Device, d.Milli, m.ID)
+	for i, d := range devices {
+		// A device named more than once is released once per share, so
+		// its use must cover the sum of those shares.
+		total := uint64(d.Milli)
+		for _, e := range devices[:i] {
+			if e.Device == d.Device {
+				total += uint64(e.Milli)
+			}
+		}
+		if int(d.Device) >= len(m.DeviceUsed) || uint64(m.DeviceUsed[d.Device]) < total {
+			return fmt.Errorf("txn: release of device %d (%dm) from machine %s exceeds its use", d.Device, total, m.ID)
 		}
 	}
 	m.Allocated = m.Allocated.Sub(r)
