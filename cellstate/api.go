@@ -1,0 +1,263 @@
+package cellstate
+
+import (
+	"context"
+	"sort"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/txn"
+)
+
+// The Store's Go API. Writes go through the commit loop and return once
+// durable, with the revision they got (0 if nothing changed). Requests are
+// assumed valid (the gRPC layer validates them, naming the field).
+
+// Commit validates and applies a scheduler's transaction.
+func (s *Store) Commit(ctx context.Context, tx *txn.Transaction) (*CommitResult, uint64, error) {
+	res, rev, err := s.do(ctx, commitOp{tx: tx})
+	if err != nil {
+		return nil, 0, err
+	}
+	return res.(*CommitResult), rev, nil
+}
+
+// SubmitJob creates a job and its pending tasks.
+func (s *Store) SubmitJob(ctx context.Context, spec *cellv1.JobSpec) (*cellv1.Job, uint64, error) {
+	res, rev, err := s.do(ctx, submitOp{spec: spec})
+	if err != nil {
+		return nil, 0, err
+	}
+	return res.(*cellv1.Job), rev, nil
+}
+
+// StopJob kills a job's unfinished tasks, freeing their resources.
+func (s *Store) StopJob(ctx context.Context, idOrName string) (*cellv1.Job, uint64, error) {
+	res, rev, err := s.do(ctx, stopOp{idOrName: idOrName})
+	if err != nil {
+		return nil, 0, err
+	}
+	return res.(*cellv1.Job), rev, nil
+}
+
+// SetJobSchedulingStatus records a scheduler's verdict on a job.
+func (s *Store) SetJobSchedulingStatus(ctx context.Context, req *cellv1.SetJobSchedulingStatusRequest) (uint64, error) {
+	_, rev, err := s.do(ctx, setJobStatusOp{req: req})
+	return rev, err
+}
+
+// RegisterMachine creates or updates a machine.
+func (s *Store) RegisterMachine(ctx context.Context, req *cellv1.RegisterMachineRequest) (*cellv1.Machine, uint64, error) {
+	res, rev, err := s.do(ctx, registerMachineOp{req: req})
+	if err != nil {
+		return nil, 0, err
+	}
+	return res.(*machine).pb(), rev, nil
+}
+
+// DrainMachine marks a machine draining (its tasks go back to their
+// schedulers) or returns it to ready.
+func (s *Store) DrainMachine(ctx context.Context, id string, drain bool) (*cellv1.Machine, uint64, error) {
+	res, rev, err := s.do(ctx, drainOp{id: id, drain: drain})
+	if err != nil {
+		return nil, 0, err
+	}
+	return res.(*machine).pb(), rev, nil
+}
+
+// ReportTaskStates applies an agent's task updates, each fenced by attempt.
+func (s *Store) ReportTaskStates(ctx context.Context, machineID string, updates []*cellv1.TaskStateUpdate) ([]*cellv1.UpdateResult, uint64, error) {
+	res, rev, err := s.do(ctx, agentUpdatesOp{machine: machineID, updates: updates})
+	if err != nil {
+		return nil, 0, err
+	}
+	return res.([]*cellv1.UpdateResult), rev, nil
+}
+
+// RegisterScheduler makes a scheduler name valid for jobs and commits.
+func (s *Store) RegisterScheduler(ctx context.Context, name string) (uint64, error) {
+	_, rev, err := s.do(ctx, registerSchedulerOp{name: name})
+	return rev, err
+}
+
+func (s *Store) markDown(ctx context.Context, ids []string) ([]string, error) {
+	res, _, err := s.do(ctx, markDownOp{ids: ids})
+	if err != nil {
+		return nil, err
+	}
+	downed, _ := res.([]string)
+	return downed, nil
+}
+
+func (s *Store) markUp(ctx context.Context, ids []string) error {
+	_, _, err := s.do(ctx, markUpOp{ids: ids})
+	return err
+}
+
+// --- reads ---
+
+// GetJob returns a job, its task counts and optionally its tasks.
+func (s *Store) GetJob(idOrName string, withTasks bool) (*cellv1.GetJobResponse, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	j, err := s.st.lookupJob(idOrName)
+	if err != nil {
+		return nil, err
+	}
+	out := &cellv1.GetJobResponse{Job: j.job, Counts: j.taskCounts(), Revision: s.st.rev}
+	if withTasks {
+		out.Tasks = make([]*cellv1.Task, len(j.tasks))
+		for i, t := range j.tasks {
+			out.Tasks[i] = t.pb()
+		}
+	}
+	return out, nil
+}
+
+// ListJobs lists jobs, newest first.
+func (s *Store) ListJobs(scheduler string, includeFinished bool) *cellv1.ListJobsResponse {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := &cellv1.ListJobsResponse{Revision: s.st.rev}
+	for _, j := range s.st.jobs {
+		if (scheduler != "" && j.job.Spec.Scheduler != scheduler) || (!includeFinished && !jobLive(j.job)) {
+			continue
+		}
+		out.Jobs = append(out.Jobs, &cellv1.JobSummary{Job: j.job, Counts: j.taskCounts()})
+	}
+	sort.Slice(out.Jobs, func(a, b int) bool {
+		ja, jb := out.Jobs[a].Job, out.Jobs[b].Job
+		if ja.SubmitTimeUnixNano != jb.SubmitTimeUnixNano {
+			return ja.SubmitTimeUnixNano > jb.SubmitTimeUnixNano
+		}
+		return ja.Id < jb.Id
+	})
+	return out
+}
+
+// GetMachine returns a machine and the tasks placed on it.
+func (s *Store) GetMachine(id string) (*cellv1.GetMachineResponse, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	m := s.st.machines[id]
+	if m == nil {
+		return nil, status.Errorf(codes.NotFound, "id: machine %q does not exist", id)
+	}
+	out := &cellv1.GetMachineResponse{Machine: m.pb()}
+	for _, j := range s.st.jobs {
+		if j.counts[txn.TaskAssigned]+j.counts[txn.TaskRunning] == 0 {
+			continue
+		}
+		for _, t := range j.tasks {
+			if t.t.State.HoldsResources() && t.t.Machine == id {
+				out.Tasks = append(out.Tasks, t.pb())
+			}
+		}
+	}
+	return out, nil
+}
+
+// ListMachines lists machines by id.
+func (s *Store) ListMachines() *cellv1.ListMachinesResponse {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := &cellv1.ListMachinesResponse{Revision: s.st.rev, Machines: make([]*cellv1.Machine, 0, len(s.st.machines))}
+	for _, id := range s.st.sortedMachineIDs() {
+		out.Machines = append(out.Machines, s.st.machines[id].pb())
+	}
+	return out
+}
+
+// Schedulers returns registered scheduler names and their pending tasks.
+func (s *Store) Schedulers() (names []string, pending map[string]int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	pending = make(map[string]int, len(s.st.schedulers))
+	for n := range s.st.schedulers {
+		names = append(names, n)
+		pending[n] = s.st.pendingBySched[n]
+	}
+	sort.Strings(names)
+	return names, pending
+}
+
+// machineLogAddress returns where a machine's agent serves task logs.
+func (s *Store) machineLogAddress(id string) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if m := s.st.machines[id]; m != nil {
+		return m.logAddress
+	}
+	return ""
+}
+
+// Snapshot is a consistent copy of the cell at one revision. Objects are
+// shared immutable versions; only the slices are copied.
+type Snapshot struct {
+	Revision uint64
+	machines []*machine
+	jobs     []*cellv1.Job
+	tasks    [][]*task // per job, same order as jobs
+}
+
+// Snapshot captures the cell at its current durable revision.
+func (s *Store) Snapshot() *Snapshot {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	snap := &Snapshot{
+		Revision: s.st.rev,
+		machines: make([]*machine, 0, len(s.st.machines)),
+		jobs:     make([]*cellv1.Job, 0, len(s.st.jobs)),
+		tasks:    make([][]*task, 0, len(s.st.jobs)),
+	}
+	for _, m := range s.st.machines {
+		snap.machines = append(snap.machines, m)
+	}
+	for _, j := range s.st.jobs {
+		snap.jobs = append(snap.jobs, j.job)
+		snap.tasks = append(snap.tasks, append([]*task(nil), j.tasks...))
+	}
+	return snap
+}
+
+// Chunks streams the snapshot as API messages of at most size objects;
+// the first carries the revision, the last has Last set.
+func (snap *Snapshot) Chunks(size int, send func(*cellv1.SnapshotResponse) error) error {
+	cur := &cellv1.SnapshotResponse{Revision: snap.Revision}
+	n := 0
+	flush := func(last bool) error {
+		cur.Last = last
+		if err := send(cur); err != nil {
+			return err
+		}
+		cur, n = &cellv1.SnapshotResponse{Revision: snap.Revision}, 0
+		return nil
+	}
+	for _, m := range snap.machines {
+		cur.Machines = append(cur.Machines, m.pb())
+		if n++; n >= size {
+			if err := flush(false); err != nil {
+				return err
+			}
+		}
+	}
+	for i, j := range snap.jobs {
+		cur.Jobs = append(cur.Jobs, j)
+		if n++; n >= size {
+			if err := flush(false); err != nil {
+				return err
+			}
+		}
+		for _, t := range snap.tasks[i] {
+			cur.Tasks = append(cur.Tasks, t.pb())
+			if n++; n >= size {
+				if err := flush(false); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return flush(true)
+}

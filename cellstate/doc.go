@@ -1,0 +1,33 @@
+// Package cellstate is omegacell's authoritative cell-state store and the
+// gRPC server of the cell.
+//
+// Contract:
+//   - One commit loop owns all state changes. It takes operations (commit
+//     a transaction, submit or stop a job, register or drain a machine, an
+//     agent's task updates, mark a machine down, ...) one at a time in
+//     arrival order, validates each with package txn (the one fit check),
+//     and gives every operation that changes something the next cell-wide
+//     revision.
+//   - Group commit: the changes of every operation taken in one round go
+//     into one Pebble batch with one synced write. Only after that write
+//     returns are callers answered and the changes published to watchers.
+//     Nothing is acknowledged, and no watcher sees anything, before it is
+//     durable.
+//   - In memory, objects (machines, tasks, jobs) are immutable once
+//     installed: a change installs a new version. Readers copy pointers
+//     under a read lock, so a snapshot of a million tasks costs a few
+//     milliseconds of memmove, not a deep copy.
+//   - Durable layout (Pebble): current objects under m/, j/, t/, s/; the
+//     change log under l/<revision> (each entry is the encoded
+//     WatchResponse of that revision); meta/ holds the revision and the
+//     compaction point. Objects and log are written in the same batch, so
+//     recovery (indexes rebuilt from the objects) is always consistent
+//     with the log. The log is a clean ordered sequence of revisions, ready
+//     to be shipped to replicas later.
+//   - Log compaction keeps the newest Options.LogRetention revisions. A
+//     watch from an older revision is answered with the compaction point
+//     and OUT_OF_RANGE: the client must resnapshot.
+//   - Liveness (heartbeats, usage) is not revisioned: it lives in memory
+//     and only state transitions it causes (a machine marked down, its
+//     tasks lost) go through the commit loop.
+package cellstate

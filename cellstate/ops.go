@@ -1,0 +1,476 @@
+package cellstate
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/omegacell/omegacell/pbconv"
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/txn"
+)
+
+// ---------------------------------------------------------------- commit
+
+type commitOp struct{ tx *txn.Transaction }
+
+// CommitResult is the outcome of a committed transaction.
+type CommitResult struct {
+	Decision *txn.Decision
+}
+
+func (o commitOp) run(s *state) (any, error) {
+	if !s.schedulers[o.tx.Scheduler] {
+		return nil, status.Errorf(codes.InvalidArgument, "scheduler: %q is not registered", o.tx.Scheduler)
+	}
+	d := txn.Validate(s, o.tx)
+	txn.Apply(s, d)
+	for _, k := range d.Preempted {
+		s.annotateTask(k, fmt.Sprintf("preempted by scheduler %s", o.tx.Scheduler))
+	}
+	return &CommitResult{Decision: d}, nil
+}
+
+// annotateTask sets the message of a task version installed by the
+// current operation (not yet visible to anyone).
+func (s *state) annotateTask(k txn.TaskKey, msg string) {
+	t := s.task(k)
+	if t.modRev == s.changes.rev {
+		t.message = msg
+	}
+}
+
+// ---------------------------------------------------------------- jobs
+
+type submitOp struct{ spec *cellv1.JobSpec }
+
+func (o submitOp) run(s *state) (any, error) {
+	spec := o.spec
+	if !s.schedulers[spec.Scheduler] {
+		return nil, status.Errorf(codes.InvalidArgument, "spec.scheduler: %q is not registered (registered: %s)", spec.Scheduler, s.schedulerNames())
+	}
+	if id, ok := s.jobByName[spec.Name]; ok {
+		return nil, status.Errorf(codes.AlreadyExists, "spec.name: a live job named %q exists (%s)", spec.Name, id)
+	}
+	id := uuid.NewString()
+	pb := &cellv1.Job{Id: id, Spec: spec, State: cellv1.JobState_JOB_STATE_PENDING, SubmitTimeUnixNano: s.now}
+	j := &jobEntry{tmpl: spec.Task, tasks: make([]*task, spec.Count)}
+	if spec.Task.GetMaxPerMachine() > 0 {
+		j.perMachine = make(map[string]uint32)
+	}
+	s.jobs[id] = j
+	s.jobByName[spec.Name] = id
+	s.installJob(j, pb)
+	res := pbconv.Resources(spec.Task.GetResources())
+	cons := pbconv.Constraints(spec.Task.GetConstraints())
+	for i := range spec.Count {
+		t := &task{
+			t: &txn.Task{
+				Key: txn.TaskKey{Job: id, Index: i}, Scheduler: spec.Scheduler, Priority: spec.Priority,
+				State: txn.TaskPending, Resources: res, Constraints: cons, MaxPerMachine: spec.Task.GetMaxPerMachine(),
+			},
+			submitTime: s.now,
+		}
+		s.installTask(t)
+	}
+	return pb, nil
+}
+
+type stopOp struct{ idOrName string }
+
+func (o stopOp) run(s *state) (any, error) {
+	j, err := s.lookupJob(o.idOrName)
+	if err != nil {
+		return nil, err
+	}
+	if !jobLive(j.job) {
+		return nil, status.Errorf(codes.FailedPrecondition, "job %s is already %s", j.job.Id, jobStateName(j.job.State))
+	}
+	s.killTasks(j, "job stopped")
+	pb := proto.Clone(j.job).(*cellv1.Job)
+	pb.State = cellv1.JobState_JOB_STATE_STOPPED
+	pb.FinishTimeUnixNano = s.now
+	pb.Message = "stopped by request"
+	delete(s.jobByName, pb.Spec.Name)
+	s.installJob(j, pb)
+	return pb, nil
+}
+
+// killTasks moves every unfinished task of a job to killed.
+func (s *state) killTasks(j *jobEntry, why string) {
+	for _, t := range j.tasks {
+		if txn.CanTransition(t.t.State, txn.TaskKilled) {
+			s.transition(t.t.Key, txn.TaskKilled, why)
+		}
+	}
+}
+
+// transition applies txn.Transition and installs the result. The
+// transitions the store makes itself are legal by construction; an error
+// here means the bookkeeping is broken, which the operation reports.
+func (s *state) transition(k txn.TaskKey, to txn.TaskState, msg string) error {
+	nt, nm, err := txn.Transition(s, k, to)
+	if err != nil {
+		return err
+	}
+	if nm != nil {
+		s.PutMachine(nm)
+	}
+	s.PutTask(nt)
+	s.annotateTask(k, msg)
+	return nil
+}
+
+func (s *state) lookupJob(idOrName string) (*jobEntry, error) {
+	if j := s.jobs[idOrName]; j != nil {
+		return j, nil
+	}
+	if id, ok := s.jobByName[idOrName]; ok {
+		return s.jobs[id], nil
+	}
+	if _, err := uuid.Parse(idOrName); err == nil {
+		return nil, status.Errorf(codes.NotFound, "job %s does not exist", idOrName)
+	}
+	return nil, status.Errorf(codes.NotFound, "no live job is named %q", idOrName)
+}
+
+type setJobStatusOp struct{ req *cellv1.SetJobSchedulingStatusRequest }
+
+func (o setJobStatusOp) run(s *state) (any, error) {
+	j := s.jobs[o.req.JobId]
+	if j == nil {
+		return nil, status.Errorf(codes.NotFound, "job_id: job %s does not exist", o.req.JobId)
+	}
+	if j.job.Spec.Scheduler != o.req.Scheduler {
+		return nil, status.Errorf(codes.PermissionDenied, "scheduler: job %s belongs to scheduler %q", o.req.JobId, j.job.Spec.Scheduler)
+	}
+	old := j.job
+	if old.UnschedulableReason == o.req.UnschedulableReason && old.Attempts == o.req.Attempts &&
+		(old.FirstAttemptUnixNano != 0 || o.req.FirstAttemptUnixNano == 0) {
+		return nil, nil // nothing changes
+	}
+	pb := proto.Clone(old).(*cellv1.Job)
+	pb.UnschedulableReason = o.req.UnschedulableReason
+	pb.Attempts = o.req.Attempts
+	if pb.FirstAttemptUnixNano == 0 {
+		pb.FirstAttemptUnixNano = o.req.FirstAttemptUnixNano
+	}
+	s.installJob(j, pb)
+	return nil, nil
+}
+
+// refreshJobs recomputes the state of every job whose tasks changed in
+// the current operation, and applies the job-level rules: a batch job
+// succeeds when all its tasks did; a job is placed when none is pending.
+func (s *state) refreshJobs() {
+	for id := range s.changes.touchedJobs {
+		j := s.jobs[id]
+		old := j.job
+		if !jobLive(old) {
+			continue
+		}
+		c := &j.counts
+		next := cellv1.JobState_JOB_STATE_PENDING
+		switch {
+		case int(c[txn.TaskSucceeded]) == len(j.tasks):
+			next = cellv1.JobState_JOB_STATE_SUCCEEDED
+		case c[txn.TaskAssigned]+c[txn.TaskRunning]+c[txn.TaskSucceeded] > 0:
+			next = cellv1.JobState_JOB_STATE_RUNNING
+		}
+		placed := old.PlacedUnixNano
+		if placed == 0 && c[txn.TaskPending] == 0 && next != cellv1.JobState_JOB_STATE_PENDING {
+			placed = s.now
+		}
+		if next == old.State && placed == old.PlacedUnixNano {
+			continue
+		}
+		pb := proto.Clone(old).(*cellv1.Job)
+		pb.State, pb.PlacedUnixNano = next, placed
+		if next == cellv1.JobState_JOB_STATE_SUCCEEDED {
+			pb.FinishTimeUnixNano = s.now
+			delete(s.jobByName, pb.Spec.Name)
+		}
+		if next != cellv1.JobState_JOB_STATE_PENDING {
+			pb.UnschedulableReason = ""
+		}
+		s.installJob(j, pb)
+	}
+}
+
+// ---------------------------------------------------------------- agents
+
+type agentUpdatesOp struct {
+	machine string
+	updates []*cellv1.TaskStateUpdate
+}
+
+func (o agentUpdatesOp) run(s *state) (any, error) {
+	if s.machines[o.machine] == nil {
+		return nil, status.Errorf(codes.NotFound, "machine_id: machine %q is not registered", o.machine)
+	}
+	results := make([]*cellv1.UpdateResult, len(o.updates))
+	for i, u := range o.updates {
+		results[i] = &cellv1.UpdateResult{Applied: true}
+		if err := s.agentUpdate(o.machine, u); err != nil {
+			results[i] = &cellv1.UpdateResult{Reason: err.Error()}
+		}
+	}
+	return results, nil
+}
+
+func (s *state) agentUpdate(machineID string, u *cellv1.TaskStateUpdate) error {
+	k := pbconv.TaskKey(u.Task)
+	nt, nm, err := txn.ValidateAgentUpdate(s, txn.AgentUpdate{Task: k, Machine: machineID, Attempt: u.Attempt, State: txn.TaskState(u.State)})
+	if err != nil {
+		return err
+	}
+	if nm != nil {
+		s.PutMachine(nm)
+	}
+	s.PutTask(nt)
+	t := s.task(k)
+	t.exitCode, t.message = u.ExitCode, u.Message
+	if nt.State == txn.TaskRunning {
+		return nil
+	}
+	s.afterExit(s.jobs[k.Job], t)
+	return nil
+}
+
+// Restart backoff: 1 s doubling per failure, at most 1 min.
+const (
+	restartBackoffBase = time.Second
+	restartBackoffMax  = time.Minute
+)
+
+func restartBackoff(failures uint32) time.Duration {
+	d := restartBackoffBase
+	for i := uint32(1); i < failures && d < restartBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, restartBackoffMax)
+}
+
+// afterExit keeps the desired state after a task ended on its own (a
+// version installed by the current operation): a service task is placed
+// again with backoff whatever its exit; a failed batch task is retried up
+// to the job's retry limit, then the job fails.
+func (s *state) afterExit(j *jobEntry, t *task) {
+	if !jobLive(j.job) {
+		return
+	}
+	service := j.job.Spec.Kind == cellv1.JobKind_JOB_KIND_SERVICE
+	failed := t.t.State != txn.TaskSucceeded
+	if !service && !failed {
+		return
+	}
+	if failed {
+		t.failures++
+	}
+	if !service && t.failures > j.job.Spec.RetryLimit {
+		s.failJob(j, fmt.Sprintf("task %d failed %d times (retry limit %d): %s", t.t.Key.Index, t.failures, j.job.Spec.RetryLimit, exitDescription(t)))
+		return
+	}
+	msg := fmt.Sprintf("%s; placed again", exitDescription(t))
+	s.requeue(t.t.Key, msg, restartBackoff(max(t.failures, 1)))
+}
+
+// requeue sends a task that ended (failed, lost, killed by its agent) back
+// to pending under its own scheduler, not before the backoff has passed.
+func (s *state) requeue(k txn.TaskKey, msg string, backoff time.Duration) {
+	if s.transition(k, txn.TaskPending, msg) != nil {
+		return
+	}
+	t := s.task(k)
+	t.notBefore = s.now + int64(backoff)
+}
+
+func exitDescription(t *task) string {
+	switch t.t.State {
+	case txn.TaskSucceeded:
+		return "exited 0"
+	case txn.TaskFailed:
+		if t.message != "" {
+			return fmt.Sprintf("failed with exit code %d (%s)", t.exitCode, t.message)
+		}
+		return fmt.Sprintf("failed with exit code %d", t.exitCode)
+	}
+	return t.t.State.String()
+}
+
+func (s *state) failJob(j *jobEntry, why string) {
+	s.killTasks(j, "job failed: "+why)
+	pb := proto.Clone(j.job).(*cellv1.Job)
+	pb.State = cellv1.JobState_JOB_STATE_FAILED
+	pb.FinishTimeUnixNano = s.now
+	pb.Message = why
+	delete(s.jobByName, pb.Spec.Name)
+	s.installJob(j, pb)
+}
+
+// ---------------------------------------------------------------- machines
+
+type registerMachineOp struct{ req *cellv1.RegisterMachineRequest }
+
+func (o registerMachineOp) run(s *state) (any, error) {
+	r := o.req
+	capacity := pbconv.Resources(r.Capacity)
+	old := s.machines[r.Id]
+	var m *txn.Machine
+	if old == nil {
+		m = txn.NewMachine(r.Id, r.Labels, capacity)
+	} else {
+		if !old.m.Allocated.LessOrEqual(capacity) || int(capacity.GPUMilli/txn.MilliPerGPU) < usedDevices(old.m) {
+			return nil, status.Errorf(codes.FailedPrecondition, "capacity: machine %s has %v allocated, more than the new capacity %v", r.Id, old.m.Allocated, capacity)
+		}
+		m = old.m.Clone()
+		m.Labels, m.Capacity = r.Labels, capacity
+		used := make([]uint32, capacity.GPUMilli/txn.MilliPerGPU)
+		copy(used, m.DeviceUsed)
+		m.DeviceUsed = used
+		if m.State == txn.MachineDown {
+			m.State = txn.MachineReady
+		}
+		m.Seq++
+	}
+	nm := &machine{m: m, gpuMemoryBytes: r.GpuMemoryBytes, logAddress: r.LogAddress}
+	s.installMachine(nm)
+	return nm, nil
+}
+
+// usedDevices is one past the highest device index in use.
+func usedDevices(m *txn.Machine) int {
+	n := 0
+	for i, u := range m.DeviceUsed {
+		if u > 0 {
+			n = i + 1
+		}
+	}
+	return n
+}
+
+type drainOp struct {
+	id    string
+	drain bool
+}
+
+func (o drainOp) run(s *state) (any, error) {
+	old := s.machines[o.id]
+	if old == nil {
+		return nil, status.Errorf(codes.NotFound, "id: machine %q does not exist", o.id)
+	}
+	want := txn.MachineReady
+	if o.drain {
+		want = txn.MachineDraining
+	}
+	if old.m.State == txn.MachineDown {
+		return nil, status.Errorf(codes.FailedPrecondition, "machine %s is down", o.id)
+	}
+	if old.m.State != want {
+		m := old.m.Clone()
+		m.State = want
+		m.Seq++
+		s.PutMachine(m)
+	}
+	if o.drain {
+		s.evictAll(o.id, txn.TaskPending, "machine drained", 0)
+	}
+	return s.machines[o.id], nil
+}
+
+// evictAll moves every task holding resources on a machine to state `to`
+// (and then back to pending), e.g. drained or lost.
+func (s *state) evictAll(machineID string, to txn.TaskState, why string, backoff time.Duration) {
+	for _, j := range s.jobs {
+		if !jobLive(j.job) || j.counts[txn.TaskAssigned]+j.counts[txn.TaskRunning] == 0 {
+			continue
+		}
+		for _, t := range j.tasks {
+			if !t.t.State.HoldsResources() || t.t.Machine != machineID {
+				continue
+			}
+			if to == txn.TaskPending {
+				s.requeue(t.t.Key, why, backoff)
+				continue
+			}
+			if s.transition(t.t.Key, to, why) == nil {
+				s.requeue(t.t.Key, why, backoff)
+			}
+		}
+	}
+}
+
+// markDownOp marks machines whose heartbeats stopped as down; their tasks
+// become lost and go back to their schedulers.
+type markDownOp struct{ ids []string }
+
+func (o markDownOp) run(s *state) (any, error) {
+	var downed []string
+	for _, id := range o.ids {
+		old := s.machines[id]
+		if old == nil || old.m.State == txn.MachineDown {
+			continue
+		}
+		m := old.m.Clone()
+		m.State = txn.MachineDown
+		m.Seq++
+		s.PutMachine(m)
+		s.evictAll(id, txn.TaskLost, fmt.Sprintf("lost: machine %s stopped heartbeating", id), 0)
+		downed = append(downed, id)
+	}
+	return downed, nil
+}
+
+// markUpOp returns down machines that heartbeat again to ready.
+type markUpOp struct{ ids []string }
+
+func (o markUpOp) run(s *state) (any, error) {
+	for _, id := range o.ids {
+		old := s.machines[id]
+		if old == nil || old.m.State != txn.MachineDown {
+			continue
+		}
+		m := old.m.Clone()
+		m.State = txn.MachineReady
+		m.Seq++
+		s.PutMachine(m)
+	}
+	return nil, nil
+}
+
+// ---------------------------------------------------------------- schedulers
+
+type registerSchedulerOp struct{ name string }
+
+func (o registerSchedulerOp) run(s *state) (any, error) {
+	if s.schedulers[o.name] {
+		return nil, nil
+	}
+	s.schedulers[o.name] = true
+	s.changes.schedulers = append(s.changes.schedulers, o.name)
+	return nil, nil
+}
+
+func (s *state) schedulerNames() string {
+	return joinSorted(s.schedulers)
+}
+
+func jobStateName(st cellv1.JobState) string {
+	switch st {
+	case cellv1.JobState_JOB_STATE_PENDING:
+		return "pending"
+	case cellv1.JobState_JOB_STATE_RUNNING:
+		return "running"
+	case cellv1.JobState_JOB_STATE_SUCCEEDED:
+		return "succeeded"
+	case cellv1.JobState_JOB_STATE_FAILED:
+		return "failed"
+	case cellv1.JobState_JOB_STATE_STOPPED:
+		return "stopped"
+	}
+	return st.String()
+}

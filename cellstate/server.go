@@ -1,0 +1,440 @@
+package cellstate
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/omegacell/omegacell/pbconv"
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/txn"
+)
+
+// Server is the gRPC face of a Store: it validates every request (naming
+// the bad field) before the store sees it.
+type Server struct {
+	cellv1.UnimplementedJobServiceServer
+	cellv1.UnimplementedMachineServiceServer
+	cellv1.UnimplementedStateServiceServer
+	cellv1.UnimplementedAgentServiceServer
+	cellv1.UnimplementedSchedulerServiceServer
+
+	store    *Store
+	liveness *Liveness // nil: no NATS (heartbeats not tracked)
+	natsURL  string
+	prefix   string
+	hbEvery  time.Duration
+
+	statsMu sync.Mutex
+	stats   map[string]*cellv1.SchedulerStats
+	claims  map[string][2]uint64 // accepted, conflicted per scheduler
+}
+
+// ServerOptions configure the gRPC server.
+type ServerOptions struct {
+	Liveness          *Liveness
+	NATSURL           string
+	SubjectPrefix     string
+	HeartbeatInterval time.Duration
+}
+
+// NewServer wraps a store.
+func NewServer(store *Store, o ServerOptions) *Server {
+	if o.SubjectPrefix == "" {
+		o.SubjectPrefix = DefaultSubjectPrefix
+	}
+	if o.HeartbeatInterval == 0 {
+		o.HeartbeatInterval = time.Second
+	}
+	return &Server{
+		store: store, liveness: o.Liveness, natsURL: o.NATSURL, prefix: o.SubjectPrefix, hbEvery: o.HeartbeatInterval,
+		stats: make(map[string]*cellv1.SchedulerStats), claims: make(map[string][2]uint64),
+	}
+}
+
+// GRPCServer returns a grpc.Server with every service and reflection
+// registered. Watch streams send pre-encoded log entries through a codec
+// that passes bytes through, so a revision is encoded once for all
+// watchers.
+func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
+	opts = append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxRequestBytes),
+		grpc.MaxSendMsgSize(MaxRequestBytes),
+		grpc.ForceServerCodecV2(rawCodec{encoding.GetCodecV2("proto")}),
+	}, opts...)
+	g := grpc.NewServer(opts...)
+	cellv1.RegisterJobServiceServer(g, s)
+	cellv1.RegisterMachineServiceServer(g, s)
+	cellv1.RegisterStateServiceServer(g, s)
+	cellv1.RegisterAgentServiceServer(g, s)
+	cellv1.RegisterSchedulerServiceServer(g, s)
+	reflection.Register(g)
+	return g
+}
+
+// rawMessage is an already-encoded protobuf message.
+type rawMessage struct{ data []byte }
+
+type rawCodec struct{ encoding.CodecV2 }
+
+func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if r, ok := v.(*rawMessage); ok {
+		return mem.BufferSlice{mem.SliceBuffer(r.data)}, nil
+	}
+	return c.CodecV2.Marshal(v)
+}
+
+// grpcError turns store errors into gRPC statuses.
+func grpcError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, ErrClosed):
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+// ------------------------------------------------------------ JobService
+
+func (s *Server) SubmitJob(ctx context.Context, r *cellv1.SubmitJobRequest) (*cellv1.SubmitJobResponse, error) {
+	spec, err := validateJobSpec(r.Spec)
+	if err != nil {
+		return nil, err
+	}
+	job, rev, err := s.store.SubmitJob(ctx, spec)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &cellv1.SubmitJobResponse{Job: job, Revision: rev}, nil
+}
+
+func (s *Server) GetJob(_ context.Context, r *cellv1.GetJobRequest) (*cellv1.GetJobResponse, error) {
+	if r.IdOrName == "" {
+		return nil, invalid("id_or_name", "is required")
+	}
+	out, err := s.store.GetJob(r.IdOrName, r.IncludeTasks)
+	return out, grpcError(err)
+}
+
+func (s *Server) ListJobs(_ context.Context, r *cellv1.ListJobsRequest) (*cellv1.ListJobsResponse, error) {
+	return s.store.ListJobs(r.Scheduler, r.IncludeFinished), nil
+}
+
+func (s *Server) StopJob(ctx context.Context, r *cellv1.StopJobRequest) (*cellv1.StopJobResponse, error) {
+	if r.IdOrName == "" {
+		return nil, invalid("id_or_name", "is required")
+	}
+	job, rev, err := s.store.StopJob(ctx, r.IdOrName)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &cellv1.StopJobResponse{Job: job, Revision: rev}, nil
+}
+
+func (s *Server) SetJobSchedulingStatus(ctx context.Context, r *cellv1.SetJobSchedulingStatusRequest) (*cellv1.SetJobSchedulingStatusResponse, error) {
+	if err := validateTaskRef("job", &cellv1.TaskRef{JobId: r.JobId}); err != nil {
+		return nil, invalid("job_id", "%q is not a UUID", r.JobId)
+	}
+	if len(r.UnschedulableReason) > maxStringLen {
+		return nil, invalid("unschedulable_reason", "longer than %d characters", maxStringLen)
+	}
+	rev, err := s.store.SetJobSchedulingStatus(ctx, r)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &cellv1.SetJobSchedulingStatusResponse{Revision: rev}, nil
+}
+
+// GetTaskLogs reads a task's output from the agent of the machine it ran
+// on last.
+func (s *Server) GetTaskLogs(ctx context.Context, r *cellv1.GetTaskLogsRequest) (*cellv1.GetTaskLogsResponse, error) {
+	if err := validateTaskRef("task", r.Task); err != nil {
+		return nil, err
+	}
+	if r.TailBytes < 0 {
+		return nil, invalid("tail_bytes", "%d is negative", r.TailBytes)
+	}
+	job, err := s.store.GetJob(r.Task.JobId, true)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	if int(r.Task.Index) >= len(job.Tasks) {
+		return nil, status.Errorf(codes.NotFound, "task.index: job %s has %d tasks", r.Task.JobId, len(job.Tasks))
+	}
+	t := job.Tasks[r.Task.Index]
+	if t.LastMachineId == "" {
+		return nil, status.Errorf(codes.FailedPrecondition, "task %s/%d has not run anywhere yet", r.Task.JobId, r.Task.Index)
+	}
+	addr := s.store.machineLogAddress(t.LastMachineId)
+	if addr == "" {
+		return nil, status.Errorf(codes.Unavailable, "machine %s serves no logs (simulated, or its agent registered no log address)", t.LastMachineId)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "agent of machine %s at %s: %v", t.LastMachineId, addr, err)
+	}
+	defer conn.Close()
+	out, err := cellv1.NewJobServiceClient(conn).GetTaskLogs(ctx, r)
+	if err != nil {
+		return nil, status.Errorf(status.Code(err), "agent of machine %s: %v", t.LastMachineId, status.Convert(err).Message())
+	}
+	return out, nil
+}
+
+// -------------------------------------------------------- MachineService
+
+func (s *Server) RegisterMachine(ctx context.Context, r *cellv1.RegisterMachineRequest) (*cellv1.RegisterMachineResponse, error) {
+	if err := validateRegisterMachine(r); err != nil {
+		return nil, err
+	}
+	m, rev, err := s.store.RegisterMachine(ctx, r)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	if s.liveness != nil {
+		s.liveness.seen(r.Id, time.Now())
+	}
+	return &cellv1.RegisterMachineResponse{
+		Machine: s.withLiveness(m), Revision: rev, NatsUrl: s.natsURL, SubjectPrefix: s.prefix,
+		HeartbeatIntervalMs: s.hbEvery.Milliseconds(),
+	}, nil
+}
+
+func (s *Server) withLiveness(m *cellv1.Machine) *cellv1.Machine {
+	if s.liveness != nil {
+		s.liveness.fill(m)
+	}
+	return m
+}
+
+func (s *Server) GetMachine(_ context.Context, r *cellv1.GetMachineRequest) (*cellv1.GetMachineResponse, error) {
+	if r.Id == "" {
+		return nil, invalid("id", "is required")
+	}
+	out, err := s.store.GetMachine(r.Id)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	s.withLiveness(out.Machine)
+	if s.liveness != nil {
+		for _, t := range out.Tasks {
+			s.liveness.fillTask(t)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) ListMachines(context.Context, *cellv1.ListMachinesRequest) (*cellv1.ListMachinesResponse, error) {
+	out := s.store.ListMachines()
+	for _, m := range out.Machines {
+		s.withLiveness(m)
+	}
+	return out, nil
+}
+
+func (s *Server) DrainMachine(ctx context.Context, r *cellv1.DrainMachineRequest) (*cellv1.DrainMachineResponse, error) {
+	if r.Id == "" {
+		return nil, invalid("id", "is required")
+	}
+	m, rev, err := s.store.DrainMachine(ctx, r.Id, r.Drain)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &cellv1.DrainMachineResponse{Machine: s.withLiveness(m), Revision: rev}, nil
+}
+
+// ---------------------------------------------------------- StateService
+
+func (s *Server) Snapshot(r *cellv1.SnapshotRequest, stream grpc.ServerStreamingServer[cellv1.SnapshotResponse]) error {
+	size := int(r.ChunkSize)
+	if size == 0 {
+		size = defaultSnapshotChunk
+	}
+	if size > maxSnapshotChunk {
+		return invalid("chunk_size", "%d exceeds %d", size, maxSnapshotChunk)
+	}
+	return s.store.Snapshot().Chunks(size, stream.Send)
+}
+
+func (s *Server) Watch(r *cellv1.WatchRequest, stream grpc.ServerStreamingServer[cellv1.WatchResponse]) error {
+	progress := time.Duration(r.ProgressIntervalMs) * time.Millisecond
+	switch {
+	case r.ProgressIntervalMs == 0:
+		progress = defaultProgressMillis * time.Millisecond
+	case r.ProgressIntervalMs < minProgressMillis:
+		return invalid("progress_interval_ms", "%d is below %d", r.ProgressIntervalMs, minProgressMillis)
+	}
+	ctx := stream.Context()
+	after := r.StartRevision
+	timer := time.NewTimer(progress)
+	defer timer.Stop()
+	for {
+		entries, head, wait, err := s.store.hub.read(after, 256)
+		var ce *CompactedError
+		switch {
+		case errors.As(err, &ce):
+			if err := stream.Send(&cellv1.WatchResponse{Revision: head, CompactRevision: ce.Compacted}); err != nil {
+				return err
+			}
+			return status.Error(codes.OutOfRange, ce.Error())
+		case errors.Is(err, errHubClosed):
+			return status.Error(codes.Unavailable, err.Error())
+		case err != nil:
+			return grpcError(err)
+		}
+		for _, e := range entries {
+			if err := s.sendEntry(stream, e, r.MachineId); err != nil {
+				return err
+			}
+			after = e.rev
+		}
+		if len(entries) > 0 {
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			timer.Reset(progress)
+			continue
+		}
+		select {
+		case <-wait:
+		case <-timer.C:
+			if err := stream.Send(&cellv1.WatchResponse{Revision: max(head, after), ProgressNotify: true}); err != nil {
+				return err
+			}
+			timer.Reset(progress)
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+}
+
+func (s *Server) sendEntry(stream grpc.ServerStreamingServer[cellv1.WatchResponse], e logEntry, machineID string) error {
+	if machineID == "" {
+		return stream.SendMsg(&rawMessage{data: e.data})
+	}
+	resp, err := e.forMachine(machineID)
+	if err != nil || resp == nil {
+		return grpcError(err)
+	}
+	return stream.Send(resp)
+}
+
+func (s *Server) Commit(ctx context.Context, r *cellv1.CommitRequest) (*cellv1.CommitResponse, error) {
+	if err := validateCommit(r); err != nil {
+		return nil, err
+	}
+	res, rev, err := s.store.Commit(ctx, pbconv.Transaction(r))
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	d := res.Decision
+	out := &cellv1.CommitResponse{Revision: rev, Accepted: uint32(d.Accepted), Results: make([]*cellv1.ClaimResult, len(d.Results))}
+	accepted := &cellv1.ClaimResult{Outcome: cellv1.ClaimOutcome_CLAIM_OUTCOME_ACCEPTED}
+	for i, cr := range d.Results {
+		if cr.Reason == txn.ReasonOK {
+			out.Results[i] = accepted
+			continue
+		}
+		out.Results[i] = &cellv1.ClaimResult{Outcome: cellv1.ClaimOutcome(cr.Reason), Detail: cr.Detail}
+	}
+	for _, k := range d.Preempted {
+		out.Preempted = append(out.Preempted, pbconv.TaskRef(k))
+	}
+	s.statsMu.Lock()
+	c := s.claims[r.Scheduler]
+	c[0] += uint64(d.Accepted)
+	c[1] += uint64(len(d.Results) - d.Accepted)
+	s.claims[r.Scheduler] = c
+	s.statsMu.Unlock()
+	return out, nil
+}
+
+// ---------------------------------------------------------- AgentService
+
+func (s *Server) ReportTaskStates(ctx context.Context, r *cellv1.ReportTaskStatesRequest) (*cellv1.ReportTaskStatesResponse, error) {
+	if err := validateReport(r); err != nil {
+		return nil, err
+	}
+	results, rev, err := s.store.ReportTaskStates(ctx, r.MachineId, r.Updates)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &cellv1.ReportTaskStatesResponse{Revision: rev, Results: results}, nil
+}
+
+// ------------------------------------------------------ SchedulerService
+
+func (s *Server) RegisterScheduler(ctx context.Context, r *cellv1.RegisterSchedulerRequest) (*cellv1.RegisterSchedulerResponse, error) {
+	if !schedulerRE.MatchString(r.Name) {
+		return nil, invalid("name", "%q is not a scheduler name (lowercase letters, digits, '-', at most 63)", r.Name)
+	}
+	rev, err := s.store.RegisterScheduler(ctx, r.Name)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &cellv1.RegisterSchedulerResponse{Revision: rev}, nil
+}
+
+func (s *Server) ReportSchedulerStats(_ context.Context, r *cellv1.ReportSchedulerStatsRequest) (*cellv1.ReportSchedulerStatsResponse, error) {
+	if !schedulerRE.MatchString(r.Name) {
+		return nil, invalid("name", "%q is not a scheduler name", r.Name)
+	}
+	if r.Stats == nil {
+		return nil, invalid("stats", "is required")
+	}
+	if b := r.Stats.Busyness; b < 0 || b > 1 {
+		return nil, invalid("stats.busyness", "%g is outside 0..1", b)
+	}
+	if r.Stats.ConflictFraction < 0 {
+		return nil, invalid("stats.conflict_fraction", "%g is negative", r.Stats.ConflictFraction)
+	}
+	names, _ := s.store.Schedulers()
+	i := sort.SearchStrings(names, r.Name)
+	if i == len(names) || names[i] != r.Name {
+		return nil, status.Errorf(codes.NotFound, "name: scheduler %q is not registered", r.Name)
+	}
+	s.statsMu.Lock()
+	s.stats[r.Name] = r.Stats
+	s.statsMu.Unlock()
+	return &cellv1.ReportSchedulerStatsResponse{}, nil
+}
+
+func (s *Server) ListSchedulers(context.Context, *cellv1.ListSchedulersRequest) (*cellv1.ListSchedulersResponse, error) {
+	names, pending := s.store.Schedulers()
+	out := &cellv1.ListSchedulersResponse{}
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	for _, n := range names {
+		c := s.claims[n]
+		out.Schedulers = append(out.Schedulers, &cellv1.SchedulerInfo{
+			Name: n, Builtin: builtinSchedulers[n], Stats: s.stats[n],
+			PendingTasks: uint32(pending[n]), ClaimsAccepted: c[0], ClaimsConflicted: c[1],
+		})
+	}
+	return out, nil
+}
+

@@ -1,0 +1,239 @@
+package cellstate
+
+import (
+	"sort"
+
+	"github.com/omegacell/omegacell/pbconv"
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/txn"
+)
+
+// machine is one installed machine version. Never mutated once installed.
+type machine struct {
+	m              *txn.Machine
+	gpuMemoryBytes int64
+	logAddress     string
+	modRev         uint64
+}
+
+// task is one installed task version. Never mutated once installed.
+type task struct {
+	t           *txn.Task
+	exitCode    int32
+	message     string
+	submitTime  int64
+	assignTime  int64
+	startTime   int64
+	finishTime  int64
+	failures    uint32
+	notBefore   int64
+	lastMachine string
+	modRev      uint64
+}
+
+// jobEntry is the loop's mutable bookkeeping of one job. job and the
+// elements of tasks are immutable versions; the slice itself and the
+// counters are changed by the commit loop under the write lock.
+type jobEntry struct {
+	job        *cellv1.Job
+	tmpl       *cellv1.TaskTemplate
+	tasks      []*task
+	counts     [txn.TaskKilled + 1]uint32 // by txn.TaskState
+	perMachine map[string]uint32          // only for max-per-machine jobs
+}
+
+// state is the in-memory cell. The commit loop mutates it under Store.mu;
+// everyone else reads under Store.mu.RLock.
+type state struct {
+	rev        uint64
+	machines   map[string]*machine
+	jobs       map[string]*jobEntry
+	jobByName  map[string]string // live jobs only
+	schedulers map[string]bool   // registered names
+
+	// pendingBySched counts pending tasks per owning scheduler.
+	pendingBySched map[string]int
+
+	// The loop's current operation context: time and the revision being
+	// built, and where changed objects are recorded.
+	now     int64
+	changes *changeSet
+}
+
+func newState() *state {
+	return &state{
+		machines:       make(map[string]*machine),
+		jobs:           make(map[string]*jobEntry),
+		jobByName:      make(map[string]string),
+		schedulers:     map[string]bool{"service": true, "batch": true, "gpu": true},
+		pendingBySched: make(map[string]int),
+	}
+}
+
+// builtinSchedulers are registered in every cell.
+var builtinSchedulers = map[string]bool{"service": true, "batch": true, "gpu": true}
+
+// --- txn.State / txn.Mutable ---
+
+func (s *state) Machine(id string) *txn.Machine {
+	if m := s.machines[id]; m != nil {
+		return m.m
+	}
+	return nil
+}
+
+func (s *state) Task(k txn.TaskKey) *txn.Task {
+	if t := s.task(k); t != nil {
+		return t.t
+	}
+	return nil
+}
+
+func (s *state) TasksOfJobOn(job, machineID string) uint32 {
+	if j := s.jobs[job]; j != nil {
+		return j.perMachine[machineID]
+	}
+	return 0
+}
+
+func (s *state) PutMachine(m *txn.Machine) {
+	old := s.machines[m.ID]
+	nm := &machine{m: m}
+	if old != nil {
+		nm.gpuMemoryBytes, nm.logAddress = old.gpuMemoryBytes, old.logAddress
+	}
+	s.installMachine(nm)
+}
+
+// PutTask installs a new placement version of a task, carrying over the
+// store's own fields and stamping times for state changes.
+func (s *state) PutTask(t *txn.Task) {
+	old := s.task(t.Key)
+	nt := *old
+	nt.t = t
+	if t.State != old.t.State {
+		switch t.State {
+		case txn.TaskAssigned:
+			nt.assignTime, nt.startTime, nt.finishTime = s.now, 0, 0
+			nt.exitCode, nt.message = 0, ""
+		case txn.TaskRunning:
+			nt.startTime = s.now
+		case txn.TaskPending:
+			nt.assignTime, nt.startTime = 0, 0
+		default:
+			if t.State.Terminal() {
+				nt.finishTime = s.now
+			}
+		}
+	}
+	if t.Machine != "" {
+		nt.lastMachine = t.Machine
+	}
+	s.installTask(&nt)
+}
+
+func (s *state) task(k txn.TaskKey) *task {
+	j := s.jobs[k.Job]
+	if j == nil || int(k.Index) >= len(j.tasks) {
+		return nil
+	}
+	return j.tasks[k.Index]
+}
+
+// installMachine makes nm the current version and records the change.
+func (s *state) installMachine(nm *machine) {
+	nm.modRev = s.changes.rev
+	s.machines[nm.m.ID] = nm
+	s.changes.machine(nm)
+}
+
+// installTask makes nt the current version, keeps the job's counters and
+// indexes right, and records the change.
+func (s *state) installTask(nt *task) {
+	nt.modRev = s.changes.rev
+	j := s.jobs[nt.t.Key.Job]
+	old := j.tasks[nt.t.Key.Index]
+	if old != nil {
+		j.counts[old.t.State]--
+		if old.t.State == txn.TaskPending {
+			s.pendingBySched[old.t.Scheduler]--
+		}
+		if j.perMachine != nil && old.t.State.HoldsResources() {
+			j.perMachine[old.t.Machine]--
+		}
+	}
+	j.counts[nt.t.State]++
+	if nt.t.State == txn.TaskPending {
+		s.pendingBySched[nt.t.Scheduler]++
+	}
+	if j.perMachine != nil && nt.t.State.HoldsResources() {
+		j.perMachine[nt.t.Machine]++
+	}
+	j.tasks[nt.t.Key.Index] = nt
+	s.changes.task(nt)
+}
+
+// installJob makes a new job version current and records the change.
+func (s *state) installJob(j *jobEntry, pb *cellv1.Job) {
+	pb.ModRevision = s.changes.rev
+	j.job = pb
+	s.changes.job(pb)
+}
+
+// counts returns a job's task counts in API form.
+func (j *jobEntry) taskCounts() *cellv1.TaskCounts {
+	c := &j.counts
+	return &cellv1.TaskCounts{
+		Pending:   c[txn.TaskPending],
+		Assigned:  c[txn.TaskAssigned],
+		Running:   c[txn.TaskRunning],
+		Succeeded: c[txn.TaskSucceeded],
+		Failed:    c[txn.TaskFailed],
+		Lost:      c[txn.TaskLost],
+		Killed:    c[txn.TaskKilled] + c[txn.TaskPreempted],
+	}
+}
+
+// live reports whether a job still has work to do.
+func jobLive(pb *cellv1.Job) bool {
+	switch pb.GetState() {
+	case cellv1.JobState_JOB_STATE_SUCCEEDED, cellv1.JobState_JOB_STATE_FAILED, cellv1.JobState_JOB_STATE_STOPPED:
+		return false
+	}
+	return true
+}
+
+// sortedMachineIDs returns machine ids in a stable order.
+func (s *state) sortedMachineIDs() []string {
+	ids := make([]string, 0, len(s.machines))
+	for id := range s.machines {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// --- conversion to the API ---
+
+func (m *machine) pb() *cellv1.Machine {
+	out := &cellv1.Machine{GpuMemoryBytes: m.gpuMemoryBytes, ModRevision: m.modRev}
+	pbconv.MachineInto(out, m.m)
+	return out
+}
+
+func (t *task) pb() *cellv1.Task {
+	out := &cellv1.Task{
+		ExitCode:           t.exitCode,
+		Message:            t.message,
+		SubmitTimeUnixNano: t.submitTime,
+		AssignTimeUnixNano: t.assignTime,
+		StartTimeUnixNano:  t.startTime,
+		FinishTimeUnixNano: t.finishTime,
+		ModRevision:        t.modRev,
+		Failures:           t.failures,
+		NotBeforeUnixNano:  t.notBefore,
+		LastMachineId:      t.lastMachine,
+	}
+	pbconv.TaskInto(out, t.t)
+	return out
+}

@@ -1,0 +1,452 @@
+package cellstate
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/omegacell/omegacell/pbconv"
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/txn"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Dir is the Pebble directory (created if missing).
+	Dir string
+	// NoSync skips fsync on commit. Only for benchmarks that measure
+	// everything but the disk; never for a real cell.
+	NoSync bool
+	// LogRetention is how many recent revisions the change log keeps for
+	// watchers (default 100,000).
+	LogRetention uint64
+	// MaxBatch bounds the operations taken into one group commit
+	// (default 1024).
+	MaxBatch int
+	// Now is the clock (default time.Now). Tests pass a fake one.
+	Now func() time.Time
+	// Logger (default slog.Default()).
+	Logger *slog.Logger
+	// Metrics receives the store's metrics (nil: none).
+	Metrics *Metrics
+}
+
+func (o *Options) defaults() {
+	if o.LogRetention == 0 {
+		o.LogRetention = 100_000
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = 1024
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// ErrClosed is returned for operations on a closed or failed store.
+var ErrClosed = errors.New("cellstate: store is closed")
+
+// Store is the cell-state store. All methods are safe for concurrent use.
+type Store struct {
+	opts Options
+	db   *pebble.DB
+	log  *slog.Logger
+	m    *Metrics
+
+	mu sync.RWMutex // guards st; held for writing by the loop per round
+	st *state
+
+	hub *hub
+
+	reqs    chan *request
+	stop    chan struct{}
+	stopped chan struct{}
+
+	failMu sync.Mutex
+	failed error // set when a durable write failed; the store is dead
+
+	compacted uint64 // oldest revision no longer in the log (loop-owned)
+}
+
+// request is one operation waiting for the commit loop.
+type request struct {
+	op     operation
+	result any
+	err    error
+	rev    uint64
+	done   chan struct{}
+	queued time.Time
+}
+
+// operation is something the commit loop applies to the state. run must
+// validate everything before it changes anything, so that an operation that
+// returns an error leaves the state untouched.
+type operation interface {
+	run(s *state) (any, error)
+}
+
+// Open opens (or creates) the store in opts.Dir and rebuilds the in-memory
+// state from Pebble.
+func Open(opts Options) (*Store, error) {
+	opts.defaults()
+	db, err := pebble.Open(opts.Dir, &pebble.Options{Logger: quietLogger{opts.Logger}})
+	if err != nil {
+		return nil, fmt.Errorf("cellstate: open pebble in %s: %w", opts.Dir, err)
+	}
+	s := &Store{
+		opts:    opts,
+		db:      db,
+		log:     opts.Logger,
+		m:       opts.Metrics,
+		st:      newState(),
+		reqs:    make(chan *request, 4096),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	if err := s.recover(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.hub = newHub(s.st.rev, s.compacted, db)
+	s.m.setRevision(s.st.rev)
+	go s.loop()
+	return s, nil
+}
+
+// Close stops the commit loop (answering queued operations with ErrClosed)
+// and closes Pebble.
+func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	close(s.stop)
+	<-s.stopped
+	s.hub.close()
+	return s.db.Close()
+}
+
+// Err returns the error that killed the store, if a durable write failed.
+func (s *Store) Err() error {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	return s.failed
+}
+
+// Revision returns the current (durable) revision.
+func (s *Store) Revision() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.st.rev
+}
+
+// do queues an operation and waits until it is durable (or fails).
+func (s *Store) do(ctx context.Context, op operation) (any, uint64, error) {
+	r := &request{op: op, done: make(chan struct{}), queued: time.Now()}
+	select {
+	case s.reqs <- r:
+	case <-s.stop:
+		return nil, 0, ErrClosed
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+	// Once queued, the operation will be decided; wait for the answer even
+	// if ctx ends, so a caller never mistakes a durable change for a lost
+	// one. The loop answers every request it takes, also on shutdown.
+	<-r.done
+	return r.result, r.rev, r.err
+}
+
+// loop is the single commit loop: it takes rounds of queued operations,
+// applies them one at a time, writes the round with one synced batch, and
+// only then answers and publishes.
+func (s *Store) loop() {
+	defer close(s.stopped)
+	batch := make([]*request, 0, s.opts.MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		case <-s.stop:
+			s.drainClosed()
+			return
+		}
+	fill:
+		for len(batch) < s.opts.MaxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.round(batch)
+	}
+}
+
+func (s *Store) drainClosed() {
+	for {
+		select {
+		case r := <-s.reqs:
+			r.err = ErrClosed
+			close(r.done)
+		default:
+			return
+		}
+	}
+}
+
+// round applies one batch of operations and commits it durably.
+func (s *Store) round(batch []*request) {
+	start := time.Now()
+	if err := s.Err(); err != nil {
+		for _, r := range batch {
+			r.err = fmt.Errorf("%w: %v", ErrClosed, err)
+			close(r.done)
+		}
+		return
+	}
+	s.mu.Lock()
+	st := s.st
+	st.now = s.opts.Now().UnixNano()
+	wb := s.db.NewBatch()
+	var entries []*encodedEntry
+	var werr error
+	for _, r := range batch {
+		cs := newChangeSet(st.rev + 1)
+		st.changes = cs
+		r.result, r.err = r.op.run(st)
+		if r.err == nil && !cs.empty() {
+			st.refreshJobs()
+			e, err := encode(cs)
+			if err == nil {
+				err = writeEntry(wb, e)
+			}
+			if err != nil {
+				werr = err
+				break
+			}
+			st.rev = cs.rev
+			r.rev = cs.rev
+			entries = append(entries, e)
+		}
+		st.changes = nil
+	}
+	if werr == nil && len(entries) > 0 {
+		werr = wb.Set(keyRevision, uint64Value(st.rev), nil)
+		if werr == nil {
+			werr = s.maybeCompact(wb, st.rev)
+		}
+		if werr == nil {
+			opt := pebble.Sync
+			if s.opts.NoSync {
+				opt = pebble.NoSync
+			}
+			werr = wb.Commit(opt)
+		}
+	}
+	wb.Close()
+	s.mu.Unlock()
+
+	if werr != nil {
+		// The in-memory state now holds changes that are not durable: the
+		// store must not serve anything more. Callers get an error; the
+		// process restarts and recovers from Pebble.
+		s.failMu.Lock()
+		s.failed = fmt.Errorf("cellstate: durable write failed: %w", werr)
+		s.failMu.Unlock()
+		s.log.Error("store failed; refusing further operations", "err", werr)
+		for _, r := range batch {
+			r.result, r.rev, r.err = nil, 0, s.failed
+			close(r.done)
+		}
+		return
+	}
+	s.hub.publish(entries)
+	done := time.Now()
+	for _, r := range batch {
+		close(r.done)
+		s.m.observeOp(r, done)
+	}
+	s.m.observeRound(len(batch), len(entries), done.Sub(start), st.rev)
+}
+
+func writeEntry(wb *pebble.Batch, e *encodedEntry) error {
+	if err := wb.Set(logKey(e.rev), e.data, nil); err != nil {
+		return err
+	}
+	for i, k := range e.keys {
+		if err := wb.Set(k, e.values[i], nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maybeCompact drops log entries older than the retention, in steps so a
+// delete range is written at most every 1/16 of the retention.
+func (s *Store) maybeCompact(wb *pebble.Batch, rev uint64) error {
+	keep := s.opts.LogRetention
+	if rev <= keep {
+		return nil
+	}
+	target := rev - keep
+	step := max(keep/16, 1)
+	if target < s.compacted+step {
+		return nil
+	}
+	if err := wb.DeleteRange(logKey(s.compacted+1), logKey(target+1), nil); err != nil {
+		return err
+	}
+	if err := wb.Set(keyCompacted, uint64Value(target), nil); err != nil {
+		return err
+	}
+	s.compacted = target
+	s.hub.setCompacted(target)
+	return nil
+}
+
+// recover rebuilds the in-memory state from Pebble.
+func (s *Store) recover() error {
+	st := s.st
+	if v, closer, err := s.db.Get(keyRevision); err == nil {
+		st.rev = binary.BigEndian.Uint64(v)
+		closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("cellstate: read revision: %w", err)
+	}
+	if v, closer, err := s.db.Get(keyCompacted); err == nil {
+		s.compacted = binary.BigEndian.Uint64(v)
+		closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("cellstate: read compaction point: %w", err)
+	}
+	err := s.scan(prefixScheduler, func(k, _ []byte) error {
+		st.schedulers[string(k[len(prefixScheduler):])] = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = s.scan(prefixMachine, func(_, v []byte) error {
+		pb := &cellv1.Machine{}
+		if err := proto.Unmarshal(v, pb); err != nil {
+			return err
+		}
+		st.machines[pb.Id] = &machine{m: pbconv.Machine(pb), gpuMemoryBytes: pb.GpuMemoryBytes, modRev: pb.ModRevision}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = s.scan(prefixJob, func(_, v []byte) error {
+		pb := &cellv1.Job{}
+		if err := proto.Unmarshal(v, pb); err != nil {
+			return err
+		}
+		j := &jobEntry{job: pb, tmpl: pb.GetSpec().GetTask(), tasks: make([]*task, pb.GetSpec().GetCount())}
+		if j.tmpl.GetMaxPerMachine() > 0 {
+			j.perMachine = make(map[string]uint32)
+		}
+		st.jobs[pb.Id] = j
+		if jobLive(pb) {
+			st.jobByName[pb.GetSpec().GetName()] = pb.Id
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = s.scan(prefixTask, func(_, v []byte) error {
+		pb := &cellv1.Task{}
+		if err := proto.Unmarshal(v, pb); err != nil {
+			return err
+		}
+		j := st.jobs[pb.JobId]
+		if j == nil || int(pb.Index) >= len(j.tasks) {
+			return fmt.Errorf("task %s/%d has no job", pb.JobId, pb.Index)
+		}
+		t := taskFromPB(pb, j.tmpl)
+		j.tasks[pb.Index] = t
+		j.counts[t.t.State]++
+		if t.t.State == txn.TaskPending {
+			st.pendingBySched[t.t.Scheduler]++
+		}
+		if j.perMachine != nil && t.t.State.HoldsResources() {
+			j.perMachine[t.t.Machine]++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for id, j := range st.jobs {
+		for i, t := range j.tasks {
+			if t == nil {
+				return fmt.Errorf("cellstate: recover: job %s is missing task %d", id, i)
+			}
+		}
+	}
+	if err := checkInvariant(st); err != nil {
+		return fmt.Errorf("cellstate: recovered state is inconsistent: %w", err)
+	}
+	s.log.Info("store recovered", "dir", s.opts.Dir, "revision", st.rev, "machines", len(st.machines), "jobs", len(st.jobs))
+	return nil
+}
+
+func taskFromPB(pb *cellv1.Task, tmpl *cellv1.TaskTemplate) *task {
+	return &task{
+		t:           pbconv.Task(pb, tmpl),
+		exitCode:    pb.ExitCode,
+		message:     pb.Message,
+		submitTime:  pb.SubmitTimeUnixNano,
+		assignTime:  pb.AssignTimeUnixNano,
+		startTime:   pb.StartTimeUnixNano,
+		finishTime:  pb.FinishTimeUnixNano,
+		failures:    pb.Failures,
+		notBefore:   pb.NotBeforeUnixNano,
+		lastMachine: pb.LastMachineId,
+		modRev:      pb.ModRevision,
+	}
+}
+
+func (s *Store) scan(prefix []byte, fn func(k, v []byte) error) error {
+	upper := append(append([]byte(nil), prefix[:len(prefix)-1]...), prefix[len(prefix)-1]+1)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if err := fn(it.Key(), it.Value()); err != nil {
+			return fmt.Errorf("cellstate: recover %q: %w", it.Key(), err)
+		}
+	}
+	return it.Error()
+}
+
+// quietLogger routes Pebble's logging to slog at debug level.
+type quietLogger struct{ l *slog.Logger }
+
+func (q quietLogger) Infof(format string, args ...any) {
+	q.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (q quietLogger) Errorf(format string, args ...any) {
+	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (q quietLogger) Fatalf(format string, args ...any) {
+	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	panic(fmt.Sprintf(format, args...))
+}

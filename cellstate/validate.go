@@ -1,0 +1,254 @@
+package cellstate
+
+import (
+	"fmt"
+	"regexp"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/omegacell/omegacell/pbconv"
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/txn"
+)
+
+// Limits on requests; anything beyond is refused as InvalidArgument.
+const (
+	MaxTasksPerJob        = 100_000
+	MaxClaimsPerCommit    = 100_000
+	MaxUpdatesPerReport   = 10_000
+	MaxGPUsPerMachine     = 64
+	maxCPUMilli           = 1 << 30 // a million cores
+	maxBytes              = 1 << 50 // a petabyte
+	maxLabels             = 64
+	maxRetryLimit         = 1000
+	maxPriority           = 10_000
+	maxEnv                = 256
+	maxArgs               = 1024
+	maxConstraints        = 64
+	maxStringLen          = 4096
+	MaxRequestBytes       = 64 << 20
+	defaultSnapshotChunk  = 4096
+	maxSnapshotChunk      = 65536
+	defaultProgressMillis = 1000
+	minProgressMillis     = 10
+)
+
+var (
+	nameRE      = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+	schedulerRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	machineRE   = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9._]{0,251}[A-Za-z0-9])?$`)
+	labelKeyRE  = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9._/]{0,61}[A-Za-z0-9])?$`)
+)
+
+func invalid(field, format string, args ...any) error {
+	return status.Errorf(codes.InvalidArgument, "%s: %s", field, fmt.Sprintf(format, args...))
+}
+
+// validateJobSpec checks a submitted spec and returns a normalised copy
+// (the kind defaulted from the scheduler).
+func validateJobSpec(in *cellv1.JobSpec) (*cellv1.JobSpec, error) {
+	if in == nil {
+		return nil, invalid("spec", "is required")
+	}
+	spec := proto.Clone(in).(*cellv1.JobSpec)
+	switch {
+	case !nameRE.MatchString(spec.Name):
+		return nil, invalid("spec.name", "%q must be 1-253 lowercase letters, digits, '-' or '.', starting and ending alphanumeric", spec.Name)
+	case len(spec.Tenant) > 63:
+		return nil, invalid("spec.tenant", "longer than 63 characters")
+	case !schedulerRE.MatchString(spec.Scheduler):
+		return nil, invalid("spec.scheduler", "%q is not a scheduler name (lowercase letters, digits, '-', at most 63)", spec.Scheduler)
+	case spec.Priority < 0 || spec.Priority > maxPriority:
+		return nil, invalid("spec.priority", "%d is outside 0..%d", spec.Priority, maxPriority)
+	case spec.Count == 0 || spec.Count > MaxTasksPerJob:
+		return nil, invalid("spec.count", "%d is outside 1..%d", spec.Count, MaxTasksPerJob)
+	case spec.RetryLimit > maxRetryLimit:
+		return nil, invalid("spec.retry_limit", "%d exceeds %d", spec.RetryLimit, maxRetryLimit)
+	case spec.Kind != cellv1.JobKind_JOB_KIND_UNSPECIFIED && spec.Kind != cellv1.JobKind_JOB_KIND_SERVICE && spec.Kind != cellv1.JobKind_JOB_KIND_BATCH:
+		return nil, invalid("spec.kind", "unknown kind %d", spec.Kind)
+	case spec.Task == nil:
+		return nil, invalid("spec.task", "is required")
+	}
+	if spec.Kind == cellv1.JobKind_JOB_KIND_UNSPECIFIED {
+		spec.Kind = cellv1.JobKind_JOB_KIND_BATCH
+		if spec.Scheduler == "service" {
+			spec.Kind = cellv1.JobKind_JOB_KIND_SERVICE
+		}
+	}
+	return spec, validateTemplate(spec.Task, spec.Count)
+}
+
+func validateTemplate(t *cellv1.TaskTemplate, count uint32) error {
+	if len(t.Command) == 0 || len(t.Command) > maxStringLen {
+		return invalid("spec.task.command", "must be 1..%d characters", maxStringLen)
+	}
+	if len(t.Args) > maxArgs {
+		return invalid("spec.task.args", "%d arguments exceed %d", len(t.Args), maxArgs)
+	}
+	for i, a := range t.Args {
+		if len(a) > maxStringLen {
+			return invalid(fmt.Sprintf("spec.task.args[%d]", i), "longer than %d characters", maxStringLen)
+		}
+	}
+	if len(t.Env) > maxEnv {
+		return invalid("spec.task.env", "%d variables exceed %d", len(t.Env), maxEnv)
+	}
+	for k, v := range t.Env {
+		if k == "" || len(k) > 255 || len(v) > maxStringLen {
+			return invalid("spec.task.env", "variable %q: name must be 1..255 characters, value at most %d", k, maxStringLen)
+		}
+	}
+	if t.Resources == nil {
+		return invalid("spec.task.resources", "is required")
+	}
+	r := pbconv.Resources(t.Resources)
+	if err := txn.ValidateRequest(r); err != nil {
+		return invalid("spec.task", "%v", err)
+	}
+	if r.CPUMilli > maxCPUMilli || r.MemoryBytes > maxBytes || r.DiskBytes > maxBytes || r.GPUMilli > MaxGPUsPerMachine*txn.MilliPerGPU {
+		return invalid("spec.task.resources", "%v is larger than any machine can be", r)
+	}
+	if len(t.Constraints) > maxConstraints {
+		return invalid("spec.task.constraints", "%d terms exceed %d", len(t.Constraints), maxConstraints)
+	}
+	for i, c := range pbconv.Constraints(t.Constraints) {
+		if err := c.Validate(); err != nil {
+			return invalid(fmt.Sprintf("spec.task.constraints[%d]", i), "%v", err)
+		}
+	}
+	if len(t.SpreadKey) > 63 {
+		return invalid("spec.task.spread_key", "longer than 63 characters")
+	}
+	if t.MaxPerMachine > count {
+		return invalid("spec.task.max_per_machine", "%d exceeds the job's count %d", t.MaxPerMachine, count)
+	}
+	if t.DurationMs < 0 {
+		return invalid("spec.task.duration_ms", "%d is negative", t.DurationMs)
+	}
+	if h := t.HealthCheck; h != nil {
+		switch {
+		case len(h.Exec) == 0 && h.HttpGetUrl == "":
+			return invalid("spec.task.health_check", "needs exec or http_get_url")
+		case len(h.Exec) > 0 && h.HttpGetUrl != "":
+			return invalid("spec.task.health_check", "takes exec or http_get_url, not both")
+		case h.IntervalMs < 0 || h.TimeoutMs < 0:
+			return invalid("spec.task.health_check", "interval_ms and timeout_ms must not be negative")
+		}
+	}
+	return nil
+}
+
+func validateTaskRef(field string, r *cellv1.TaskRef) error {
+	if r == nil {
+		return invalid(field, "is required")
+	}
+	if _, err := uuid.Parse(r.JobId); err != nil {
+		return invalid(field+".job_id", "%q is not a UUID", r.JobId)
+	}
+	return nil
+}
+
+func validateCommit(r *cellv1.CommitRequest) error {
+	switch {
+	case !schedulerRE.MatchString(r.Scheduler):
+		return invalid("scheduler", "%q is not a scheduler name", r.Scheduler)
+	case len(r.Claims) == 0:
+		return invalid("claims", "a transaction needs at least one claim")
+	case len(r.Claims) > MaxClaimsPerCommit:
+		return invalid("claims", "%d claims exceed %d per transaction", len(r.Claims), MaxClaimsPerCommit)
+	case len(r.Preemptions) > MaxClaimsPerCommit:
+		return invalid("preemptions", "%d exceed %d", len(r.Preemptions), MaxClaimsPerCommit)
+	case r.ConflictMode > cellv1.ConflictMode_CONFLICT_MODE_COARSE:
+		return invalid("conflict_mode", "unknown mode %d", r.ConflictMode)
+	case r.CommitMode > cellv1.CommitMode_COMMIT_MODE_ALL_OR_NOTHING:
+		return invalid("commit_mode", "unknown mode %d", r.CommitMode)
+	}
+	for i, c := range r.Claims {
+		if c == nil {
+			return invalid(fmt.Sprintf("claims[%d]", i), "is empty")
+		}
+		if err := validateTaskRef(fmt.Sprintf("claims[%d].task", i), c.Task); err != nil {
+			return err
+		}
+		if c.MachineId == "" {
+			return invalid(fmt.Sprintf("claims[%d].machine_id", i), "is required")
+		}
+		if rs := c.Resources; rs == nil || rs.CpuMilli < 0 || rs.MemoryBytes < 0 || rs.DiskBytes < 0 || rs.GpuMilli < 0 {
+			return invalid(fmt.Sprintf("claims[%d].resources", i), "are required and must not be negative")
+		}
+		if len(c.Devices) > MaxGPUsPerMachine {
+			return invalid(fmt.Sprintf("claims[%d].devices", i), "%d shares exceed %d", len(c.Devices), MaxGPUsPerMachine)
+		}
+		for k, d := range c.Devices {
+			if d.GetMilli() == 0 || d.GetMilli() > txn.MilliPerGPU {
+				return invalid(fmt.Sprintf("claims[%d].devices[%d].milli", i, k), "%d is outside 1..1000", d.GetMilli())
+			}
+		}
+	}
+	for i, p := range r.Preemptions {
+		if err := validateTaskRef(fmt.Sprintf("preemptions[%d]", i), p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validateRegisterMachine(r *cellv1.RegisterMachineRequest) error {
+	if !machineRE.MatchString(r.Id) {
+		return invalid("id", "%q must be 1-253 letters, digits, '-', '.' or '_'", r.Id)
+	}
+	if r.Capacity == nil {
+		return invalid("capacity", "is required")
+	}
+	c := pbconv.Resources(r.Capacity)
+	if err := txn.ValidateCapacity(c); err != nil {
+		return invalid("capacity", "%v", err)
+	}
+	if c.CPUMilli > maxCPUMilli || c.MemoryBytes > maxBytes || c.DiskBytes > maxBytes || c.GPUMilli > MaxGPUsPerMachine*txn.MilliPerGPU {
+		return invalid("capacity", "%v is beyond any machine", c)
+	}
+	if len(r.Labels) > maxLabels {
+		return invalid("labels", "%d labels exceed %d", len(r.Labels), maxLabels)
+	}
+	for k, v := range r.Labels {
+		if !labelKeyRE.MatchString(k) || len(v) > 253 {
+			return invalid("labels", "label %q=%q: key must be 1-63 letters, digits, '-', '.', '_' or '/', value at most 253", k, v)
+		}
+	}
+	if r.GpuMemoryBytes < 0 {
+		return invalid("gpu_memory_bytes", "%d is negative", r.GpuMemoryBytes)
+	}
+	if len(r.LogAddress) > 253 {
+		return invalid("log_address", "longer than 253 characters")
+	}
+	return nil
+}
+
+func validateReport(r *cellv1.ReportTaskStatesRequest) error {
+	if r.MachineId == "" {
+		return invalid("machine_id", "is required")
+	}
+	if len(r.Updates) == 0 || len(r.Updates) > MaxUpdatesPerReport {
+		return invalid("updates", "%d updates: need 1..%d", len(r.Updates), MaxUpdatesPerReport)
+	}
+	for i, u := range r.Updates {
+		if u == nil {
+			return invalid(fmt.Sprintf("updates[%d]", i), "is empty")
+		}
+		if err := validateTaskRef(fmt.Sprintf("updates[%d].task", i), u.Task); err != nil {
+			return err
+		}
+		switch u.State {
+		case cellv1.TaskState_TASK_STATE_RUNNING, cellv1.TaskState_TASK_STATE_SUCCEEDED, cellv1.TaskState_TASK_STATE_FAILED, cellv1.TaskState_TASK_STATE_KILLED:
+		default:
+			return invalid(fmt.Sprintf("updates[%d].state", i), "%s: an agent reports running, succeeded, failed or killed", u.State)
+		}
+		if len(u.Message) > maxStringLen {
+			return invalid(fmt.Sprintf("updates[%d].message", i), "longer than %d characters", maxStringLen)
+		}
+	}
+	return nil
+}

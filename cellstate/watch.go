@@ -1,0 +1,205 @@
+package cellstate
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
+
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+)
+
+// CompactedError says a watch asked for revisions the log no longer has.
+type CompactedError struct {
+	Requested uint64 // the start revision asked for
+	Compacted uint64 // the newest revision no longer in the log
+}
+
+func (e *CompactedError) Error() string {
+	return fmt.Sprintf("watch from revision %d: compacted, resnapshot (log starts after revision %d)", e.Requested, e.Compacted)
+}
+
+// ringBytes bounds the memory the hub keeps for recent revisions; older
+// ones are read back from Pebble.
+const ringBytes = 64 << 20
+
+// hub fans durable revisions out to watchers. Watchers pull: each reads
+// the revisions after the last one it sent, then waits for the next
+// publish. A slow watcher never blocks the commit loop or other watchers;
+// once it falls out of the ring it reads from Pebble.
+type hub struct {
+	db *pebble.DB
+
+	mu        sync.Mutex
+	ring      []*encodedEntry // consecutive recent revisions
+	bytes     int
+	head      uint64 // newest durable revision
+	compacted uint64
+	notify    chan struct{} // closed and replaced on every publish
+	closed    bool
+}
+
+func newHub(head, compacted uint64, db *pebble.DB) *hub {
+	return &hub{db: db, head: head, compacted: compacted, notify: make(chan struct{})}
+}
+
+func (h *hub) publish(entries []*encodedEntry) {
+	if len(entries) == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range entries {
+		h.ring = append(h.ring, e)
+		h.bytes += len(e.data)
+	}
+	drop := 0
+	for h.bytes > ringBytes && drop < len(h.ring)-1 {
+		h.bytes -= len(h.ring[drop].data)
+		drop++
+	}
+	if drop > 0 {
+		h.ring = append(h.ring[:0:0], h.ring[drop:]...)
+	}
+	h.head = entries[len(entries)-1].rev
+	close(h.notify)
+	h.notify = make(chan struct{})
+}
+
+func (h *hub) setCompacted(rev uint64) {
+	h.mu.Lock()
+	h.compacted = rev
+	h.mu.Unlock()
+}
+
+func (h *hub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.closed {
+		h.closed = true
+		close(h.notify)
+	}
+}
+
+var errHubClosed = errors.New("cellstate: watch closed: store is shutting down")
+
+// logEntry is one revision as a watcher gets it: always the encoded
+// WatchResponse, and the changed objects when it came from memory.
+type logEntry struct {
+	rev  uint64
+	data []byte
+	cs   *changeSet // nil when read back from Pebble
+}
+
+// read returns up to max revisions after `after`, the current head, and a
+// channel closed on the next publish.
+func (h *hub) read(after uint64, max int) ([]logEntry, uint64, <-chan struct{}, error) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, 0, nil, errHubClosed
+	}
+	head, compacted, wait := h.head, h.compacted, h.notify
+	if after+1 <= compacted {
+		h.mu.Unlock()
+		return nil, head, wait, &CompactedError{Requested: after, Compacted: compacted}
+	}
+	if after >= head {
+		h.mu.Unlock()
+		return nil, head, wait, nil
+	}
+	var out []logEntry
+	if len(h.ring) > 0 && h.ring[0].rev <= after+1 {
+		i := int(after + 1 - h.ring[0].rev)
+		for ; i < len(h.ring) && len(out) < max; i++ {
+			e := h.ring[i]
+			out = append(out, logEntry{rev: e.rev, data: e.data, cs: e.cs})
+		}
+		h.mu.Unlock()
+		return out, head, wait, nil
+	}
+	ringStart := head + 1
+	if len(h.ring) > 0 {
+		ringStart = h.ring[0].rev
+	}
+	h.mu.Unlock()
+	out, err := h.readDisk(after, min(ringStart-1, after+uint64(max)))
+	return out, head, wait, err
+}
+
+// readDisk reads revisions (after, upto] from the durable log.
+func (h *hub) readDisk(after, upto uint64) ([]logEntry, error) {
+	it, err := h.db.NewIter(&pebble.IterOptions{LowerBound: logKey(after + 1), UpperBound: logKey(upto + 1)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []logEntry
+	next := after + 1
+	for it.First(); it.Valid(); it.Next() {
+		rev := decodeLogKey(it.Key())
+		if rev != next {
+			// A hole: compaction removed it while we read.
+			h.mu.Lock()
+			c := h.compacted
+			h.mu.Unlock()
+			return nil, &CompactedError{Requested: after, Compacted: max(c, rev-1)}
+		}
+		out = append(out, logEntry{rev: rev, data: append([]byte(nil), it.Value()...)})
+		next++
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 && after < upto {
+		h.mu.Lock()
+		c := h.compacted
+		h.mu.Unlock()
+		return nil, &CompactedError{Requested: after, Compacted: c}
+	}
+	return out, nil
+}
+
+func decodeLogKey(k []byte) uint64 {
+	var v uint64
+	for _, b := range k[len(prefixLog):] {
+		v = v<<8 | uint64(b)
+	}
+	return v
+}
+
+// forMachine returns the part of an entry that concerns one machine (the
+// machine, tasks placed on it or that just left it), or nil if none does.
+func (e logEntry) forMachine(id string) (*cellv1.WatchResponse, error) {
+	out := &cellv1.WatchResponse{Revision: e.rev}
+	if e.cs != nil {
+		for _, m := range e.cs.machines {
+			if m.m.ID == id {
+				out.Changes = append(out.Changes, &cellv1.Change{Object: &cellv1.Change_Machine{Machine: m.pb()}})
+			}
+		}
+		for _, t := range e.cs.tasks {
+			if t.t.Machine == id || t.lastMachine == id {
+				out.Changes = append(out.Changes, &cellv1.Change{Object: &cellv1.Change_Task{Task: t.pb()}})
+			}
+		}
+	} else {
+		all := &cellv1.WatchResponse{}
+		if err := proto.Unmarshal(e.data, all); err != nil {
+			return nil, fmt.Errorf("cellstate: decode log entry %d: %w", e.rev, err)
+		}
+		for _, c := range all.Changes {
+			switch {
+			case c.GetMachine().GetId() == id && c.GetMachine() != nil,
+				c.GetTask() != nil && (c.GetTask().MachineId == id || c.GetTask().LastMachineId == id):
+				out.Changes = append(out.Changes, c)
+			}
+		}
+	}
+	if len(out.Changes) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
