@@ -137,6 +137,10 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
+// CloseWatchers ends every watch stream (they get UNAVAILABLE), so a
+// graceful shutdown of the gRPC server does not wait on them.
+func (s *Store) CloseWatchers() { s.hub.close() }
+
 // Err returns the error that killed the store, if a durable write failed.
 func (s *Store) Err() error {
 	s.failMu.Lock()
