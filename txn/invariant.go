@@ -11,13 +11,15 @@ import "fmt"
 func CheckInvariant(machines []*Machine, tasks []*Task) error {
 	byID := make(map[string]int, len(machines))
 	sum := make([]Resources, len(machines))
-	dev := make([][]uint32, len(machines))
+	// dev sums shares in 64 bits: shares are uint32, and a corrupt cell
+	// must not wrap a device's sum back into range.
+	dev := make([][]uint64, len(machines))
 	for i, m := range machines {
 		if _, dup := byID[m.ID]; dup {
 			return fmt.Errorf("machine %s appears twice", m.ID)
 		}
 		byID[m.ID] = i
-		dev[i] = make([]uint32, len(m.DeviceUsed))
+		dev[i] = make([]uint64, len(m.DeviceUsed))
 	}
 	seen := make(map[TaskKey]struct{}, len(tasks))
 	for _, t := range tasks {
@@ -41,7 +43,7 @@ func CheckInvariant(machines []*Machine, tasks []*Task) error {
 			if int(d.Device) >= len(dev[i]) {
 				return fmt.Errorf("task %s holds device %d of machine %s, which has %d", t.Key, d.Device, t.Machine, len(dev[i]))
 			}
-			dev[i][d.Device] += d.Milli
+			dev[i][d.Device] += uint64(d.Milli)
 			gpu += int64(d.Milli)
 		}
 		if gpu != t.Resources.GPUMilli {
@@ -56,7 +58,7 @@ func CheckInvariant(machines []*Machine, tasks []*Task) error {
 			return fmt.Errorf("machine %s: allocated %v exceeds capacity %v", m.ID, m.Allocated, m.Capacity)
 		}
 		for d, used := range dev[i] {
-			if used != m.DeviceUsed[d] {
+			if used != uint64(m.DeviceUsed[d]) {
 				return fmt.Errorf("machine %s device %d: used %d, but its tasks hold %d", m.ID, d, m.DeviceUsed[d], used)
 			}
 			if used > MilliPerGPU {
