@@ -61,6 +61,7 @@ func FuzzValidate(f *testing.F) {
 			}
 			bad = append(bad, checkInvariant(w.c)...)
 			bad = append(bad, checkMaxPerMachine(w.c)...)
+			bad = append(bad, checkCellInvariant(w.c)...)
 			if len(bad) > 0 {
 				t.Fatalf("step %d:\n%s", step, strings.Join(bad, "\n"))
 			}

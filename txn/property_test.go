@@ -439,6 +439,7 @@ func TestPropertyRandomTransactions(t *testing.T) {
 		}
 		bad = append(bad, checkInvariant(w.c)...)
 		bad = append(bad, checkMaxPerMachine(w.c)...)
+		bad = append(bad, checkCellInvariant(w.c)...)
 		if step%500 == 0 {
 			var used, capa int64
 			for _, m := range w.c.machines {
