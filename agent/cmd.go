@@ -1,0 +1,134 @@
+package agent
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// DefaultServer is the cell server address used when neither --server nor
+// CELL_ADDR is given.
+const DefaultServer = "127.0.0.1:7070"
+
+// Command is `cell agent`: the node agent of this machine, or with
+// --simulate N a fleet of N simulated machines.
+func Command() *cobra.Command {
+	var (
+		server, name, labels, dataDir           string
+		cpu, memory, disk, gpuModel, gpuMemory  string
+		gpus, simulate                          int
+		profile, logsListen, cgroupRoot, logLvl string
+		heartbeat, usageInterval, stopGrace     time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the node agent of this machine (or --simulate N machines)",
+		Long: `Run the node agent: register this machine with the cell, heartbeat over
+NATS, run the tasks placed here as child processes (logs under --data,
+cgroup v2 limits where available) and report their states.
+
+With --simulate N, run N simulated machines in this process instead: same
+protocol, tasks "run" for their duration_ms without a process. --profile
+shapes the fleet as key=value pairs (` + ProfileKeys + `), e.g.
+  cell agent --simulate 10000 --profile zones=3,racks=10,gpu-fraction=0.1,gpu-model=A100`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd, logLvl)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmp.Or(cmd.Context(), context.Background()), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if simulate > 0 {
+				for _, f := range []string{"labels", "data", "cpu", "memory", "disk", "gpus", "gpu-model", "gpu-memory", "logs-listen", "cgroup-root", "stop-grace"} {
+					if cmd.Flags().Changed(f) {
+						return fmt.Errorf("--%s describes a real machine; with --simulate use --profile (%s)", f, ProfileKeys)
+					}
+				}
+				p, err := ParseProfile(profile)
+				if err != nil {
+					return err
+				}
+				sim, err := NewSimulation(SimConfig{
+					Server: server, Prefix: cmp.Or(name, "sim"), Machines: simulate, Profile: p,
+					Heartbeat: heartbeat, UsageInterval: usageInterval, Logger: log,
+				})
+				if err != nil {
+					return err
+				}
+				return sim.Run(ctx)
+			}
+			if simulate < 0 {
+				return fmt.Errorf("--simulate %d: want a number of machines", simulate)
+			}
+			if cmd.Flags().Changed("profile") {
+				return fmt.Errorf("--profile shapes simulated machines; give --simulate N too")
+			}
+			cfg := Config{
+				Server: server, Name: name, DataDir: dataDir, GPUs: gpus, GPUModel: gpuModel,
+				Heartbeat: heartbeat, UsageInterval: usageInterval, StopGrace: stopGrace,
+				LogsListen: logsListen, CgroupRoot: cgroupRoot, Logger: log,
+			}
+			if cfg.Labels, err = ParseLabels(labels); err != nil {
+				return err
+			}
+			if cpu != "" {
+				if cfg.CPUMilli, err = ParseCPU(cpu); err != nil {
+					return fmt.Errorf("--cpu: %w", err)
+				}
+			}
+			for _, q := range []struct {
+				flag, value string
+				dst         *int64
+			}{{"memory", memory, &cfg.MemoryBytes}, {"disk", disk, &cfg.DiskBytes}, {"gpu-memory", gpuMemory, &cfg.GPUMemoryBytes}} {
+				if q.value != "" {
+					if *q.dst, err = ParseBytes(q.value); err != nil {
+						return fmt.Errorf("--%s: %w", q.flag, err)
+					}
+				}
+			}
+			a, err := New(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			return a.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&server, "server", cmp.Or(os.Getenv("CELL_ADDR"), DefaultServer), "cell server gRPC address (env CELL_ADDR)")
+	f.StringVar(&name, "name", "", "machine id (default: host name); with --simulate, the machine name prefix (default sim)")
+	f.StringVar(&labels, "labels", "", "machine labels, e.g. zone=a,rack=r1")
+	f.StringVar(&dataDir, "data", DefaultDataDir, "directory for task working directories and logs")
+	f.StringVar(&cpu, "cpu", "", "CPU capacity in cores (8) or millicores (7500m); default: all CPUs")
+	f.StringVar(&memory, "memory", "", "memory capacity (e.g. 16Gi); default: MemTotal")
+	f.StringVar(&disk, "disk", "", "disk capacity (e.g. 100Gi); default: space available in --data")
+	f.IntVar(&gpus, "gpus", -1, "number of GPUs; default: detected with nvidia-smi")
+	f.StringVar(&gpuModel, "gpu-model", "", "GPU model label (gpu.model); default: detected")
+	f.StringVar(&gpuMemory, "gpu-memory", "", "memory per GPU (e.g. 80Gi); default: detected")
+	f.IntVar(&simulate, "simulate", 0, "run this many simulated machines instead of this machine's agent")
+	f.StringVar(&profile, "profile", "", "simulated fleet shape: key=value,... ("+ProfileKeys+")")
+	f.DurationVar(&heartbeat, "heartbeat", 0, "heartbeat interval (default: the server's, normally 1s)")
+	f.DurationVar(&usageInterval, "usage-interval", DefaultUsageInterval, "how often heartbeats carry usage samples")
+	f.DurationVar(&stopGrace, "stop-grace", DefaultStopGrace, "time between SIGTERM and SIGKILL when stopping a task")
+	f.StringVar(&logsListen, "logs-listen", DefaultLogsListen, "address serving task logs to the cell server")
+	f.StringVar(&cgroupRoot, "cgroup-root", DefaultCgroupRoot, "cgroup v2 mount for task limits ('-' disables limits)")
+	f.StringVar(&logLvl, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// newLogger logs text to the command's stderr at the given level.
+func newLogger(cmd *cobra.Command, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: l})), nil
+}

@@ -1,0 +1,53 @@
+// Package agent is omegacell's node agent (`cell agent`): it makes machines
+// part of a cell and runs the tasks the schedulers place on them. With
+// --simulate it runs thousands of simulated machines in one process over
+// the same protocol, for scale tests and benchmarks.
+//
+// # Protocol
+//
+//  1. MachineService.RegisterMachine with the machine's id, labels,
+//     capacity, GPU memory and the address of its log server. The answer
+//     names the NATS URL, the subject prefix and the heartbeat interval.
+//  2. Every interval a cellv1.HeartbeatBatch (protobuf) is published on
+//     "<prefix>.heartbeats": a real agent sends a batch of one; a simulated
+//     fleet sends all its machines in one message (split only past 1 MiB).
+//     Every few seconds (--usage-interval) heartbeats carry usage: machine
+//     CPU and memory, and per task CPU and RSS, sampled from /proc (or the
+//     task's cgroup).
+//  3. The agent reads its view of the cell — MachineService.GetMachine for
+//     a real agent, StateService.Snapshot for a fleet — then follows
+//     StateService.Watch from there (filtered to its machine for a real
+//     agent; one unfiltered stream dispatched to all machines for a fleet).
+//  4. Task state changes go back through AgentService.ReportTaskStates,
+//     fenced by attempt: RUNNING when started, SUCCEEDED on exit 0, FAILED
+//     with the exit code (or the health-check or start failure) otherwise.
+//
+// # Contract
+//
+//   - Level-triggered reconciliation. The agent keeps the server's view
+//     (tasks assigned to or running on each machine) and its own attempts,
+//     and on every change and once a second makes them agree: it starts
+//     attempts the server holds here, stops attempts the server moved away
+//     or replaced by a newer attempt (SIGTERM, --stop-grace, SIGKILL of the
+//     whole process group), and reports states the server does not show
+//     yet. A report lost to a server restart is therefore sent again.
+//   - An attempt never runs twice. The attempt's directory
+//     <data>/tasks/<job>/<index>.<attempt>/ is created with mkdir, which
+//     fails if it exists; an attempt the server shows as running that has
+//     no process here (the agent restarted) is reported FAILED as lost, and
+//     processes an earlier agent left behind are killed at start.
+//   - A server restart never kills tasks: the agent keeps them running,
+//     registers again, reads its view again and reconciles.
+//   - The agent reports only about attempts the server still holds on its
+//     machine. It never needs to report KILLED: it stops a task only when
+//     the server moved it on (a report would be refused by the attempt
+//     fence), and when the agent itself shuts down it stops its tasks and
+//     leaves the verdict to the server's missed-heartbeat rule (the machine
+//     goes down and its tasks return to their schedulers as lost).
+//   - Resource limits: with a writable cgroup v2 at --cgroup-root, each
+//     attempt runs in its own cgroup with cpu.max and memory.max from its
+//     resources; otherwise one log line says limits are not enforced.
+//   - Task logs (stdout, stderr) stay on the machine; the agent serves
+//     JobService.GetTaskLogs on --logs-listen and registers that address,
+//     and the cell server proxies log requests to it.
+package agent

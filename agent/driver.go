@@ -1,0 +1,412 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+)
+
+// driver connects a fleet to the cell server: it registers the machines,
+// keeps the fleet's views in step with the server (a view read, then a
+// watch), runs the sync loop and sends what it decides (state reports, job
+// reads). When the server goes away it keeps everything running and starts
+// over: register again (which also tells it where NATS is now), read the
+// view again, watch again.
+type driver struct {
+	log   *slog.Logger
+	fleet *fleet
+	hb    *heartbeater
+	// machineFilter: watch only this machine's changes (a real agent);
+	// empty: the whole cell, dispatched to the fleet's machines.
+	machineFilter string
+
+	cc       *grpc.ClientConn
+	machines cellv1.MachineServiceClient
+	state    cellv1.StateServiceClient
+	jobs     cellv1.JobServiceClient
+	agent    cellv1.AgentServiceClient
+
+	registerConcurrency int
+	syncEvery           time.Duration
+	rpcSlots            chan struct{} // bounds concurrent reports and job reads
+	inflight            sync.WaitGroup
+
+	synced     chan struct{} // closed after the first view from the server
+	syncedOnce sync.Once
+	sessions   atomic.Int64 // completed view reads, for tests
+	reregister chan string  // machines the server marked down
+}
+
+// Limits of the driver.
+const (
+	defaultRegisterConcurrency = 64
+	defaultRPCSlots            = 32
+	syncEvery                  = time.Second
+	sessionBackoff             = 250 * time.Millisecond
+	sessionBackoffCap          = 5 * time.Second
+	watchProgressMillis        = 1000
+	// maxRecvBytes lets snapshot chunks of large cells through.
+	maxRecvBytes = 64 << 20
+)
+
+func newDriver(log *slog.Logger, server string, f *fleet, hb *heartbeater, machineFilter string) (*driver, error) {
+	if server == "" {
+		return nil, errors.New("server: the cell server address is required")
+	}
+	cc, err := grpc.NewClient(server,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvBytes)))
+	if err != nil {
+		return nil, fmt.Errorf("server %q: %w", server, err)
+	}
+	return &driver{
+		log: log, fleet: f, hb: hb, machineFilter: machineFilter,
+		cc:                  cc,
+		machines:            cellv1.NewMachineServiceClient(cc),
+		state:               cellv1.NewStateServiceClient(cc),
+		jobs:                cellv1.NewJobServiceClient(cc),
+		agent:               cellv1.NewAgentServiceClient(cc),
+		registerConcurrency: defaultRegisterConcurrency,
+		syncEvery:           syncEvery,
+		rpcSlots:            make(chan struct{}, defaultRPCSlots),
+		synced:              make(chan struct{}),
+		reregister:          make(chan string, 1024),
+	}, nil
+}
+
+// run drives the fleet until ctx ends or registration is refused for good.
+// It returns once every goroutine it started has ended.
+func (d *driver) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); d.hb.run(ctx) }()
+	go func() { defer wg.Done(); d.syncLoop(ctx) }()
+	go func() { defer wg.Done(); d.reregisterLoop(ctx) }()
+	err := d.sessionLoop(ctx)
+	cancel()
+	wg.Wait()
+	d.inflight.Wait()
+	d.cc.Close()
+	return err
+}
+
+// sessionLoop runs sessions, with backoff, until ctx ends. The only error
+// it returns is a registration the server refuses as invalid.
+func (d *driver) sessionLoop(ctx context.Context) error {
+	backoff := sessionBackoff
+	failures := 0
+	for ctx.Err() == nil {
+		began := time.Now()
+		err := d.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if status.Code(err) == codes.InvalidArgument {
+			return err
+		}
+		if time.Since(began) > 10*sessionBackoffCap {
+			backoff, failures = sessionBackoff, 0
+		}
+		failures++
+		if failures == 1 {
+			d.log.Warn("lost the cell server; tasks keep running, retrying", "err", err)
+		} else {
+			d.log.Debug("cell server still unreachable", "err", err, "attempts", failures)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, sessionBackoffCap)
+	}
+	return nil
+}
+
+// errCompacted: the watch start revision is gone from the change log.
+type errCompacted struct{ compactRevision uint64 }
+
+func (e errCompacted) Error() string {
+	return fmt.Sprintf("watch start revision was compacted (compact revision %d)", e.compactRevision)
+}
+
+// session registers, reads the view, and follows the watch until it
+// breaks.
+func (d *driver) session(ctx context.Context) error {
+	start, err := d.registerAll(ctx)
+	if err != nil {
+		return err
+	}
+	// A watch start that was compacted is retried from the compact
+	// revision, after a fresh read of the view (which is then newer than
+	// the start, as the replay merge needs).
+	for range 3 {
+		rev, err := d.readView(ctx)
+		if err != nil {
+			return err
+		}
+		if d.machineFilter == "" {
+			start = rev
+		}
+		err = d.watch(ctx, start)
+		var c errCompacted
+		if !errors.As(err, &c) {
+			return err
+		}
+		d.log.Info("watch start was compacted; reading the view again", "start", start, "compact_revision", c.compactRevision)
+		start = c.compactRevision
+	}
+	return errors.New("watch start compacted three times in a row")
+}
+
+// registerAll registers every machine (with bounded concurrency),
+// configures heartbeats from the answer and returns the revision to watch
+// from: the highest revision the registrations answered.
+func (d *driver) registerAll(ctx context.Context) (uint64, error) {
+	machines := d.fleet.registrations()
+	var (
+		mu       sync.Mutex
+		firstErr error
+		first    *cellv1.RegisterMachineResponse
+		rev      uint64
+		wg       sync.WaitGroup
+	)
+	next := make(chan *cellv1.RegisterMachineRequest)
+	for range min(d.registerConcurrency, len(machines)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for req := range next {
+				resp, err := d.machines.RegisterMachine(ctx, req)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("register machine %s: %w", req.GetId(), err)
+				}
+				if err == nil {
+					if first == nil {
+						first = resp
+					}
+					r := resp.GetRevision()
+					if r == 0 {
+						r = resp.GetMachine().GetModRevision()
+					}
+					rev = max(rev, r)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, req := range machines {
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		next <- req
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	interval := time.Duration(first.GetHeartbeatIntervalMs()) * time.Millisecond
+	if err := d.hb.configure(first.GetNatsUrl(), first.GetSubjectPrefix(), interval); err != nil {
+		return 0, fmt.Errorf("connect to NATS at %q: %w", first.GetNatsUrl(), err)
+	}
+	d.log.Debug("registered", "machines", len(machines), "revision", rev)
+	return rev, nil
+}
+
+// readView replaces the fleet's views with the server's: the machine's
+// tasks for a real agent, a snapshot of the cell for a simulated fleet
+// (whose revision it returns).
+func (d *driver) readView(ctx context.Context) (uint64, error) {
+	if d.machineFilter != "" {
+		resp, err := d.machines.GetMachine(ctx, &cellv1.GetMachineRequest{Id: d.machineFilter})
+		if err != nil {
+			return 0, fmt.Errorf("read machine %s: %w", d.machineFilter, err)
+		}
+		d.fleet.replaceView(d.fleet.machines[d.machineFilter], resp.GetTasks(), resp.GetMachine().GetModRevision())
+		d.markSynced()
+		return 0, nil
+	}
+	stream, err := d.state.Snapshot(ctx, &cellv1.SnapshotRequest{})
+	if err != nil {
+		return 0, fmt.Errorf("snapshot: %w", err)
+	}
+	var (
+		rev   uint64
+		tasks []*cellv1.Task
+		jobs  = make(map[string]*cellv1.Job)
+		used  = make(map[string]bool)
+	)
+	for first := true; ; first = false {
+		chunk, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return 0, errors.New("snapshot: stream ended before its last chunk")
+		}
+		if err != nil {
+			return 0, fmt.Errorf("snapshot: %w", err)
+		}
+		if first {
+			rev = chunk.GetRevision()
+		}
+		for _, t := range chunk.GetTasks() {
+			if _, ours := d.fleet.machines[t.GetMachineId()]; ours && holdsOn(t, t.GetMachineId()) {
+				tasks = append(tasks, t)
+				used[t.GetJobId()] = true
+			}
+		}
+		for _, j := range chunk.GetJobs() {
+			jobs[j.GetId()] = j
+		}
+		if chunk.GetLast() {
+			break
+		}
+	}
+	keep := make([]*cellv1.Job, 0, len(used))
+	for id := range used {
+		if j := jobs[id]; j != nil {
+			keep = append(keep, j)
+		}
+	}
+	d.fleet.replaceAll(tasks, keep, rev, time.Now())
+	d.markSynced()
+	return rev, nil
+}
+
+func (d *driver) markSynced() {
+	d.sessions.Add(1)
+	d.syncedOnce.Do(func() { close(d.synced) })
+}
+
+// watch follows the change stream from start until it breaks.
+func (d *driver) watch(ctx context.Context, start uint64) error {
+	stream, err := d.state.Watch(ctx, &cellv1.WatchRequest{
+		StartRevision:      start,
+		ProgressIntervalMs: watchProgressMillis,
+		MachineId:          d.machineFilter,
+	})
+	if err != nil {
+		return fmt.Errorf("watch: %w", err)
+	}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return fmt.Errorf("watch: %w", err)
+		}
+		if c := resp.GetCompactRevision(); c != 0 {
+			return errCompacted{compactRevision: c}
+		}
+		for _, id := range d.fleet.applyChanges(resp.GetChanges(), resp.GetRevision(), time.Now()) {
+			select {
+			case d.reregister <- id:
+			default: // a full queue re-registers them soon enough
+			}
+		}
+	}
+}
+
+// reregisterLoop registers again the machines the server marked down while
+// this agent is alive and watching (their heartbeats were lost, not they).
+// A machine is registered again at most once per sessionBackoffCap.
+func (d *driver) reregisterLoop(ctx context.Context) {
+	last := make(map[string]time.Time)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-d.reregister:
+			if time.Since(last[id]) < sessionBackoffCap {
+				continue
+			}
+			last[id] = time.Now()
+			req := d.fleet.registration(id)
+			if req == nil {
+				continue
+			}
+			if _, err := d.machines.RegisterMachine(ctx, req); err != nil {
+				d.log.Warn("cannot register a machine the server marked down", "machine", id, "err", err)
+			} else {
+				d.log.Info("registered again a machine the server had marked down", "machine", id)
+			}
+		}
+	}
+}
+
+// syncLoop reconciles dirty machines as they change, and every machine
+// once per syncEvery (retries and timeouts), and sends what it decided.
+func (d *driver) syncLoop(ctx context.Context) {
+	ticker := time.NewTicker(d.syncEvery)
+	defer ticker.Stop()
+	for {
+		all := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.fleet.kick:
+		case <-ticker.C:
+			all = true
+		}
+		w := d.fleet.sync(time.Now(), all)
+		for _, b := range w.reports {
+			d.send(ctx, b)
+		}
+		for _, id := range w.fetches {
+			d.fetchJob(ctx, id)
+		}
+	}
+}
+
+// send reports one batch of task states in the background.
+func (d *driver) send(ctx context.Context, b reportBatch) {
+	d.inflight.Add(1)
+	go func() {
+		defer d.inflight.Done()
+		select {
+		case d.rpcSlots <- struct{}{}:
+		case <-ctx.Done():
+			d.fleet.reported(b, nil, ctx.Err(), time.Now())
+			return
+		}
+		defer func() { <-d.rpcSlots }()
+		rctx, cancel := context.WithTimeout(ctx, reportTimeout)
+		defer cancel()
+		resp, err := d.agent.ReportTaskStates(rctx, &cellv1.ReportTaskStatesRequest{MachineId: b.m.id, Updates: b.updates})
+		d.fleet.reported(b, resp, err, time.Now())
+	}()
+}
+
+// fetchJob reads a job's template in the background.
+func (d *driver) fetchJob(ctx context.Context, id string) {
+	d.inflight.Add(1)
+	go func() {
+		defer d.inflight.Done()
+		select {
+		case d.rpcSlots <- struct{}{}:
+		case <-ctx.Done():
+			d.fleet.jobFetched(id, nil, ctx.Err(), time.Now())
+			return
+		}
+		defer func() { <-d.rpcSlots }()
+		rctx, cancel := context.WithTimeout(ctx, reportTimeout)
+		defer cancel()
+		resp, err := d.jobs.GetJob(rctx, &cellv1.GetJobRequest{IdOrName: id})
+		d.fleet.jobFetched(id, resp.GetJob().GetSpec().GetTask(), err, time.Now())
+	}()
+}

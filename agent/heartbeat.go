@@ -1,0 +1,219 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+)
+
+// Heartbeat defaults.
+const (
+	// defaultSubjectPrefix is used when the server names none.
+	defaultSubjectPrefix = "omegacell"
+	// defaultHeartbeat is used when the server names no interval.
+	defaultHeartbeat = time.Second
+	// maxBatchBytes bounds one NATS message (the NATS default max_payload
+	// is 1 MiB); a batch of more heartbeats is split.
+	maxBatchBytes = 1 << 20
+)
+
+// heartbeatSubject is where HeartbeatBatch messages go.
+func heartbeatSubject(prefix string) string {
+	if prefix == "" {
+		prefix = defaultSubjectPrefix
+	}
+	return prefix + ".heartbeats"
+}
+
+// heartbeater publishes the fleet's heartbeats: every interval one
+// HeartbeatBatch holding every machine (split only past maxBatchBytes), and
+// every usageEvery with usage samples. The NATS address, subject and
+// interval come from registration and may change when the server restarts.
+type heartbeater struct {
+	log        *slog.Logger
+	fleet      *fleet
+	usage      usageSource
+	usageEvery time.Duration
+	// override is the --heartbeat interval; 0 takes the server's.
+	override time.Duration
+	connName string
+
+	mu       sync.Mutex
+	nc       *nats.Conn
+	url      string
+	subject  string
+	interval time.Duration
+	changed  chan struct{}
+
+	failing   bool
+	lastUsage time.Time
+
+	// Counters, for metrics and tests.
+	batches    atomic.Int64
+	heartbeats atomic.Int64
+	bytes      atomic.Int64
+}
+
+func newHeartbeater(log *slog.Logger, f *fleet, usage usageSource, usageEvery, override time.Duration, connName string) *heartbeater {
+	return &heartbeater{
+		log: log, fleet: f, usage: usage, usageEvery: usageEvery, override: override, connName: connName,
+		changed:   make(chan struct{}, 1),
+		lastUsage: time.Now(),
+	}
+}
+
+// configure applies what registration answered: it connects to a new NATS
+// address (nats.go reconnects to the same one by itself).
+func (h *heartbeater) configure(url, prefix string, interval time.Duration) error {
+	if url == "" {
+		return errors.New("registration answered no NATS url")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.override > 0 {
+		interval = h.override
+	} else if interval <= 0 {
+		interval = defaultHeartbeat
+	}
+	if url != h.url {
+		nc, err := nats.Connect(url,
+			nats.Name(h.connName),
+			nats.MaxReconnects(-1),
+			nats.ReconnectWait(250*time.Millisecond),
+			nats.RetryOnFailedConnect(true),
+		)
+		if err != nil {
+			return err
+		}
+		if h.nc != nil {
+			h.nc.Close()
+		}
+		h.nc, h.url = nc, url
+		h.log.Info("heartbeats go to NATS", "url", url, "subject", heartbeatSubject(prefix), "interval", interval)
+	}
+	h.subject = heartbeatSubject(prefix)
+	if interval != h.interval {
+		h.interval = interval
+		select {
+		case h.changed <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// run beats until ctx ends, then closes the NATS connection.
+func (h *heartbeater) run(ctx context.Context) {
+	defer func() {
+		h.mu.Lock()
+		if h.nc != nil {
+			h.nc.Close()
+		}
+		h.mu.Unlock()
+	}()
+	var tick <-chan time.Time
+	var ticker *time.Ticker
+	for {
+		select {
+		case <-ctx.Done():
+			if ticker != nil {
+				ticker.Stop()
+			}
+			return
+		case <-h.changed:
+			h.mu.Lock()
+			interval := h.interval
+			h.mu.Unlock()
+			if ticker != nil {
+				ticker.Stop()
+			}
+			ticker = time.NewTicker(interval)
+			tick = ticker.C
+		case now := <-tick:
+			h.beat(now)
+		}
+	}
+}
+
+// beat publishes one round of heartbeats.
+func (h *heartbeater) beat(now time.Time) {
+	machines := h.fleet.running()
+	withUsage := now.Sub(h.lastUsage) >= h.usageEvery
+	var usage []machineUsage
+	if withUsage {
+		h.lastUsage = now
+		usage = h.usage.sample(now, machines)
+	}
+	hbs := make([]*cellv1.Heartbeat, len(machines))
+	for i, m := range machines {
+		hb := &cellv1.Heartbeat{MachineId: m.id, TimeUnixNano: now.UnixNano()}
+		if withUsage {
+			hb.Usage = usage[i].machine
+			hb.Tasks = usage[i].tasks
+		}
+		hbs[i] = hb
+	}
+	h.mu.Lock()
+	nc, subject := h.nc, h.subject
+	h.mu.Unlock()
+	if nc == nil {
+		return
+	}
+	limit := min(maxBatchBytes, int(nc.MaxPayload())) - 1024
+	var err error
+	for _, data := range encodeBatches(hbs, limit) {
+		if err = nc.Publish(subject, data); err != nil {
+			break
+		}
+		h.batches.Add(1)
+		h.bytes.Add(int64(len(data)))
+	}
+	if err == nil {
+		h.heartbeats.Add(int64(len(hbs)))
+	}
+	switch {
+	case err != nil && !h.failing:
+		h.failing = true
+		h.log.Warn("cannot publish heartbeats; will keep trying", "err", err)
+	case err == nil && h.failing:
+		h.failing = false
+		h.log.Info("heartbeats are published again")
+	}
+}
+
+// encodeBatches encodes heartbeats as HeartbeatBatch messages of at most
+// limit bytes each (a single heartbeat larger than limit gets a batch of
+// its own).
+func encodeBatches(hbs []*cellv1.Heartbeat, limit int) [][]byte {
+	var out [][]byte
+	start, size := 0, 0
+	flush := func(end int) {
+		if end > start {
+			data, err := proto.Marshal(&cellv1.HeartbeatBatch{Heartbeats: hbs[start:end]})
+			if err == nil {
+				out = append(out, data)
+			}
+		}
+		start, size = end, 0
+	}
+	for i, hb := range hbs {
+		n := proto.Size(hb)
+		// Field 1, length-delimited: one tag byte, the length, the body.
+		entry := 1 + protowire.SizeVarint(uint64(n)) + n
+		if size+entry > limit && i > start {
+			flush(i)
+		}
+		size += entry
+	}
+	flush(len(hbs))
+	return out
+}
