@@ -1,0 +1,69 @@
+package batch
+
+import (
+	"math/rand/v2"
+
+	"github.com/omegacell/omegacell/schedulers/policy"
+	"github.com/omegacell/omegacell/schedulers/view"
+	"github.com/omegacell/omegacell/txn"
+)
+
+// Name is the registry name of the batch policy.
+const Name = "batch"
+
+// Policy is the batch policy. Its zero value is not usable; call [New].
+type Policy struct {
+	// MinSample is the fewest feasible machines scored before a claim.
+	MinSample int
+	// SampleFactor is how many feasible machines are scored per task
+	// still to place in the class.
+	SampleFactor int
+}
+
+// New returns the batch policy with Borg-like sampling: at least 10
+// feasible machines, 2 per task left.
+func New() *Policy { return &Policy{MinSample: 10, SampleFactor: 2} }
+
+// Name implements policy.Policy.
+func (p *Policy) Name() string { return Name }
+
+// Modes implements policy.Policy: fine-grained, incremental (all-or-nothing
+// for a gang).
+func (p *Policy) Modes(job view.JobInfo) policy.Modes { return policy.DefaultModes(job) }
+
+// Place implements policy.Policy.
+func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng *rand.Rand) policy.Decision {
+	d := policy.Decision{Claims: make([]txn.Claim, 0, len(pending))}
+	s := policy.NewScratch(v, job.ID)
+	for _, class := range policy.Classes(pending, &d) {
+		rep := class.Rep()
+		pool := policy.NewPool(s, rep, v.Candidates(rep.Constraints), BestFit, rng)
+		for i, t := range class.Tasks {
+			want := max(p.MinSample, p.SampleFactor*(len(class.Tasks)-i))
+			c, ok := pool.Place(t, want)
+			if !ok {
+				d.Unplace(class.Tasks[i:], pool.Reasons.String())
+				break
+			}
+			d.Claims = append(d.Claims, c)
+		}
+	}
+	d.KeepWholeGang(job, pending)
+	return d
+}
+
+// BestFit scores m for t by what would be left free: the CPU and memory
+// fractions free after t (and the GPU fraction for GPU tasks), lower is
+// better. For a task without GPUs a GPU machine ranks behind every machine
+// without (the penalty exceeds any CPU plus memory score).
+func BestFit(m *txn.Machine, t *txn.Task) int64 {
+	free := m.Free().Sub(t.Resources)
+	s := policy.Fraction(free.CPUMilli, m.Capacity.CPUMilli) + policy.Fraction(free.MemoryBytes, m.Capacity.MemoryBytes)
+	switch {
+	case t.Resources.GPUMilli > 0:
+		s += policy.Fraction(free.GPUMilli, m.Capacity.GPUMilli)
+	case m.Devices() > 0:
+		s += 2 * policy.FractionScale
+	}
+	return s
+}

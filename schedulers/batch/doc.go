@@ -1,0 +1,22 @@
+// Package batch is omegacell's built-in batch policy: best-fit bin packing
+// with Borg's equivalence classes and relaxed randomization, committed
+// incrementally with fine-grained conflict detection.
+//
+// For each equivalence class of the job's pending tasks (identical
+// resources, constraints and max-per-machine; feasibility and scores are
+// computed once per class) the policy examines the candidate machines in
+// a random order until it has found max(MinSample, SampleFactor × tasks
+// left) feasible ones, then claims on the best fit among them: the machine
+// left with the smallest free CPU plus memory fraction after the task
+// (Borg's "best fit"; it packs tightly and keeps whole machines free for
+// large tasks). For tasks that ask for no GPU, machines with GPUs rank
+// behind all machines without, keeping accelerators for the work that
+// needs them.
+// A machine stays a candidate, rescored, while the class still fits on it;
+// when the sample runs dry the next one is drawn. The cost per task is
+// therefore a few machine checks and a heap operation, whatever the size of
+// the cell (Verma et al., "Large-scale cluster management at Google with
+// Borg", EuroSys 2015, §3.4).
+//
+// The policy is pure and deterministic given its rng; see package policy.
+package batch
