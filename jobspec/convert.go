@@ -1,0 +1,327 @@
+package jobspec
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/omegacell/omegacell/pbconv"
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/txn"
+)
+
+// Limits and defaults of the spec format (doc.go lists them for users).
+const (
+	MaxCount            = 100000
+	MaxRetryLimit       = 100
+	MaxPriority         = 1000
+	MaxFailureThreshold = 100
+
+	DefaultRetryLimit       = 3
+	DefaultHealthInterval   = 10 * time.Second
+	DefaultHealthTimeout    = time.Second
+	DefaultFailureThreshold = 3
+
+	minHealthInterval = 100 * time.Millisecond
+	minHealthTimeout  = 10 * time.Millisecond
+)
+
+// Built-in scheduler names.
+const (
+	SchedulerService = "service"
+	SchedulerBatch   = "batch"
+	SchedulerGPU     = "gpu"
+)
+
+// GPUModelLabel is the machine label that task.resources.gpuModel selects on.
+const GPUModelLabel = "gpu.model"
+
+var (
+	jobNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`)
+	// The issue fixes scheduler names as [a-z0-9-]{1,63}; tenants follow.
+	schedulerNameRE = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
+	envNameRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+const maxJobNameLen = 253
+
+// priorityBands are the names a spec may use instead of a number.
+var priorityBands = map[string]int32{
+	"production":  txn.PriorityProduction,
+	"batch":       txn.PriorityBatch,
+	"best-effort": txn.PriorityBestEffort,
+}
+
+// converter turns a shape-checked Spec into an API JobSpec, reporting every
+// semantic problem with the path of the field it concerns.
+type converter struct {
+	report func(fieldPath, string)
+}
+
+func (c *converter) failf(p fieldPath, format string, args ...any) {
+	c.report(p, fmt.Sprintf(format, args...))
+}
+
+func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
+	root := fieldPath{}
+	out := &cellv1.JobSpec{Name: s.Name, Tenant: s.Tenant, Gang: s.Gang, Count: 1, RetryLimit: DefaultRetryLimit}
+
+	switch {
+	case s.Name == "":
+		c.failf(root.key("name"), "required: name the job (lower-case letters, digits, '-' and '.')")
+	case len(s.Name) > maxJobNameLen:
+		c.failf(root.key("name"), "%q is longer than %d characters", s.Name, maxJobNameLen)
+	case !jobNameRE.MatchString(s.Name):
+		c.failf(root.key("name"), "%q: want lower-case letters, digits, '-' and '.', starting and ending with a letter or digit", s.Name)
+	}
+	if s.Tenant != "" && !schedulerNameRE.MatchString(s.Tenant) {
+		c.failf(root.key("tenant"), "%q: want 1 to 63 lower-case letters, digits and '-'", s.Tenant)
+	}
+
+	var task *cellv1.TaskTemplate
+	if s.Task == nil {
+		c.failf(root.key("task"), "required: what each task runs (command) and needs (resources)")
+	} else {
+		task = c.task(s.Task, root.key("task"))
+		out.Task = task
+	}
+
+	kind := cellv1.JobKind_JOB_KIND_UNSPECIFIED
+	switch s.Kind {
+	case "":
+	case "service":
+		kind = cellv1.JobKind_JOB_KIND_SERVICE
+	case "batch":
+		kind = cellv1.JobKind_JOB_KIND_BATCH
+	default:
+		c.failf(root.key("kind"), "%q: want service or batch", s.Kind)
+	}
+
+	out.Scheduler = s.Scheduler
+	switch {
+	case s.Scheduler == "" && kind == cellv1.JobKind_JOB_KIND_SERVICE:
+		out.Scheduler = SchedulerService
+	case s.Scheduler == "" && task.GetResources().GetGpuMilli() > 0:
+		out.Scheduler = SchedulerGPU
+	case s.Scheduler == "":
+		out.Scheduler = SchedulerBatch
+	case !schedulerNameRE.MatchString(s.Scheduler):
+		c.failf(root.key("scheduler"), "%q: want service, batch, gpu or a custom scheduler's name (1 to 63 lower-case letters, digits and '-')", s.Scheduler)
+	}
+
+	if kind == cellv1.JobKind_JOB_KIND_UNSPECIFIED {
+		kind = cellv1.JobKind_JOB_KIND_BATCH
+		if out.Scheduler == SchedulerService {
+			kind = cellv1.JobKind_JOB_KIND_SERVICE
+		}
+	}
+	out.Kind = kind
+
+	out.Priority = txn.PriorityBatch
+	if kind == cellv1.JobKind_JOB_KIND_SERVICE {
+		out.Priority = txn.PriorityProduction
+	}
+	if s.Priority != nil {
+		if p, ok := c.priority(*s.Priority, root.key("priority")); ok {
+			out.Priority = p
+		}
+	}
+
+	if s.Count != nil {
+		if n := *s.Count; n < 1 || n > MaxCount {
+			c.failf(root.key("count"), "%d is out of range 1..%d", n, MaxCount)
+		} else {
+			out.Count = uint32(n)
+		}
+	}
+	if s.RetryLimit != nil {
+		if n := *s.RetryLimit; n < 0 || n > MaxRetryLimit {
+			c.failf(root.key("retryLimit"), "%d is out of range 0..%d", n, MaxRetryLimit)
+		} else {
+			out.RetryLimit = uint32(n)
+		}
+	}
+	return out
+}
+
+func (c *converter) priority(s Scalar, p fieldPath) (int32, bool) {
+	if band, ok := priorityBands[s.Text]; ok && !s.Number {
+		return band, true
+	}
+	n, err := strconv.ParseInt(s.Text, 10, 64)
+	if err != nil {
+		c.failf(p, "%q: want production, batch, best-effort or a number 0..%d", s.Text, MaxPriority)
+		return 0, false
+	}
+	if n < 0 || n > MaxPriority {
+		c.failf(p, "%d is out of range 0..%d", n, MaxPriority)
+		return 0, false
+	}
+	return int32(n), true
+}
+
+func (c *converter) task(t *Task, p fieldPath) *cellv1.TaskTemplate {
+	out := &cellv1.TaskTemplate{Command: t.Command, Args: t.Args, SpreadKey: t.SpreadKey}
+	if strings.TrimSpace(t.Command) == "" {
+		c.failf(p.key("command"), "required: the program each task runs")
+	}
+	if len(t.Env) > 0 {
+		out.Env = t.Env
+		for _, k := range sortedKeys(t.Env) {
+			if !envNameRE.MatchString(k) {
+				c.failf(p.key("env").key(k), "%q is not a valid environment variable name (letters, digits and _, not starting with a digit)", k)
+			}
+		}
+	}
+
+	res, gpuModel := c.resources(t.Resources, p.key("resources"))
+	out.Resources = pbconv.ResourcesPB(res)
+
+	for i, s := range t.Constraints {
+		con, err := ParseConstraint(s)
+		if err != nil {
+			c.failf(p.key("constraints").index(i), "%v", err)
+			continue
+		}
+		out.Constraints = append(out.Constraints, pbconv.ConstraintsPB([]txn.Constraint{con})...)
+	}
+	if gpuModel != "" {
+		out.Constraints = append(out.Constraints, pbconv.ConstraintsPB([]txn.Constraint{{Key: GPUModelLabel, Op: txn.OpIn, Values: []string{gpuModel}}})...)
+	}
+
+	if t.SpreadKey != "" {
+		if err := validLabelKey(t.SpreadKey); err != nil {
+			c.failf(p.key("spreadKey"), "%v", err)
+		}
+	}
+	switch n := t.MaxPerMachine; {
+	case n < 0 || n > MaxCount:
+		c.failf(p.key("maxPerMachine"), "%d is out of range 0..%d (0: no limit)", n, MaxCount)
+	default:
+		out.MaxPerMachine = uint32(n)
+	}
+	if t.Duration != "" {
+		if d, ok := c.duration(t.Duration, p.key("duration"), time.Millisecond); ok {
+			out.DurationMs = d.Milliseconds()
+		}
+	}
+	if t.HealthCheck != nil {
+		out.HealthCheck = c.healthCheck(t.HealthCheck, p.key("healthCheck"))
+	}
+	return out
+}
+
+// resources parses the amounts and checks the request with
+// txn.ValidateRequest, the store's own rule.
+func (c *converter) resources(r *Resources, p fieldPath) (txn.Resources, string) {
+	if r == nil {
+		c.failf(p, "required: request some cpu, memory or gpu")
+		return txn.Resources{}, ""
+	}
+	var out txn.Resources
+	ok := true
+	parse := func(s *Scalar, field string, parser func(string) (int64, error)) int64 {
+		if s == nil {
+			return 0
+		}
+		v, err := parser(s.Text)
+		if err != nil {
+			c.failf(p.key(field), "%v", err)
+			ok = false
+		}
+		return v
+	}
+	out.CPUMilli = parse(r.CPU, "cpu", ParseCPU)
+	out.MemoryBytes = parse(r.Memory, "memory", ParseBytes)
+	out.DiskBytes = parse(r.Disk, "disk", ParseBytes)
+	out.GPUMilli = parse(r.GPU, "gpu", ParseGPU)
+	if !ok {
+		return out, ""
+	}
+
+	if out.GPUMilli > txn.MilliPerGPU && out.GPUMilli%txn.MilliPerGPU != 0 {
+		c.failf(p.key("gpu"), "%s GPUs: a task takes either part of one GPU (below 1) or whole GPUs (1, 2, ...)", FormatGPU(out.GPUMilli))
+		return out, ""
+	}
+	if r.GPUModel != "" {
+		if out.GPUMilli == 0 {
+			c.failf(p.key("gpuModel"), "%q needs gpu: set task.resources.gpu as well", r.GPUModel)
+		} else if err := validLabelValue(r.GPUModel); err != nil {
+			c.failf(p.key("gpuModel"), "%v", err)
+		}
+	}
+	if out.CPUMilli == 0 && out.MemoryBytes == 0 && out.GPUMilli == 0 {
+		c.failf(p, "request some cpu, memory or gpu (a task must occupy something)")
+		return out, ""
+	}
+	if err := txn.ValidateRequest(out); err != nil {
+		c.failf(p, "%v", err)
+	}
+	return out, r.GPUModel
+}
+
+// duration parses a Go duration ("30s", "5m", "1h30m") that must be a
+// positive whole number of milliseconds and at least min.
+func (c *converter) duration(s string, p fieldPath, min time.Duration) (time.Duration, bool) {
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		c.failf(p, "%q: want a duration such as 30s, 5m or 1h30m", s)
+	case d < min:
+		c.failf(p, "%q is shorter than %v", s, min)
+	case d%time.Millisecond != 0:
+		c.failf(p, "%q is not a whole number of milliseconds", s)
+	default:
+		return d, true
+	}
+	return 0, false
+}
+
+func (c *converter) healthCheck(h *HealthCheck, p fieldPath) *cellv1.HealthCheck {
+	out := &cellv1.HealthCheck{
+		IntervalMs:       DefaultHealthInterval.Milliseconds(),
+		TimeoutMs:        DefaultHealthTimeout.Milliseconds(),
+		FailureThreshold: DefaultFailureThreshold,
+	}
+	switch {
+	case len(h.Exec) > 0 && h.HTTPGet != "":
+		c.failf(p, "set exec or httpGet, not both")
+	case len(h.Exec) > 0:
+		if strings.TrimSpace(h.Exec[0]) == "" {
+			c.failf(p.key("exec").index(0), "the command to run is empty")
+		}
+		out.Exec = h.Exec
+	case h.HTTPGet != "":
+		u, err := url.Parse(h.HTTPGet)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			c.failf(p.key("httpGet"), "%q: want an http:// or https:// URL with a host", h.HTTPGet)
+		}
+		out.HttpGetUrl = h.HTTPGet
+	default:
+		c.failf(p, "set exec (a command) or httpGet (a URL)")
+	}
+	if h.Interval != "" {
+		if d, ok := c.duration(h.Interval, p.key("interval"), minHealthInterval); ok {
+			out.IntervalMs = d.Milliseconds()
+		}
+	}
+	if h.Timeout != "" {
+		if d, ok := c.duration(h.Timeout, p.key("timeout"), minHealthTimeout); ok {
+			out.TimeoutMs = d.Milliseconds()
+		}
+	}
+	if out.TimeoutMs > out.IntervalMs {
+		c.failf(p.key("timeout"), "%v is longer than the interval (%v)", time.Duration(out.TimeoutMs)*time.Millisecond, time.Duration(out.IntervalMs)*time.Millisecond)
+	}
+	if h.FailureThreshold != nil {
+		if n := *h.FailureThreshold; n < 1 || n > MaxFailureThreshold {
+			c.failf(p.key("failureThreshold"), "%d is out of range 1..%d", n, MaxFailureThreshold)
+		} else {
+			out.FailureThreshold = uint32(n)
+		}
+	}
+	return out
+}

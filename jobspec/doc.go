@@ -1,0 +1,78 @@
+// Package jobspec reads job specs, the YAML (or JSON) files people submit
+// with `cell job run`, into the API's cell.v1.JobSpec, and writes amounts
+// back in the same units for the CLI.
+//
+// Contract:
+//   - Strict. Unknown fields are refused (case-sensitively, with a
+//     suggestion for typos), so are duplicate keys, values of the wrong
+//     type (YAML's unquoted `no` is a boolean, `8080` a number), a second
+//     YAML document, and every value outside the rules below.
+//   - Precise errors. [Parse] reports every problem it finds as an
+//     [Errors] list; each [FieldError] names the field path as written
+//     (task.resources.memory, task.constraints[1]) and, for block-style
+//     YAML, its line; YAML syntax errors carry the parser's line.
+//   - One set of rules. Resource requests are checked by
+//     txn.ValidateRequest and constraints by txn.Constraint.Validate, the
+//     same checks the store applies, after the friendlier checks here.
+//   - Pure apart from [ParseFile]: no clocks, no goroutines.
+//
+// An error reads, one per line:
+//
+//	line 9: task.resources.memory: "12Qi": unknown unit "Qi" (want one of k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei)
+//
+// Decoding goes through sigs.k8s.io/yaml (YAML to JSON, duplicate keys
+// refused), then a shape check against [Spec] that names the path of any
+// type error or unknown field, then encoding/json with
+// DisallowUnknownFields, then the semantic checks and defaults.
+//
+// # Format
+//
+// A complete spec, every field set:
+//
+//	name: train-llm              # required; lower-case letters, digits, '-', '.'
+//	tenant: ml-research          # optional; [a-z0-9-]{1,63}
+//	scheduler: gpu               # service | batch | gpu | a custom scheduler's name
+//	priority: production         # production (200) | batch (100) | best-effort (0) | 0..1000
+//	kind: batch                  # service | batch
+//	count: 4                     # tasks, 1..100000; default 1
+//	gang: true                   # place all tasks or none; default false
+//	retryLimit: 2                # retries of a failed task, 0..100; default 3
+//	task:                        # required
+//	  command: python            # required
+//	  args: ["train.py", "--epochs", "3"]
+//	  env:
+//	    NCCL_DEBUG: INFO         # names: letters, digits, _; values are strings
+//	  resources:                 # required; some cpu, memory or gpu
+//	    cpu: "8"                 # cores: 2, 0.5, "1.5", or millicores "500m"
+//	    memory: 64Gi             # bytes: 512Mi, 2Gi, 1G, 1.5Gi, 1000000
+//	    disk: 100Gi              # bytes, as memory
+//	    gpu: 8                   # GPUs: 0.5 (part of one) or whole GPUs 1, 2, ...
+//	    gpuModel: H100           # adds the constraint "gpu.model = H100"
+//	  constraints:               # label selectors, all must hold
+//	    - zone == a              # also: zone = a
+//	    - rack in (r1, r2)
+//	    - rack notin (r3)
+//	    - zone != b              # label absent or different
+//	    - ssd                    # label exists
+//	    - "!preemptible"         # label does not exist (quoted: ! is YAML syntax)
+//	  spreadKey: rack            # spread tasks over this label's values
+//	  maxPerMachine: 1           # at most this many tasks per machine; 0: no limit
+//	  duration: 5m               # simulated machines: how long a task runs
+//	  healthCheck:
+//	    exec: ["test", "-f", "/tmp/alive"]   # or httpGet: http://localhost:8080/healthz
+//	    interval: 10s            # default 10s, at least 100ms
+//	    timeout: 1s              # default 1s, at most the interval
+//	    failureThreshold: 3      # 1..100; default 3
+//
+// Defaults: kind is service when the scheduler is "service", batch
+// otherwise. The scheduler, when absent, is "service" for kind service,
+// "gpu" when GPUs are requested, and "batch" otherwise. The priority, when
+// absent, is production for services and batch for batch jobs. Durations
+// use Go's syntax (30s, 5m, 1h30m) and must be whole milliseconds. Label
+// keys are letters, digits and . _ / - (rack, gpu.model, example.com/team);
+// label values letters, digits and . _ - (at most 63).
+//
+// [Marshal] and [Document] go the other way (cell.v1.JobSpec to a
+// document), and [FormatCPU], [FormatBytes], [FormatGPU] and [HumanBytes]
+// render amounts for the CLI's tables.
+package jobspec
