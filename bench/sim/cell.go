@@ -136,7 +136,7 @@ func hintOf(m *txn.Machine) machineHint {
 }
 
 // copy is the scheduler's copy of the cell at this moment.
-func (c *cell) copy() cellCopy { return cellCopy{machines: c.machines, hints: c.hints} }
+func (c *cell) copy() cellCopy { return cellCopy{machines: c.machines, hints: c.hints, state: c} }
 
 // cellCopy is a scheduler's copy of (part of) the cell: machines and their
 // hints, index-aligned. Machine objects are never mutated once installed,
@@ -144,6 +144,8 @@ func (c *cell) copy() cellCopy { return cellCopy{machines: c.machines, hints: c.
 type cellCopy struct {
 	machines []*txn.Machine
 	hints    []machineHint
+	// state answers TasksOfJobOn for jobs with a per-machine limit.
+	state txn.State
 }
 
 // account adds the time since the last change to the usage integrals.

@@ -32,16 +32,20 @@ type decider interface {
 type firstFit struct {
 	machines []*txn.Machine
 	hints    []machineHint
+	state    txn.State
 	over     []*txn.Machine // overlay clone of machine i, valid if stamp[i] == gen
 	seen     []uint64       // Seq of machine i when the decision began
 	stamp    []uint32
 	gen      uint32
 	noFit    []txn.Resources // shapes that fit nowhere in this decision
+	// perMachine counts, for the job being placed if it has a per-machine
+	// limit, its tasks on each machine (running and claimed so far).
+	perMachine map[string]uint32
 }
 
 func (f *firstFit) begin(c cellCopy) {
 	machines := c.machines
-	f.machines, f.hints = machines, c.hints
+	f.machines, f.hints, f.state = machines, c.hints, c.state
 	if len(f.stamp) < len(machines) {
 		f.over = make([]*txn.Machine, len(machines))
 		f.seen = make([]uint64, len(machines))
@@ -61,6 +65,7 @@ func (f *firstFit) place(j *JobSpec, pending []*txn.Task, rng *rand.Rand, out []
 	if n == 0 {
 		return out
 	}
+	clear(f.perMachine)
 	for _, t := range pending {
 		r := t.Resources
 		if f.knownNoFit(r) {
@@ -86,6 +91,9 @@ func (f *firstFit) place(j *JobSpec, pending []*txn.Task, rng *rand.Rand, out []
 			if _, unmet := txn.FirstUnmet(t.Constraints, m.Labels); unmet {
 				continue
 			}
+			if t.MaxPerMachine > 0 && f.onMachine(t, m.ID) >= t.MaxPerMachine {
+				continue
+			}
 			if f.stamp[i] != f.gen {
 				f.seen[i] = m.Seq
 				m = m.Clone()
@@ -94,14 +102,31 @@ func (f *firstFit) place(j *JobSpec, pending []*txn.Task, rng *rand.Rand, out []
 			devices, _ := txn.AssignDevices(m, r.GPUMilli)
 			txn.Allocate(m, r, devices)
 			out = append(out, txn.Claim{Task: t.Key, Machine: m.ID, Resources: r, Devices: devices, SeenSeq: f.seen[i]})
+			if t.MaxPerMachine > 0 {
+				f.perMachine[m.ID]++
+			}
 			placed = true
 			break
 		}
-		if !placed && len(t.Constraints) == 0 {
+		if !placed && len(t.Constraints) == 0 && t.MaxPerMachine == 0 {
 			f.noFit = append(f.noFit, r)
 		}
 	}
 	return out
+}
+
+// onMachine is how many tasks of t's job are on machine id, in the cell and
+// among this decision's claims. The cell is asked once per machine.
+func (f *firstFit) onMachine(t *txn.Task, id string) uint32 {
+	if f.perMachine == nil {
+		f.perMachine = map[string]uint32{}
+	}
+	n, ok := f.perMachine[id]
+	if !ok {
+		n = f.state.TasksOfJobOn(t.Key.Job, id)
+		f.perMachine[id] = n
+	}
+	return n
 }
 
 // knownNoFit reports whether a request at least as large as r in every

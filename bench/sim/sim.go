@@ -13,14 +13,53 @@ import (
 // returns its metrics. It is deterministic: the same configuration and
 // source give the same result.
 func Run(cfg Config, src Source) (*Result, error) {
+	s, err := simulate(cfg, src, 0)
+	if err != nil {
+		return nil, err
+	}
+	return s.result(), nil
+}
+
+// simulate runs the simulation and returns its final state. With
+// checkEvery > 0 it checks the cell with txn.CheckInvariant every that
+// many events and at the end (tests do).
+func simulate(cfg Config, src Source, checkEvery uint64) (*sim, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sim config: %w", err)
 	}
 	s := newSim(cfg, src)
+	s.checkEvery = checkEvery
 	if err := s.run(); err != nil {
 		return nil, err
 	}
-	return s.result(), nil
+	if checkEvery > 0 {
+		if err := s.checkInvariant(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// checkInvariant checks that no machine is over-committed, no task placed
+// twice, and every machine's allocation is the sum of its tasks.
+func (s *sim) checkInvariant() error {
+	var tasks []*txn.Task
+	ids := make([]string, 0, len(s.cell.jobs))
+	for id := range s.cell.jobs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		for _, t := range s.cell.jobs[id].tasks {
+			if t != nil {
+				tasks = append(tasks, t)
+			}
+		}
+	}
+	if err := txn.CheckInvariant(s.cell.machines, tasks); err != nil {
+		return fmt.Errorf("at %.3fs: %w", s.now, err)
+	}
+	return nil
 }
 
 // sim is the state of one run: the clock, the agenda, the cell and the
@@ -45,10 +84,11 @@ type sim struct {
 	lockedBy     []int32 // machine index -> 1 + framework index, 0 if free
 	roundPending bool
 
-	err     error
-	events  uint64
-	placed  uint64
-	pending []*txn.Task // scratch
+	err        error
+	checkEvery uint64
+	events     uint64
+	placed     uint64
+	pending    []*txn.Task // scratch
 }
 
 // scheduler is one simulated scheduler (or two-level framework).
@@ -169,6 +209,11 @@ func (s *sim) run() error {
 		if s.cfg.Progress != nil && s.events%progressEvery == 0 {
 			s.cfg.Progress(s.now)
 		}
+		if s.checkEvery > 0 && s.events%s.checkEvery == 0 {
+			if err := s.checkInvariant(); err != nil {
+				return err
+			}
+		}
 		switch e.kind {
 		case evSource:
 			s.handleSource()
@@ -230,6 +275,7 @@ func (s *sim) newJob(spec *JobSpec, sc *scheduler) *job {
 		t.State = txn.TaskPending
 		t.Resources = spec.resources(i)
 		t.Constraints = spec.Constraints
+		t.MaxPerMachine = spec.MaxPerMachine
 		j.tasks[i] = t
 		j.pending[i] = uint32(i)
 	}
@@ -514,8 +560,15 @@ func (s *sim) machineEvent(ev *MachineEvent) {
 			}
 			return
 		}
+		// A machine shrunk below what runs on it loses its tasks first.
+		want := ev.Machine.Capacity
+		want.GPUMilli = old.Capacity.GPUMilli // devices do not change
+		if !old.Allocated.LessOrEqual(want) {
+			s.loseTasksOn(old.ID)
+			old = s.cell.Machine(old.ID)
+		}
 		m := old.Clone()
-		m.Capacity.CPUMilli, m.Capacity.MemoryBytes, m.Capacity.DiskBytes = ev.Machine.Capacity.CPUMilli, ev.Machine.Capacity.MemoryBytes, ev.Machine.Capacity.DiskBytes
+		m.Capacity = want
 		m.Labels = ev.Machine.Labels
 		m.Seq++
 		s.cell.PutMachine(m)

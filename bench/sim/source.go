@@ -47,6 +47,8 @@ type JobSpec struct {
 	TaskResources []txn.Resources
 	TaskDurations []float64
 	Constraints   []txn.Constraint
+	// MaxPerMachine, if positive, caps the job's tasks on one machine.
+	MaxPerMachine uint32
 }
 
 func (j *JobSpec) resources(i int) txn.Resources {

@@ -112,7 +112,7 @@ func (s *sim) dominantShare(sc *scheduler) float64 {
 // considerOffer runs the framework's decisions over its queue against the
 // offer and schedules its answer.
 func (s *sim) considerOffer(fw *scheduler, o *offer) {
-	fw.dec.begin(cellCopy{machines: o.machines, hints: o.hints})
+	fw.dec.begin(cellCopy{machines: o.machines, hints: o.hints, state: s.cell})
 	fw.claims = fw.claims[:0]
 	left := o.free
 	think := 0.0
