@@ -2,6 +2,8 @@ package cellstate
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -32,6 +34,9 @@ func newTestCell(t testing.TB, opts Options) *testCell {
 	t.Helper()
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c := &testCell{t: t, dir: opts.Dir}
 	c.start(opts)
