@@ -138,7 +138,9 @@ func (s *state) lookupJob(idOrName string) (*jobEntry, error) {
 	return nil, status.Errorf(codes.NotFound, "no live job is named %q", idOrName)
 }
 
-type setJobStatusOp struct{ req *cellv1.SetJobSchedulingStatusRequest }
+type setJobStatusOp struct {
+	req *cellv1.SetJobSchedulingStatusRequest
+}
 
 func (o setJobStatusOp) run(s *state) (any, error) {
 	j := s.jobs[o.req.JobId]
@@ -314,7 +316,9 @@ func (s *state) failJob(j *jobEntry, why string) {
 
 // ---------------------------------------------------------------- machines
 
-type registerMachineOp struct{ req *cellv1.RegisterMachineRequest }
+type registerMachineOp struct {
+	req *cellv1.RegisterMachineRequest
+}
 
 func (o registerMachineOp) run(s *state) (any, error) {
 	r := o.req

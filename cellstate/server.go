@@ -437,4 +437,3 @@ func (s *Server) ListSchedulers(context.Context, *cellv1.ListSchedulersRequest) 
 	}
 	return out, nil
 }
-
