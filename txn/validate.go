@@ -15,8 +15,9 @@ type Decision struct {
 	// Machines are the new versions of every changed machine, Seq bumped,
 	// in first-touch order.
 	Machines []*Machine
-	// Tasks are the new versions of every changed task: accepted claims
-	// (assigned, attempt bumped) then victims (pending again).
+	// Tasks are the new versions of every changed task: victims (pending
+	// again, in Preempted order) then accepted claims (assigned, attempt
+	// bumped, in claim order).
 	Tasks []*Task
 }
 
