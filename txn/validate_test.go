@@ -357,6 +357,13 @@ func TestValidateAcceptedTasks(t *testing.T) {
 	if g := got(); !maps.Equal(g, wantTasks) {
 		t.Errorf("tasks after: %v, want %v", g, wantTasks)
 	}
+	var order []txn.TaskKey
+	for _, nt := range d.Tasks {
+		order = append(order, nt.Key)
+	}
+	if want := []txn.TaskKey{key("be", 0), key("web", 0), key("frac", 0)}; !slices.Equal(order, want) {
+		t.Errorf("decision tasks in order %v, want victims then accepted claims %v", order, want)
+	}
 	// The accepted task's devices are its own, not the claim's.
 	tx.Claims[1].Devices[0].Milli = 7
 	if g := got(); !maps.Equal(g, wantTasks) {
