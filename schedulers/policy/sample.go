@@ -196,6 +196,9 @@ func Fraction(part, whole int64) int64 {
 	if part >= whole {
 		return FractionScale
 	}
+	if part < 1<<(63-20) {
+		return part * FractionScale / whole
+	}
 	hi, lo := bits.Mul64(uint64(part), FractionScale)
 	q, _ := bits.Div64(hi, lo, uint64(whole))
 	return int64(q)

@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"fmt"
-
 	"github.com/omegacell/omegacell/schedulers/view"
 	"github.com/omegacell/omegacell/txn"
 )
@@ -175,25 +173,37 @@ func (s *Scratch) touch(ord int32) *touched {
 	return o
 }
 
-// Evict releases a victim's resources in the overlay (txn.Release), as
-// the commit will before it checks the claims. The victim must hold
-// resources on a machine of the view and not be evicted already.
-func (s *Scratch) Evict(victim *txn.Task) error {
-	if s.Evicted(victim.Key) {
-		return fmt.Errorf("victim %s: already evicted in this decision", victim.Key)
+// ClaimEvicting places t on machine ord after evicting victims there, as
+// the commit will: it releases the victims (txn.Release) and checks the
+// claim (txn.Fits) on a copy of the machine, and only if the claim fits
+// installs the copy and records the victims; otherwise nothing changes and
+// the reason is returned. Victims must hold resources on that machine and
+// not be evicted already in this call.
+func (s *Scratch) ClaimEvicting(ord int32, t *txn.Task, victims []*txn.Task) (txn.Claim, txn.Reason) {
+	if r := s.Admits(ord, t); r != txn.ReasonOK {
+		return txn.Claim{}, r
 	}
-	ord, ok := s.v.Ordinal(victim.Machine)
-	if !ok || !victim.State.HoldsResources() {
-		return fmt.Errorf("victim %s: holds no resources on a known machine (state %s, machine %q)", victim.Key, victim.State, victim.Machine)
+	m := s.Machine(ord).Clone()
+	for _, vt := range victims {
+		if s.Evicted(vt.Key) || !vt.State.HoldsResources() || vt.Machine != m.ID {
+			return txn.Claim{}, txn.ReasonInvalidPreemption
+		}
+		if err := txn.Release(m, vt.Resources, vt.Devices); err != nil {
+			return txn.Claim{}, txn.ReasonInvalidPreemption
+		}
 	}
-	if err := txn.Release(s.touch(ord).m, victim.Resources, victim.Devices); err != nil {
-		return fmt.Errorf("victim %s: %w", victim.Key, err)
+	d, r := FitOn(m, t.Resources)
+	if r != txn.ReasonOK {
+		return txn.Claim{}, r
 	}
+	s.touch(ord).m = m
 	if s.evicted == nil {
 		s.evicted = make(map[txn.TaskKey]struct{})
 	}
-	s.evicted[victim.Key] = struct{}{}
-	return nil
+	for _, vt := range victims {
+		s.evicted[vt.Key] = struct{}{}
+	}
+	return s.claim(ord, t, d), txn.ReasonOK
 }
 
 // Evicted reports whether this call already chose k as a victim.
