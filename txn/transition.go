@@ -3,14 +3,18 @@ package txn
 import "fmt"
 
 // legal[from] lists the states a task may move to outside of placement
-// (placement, pending -> assigned, happens only through Validate).
+// (placement, pending -> assigned, happens only through Validate). Ended
+// tasks may go back to pending: the store restarts service tasks whatever
+// their exit, and retries failed or lost batch tasks.
 var legal = map[TaskState][]TaskState{
 	TaskPending:   {TaskKilled},
 	TaskAssigned:  {TaskRunning, TaskSucceeded, TaskFailed, TaskKilled, TaskLost, TaskPending},
 	TaskRunning:   {TaskSucceeded, TaskFailed, TaskKilled, TaskLost, TaskPending},
+	TaskSucceeded: {TaskPending},
 	TaskFailed:    {TaskPending, TaskKilled},
 	TaskLost:      {TaskPending, TaskKilled},
 	TaskPreempted: {TaskPending, TaskKilled},
+	TaskKilled:    {TaskPending},
 }
 
 // CanTransition reports whether a task may move from one state to another.

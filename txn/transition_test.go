@@ -15,9 +15,11 @@ func TestCanTransition(t *testing.T) {
 		txn.TaskPending:   {txn.TaskKilled},
 		txn.TaskAssigned:  {txn.TaskRunning, txn.TaskSucceeded, txn.TaskFailed, txn.TaskKilled, txn.TaskLost, txn.TaskPending},
 		txn.TaskRunning:   {txn.TaskSucceeded, txn.TaskFailed, txn.TaskKilled, txn.TaskLost, txn.TaskPending},
+		txn.TaskSucceeded: {txn.TaskPending}, // a service task restarts
 		txn.TaskFailed:    {txn.TaskPending, txn.TaskKilled},
 		txn.TaskLost:      {txn.TaskPending, txn.TaskKilled},
 		txn.TaskPreempted: {txn.TaskPending, txn.TaskKilled},
+		txn.TaskKilled:    {txn.TaskPending}, // killed by its agent, restarted
 	}
 	for from := txn.TaskState(0); from <= txn.TaskKilled+1; from++ {
 		for to := txn.TaskState(0); to <= txn.TaskKilled+1; to++ {
