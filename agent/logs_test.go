@@ -18,9 +18,9 @@ import (
 func TestLogServer(t *testing.T) {
 	tasks := t.TempDir()
 	files := map[string]string{
-		"job-1/0.1/stdout": "first attempt\n",
-		"job-1/0.2/stdout": "0123456789",
-		"job-1/0.2/stderr": "boom\n",
+		"job-1/0.1/stdout":  "first attempt\n",
+		"job-1/0.2/stdout":  "0123456789",
+		"job-1/0.2/stderr":  "boom\n",
 		"job-1/0.10/stdout": "tenth attempt\n", // 10 > 2: numeric, not lexical
 		"job-1/1.1/stdout":  "",
 	}
