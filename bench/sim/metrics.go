@@ -20,7 +20,9 @@ type Result struct {
 	Machines   int              `json:"machines"`
 	Schedulers []SchedulerStats `json:"schedulers"`
 	JobTypes   []JobTypeStats   `json:"job_types"`
-	Cell       CellStats        `json:"cell"`
+	// JobKinds aggregates the job types by scheduler kind (Type is the kind).
+	JobKinds []JobTypeStats `json:"job_kinds"`
+	Cell     CellStats      `json:"cell"`
 
 	// Events is the number of simulation events processed, TasksPlaced
 	// the number of task placements committed.
@@ -171,10 +173,32 @@ type typeStats struct {
 	TasksLost int
 	waits     []float64
 	schedules []float64
+	// Used when aggregating by kind.
+	unattempted, unscheduled int
 }
 
 func (ts *typeStats) addWait(w float64)      { ts.waits = append(ts.waits, w) }
 func (ts *typeStats) addScheduled(d float64) { ts.schedules = append(ts.schedules, d) }
+
+// merge adds another type's jobs (aggregation by kind).
+func (ts *typeStats) merge(o *typeStats, unattempted, unscheduled int) {
+	ts.Submitted += o.Submitted
+	ts.Abandoned += o.Abandoned
+	ts.TasksLost += o.TasksLost
+	ts.waits = append(ts.waits, o.waits...)
+	ts.schedules = append(ts.schedules, o.schedules...)
+	ts.unattempted += unattempted
+	ts.unscheduled += unscheduled
+}
+
+func (ts *typeStats) result(unattempted, unscheduled int) JobTypeStats {
+	return JobTypeStats{
+		Type: ts.Type, Kind: ts.Kind, Submitted: ts.Submitted, Scheduled: len(ts.schedules),
+		Abandoned: ts.Abandoned, Unscheduled: unscheduled, Unattempted: unattempted, TasksLost: ts.TasksLost,
+		WaitMean: mean(ts.waits), WaitP90: percentile(ts.waits, 0.9),
+		ScheduleMean: mean(ts.schedules), ScheduleP90: percentile(ts.schedules, 0.9),
+	}
+}
 
 func (s *sim) result() *Result {
 	r := &Result{
@@ -214,14 +238,21 @@ func (s *sim) result() *Result {
 		}
 	}
 	slices.SortFunc(s.jobTypes, func(a, b *typeStats) int { return strings.Compare(a.Type, b.Type) })
+	kinds := map[string]*typeStats{}
+	var kindOrder []*typeStats
 	for _, ts := range s.jobTypes {
-		out := JobTypeStats{
-			Type: ts.Type, Kind: ts.Kind, Submitted: ts.Submitted, Scheduled: len(ts.schedules),
-			Abandoned: ts.Abandoned, Unscheduled: unscheduled[ts], Unattempted: unattempted[ts], TasksLost: ts.TasksLost,
+		r.JobTypes = append(r.JobTypes, ts.result(unattempted[ts], unscheduled[ts]))
+		k := kinds[ts.Kind]
+		if k == nil {
+			k = &typeStats{Type: ts.Kind, Kind: ts.Kind}
+			kinds[ts.Kind] = k
+			kindOrder = append(kindOrder, k)
 		}
-		out.WaitMean, out.WaitP90 = mean(ts.waits), percentile(ts.waits, 0.9)
-		out.ScheduleMean, out.ScheduleP90 = mean(ts.schedules), percentile(ts.schedules, 0.9)
-		r.JobTypes = append(r.JobTypes, out)
+		k.merge(ts, unattempted[ts], unscheduled[ts])
+	}
+	slices.SortFunc(kindOrder, func(a, b *typeStats) int { return strings.Compare(a.Type, b.Type) })
+	for _, k := range kindOrder {
+		r.JobKinds = append(r.JobKinds, k.result(k.unattempted, k.unscheduled))
 	}
 	a := s.cell.area
 	r.Cell = CellStats{

@@ -1,0 +1,154 @@
+package sim
+
+import (
+	"fmt"
+	"image/color"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// waitFloor is where wait times are drawn on a log scale when they are
+// shorter (a wait of zero cannot be drawn on one).
+const waitFloor = 1e-3
+
+// ChartMetrics are the metrics a sweep draws by default: waits, busyness,
+// conflicts, abandoned and unscheduled jobs, and GPU allocation and
+// fragmentation. A metric that is zero in every run is not drawn.
+var ChartMetrics = []string{
+	"wait_mean_batch", "wait_mean_service", "wait_p90_batch", "wait_p90_service", "wait_mean_gpu",
+	"busyness_batch", "busyness_service", "busyness_gpu",
+	"conflict_fraction_batch", "conflict_fraction_service", "conflict_fraction_gpu",
+	"abandoned_batch", "abandoned_service", "unscheduled_batch", "unscheduled_service",
+	"gpu_allocation", "gpu_stranded",
+}
+
+// WriteCharts draws the sweep's charts into dir, one per metric, as
+// <experiment>-<metric>.<format> for each format (png, svg), and returns
+// the files written.
+func (sr *SweepResult) WriteCharts(dir string, names []string, formats []string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("charts: %w", err)
+	}
+	byName := map[string]Metric{}
+	for _, m := range metrics {
+		byName[m.Name] = m
+	}
+	var files []string
+	for _, name := range names {
+		m, ok := byName[name]
+		if !ok {
+			return nil, fmt.Errorf("charts: unknown metric %q", name)
+		}
+		if sr.allZero(m) {
+			continue
+		}
+		p, err := sr.chart(m)
+		if err != nil {
+			return nil, fmt.Errorf("chart %s: %w", name, err)
+		}
+		for _, format := range formats {
+			path := filepath.Join(dir, sr.Name+"-"+name+"."+format)
+			if err := p.Save(5*vg.Inch, 3.4*vg.Inch, path); err != nil {
+				return nil, fmt.Errorf("chart %s: %w", path, err)
+			}
+			files = append(files, path)
+		}
+	}
+	return files, nil
+}
+
+func (sr *SweepResult) allZero(m Metric) bool {
+	for _, p := range sr.Points {
+		if m.Value(p.Result) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// palette is a colour-blind-safe set (Okabe and Ito).
+var palette = []color.Color{
+	color.RGBA{0, 114, 178, 255}, color.RGBA{213, 94, 0, 255}, color.RGBA{0, 158, 115, 255},
+	color.RGBA{204, 121, 167, 255}, color.RGBA{230, 159, 0, 255}, color.RGBA{86, 180, 233, 255},
+	color.RGBA{0, 0, 0, 255}, color.RGBA{240, 228, 66, 255},
+}
+
+func (sr *SweepResult) chart(m Metric) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = m.Title
+	p.X.Label.Text = string(sr.Axis)
+	p.Y.Label.Text = m.Unit
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Add(plotter.NewGrid())
+
+	logX := sr.Axis.LogScale() && sr.minX() > 0
+	if logX {
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.X.Label.Text += " (seconds, log scale)"
+	}
+	if sr.Axis.Categorical() && len(sr.Points) > 0 {
+		var ticks []plot.Tick
+		seen := map[float64]bool{}
+		for _, pt := range sr.Points {
+			if !seen[pt.X] {
+				seen[pt.X] = true
+				ticks = append(ticks, plot.Tick{Value: pt.X, Label: pt.XName})
+			}
+		}
+		p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	}
+	logY := strings.HasPrefix(m.Name, "wait_")
+	if logY {
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Label.Text += fmt.Sprintf(" (log scale; under %gs drawn at %gs)", waitFloor, waitFloor)
+	}
+
+	var order []string
+	bySeries := map[string]plotter.XYs{}
+	for _, pt := range sr.Points {
+		if _, ok := bySeries[pt.Series]; !ok {
+			order = append(order, pt.Series)
+		}
+		y := m.Value(pt.Result)
+		if logY {
+			y = math.Max(y, waitFloor)
+		}
+		bySeries[pt.Series] = append(bySeries[pt.Series], plotter.XY{X: pt.X, Y: y})
+	}
+	for i, name := range order {
+		line, points, err := plotter.NewLinePoints(bySeries[name])
+		if err != nil {
+			return nil, err
+		}
+		c := palette[i%len(palette)]
+		line.Color = c
+		line.Width = vg.Points(1.5)
+		line.Dashes = [][]vg.Length{{}, {vg.Points(6), vg.Points(3)}, {vg.Points(2), vg.Points(2)}}[i/len(palette)%3]
+		points.Color = c
+		points.Shape = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.SquareGlyph{}, draw.TriangleGlyph{}, draw.CrossGlyph{}}[i%4]
+		p.Add(line, points)
+		p.Legend.Add(name, line, points)
+	}
+	if !logY {
+		p.Y.Min = math.Min(p.Y.Min, 0)
+	}
+	return p, nil
+}
+
+func (sr *SweepResult) minX() float64 {
+	x := math.Inf(1)
+	for _, p := range sr.Points {
+		x = math.Min(x, p.X)
+	}
+	return x
+}
