@@ -46,7 +46,6 @@ type driver struct {
 	synced     chan struct{} // closed after the first view from the server
 	syncedOnce sync.Once
 	sessions   atomic.Int64 // completed view reads, for tests
-	reregister chan string  // machines the server marked down
 }
 
 // Limits of the driver.
@@ -82,7 +81,6 @@ func newDriver(log *slog.Logger, server string, f *fleet, hb *heartbeater, machi
 		syncEvery:           syncEvery,
 		rpcSlots:            make(chan struct{}, defaultRPCSlots),
 		synced:              make(chan struct{}),
-		reregister:          make(chan string, 1024),
 	}, nil
 }
 
@@ -92,10 +90,9 @@ func (d *driver) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(2)
 	go func() { defer wg.Done(); d.hb.run(ctx) }()
 	go func() { defer wg.Done(); d.syncLoop(ctx) }()
-	go func() { defer wg.Done(); d.reregisterLoop(ctx) }()
 	err := d.sessionLoop(ctx)
 	cancel()
 	wg.Wait()
@@ -314,37 +311,9 @@ func (d *driver) watch(ctx context.Context, start uint64) error {
 			return errCompacted{compactRevision: c}
 		}
 		for _, id := range d.fleet.applyChanges(resp.GetChanges(), resp.GetRevision(), time.Now()) {
-			select {
-			case d.reregister <- id:
-			default: // a full queue re-registers them soon enough
-			}
-		}
-	}
-}
-
-// reregisterLoop registers again the machines the server marked down while
-// this agent is alive and watching (their heartbeats were lost, not they).
-// A machine is registered again at most once per sessionBackoffCap.
-func (d *driver) reregisterLoop(ctx context.Context) {
-	last := make(map[string]time.Time)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case id := <-d.reregister:
-			if time.Since(last[id]) < sessionBackoffCap {
-				continue
-			}
-			last[id] = time.Now()
-			req := d.fleet.registration(id)
-			if req == nil {
-				continue
-			}
-			if _, err := d.machines.RegisterMachine(ctx, req); err != nil {
-				d.log.Warn("cannot register a machine the server marked down", "machine", id, "err", err)
-			} else {
-				d.log.Info("registered again a machine the server had marked down", "machine", id)
-			}
+			// The server marks a machine up again when its heartbeats
+			// resume; its lost tasks are stopped here by the reconcile.
+			d.log.Warn("the server marked this machine down: it missed our heartbeats", "machine", id)
 		}
 	}
 }

@@ -330,6 +330,10 @@ const (
 	reportTimeout    = 10 * time.Second
 	reportBackoff    = 250 * time.Millisecond
 	reportBackoffCap = 5 * time.Second
+	// maxUpdatesPerReport and maxReportMessage keep reports well inside
+	// what the server accepts.
+	maxUpdatesPerReport = 1000
+	maxReportMessage    = 1024
 )
 
 // taskExited records that an attempt ended. Runtimes call it from their own
@@ -456,8 +460,10 @@ func (f *fleet) syncMachineLocked(m *machine, now time.Time, w *work) {
 			updates = append(updates, u)
 		}
 	}
-	if len(updates) > 0 {
-		w.reports = append(w.reports, reportBatch{m: m, updates: updates})
+	for len(updates) > 0 {
+		n := min(len(updates), maxUpdatesPerReport)
+		w.reports = append(w.reports, reportBatch{m: m, updates: updates[:n]})
+		updates = updates[n:]
 	}
 }
 
@@ -553,7 +559,7 @@ func (f *fleet) reportLocked(l *localTask, v *cellv1.Task, now time.Time) *cellv
 	}
 	if l.phase == exited {
 		u.ExitCode = l.result.exitCode
-		u.Message = l.result.message
+		u.Message = firstBytes(l.result.message, maxReportMessage)
 	}
 	return u
 }

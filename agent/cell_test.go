@@ -1,0 +1,446 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/omegacell/omegacell/cellstate"
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+)
+
+// testCell is the real cell-state store with its gRPC server on loopback
+// and liveness over a real embedded NATS server. It can be restarted on
+// the same directory and port, as a real server restart would be.
+type testCell struct {
+	t     *testing.T
+	dir   string
+	addr  string
+	grace time.Duration
+	ns    *server.Server
+	nc    *nats.Conn
+
+	store *cellstate.Store
+	live  *cellstate.Liveness
+	grpc  *grpc.Server
+
+	conn     *grpc.ClientConn
+	jobs     cellv1.JobServiceClient
+	machines cellv1.MachineServiceClient
+	state    cellv1.StateServiceClient
+}
+
+func newTestCell(t *testing.T, grace time.Duration) *testCell {
+	c := &testCell{t: t, dir: t.TempDir(), addr: "127.0.0.1:0", grace: grace, ns: startNATS(t)}
+	var err error
+	if c.nc, err = nats.Connect(c.ns.ClientURL()); err != nil {
+		t.Fatal(err)
+	}
+	c.start()
+	t.Cleanup(func() {
+		c.stop()
+		c.nc.Close()
+	})
+	return c
+}
+
+func (c *testCell) start() {
+	c.t.Helper()
+	st, err := cellstate.Open(cellstate.Options{Dir: c.dir, Logger: discard})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	live, err := cellstate.StartLiveness(st, cellstate.LivenessOptions{Conn: c.nc, Grace: c.grace, CheckEvery: c.grace / 5})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	srv := cellstate.NewServer(st, cellstate.ServerOptions{Liveness: live, NATSURL: c.ns.ClientURL(), HeartbeatInterval: 100 * time.Millisecond})
+	lis, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.addr = lis.Addr().String()
+	c.store, c.live, c.grpc = st, live, srv.GRPCServer()
+	go func() { _ = c.grpc.Serve(lis) }()
+	if c.conn == nil {
+		if c.conn, err = grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+			c.t.Fatal(err)
+		}
+		c.jobs = cellv1.NewJobServiceClient(c.conn)
+		c.machines = cellv1.NewMachineServiceClient(c.conn)
+		c.state = cellv1.NewStateServiceClient(c.conn)
+	}
+}
+
+func (c *testCell) stop() {
+	if c.store == nil {
+		return
+	}
+	c.store.CloseWatchers()
+	c.grpc.Stop()
+	c.live.Close()
+	if err := c.store.Close(); err != nil {
+		c.t.Errorf("close store: %v", err)
+	}
+	c.store = nil
+}
+
+func (c *testCell) restart() {
+	c.stop()
+	c.start()
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// submit submits a batch job running a shell script.
+func (c *testCell) submit(name string, count uint32, script string, retry uint32) *cellv1.Job {
+	c.t.Helper()
+	r, err := c.jobs.SubmitJob(ctxFor(c.t), &cellv1.SubmitJobRequest{Spec: &cellv1.JobSpec{
+		Name: name, Scheduler: "batch", Priority: 100, Count: count, RetryLimit: retry, Kind: cellv1.JobKind_JOB_KIND_BATCH,
+		Task: &cellv1.TaskTemplate{Command: "sh", Args: []string{"-c", script},
+			Resources: &cellv1.Resources{CpuMilli: 100, MemoryBytes: 64 << 20}},
+	}})
+	if err != nil {
+		c.t.Fatalf("submit %s: %v", name, err)
+	}
+	return r.Job
+}
+
+// place commits task index of job on machine, as the batch scheduler.
+func (c *testCell) place(job *cellv1.Job, index uint32, machine string) {
+	c.t.Helper()
+	r, err := c.state.Commit(ctxFor(c.t), &cellv1.CommitRequest{Scheduler: "batch", Claims: []*cellv1.Claim{{
+		Task: &cellv1.TaskRef{JobId: job.Id, Index: index}, MachineId: machine, Resources: job.Spec.Task.Resources,
+	}}})
+	if err != nil || r.Accepted != 1 {
+		c.t.Fatalf("place %s/%d on %s: %v %v", job.Spec.Name, index, machine, r, err)
+	}
+}
+
+func (c *testCell) task(job *cellv1.Job, index uint32) *cellv1.Task {
+	c.t.Helper()
+	r, err := c.jobs.GetJob(ctxFor(c.t), &cellv1.GetJobRequest{IdOrName: job.Id, IncludeTasks: true})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return r.Tasks[index]
+}
+
+// eventually polls cond every 20 ms for up to 15 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runAgent starts a real agent for machine name against the cell.
+func runAgent(t *testing.T, c *testCell, name string) (*Agent, context.CancelFunc) {
+	t.Helper()
+	a, err := New(context.Background(), Config{
+		Server: c.addr, Name: name, DataDir: t.TempDir(), Labels: map[string]string{"zone": "z1"},
+		CPUMilli: 4000, MemoryBytes: 8 << 30, DiskBytes: 10 << 30, GPUs: 0,
+		UsageInterval: 200 * time.Millisecond, StopGrace: 300 * time.Millisecond, CgroupRoot: "-", Logger: discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent %s: %v", name, err)
+		}
+	}
+	t.Cleanup(stop)
+	select {
+	case <-a.Synced():
+	case <-time.After(15 * time.Second):
+		t.Fatal("agent did not sync with the server")
+	}
+	return a, stop
+}
+
+func TestAgentRunsTasksAgainstTheRealStore(t *testing.T) {
+	c := newTestCell(t, 2*time.Second)
+	a, _ := runAgent(t, c, "m1")
+	job := c.submit("hello", 2, `echo "hello from $OMEGACELL_TASK_INDEX"; echo "to stderr" >&2; exit $((OMEGACELL_TASK_INDEX * 3))`, 0)
+	c.place(job, 0, "m1")
+	c.place(job, 1, "m1")
+
+	eventually(t, "task 0 succeeded and task 1 failed", func() bool {
+		return c.task(job, 0).State == succeeded && c.task(job, 1).State != runningS && c.task(job, 1).State != assigned
+	})
+	if t1 := c.task(job, 1); t1.ExitCode != 3 || !strings.Contains(t1.Message, "exited with code 3") {
+		t.Fatalf("task 1 = %v, want exit code 3 and its message", t1)
+	}
+	r, err := c.jobs.GetJob(ctxFor(t), &cellv1.GetJobRequest{IdOrName: job.Id})
+	if err != nil || r.Job.State != cellv1.JobState_JOB_STATE_FAILED {
+		t.Fatalf("job = %v, %v; want FAILED (retry limit 0)", r.GetJob(), err)
+	}
+
+	// Logs come back through the server, which asks the agent.
+	for stream, want := range map[cellv1.LogStream]string{
+		cellv1.LogStream_LOG_STREAM_STDOUT: "hello from 0\n",
+		cellv1.LogStream_LOG_STREAM_STDERR: "to stderr\n",
+	} {
+		logs, err := c.jobs.GetTaskLogs(ctxFor(t), &cellv1.GetTaskLogsRequest{Task: &cellv1.TaskRef{JobId: job.Id}, Stream: stream})
+		if err != nil || string(logs.Data) != want {
+			t.Fatalf("%v via the server = %q, %v; want %q", stream, logs.GetData(), err, want)
+		}
+	}
+	if reg := a.Registration(); reg.LogAddress == "" || reg.Labels["zone"] != "z1" {
+		t.Fatalf("registration %v lacks the log address or labels", reg)
+	}
+}
+
+func TestUsageArrivesAndStopKillsTheTask(t *testing.T) {
+	c := newTestCell(t, 2*time.Second)
+	a, _ := runAgent(t, c, "m1")
+	job := c.submit("spin", 1, `trap "echo terminated; exit 0" TERM; while :; do :; done`, 0)
+	c.place(job, 0, "m1")
+	eventually(t, "the task runs", func() bool { return c.task(job, 0).State == runningS })
+
+	eventually(t, "usage of machine and task is visible through the API", func() bool {
+		r, err := c.machines.GetMachine(ctxFor(t), &cellv1.GetMachineRequest{Id: "m1"})
+		if err != nil || r.Machine.Usage == nil || r.Machine.LastHeartbeatUnixNano == 0 || len(r.Tasks) != 1 {
+			return false
+		}
+		u := r.Tasks[0].Usage
+		return u.GetCpuMilli() > 0 && u.GetMemoryBytes() > 0
+	})
+
+	if _, err := c.jobs.StopJob(ctxFor(t), &cellv1.StopJobRequest{IdOrName: job.Id}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the agent stopped the process", func() bool { return a.fleet.runningCount() == 0 })
+	dir := filepath.Join(a.fleet.rt.(*processRuntime).attemptDir(attemptKey{taskKey{job.Id, 0}, 1}))
+	waitForFile(t, filepath.Join(dir, stdoutFile), "terminated")
+	if st := c.task(job, 0).State; st != killed {
+		t.Fatalf("task state %v after StopJob, want killed", st)
+	}
+}
+
+// attemptPID reads the pid of a running attempt from its pid file.
+func attemptPID(t *testing.T, a *Agent, k attemptKey) int {
+	t.Helper()
+	var pid int
+	eventually(t, "the attempt's pid file exists", func() bool {
+		data, err := os.ReadFile(filepath.Join(a.fleet.rt.(*processRuntime).attemptDir(k), pidFile))
+		if err != nil {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.Fields(string(data))[0])
+		return err == nil
+	})
+	return pid
+}
+
+func TestServerRestartKeepsTasksRunningAndAgentResyncs(t *testing.T) {
+	c := newTestCell(t, 2*time.Second)
+	a, _ := runAgent(t, c, "m1")
+	long := c.submit("long", 1, "sleep 60", 0)
+	short := c.submit("short", 1, `while [ ! -f release ]; do sleep 0.02; done; exit 0`, 0)
+	c.place(long, 0, "m1")
+	c.place(short, 0, "m1")
+	eventually(t, "both tasks run", func() bool {
+		return c.task(long, 0).State == runningS && c.task(short, 0).State == runningS
+	})
+	pid := attemptPID(t, a, attemptKey{taskKey{long.Id, 0}, 1})
+	sessions := a.driver.sessions.Load()
+
+	c.stop()
+	// While the server is down the short task ends; its end must reach
+	// the server once it is back.
+	shortDir := a.fleet.rt.(*processRuntime).attemptDir(attemptKey{taskKey{short.Id, 0}, 1})
+	if err := os.WriteFile(filepath.Join(shortDir, "release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the short task ended locally", func() bool { return a.fleet.runningCount() == 1 })
+	c.start()
+
+	eventually(t, "the agent read its view again", func() bool { return a.driver.sessions.Load() > sessions })
+	eventually(t, "the end missed by the server is reported", func() bool { return c.task(short, 0).State == succeeded })
+	if st := c.task(long, 0); st.State != runningS || st.Attempt != 1 {
+		t.Fatalf("long task after the restart = %v, want still running as attempt 1", st)
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("long task's process %d died across the server restart: %v", pid, err)
+	}
+	if got := attemptPID(t, a, attemptKey{taskKey{long.Id, 0}, 1}); got != pid {
+		t.Fatalf("long task pid %d after the restart, want the same process %d", got, pid)
+	}
+}
+
+func TestDrainStopsTasksOnTheMachine(t *testing.T) {
+	c := newTestCell(t, 2*time.Second)
+	a, _ := runAgent(t, c, "m1")
+	job := c.submit("drained", 1, "sleep 60", 0)
+	c.place(job, 0, "m1")
+	eventually(t, "the task runs", func() bool { return c.task(job, 0).State == runningS })
+	pid := attemptPID(t, a, attemptKey{taskKey{job.Id, 0}, 1})
+	if _, err := c.machines.DrainMachine(ctxFor(t), &cellv1.DrainMachineRequest{Id: "m1", Drain: true}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the agent stopped the evicted task", func() bool { return a.fleet.runningCount() == 0 })
+	waitDead(t, pid)
+	if st := c.task(job, 0).State; st != pending {
+		t.Fatalf("drained task is %v, want pending", st)
+	}
+}
+
+// An agent that goes silent (stopped without reporting, as after SIGKILL)
+// is marked down after the grace period; its task returns to pending, is
+// placed on another agent and runs there as the next attempt.
+func TestSilentAgentsTaskMovesToAnotherAgent(t *testing.T) {
+	const grace = time.Second
+	c := newTestCell(t, grace)
+	_, stopA := runAgent(t, c, "m1")
+	b, _ := runAgent(t, c, "m2")
+	job := c.submit("mover", 1, "sleep 60", 0)
+	c.place(job, 0, "m1")
+	eventually(t, "the task runs on m1", func() bool { return c.task(job, 0).State == runningS })
+
+	silent := time.Now()
+	stopA()
+	eventually(t, "the task is lost and back to pending", func() bool { return c.task(job, 0).State == pending })
+	if took := time.Since(silent); took > grace+5*time.Second {
+		t.Fatalf("task returned to pending %v after its agent went silent, want within grace + 5s", took)
+	}
+	c.place(job, 0, "m2")
+	eventually(t, "the task runs on m2", func() bool {
+		tk := c.task(job, 0)
+		return tk.State == runningS && tk.MachineId == "m2" && tk.Attempt == 2
+	})
+	attemptPID(t, b, attemptKey{taskKey{job.Id, 0}, 2})
+}
+
+func TestSimulatedFleetAgainstTheRealStore(t *testing.T) {
+	c := newTestCell(t, 2*time.Second)
+	p := DefaultProfile()
+	sim, err := NewSimulation(SimConfig{Server: c.addr, Prefix: "sim", Machines: 200, Profile: p,
+		UsageInterval: 200 * time.Millisecond, RegisterConcurrency: 16, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sim.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("simulation: %v", err)
+		}
+	})
+	select {
+	case <-sim.Synced():
+	case <-time.After(15 * time.Second):
+		t.Fatal("simulation did not sync")
+	}
+	eventually(t, "all 200 machines heartbeat", func() bool {
+		r, err := c.machines.ListMachines(ctxFor(t), &cellv1.ListMachinesRequest{})
+		if err != nil || len(r.Machines) != 200 {
+			return false
+		}
+		for _, m := range r.Machines {
+			if m.LastHeartbeatUnixNano == 0 || m.State != cellv1.MachineState_MACHINE_STATE_READY {
+				return false
+			}
+		}
+		return true
+	})
+
+	r, err := c.jobs.SubmitJob(ctxFor(t), &cellv1.SubmitJobRequest{Spec: &cellv1.JobSpec{
+		Name: "simbatch", Scheduler: "batch", Priority: 100, Count: 50, Kind: cellv1.JobKind_JOB_KIND_BATCH,
+		Task: &cellv1.TaskTemplate{Command: "train", DurationMs: 300, Resources: &cellv1.Resources{CpuMilli: 1000, MemoryBytes: 1 << 30}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := r.Job
+	for i := range uint32(50) {
+		c.place(job, i, sim.Machines()[i*4].Id)
+	}
+	eventually(t, "the simulated job succeeded", func() bool {
+		r, err := c.jobs.GetJob(ctxFor(t), &cellv1.GetJobRequest{IdOrName: job.Id})
+		return err == nil && r.Job.State == cellv1.JobState_JOB_STATE_SUCCEEDED && r.Counts.Succeeded == 50
+	})
+
+	svc := c.submit("simsvc", 3, "x", 0) // duration 0: runs until stopped
+	for i := range uint32(3) {
+		c.place(svc, i, sim.Machines()[i].Id)
+	}
+	eventually(t, "simulated tasks run", func() bool {
+		for i := range uint32(3) {
+			if c.task(svc, i).State != runningS {
+				return false
+			}
+		}
+		return true
+	})
+	eventually(t, "simulated usage is visible", func() bool {
+		r, err := c.machines.GetMachine(ctxFor(t), &cellv1.GetMachineRequest{Id: sim.Machines()[0].Id})
+		return err == nil && len(r.Tasks) == 1 && r.Tasks[0].Usage.GetCpuMilli() > 0 && r.Machine.Usage.GetCpuMilli() > 0
+	})
+	if _, err := c.jobs.StopJob(ctxFor(t), &cellv1.StopJobRequest{IdOrName: svc.Id}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the fleet stopped the simulated tasks", func() bool { return sim.fleet.runningCount() == 0 })
+	if err := c.store.CheckInvariant(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCommandRejectsMixedModes(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--simulate", "3", "--cpu", "4"}, "--cpu describes a real machine"},
+		{[]string{"--profile", "zones=2"}, "give --simulate N too"},
+		{[]string{"--simulate", "-1"}, "want a number of machines"},
+		{[]string{"--simulate", "2", "--profile", "zones=0"}, "profile: zones"},
+		{[]string{"--labels", "zone", "--server", "127.0.0.1:1"}, "not key=value"},
+		{[]string{"--memory", "lots", "--server", "127.0.0.1:1"}, "--memory"},
+		{[]string{"--log-level", "loud"}, "--log-level"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.args), func(t *testing.T) {
+			cmd := Command()
+			cmd.SetArgs(tt.args)
+			cmd.SetOut(new(strings.Builder))
+			cmd.SetErr(new(strings.Builder))
+			err := cmd.Execute()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("cell agent %v: %v, want an error containing %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
