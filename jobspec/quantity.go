@@ -177,12 +177,13 @@ func ParseGPU(s string) (int64, error) {
 }
 
 // FormatCPU renders millicores the way a spec writes them: whole cores as
-// "2", anything else as "500m". ParseCPU(FormatCPU(m)) == m.
+// "2", less than a core as "500m", more as decimal cores "2.5".
+// ParseCPU(FormatCPU(m)) == m.
 func FormatCPU(milli int64) string {
-	if milli%1000 == 0 {
-		return strconv.FormatInt(milli/1000, 10)
+	if milli%1000 != 0 && milli > -1000 && milli < 1000 {
+		return strconv.FormatInt(milli, 10) + "m"
 	}
-	return strconv.FormatInt(milli, 10) + "m"
+	return formatThousandths(milli)
 }
 
 // FormatBytes renders bytes exactly, with the unit that gives the smallest
@@ -230,7 +231,11 @@ func HumanBytes(b int64) string {
 
 // FormatGPU renders milli-GPU as GPUs: 500 → "0.5", 2000 → "2", 125 →
 // "0.125". ParseGPU(FormatGPU(m)) == m.
-func FormatGPU(milli int64) string {
+func FormatGPU(milli int64) string { return formatThousandths(milli) }
+
+// formatThousandths renders an integer count of thousandths as an exact
+// decimal without trailing zeros: 2500 → "2.5", 125 → "0.125".
+func formatThousandths(milli int64) string {
 	sign := ""
 	if milli < 0 {
 		sign, milli = "-", -milli

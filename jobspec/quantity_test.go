@@ -116,7 +116,7 @@ func TestFormatRoundTrips(t *testing.T) {
 	cpu := []struct {
 		milli int64
 		want  string
-	}{{500, "500m"}, {2000, "2"}, {1500, "1500m"}, {0, "0"}, {1, "1m"}}
+	}{{500, "500m"}, {2000, "2"}, {1500, "1.5"}, {0, "0"}, {1, "1m"}, {1234, "1.234"}, {16500, "16.5"}, {999, "999m"}}
 	for _, c := range cpu {
 		if got := FormatCPU(c.milli); got != c.want {
 			t.Errorf("FormatCPU(%d) = %q, want %q", c.milli, got, c.want)

@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// DefaultAddress is where the commands look for the cell when neither
+// --server nor $CELL_ADDR says otherwise; `cell server` listens there by
+// default.
+const DefaultAddress = "127.0.0.1:7070"
+
+// AddressEnv names the environment variable that overrides DefaultAddress.
+const AddressEnv = "CELL_ADDR"
+
+// Dialer opens a client connection to the cell. The caller closes it.
+type Dialer func(ctx context.Context) (*grpc.ClientConn, error)
+
+// ServerFlag registers --server on fs (default $CELL_ADDR, then
+// DefaultAddress) and returns a Dialer that dials the flag's value when
+// called, i.e. after the flags were parsed.
+func ServerFlag(fs *pflag.FlagSet) Dialer {
+	addr := fs.String("server", DefaultServerAddress(), "cell server gRPC address (env "+AddressEnv+")")
+	return func(ctx context.Context) (*grpc.ClientConn, error) { return Dial(ctx, *addr) }
+}
+
+// DefaultServerAddress is $CELL_ADDR, or DefaultAddress when it is unset.
+func DefaultServerAddress() string {
+	return cmp.Or(strings.TrimSpace(os.Getenv(AddressEnv)), DefaultAddress)
+}
+
+// Dial returns a plaintext gRPC client connection to addr (host:port).
+// Connecting is lazy: an unreachable server shows up as codes.Unavailable
+// on the first call, which rpcError explains.
+func Dial(_ context.Context, addr string) (*grpc.ClientConn, error) {
+	if addr == "" {
+		return nil, errors.New("--server is empty (want host:port)")
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("--server %q: %w", addr, err)
+	}
+	return conn, nil
+}
+
+// rpcError turns an error of a call into one line that says what was
+// being done, the gRPC status code and the server's message:
+//
+//	job status: NotFound: job "web" not found
+func rpcError(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	msg := strings.Join(strings.Fields(st.Message()), " ")
+	switch st.Code() {
+	case codes.Unavailable:
+		msg += " (is the cell server running? point --server or " + AddressEnv + " at it)"
+	case codes.DeadlineExceeded:
+		msg += " (the cell server did not answer in time)"
+	}
+	return &callError{what: what, code: st.Code(), msg: msg}
+}
+
+// callError is a failed gRPC call, rendered on one line.
+type callError struct {
+	what string
+	code codes.Code
+	msg  string
+}
+
+func (e *callError) Error() string { return fmt.Sprintf("%s: %s: %s", e.what, e.code, e.msg) }
+
+// GRPCStatus lets status.FromError and status.Code see the original code.
+func (e *callError) GRPCStatus() *status.Status { return status.New(e.code, e.msg) }

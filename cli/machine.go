@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	"github.com/omegacell/omegacell/jobspec"
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+)
+
+// MachineCommand returns `machine` with list and drain. dial reaches the
+// cell; with a nil dial the command gets its own --server flag.
+func MachineCommand(dial Dialer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "machine",
+		Short: "List machines and drain them",
+		Args:  cobra.NoArgs,
+	}
+	if dial == nil {
+		dial = ServerFlag(cmd.PersistentFlags())
+	}
+	m := &machineCommands{dial: dial, format: addOutputFlag(cmd)}
+	cmd.AddCommand(m.listCommand(), m.drainCommand())
+	return cmd
+}
+
+type machineCommands struct {
+	dial   Dialer
+	format func() (outputFormat, error)
+}
+
+func (m *machineCommands) client(ctx context.Context) (cellv1.MachineServiceClient, func(), error) {
+	conn, err := m.dial(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cellv1.NewMachineServiceClient(conn), func() { _ = conn.Close() }, nil
+}
+
+func (m *machineCommands) listCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List machines: state, reserved and used resources, labels",
+		Long: `Lists every machine of the cell. RESERVED/CAPACITY columns show what placed
+tasks claim against what the machine has; USED columns show what the agent
+last sampled (- before the first sample).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := m.format()
+			if err != nil {
+				return err
+			}
+			client, closeConn, err := m.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
+			defer cancel()
+			resp, err := client.ListMachines(ctx, &cellv1.ListMachinesRequest{}, grpc.MaxCallRecvMsgSize(maxResponseBytes))
+			if err != nil {
+				return rpcError("machine list", err)
+			}
+			if format != formatTable {
+				return writeProto(cmd.OutOrStdout(), format, resp)
+			}
+			if len(resp.GetMachines()) == 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), "no machines (start one with cell agent, or cell dev --simulate N)")
+				return nil
+			}
+			writeMachineList(cmd.OutOrStdout(), resp.GetMachines())
+			return nil
+		},
+	}
+}
+
+// writeMachineList prints one row per machine, by id.
+func writeMachineList(w io.Writer, machines []*cellv1.Machine) {
+	machines = slices.Clone(machines)
+	slices.SortFunc(machines, func(a, b *cellv1.Machine) int { return cmp.Compare(a.GetId(), b.GetId()) })
+	t := newTable(w)
+	row(t, "ID", "STATE", "CPU RESERVED/CAPACITY", "CPU USED", "MEMORY RESERVED/CAPACITY", "MEMORY USED", "GPU RESERVED/CAPACITY", "LABELS")
+	for _, mc := range machines {
+		alloc, capacity, usage := mc.GetAllocated(), mc.GetCapacity(), mc.GetUsage()
+		cpuUsed, memUsed := "-", "-"
+		if usage != nil {
+			cpuUsed, memUsed = jobspec.FormatCPU(usage.GetCpuMilli()), jobspec.HumanBytes(usage.GetMemoryBytes())
+		}
+		gpu := "-"
+		if capacity.GetGpuMilli() > 0 {
+			gpu = jobspec.FormatGPU(alloc.GetGpuMilli()) + "/" + jobspec.FormatGPU(capacity.GetGpuMilli())
+		}
+		row(t, mc.GetId(), machineStateName(mc.GetState()),
+			jobspec.FormatCPU(alloc.GetCpuMilli())+"/"+jobspec.FormatCPU(capacity.GetCpuMilli()), cpuUsed,
+			jobspec.HumanBytes(alloc.GetMemoryBytes())+"/"+jobspec.HumanBytes(capacity.GetMemoryBytes()), memUsed,
+			gpu, formatLabels(mc.GetLabels()))
+	}
+	t.Flush()
+}
+
+func (m *machineCommands) drainCommand() *cobra.Command {
+	var undo bool
+	cmd := &cobra.Command{
+		Use:   "drain ID",
+		Short: "Drain a machine (no new tasks are placed on it); --undo makes it ready again",
+		Args:  cobra.ExactArgs(1),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return m.machineIDs(cmd.Context()), cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := m.format()
+			if err != nil {
+				return err
+			}
+			client, closeConn, err := m.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
+			defer cancel()
+			resp, err := client.DrainMachine(ctx, &cellv1.DrainMachineRequest{Id: args[0], Drain: !undo})
+			if err != nil {
+				return rpcError("machine drain", err)
+			}
+			if format != formatTable {
+				return writeProto(cmd.OutOrStdout(), format, resp)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "machine %s is %s\n", resp.GetMachine().GetId(), machineStateName(resp.GetMachine().GetState()))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&undo, "undo", false, "return a draining machine to ready")
+	return cmd
+}
