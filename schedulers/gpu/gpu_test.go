@@ -154,7 +154,7 @@ func TestFragmentFor(t *testing.T) {
 	}{
 		{[]uint32{0, 0, 0, 0}, 1000, 0},
 		{[]uint32{0, 0, 0, 0}, 500, 0},
-		{[]uint32{0, 0, 0, 0}, 8000, 4000},       // cannot fit at all: everything is a fragment
+		{[]uint32{0, 0, 0, 0}, 8000, 4000},        // cannot fit at all: everything is a fragment
 		{[]uint32{300, 0, 1000, 1000}, 1000, 700}, // stranded on the partial device
 		{[]uint32{300, 0, 1000, 1000}, 500, 0},    // 700 free fits a half GPU
 		{[]uint32{600, 0, 1000, 1000}, 500, 400},  // 400 free does not
