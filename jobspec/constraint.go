@@ -15,8 +15,9 @@ var (
 	labelValueRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
 )
 
+// Both at most 63 characters, as the store requires of label keys.
 const (
-	maxLabelKeyLen   = 253
+	maxLabelKeyLen   = 63
 	maxLabelValueLen = 63
 )
 

@@ -14,11 +14,21 @@ import (
 )
 
 // Limits and defaults of the spec format (doc.go lists them for users).
+// Where the store's API has a limit (cellstate/validate.go), the limit here
+// is the same or tighter, so that a spec that parses is not refused later
+// with a less precise error.
 const (
 	MaxCount            = 100000
 	MaxRetryLimit       = 100
 	MaxPriority         = 1000
 	MaxFailureThreshold = 100
+	MaxConstraints      = 64
+	MaxArgs             = 1024
+	MaxEnv              = 256
+	MaxStringLen        = 4096
+	MaxGPUs             = 64      // per task: more than any machine has
+	maxCPUMilli         = 1 << 30 // a million cores
+	maxBytes            = 1 << 50 // a petabyte
 
 	DefaultRetryLimit       = 3
 	DefaultHealthInterval   = 10 * time.Second
@@ -41,8 +51,9 @@ const GPUModelLabel = "gpu.model"
 
 var (
 	jobNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`)
-	// The issue fixes scheduler names as [a-z0-9-]{1,63}; tenants follow.
-	schedulerNameRE = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
+	// Scheduler and tenant names: [a-z0-9-]{1,63}, starting and ending
+	// with a letter or digit, as the store requires of scheduler names.
+	schedulerNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	envNameRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
@@ -78,14 +89,21 @@ func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 		c.failf(root.key("name"), "%q: want lower-case letters, digits, '-' and '.', starting and ending with a letter or digit", s.Name)
 	}
 	if s.Tenant != "" && !schedulerNameRE.MatchString(s.Tenant) {
-		c.failf(root.key("tenant"), "%q: want 1 to 63 lower-case letters, digits and '-'", s.Tenant)
+		c.failf(root.key("tenant"), "%q: want 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit", s.Tenant)
 	}
 
 	var task *cellv1.TaskTemplate
+	if s.Count != nil {
+		if n := *s.Count; n < 1 || n > MaxCount {
+			c.failf(root.key("count"), "%d is out of range 1..%d", n, MaxCount)
+		} else {
+			out.Count = uint32(n)
+		}
+	}
 	if s.Task == nil {
 		c.failf(root.key("task"), "required: what each task runs (command) and needs (resources)")
 	} else {
-		task = c.task(s.Task, root.key("task"))
+		task = c.task(s.Task, root.key("task"), out.Count)
 		out.Task = task
 	}
 
@@ -109,7 +127,7 @@ func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 	case s.Scheduler == "":
 		out.Scheduler = SchedulerBatch
 	case !schedulerNameRE.MatchString(s.Scheduler):
-		c.failf(root.key("scheduler"), "%q: want service, batch, gpu or a custom scheduler's name (1 to 63 lower-case letters, digits and '-')", s.Scheduler)
+		c.failf(root.key("scheduler"), "%q: want service, batch, gpu or a custom scheduler's name (1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit)", s.Scheduler)
 	}
 
 	if kind == cellv1.JobKind_JOB_KIND_UNSPECIFIED {
@@ -130,13 +148,6 @@ func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 		}
 	}
 
-	if s.Count != nil {
-		if n := *s.Count; n < 1 || n > MaxCount {
-			c.failf(root.key("count"), "%d is out of range 1..%d", n, MaxCount)
-		} else {
-			out.Count = uint32(n)
-		}
-	}
 	if s.RetryLimit != nil {
 		if n := *s.RetryLimit; n < 0 || n > MaxRetryLimit {
 			c.failf(root.key("retryLimit"), "%d is out of range 0..%d", n, MaxRetryLimit)
@@ -163,16 +174,34 @@ func (c *converter) priority(s Scalar, p fieldPath) (int32, bool) {
 	return int32(n), true
 }
 
-func (c *converter) task(t *Task, p fieldPath) *cellv1.TaskTemplate {
+// task converts the template of a job of count tasks.
+func (c *converter) task(t *Task, p fieldPath, count uint32) *cellv1.TaskTemplate {
 	out := &cellv1.TaskTemplate{Command: t.Command, Args: t.Args, SpreadKey: t.SpreadKey}
-	if strings.TrimSpace(t.Command) == "" {
+	switch {
+	case strings.TrimSpace(t.Command) == "":
 		c.failf(p.key("command"), "required: the program each task runs")
+	case len(t.Command) > MaxStringLen:
+		c.failf(p.key("command"), "longer than %d bytes", MaxStringLen)
+	}
+	if len(t.Args) > MaxArgs {
+		c.failf(p.key("args"), "%d arguments; at most %d are allowed", len(t.Args), MaxArgs)
+	}
+	for i, a := range t.Args {
+		if len(a) > MaxStringLen {
+			c.failf(p.key("args").index(i), "longer than %d bytes", MaxStringLen)
+		}
+	}
+	if len(t.Env) > MaxEnv {
+		c.failf(p.key("env"), "%d variables; at most %d are allowed", len(t.Env), MaxEnv)
 	}
 	if len(t.Env) > 0 {
 		out.Env = t.Env
 		for _, k := range sortedKeys(t.Env) {
-			if !envNameRE.MatchString(k) {
+			switch {
+			case !envNameRE.MatchString(k):
 				c.failf(p.key("env").key(k), "%q is not a valid environment variable name (letters, digits and _, not starting with a digit)", k)
+			case len(k) > 255 || len(t.Env[k]) > MaxStringLen:
+				c.failf(p.key("env").key(k), "name longer than 255 bytes or value longer than %d", MaxStringLen)
 			}
 		}
 	}
@@ -180,6 +209,9 @@ func (c *converter) task(t *Task, p fieldPath) *cellv1.TaskTemplate {
 	res, gpuModel := c.resources(t.Resources, p.key("resources"))
 	out.Resources = pbconv.ResourcesPB(res)
 
+	if len(t.Constraints) > MaxConstraints {
+		c.failf(p.key("constraints"), "%d terms; at most %d are allowed", len(t.Constraints), MaxConstraints)
+	}
 	for i, s := range t.Constraints {
 		con, err := ParseConstraint(s)
 		if err != nil {
@@ -189,6 +221,9 @@ func (c *converter) task(t *Task, p fieldPath) *cellv1.TaskTemplate {
 		out.Constraints = append(out.Constraints, pbconv.ConstraintsPB([]txn.Constraint{con})...)
 	}
 	if gpuModel != "" {
+		if len(t.Constraints) == MaxConstraints {
+			c.failf(p.key("resources").key("gpuModel"), "adds a constraint beyond the %d allowed", MaxConstraints)
+		}
 		out.Constraints = append(out.Constraints, pbconv.ConstraintsPB([]txn.Constraint{{Key: GPUModelLabel, Op: txn.OpIn, Values: []string{gpuModel}}})...)
 	}
 
@@ -200,6 +235,8 @@ func (c *converter) task(t *Task, p fieldPath) *cellv1.TaskTemplate {
 	switch n := t.MaxPerMachine; {
 	case n < 0 || n > MaxCount:
 		c.failf(p.key("maxPerMachine"), "%d is out of range 0..%d (0: no limit)", n, MaxCount)
+	case n > int64(count):
+		c.failf(p.key("maxPerMachine"), "%d is more than the job's count (%d); 0 means no limit", n, count)
 	default:
 		out.MaxPerMachine = uint32(n)
 	}
@@ -242,6 +279,24 @@ func (c *converter) resources(r *Resources, p fieldPath) (txn.Resources, string)
 		return out, ""
 	}
 
+	for _, big := range []struct {
+		field      string
+		value, max int64
+		format     func(int64) string
+	}{
+		{"cpu", out.CPUMilli, maxCPUMilli, FormatCPU},
+		{"memory", out.MemoryBytes, maxBytes, FormatBytes},
+		{"disk", out.DiskBytes, maxBytes, FormatBytes},
+		{"gpu", out.GPUMilli, MaxGPUs * txn.MilliPerGPU, FormatGPU},
+	} {
+		if big.value > big.max {
+			c.failf(p.key(big.field), "%s is more than any machine has (at most %s)", big.format(big.value), big.format(big.max))
+			ok = false
+		}
+	}
+	if !ok {
+		return out, ""
+	}
 	if out.GPUMilli > txn.MilliPerGPU && out.GPUMilli%txn.MilliPerGPU != 0 {
 		c.failf(p.key("gpu"), "%s GPUs: a task takes either part of one GPU (below 1) or whole GPUs (1, 2, ...)", FormatGPU(out.GPUMilli))
 		return out, ""

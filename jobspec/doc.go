@@ -30,7 +30,7 @@
 // A complete spec, every field set:
 //
 //	name: train-llm              # required; lower-case letters, digits, '-', '.'
-//	tenant: ml-research          # optional; [a-z0-9-]{1,63}
+//	tenant: ml-research          # optional; [a-z0-9-]{1,63}, alphanumeric at both ends
 //	scheduler: gpu               # service | batch | gpu | a custom scheduler's name
 //	priority: production         # production (200) | batch (100) | best-effort (0) | 0..1000
 //	kind: batch                  # service | batch
@@ -39,7 +39,7 @@
 //	retryLimit: 2                # retries of a failed task, 0..100; default 3
 //	task:                        # required
 //	  command: python            # required
-//	  args: ["train.py", "--epochs", "3"]
+//	  args: ["train.py", "--epochs", "3"]   # strings (quote numbers)
 //	  env:
 //	    NCCL_DEBUG: INFO         # names: letters, digits, _; values are strings
 //	  resources:                 # required; some cpu, memory or gpu
@@ -56,7 +56,7 @@
 //	    - ssd                    # label exists
 //	    - "!preemptible"         # label does not exist (quoted: ! is YAML syntax)
 //	  spreadKey: rack            # spread tasks over this label's values
-//	  maxPerMachine: 1           # at most this many tasks per machine; 0: no limit
+//	  maxPerMachine: 1           # at most this many per machine, <= count; 0: no limit
 //	  duration: 5m               # simulated machines: how long a task runs
 //	  healthCheck:
 //	    exec: ["test", "-f", "/tmp/alive"]   # or httpGet: http://localhost:8080/healthz
@@ -69,8 +69,12 @@
 // "gpu" when GPUs are requested, and "batch" otherwise. The priority, when
 // absent, is production for services and batch for batch jobs. Durations
 // use Go's syntax (30s, 5m, 1h30m) and must be whole milliseconds. Label
-// keys are letters, digits and . _ / - (rack, gpu.model, example.com/team);
-// label values letters, digits and . _ - (at most 63).
+// keys are letters, digits and . _ / - (rack, gpu.model, example.com/team),
+// label values letters, digits and . _ - (both at most 63 characters).
+// Scheduler names are [a-z0-9-]{1,63}, alphanumeric at both ends. Limits
+// mirror the store's API (cellstate/validate.go) or are tighter: at most
+// 64 constraints, 1024 args, 256 env variables, 4096 bytes per string, 64
+// GPUs, a million cores and a petabyte per task.
 //
 // [Marshal] and [Document] go the other way (cell.v1.JobSpec to a
 // document), and [FormatCPU], [FormatBytes], [FormatGPU] and [HumanBytes]
