@@ -17,8 +17,9 @@
 //   - Objects handed to it are treated as immutable (as in txn): a change
 //     is a new object replacing the old one.
 //   - Every query that returns machines returns ordinals (dense int32
-//     handles, assigned on first sight, never reused) in ascending order,
-//     so iteration is deterministic and independent of map order. Slices
+//     handles, assigned on first sight, never reused) in ascending order
+//     (or, where a query says so, a concatenation of ascending lists), so
+//     iteration is deterministic and independent of map order. Slices
 //     returned by queries are owned by the view: read them, do not keep or
 //     modify them across changes.
 //

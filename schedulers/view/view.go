@@ -1,6 +1,9 @@
 package view
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/omegacell/omegacell/txn"
 )
 
@@ -144,7 +147,9 @@ func (v *View) RemoveJob(id string) {
 	if !ok {
 		return
 	}
-	for _, t := range je.tasks {
+	// Index order, so the residents left behind stay in a deterministic order.
+	for _, idx := range slices.Sorted(maps.Keys(je.tasks)) {
+		t := je.tasks[idx]
 		v.untrack(je, t)
 		delete(v.tasks, t.Key)
 	}
