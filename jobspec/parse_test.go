@@ -236,3 +236,32 @@ func TestErrorsAreCapped(t *testing.T) {
 		t.Fatalf("got %d lines, last %q", len(lines), lines[len(lines)-1])
 	}
 }
+
+// BenchmarkParse measures parsing the GPU gang example (a typical spec).
+func BenchmarkParse(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("testdata", "good", "gpu-gang.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseErrors measures a spec with seven errors, which also runs
+// the line locator for each.
+func BenchmarkParseErrors(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("testdata", "bad", "many-errors.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(data); err == nil {
+			b.Fatal("accepted a bad spec")
+		}
+	}
+}
