@@ -429,7 +429,6 @@ func TestCommandRejectsMixedModes(t *testing.T) {
 		{[]string{"--simulate", "2", "--profile", "zones=0"}, "profile: zones"},
 		{[]string{"--labels", "zone", "--server", "127.0.0.1:1"}, "not key=value"},
 		{[]string{"--memory", "lots", "--server", "127.0.0.1:1"}, "--memory"},
-		{[]string{"--log-level", "loud"}, "--log-level"},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.args), func(t *testing.T) {

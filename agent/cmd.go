@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -22,11 +21,11 @@ const DefaultServer = "127.0.0.1:7070"
 // --simulate N a fleet of N simulated machines.
 func Command() *cobra.Command {
 	var (
-		server, name, labels, dataDir           string
-		cpu, memory, disk, gpuModel, gpuMemory  string
-		gpus, simulate                          int
-		profile, logsListen, cgroupRoot, logLvl string
-		heartbeat, usageInterval, stopGrace     time.Duration
+		server, name, labels, dataDir          string
+		cpu, memory, disk, gpuModel, gpuMemory string
+		gpus, simulate                         int
+		profile, logsListen, cgroupRoot        string
+		heartbeat, usageInterval, stopGrace    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -41,10 +40,9 @@ shapes the fleet as key=value pairs (` + ProfileKeys + `), e.g.
   cell agent --simulate 10000 --profile zones=3,racks=10,gpu-fraction=0.1,gpu-model=A100`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(cmd, logLvl)
-			if err != nil {
-				return err
-			}
+			// The root command configures slog.Default (--log-level).
+			log := slog.Default()
+			var err error
 			ctx, stop := signal.NotifyContext(cmp.Or(cmd.Context(), context.Background()), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if simulate > 0 {
@@ -120,15 +118,5 @@ shapes the fleet as key=value pairs (` + ProfileKeys + `), e.g.
 	f.DurationVar(&stopGrace, "stop-grace", DefaultStopGrace, "time between SIGTERM and SIGKILL when stopping a task")
 	f.StringVar(&logsListen, "logs-listen", DefaultLogsListen, "address serving task logs to the cell server")
 	f.StringVar(&cgroupRoot, "cgroup-root", DefaultCgroupRoot, "cgroup v2 mount for task limits ('-' disables limits)")
-	f.StringVar(&logLvl, "log-level", "info", "debug, info, warn or error")
 	return cmd
-}
-
-// newLogger logs text to the command's stderr at the given level.
-func newLogger(cmd *cobra.Command, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: l})), nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -66,7 +67,14 @@ func newDriver(log *slog.Logger, server string, f *fleet, hb *heartbeater, machi
 	}
 	cc, err := grpc.NewClient(server,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvBytes)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvBytes)),
+		// Reconnect soon after a server restart (gRPC's default first
+		// backoff is a second, growing 1.6× per failure), with jitter so a
+		// fleet of agents does not reconnect in lockstep.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: sessionBackoff, Multiplier: 1.6, Jitter: 0.2, MaxDelay: sessionBackoffCap},
+			MinConnectTimeout: 5 * time.Second,
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("server %q: %w", server, err)
 	}
