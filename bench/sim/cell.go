@@ -29,12 +29,9 @@ type cell struct {
 	last      float64
 	area      usageArea
 
-	// log records every machine change in order, for schedulers that keep
-	// their own copy of the cell (see view.go); base is the log position of
-	// log[0].
-	log    []int32
-	base   uint64
-	logged bool
+	// mirror, if set, is kept equal to the cell for the production
+	// policies (see policies.go).
+	mirror *mirror
 }
 
 // usageArea integrates resources over time (resource × seconds).
@@ -93,14 +90,44 @@ func (c *cell) PutMachine(m *txn.Machine) {
 	c.machines[i] = m
 	c.hints[i] = hintOf(m)
 	c.count(m)
-	if c.logged {
-		c.log = append(c.log, i)
+	if c.mirror != nil {
+		c.mirror.v.PutMachine(m)
 	}
 }
 
 // PutTask implements txn.Mutable: it replaces a task of a live job.
 func (c *cell) PutTask(t *txn.Task) {
 	c.jobs[t.Key.Job].tasks[t.Key.Index] = t
+	if c.mirror != nil {
+		c.mirror.v.PutTask(t)
+	}
+}
+
+// addJob adds a submitted job with its pending tasks.
+func (c *cell) addJob(j *job) {
+	c.jobs[j.spec.ID] = j
+	if c.mirror != nil {
+		c.mirror.addJob(j)
+	}
+}
+
+// retireTask removes task i of j from the cell: it finished, was killed or
+// was lost for good. final is its last version, for the mirror; nil when
+// the job is about to be forgotten as a whole.
+func (c *cell) retireTask(j *job, i uint32, final *txn.Task) {
+	j.tasks[i] = nil
+	j.live--
+	if c.mirror != nil && final != nil {
+		c.mirror.v.PutTask(final)
+	}
+}
+
+// forgetJob drops a job with no task left.
+func (c *cell) forgetJob(j *job) {
+	delete(c.jobs, j.spec.ID)
+	if c.mirror != nil {
+		c.mirror.v.RemoveJob(j.spec.ID)
+	}
 }
 
 // addMachine adds a machine the cell did not have.
@@ -111,8 +138,8 @@ func (c *cell) addMachine(m *txn.Machine) {
 	c.machines = append(c.machines, m)
 	c.hints = append(c.hints, hintOf(m))
 	c.count(m)
-	if c.logged {
-		c.log = append(c.log, i)
+	if c.mirror != nil {
+		c.mirror.v.PutMachine(m)
 	}
 }
 
@@ -182,24 +209,5 @@ func (c *cell) uncount(m *txn.Machine) {
 	c.allocated = c.allocated.Sub(m.Allocated)
 	if m.Devices() > 0 {
 		c.stranded -= txn.StrandedGPUMilli(m)
-	}
-}
-
-// logPosition is the position after the last logged change.
-func (c *cell) logPosition() uint64 { return c.base + uint64(len(c.log)) }
-
-// changesSince returns the indices of machines changed since position pos
-// (possibly with repeats, oldest first).
-func (c *cell) changesSince(pos uint64) []int32 { return c.log[pos-c.base:] }
-
-// trimLog forgets log entries before position pos (every reader is past it).
-func (c *cell) trimLog(pos uint64) {
-	if pos <= c.base {
-		return
-	}
-	n := int(pos - c.base)
-	if n > len(c.log)/2 && n > 4096 {
-		c.log = append(c.log[:0], c.log[n:]...)
-		c.base = pos
 	}
 }

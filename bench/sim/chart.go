@@ -15,7 +15,7 @@ import (
 )
 
 // waitFloor is where wait times are drawn on a log scale when they are
-// shorter (a wait of zero cannot be drawn on one).
+// shorter (a wait of zero cannot be drawn on one): 1 ms.
 const waitFloor = 1e-3
 
 // ChartMetrics are the metrics a sweep draws by default: waits, busyness,
@@ -110,7 +110,7 @@ func (sr *SweepResult) chart(m Metric) (*plot.Plot, error) {
 	if logY {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-		p.Y.Label.Text += fmt.Sprintf(" (log scale; under %gs drawn at %gs)", waitFloor, waitFloor)
+		p.Y.Label.Text += " (log scale)"
 	}
 
 	var order []string

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -28,6 +29,13 @@ multi-path, two-level, shared state), with the decision-time model of the
 Omega paper (t_job + t_task × tasks) and the very txn validation the store
 runs. Workloads are synthetic (built in: ` + strings.Join(BuiltinWorkloads(), ", ") + `, or a YAML/JSON
 file) or traces (Google 2011 cluster-data, Alibaba GPU 2023).`,
+	}
+	root.PersistentPreRun = func(*cobra.Command, []string) {
+		// A simulation allocates briskly and keeps little: collect less
+		// often than the default, unless GOGC says otherwise.
+		if os.Getenv("GOGC") == "" {
+			debug.SetGCPercent(400)
+		}
 	}
 	root.AddCommand(runCommand(), sweepCommand(), workloadCommand())
 	return root

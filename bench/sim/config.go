@@ -76,6 +76,8 @@ type Config struct {
 	// MinOfferCPUMilli the smallest offer worth making.
 	OfferInterval    float64
 	MinOfferCPUMilli int64
+	// Placement is the placement algorithm of the decision step.
+	Placement Placement
 	// Progress, if set, is called now and then with the simulated time.
 	Progress func(simulated float64)
 }
@@ -101,6 +103,7 @@ func DefaultConfig() Config {
 		RetryDelay:          1,
 		OfferInterval:       1,
 		MinOfferCPUMilli:    1000,
+		Placement:           PlacementAuto,
 	}
 }
 
@@ -136,6 +139,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("retry_delay: %v must not be negative", c.RetryDelay)
 	case c.OfferInterval < 0:
 		return fmt.Errorf("offer_interval: %v must not be negative", c.OfferInterval)
+	}
+	if _, err := ParsePlacement(string(c.Placement)); err != nil {
+		return fmt.Errorf("placement: %w", err)
+	}
+	if c.Placement == PlacementPolicies && c.Arch == TwoLevel {
+		return fmt.Errorf("placement: the policies decide on a copy of the whole cell; a two-level offer is not one (use first-fit or auto)")
 	}
 	return nil
 }

@@ -18,7 +18,9 @@ type decider interface {
 	// place appends claims for the pending tasks of one job to out. Tasks
 	// it cannot place get no claim. Claims of earlier place calls since
 	// begin are taken into account.
-	place(j *JobSpec, pending []*txn.Task, rng *rand.Rand, out []txn.Claim) []txn.Claim
+	place(j *job, pending []*txn.Task, rng *rand.Rand, out []txn.Claim) []txn.Claim
+	// preemptions are the tasks to evict for the claims made since begin.
+	preemptions() []txn.TaskKey
 }
 
 // firstFit is the Omega paper's placement: randomized first fit. Each task
@@ -60,7 +62,10 @@ func (f *firstFit) begin(c cellCopy) {
 	f.noFit = f.noFit[:0]
 }
 
-func (f *firstFit) place(j *JobSpec, pending []*txn.Task, rng *rand.Rand, out []txn.Claim) []txn.Claim {
+// preemptions: first fit never preempts.
+func (f *firstFit) preemptions() []txn.TaskKey { return nil }
+
+func (f *firstFit) place(_ *job, pending []*txn.Task, rng *rand.Rand, out []txn.Claim) []txn.Claim {
 	n := len(f.machines)
 	if n == 0 {
 		return out

@@ -16,6 +16,8 @@ type Result struct {
 	BatchSchedulers int               `json:"batch_schedulers"`
 	Conflict        string            `json:"conflict"`
 	Commit          string            `json:"commit"`
+	// Placement is the placement algorithm used: first-fit or policies.
+	Placement string `json:"placement"`
 
 	Machines   int              `json:"machines"`
 	Schedulers []SchedulerStats `json:"schedulers"`
@@ -75,8 +77,10 @@ type JobTypeStats struct {
 	// were fully scheduled.
 	ScheduleMean float64 `json:"schedule_mean"`
 	ScheduleP90  float64 `json:"schedule_p90"`
-	// TasksLost is tasks lost with their machine and placed again.
-	TasksLost int `json:"tasks_lost,omitempty"`
+	// TasksLost is tasks lost with their machine and placed again;
+	// TasksPreempted tasks evicted by a higher-priority claim.
+	TasksLost      int `json:"tasks_lost,omitempty"`
+	TasksPreempted int `json:"tasks_preempted,omitempty"`
 }
 
 // CellStats are time averages over the run.
@@ -166,13 +170,14 @@ func (st *schedStats) result(name, kind string) SchedulerStats {
 
 // typeStats accumulates the metrics of one job type.
 type typeStats struct {
-	Type      string
-	Kind      string
-	Submitted int
-	Abandoned int
-	TasksLost int
-	waits     []float64
-	schedules []float64
+	Type           string
+	Kind           string
+	Submitted      int
+	Abandoned      int
+	TasksLost      int
+	TasksPreempted int
+	waits          []float64
+	schedules      []float64
 	// Used when aggregating by kind.
 	unattempted, unscheduled int
 }
@@ -185,6 +190,7 @@ func (ts *typeStats) merge(o *typeStats, unattempted, unscheduled int) {
 	ts.Submitted += o.Submitted
 	ts.Abandoned += o.Abandoned
 	ts.TasksLost += o.TasksLost
+	ts.TasksPreempted += o.TasksPreempted
 	ts.waits = append(ts.waits, o.waits...)
 	ts.schedules = append(ts.schedules, o.schedules...)
 	ts.unattempted += unattempted
@@ -194,7 +200,7 @@ func (ts *typeStats) merge(o *typeStats, unattempted, unscheduled int) {
 func (ts *typeStats) result(unattempted, unscheduled int) JobTypeStats {
 	return JobTypeStats{
 		Type: ts.Type, Kind: ts.Kind, Submitted: ts.Submitted, Scheduled: len(ts.schedules),
-		Abandoned: ts.Abandoned, Unscheduled: unscheduled, Unattempted: unattempted, TasksLost: ts.TasksLost,
+		Abandoned: ts.Abandoned, Unscheduled: unscheduled, Unattempted: unattempted, TasksLost: ts.TasksLost, TasksPreempted: ts.TasksPreempted,
 		WaitMean: mean(ts.waits), WaitP90: percentile(ts.waits, 0.9),
 		ScheduleMean: mean(ts.schedules), ScheduleP90: percentile(ts.schedules, 0.9),
 	}
@@ -209,9 +215,13 @@ func (s *sim) result() *Result {
 		BatchSchedulers: s.cfg.BatchSchedulers,
 		Conflict:        ConflictName(s.cfg.Conflict),
 		Commit:          CommitName(s.cfg.Commit),
+		Placement:       string(PlacementFirstFit),
 		Machines:        len(s.cell.machines),
 		Events:          s.events,
 		TasksPlaced:     s.placed,
+	}
+	if s.cell.mirror != nil {
+		r.Placement = string(PlacementPolicies)
 	}
 	if named, ok := s.src.(interface{ Name() string }); ok {
 		r.Workload = named.Name()

@@ -30,7 +30,7 @@ func (s *sim) startDecision(sc *scheduler) {
 	s.attempt(j)
 	pending := s.pendingTasks(j)
 	sc.dec.begin(s.cell.copy())
-	sc.claims = sc.dec.place(j.spec, pending, sc.rng, sc.claims[:0])
+	sc.claims = sc.dec.place(j, pending, sc.rng, sc.claims[:0])
 	sc.busy, sc.busySince, sc.current = true, s.now, j
 	s.agenda.push(event{at: s.now + s.timing(sc, j).decision(len(pending)), kind: evDecided, sched: sc})
 }
@@ -43,7 +43,7 @@ func (s *sim) decided(sc *scheduler) {
 		// A monolithic scheduler owns the cell: its commits are plain.
 		mode, conflict = txn.CommitIncremental, txn.ConflictFine
 	}
-	r := s.commit(sc, sc.claims, conflict, mode)
+	r := s.commit(sc, sc.claims, sc.dec.preemptions(), conflict, mode)
 	sc.stats.addBusy(sc.busySince, s.now, r.conflicts > 0)
 	sc.busy, sc.current = false, nil
 	if !s.finishAttempt(j) {

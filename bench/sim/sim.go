@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/omegacell/omegacell/schedulers/policy"
 	"github.com/omegacell/omegacell/txn"
 )
 
@@ -80,6 +81,8 @@ type sim struct {
 	jobTypes []*typeStats
 	byType   map[string]*typeStats
 
+	policies map[string]policy.Policy
+
 	// Two-level allocator state.
 	lockedBy     []int32 // machine index -> 1 + framework index, 0 if free
 	roundPending bool
@@ -148,7 +151,14 @@ type taskRef struct {
 func newSim(cfg Config, src Source) *sim {
 	s := &sim{cfg: cfg, src: src, byKind: map[string][]*scheduler{}, dealt: map[string]int{}, byType: map[string]*typeStats{}}
 	s.cell = newCell(src.Machines(), &s.now)
+	if cfg.Placement.usesPolicies(cfg.Arch) {
+		s.cell.mirror = newMirror(s.cell.machines)
+		s.policies = productionPolicies()
+	}
 	s.prefill = s.newScheduler("prefill", "prefill")
+	// The prefill is the cell's initial state, not a scheduler under
+	// study: it always takes first fit (a policy could preempt the prefill).
+	s.prefill.dec = &firstFit{}
 	switch cfg.Arch {
 	case MonolithicSingle, MonolithicMulti:
 		m := s.newScheduler("monolithic", "monolithic")
@@ -175,6 +185,9 @@ func (s *sim) newScheduler(name, kind string) *scheduler {
 		kind: kind,
 		rng:  rand.New(rand.NewPCG(s.cfg.Seed, 0xD3C1_0000+uint64(len(s.scheds)))),
 		dec:  &firstFit{},
+	}
+	if s.cell.mirror != nil {
+		sc.dec = &policyDecider{mirror: s.cell.mirror, policies: s.policies}
 	}
 	sc.stats.init(s.cfg.Horizon)
 	s.scheds = append(s.scheds, sc)
@@ -279,7 +292,7 @@ func (s *sim) newJob(spec *JobSpec, sc *scheduler) *job {
 		j.tasks[i] = t
 		j.pending[i] = uint32(i)
 	}
-	s.cell.jobs[spec.ID] = j
+	s.cell.addJob(j)
 	return j
 }
 
@@ -337,13 +350,15 @@ func (s *sim) placePrefill(spec *JobSpec) {
 	j := s.newJob(spec, s.prefill)
 	sc := s.prefill
 	sc.dec.begin(s.cell.copy())
-	sc.claims = sc.dec.place(spec, s.pendingTasks(j), sc.rng, sc.claims[:0])
+	sc.claims = sc.dec.place(j, s.pendingTasks(j), sc.rng, sc.claims[:0])
 	tx := &txn.Transaction{Scheduler: sc.name, Conflict: txn.ConflictFine, Commit: txn.CommitIncremental, Claims: sc.claims}
 	d := txn.Validate(s.cell, tx)
 	txn.Apply(s.cell, d)
 	s.scheduleEnds(j, sc.claims, d.Results)
 	s.dropPending(j)
-	j.done = true
+	// What did not fit is dropped: the prefill is what runs at time zero.
+	j.done, j.abandoned = true, true
+	s.abandon(j)
 }
 
 // pendingTasks returns the job's pending tasks (a scratch slice).
@@ -372,13 +387,16 @@ type commitResult struct {
 
 // commit validates claims against the cell with txn.Validate, installs the
 // decision with txn.Apply and schedules the placed tasks' ends.
-func (s *sim) commit(sc *scheduler, claims []txn.Claim, conflict txn.ConflictMode, mode txn.CommitMode) commitResult {
+func (s *sim) commit(sc *scheduler, claims []txn.Claim, preempt []txn.TaskKey, conflict txn.ConflictMode, mode txn.CommitMode) commitResult {
 	if len(claims) == 0 {
 		return commitResult{}
 	}
-	tx := &txn.Transaction{Scheduler: sc.name, Conflict: conflict, Commit: mode, Claims: claims}
+	tx := &txn.Transaction{Scheduler: sc.name, Conflict: conflict, Commit: mode, Claims: claims, Preemptions: preempt}
 	d := txn.Validate(s.cell, tx)
 	txn.Apply(s.cell, d)
+	for _, k := range d.Preempted {
+		s.preempted(k)
+	}
 	var r commitResult
 	for i, res := range d.Results {
 		switch {
@@ -395,6 +413,31 @@ func (s *sim) commit(sc *scheduler, claims []txn.Claim, conflict txn.ConflictMod
 	s.placed += uint64(r.accepted)
 	s.scheduleEndsFor(claims, d.Results)
 	return r
+}
+
+// preempted takes a task that a transaction evicted (it is pending again
+// in the cell) back to its job, which goes back to its scheduler.
+func (s *sim) preempted(k txn.TaskKey) {
+	j := s.cell.jobs[k.Job]
+	if j.spec.Prefill || j.abandoned {
+		s.cell.retireTask(j, k.Index, s.cell.Task(k))
+		s.forgetIfFinished(j)
+		return
+	}
+	j.stats.TasksPreempted++
+	s.taskBack(j, k.Index)
+}
+
+// taskBack puts a task that is pending again into its job's pending list
+// and the job back into its scheduler's queue.
+func (s *sim) taskBack(j *job, i uint32) {
+	j.pending = append(j.pending, i)
+	if j.done {
+		// Placing it again is a new attempt of a job that already counted
+		// as scheduled; it is not counted again.
+		j.done = false
+	}
+	s.enqueue(j)
 }
 
 // scheduleEndsFor schedules the ends of every accepted claim, per job.
@@ -483,8 +526,9 @@ func (s *sim) finishAttempt(j *job) bool {
 // placed tasks run on.
 func (s *sim) abandon(j *job) {
 	for _, i := range j.pending {
-		j.tasks[i] = nil
-		j.live--
+		killed := j.tasks[i].Clone()
+		killed.State = txn.TaskKilled
+		s.cell.retireTask(j, i, killed)
 	}
 	j.pending = j.pending[:0]
 	s.forgetIfFinished(j)
@@ -492,7 +536,7 @@ func (s *sim) abandon(j *job) {
 
 func (s *sim) forgetIfFinished(j *job) {
 	if j.live == 0 {
-		delete(s.cell.jobs, j.spec.ID)
+		s.cell.forgetJob(j)
 	}
 }
 
@@ -500,12 +544,22 @@ func (s *sim) forgetIfFinished(j *job) {
 // the released machines.
 func (s *sim) tasksEnd(g *taskGroup) {
 	j := g.job
+	// When the group is all that is left of the job, the mirror forgets
+	// the job at once instead of task by task (the same end state, at half
+	// the cost).
+	ending := 0
+	for _, ref := range g.refs {
+		if t := j.tasks[ref.idx]; t != nil && t.Attempt == ref.attempt && t.State.HoldsResources() {
+			ending++
+		}
+	}
+	wholeJob := ending == j.live
 	for _, ref := range g.refs {
 		t := j.tasks[ref.idx]
 		if t == nil || t.Attempt != ref.attempt || !t.State.HoldsResources() {
 			continue
 		}
-		_, m, err := txn.Transition(s.cell, t.Key, txn.TaskSucceeded)
+		done, m, err := txn.Transition(s.cell, t.Key, txn.TaskSucceeded)
 		if err != nil {
 			s.err = fmt.Errorf("ending task %s: %w", t.Key, err)
 			return
@@ -514,8 +568,10 @@ func (s *sim) tasksEnd(g *taskGroup) {
 		if s.cfg.Arch == TwoLevel {
 			j.sched.allocated = j.sched.allocated.Sub(t.Resources)
 		}
-		j.tasks[ref.idx] = nil
-		j.live--
+		if wholeJob {
+			done = nil
+		}
+		s.cell.retireTask(j, ref.idx, done)
 	}
 	s.forgetIfFinished(j)
 	if s.cfg.Arch == TwoLevel {
@@ -578,7 +634,7 @@ func (s *sim) machineEvent(ev *MachineEvent) {
 // loseTasksOn moves every task on a machine to lost and back to pending,
 // and requeues their jobs.
 func (s *sim) loseTasksOn(machine string) {
-	var requeue []*job
+	var requeue []lostTask
 	// Map order is random: collect the affected jobs' ids and sort them.
 	var ids []string
 	for id, j := range s.cell.jobs {
@@ -607,8 +663,7 @@ func (s *sim) loseTasksOn(machine string) {
 				j.sched.allocated = j.sched.allocated.Sub(t.Resources)
 			}
 			if j.spec.Prefill || j.abandoned {
-				j.tasks[i] = nil
-				j.live--
+				s.cell.retireTask(j, uint32(i), lost)
 				continue
 			}
 			again, _, err := txn.Transition(s.cell, t.Key, txn.TaskPending)
@@ -617,18 +672,17 @@ func (s *sim) loseTasksOn(machine string) {
 				return
 			}
 			s.cell.PutTask(again)
-			j.pending = append(j.pending, uint32(i))
 			j.stats.TasksLost++
-		}
-		if len(j.pending) > 0 && j.done {
-			// Rescheduling a lost task is a new attempt of a job that
-			// already counted as scheduled; it is not counted again.
-			j.done = false
-			requeue = append(requeue, j)
+			requeue = append(requeue, lostTask{j, uint32(i)})
 		}
 		s.forgetIfFinished(j)
 	}
-	for _, j := range requeue {
-		s.enqueue(j)
+	for _, lt := range requeue {
+		s.taskBack(lt.job, lt.idx)
 	}
+}
+
+type lostTask struct {
+	job *job
+	idx uint32
 }

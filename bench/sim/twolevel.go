@@ -127,7 +127,7 @@ func (s *sim) considerOffer(fw *scheduler, o *offer) {
 		// Before deciding, check that one task could fit in what is left
 		// of the offer at all; the decision time is spent either way.
 		if len(pending) > 0 && pending[0].Resources.LessOrEqual(left) {
-			fw.claims = fw.dec.place(j.spec, pending, fw.rng, fw.claims)
+			fw.claims = fw.dec.place(j, pending, fw.rng, fw.claims)
 		}
 		for _, c := range fw.claims[from:] {
 			left = left.Sub(c.Resources)
@@ -142,7 +142,7 @@ func (s *sim) considerOffer(fw *scheduler, o *offer) {
 // every job the framework considered.
 func (s *sim) offerReply(fw *scheduler) {
 	o := fw.offer
-	r := s.commit(fw, fw.claims, txn.ConflictFine, txn.CommitIncremental)
+	r := s.commit(fw, fw.claims, nil, txn.ConflictFine, txn.CommitIncremental)
 	fw.stats.addBusy(fw.busySince, s.now, r.conflicts > 0)
 	fw.busy = false
 	for _, i := range o.index {
