@@ -364,6 +364,7 @@ func (s *Server) Commit(ctx context.Context, r *cellv1.CommitRequest) (*cellv1.C
 	for _, k := range d.Preempted {
 		out.Preempted = append(out.Preempted, pbconv.TaskRef(k))
 	}
+	out.PreemptionErrors = d.PreemptionErrors
 	s.statsMu.Lock()
 	c := s.claims[r.Scheduler]
 	c[0] += uint64(d.Accepted)

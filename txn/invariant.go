@@ -28,8 +28,8 @@ func CheckInvariant(machines []*Machine, tasks []*Task) error {
 		}
 		seen[t.Key] = struct{}{}
 		if !t.State.HoldsResources() {
-			if t.State == TaskPending && t.Machine != "" {
-				return fmt.Errorf("task %s is pending but names machine %s", t.Key, t.Machine)
+			if t.State == TaskPending && (t.Machine != "" || len(t.Devices) > 0) {
+				return fmt.Errorf("task %s is pending but names machine %s or holds devices %v", t.Key, t.Machine, t.Devices)
 			}
 			continue
 		}
@@ -39,7 +39,12 @@ func CheckInvariant(machines []*Machine, tasks []*Task) error {
 		}
 		sum[i] = sum[i].Add(t.Resources)
 		var gpu int64
-		for _, d := range t.Devices {
+		for k, d := range t.Devices {
+			for _, e := range t.Devices[:k] {
+				if e.Device == d.Device {
+					return fmt.Errorf("task %s names device %d twice", t.Key, d.Device)
+				}
+			}
 			if int(d.Device) >= len(dev[i]) {
 				return fmt.Errorf("task %s holds device %d of machine %s, which has %d", t.Key, d.Device, t.Machine, len(dev[i]))
 			}

@@ -28,16 +28,32 @@ func (d *Decision) Applied() bool { return len(d.Machines) > 0 || len(d.Tasks) >
 // valid claims of tx were already applied, and returns what would change.
 // It is the store's commit-time check and the simulator's; it does not
 // mutate s.
+//
+// A preemption is carried out only if an accepted claim on the victim's
+// machine may preempt it: in incremental mode, victims whose claims all
+// failed are dropped (reported in PreemptionErrors) and the transaction is
+// validated again without them, so nothing is evicted for nothing.
 func Validate(s State, tx *Transaction) *Decision {
-	v := validator{s: s, tx: tx, d: &Decision{Results: make([]ClaimResult, len(tx.Claims))}}
-	v.run()
-	return v.d
+	victims := tx.Preemptions
+	var dropped []string
+	for {
+		v := validator{s: s, tx: tx, victims: victims, d: &Decision{Results: make([]ClaimResult, len(tx.Claims))}}
+		v.run()
+		justified, unjustified := v.splitVictims()
+		if len(unjustified) == 0 {
+			v.d.PreemptionErrors = append(dropped, v.d.PreemptionErrors...)
+			return v.d
+		}
+		dropped = append(dropped, unjustified...)
+		victims = justified
+	}
 }
 
 type validator struct {
-	s  State
-	tx *Transaction
-	d  *Decision
+	s       State
+	tx      *Transaction
+	victims []TaskKey // the preemptions being tried
+	d       *Decision
 
 	tasks []*Task // task of claim i (nil if unknown)
 	// touched maps machine id -> index into d.Machines (the overlay).
@@ -98,7 +114,7 @@ func (v *validator) checkTasks() {
 				r = ClaimResult{ReasonDuplicate, fmt.Sprintf("task %s is claimed twice in the transaction", c.Task)}
 			} else {
 				v.claimed[c.Task] = struct{}{}
-				if len(v.tx.Preemptions) > 0 {
+				if len(v.victims) > 0 {
 					if v.maxPrio == nil {
 						v.maxPrio = make(map[string]int32)
 					}
@@ -116,8 +132,8 @@ func (v *validator) checkTasks() {
 // on a machine that a claim of this transaction targets with a priority
 // that may preempt it. It reports whether any preemption was refused.
 func (v *validator) preempt() (failed bool) {
-	seen := make(map[TaskKey]struct{}, len(v.tx.Preemptions))
-	for _, k := range v.tx.Preemptions {
+	seen := make(map[TaskKey]struct{}, len(v.victims))
+	for _, k := range v.victims {
 		t := v.s.Task(k)
 		var err string
 		switch {
@@ -244,6 +260,34 @@ func (v *validator) finish() {
 		}
 	}
 	v.d.Machines = kept
+}
+
+// splitVictims separates the evicted victims that an accepted claim on
+// their machine may preempt from those that none may (their claims
+// failed); the latter come back as error messages.
+func (v *validator) splitVictims() (justified []TaskKey, unjustified []string) {
+	if len(v.d.Preempted) == 0 {
+		return nil, nil
+	}
+	best := make(map[string]int32)
+	for i, r := range v.d.Results {
+		if r.Reason != ReasonOK {
+			continue
+		}
+		m := v.tx.Claims[i].Machine
+		if p, ok := best[m]; !ok || v.tasks[i].Priority > p {
+			best[m] = v.tasks[i].Priority
+		}
+	}
+	for _, k := range v.d.Preempted {
+		t := v.s.Task(k)
+		if p, ok := best[t.Machine]; ok && CanPreempt(p, t.Priority) {
+			justified = append(justified, k)
+			continue
+		}
+		unjustified = append(unjustified, fmt.Sprintf("victim %s not evicted: no accepted claim on machine %s needs it", k, t.Machine))
+	}
+	return justified, unjustified
 }
 
 // Apply installs a decision's new objects into s.

@@ -1,26 +1,24 @@
 package main
 
 import (
-	"cmp"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/omegacell/omegacell/cellstate"
+	"github.com/omegacell/omegacell/cli"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )
 
 func newCheckCommand() *cobra.Command {
-	var addr string
+	var dial cli.Dialer
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Verify the cell invariant on a running server (no overcommit, no task placed twice)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			conn, err := dial(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -37,7 +35,7 @@ func newCheckCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&addr, "server", serverAddress(), "cell server gRPC address (env CELL_ADDR)")
+	dial = cli.ServerFlag(cmd.Flags())
 	return cmd
 }
 
@@ -62,6 +60,3 @@ func readSnapshot(cmd *cobra.Command, conn *grpc.ClientConn) (*cellv1.SnapshotRe
 		}
 	}
 }
-
-// serverAddress is $CELL_ADDR or the default listen address.
-func serverAddress() string { return cmp.Or(os.Getenv("CELL_ADDR"), "127.0.0.1:7070") }

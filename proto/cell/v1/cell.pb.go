@@ -3449,9 +3449,11 @@ type CommitResponse struct {
 	Results  []*ClaimResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
 	Accepted uint32         `protobuf:"varint,3,opt,name=accepted,proto3" json:"accepted,omitempty"`
 	// Preempted victims (back to pending under their own scheduler).
-	Preempted     []*TaskRef `protobuf:"bytes,4,rep,name=preempted,proto3" json:"preempted,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Preempted []*TaskRef `protobuf:"bytes,4,rep,name=preempted,proto3" json:"preempted,omitempty"`
+	// Why requested preemptions were not carried out.
+	PreemptionErrors []string `protobuf:"bytes,5,rep,name=preemption_errors,json=preemptionErrors,proto3" json:"preemption_errors,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CommitResponse) Reset() {
@@ -3508,6 +3510,13 @@ func (x *CommitResponse) GetAccepted() uint32 {
 func (x *CommitResponse) GetPreempted() []*TaskRef {
 	if x != nil {
 		return x.Preempted
+	}
+	return nil
+}
+
+func (x *CommitResponse) GetPreemptionErrors() []string {
+	if x != nil {
+		return x.PreemptionErrors
 	}
 	return nil
 }
@@ -4605,12 +4614,13 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\vpreemptions\x18\x06 \x03(\v2\x10.cell.v1.TaskRefR\vpreemptions\"V\n" +
 	"\vClaimResult\x12/\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x15.cell.v1.ClaimOutcomeR\aoutcome\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail\"\xa8\x01\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\"\xd5\x01\n" +
 	"\x0eCommitResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12.\n" +
 	"\aresults\x18\x02 \x03(\v2\x14.cell.v1.ClaimResultR\aresults\x12\x1a\n" +
 	"\baccepted\x18\x03 \x01(\rR\baccepted\x12.\n" +
-	"\tpreempted\x18\x04 \x03(\v2\x10.cell.v1.TaskRefR\tpreempted\".\n" +
+	"\tpreempted\x18\x04 \x03(\v2\x10.cell.v1.TaskRefR\tpreempted\x12+\n" +
+	"\x11preemption_errors\x18\x05 \x03(\tR\x10preemptionErrors\".\n" +
 	"\x18RegisterSchedulerRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"7\n" +
 	"\x19RegisterSchedulerResponse\x12\x1a\n" +
