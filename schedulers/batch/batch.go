@@ -63,7 +63,7 @@ func BestFit(m *txn.Machine, t *txn.Task) int64 {
 	case t.Resources.GPUMilli > 0:
 		s += policy.Fraction(free.GPUMilli, m.Capacity.GPUMilli)
 	case m.Devices() > 0:
-		s += 2 * policy.FractionScale
+		s += 3 * policy.FractionScale
 	}
 	return s
 }
