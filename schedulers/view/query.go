@@ -20,6 +20,30 @@ func (v *View) Ordinal(id string) (int32, bool) {
 // known so far.
 func (v *View) MachineAt(ord int32) *txn.Machine { return v.machines[ord] }
 
+// Machines is every known machine (any state) in ordinal order. It
+// allocates.
+func (v *View) Machines() []*txn.Machine {
+	out := make([]*txn.Machine, 0, len(v.machines))
+	for _, m := range v.machines {
+		if m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Tasks is every task of the view, by job id and index. It allocates.
+func (v *View) Tasks() []*txn.Task {
+	out := make([]*txn.Task, 0, len(v.tasks))
+	for _, t := range v.tasks {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b *txn.Task) int {
+		return cmp.Or(cmp.Compare(a.Key.Job, b.Key.Job), cmp.Compare(a.Key.Index, b.Key.Index))
+	})
+	return out
+}
+
 // Ready is the ordinals of every ready machine: the stable machine order
 // samplers permute.
 func (v *View) Ready() []int32 { return v.ready }

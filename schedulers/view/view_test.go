@@ -260,6 +260,8 @@ func TestStateQueries(t *testing.T) {
 		{"candidates rack in (r2)", fmt.Sprint(v.Candidates([]txn.Constraint{{Key: "rack", Op: txn.OpIn, Values: []string{"r2"}}})), "[1]"},
 		{"candidates rack in (r2,r1)", fmt.Sprint(v.Candidates([]txn.Constraint{{Key: "rack", Op: txn.OpIn, Values: []string{"r2", "r1", "r2"}}})), "[0 1]"},
 		{"candidates none", fmt.Sprint(v.Candidates(nil)), "[0 1]"},
+		{"machines", len(v.Machines()), 2},
+		{"tasks in key order", fmt.Sprint(v.Tasks()[0].Key, v.Tasks()[2].Key), "j/0 j/2"},
 		{"candidates unknown value", fmt.Sprint(v.Candidates([]txn.Constraint{{Key: "rack", Op: txn.OpIn, Values: []string{"r9"}}})), "[]"},
 	}
 	for _, tc := range tests {
