@@ -155,7 +155,7 @@ func TestLivenessOverNATS(t *testing.T) {
 	t.Cleanup(nc.Close)
 
 	c := newTestCell(t, Options{})
-	live, err := StartLiveness(c.store, LivenessOptions{Conn: nc, Grace: 300 * time.Millisecond, CheckEvery: 50 * time.Millisecond})
+	live, err := StartLiveness(c.store, LivenessOptions{Conn: nc, Grace: time.Second, CheckEvery: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
