@@ -25,7 +25,7 @@ var ChartMetrics = []string{
 	"wait_mean_batch", "wait_mean_service", "wait_p90_batch", "wait_p90_service", "wait_mean_gpu",
 	"busyness_batch", "busyness_service", "busyness_gpu",
 	"conflict_fraction_batch", "conflict_fraction_service", "conflict_fraction_gpu",
-	"abandoned_batch", "abandoned_service", "unscheduled_batch", "unscheduled_service",
+	"abandoned_batch", "abandoned_service", "abandoned_gpu", "unscheduled_batch", "unscheduled_service",
 	"gpu_allocation", "gpu_stranded",
 }
 

@@ -58,6 +58,7 @@ type runFlags struct {
 	conflict        string
 	commit          string
 	maxAttempts     int
+	placement       string
 	quiet           bool
 	cpuProfile      string
 }
@@ -74,6 +75,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.conflict, "conflict", "fine", "shared-state conflict detection: fine or coarse")
 	fl.StringVar(&f.commit, "commit", "incremental", "shared-state commit mode: incremental or all-or-nothing")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 1000, "scheduling attempts before a job is abandoned")
+	fl.StringVar(&f.placement, "placement", string(PlacementAuto), "placement: policies (the production batch, service and gpu policies), first-fit (the paper's randomized first fit) or auto (policies except in two-level offers)")
 	fl.StringSliceVar(&f.googleMachines, "google-machine-events", nil, "Google 2011 trace machine_events files or directories (replaces --workload)")
 	fl.StringSliceVar(&f.googleTasks, "google-task-events", nil, "Google 2011 trace task_events files or directories")
 	fl.Int64Var(&f.googleCPU, "google-cpu-scale", DefaultGoogleOptions().CPUScaleMilli, "millicores of a machine of normalised CPU 1.0 in the Google trace")
@@ -109,6 +111,9 @@ func (f *runFlags) config() (Config, error) {
 		return cfg, fmt.Errorf("--commit: %w", err)
 	}
 	cfg.MaxAttempts = f.maxAttempts
+	if cfg.Placement, err = ParsePlacement(f.placement); err != nil {
+		return cfg, fmt.Errorf("--placement: %w", err)
+	}
 	return cfg, cfg.Validate()
 }
 
@@ -410,6 +415,9 @@ a figure of the Omega paper (` + strings.Join(ExperimentNames(), ", ") + `); oth
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "%d runs of %s in %.1fs of CPU\n", sw.Runs(), formatSeconds(sw.Base.Horizon), cpuSeconds()-cpu0)
+			if !fl.Changed("charts") && len(sw.Charts) > 0 {
+				chartNames = sw.Charts
+			}
 			return writeSweep(cmd.OutOrStdout(), res, out, chartNames, formats)
 		},
 	}
@@ -423,7 +431,7 @@ a figure of the Omega paper (` + strings.Join(ExperimentNames(), ", ") + `); oth
 	fl.StringSliceVar(&commits, "commits", nil, "commit modes, one series each (default: --commit)")
 	fl.IntSliceVar(&batchCounts, "batch-scheduler-counts", nil, "numbers of batch schedulers, one series each (default: --batch-schedulers)")
 	fl.StringVar(&out, "out", "bench/out", "directory for the CSV, JSON and charts")
-	fl.StringSliceVar(&chartNames, "charts", ChartMetrics, "metrics to chart (see the CSV header)")
+	fl.StringSliceVar(&chartNames, "charts", ChartMetrics, "metrics to chart (see the CSV header; default: the experiment's, else these)")
 	fl.StringSliceVar(&formats, "formats", []string{"png", "svg"}, "chart formats")
 	return cmd
 }
@@ -471,6 +479,9 @@ func mergeBase(dst *Config, flags Config, changed func(string) bool) {
 	}
 	if changed("max-attempts") {
 		dst.MaxAttempts = flags.MaxAttempts
+	}
+	if changed("placement") {
+		dst.Placement = flags.Placement
 	}
 }
 
@@ -530,12 +541,12 @@ func workloadCommand() *cobra.Command {
 				fmt.Fprintf(out, ", %d GPUs", capacity.GPUMilli/1000)
 			}
 			fmt.Fprintf(out, "; prefill %.0f%% of CPU\n", 100*w.Prefill.CPUFraction)
-			load := w.OfferedLoad()
+			load, gpuLoad := w.OfferedLoad(), w.OfferedGPULoad()
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "job type\tscheduler\tjobs/hour\ttasks/job\tduration\tcpu/task\toffered cpu load\t")
+			fmt.Fprintln(tw, "job type\tscheduler\tjobs/hour\ttasks/job\tduration\tcpu/task\toffered cpu load\toffered gpu load\t")
 			for _, jt := range w.JobTypes {
-				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%.0fs\t%.0fm\t%.1f%%\t\n", jt.Name, jt.Scheduler, 3600/jt.InterarrivalSeconds.ExpectedValue(),
-					jt.TasksPerJob.ExpectedValue(), jt.DurationSeconds.ExpectedValue(), jt.CPUMilli.ExpectedValue(), 100*load[jt.Name])
+				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%.0fs\t%.0fm\t%.1f%%\t%.1f%%\t\n", jt.Name, jt.Scheduler, 3600/jt.InterarrivalSeconds.ExpectedValue(),
+					jt.TasksPerJob.ExpectedValue(), jt.DurationSeconds.ExpectedValue(), jt.CPUMilli.ExpectedValue(), 100*load[jt.Name], 100*gpuLoad[jt.Name])
 			}
 			return tw.Flush()
 		},

@@ -21,11 +21,12 @@ const (
 	AxisBatchSchedulers Axis = "batch_schedulers"
 	AxisConflict        Axis = "conflict"
 	AxisCommit          Axis = "commit"
+	AxisPlacement       Axis = "placement"
 )
 
 // Axes lists every sweepable parameter.
 func Axes() []Axis {
-	return []Axis{AxisTJobService, AxisTTaskService, AxisTJobBatch, AxisTTaskBatch, AxisBatchSchedulers, AxisConflict, AxisCommit}
+	return []Axis{AxisTJobService, AxisTTaskService, AxisTJobBatch, AxisTTaskBatch, AxisBatchSchedulers, AxisConflict, AxisCommit, AxisPlacement}
 }
 
 // ParseAxis parses an axis name.
@@ -43,7 +44,7 @@ func ParseAxis(s string) (Axis, error) {
 }
 
 // Categorical reports whether the axis takes names rather than numbers.
-func (a Axis) Categorical() bool { return a == AxisConflict || a == AxisCommit }
+func (a Axis) Categorical() bool { return a == AxisConflict || a == AxisCommit || a == AxisPlacement }
 
 // LogScale reports whether the axis is best drawn on a log scale (decision
 // times span orders of magnitude, as in the paper's figures).
@@ -64,6 +65,9 @@ type Sweep struct {
 	Conflicts       []txn.ConflictMode
 	Commits         []txn.CommitMode
 	BatchSchedulers []int
+
+	// Charts are the metrics drawn (default ChartMetrics).
+	Charts []string
 }
 
 // Point is one run of a sweep.
@@ -160,6 +164,12 @@ func (sw *Sweep) configure(s series, value string) (Config, float64, error) {
 				return cfg, 0, err
 			}
 			cfg.Commit = m
+		case AxisPlacement:
+			p, err := ParsePlacement(value)
+			if err != nil {
+				return cfg, 0, err
+			}
+			cfg.Placement = p
 		}
 		return cfg, float64(slices.Index(sw.Values, value)), nil
 	}
@@ -250,6 +260,11 @@ func (sw *Sweep) Run(w *Workload, progress func(done, total float64)) (*SweepRes
 // bench/README.md), by name.
 func Experiments() map[string]Sweep {
 	tjob := []string{"0.01", "0.1", "1", "10", "100"}
+	// Architectures are compared with the same placement everywhere, the
+	// paper's randomized first fit (two-level offers cannot run the
+	// policies); the shared-state experiments run the production policies.
+	firstFit := DefaultConfig()
+	firstFit.Placement = PlacementFirstFit
 	base := DefaultConfig()
 	heavyBatch := DefaultConfig()
 	heavyBatch.Timing = map[string]Timing{
@@ -261,7 +276,7 @@ func Experiments() map[string]Sweep {
 		// Sections 4.1-4.3: every architecture as the service scheduler's
 		// decision time grows.
 		"architectures": {
-			Name: "architectures", Workload: "cluster-c", Base: base,
+			Name: "architectures", Workload: "cluster-c", Base: firstFit,
 			Axis: AxisTJobService, Values: tjob,
 			Archs: Archs(),
 		},
@@ -279,6 +294,15 @@ func Experiments() map[string]Sweep {
 			Name: "batch-schedulers", Workload: "cluster-c", Base: heavyBatch,
 			Axis: AxisBatchSchedulers, Values: []string{"1", "2", "3", "4", "6", "8"},
 			Archs: []Arch{SharedState},
+		},
+		// GPU allocation and fragmentation: the paper's first fit against
+		// the production policies (the gpu policy is fragmentation-aware)
+		// on a cell with fractional-GPU jobs.
+		"gpu-placement": {
+			Name: "gpu-placement", Workload: "gpu-cluster", Base: base,
+			Axis: AxisPlacement, Values: []string{"first-fit", "policies"},
+			Archs:  []Arch{SharedState, MonolithicMulti},
+			Charts: []string{"gpu_allocation", "gpu_stranded", "abandoned_gpu", "wait_mean_gpu", "busyness_gpu"},
 		},
 	}
 }

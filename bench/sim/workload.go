@@ -179,12 +179,30 @@ func (w *Workload) TotalCapacity() txn.Resources {
 // jobs keep busy in steady state (Little's law: arrival rate × tasks ×
 // duration × CPU per task). It is what a workload file is tuned with.
 func (w *Workload) OfferedLoad() map[string]float64 {
-	capCPU := float64(w.TotalCapacity().CPUMilli)
+	return w.offered(func(jt *JobType) float64 { return jt.CPUMilli.ExpectedValue() }, w.TotalCapacity().CPUMilli)
+}
+
+// OfferedGPULoad is OfferedLoad for GPUs (zero for types without GPUs).
+func (w *Workload) OfferedGPULoad() map[string]float64 {
+	return w.offered(func(jt *JobType) float64 {
+		if jt.GPUMilli == nil {
+			return 0
+		}
+		return jt.GPUMilli.ExpectedValue()
+	}, w.TotalCapacity().GPUMilli)
+}
+
+func (w *Workload) offered(perTask func(*JobType) float64, capacity int64) map[string]float64 {
 	out := make(map[string]float64, len(w.JobTypes))
-	for _, jt := range w.JobTypes {
+	for i := range w.JobTypes {
+		jt := &w.JobTypes[i]
+		if capacity == 0 {
+			out[jt.Name] = 0
+			continue
+		}
 		rate := 1 / jt.InterarrivalSeconds.ExpectedValue()
 		tasks := math.Max(1, jt.TasksPerJob.ExpectedValue())
-		out[jt.Name] = rate * tasks * jt.DurationSeconds.ExpectedValue() * jt.CPUMilli.ExpectedValue() / capCPU
+		out[jt.Name] = rate * tasks * jt.DurationSeconds.ExpectedValue() * perTask(jt) / float64(capacity)
 	}
 	return out
 }
