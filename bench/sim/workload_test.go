@@ -93,7 +93,9 @@ job_types:
 		{func(s string) string { return strings.Replace(s, "cpu_milli: 4000", "cpu_milli: -1", 1) }, "machines[0]: capacity.cpu_milli"},
 		{func(s string) string { return strings.Replace(s, "scheduler: batch", "scheduler: fast", 1) }, `job_types[0] (batch): scheduler: "fast"`},
 		{func(s string) string { return strings.Replace(s, "mean: 10", "mean: -10", 1) }, "job_types[0] (batch): interarrival_seconds.mean:"},
-		{func(s string) string { return strings.Replace(s, "dist: constant, value: 60", "dist: lognormal, median: 60", 1) }, "duration_seconds.sigma:"},
+		{func(s string) string {
+			return strings.Replace(s, "dist: constant, value: 60", "dist: lognormal, median: 60", 1)
+		}, "duration_seconds.sigma:"},
 		{func(s string) string { return s + "prefill: {cpu_fraction: 1.5}\n" }, "prefill.cpu_fraction:"},
 		{func(s string) string { return s + "prefill: {cpu_fraction: 0.5, job_type: web}\n" }, `prefill.job_type: "web"`},
 		{func(s string) string { return s + "colour: blue\n" }, `unknown field "colour"`},
