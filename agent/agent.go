@@ -54,6 +54,8 @@ type Config struct {
 	// CgroupRoot is the cgroup v2 mount (default /sys/fs/cgroup); "-"
 	// disables resource limits.
 	CgroupRoot string
+	// MetricsListen serves Prometheus /metrics there (empty: off).
+	MetricsListen string
 
 	Logger *slog.Logger
 }
@@ -71,12 +73,14 @@ const (
 
 // Agent is the node agent of one real machine.
 type Agent struct {
-	log      *slog.Logger
-	reg      *cellv1.RegisterMachineRequest
-	fleet    *fleet
-	driver   *driver
-	grace    time.Duration
-	stopLogs func()
+	log         *slog.Logger
+	reg         *cellv1.RegisterMachineRequest
+	fleet       *fleet
+	driver      *driver
+	grace       time.Duration
+	stopLogs    func()
+	metricsAddr string
+	stopMetrics func()
 }
 
 // New detects the machine, prepares the data directory and resource
@@ -131,9 +135,16 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		stopLogs()
 		return nil, err
 	}
+	a := &Agent{log: log, reg: reg, fleet: f, driver: d, grace: cfg.StopGrace, stopLogs: stopLogs, stopMetrics: func() {}}
+	if cfg.MetricsListen != "" {
+		if a.metricsAddr, a.stopMetrics, err = serveMetrics(cfg.MetricsListen, f, d); err != nil {
+			stopLogs()
+			return nil, err
+		}
+	}
 	log.Info("agent ready", "server", cfg.Server, "cpu_milli", reg.Capacity.CpuMilli, "memory_bytes", reg.Capacity.MemoryBytes,
 		"disk_bytes", reg.Capacity.DiskBytes, "gpus", reg.Capacity.GpuMilli/1000, "labels", FormatLabels(reg.Labels), "logs", logAddr)
-	return &Agent{log: log, reg: reg, fleet: f, driver: d, grace: cfg.StopGrace, stopLogs: stopLogs}, nil
+	return a, nil
 }
 
 // Run registers the machine and runs its tasks until ctx ends. Then it
@@ -151,8 +162,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	a.stopLogs()
+	a.stopMetrics()
 	return err
 }
+
+// MetricsAddress is where /metrics is served ("" when off).
+func (a *Agent) MetricsAddress() string { return a.metricsAddr }
 
 // Registration is what the agent registers: id, labels, capacity, GPU
 // memory and log address.

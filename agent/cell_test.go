@@ -3,7 +3,9 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -160,7 +162,8 @@ func runAgent(t *testing.T, c *testCell, name string) (*Agent, context.CancelFun
 	a, err := New(context.Background(), Config{
 		Server: c.addr, Name: name, DataDir: t.TempDir(), Labels: map[string]string{"zone": "z1"},
 		CPUMilli: 4000, MemoryBytes: 8 << 30, DiskBytes: 10 << 30, GPUs: 0,
-		UsageInterval: 200 * time.Millisecond, StopGrace: 300 * time.Millisecond, CgroupRoot: "-", Logger: discard,
+		UsageInterval: 200 * time.Millisecond, StopGrace: 300 * time.Millisecond, CgroupRoot: "-",
+		MetricsListen: "127.0.0.1:0", Logger: discard,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -219,6 +222,42 @@ func TestAgentRunsTasksAgainstTheRealStore(t *testing.T) {
 	if reg := a.Registration(); reg.LogAddress == "" || reg.Labels["zone"] != "z1" {
 		t.Fatalf("registration %v lacks the log address or labels", reg)
 	}
+
+	eventually(t, "a heartbeat was published", func() bool { return scrape(t, a.MetricsAddress())["omegacell_agent_heartbeats_total"] >= 1 })
+	m := scrape(t, a.MetricsAddress())
+	for name, want := range map[string]float64{"omegacell_agent_machines": 1, "omegacell_agent_task_starts_total": 2, "omegacell_agent_tasks_running": 0} {
+		if m[name] != want {
+			t.Errorf("%s = %v, want %v", name, m[name], want)
+		}
+	}
+	if applied, syncs := m["omegacell_agent_task_reports_applied_total"], m["omegacell_agent_server_syncs_total"]; applied < 2 || syncs != 1 {
+		t.Errorf("%v applied reports and %v syncs, want at least 2 and exactly 1", applied, syncs)
+	}
+}
+
+// scrape reads the unlabelled samples of a /metrics page.
+func scrape(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]float64)
+	for _, line := range strings.Split(string(body), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && !strings.HasPrefix(line, "#") {
+			v, err := strconv.ParseFloat(f[1], 64)
+			if err == nil {
+				out[f[0]] = v
+			}
+		}
+	}
+	return out
 }
 
 func TestUsageArrivesAndStopKillsTheTask(t *testing.T) {

@@ -21,11 +21,11 @@ const DefaultServer = "127.0.0.1:7070"
 // --simulate N a fleet of N simulated machines.
 func Command() *cobra.Command {
 	var (
-		server, name, labels, dataDir          string
-		cpu, memory, disk, gpuModel, gpuMemory string
-		gpus, simulate                         int
-		profile, logsListen, cgroupRoot        string
-		heartbeat, usageInterval, stopGrace    time.Duration
+		server, name, labels, dataDir            string
+		cpu, memory, disk, gpuModel, gpuMemory   string
+		gpus, simulate                           int
+		profile, logsListen, cgroupRoot, metrics string
+		heartbeat, usageInterval, stopGrace      time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -57,7 +57,7 @@ shapes the fleet as key=value pairs (` + ProfileKeys + `), e.g.
 				}
 				sim, err := NewSimulation(SimConfig{
 					Server: server, Prefix: cmp.Or(name, "sim"), Machines: simulate, Profile: p,
-					Heartbeat: heartbeat, UsageInterval: usageInterval, Logger: log,
+					Heartbeat: heartbeat, UsageInterval: usageInterval, MetricsListen: metrics, Logger: log,
 				})
 				if err != nil {
 					return err
@@ -73,7 +73,7 @@ shapes the fleet as key=value pairs (` + ProfileKeys + `), e.g.
 			cfg := Config{
 				Server: server, Name: name, DataDir: dataDir, GPUs: gpus, GPUModel: gpuModel,
 				Heartbeat: heartbeat, UsageInterval: usageInterval, StopGrace: stopGrace,
-				LogsListen: logsListen, CgroupRoot: cgroupRoot, Logger: log,
+				LogsListen: logsListen, CgroupRoot: cgroupRoot, MetricsListen: metrics, Logger: log,
 			}
 			if cfg.Labels, err = ParseLabels(labels); err != nil {
 				return err
@@ -117,6 +117,7 @@ shapes the fleet as key=value pairs (` + ProfileKeys + `), e.g.
 	f.DurationVar(&usageInterval, "usage-interval", DefaultUsageInterval, "how often heartbeats carry usage samples")
 	f.DurationVar(&stopGrace, "stop-grace", DefaultStopGrace, "time between SIGTERM and SIGKILL when stopping a task")
 	f.StringVar(&logsListen, "logs-listen", DefaultLogsListen, "address serving task logs to the cell server")
+	f.StringVar(&metrics, "metrics", "", "Prometheus /metrics listen address (empty: off)")
 	f.StringVar(&cgroupRoot, "cgroup-root", DefaultCgroupRoot, "cgroup v2 mount for task limits ('-' disables limits)")
 	return cmd
 }

@@ -36,6 +36,8 @@ type fleet struct {
 	dirty   map[*machine]bool
 	// kick wakes the sync loop; capacity 1, sends never block.
 	kick chan struct{}
+
+	counters fleetCounters
 }
 
 // taskKey names a task; attemptKey one attempt of it.
@@ -512,9 +514,11 @@ func (f *fleet) startLocked(m *machine, l *localTask, v *cellv1.Task, tmpl *cell
 	if err != nil {
 		l.phase = exited
 		l.result = exitResult{state: cellv1.TaskState_TASK_STATE_FAILED, exitCode: -1, message: err.Error()}
+		f.counters.startFailures.Add(1)
 		f.log.Warn("task did not start", "machine", m.id, "task", ak, "err", err)
 		return
 	}
+	f.counters.starts.Add(1)
 	l.phase = running
 	l.handle = h
 	l.started = now
@@ -526,6 +530,7 @@ func (f *fleet) stopLocked(m *machine, l *localTask, reason string) {
 		return
 	}
 	l.stopping = true
+	f.counters.stops.Add(1)
 	f.log.Info("stopping task", "machine", m.id, "task", l.key, "reason", reason)
 	l.handle.stop()
 }
@@ -580,6 +585,7 @@ func (f *fleet) reported(b reportBatch, resp *cellv1.ReportTaskStatesResponse, e
 		switch {
 		case err != nil || i >= len(resp.GetResults()):
 			r.failures++
+			f.counters.reportErrors.Add(1)
 			r.retryAt = now.Add(min(reportBackoff<<min(r.failures, 8), reportBackoffCap))
 			if r.failures == 1 {
 				f.log.Warn("cannot report task state; will retry", "machine", m.id, "task", l.key, "state", shortState(u.GetState()), "err", err)
@@ -587,8 +593,10 @@ func (f *fleet) reported(b reportBatch, resp *cellv1.ReportTaskStatesResponse, e
 		case resp.GetResults()[i].GetApplied():
 			r.appliedRev = resp.GetRevision()
 			r.failures = 0
+			f.counters.reportsApplied.Add(1)
 		default:
 			r.refused = true
+			f.counters.reportsRefused.Add(1)
 			r.refusedAt = m.view[key].GetModRevision()
 			f.log.Info("server refused task state report", "machine", m.id, "task", l.key, "state", shortState(u.GetState()), "reason", resp.GetResults()[i].GetReason())
 		}

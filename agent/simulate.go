@@ -27,7 +27,9 @@ type SimConfig struct {
 	UsageInterval time.Duration
 	// RegisterConcurrency bounds registrations in flight (default 64).
 	RegisterConcurrency int
-	Logger              *slog.Logger
+	// MetricsListen serves Prometheus /metrics there (empty: off).
+	MetricsListen string
+	Logger        *slog.Logger
 }
 
 // Simulation is a fleet of simulated machines in one process. They speak
@@ -37,11 +39,12 @@ type SimConfig struct {
 // A task "runs" for its template's duration_ms, or until stopped when that
 // is 0; no process is started.
 type Simulation struct {
-	log    *slog.Logger
-	fleet  *fleet
-	driver *driver
-	hb     *heartbeater
-	regs   []*cellv1.RegisterMachineRequest
+	log           *slog.Logger
+	fleet         *fleet
+	driver        *driver
+	hb            *heartbeater
+	regs          []*cellv1.RegisterMachineRequest
+	metricsListen string
 }
 
 // NewSimulation builds the fleet; Run connects it.
@@ -63,12 +66,20 @@ func NewSimulation(cfg SimConfig) (*Simulation, error) {
 		return nil, err
 	}
 	d.registerConcurrency = cmp.Or(cfg.RegisterConcurrency, defaultRegisterConcurrency)
-	return &Simulation{log: log, fleet: f, driver: d, hb: hb, regs: regs}, nil
+	return &Simulation{log: log, fleet: f, driver: d, hb: hb, regs: regs, metricsListen: cfg.MetricsListen}, nil
 }
 
 // Run runs the fleet until ctx ends.
 func (s *Simulation) Run(ctx context.Context) error {
 	s.log.Info("simulating machines", "machines", len(s.regs))
+	if s.metricsListen != "" {
+		addr, stop, err := serveMetrics(s.metricsListen, s.fleet, s.driver)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		s.log.Info("serving metrics", "address", addr)
+	}
 	err := s.driver.run(ctx)
 	s.fleet.stopAll()
 	if errors.Is(err, context.Canceled) {
