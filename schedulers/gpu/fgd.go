@@ -82,8 +82,7 @@ const (
 // txn.AssignDevices picks, then the growth of stranded GPU milli, then the
 // CPU and memory left free. Tasks without GPUs rank GPU machines last.
 func (w workload) score(m *txn.Machine, t *txn.Task) int64 {
-	free := m.Free().Sub(t.Resources)
-	fit := (policy.Fraction(free.CPUMilli, m.Capacity.CPUMilli) + policy.Fraction(free.MemoryBytes, m.Capacity.MemoryBytes)) >> 3
+	fit := fitTerm(m, t)
 	if t.Resources.GPUMilli == 0 {
 		if m.Devices() > 0 {
 			return int64(maxGradient) << gradientShift
@@ -94,6 +93,12 @@ func (w workload) score(m *txn.Machine, t *txn.Task) int64 {
 	if !ok {
 		return int64(maxGradient) << gradientShift
 	}
+	return w.scoreDevices(m, devices, fit)
+}
+
+// scoreDevices is [workload.score] for a GPU task taking devices on m, fit
+// being its CPU and memory term.
+func (w workload) scoreDevices(m *txn.Machine, devices []txn.DeviceShare, fit int64) int64 {
 	var buf [maxDevicesBuf]uint32
 	after := buf[:0]
 	if m.Devices() > maxDevicesBuf {
@@ -106,6 +111,13 @@ func (w workload) score(m *txn.Machine, t *txn.Task) int64 {
 	gradient := clamp(w.fragmentation(after)-w.fragmentation(m.DeviceUsed), maxGradient)
 	stranded := clamp(txn.StrandedGPUMilli(&txn.Machine{DeviceUsed: after})-txn.StrandedGPUMilli(m), maxStranded)
 	return gradient<<gradientShift + stranded<<strandedShift + fit
+}
+
+// fitTerm is the CPU and memory fractions m would have free after t,
+// scaled below the stranded term.
+func fitTerm(m *txn.Machine, t *txn.Task) int64 {
+	free := m.Free().Sub(t.Resources)
+	return (policy.Fraction(free.CPUMilli, m.Capacity.CPUMilli) + policy.Fraction(free.MemoryBytes, m.Capacity.MemoryBytes)) >> 3
 }
 
 func clamp(x, limit int64) int64 {

@@ -117,12 +117,23 @@ func (p *Policy) placeGang(class policy.Class, s *policy.Scratch, w workload, rn
 	rackIndex := make(map[string]*rack)
 	total := 0
 	for i, ord := range cands {
-		if r := s.Check(ord, rep); r != txn.ReasonOK {
+		if r := s.Admits(ord, rep); r != txn.ReasonOK {
 			refused.Add(r)
 			continue
 		}
 		m := s.Machine(ord)
-		sl := slot{ord: ord, fits: p.estimateFits(s, ord, rep, n), score: w.score(m, rep), order: (i + len(cands) - rotation) % len(cands)}
+		devices, r := policy.FitOn(m, rep.Resources)
+		if r != txn.ReasonOK {
+			refused.Add(r)
+			continue
+		}
+		var score int64
+		if rep.Resources.GPUMilli > 0 {
+			score = w.scoreDevices(m, devices, fitTerm(m, rep))
+		} else {
+			score = w.score(m, rep)
+		}
+		sl := slot{ord: ord, fits: p.estimateFits(s, ord, rep, n), score: score, order: (i + len(cands) - rotation) % len(cands)}
 		name := m.Labels[p.RackKey]
 		rk := rackIndex[name]
 		if rk == nil {
