@@ -99,9 +99,19 @@ func (c *testCell) stop() {
 	c.store = nil
 }
 
-func (c *testCell) restart() {
-	c.stop()
-	c.start()
+// replaceNATS swaps the NATS server for a new one on another port, as a
+// restarted `cell server` with an embedded NATS on a free port does.
+// Agents learn the new address when they register again.
+func (c *testCell) replaceNATS() {
+	c.t.Helper()
+	c.nc.Close()
+	c.ns.Shutdown()
+	c.ns.WaitForShutdown()
+	c.ns = startNATS(c.t)
+	var err error
+	if c.nc, err = nats.Connect(c.ns.ClientURL()); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 func ctxFor(t *testing.T) context.Context {
@@ -323,6 +333,7 @@ func TestServerRestartKeepsTasksRunningAndAgentResyncs(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the short task ended locally", func() bool { return a.fleet.runningCount() == 1 })
+	c.replaceNATS()
 	c.start()
 
 	eventually(t, "the agent read its view again", func() bool { return a.driver.sessions.Load() > sessions })
@@ -336,6 +347,12 @@ func TestServerRestartKeepsTasksRunningAndAgentResyncs(t *testing.T) {
 	if got := attemptPID(t, a, attemptKey{taskKey{long.Id, 0}, 1}); got != pid {
 		t.Fatalf("long task pid %d after the restart, want the same process %d", got, pid)
 	}
+	// Usage lives only in the new server's memory and only comes over
+	// NATS: seeing it proves heartbeats found the new NATS address.
+	eventually(t, "heartbeats with usage reach the restarted server over the new NATS", func() bool {
+		r, err := c.machines.GetMachine(ctxFor(t), &cellv1.GetMachineRequest{Id: "m1"})
+		return err == nil && r.Machine.Usage != nil
+	})
 }
 
 func TestDrainStopsTasksOnTheMachine(t *testing.T) {

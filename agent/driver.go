@@ -41,6 +41,8 @@ type driver struct {
 
 	registerConcurrency int
 	syncEvery           time.Duration
+	watchSilence        time.Duration
+	watchProbeTimeout   time.Duration
 	rpcSlots            chan struct{} // bounds concurrent reports and job reads
 	inflight            sync.WaitGroup
 
@@ -57,6 +59,8 @@ const (
 	sessionBackoff             = 250 * time.Millisecond
 	sessionBackoffCap          = 5 * time.Second
 	watchProgressMillis        = 1000
+	watchSilence               = 10 * watchProgressMillis * time.Millisecond
+	watchProbeTimeout          = 5 * time.Second
 	// maxRecvBytes lets snapshot chunks of large cells through.
 	maxRecvBytes = 64 << 20
 )
@@ -87,6 +91,8 @@ func newDriver(log *slog.Logger, server string, f *fleet, hb *heartbeater, machi
 		agent:               cellv1.NewAgentServiceClient(cc),
 		registerConcurrency: defaultRegisterConcurrency,
 		syncEvery:           syncEvery,
+		watchSilence:        watchSilence,
+		watchProbeTimeout:   watchProbeTimeout,
 		rpcSlots:            make(chan struct{}, defaultRPCSlots),
 		synced:              make(chan struct{}),
 	}, nil
@@ -302,6 +308,8 @@ func (d *driver) markSynced() {
 
 // watch follows the change stream from start until it breaks.
 func (d *driver) watch(ctx context.Context, start uint64) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	stream, err := d.state.Watch(ctx, &cellv1.WatchRequest{
 		StartRevision:      start,
 		ProgressIntervalMs: watchProgressMillis,
@@ -310,10 +318,19 @@ func (d *driver) watch(ctx context.Context, start uint64) error {
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
 	}
+	received := make(chan struct{}, 1)
+	go d.watchdog(ctx, received, cancel)
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
+			if cause := context.Cause(ctx); errors.Is(cause, errWatchDead) {
+				return cause
+			}
 			return fmt.Errorf("watch: %w", err)
+		}
+		select {
+		case received <- struct{}{}:
+		default:
 		}
 		if c := resp.GetCompactRevision(); c != 0 {
 			return errCompacted{compactRevision: c}
@@ -323,6 +340,39 @@ func (d *driver) watch(ctx context.Context, start uint64) error {
 			// resume; its lost tasks are stopped here by the reconcile.
 			d.log.Warn("the server marked this machine down: it missed our heartbeats", "machine", id)
 		}
+	}
+}
+
+var errWatchDead = errors.New("watch: silent stream and the server does not answer")
+
+// watchdog ends a watch whose connection died without an error (a
+// half-open TCP connection after a partition never errors by itself).
+// After d.watchSilence without a message it asks the server a cheap question
+// on the same connection; no answer within d.watchProbeTimeout ends the
+// watch. Any answer, even an error status, proves the server is there: a
+// filtered watch may rightly stay silent while the cell is busy elsewhere.
+func (d *driver) watchdog(ctx context.Context, received <-chan struct{}, cancel context.CancelCauseFunc) {
+	probe := d.machineFilter
+	if probe == "" && len(d.fleet.order) > 0 {
+		probe = d.fleet.order[0].id
+	}
+	timer := time.NewTimer(d.watchSilence)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-received:
+		case <-timer.C:
+			pctx, pcancel := context.WithTimeout(ctx, d.watchProbeTimeout)
+			_, err := d.machines.GetMachine(pctx, &cellv1.GetMachineRequest{Id: probe})
+			pcancel()
+			if c := status.Code(err); c == codes.Unavailable || c == codes.DeadlineExceeded {
+				cancel(errWatchDead)
+				return
+			}
+		}
+		timer.Reset(d.watchSilence) // Go 1.23+ timers: no stale tick after Reset
 	}
 }
 
