@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -169,8 +170,14 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // runAgent starts a real agent for machine name against the cell.
 func runAgent(t *testing.T, c *testCell, name string) (*Agent, context.CancelFunc) {
 	t.Helper()
+	return runAgentIn(t, c, name, t.TempDir())
+}
+
+// runAgentIn starts a real agent on the given data directory.
+func runAgentIn(t *testing.T, c *testCell, name, data string) (*Agent, context.CancelFunc) {
+	t.Helper()
 	a, err := New(context.Background(), Config{
-		Server: c.addr, Name: name, DataDir: t.TempDir(), Labels: map[string]string{"zone": "z1"},
+		Server: c.addr, Name: name, DataDir: data, Labels: map[string]string{"zone": "z1"},
 		CPUMilli: 4000, MemoryBytes: 8 << 30, DiskBytes: 10 << 30, GPUs: 0,
 		UsageInterval: 200 * time.Millisecond, StopGrace: 300 * time.Millisecond, CgroupRoot: "-",
 		MetricsListen: "127.0.0.1:0", Logger: discard,
@@ -497,5 +504,107 @@ func TestCommandRejectsMixedModes(t *testing.T) {
 				t.Fatalf("cell agent %v: %v, want an error containing %q", tt.args, err, tt.want)
 			}
 		})
+	}
+}
+
+// startAgentProcess runs `cell agent` as a child process (this test binary
+// in helper mode), so a test can SIGKILL it.
+func startAgentProcess(t *testing.T, c *testCell, name, data string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), agentHelperEnv+"="+strings.Join([]string{
+		"--server", c.addr, "--name", name, "--data", data, "--cgroup-root", "-", "--stop-grace", "300ms",
+		"--usage-interval", "200ms", "--cpu", "4", "--memory", "8Gi", "--disk", "10Gi", "--gpus", "0",
+	}, " "))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	eventually(t, "the agent process registered "+name, func() bool {
+		_, err := c.machines.GetMachine(ctxFor(t), &cellv1.GetMachineRequest{Id: name})
+		return err == nil
+	})
+	return cmd
+}
+
+// taskPID reads the pid file of an attempt in an agent's data directory.
+func taskPID(t *testing.T, data string, k attemptKey) int {
+	t.Helper()
+	var pid int
+	eventually(t, "the attempt's pid file exists", func() bool {
+		b, err := os.ReadFile(filepath.Join(data, "tasks", k.job, fmt.Sprintf("%d.%d", k.index, k.attempt), pidFile))
+		if err != nil || len(strings.Fields(string(b))) != 2 {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.Fields(string(b))[0])
+		return err == nil
+	})
+	return pid
+}
+
+// SIGKILL an agent: its task is lost after the grace period, placed on
+// another agent and runs there; the process the dead agent left behind is
+// killed when an agent starts again on that machine.
+func TestSIGKILLedAgentsTaskRunsElsewhere(t *testing.T) {
+	const grace = time.Second
+	c := newTestCell(t, grace)
+	data := t.TempDir()
+	agentA := startAgentProcess(t, c, "m1", data)
+	b, _ := runAgent(t, c, "m2")
+	job := c.submit("crash", 1, "sleep 60", 1)
+	c.place(job, 0, "m1")
+	eventually(t, "the task runs on m1", func() bool { return c.task(job, 0).State == runningS })
+	orphan := taskPID(t, data, attemptKey{taskKey{job.Id, 0}, 1})
+
+	if err := agentA.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = agentA.Wait()
+	killed := time.Now()
+	eventually(t, "the task is lost and back to pending", func() bool { return c.task(job, 0).State == pending })
+	if took := time.Since(killed); took > grace+5*time.Second {
+		t.Fatalf("task returned to pending %v after its agent was killed, want within grace + 5s", took)
+	}
+	c.place(job, 0, "m2")
+	eventually(t, "the task runs on m2 as attempt 2", func() bool {
+		tk := c.task(job, 0)
+		return tk.State == runningS && tk.MachineId == "m2" && tk.Attempt == 2
+	})
+	attemptPID(t, b, attemptKey{taskKey{job.Id, 0}, 2})
+
+	if err := syscall.Kill(orphan, 0); err != nil {
+		t.Fatalf("the dead agent's task process %d is gone already (%v); the test expects it orphaned", orphan, err)
+	}
+	runAgentIn(t, c, "m1", data)
+	waitDead(t, orphan)
+	if tk := c.task(job, 0); tk.State != runningS || tk.MachineId != "m2" {
+		t.Fatalf("restarting m1's agent disturbed the task: %v", tk)
+	}
+}
+
+// An agent killed and restarted before the server noticed: the attempt it
+// was running is reported lost (never started twice), its leftover process
+// is killed, and the server places the task again.
+func TestRestartedAgentReportsItsLostAttempt(t *testing.T) {
+	c := newTestCell(t, time.Minute) // the machine is never marked down here
+	data := t.TempDir()
+	agentA := startAgentProcess(t, c, "m1", data)
+	job := c.submit("crash", 1, "sleep 60", 1)
+	c.place(job, 0, "m1")
+	eventually(t, "the task runs", func() bool { return c.task(job, 0).State == runningS })
+	orphan := taskPID(t, data, attemptKey{taskKey{job.Id, 0}, 1})
+	if err := agentA.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = agentA.Wait()
+
+	a, _ := runAgentIn(t, c, "m1", data)
+	waitDead(t, orphan)
+	eventually(t, "the lost attempt is reported and the task placed again", func() bool {
+		tk := c.task(job, 0)
+		return tk.State == pending && tk.Failures == 1 && strings.Contains(tk.Message, "attempt 1 was lost")
+	})
+	if n := a.fleet.counters.starts.Load(); n != 0 {
+		t.Fatalf("restarted agent started %d attempts, want none", n)
 	}
 }
