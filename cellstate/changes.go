@@ -78,6 +78,7 @@ var (
 	prefixLog       = []byte("l/")
 	keyRevision     = []byte("meta/revision")
 	keyCompacted    = []byte("meta/compacted")
+	keyCheckpoint   = []byte("meta/checkpoint")
 )
 
 func machineKey(id string) []byte { return append(append([]byte(nil), prefixMachine...), id...) }
@@ -101,7 +102,7 @@ func uint64Value(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v)
 // --- encoding ---
 
 // Field numbers of cellv1.WatchResponse and cellv1.Change, for assembling
-// a log entry from objects that are already marshalled.
+// a log entry from objects marshalled one by one.
 const (
 	fieldWatchRevision = 1
 	fieldWatchChanges  = 2
@@ -110,54 +111,53 @@ const (
 	fieldChangeTask    = 3
 )
 
-var marshal = proto.MarshalOptions{Deterministic: true}
+// Objects are marshalled without sorting map keys: nothing compares the
+// bytes, and sorting label maps is most of a machine's encoding cost.
+var marshal = proto.MarshalOptions{}
 
-// encodedEntry is one revision, encoded, plus what writing it needs.
+// encodedEntry is one revision: the encoded WatchResponse that is both its
+// durable log record and what unfiltered watchers are sent.
 type encodedEntry struct {
 	rev  uint64
-	data []byte // an encoded cellv1.WatchResponse
-	// objects: key and encoded value of every changed object.
-	keys, values [][]byte
-	cs           *changeSet
+	data []byte
+	cs   *changeSet
 }
 
-// encode marshals every changed object once and assembles the log entry
-// (a WatchResponse) from the same bytes.
+// encode assembles the log entry of a change set.
 func encode(cs *changeSet) (*encodedEntry, error) {
-	n := len(cs.machines) + len(cs.tasks) + len(cs.jobs)
-	e := &encodedEntry{rev: cs.rev, keys: make([][]byte, 0, n), values: make([][]byte, 0, n), cs: cs}
-	buf := protowire.AppendTag(nil, fieldWatchRevision, protowire.VarintType)
+	e := &encodedEntry{rev: cs.rev, cs: cs}
+	buf := make([]byte, 0, 64+160*(len(cs.machines)+len(cs.tasks))+256*len(cs.jobs))
+	buf = protowire.AppendTag(buf, fieldWatchRevision, protowire.VarintType)
 	buf = protowire.AppendVarint(buf, cs.rev)
-	add := func(key []byte, field protowire.Number, m proto.Message) error {
-		b, err := marshal.Marshal(m)
+	var err error
+	add := func(field protowire.Number, m proto.Message) {
 		if err != nil {
-			return err
+			return
 		}
-		e.keys, e.values = append(e.keys, key), append(e.values, b)
-		inner := protowire.SizeTag(field) + protowire.SizeBytes(len(b))
+		size := marshal.Size(m)
+		inner := protowire.SizeTag(field) + protowire.SizeBytes(size)
 		buf = protowire.AppendTag(buf, fieldWatchChanges, protowire.BytesType)
 		buf = protowire.AppendVarint(buf, uint64(inner))
 		buf = protowire.AppendTag(buf, field, protowire.BytesType)
-		buf = protowire.AppendBytes(buf, b)
-		return nil
+		buf = protowire.AppendVarint(buf, uint64(size))
+		buf, err = marshal.MarshalAppend(buf, m)
 	}
+	var obj, change []byte
 	for _, m := range cs.machines {
-		if err := add(machineKey(m.m.ID), fieldChangeMachine, m.pb()); err != nil {
-			return nil, err
-		}
+		change = appendNested(change[:0], fieldChangeMachine, &obj, func(b []byte) []byte { return appendMachineRecord(b, m) })
+		buf = protowire.AppendTag(buf, fieldWatchChanges, protowire.BytesType)
+		buf = protowire.AppendBytes(buf, change)
 	}
 	for _, j := range cs.jobs {
-		if err := add(jobKey(j.Id), fieldChangeJob, j); err != nil {
-			return nil, err
-		}
+		add(fieldChangeJob, j)
 	}
 	for _, t := range cs.tasks {
-		if err := add(taskKey(t.t.Key), fieldChangeTask, t.pb()); err != nil {
-			return nil, err
-		}
+		change = appendNested(change[:0], fieldChangeTask, &obj, func(b []byte) []byte { return appendTaskRecord(b, t) })
+		buf = protowire.AppendTag(buf, fieldWatchChanges, protowire.BytesType)
+		buf = protowire.AppendBytes(buf, change)
 	}
-	for _, name := range cs.schedulers {
-		e.keys, e.values = append(e.keys, schedulerKey(name)), append(e.values, []byte{1})
+	if err != nil {
+		return nil, err
 	}
 	e.data = buf
 	return e, nil

@@ -86,6 +86,9 @@ func (c *testCell) stop() {
 func (c *testCell) restart(opts Options) {
 	c.stop()
 	opts.Dir = c.dir
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	c.start(opts)
 }
 

@@ -25,6 +25,8 @@ type Metrics struct {
 	usageMem      *prometheus.GaugeVec
 	reservedCPU   *prometheus.GaugeVec
 	reservedMem   *prometheus.GaugeVec
+	checkpoints   prometheus.Counter
+	ckptObjects   prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -90,8 +92,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "omegacell_machine_reserved_memory_bytes",
 			Help: "Memory reserved by tasks on a machine.",
 		}, []string{"machine"}),
+		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "omegacell_store_checkpoints_total",
+			Help: "Checkpoints of the current objects written to Pebble.",
+		}),
+		ckptObjects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "omegacell_store_checkpoint_objects_total",
+			Help: "Objects written by checkpoints.",
+		}),
 	}
-	reg.MustRegister(m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
+	reg.MustRegister(m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
 		m.revision, m.machines, m.heartbeats, m.badMessages, m.usageCPU, m.usageMem, m.reservedCPU, m.reservedMem)
 	return m
 }
@@ -172,4 +182,11 @@ func (m *Metrics) observeRound(ops, revs int, d time.Duration, rev uint64) {
 		m.roundDuration.Observe(d.Seconds())
 	}
 	m.revision.Set(float64(rev))
+}
+
+func (m *Metrics) checkpoint(objects int) {
+	if m != nil {
+		m.checkpoints.Inc()
+		m.ckptObjects.Add(float64(objects))
+	}
 }

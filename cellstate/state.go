@@ -216,7 +216,7 @@ func (s *state) sortedMachineIDs() []string {
 // --- conversion to the API ---
 
 func (m *machine) pb() *cellv1.Machine {
-	out := &cellv1.Machine{GpuMemoryBytes: m.gpuMemoryBytes, ModRevision: m.modRev}
+	out := &cellv1.Machine{GpuMemoryBytes: m.gpuMemoryBytes, ModRevision: m.modRev, LogAddress: m.logAddress}
 	pbconv.MachineInto(out, m.m)
 	return out
 }

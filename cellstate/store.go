@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -25,7 +26,8 @@ type Options struct {
 	// everything but the disk; never for a real cell.
 	NoSync bool
 	// LogRetention is how many recent revisions the change log keeps for
-	// watchers (default 100,000).
+	// watchers (default 10,000: with 1,000-claim transactions a revision is
+	// ~200 KB, so the log stays within a few GB).
 	LogRetention uint64
 	// MaxBatch bounds the operations taken into one group commit
 	// (default 1024).
@@ -36,11 +38,17 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receives the store's metrics (nil: none).
 	Metrics *Metrics
+	// CheckpointObjects and CheckpointRevisions bound the work since the
+	// last checkpoint: a checkpoint starts when that many objects changed
+	// or that many revisions passed (defaults 200,000 and 20,000); they
+	// bound how much log a recovery replays.
+	CheckpointObjects   int
+	CheckpointRevisions uint64
 }
 
 func (o *Options) defaults() {
 	if o.LogRetention == 0 {
-		o.LogRetention = 100_000
+		o.LogRetention = 10_000
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = 1024
@@ -50,6 +58,12 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.CheckpointObjects == 0 {
+		o.CheckpointObjects = 200_000
+	}
+	if o.CheckpointRevisions == 0 {
+		o.CheckpointRevisions = 20_000
 	}
 }
 
@@ -75,7 +89,14 @@ type Store struct {
 	failMu sync.Mutex
 	failed error // set when a durable write failed; the store is dead
 
-	compacted uint64 // oldest revision no longer in the log (loop-owned)
+	compacted uint64 // newest revision no longer in the log (loop-owned)
+
+	// Checkpoints (see checkpoint.go). dirty is loop-owned; a checkpoint
+	// in flight owns the set it was handed.
+	dirty          *dirtySet
+	checkpointRev  atomic.Uint64 // newest durable checkpoint
+	checkpointBusy atomic.Bool
+	checkpoints    sync.WaitGroup
 }
 
 // request is one operation waiting for the commit loop.
@@ -99,7 +120,13 @@ type operation interface {
 // state from Pebble.
 func Open(opts Options) (*Store, error) {
 	opts.defaults()
-	db, err := pebble.Open(opts.Dir, &pebble.Options{Logger: quietLogger{opts.Logger}})
+	// Large memtables: the log is written as one big value per revision,
+	// and fewer flushes mean less compaction work competing with commits.
+	db, err := pebble.Open(opts.Dir, &pebble.Options{
+		Logger:                      quietLogger{opts.Logger},
+		MemTableSize:                64 << 20,
+		MemTableStopWritesThreshold: 4,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cellstate: open pebble in %s: %w", opts.Dir, err)
 	}
@@ -112,6 +139,7 @@ func Open(opts Options) (*Store, error) {
 		reqs:    make(chan *request, 4096),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
+		dirty:   newDirtySet(),
 	}
 	if err := s.recover(); err != nil {
 		db.Close()
@@ -133,7 +161,14 @@ func (s *Store) Close() error {
 	}
 	close(s.stop)
 	<-s.stopped
+	s.checkpoints.Wait()
 	s.hub.close()
+	// A final checkpoint makes the next start replay nothing.
+	if s.Err() == nil && s.dirty.revs > 0 {
+		if err := s.writeCheckpoint(s.dirty, s.st.rev); err != nil {
+			s.log.Warn("final checkpoint failed; the next start replays the log", "err", err)
+		}
+	}
 	return s.db.Close()
 }
 
@@ -245,6 +280,7 @@ func (s *Store) round(batch []*request) {
 			st.rev = cs.rev
 			r.rev = cs.rev
 			entries = append(entries, e)
+			s.dirty.add(cs)
 		}
 		st.changes = nil
 	}
@@ -262,6 +298,9 @@ func (s *Store) round(batch []*request) {
 		}
 	}
 	wb.Close()
+	if werr == nil {
+		s.maybeCheckpoint(st.rev)
+	}
 	s.mu.Unlock()
 
 	if werr != nil {
@@ -287,12 +326,14 @@ func (s *Store) round(batch []*request) {
 	s.m.observeRound(len(batch), len(entries), done.Sub(start), st.rev)
 }
 
+// writeEntry writes a revision's log record (and the rare scheduler
+// registrations, which are not part of the watch stream).
 func writeEntry(wb *pebble.Batch, e *encodedEntry) error {
 	if err := wb.Set(logKey(e.rev), e.data, nil); err != nil {
 		return err
 	}
-	for i, k := range e.keys {
-		if err := wb.Set(k, e.values[i], nil); err != nil {
+	for _, name := range e.cs.schedulers {
+		if err := wb.Set(schedulerKey(name), []byte{1}, nil); err != nil {
 			return err
 		}
 	}
@@ -306,7 +347,9 @@ func (s *Store) maybeCompact(wb *pebble.Batch, rev uint64) error {
 	if rev <= keep {
 		return nil
 	}
-	target := rev - keep
+	// Never drop what a recovery would replay: the log after the newest
+	// durable checkpoint.
+	target := min(rev-keep, s.checkpointRev.Load())
 	step := max(keep/16, 1)
 	if target < s.compacted+step {
 		return nil
@@ -322,68 +365,107 @@ func (s *Store) maybeCompact(wb *pebble.Batch, rev uint64) error {
 	return nil
 }
 
-// recover rebuilds the in-memory state from Pebble.
+// recover rebuilds the in-memory state: the objects of the newest
+// checkpoint, then every logged revision after it, replayed in order.
 func (s *Store) recover() error {
 	st := s.st
-	if v, closer, err := s.db.Get(keyRevision); err == nil {
-		st.rev = binary.BigEndian.Uint64(v)
+	for _, m := range []struct {
+		key []byte
+		dst *uint64
+	}{{keyRevision, &st.rev}, {keyCompacted, &s.compacted}} {
+		v, closer, err := s.db.Get(m.key)
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("cellstate: read %s: %w", m.key, err)
+		}
+		*m.dst = binary.BigEndian.Uint64(v)
+		closer.Close()
+	}
+	var ckpt uint64
+	if v, closer, err := s.db.Get(keyCheckpoint); err == nil {
+		ckpt = binary.BigEndian.Uint64(v)
 		closer.Close()
 	} else if !errors.Is(err, pebble.ErrNotFound) {
-		return fmt.Errorf("cellstate: read revision: %w", err)
+		return fmt.Errorf("cellstate: read checkpoint: %w", err)
 	}
-	if v, closer, err := s.db.Get(keyCompacted); err == nil {
-		s.compacted = binary.BigEndian.Uint64(v)
-		closer.Close()
-	} else if !errors.Is(err, pebble.ErrNotFound) {
-		return fmt.Errorf("cellstate: read compaction point: %w", err)
+	s.checkpointRev.Store(ckpt)
+	if ckpt < s.compacted {
+		return fmt.Errorf("cellstate: log compacted to %d beyond the checkpoint at %d: cannot recover", s.compacted, ckpt)
 	}
+
+	machines := make(map[string]*cellv1.Machine)
+	jobs := make(map[string]*cellv1.Job)
+	tasks := make(map[txn.TaskKey]*cellv1.Task)
 	err := s.scan(prefixScheduler, func(k, _ []byte) error {
 		st.schedulers[string(k[len(prefixScheduler):])] = true
 		return nil
 	})
+	if err == nil {
+		err = scanObjects(s, prefixMachine, func() *cellv1.Machine { return &cellv1.Machine{} }, func(m *cellv1.Machine) { machines[m.Id] = m })
+	}
+	if err == nil {
+		err = scanObjects(s, prefixJob, func() *cellv1.Job { return &cellv1.Job{} }, func(j *cellv1.Job) { jobs[j.Id] = j })
+	}
+	if err == nil {
+		err = scanObjects(s, prefixTask, func() *cellv1.Task { return &cellv1.Task{} }, func(t *cellv1.Task) {
+			tasks[txn.TaskKey{Job: t.JobId, Index: t.Index}] = t
+		})
+	}
 	if err != nil {
 		return err
 	}
-	err = s.scan(prefixMachine, func(_, v []byte) error {
-		pb := &cellv1.Machine{}
-		if err := proto.Unmarshal(v, pb); err != nil {
-			return err
+	replayed := uint64(0)
+	err = s.scanRange(logKey(ckpt+1), logKey(st.rev+1), func(k, v []byte) error {
+		rev := decodeLogKey(k)
+		if rev != ckpt+1+replayed {
+			return fmt.Errorf("log revision %d missing (found %d)", ckpt+1+replayed, rev)
 		}
-		st.machines[pb.Id] = &machine{m: pbconv.Machine(pb), gpuMemoryBytes: pb.GpuMemoryBytes, modRev: pb.ModRevision}
+		replayed++
+		e := &cellv1.WatchResponse{}
+		if err := proto.Unmarshal(v, e); err != nil {
+			return fmt.Errorf("log revision %d: %w", rev, err)
+		}
+		for _, c := range e.Changes {
+			switch o := c.Object.(type) {
+			case *cellv1.Change_Machine:
+				machines[o.Machine.Id] = o.Machine
+			case *cellv1.Change_Job:
+				jobs[o.Job.Id] = o.Job
+			case *cellv1.Change_Task:
+				tasks[txn.TaskKey{Job: o.Task.JobId, Index: o.Task.Index}] = o.Task
+			}
+		}
 		return nil
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("cellstate: replay log after checkpoint %d: %w", ckpt, err)
 	}
-	err = s.scan(prefixJob, func(_, v []byte) error {
-		pb := &cellv1.Job{}
-		if err := proto.Unmarshal(v, pb); err != nil {
-			return err
-		}
+	if ckpt+replayed != st.rev {
+		return fmt.Errorf("cellstate: log ends at %d, revision is %d", ckpt+replayed, st.rev)
+	}
+
+	for id, pb := range machines {
+		st.machines[id] = &machine{m: pbconv.Machine(pb), gpuMemoryBytes: pb.GpuMemoryBytes, logAddress: pb.LogAddress, modRev: pb.ModRevision}
+	}
+	for id, pb := range jobs {
 		j := &jobEntry{job: pb, tmpl: pb.GetSpec().GetTask(), tasks: make([]*task, pb.GetSpec().GetCount())}
 		if j.tmpl.GetMaxPerMachine() > 0 {
 			j.perMachine = make(map[string]uint32)
 		}
-		st.jobs[pb.Id] = j
+		st.jobs[id] = j
 		if jobLive(pb) {
-			st.jobByName[pb.GetSpec().GetName()] = pb.Id
+			st.jobByName[pb.GetSpec().GetName()] = id
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
-	err = s.scan(prefixTask, func(_, v []byte) error {
-		pb := &cellv1.Task{}
-		if err := proto.Unmarshal(v, pb); err != nil {
-			return err
-		}
-		j := st.jobs[pb.JobId]
-		if j == nil || int(pb.Index) >= len(j.tasks) {
-			return fmt.Errorf("task %s/%d has no job", pb.JobId, pb.Index)
+	for k, pb := range tasks {
+		j := st.jobs[k.Job]
+		if j == nil || int(k.Index) >= len(j.tasks) {
+			return fmt.Errorf("cellstate: recover: task %s has no job", k)
 		}
 		t := taskFromPB(pb, j.tmpl)
-		j.tasks[pb.Index] = t
+		j.tasks[k.Index] = t
 		j.counts[t.t.State]++
 		if t.t.State == txn.TaskPending {
 			st.pendingBySched[t.t.Scheduler]++
@@ -391,10 +473,6 @@ func (s *Store) recover() error {
 		if j.perMachine != nil && t.t.State.HoldsResources() {
 			j.perMachine[t.t.Machine]++
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	for id, j := range st.jobs {
 		for i, t := range j.tasks {
@@ -406,8 +484,21 @@ func (s *Store) recover() error {
 	if err := checkInvariant(st); err != nil {
 		return fmt.Errorf("cellstate: recovered state is inconsistent: %w", err)
 	}
-	s.log.Info("store recovered", "dir", s.opts.Dir, "revision", st.rev, "machines", len(st.machines), "jobs", len(st.jobs))
+	s.log.Info("store recovered", "dir", s.opts.Dir, "revision", st.rev, "checkpoint", ckpt, "replayed", replayed,
+		"machines", len(st.machines), "jobs", len(st.jobs), "tasks", len(tasks))
 	return nil
+}
+
+// scanObjects decodes every value under a prefix.
+func scanObjects[M proto.Message](s *Store, prefix []byte, alloc func() M, put func(M)) error {
+	return s.scan(prefix, func(_, v []byte) error {
+		m := alloc()
+		if err := proto.Unmarshal(v, m); err != nil {
+			return err
+		}
+		put(m)
+		return nil
+	})
 }
 
 func taskFromPB(pb *cellv1.Task, tmpl *cellv1.TaskTemplate) *task {
@@ -428,7 +519,11 @@ func taskFromPB(pb *cellv1.Task, tmpl *cellv1.TaskTemplate) *task {
 
 func (s *Store) scan(prefix []byte, fn func(k, v []byte) error) error {
 	upper := append(append([]byte(nil), prefix[:len(prefix)-1]...), prefix[len(prefix)-1]+1)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+	return s.scanRange(prefix, upper, fn)
+}
+
+func (s *Store) scanRange(lower, upper []byte, fn func(k, v []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err
 	}

@@ -148,7 +148,7 @@ func TestWatchRebuildsState(t *testing.T) {
 }
 
 func TestWatchCompactedResnapshots(t *testing.T) {
-	c := newTestCell(t, Options{LogRetention: 16})
+	c := newTestCell(t, Options{LogRetention: 16, CheckpointRevisions: 10})
 	old := snapshotOf(t, c)
 	churn(t, c, 7, 120)
 
@@ -196,7 +196,7 @@ func TestWatchCompactedResnapshots(t *testing.T) {
 
 	// Older revisions still in the log are read back from Pebble after a
 	// restart (the in-memory ring is empty then).
-	c.restart(Options{LogRetention: 16})
+	c.restart(Options{LogRetention: 16, CheckpointRevisions: 10})
 	stream, err = c.state.Watch(ctxT(t), &cellv1.WatchRequest{StartRevision: final.Revision - 3})
 	if err != nil {
 		t.Fatal(err)

@@ -775,7 +775,9 @@ type Machine struct {
 	GpuMemoryBytes        int64  `protobuf:"varint,9,opt,name=gpu_memory_bytes,json=gpuMemoryBytes,proto3" json:"gpu_memory_bytes,omitempty"`
 	Usage                 *Usage `protobuf:"bytes,10,opt,name=usage,proto3" json:"usage,omitempty"`
 	// Revision of the transaction that last changed this machine.
-	ModRevision   uint64 `protobuf:"varint,11,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
+	ModRevision uint64 `protobuf:"varint,11,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
+	// Where the machine's agent serves task logs (host:port), if it does.
+	LogAddress    string `protobuf:"bytes,12,opt,name=log_address,json=logAddress,proto3" json:"log_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -885,6 +887,13 @@ func (x *Machine) GetModRevision() uint64 {
 		return x.ModRevision
 	}
 	return 0
+}
+
+func (x *Machine) GetLogAddress() string {
+	if x != nil {
+		return x.LogAddress
+	}
+	return ""
 }
 
 // Constraint is a label selector term; all terms of a task must hold.
@@ -4392,7 +4401,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x05Usage\x12\x1b\n" +
 	"\tcpu_milli\x18\x01 \x01(\x03R\bcpuMilli\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x121\n" +
-	"\x15sample_time_unix_nano\x18\x03 \x01(\x03R\x12sampleTimeUnixNano\"\x83\x04\n" +
+	"\x15sample_time_unix_nano\x18\x03 \x01(\x03R\x12sampleTimeUnixNano\"\xa4\x04\n" +
 	"\aMachine\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x124\n" +
 	"\x06labels\x18\x02 \x03(\v2\x1c.cell.v1.Machine.LabelsEntryR\x06labels\x12.\n" +
@@ -4405,7 +4414,9 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x10gpu_memory_bytes\x18\t \x01(\x03R\x0egpuMemoryBytes\x12$\n" +
 	"\x05usage\x18\n" +
 	" \x01(\v2\x0e.cell.v1.UsageR\x05usage\x12!\n" +
-	"\fmod_revision\x18\v \x01(\x04R\vmodRevision\x1a9\n" +
+	"\fmod_revision\x18\v \x01(\x04R\vmodRevision\x12\x1f\n" +
+	"\vlog_address\x18\f \x01(\tR\n" +
+	"logAddress\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"]\n" +
