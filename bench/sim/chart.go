@@ -89,32 +89,12 @@ func (sr *SweepResult) chart(m Metric) (*plot.Plot, error) {
 	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
 
-	logX := sr.Axis.LogScale() && sr.minX() > 0
-	if logX {
-		p.X.Scale = plot.LogScale{}
-		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-		p.X.Label.Text += " (seconds, log scale)"
-	}
-	if sr.Axis.Categorical() && len(sr.Points) > 0 {
-		var ticks []plot.Tick
-		seen := map[float64]bool{}
-		for _, pt := range sr.Points {
-			if !seen[pt.X] {
-				seen[pt.X] = true
-				ticks = append(ticks, plot.Tick{Value: pt.X, Label: pt.XName})
-			}
-		}
-		p.X.Tick.Marker = plot.ConstantTicks(ticks)
-	}
-	logY := strings.HasPrefix(m.Name, "wait_")
-	if logY {
-		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-		p.Y.Label.Text += " (log scale)"
-	}
-
+	// Waits span orders of magnitude: a log scale, except for bars, which
+	// start at zero.
+	logY := strings.HasPrefix(m.Name, "wait_") && !sr.Axis.Categorical()
 	var order []string
 	bySeries := map[string]plotter.XYs{}
+	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, pt := range sr.Points {
 		if _, ok := bySeries[pt.Series]; !ok {
 			order = append(order, pt.Series)
@@ -123,7 +103,31 @@ func (sr *SweepResult) chart(m Metric) (*plot.Plot, error) {
 		if logY {
 			y = math.Max(y, waitFloor)
 		}
+		lo, hi = math.Min(lo, y), math.Max(hi, y)
 		bySeries[pt.Series] = append(bySeries[pt.Series], plotter.XY{X: pt.X, Y: y})
+	}
+	// The y range, set once the plotters are added (adding widens it to
+	// their data), leaves the top third of the chart to the legend.
+	defer func() {
+		if logY {
+			p.Y.Scale = plot.LogScale{}
+			p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+			p.Y.Label.Text += " (log scale)"
+			p.Y.Min = lo / 2
+			p.Y.Max = hi * math.Pow(hi/p.Y.Min, 0.5)
+		} else {
+			p.Y.Min = math.Min(lo, 0)
+			p.Y.Max = hi + 0.5*(hi-p.Y.Min)
+		}
+	}()
+
+	if sr.Axis.Categorical() {
+		return p, sr.bars(p, order, bySeries)
+	}
+	if sr.Axis.LogScale() && sr.minX() > 0 {
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.X.Label.Text += " (seconds, log scale)"
 	}
 	for i, name := range order {
 		line, points, err := plotter.NewLinePoints(bySeries[name])
@@ -139,10 +143,37 @@ func (sr *SweepResult) chart(m Metric) (*plot.Plot, error) {
 		p.Add(line, points)
 		p.Legend.Add(name, line, points)
 	}
-	if !logY {
-		p.Y.Min = math.Min(p.Y.Min, 0)
-	}
 	return p, nil
+}
+
+// bars draws a categorical axis as groups of bars, one bar per series.
+func (sr *SweepResult) bars(p *plot.Plot, order []string, bySeries map[string]plotter.XYs) error {
+	var names []string
+	seen := map[float64]bool{}
+	for _, pt := range sr.Points {
+		if !seen[pt.X] {
+			seen[pt.X] = true
+			names = append(names, pt.XName)
+		}
+	}
+	width := vg.Points(min(40, 240/float64(max(1, len(order)*len(names)))))
+	for i, name := range order {
+		vals := make(plotter.Values, len(names))
+		for _, xy := range bySeries[name] {
+			vals[int(xy.X)] = xy.Y
+		}
+		b, err := plotter.NewBarChart(vals, width)
+		if err != nil {
+			return err
+		}
+		b.Color = palette[i%len(palette)]
+		b.LineStyle.Width = 0
+		b.Offset = width * vg.Length(float64(i)-float64(len(order)-1)/2)
+		p.Add(b)
+		p.Legend.Add(name, b)
+	}
+	p.NominalX(names...)
+	return nil
 }
 
 func (sr *SweepResult) minX() float64 {
