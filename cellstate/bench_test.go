@@ -9,13 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )
 
 // benchCell is a synced store behind gRPC on loopback with `machines`
 // machines registered (concurrently, so group commit batches them).
 func benchCell(b *testing.B, machines int) *testCell {
-	c := newTestCell(b, Options{})
+	reg := prometheus.NewRegistry()
+	c := newTestCell(b, Options{Metrics: NewMetrics(reg)})
+	c.reg = reg
 	var wg sync.WaitGroup
 	ids := make(chan int, machines)
 	for i := range machines {
@@ -145,4 +150,55 @@ func BenchmarkCommitLatency(b *testing.B) {
 	b.ReportMetric(float64(lat[n/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[n*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(lat[n-1].Microseconds())/1000, "max-ms")
+	b.ReportMetric(c.histogramQuantile(b, "omegacell_store_commit_latency_seconds", 0.99)*1000, "server-p99-ms")
+	b.ReportMetric(c.histogramQuantile(b, "omegacell_store_group_commit_seconds", 0.99)*1000, "round-p99-ms")
+}
+
+// histogramQuantile estimates a quantile of a histogram the store
+// recorded (upper bound of the bucket holding it).
+func (c *testCell) histogramQuantile(b *testing.B, name string, q float64) float64 {
+	mfs, err := c.reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		var buckets []*dto.Bucket
+		var total uint64
+		for _, m := range mf.Metric {
+			if !hasLabel(m, "op", "commit") {
+				continue
+			}
+			h := m.GetHistogram()
+			if len(buckets) == 0 {
+				buckets = make([]*dto.Bucket, len(h.Bucket))
+				for i, bk := range h.Bucket {
+					buckets[i] = &dto.Bucket{UpperBound: bk.UpperBound, CumulativeCount: new(uint64)}
+				}
+			}
+			for i, bk := range h.Bucket {
+				*buckets[i].CumulativeCount += bk.GetCumulativeCount()
+			}
+			total += h.GetSampleCount()
+		}
+		for _, bk := range buckets {
+			if float64(bk.GetCumulativeCount()) >= q*float64(total) {
+				return bk.GetUpperBound()
+			}
+		}
+	}
+	return 0
+}
+
+// hasLabel reports whether a metric has label name=value, or no label of
+// that name at all.
+func hasLabel(m *dto.Metric, name, value string) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue() == value
+		}
+	}
+	return true
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -28,6 +29,8 @@ type testCell struct {
 	machines cellv1.MachineServiceClient
 	state    cellv1.StateServiceClient
 	agent    cellv1.AgentServiceClient
+
+	reg *prometheus.Registry // set by benchmarks that read metrics
 }
 
 func newTestCell(t testing.TB, opts Options) *testCell {
