@@ -37,7 +37,7 @@ file) or traces (Google 2011 cluster-data, Alibaba GPU 2023).`,
 			debug.SetGCPercent(400)
 		}
 	}
-	root.AddCommand(runCommand(), sweepCommand(), workloadCommand())
+	root.AddCommand(runCommand(), sweepCommand(), chartCommand(), workloadCommand())
 	return root
 }
 
@@ -518,6 +518,45 @@ func writeSweep(w io.Writer, res *SweepResult, dir string, chartNames, formats [
 		fmt.Fprintln(w, f)
 	}
 	return nil
+}
+
+func chartCommand() *cobra.Command {
+	var (
+		out                 string
+		chartNames, formats []string
+	)
+	cmd := &cobra.Command{
+		Use:   "chart SWEEP.json",
+		Short: "Redraw the charts of a sweep from its JSON",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			var res SweepResult
+			if err := json.Unmarshal(data, &res); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			if !cmd.Flags().Changed("charts") {
+				if preset, ok := Experiments()[res.Name]; ok && len(preset.Charts) > 0 {
+					chartNames = preset.Charts
+				}
+			}
+			files, err := res.WriteCharts(out, chartNames, formats)
+			if err != nil {
+				return err
+			}
+			for _, f := range files {
+				fmt.Fprintln(cmd.OutOrStdout(), f)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "bench/out", "directory for the charts")
+	cmd.Flags().StringSliceVar(&chartNames, "charts", ChartMetrics, "metrics to chart (default: the experiment's, else these)")
+	cmd.Flags().StringSliceVar(&formats, "formats", []string{"png", "svg"}, "chart formats: png, svg")
+	return cmd
 }
 
 func workloadCommand() *cobra.Command {

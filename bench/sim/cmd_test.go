@@ -111,6 +111,14 @@ func TestSweepCommandWritesFiles(t *testing.T) {
 			t.Errorf("output does not list %s:\n%s", f, out)
 		}
 	}
+	charts := filepath.Join(dir, "again")
+	out, err = execute(t, "chart", filepath.Join(dir, "sweep.json"), "--out", charts, "--charts", "busyness_batch", "--formats", "svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(charts, "sweep-busyness_batch.svg")); err != nil || !strings.Contains(out, "sweep-busyness_batch.svg") {
+		t.Errorf("chart did not redraw sweep-busyness_batch.svg: %v\n%s", err, out)
+	}
 	if _, err := execute(t, "sweep", "--experiment", "no-such", "--out", dir); err == nil || !strings.Contains(err.Error(), "architectures") {
 		t.Errorf("unknown experiment: %v, want an error listing the experiments", err)
 	}

@@ -281,6 +281,8 @@ func Experiments() map[string]Sweep {
 			Name: "architectures", Workload: "cluster-c", Base: firstFit,
 			Axis: AxisTJobService, Values: tjob,
 			Archs: Archs(),
+			Charts: []string{"wait_mean_batch", "wait_mean_service", "wait_p90_batch", "busyness_batch", "busyness_service",
+				"conflict_fraction_service", "abandoned_batch", "unscheduled_batch", "unscheduled_service"},
 		},
 		// Section 5 (figure 12): conflict detection and commit modes.
 		"conflict-modes": {
@@ -289,13 +291,16 @@ func Experiments() map[string]Sweep {
 			Archs:     []Arch{SharedState},
 			Conflicts: []txn.ConflictMode{txn.ConflictFine, txn.ConflictCoarse},
 			Commits:   []txn.CommitMode{txn.CommitIncremental, txn.CommitAllOrNothing},
+			Charts: []string{"conflict_fraction_service", "conflict_fraction_batch", "busyness_service", "busyness_batch",
+				"wait_mean_batch", "wait_mean_service"},
 		},
 		// Section 4.3 (figures 9 and 10): several batch schedulers sharing a
 		// batch load that keeps one of them busy.
 		"batch-schedulers": {
 			Name: "batch-schedulers", Workload: "cluster-c", Base: heavyBatch,
 			Axis: AxisBatchSchedulers, Values: []string{"1", "2", "3", "4", "6", "8"},
-			Archs: []Arch{SharedState},
+			Archs:  []Arch{SharedState},
+			Charts: []string{"busyness_batch", "conflict_fraction_batch", "wait_mean_batch", "wait_p90_batch"},
 		},
 		// GPU allocation and fragmentation: the paper's first fit against
 		// the production policies (the gpu policy is fragmentation-aware)
