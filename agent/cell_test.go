@@ -212,11 +212,14 @@ func TestAgentRunsTasksAgainstTheRealStore(t *testing.T) {
 	c := newTestCell(t, 2*time.Second)
 	a, _ := runAgent(t, c, "m1")
 	job := c.submit("hello", 2, `echo "hello from $OMEGACELL_TASK_INDEX"; echo "to stderr" >&2; exit $((OMEGACELL_TASK_INDEX * 3))`, 0)
+	// One after the other: task 1's failure fails the job (retry limit 0),
+	// which would kill task 0 if it still ran.
 	c.place(job, 0, "m1")
+	eventually(t, "task 0 succeeded", func() bool { return c.task(job, 0).State == succeeded })
 	c.place(job, 1, "m1")
-
-	eventually(t, "task 0 succeeded and task 1 failed", func() bool {
-		return c.task(job, 0).State == succeeded && c.task(job, 1).State != runningS && c.task(job, 1).State != assigned
+	eventually(t, "task 1 ended", func() bool {
+		st := c.task(job, 1).State
+		return st != runningS && st != assigned
 	})
 	if t1 := c.task(job, 1); t1.ExitCode != 3 || !strings.Contains(t1.Message, "exited with code 3") {
 		t.Fatalf("task 1 = %v, want exit code 3 and its message", t1)
