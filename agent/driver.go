@@ -335,10 +335,10 @@ func (d *driver) watch(ctx context.Context, start uint64) error {
 		if c := resp.GetCompactRevision(); c != 0 {
 			return errCompacted{compactRevision: c}
 		}
-		for _, id := range d.fleet.applyChanges(resp.GetChanges(), resp.GetRevision(), time.Now()) {
+		if down := d.fleet.applyChanges(resp.GetChanges(), resp.GetRevision(), time.Now()); len(down) > 0 {
 			// The server marks a machine up again when its heartbeats
 			// resume; its lost tasks are stopped here by the reconcile.
-			d.log.Warn("the server marked this machine down: it missed our heartbeats", "machine", id)
+			d.log.Warn("the server marked machines of this agent down: it missed their heartbeats", "machines", len(down), "first", down[0])
 		}
 	}
 }

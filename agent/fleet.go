@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -38,6 +39,17 @@ type fleet struct {
 	kick chan struct{}
 
 	counters fleetCounters
+	// quiet logs per-task events at debug level (a simulated fleet would
+	// otherwise log every simulated task).
+	quiet bool
+}
+
+// logTask logs a per-task event.
+func (f *fleet) logTask(level slog.Level, msg string, args ...any) {
+	if f.quiet {
+		level = slog.LevelDebug
+	}
+	f.log.Log(context.Background(), level, msg, args...)
 }
 
 // taskKey names a task; attemptKey one attempt of it.
@@ -345,7 +357,7 @@ func (f *fleet) taskExited(m *machine, ak attemptKey, r exitResult) {
 	defer f.mu.Unlock()
 	if l := m.retiring[ak]; l != nil {
 		delete(m.retiring, ak)
-		f.log.Debug("stopped old attempt", "machine", m.id, "task", ak)
+		f.logTask(slog.LevelDebug, "stopped old attempt", "machine", m.id, "task", ak)
 		f.markDirtyLocked(m)
 		return
 	}
@@ -359,7 +371,7 @@ func (f *fleet) taskExited(m *machine, ak attemptKey, r exitResult) {
 	l.phase = exited
 	l.result = r
 	l.handle = nil
-	f.log.Info("task ended", "machine", m.id, "task", ak, "state", shortState(r.state), "exit_code", r.exitCode, "message", r.message)
+	f.logTask(slog.LevelInfo, "task ended", "machine", m.id, "task", ak, "state", shortState(r.state), "exit_code", r.exitCode, "message", r.message)
 	f.markDirtyLocked(m)
 }
 
@@ -515,14 +527,14 @@ func (f *fleet) startLocked(m *machine, l *localTask, v *cellv1.Task, tmpl *cell
 		l.phase = exited
 		l.result = exitResult{state: cellv1.TaskState_TASK_STATE_FAILED, exitCode: -1, message: err.Error()}
 		f.counters.startFailures.Add(1)
-		f.log.Warn("task did not start", "machine", m.id, "task", ak, "err", err)
+		f.logTask(slog.LevelWarn, "task did not start", "machine", m.id, "task", ak, "err", err)
 		return
 	}
 	f.counters.starts.Add(1)
 	l.phase = running
 	l.handle = h
 	l.started = now
-	f.log.Info("task started", "machine", m.id, "task", ak, "command", tmpl.GetCommand())
+	f.logTask(slog.LevelInfo, "task started", "machine", m.id, "task", ak, "command", tmpl.GetCommand())
 }
 
 func (f *fleet) stopLocked(m *machine, l *localTask, reason string) {
@@ -531,7 +543,7 @@ func (f *fleet) stopLocked(m *machine, l *localTask, reason string) {
 	}
 	l.stopping = true
 	f.counters.stops.Add(1)
-	f.log.Info("stopping task", "machine", m.id, "task", l.key, "reason", reason)
+	f.logTask(slog.LevelInfo, "stopping task", "machine", m.id, "task", l.key, "reason", reason)
 	l.handle.stop()
 }
 
@@ -588,7 +600,7 @@ func (f *fleet) reported(b reportBatch, resp *cellv1.ReportTaskStatesResponse, e
 			f.counters.reportErrors.Add(1)
 			r.retryAt = now.Add(min(reportBackoff<<min(r.failures, 8), reportBackoffCap))
 			if r.failures == 1 {
-				f.log.Warn("cannot report task state; will retry", "machine", m.id, "task", l.key, "state", shortState(u.GetState()), "err", err)
+				f.logTask(slog.LevelWarn, "cannot report task state; will retry", "machine", m.id, "task", l.key, "state", shortState(u.GetState()), "err", err)
 			}
 		case resp.GetResults()[i].GetApplied():
 			r.appliedRev = resp.GetRevision()
@@ -598,7 +610,7 @@ func (f *fleet) reported(b reportBatch, resp *cellv1.ReportTaskStatesResponse, e
 			r.refused = true
 			f.counters.reportsRefused.Add(1)
 			r.refusedAt = m.view[key].GetModRevision()
-			f.log.Info("server refused task state report", "machine", m.id, "task", l.key, "state", shortState(u.GetState()), "reason", resp.GetResults()[i].GetReason())
+			f.logTask(slog.LevelInfo, "server refused task state report", "machine", m.id, "task", l.key, "state", shortState(u.GetState()), "reason", resp.GetResults()[i].GetReason())
 		}
 	}
 	f.markDirtyLocked(m)

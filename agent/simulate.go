@@ -55,6 +55,7 @@ func NewSimulation(cfg SimConfig) (*Simulation, error) {
 	log := cmp.Or(cfg.Logger, slog.Default()).With("simulated_machines", cfg.Machines)
 	regs := SimulatedMachines(cmp.Or(cfg.Prefix, "sim"), cfg.Machines, cfg.Profile)
 	f := newFleet(log, simRuntime{})
+	f.quiet = true
 	for _, r := range regs {
 		f.add(r)
 	}
