@@ -1,0 +1,198 @@
+package cellserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/omegacell/omegacell/cellstate"
+)
+
+// Config is what a cell server runs with.
+type Config struct {
+	DataDir      string        // the store lives in DataDir/store
+	Listen       string        // gRPC listen address (port 0: any)
+	Metrics      string        // Prometheus listen address; empty: off
+	NATSURL      string        // external NATS; empty embeds one
+	NATSListen   string        // embedded NATS address (port -1: any)
+	Grace        time.Duration // silence before a machine is down (default 10 s)
+	Heartbeat    time.Duration // interval agents are told (default 1 s)
+	LogRetention uint64        // revisions of change log kept (default: the store's)
+	NoSync       bool          // skip fsync (benchmarks only)
+}
+
+// Server is a started cell server; stop it with Close (or Wait).
+type Server struct {
+	log      *slog.Logger
+	store    *cellstate.Store
+	grpc     *grpc.Server
+	lis      net.Listener
+	http     *http.Server
+	natsSrv  *server.Server
+	nc       *nats.Conn
+	liveness *cellstate.Liveness
+	errc     chan error
+	addr     string
+	natsURL  string
+	reg      *prometheus.Registry
+}
+
+func Start(c Config, log *slog.Logger) (_ *Server, err error) {
+	s := &Server{log: log, errc: make(chan error, 3), reg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := cellstate.NewMetrics(s.reg)
+	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("--data: %w", err)
+	}
+	s.store, err = cellstate.Open(cellstate.Options{
+		Dir: filepath.Join(c.DataDir, "store"), NoSync: c.NoSync, LogRetention: c.LogRetention, Logger: log, Metrics: metrics,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.natsURL = c.NATSURL
+	if s.natsURL == "" {
+		if s.natsURL, err = s.embedNATS(c); err != nil {
+			return nil, err
+		}
+	}
+	s.nc, err = nats.Connect(s.natsURL, nats.Name("cell-server"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", s.natsURL, err)
+	}
+	s.liveness, err = cellstate.StartLiveness(s.store, cellstate.LivenessOptions{Conn: s.nc, Grace: c.Grace, Metrics: metrics})
+	if err != nil {
+		return nil, err
+	}
+	api := cellstate.NewServer(s.store, cellstate.ServerOptions{Liveness: s.liveness, NATSURL: s.natsURL, HeartbeatInterval: c.Heartbeat})
+	s.grpc = api.GRPCServer()
+	if s.lis, err = net.Listen("tcp", c.Listen); err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", c.Listen, err)
+	}
+	s.addr = s.lis.Addr().String()
+	go func() { s.errc <- s.grpc.Serve(s.lis) }()
+	if c.Metrics != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+		ml, err := net.Listen("tcp", c.Metrics)
+		if err != nil {
+			return nil, fmt.Errorf("--metrics %s: %w", c.Metrics, err)
+		}
+		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := s.http.Serve(ml); !errors.Is(err, http.ErrServerClosed) {
+				s.errc <- err
+			}
+		}()
+		log.Info("metrics", "url", "http://"+ml.Addr().String()+"/metrics")
+	}
+	log.Info("cell server ready", "grpc", s.addr, "nats", s.natsURL, "data", c.DataDir, "revision", s.store.Revision())
+	return s, nil
+}
+
+func (s *Server) embedNATS(c Config) (string, error) {
+	host, port, err := splitHostPort(c.NATSListen)
+	if err != nil {
+		return "", fmt.Errorf("--nats-listen: %w", err)
+	}
+	ns, err := server.NewServer(&server.Options{Host: host, Port: port, NoSigs: true, MaxPayload: 8 << 20})
+	if err != nil {
+		return "", fmt.Errorf("embedded NATS: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return "", errors.New("embedded NATS did not start within 10s")
+	}
+	s.natsSrv = ns
+	return ns.ClientURL(), nil
+}
+
+// Wait serves until ctx ends or something fails, then shuts down.
+func (s *Server) Wait(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down")
+	case err = <-s.errc:
+		s.log.Error("server failed", "err", err)
+	}
+	s.Close()
+	return err
+}
+
+// Close shuts everything down: watchers first, then gRPC (gracefully, for
+// at most 5 s), metrics, liveness, NATS and the store.
+func (s *Server) Close() {
+	if s.store != nil {
+		s.store.CloseWatchers()
+	}
+	if s.grpc != nil {
+		done := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			s.grpc.Stop()
+		}
+	}
+	if s.http != nil {
+		s.http.Close()
+	}
+	if s.liveness != nil {
+		s.liveness.Close()
+	}
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.natsSrv != nil {
+		s.natsSrv.Shutdown()
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.log.Error("closing store", "err", err)
+		}
+	}
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	var port int
+	if _, err := fmt.Sscanf(p, "%d", &port); err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	return host, port, nil
+}
+
+// Addr is the gRPC address the server listens on.
+func (s *Server) Addr() string { return s.addr }
+
+// NATSURL is the NATS server agents publish to.
+func (s *Server) NATSURL() string { return s.natsURL }
+
+// Store is the cell-state store.
+func (s *Server) Store() *cellstate.Store { return s.store }
+
+// Registry is the server's Prometheus registry.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
