@@ -36,7 +36,8 @@ cgroup v2 limits where available) and report their states.
 
 With --simulate N, run N simulated machines in this process instead: same
 protocol, tasks "run" for their duration_ms without a process. --profile
-shapes the fleet as key=value pairs (` + ProfileKeys + `), e.g.
+shapes the fleet as key=value pairs (` + ProfileKeys + `); the
+defaults are ` + DefaultProfileString + `. For example:
   cell agent --simulate 10000 --profile zones=3,racks=10,gpu-fraction=0.1,gpu-model=A100`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

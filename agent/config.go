@@ -140,6 +140,9 @@ func DefaultProfile() Profile {
 	}
 }
 
+// DefaultProfileString is DefaultProfile written as a --profile value.
+const DefaultProfileString = "zones=3,racks=4,cpu=32,memory=128Gi,disk=1Ti,gpu-fraction=0.25,gpus=8,gpu-model=H100,gpu-memory=80Gi,utilization=0.5,task-usage=true"
+
 // ProfileKeys documents the keys ParseProfile accepts.
 const ProfileKeys = "zones, racks (per zone), cpu, memory, disk, gpu-fraction, gpus, gpu-model, gpu-memory, utilization, task-usage"
 

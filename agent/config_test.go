@@ -89,6 +89,11 @@ func TestParseProfile(t *testing.T) {
 	if p, err := ParseProfile(""); err != nil || p != DefaultProfile() {
 		t.Fatalf("empty profile = %+v, %v; want the default", p, err)
 	}
+	// Reset every field away from the default, then parse the documented
+	// default string: it must say exactly what DefaultProfile is.
+	if p, err := ParseProfile("zones=9,racks=9,cpu=1,memory=1Gi,disk=1Gi,gpu-fraction=1,gpus=1,gpu-model=X,gpu-memory=1Gi,utilization=1,task-usage=false," + DefaultProfileString); err != nil || p != DefaultProfile() {
+		t.Fatalf("DefaultProfileString parses to %+v, %v; want DefaultProfile %+v", p, err, DefaultProfile())
+	}
 	for in, wantErr := range map[string]string{
 		"zones=0":          "zones",
 		"racks=x":          "racks",

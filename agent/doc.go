@@ -50,4 +50,12 @@
 //   - Task logs (stdout, stderr) stay on the machine; the agent serves
 //     JobService.GetTaskLogs on --logs-listen and registers that address,
 //     and the cell server proxies log requests to it.
+//   - A silent watch is probed, not trusted: after 10 s without a message
+//     the agent asks the server a cheap question on the same connection
+//     and starts over if it gets no answer (a half-open connection never
+//     errors by itself).
+//   - Every session with the server registers the machines again, so an
+//     agent learns a new NATS address after a server restart.
+//   - With --metrics, Prometheus metrics of the agent itself (tasks
+//     started, stopped, reported; heartbeats published) are served.
 package agent

@@ -44,6 +44,9 @@ func newProcUsage(log *slog.Logger, root string) *procUsage {
 
 func (u *procUsage) sample(now time.Time, machines []machineRunning) []machineUsage {
 	out := make([]machineUsage, len(machines))
+	if len(machines) == 0 {
+		return out
+	}
 	cur, err := procstat.ReadMachine(u.root)
 	if err != nil {
 		u.log.Warn("cannot sample machine usage", "err", err)
