@@ -30,15 +30,18 @@ Omega paper (t_job + t_task × tasks) and the very txn validation the store
 runs. Workloads are synthetic (built in: ` + strings.Join(BuiltinWorkloads(), ", ") + `, or a YAML/JSON
 file) or traces (Google 2011 cluster-data, Alibaba GPU 2023).`,
 	}
-	root.PersistentPreRun = func(*cobra.Command, []string) {
-		// A simulation allocates briskly and keeps little: collect less
-		// often than the default, unless GOGC says otherwise.
-		if os.Getenv("GOGC") == "" {
-			debug.SetGCPercent(400)
-		}
-	}
 	root.AddCommand(runCommand(), sweepCommand(), chartCommand(), workloadCommand())
 	return root
+}
+
+// collectLessOften: a simulation allocates briskly and keeps little, so it
+// collects garbage less often than the default, unless GOGC says
+// otherwise. (Set in RunE rather than a persistent hook, which would hide
+// the hooks of the commands above this one.)
+func collectLessOften() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 }
 
 // runFlags are the flags shared by run and sweep.
@@ -248,6 +251,7 @@ func runCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			collectLessOften()
 			stop, err := f.startProfile()
 			if err != nil {
 				return err
@@ -399,6 +403,7 @@ a figure of the Omega paper (` + strings.Join(ExperimentNames(), ", ") + `); oth
 			if err != nil {
 				return err
 			}
+			collectLessOften()
 			stop, err := f.startProfile()
 			if err != nil {
 				return err
