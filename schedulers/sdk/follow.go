@@ -97,7 +97,12 @@ func (f *follower) run(ctx context.Context) {
 			continue
 		}
 		failures++
-		f.log.Warn("watch ended; reconnecting", "revision", rev, "reason", why, "err", err)
+		// Say it once per outage (and now and then while it lasts).
+		level := slog.LevelDebug
+		if failures == 1 || failures%20 == 0 {
+			level = slog.LevelWarn
+		}
+		f.log.Log(ctx, level, "watch ended; reconnecting", "revision", rev, "reason", why, "failures", failures, "err", err)
 		if !f.sleep(ctx, failures) {
 			return
 		}

@@ -428,7 +428,15 @@ func unplacedReason(unplaced []policy.Unplaced, pending int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d of %d pending tasks unplaced: %s", len(unplaced), pending, counts[0].reason)
 	if rest := len(counts) - 1; rest > 0 {
-		fmt.Fprintf(&b, " (and %d tasks for %d other reasons)", len(unplaced)-counts[0].n, rest)
+		fmt.Fprintf(&b, " (and %s for %s)", plural(len(unplaced)-counts[0].n, "more task"), plural(rest, "other reason"))
 	}
 	return b.String()
+}
+
+// plural writes a count and a noun, with an s unless the count is one.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
