@@ -70,11 +70,14 @@ func jobStats(t *testing.T, r *Result, typ string) JobTypeStats {
 
 // TestGolden pins the complete result of a tiny seeded run of every
 // architecture. Run with -update after an intended change of behaviour.
+// The runs use randomized first fit, so the files pin the simulator, not
+// the production policies (which their own packages test, and which
+// TestPoliciesPreemptAndKeepTheInvariant runs here).
 func TestGolden(t *testing.T) {
 	for _, arch := range Archs() {
 		t.Run(string(arch), func(t *testing.T) {
 			r := runSmall(t, 4*3600, func(c *Config) {
-				c.Arch = arch
+				c.Arch, c.Placement = arch, PlacementFirstFit
 				serviceTJob(c, 5)
 			})
 			got, err := json.MarshalIndent(r, "", "  ")
@@ -99,6 +102,35 @@ func TestGolden(t *testing.T) {
 				t.Errorf("result differs from %s (go test -run TestGolden -update rewrites it):\n%s", path, got)
 			}
 		})
+	}
+}
+
+// With the production policies on an overloaded cell the service policy
+// preempts batch tasks; the victims go back to their scheduler and the
+// cell's invariant holds throughout (checked every 5000 events).
+func TestPoliciesPreemptAndKeepTheInvariant(t *testing.T) {
+	w := smallWorkload(t)
+	for i := range w.JobTypes {
+		if w.JobTypes[i].Name == "service" {
+			w.JobTypes[i].InterarrivalSeconds.Mean /= 3
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Horizon = 3 * 3600
+	s, err := simulate(cfg, NewSynthetic(w, 1, cfg.Horizon), 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.result()
+	if r.Placement != string(PlacementPolicies) {
+		t.Fatalf("placement %q, want policies", r.Placement)
+	}
+	batch, svc := jobStats(t, r, "batch"), jobStats(t, r, "service")
+	if batch.TasksPreempted == 0 || svc.TasksPreempted != 0 {
+		t.Errorf("preempted tasks: batch %d, service %d; want batch tasks preempted for service ones, never the reverse", batch.TasksPreempted, svc.TasksPreempted)
+	}
+	if svc.Scheduled*2 < svc.Submitted {
+		t.Errorf("%d of %d service jobs scheduled; preemption should make room for most", svc.Scheduled, svc.Submitted)
 	}
 }
 
