@@ -211,7 +211,7 @@ func (s *sim) run() error {
 	if s.hasNxt {
 		s.agenda.push(event{at: s.next.At, kind: evSource})
 	}
-	const progressEvery = 1 << 16
+	const progressEvery = 1 << 12
 	for s.agenda.len() > 0 && s.err == nil {
 		if s.agenda.h[0].at > s.cfg.Horizon {
 			break
