@@ -212,3 +212,58 @@ func TestLivenessOverNATS(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestReRegistrationWithoutChangeKeepsSeq(t *testing.T) {
+	c := newTestCell(t, Options{})
+	m := c.addMachine("m1", map[string]string{"rack": "r1"}, 4000, 4*gib, 0)
+	rev := c.store.Revision()
+	again := c.addMachine("m1", map[string]string{"rack": "r1"}, 4000, 4*gib, 0)
+	if again.Seq != m.Seq || c.store.Revision() != rev {
+		t.Fatalf("unchanged re-registration moved seq %d -> %d, revision %d -> %d", m.Seq, again.Seq, rev, c.store.Revision())
+	}
+	changed := c.addMachine("m1", map[string]string{"rack": "r2"}, 4000, 4*gib, 0)
+	if changed.Seq == m.Seq || changed.Labels["rack"] != "r2" {
+		t.Fatalf("changed labels not applied: %v", changed)
+	}
+}
+
+// TestFilteredWatchGetsProgressInBusyCell: an agent's filtered watch gets
+// progress notifications even while other machines' changes stream by.
+func TestFilteredWatchGetsProgressInBusyCell(t *testing.T) {
+	c := newTestCell(t, Options{})
+	c.addMachine("quiet", nil, 4000, 4*gib, 0)
+	c.addMachine("busy", nil, 1<<20, 1<<40, 0)
+	stream, err := c.state.Watch(ctxT(t), &cellv1.WatchRequest{StartRevision: c.store.Revision(), MachineId: "quiet", ProgressIntervalMs: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := c.submit(batchSpec("churn", 2000, 1, 1))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := uint32(0); i < 2000; i++ {
+			select {
+			case <-ctxT(t).Done():
+				return
+			default:
+			}
+			c.state.Commit(ctxT(t), &cellv1.CommitRequest{Scheduler: "batch", Claims: []*cellv1.Claim{claim(job.Id, i, "busy", job.Spec.Task.Resources)}})
+			if i%50 == 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		r, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ProgressNotify {
+			<-done
+			return
+		}
+		t.Fatalf("filtered watch got changes of another machine: %v", r)
+	}
+	t.Fatal("no progress notification while other machines were busy")
+}

@@ -2,6 +2,7 @@ package cellstate
 
 import (
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,7 +54,7 @@ func (o submitOp) run(s *state) (any, error) {
 	if !s.schedulers[spec.Scheduler] {
 		return nil, status.Errorf(codes.InvalidArgument, "spec.scheduler: %q is not registered (registered: %s)", spec.Scheduler, s.schedulerNames())
 	}
-	if id, ok := s.jobByName[spec.Name]; ok {
+	if id, ok := s.jobByName[spec.Name]; ok && jobLive(s.jobs[id].job) {
 		return nil, status.Errorf(codes.AlreadyExists, "spec.name: a live job named %q exists (%s)", spec.Name, id)
 	}
 	id := uuid.NewString()
@@ -95,7 +96,6 @@ func (o stopOp) run(s *state) (any, error) {
 	pb.State = cellv1.JobState_JOB_STATE_STOPPED
 	pb.FinishTimeUnixNano = s.now
 	pb.Message = "stopped by request"
-	delete(s.jobByName, pb.Spec.Name)
 	s.installJob(j, pb)
 	return pb, nil
 }
@@ -135,7 +135,7 @@ func (s *state) lookupJob(idOrName string) (*jobEntry, error) {
 	if _, err := uuid.Parse(idOrName); err == nil {
 		return nil, status.Errorf(codes.NotFound, "job %s does not exist", idOrName)
 	}
-	return nil, status.Errorf(codes.NotFound, "no live job is named %q", idOrName)
+	return nil, status.Errorf(codes.NotFound, "no job is named %q", idOrName)
 }
 
 type setJobStatusOp struct {
@@ -194,7 +194,6 @@ func (s *state) refreshJobs() {
 		pb.State, pb.PlacedUnixNano = next, placed
 		if next == cellv1.JobState_JOB_STATE_SUCCEEDED {
 			pb.FinishTimeUnixNano = s.now
-			delete(s.jobByName, pb.Spec.Name)
 		}
 		if next != cellv1.JobState_JOB_STATE_PENDING {
 			pb.UnschedulableReason = ""
@@ -310,7 +309,6 @@ func (s *state) failJob(j *jobEntry, why string) {
 	pb.State = cellv1.JobState_JOB_STATE_FAILED
 	pb.FinishTimeUnixNano = s.now
 	pb.Message = why
-	delete(s.jobByName, pb.Spec.Name)
 	s.installJob(j, pb)
 }
 
@@ -330,6 +328,12 @@ func (o registerMachineOp) run(s *state) (any, error) {
 	} else {
 		if !old.m.Allocated.LessOrEqual(capacity) || int(capacity.GPUMilli/txn.MilliPerGPU) < usedDevices(old.m) {
 			return nil, status.Errorf(codes.FailedPrecondition, "capacity: machine %s has %v allocated, more than the new capacity %v", r.Id, old.m.Allocated, capacity)
+		}
+		if old.m.Capacity == capacity && maps.Equal(old.m.Labels, r.Labels) && old.m.State != txn.MachineDown &&
+			old.gpuMemoryBytes == r.GpuMemoryBytes && old.logAddress == r.LogAddress {
+			// An agent re-registers on every reconnect: no change, no new
+			// Seq (which would be a spurious coarse-grained conflict).
+			return old, nil
 		}
 		m = old.m.Clone()
 		m.Labels, m.Capacity = r.Labels, capacity

@@ -287,6 +287,9 @@ func (s *Server) Watch(r *cellv1.WatchRequest, stream grpc.ServerStreamingServer
 	}
 	ctx := stream.Context()
 	after := r.StartRevision
+	// The watcher gets a progress notification when nothing was sent to
+	// it for `progress`, also while revisions it filters out go by.
+	due := time.Now().Add(progress)
 	timer := time.NewTimer(progress)
 	defer timer.Stop()
 	for {
@@ -304,43 +307,45 @@ func (s *Server) Watch(r *cellv1.WatchRequest, stream grpc.ServerStreamingServer
 			return grpcError(err)
 		}
 		for _, e := range entries {
-			if err := s.sendEntry(stream, e, r.MachineId); err != nil {
+			sent, err := s.sendEntry(stream, e, r.MachineId)
+			if err != nil {
 				return err
+			}
+			if sent {
+				due = time.Now().Add(progress)
 			}
 			after = e.rev
 		}
-		if len(entries) > 0 {
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
-			}
-			timer.Reset(progress)
-			continue
-		}
-		select {
-		case <-wait:
-		case <-timer.C:
+		if now := time.Now(); !now.Before(due) {
 			if err := stream.Send(&cellv1.WatchResponse{Revision: max(head, after), ProgressNotify: true}); err != nil {
 				return err
 			}
-			timer.Reset(progress)
+			due = now.Add(progress)
+		}
+		if len(entries) > 0 {
+			continue
+		}
+		timer.Reset(time.Until(due))
+		select {
+		case <-wait:
+		case <-timer.C:
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
 }
 
-func (s *Server) sendEntry(stream grpc.ServerStreamingServer[cellv1.WatchResponse], e logEntry, machineID string) error {
+// sendEntry sends the part of a revision that concerns the watcher and
+// reports whether anything was sent.
+func (s *Server) sendEntry(stream grpc.ServerStreamingServer[cellv1.WatchResponse], e logEntry, machineID string) (bool, error) {
 	if machineID == "" {
-		return stream.SendMsg(&rawMessage{data: e.data})
+		return true, stream.SendMsg(&rawMessage{data: e.data})
 	}
 	resp, err := e.forMachine(machineID)
 	if err != nil || resp == nil {
-		return grpcError(err)
+		return false, grpcError(err)
 	}
-	return stream.Send(resp)
+	return true, stream.Send(resp)
 }
 
 func (s *Server) Commit(ctx context.Context, r *cellv1.CommitRequest) (*cellv1.CommitResponse, error) {

@@ -48,7 +48,7 @@ type state struct {
 	rev        uint64
 	machines   map[string]*machine
 	jobs       map[string]*jobEntry
-	jobByName  map[string]string // live jobs only
+	jobByName  map[string]string // name -> newest job of that name
 	schedulers map[string]bool   // registered names
 
 	// pendingBySched counts pending tasks per owning scheduler.

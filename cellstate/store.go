@@ -455,8 +455,9 @@ func (s *Store) recover() error {
 			j.perMachine = make(map[string]uint32)
 		}
 		st.jobs[id] = j
-		if jobLive(pb) {
-			st.jobByName[pb.GetSpec().GetName()] = id
+		name := pb.GetSpec().GetName()
+		if prev, ok := st.jobByName[name]; !ok || newerJob(pb, jobs[prev]) {
+			st.jobByName[name] = id
 		}
 	}
 	for k, pb := range tasks {
@@ -487,6 +488,14 @@ func (s *Store) recover() error {
 	s.log.Info("store recovered", "dir", s.opts.Dir, "revision", st.rev, "checkpoint", ckpt, "replayed", replayed,
 		"machines", len(st.machines), "jobs", len(st.jobs), "tasks", len(tasks))
 	return nil
+}
+
+// newerJob orders jobs of one name by submission (then id, for ties).
+func newerJob(a, b *cellv1.Job) bool {
+	if a.SubmitTimeUnixNano != b.SubmitTimeUnixNano {
+		return a.SubmitTimeUnixNano > b.SubmitTimeUnixNano
+	}
+	return a.Id > b.Id
 }
 
 // scanObjects decodes every value under a prefix.

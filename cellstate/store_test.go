@@ -247,7 +247,17 @@ func TestDuplicateJobNameAllowedAfterFinish(t *testing.T) {
 	}
 	got, err := c.jobs.GetJob(ctxT(t), &cellv1.GetJobRequest{IdOrName: "again"})
 	if err != nil || got.Job.Id != j2.Id {
-		t.Fatalf("name resolves to %v (%v), want the live job %s", got.GetJob().GetId(), err, j2.Id)
+		t.Fatalf("name resolves to %v (%v), want the newest job %s", got.GetJob().GetId(), err, j2.Id)
+	}
+	// A finished job is still found by name (its logs, its status), also
+	// after a restart.
+	if _, err := c.jobs.StopJob(ctxT(t), &cellv1.StopJobRequest{IdOrName: "again"}); err != nil {
+		t.Fatal(err)
+	}
+	c.restart(Options{})
+	got, err = c.jobs.GetJob(ctxT(t), &cellv1.GetJobRequest{IdOrName: "again"})
+	if err != nil || got.Job.Id != j2.Id || got.Job.State != cellv1.JobState_JOB_STATE_STOPPED {
+		t.Fatalf("finished job by name after restart: %v (%v), want stopped %s", got.GetJob(), err, j2.Id)
 	}
 }
 

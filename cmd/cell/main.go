@@ -39,7 +39,7 @@ func newRootCommand() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(newServerCommand(), newCheckCommand())
+	root.AddCommand(newServerCommand(), newCheckCommand(), newDevCommand())
 	addCommands(root)
 	return root
 }

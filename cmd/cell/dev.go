@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/omegacell/omegacell/agent"
+	"github.com/omegacell/omegacell/cellserver"
+	"github.com/omegacell/omegacell/schedulers/policy/builtin"
+	"github.com/omegacell/omegacell/schedulers/sdk"
+)
+
+// devConfig is what `cell dev` runs.
+type devConfig struct {
+	server     cellserver.Config
+	simulate   int
+	profile    string
+	localAgent bool
+}
+
+func newDevCommand() *cobra.Command {
+	var c devConfig
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a complete local cell in one process: store, NATS, schedulers, agents",
+		Long: `Runs a whole cell in this process: the store (Pebble in --data), an embedded
+NATS server, the three built-in schedulers (batch, service, gpu), a real agent
+on this machine that runs tasks as processes, and with --simulate N that many
+simulated machines (a quarter of them with 8 H100 GPUs by default). Ctrl-C
+stops everything cleanly; running it again picks the cell up where it was.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDev(cmd.Context(), c, slog.Default(), cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.server.DataDir, "data", "./cell-data", "directory of the cell's state (store, agent work dirs)")
+	f.StringVar(&c.server.Listen, "listen", "127.0.0.1:7070", "gRPC listen address")
+	f.StringVar(&c.server.Metrics, "metrics", "127.0.0.1:7071", "Prometheus /metrics address of the server and schedulers (empty: off)")
+	f.StringVar(&c.server.NATSListen, "nats-listen", "127.0.0.1:-1", "embedded NATS listen address")
+	f.DurationVar(&c.server.Grace, "grace", 10*time.Second, "silence after which a machine is marked down")
+	f.IntVar(&c.simulate, "simulate", 0, "also run this many simulated machines")
+	f.StringVar(&c.profile, "profile", "", "shape of the simulated machines, e.g. zones=3,racks=4,gpu-fraction=0.25,gpu-model=H100 (see cell agent --help)")
+	f.BoolVar(&c.localAgent, "local-agent", true, "run a real agent on this machine")
+	return cmd
+}
+
+// runDev starts the cell, runs until ctx ends or a part fails, then stops
+// every part and waits for it.
+func runDev(ctx context.Context, c devConfig, log *slog.Logger, out interface{ Write([]byte) (int, error) }) error {
+	profile := agent.DefaultProfile()
+	if c.profile != "" {
+		p, err := agent.ParseProfile(c.profile)
+		if err != nil {
+			return fmt.Errorf("--profile: %w", err)
+		}
+		profile = p
+	}
+	if c.simulate < 0 {
+		return fmt.Errorf("--simulate: %d is negative", c.simulate)
+	}
+	srv, err := cellserver.Start(c.server, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	run := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	for _, name := range []string{"batch", "service", "gpu"} {
+		pol, err := builtin.Lookup(name)
+		if err != nil {
+			return err
+		}
+		cfg := sdk.Config{Server: srv.Addr(), Name: name, Policy: pol, Seed: 1, Logger: log.With("scheduler", name), Registerer: srv.Registry()}
+		run("scheduler "+name, func(ctx context.Context) error { return sdk.Run(ctx, cfg) })
+	}
+	if c.localAgent {
+		host, _ := os.Hostname()
+		a, err := agent.New(ctx, agent.Config{
+			Server: srv.Addr(), Name: "local-" + sanitizeName(host), DataDir: filepath.Join(c.server.DataDir, "agent"),
+			Labels: map[string]string{"zone": "local", "rack": "local"}, GPUs: -1, Logger: log.With("agent", "local"),
+		})
+		if err != nil {
+			return fmt.Errorf("local agent: %w", err)
+		}
+		run("local agent", a.Run)
+	}
+	if c.simulate > 0 {
+		sim, err := agent.NewSimulation(agent.SimConfig{Server: srv.Addr(), Machines: c.simulate, Profile: profile, Logger: log.With("agent", "simulated")})
+		if err != nil {
+			return fmt.Errorf("simulated machines: %w", err)
+		}
+		run("simulated machines", sim.Run)
+	}
+	printDevBanner(out, c, srv)
+
+	select {
+	case <-ctx.Done():
+		err = nil
+	case err = <-errc:
+	}
+	cancel()
+	wg.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func printDevBanner(out interface{ Write([]byte) (int, error) }, c devConfig, srv *cellserver.Server) {
+	fmt.Fprintf(out, `omegacell dev cell is up
+  store       %s (Pebble), revision %d
+  gRPC API    %s
+  NATS        %s
+  metrics     %s
+  schedulers  batch, service, gpu (in this process)
+`, filepath.Join(c.server.DataDir, "store"), srv.Store().Revision(), srv.Addr(), srv.NATSURL(), metricsURL(c.server.Metrics))
+	if c.localAgent {
+		fmt.Fprintf(out, "  agent       this machine (tasks run as processes under %s)\n", filepath.Join(c.server.DataDir, "agent"))
+	}
+	if c.simulate > 0 {
+		fmt.Fprintf(out, "  simulated   %d machines\n", c.simulate)
+	}
+	fmt.Fprintf(out, `
+Try, in another terminal:
+  go run ./cmd/cell machine list
+  go run ./cmd/cell job run examples/jobs/hello.yaml --wait
+Ctrl-C stops the cell.
+`)
+}
+
+func metricsURL(addr string) string {
+	if addr == "" {
+		return "off"
+	}
+	return "http://" + addr + "/metrics"
+}
+
+// sanitizeName keeps what a machine id allows.
+func sanitizeName(s string) string {
+	out := []byte(s)
+	for i, ch := range out {
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '.') {
+			out[i] = '-'
+		}
+	}
+	if len(out) == 0 {
+		return "host"
+	}
+	return string(out)
+}

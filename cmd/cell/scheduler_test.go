@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/omegacell/omegacell/cellstate"
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+)
+
+func TestSchedulerCommandRefusesBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "--policy is required (batch, gpu, service)"},
+		{[]string{"--policy", "fifo"}, `--policy: policy "fifo": unknown (known: batch, gpu, service)`},
+		{[]string{"--policy", "batch", "--conflict", "medium"}, `--conflict: conflict mode "medium": want fine or coarse`},
+		{[]string{"--policy", "batch", "--commit", "gang"}, `--commit: commit mode "gang": want incremental or all-or-nothing`},
+		{[]string{"--policy", "batch", "--max-attempts", "0"}, "--max-attempts: 0 must be at least 1"},
+		{[]string{"--policy", "batch", "--name", "Not_A_Name"}, `Config.Name: "Not_A_Name" is not a scheduler name`},
+		{[]string{"--policy", "batch", "stray"}, `unknown command "stray"`},
+	} {
+		cmd := newSchedulerCommand()
+		cmd.SetArgs(tc.args)
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		err := cmd.Execute()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("cell scheduler %v: error %v, want it to contain %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestSchedulerCommandPlacesJobsAndStopsOnCancel runs `cell scheduler`
+// against a real store and gRPC server on loopback: it places a job, shows
+// up in `cell scheduler list`, and returns cleanly when its context ends
+// (what SIGINT and SIGTERM do through main's signal context).
+func TestSchedulerCommandPlacesJobsAndStopsOnCancel(t *testing.T) {
+	addr, conn := startLoopbackCell(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := cellv1.NewMachineServiceClient(conn).RegisterMachine(ctx, &cellv1.RegisterMachineRequest{
+		Id: "m0", Capacity: &cellv1.Resources{CpuMilli: 4000, MemoryBytes: 8 << 30},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		cmd := newSchedulerCommand()
+		cmd.SetArgs([]string{"--policy", "batch", "--name", "team-a", "--server", addr, "--seed", "7", "--conflict", "coarse"})
+		done <- cmd.ExecuteContext(runCtx)
+	}()
+	jobs := cellv1.NewJobServiceClient(conn)
+	var job *cellv1.Job
+	for job == nil {
+		// The job may only name the scheduler once it registered itself.
+		r, err := jobs.SubmitJob(ctx, &cellv1.SubmitJobRequest{Spec: &cellv1.JobSpec{
+			Name: "work", Scheduler: "team-a", Priority: 100, Count: 3,
+			Task: &cellv1.TaskTemplate{Command: "/bin/true", Resources: &cellv1.Resources{CpuMilli: 1000, MemoryBytes: 1 << 30}},
+		}})
+		if err == nil {
+			job = r.Job
+		} else if ctx.Err() != nil {
+			t.Fatalf("submit: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for {
+		r, err := jobs.GetJob(ctx, &cellv1.GetJobRequest{IdOrName: job.Id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Counts.Assigned == 3 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	list := newSchedulerCommand()
+	var out bytes.Buffer
+	list.SetOut(&out)
+	list.SetArgs([]string{"list", "--server", addr})
+	if err := list.ExecuteContext(ctx); err != nil {
+		t.Fatalf("cell scheduler list: %v", err)
+	}
+	if !strings.Contains(out.String(), "team-a") {
+		t.Errorf("cell scheduler list does not show team-a:\n%s", out.String())
+	}
+
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("cell scheduler returned %v after its context ended, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("cell scheduler did not stop when its context ended")
+	}
+}
+
+// startLoopbackCell serves a real store on loopback for the test.
+func startLoopbackCell(t *testing.T) (string, *grpc.ClientConn) {
+	t.Helper()
+	st, err := cellstate.Open(cellstate.Options{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := cellstate.NewServer(st, cellstate.ServerOptions{}).GRPCServer()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(lis)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		st.CloseWatchers()
+		srv.Stop()
+		st.Close()
+	})
+	return lis.Addr().String(), conn
+}
