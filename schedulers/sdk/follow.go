@@ -68,6 +68,9 @@ func (f *follower) run(ctx context.Context) {
 			chunks, err := f.snapshot(ctx)
 			if err != nil {
 				failures++
+				if failures == 1 || failures%20 == 0 {
+					f.log.Warn("cannot read a snapshot; retrying", "failures", failures, "err", err)
+				}
 				if !f.send(ctx, event{down: err}) || !f.sleep(ctx, failures) {
 					return
 				}
