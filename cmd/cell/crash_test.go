@@ -53,9 +53,10 @@ type childServer struct {
 
 var readyRE = regexp.MustCompile(`cell server ready"? grpc=(\S+)`)
 
-func startChildServer(t *testing.T, dataDir string) *childServer {
+func startChildServer(t *testing.T, dataDir string, extra ...string) *childServer {
 	t.Helper()
-	cmd := exec.Command(cellBinary, "server", "--data", dataDir, "--listen", "127.0.0.1:0", "--metrics", "", "--nats-listen", "127.0.0.1:-1")
+	args := append([]string{"server", "--data", dataDir, "--listen", "127.0.0.1:0", "--metrics", "", "--nats-listen", "127.0.0.1:-1"}, extra...)
+	cmd := exec.Command(cellBinary, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
