@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -188,7 +189,7 @@ func (s *scheduler) attempt(ctx context.Context, j *job, pending []*txn.Task) {
 			s.m.jobWait.WithLabelValues("first_attempt").Observe(start.Sub(time.Unix(0, j.info.SubmitTime)).Seconds())
 		}
 	}
-	d := s.cfg.Policy.Place(j.info, pending, s.view, s.rng)
+	d := s.place(j, pending)
 	decided := s.clock.Now()
 	s.m.decisionSeconds.Observe(decided.Sub(start).Seconds())
 	if len(d.Claims) == 0 {
@@ -237,6 +238,9 @@ func (s *scheduler) attempt(ctx context.Context, j *job, pending []*txn.Task) {
 		target = s.cellRevision(ctx, j)
 	}
 	s.catchUp(ctx, target)
+	if !s.q.live(j) {
+		return // finished (stopped) while the copy caught up
+	}
 
 	if resp.GetAccepted() > 0 {
 		j.noProgress = 0
@@ -261,6 +265,19 @@ func (s *scheduler) attempt(ctx context.Context, j *job, pending []*txn.Task) {
 		j.retry = nil
 		s.q.setReady(j)
 	}
+}
+
+// place calls the policy. A policy that panics fails the job's attempt,
+// with the panic as the reason, not the whole scheduler.
+func (s *scheduler) place(j *job, pending []*txn.Task) (d policy.Decision) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("policy panicked", "job", j.info.Name, "id", j.info.ID, "panic", r, "stack", string(debug.Stack()))
+			d = policy.Decision{}
+			d.Unplace(pending, fmt.Sprintf("policy %s panicked: %v", s.cfg.Policy.Name(), r))
+		}
+	}()
+	return s.cfg.Policy.Place(j.info, pending, s.view, s.rng)
 }
 
 // commitFailed handles a Commit call that returned no outcome. A server

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -530,3 +531,50 @@ func TestRunReturnsWhenItsContextEndsBeforeTheServerIsUp(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// panicky panics for jobs named "boom" and is the batch policy otherwise.
+type panicky struct{ policy.Policy }
+
+func (p panicky) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng *rand.Rand) policy.Decision {
+	if job.Name == "boom" {
+		panic("boom: index out of range")
+	}
+	return p.Policy.Place(job, pending, v, rng)
+}
+
+func TestAPanickingPolicyFailsTheJobNotTheScheduler(t *testing.T) {
+	c := newTestCell(t, cellstate.Options{})
+	c.addMachine("m0", nil, 4000, 8*gib, 0)
+	startScheduler(t, c, Config{Name: "batch", Policy: panicky{batch.New()}, Seed: 1})
+	boom := c.submit(jobSpec("boom", "batch", 200, 1, 1000, gib, 0))
+	eventually(t, 10*time.Second, "boom marked unschedulable", func() (bool, string) {
+		reason := c.getJob(boom.Id).Job.UnschedulableReason
+		return reason == "1 of 1 pending tasks unplaced: policy batch panicked: boom: index out of range", reason
+	})
+	// The scheduler goes on with other jobs.
+	c.waitPlaced(c.submit(jobSpec("fine", "batch", 100, 2, 1000, gib, 0)).Id, 10*time.Second)
+}
+
+func TestStoppedJobsLeaveTheQueue(t *testing.T) {
+	c := newTestCell(t, cellstate.Options{})
+	c.addMachine("m0", nil, 2000, 8*gib, 0)
+	s := startScheduler(t, c, Config{Name: "batch", Policy: batch.New(), Seed: 1, StatsInterval: 10 * time.Millisecond})
+	big := c.submit(jobSpec("big", "batch", 100, 1, 4000, gib, 0))
+	eventually(t, 10*time.Second, "big parked", func() (bool, string) {
+		n := metric(t, s.reg, "omegacell_scheduler_queue_jobs", map[string]string{"state": "parked"})
+		return n == 1, fmt.Sprint(n)
+	})
+	if _, err := c.jobs.StopJob(ctxT(t), &cellv1.StopJobRequest{IdOrName: big.Id}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "queue empty", func() (bool, string) {
+		n := metric(t, s.reg, "omegacell_scheduler_queue_jobs", nil) + metric(t, s.reg, "omegacell_scheduler_queue_tasks", nil)
+		return n == 0, fmt.Sprint(n)
+	})
+	// A machine added later wakes nothing: the stopped job is gone.
+	c.addMachine("m1", nil, 8000, 8*gib, 0)
+	c.waitPlaced(c.submit(jobSpec("next", "batch", 100, 1, 1000, gib, 0)).Id, 10*time.Second)
+	if r := c.getJob(big.Id); r.Counts.Assigned != 0 {
+		t.Errorf("stopped job placed: %v", r.Counts)
+	}
+}
