@@ -90,7 +90,7 @@ func (s *scheduler) loop(ctx context.Context) {
 				continue
 			}
 		}
-		s.idle(ctx, now)
+		s.idle(ctx)
 	}
 }
 
@@ -107,19 +107,20 @@ func (s *scheduler) drain() {
 }
 
 // idle waits for an event, the next timer (a waiting job, a parked job's
-// retry, the stats report) or the end.
-func (s *scheduler) idle(ctx context.Context, now time.Time) {
+// retry, the stats report) or the end. While the copy is not followed,
+// only events and the stats report end the wait: jobs are not tried.
+func (s *scheduler) idle(ctx context.Context) {
 	until := s.nextStats
-	if t, ok := s.q.nextWake(); ok && t.Before(until) {
+	if t, ok := s.q.nextWake(); ok && s.live && t.Before(until) {
 		until = t
 	}
-	if len(s.q.parked) > 0 && !s.parkedCheckAt.IsZero() && s.parkedCheckAt.Before(until) {
+	if s.live && len(s.q.parked) > 0 && !s.parkedCheckAt.IsZero() && s.parkedCheckAt.Before(until) {
 		until = s.parkedCheckAt
 	}
 	select {
 	case ev := <-s.events:
 		s.apply(ev)
-	case <-s.clock.After(max(until.Sub(now), 0)):
+	case <-s.clock.After(max(until.Sub(s.clock.Now()), 0)):
 	case <-ctx.Done():
 	}
 }

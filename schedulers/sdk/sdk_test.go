@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -577,4 +578,76 @@ func TestStoppedJobsLeaveTheQueue(t *testing.T) {
 	if r := c.getJob(big.Id); r.Counts.Assigned != 0 {
 		t.Errorf("stopped job placed: %v", r.Counts)
 	}
+}
+
+// manualClock is a Clock the test moves by hand.
+type manualClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	waiters []clockWaiter
+}
+
+type clockWaiter struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *manualClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.now
+		return ch
+	}
+	c.waiters = append(c.waiters, clockWaiter{at: c.now.Add(d), ch: ch})
+	return ch
+}
+
+// advance moves the clock and fires the waiters that are due.
+func (c *manualClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.waiters[:0]
+	for _, w := range c.waiters {
+		if w.at.After(c.now) {
+			kept = append(kept, w)
+			continue
+		}
+		w.ch <- c.now
+	}
+	c.waiters = kept
+}
+
+func TestParkedJobsAreRetriedEveryParkedRetry(t *testing.T) {
+	c := newTestCell(t, cellstate.Options{})
+	c.addMachine("m0", nil, 2000, 8*gib, 0)
+	clock := &manualClock{now: time.Now()}
+	p := &interfering{Policy: batch.New()}
+	startScheduler(t, c, Config{Name: "batch", Policy: p, Seed: 1, Clock: clock, ParkedRetry: 30 * time.Second})
+	job := c.submit(jobSpec("big", "batch", 100, 1, 4000, gib, 0))
+	eventually(t, 10*time.Second, "job parked", func() (bool, string) {
+		reason := c.getJob(job.Id).Job.UnschedulableReason
+		return reason != "", reason
+	})
+	// Nothing changes in the cell; only time passes.
+	for range 28 {
+		clock.advance(time.Second)
+		time.Sleep(2 * time.Millisecond)
+	}
+	if n := len(p.calls()); n != 1 {
+		t.Fatalf("policy calls after 28 s = %d, want 1 (retried before ParkedRetry)", n)
+	}
+	eventually(t, 10*time.Second, "retried once ParkedRetry passed", func() (bool, string) {
+		clock.advance(time.Second)
+		n := len(p.calls())
+		return n >= 2, fmt.Sprint(n, " calls")
+	})
 }
