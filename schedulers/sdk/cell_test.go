@@ -237,11 +237,15 @@ type runningScheduler struct {
 	stop func()
 }
 
-// startScheduler runs cfg against c until the test ends. Logs go to the
-// test's output.
+// startScheduler runs cfg against c until the test ends (or stop). Its
+// metrics go to cfg.Registerer if that is a *prometheus.Registry, else to a
+// new one. Logs go to the test's output.
 func startScheduler(t testing.TB, c *testCell, cfg Config) *runningScheduler {
 	t.Helper()
-	reg := prometheus.NewRegistry()
+	reg, ok := cfg.Registerer.(*prometheus.Registry)
+	if !ok {
+		reg = prometheus.NewRegistry()
+	}
 	cfg.Server, cfg.Registerer = c.addr, reg
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))

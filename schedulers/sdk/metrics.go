@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -47,57 +49,63 @@ const (
 	resultFailed     = "failed"     // the Commit call itself failed
 )
 
-func newMetrics(reg prometheus.Registerer, name string, start time.Time) *metrics {
+func newMetrics(reg prometheus.Registerer, name string, start time.Time) (*metrics, error) {
 	reg = prometheus.WrapRegistererWith(prometheus.Labels{"scheduler": name}, reg)
 	const ns, sub = "omegacell", "scheduler"
-	m := &metrics{
-		busyness: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "busyness",
-			Help: "Omega's scheduler busyness: fraction of the last minute spent deciding and committing."}),
-		busySeconds: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "busy_seconds_total",
-			Help: "Seconds spent deciding (in the policy) and committing; its rate is the busyness."}),
-		conflictFraction: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "conflict_fraction",
-			Help: "Omega's conflict fraction: conflicted claims per accepted claim over the last minute."}),
-		decisionSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "decision_seconds",
-			Help:    "Time the policy took for one scheduling attempt of one job.",
-			Buckets: prometheus.ExponentialBuckets(10e-6, 4, 11)}),
-		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "commit_seconds",
-			Help:    "Round trip of one Commit call.",
-			Buckets: prometheus.ExponentialBuckets(100e-6, 4, 9)}),
-		claims: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "claims_total",
-			Help: "Claims committed, by outcome: accepted, or the reason of the conflict (insufficient_cpu, seq_changed, aborted, ...)."},
-			[]string{"outcome"}),
-		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "transactions_total",
-			Help: "Transactions committed, by result: accepted (all claims), partial, conflicted (none), failed (the call failed)."},
-			[]string{"result"}),
-		preemptions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "preemptions_total",
-			Help: "Tasks this scheduler's transactions evicted."}),
-		jobWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "job_wait_seconds",
-			Help:    "Omega's job wait time: from submission until the first scheduling attempt (until=first_attempt) and until every task was placed (until=placed).",
-			Buckets: prometheus.ExponentialBuckets(1e-3, 4, 10)}, []string{"until"}),
-		attemptsPerJob: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "attempts_per_job",
-			Help:    "Scheduling attempts a job took until all its tasks were placed.",
-			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128}}),
-		unschedulable: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "jobs_unschedulable_total",
-			Help: "Times a job was marked unschedulable and parked (Omega's abandoned jobs)."}),
-		queueJobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "queue_jobs",
-			Help: "Jobs with pending tasks, by state: ready (to try now), waiting (backoff or restart delay), parked (unschedulable)."},
-			[]string{"state"}),
-		queueTasks: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "queue_tasks",
-			Help: "Pending tasks of the scheduler's jobs."}),
-		viewRevision: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "view_revision",
-			Help: "Cell revision of the scheduler's local copy."}),
-		resnapshots: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "snapshots_total",
-			Help: "Snapshots read into the local copy, by reason: start, compacted (the watch fell behind the change log)."},
-			[]string{"reason"}),
-		watchRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "watch_restarts_total",
-			Help: "Watch streams restarted, by reason: unavailable (server gone), silent (no progress), error."},
-			[]string{"reason"}),
-		window: newWindow(start),
+	m := &metrics{window: newWindow(start)}
+	var err error
+	gauge := func(dst *prometheus.Gauge, metric, help string) {
+		if err == nil {
+			*dst, err = register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: metric, Help: help}))
+		}
 	}
-	for _, c := range []prometheus.Collector{m.busyness, m.busySeconds, m.conflictFraction, m.decisionSeconds, m.commitSeconds,
-		m.claims, m.transactions, m.preemptions, m.jobWait, m.attemptsPerJob, m.unschedulable, m.queueJobs, m.queueTasks,
-		m.viewRevision, m.resnapshots, m.watchRestarts} {
-		reg.MustRegister(c)
+	counter := func(dst *prometheus.Counter, metric, help string) {
+		if err == nil {
+			*dst, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: metric, Help: help}))
+		}
+	}
+	counterVec := func(dst **prometheus.CounterVec, metric, help string, label string) {
+		if err == nil {
+			*dst, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: metric, Help: help}, []string{label}))
+		}
+	}
+	histogram := func(dst *prometheus.Histogram, metric, help string, buckets []float64) {
+		if err == nil {
+			*dst, err = register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: metric, Help: help, Buckets: buckets}))
+		}
+	}
+	gauge(&m.busyness, "busyness", "Omega's scheduler busyness: fraction of the last minute spent deciding and committing.")
+	counter(&m.busySeconds, "busy_seconds_total", "Seconds spent deciding (in the policy) and committing; its rate is the busyness.")
+	gauge(&m.conflictFraction, "conflict_fraction", "Omega's conflict fraction: conflicted claims per accepted claim over the last minute.")
+	histogram(&m.decisionSeconds, "decision_seconds", "Time the policy took for one scheduling attempt of one job.",
+		prometheus.ExponentialBuckets(10e-6, 4, 11))
+	histogram(&m.commitSeconds, "commit_seconds", "Round trip of one Commit call.", prometheus.ExponentialBuckets(100e-6, 4, 9))
+	counterVec(&m.claims, "claims_total",
+		"Claims committed, by outcome: accepted, or the reason of the conflict (insufficient_cpu, seq_changed, aborted, ...).", "outcome")
+	counterVec(&m.transactions, "transactions_total",
+		"Transactions committed, by result: accepted (all claims), partial, conflicted (none), failed (the call failed).", "result")
+	counter(&m.preemptions, "preemptions_total", "Tasks this scheduler's transactions evicted.")
+	if err == nil {
+		m.jobWait, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "job_wait_seconds",
+			Help:    "Omega's job wait time: from submission until the first scheduling attempt (until=first_attempt) and until every task was placed (until=placed).",
+			Buckets: prometheus.ExponentialBuckets(1e-3, 4, 10)}, []string{"until"}))
+	}
+	histogram(&m.attemptsPerJob, "attempts_per_job", "Scheduling attempts a job took until all its tasks were placed.",
+		[]float64{1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128})
+	counter(&m.unschedulable, "jobs_unschedulable_total", "Times a job was marked unschedulable and parked (Omega's abandoned jobs).")
+	if err == nil {
+		m.queueJobs, err = register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "queue_jobs",
+			Help: "Jobs with pending tasks, by state: ready (to try now), waiting (backoff or restart delay), parked (unschedulable)."},
+			[]string{"state"}))
+	}
+	gauge(&m.queueTasks, "queue_tasks", "Pending tasks of the scheduler's jobs.")
+	gauge(&m.viewRevision, "view_revision", "Cell revision of the scheduler's local copy.")
+	counterVec(&m.resnapshots, "snapshots_total",
+		"Snapshots read into the local copy, by reason: start, compacted (the watch fell behind the change log).", "reason")
+	counterVec(&m.watchRestarts, "watch_restarts_total",
+		"Watch streams restarted, by reason: unavailable (server gone), silent (no progress), compacted, error.", "reason")
+	if err != nil {
+		return nil, fmt.Errorf("sdk: metrics of scheduler %q: %w", name, err)
 	}
 	// Zero series exist from the start, so rates and ratios are defined
 	// before the first event.
@@ -108,7 +116,21 @@ func newMetrics(reg prometheus.Registerer, name string, start time.Time) *metric
 	for _, u := range []string{"first_attempt", "placed"} {
 		m.jobWait.WithLabelValues(u)
 	}
-	return m
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// its description: a scheduler run again in the same process (same name,
+// same registry) goes on counting where the last run stopped.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
 }
 
 // outcomeName is a claim outcome as a label value: "accepted",

@@ -53,7 +53,10 @@ func Run(ctx context.Context, cfg Config) error {
 	} else if g, ok := reg.(prometheus.Gatherer); ok {
 		gatherer = g
 	}
-	s := newScheduler(cfg, conn, reg)
+	s, err := newScheduler(cfg, conn, reg)
+	if err != nil {
+		return err
+	}
 	if cfg.MetricsAddr != "" {
 		stop, err := serveMetrics(cfg, gatherer)
 		if err != nil {
@@ -180,8 +183,12 @@ func (s *scheduler) reportStats(ctx context.Context) {
 }
 
 // newScheduler builds a scheduler's state; Run starts it.
-func newScheduler(cfg Config, conn *grpc.ClientConn, reg prometheus.Registerer) *scheduler {
+func newScheduler(cfg Config, conn *grpc.ClientConn, reg prometheus.Registerer) (*scheduler, error) {
 	now := cfg.Clock.Now()
+	m, err := newMetrics(reg, cfg.Name, now)
+	if err != nil {
+		return nil, err
+	}
 	return &scheduler{
 		cfg:        cfg,
 		log:        cfg.Logger.With("scheduler", cfg.Name),
@@ -192,12 +199,12 @@ func newScheduler(cfg Config, conn *grpc.ClientConn, reg prometheus.Registerer) 
 		view:       view.New(),
 		rng:        rand.New(rand.NewPCG(cfg.Seed, 0x706f6c696379)),
 		jitter:     rand.New(rand.NewPCG(cfg.Seed, 0x6a6974746572)),
-		m:          newMetrics(reg, cfg.Name, now),
+		m:          m,
 		q:          newQueue(),
 		notBefore:  make(map[txn.TaskKey]int64),
 		helpful:    make(map[string]struct{}),
 		touched:    make(map[string]struct{}),
 		statsOut:   make(chan *cellv1.SchedulerStats, 1),
 		nextStats:  now,
-	}
+	}, nil
 }

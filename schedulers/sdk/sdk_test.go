@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/omegacell/omegacell/cellstate"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/schedulers/batch"
@@ -650,4 +652,28 @@ func TestParkedJobsAreRetriedEveryParkedRetry(t *testing.T) {
 		n := len(p.calls())
 		return n >= 2, fmt.Sprint(n, " calls")
 	})
+}
+
+func TestRunAgainInTheSameProcessKeepsCounting(t *testing.T) {
+	c := newTestCell(t, cellstate.Options{})
+	c.addMachine("m0", nil, 4000, 8*gib, 0)
+	reg := prometheus.NewRegistry()
+	first := startScheduler(t, c, Config{Name: "batch", Policy: batch.New(), Seed: 1, Registerer: reg})
+	c.waitPlaced(c.submit(jobSpec("one", "batch", 100, 1, 1000, gib, 0)).Id, 10*time.Second)
+	first.stop()
+	startScheduler(t, c, Config{Name: "batch", Policy: batch.New(), Seed: 1, Registerer: reg})
+	c.waitPlaced(c.submit(jobSpec("two", "batch", 100, 1, 1000, gib, 0)).Id, 10*time.Second)
+	if got := metric(t, reg, "omegacell_scheduler_claims_total", map[string]string{"outcome": "accepted"}); got != 2 {
+		t.Errorf("accepted claims over both runs = %v, want 2", got)
+	}
+}
+
+func TestRunRefusesMetricsThatClash(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "omegacell_scheduler_busyness", Help: "not a gauge",
+		ConstLabels: prometheus.Labels{"scheduler": "x"}}))
+	err := Run(context.Background(), Config{Server: "127.0.0.1:1", Name: "x", Policy: batch.New(), Registerer: reg})
+	if err == nil || !strings.Contains(err.Error(), `sdk: metrics of scheduler "x"`) {
+		t.Errorf("Run = %v, want a metrics registration error", err)
+	}
 }
