@@ -24,10 +24,12 @@ const componentLabel = "component"
 
 // Components.
 const (
-	compServer       = "server"
-	compAgents       = "agents"
-	compBench        = "bench"
-	compSchedPrefix  = "scheduler/"
+	compServer      = "server"
+	compAgents      = "agents"
+	compBench       = "bench"
+	compSchedPrefix = "scheduler/"
+	// compUnattributed: the Go runtime (GC, scheduler) and goroutines
+	// started outside any component (timers, some gRPC transports).
 	compUnattributed = "unattributed"
 )
 
@@ -137,7 +139,7 @@ func (w *cpuWindow) stop() (CPUFigures, error) {
 func seconds(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
 // profileByLabel sums the CPU nanoseconds of a (gzipped) pprof profile by
-// the value of one label ("" for samples without it). It reads only what
+// the value of one label ("" for samples without it or a fallback label). It reads only what
 // it needs of profile.proto: samples (field 2: values, labels) and the
 // string table (field 6); the value summed is the last sample type, which
 // is cpu/nanoseconds in a Go CPU profile.
@@ -189,14 +191,27 @@ func profileByLabel(data []byte, key string) (map[string]int64, error) {
 	for _, s := range samples {
 		value := ""
 		for i, k := range s.keys {
-			if k >= 0 && int(k) < len(strs) && strs[k] == key && int(s.strs[i]) < len(strs) {
+			if k < 0 || int(k) >= len(strs) || int(s.strs[i]) >= len(strs) {
+				continue
+			}
+			if name, ok := fallbackLabels[strs[k]]; ok && value == "" {
+				value = name
+			}
+			if strs[k] == key {
 				value = strs[s.strs[i]]
+				break
 			}
 		}
 		out[value] += s.value
 	}
 	return out, nil
 }
+
+// fallbackLabels name the component of samples without the component
+// label by a label of their own: Pebble starts its WAL and compaction
+// goroutines under fresh labels ("pebble": "wal-sync", ...), which drops
+// the server's.
+var fallbackLabels = map[string]string{"pebble": compServer}
 
 // parseSample reads a Sample: its last value (field 2, packed or not) and
 // its string labels (field 3: key 1, str 2).

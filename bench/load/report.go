@@ -147,8 +147,13 @@ func (rep *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(b, " at %.0f jobs/s (submissions at worst %.1f ms late)", p.TargetJobsPerS, p.SubmitLagMaxMS)
 		}
 		fmt.Fprintf(b, ", placed in %.2f s\n", p.Seconds)
-		fmt.Fprintf(b, "  placements/s   %.0f overall; sampled every second (first skipped, n=%d): average %.0f, p50 %.0f, p90 %.0f, p99 %.0f\n",
-			p.PlacementsPerS, p.Sampled.N, p.Sampled.Average, p.Sampled.P50, p.Sampled.P90, p.Sampled.P99)
+		fmt.Fprintf(b, "  placements/s   %.0f overall", p.PlacementsPerS)
+		if p.Sampled.N > 0 {
+			fmt.Fprintf(b, "; sampled (first sample skipped, n=%d): average %.0f, p50 %.0f, p90 %.0f, p99 %.0f\n",
+				p.Sampled.N, p.Sampled.Average, p.Sampled.P50, p.Sampled.P90, p.Sampled.P99)
+		} else {
+			fmt.Fprintf(b, "; too short for sampled figures (%d samples, the first skipped)\n", len(p.Samples))
+		}
 		writeLatency(b, "submit→placed ", p.SubmitToPlaced)
 		writeLatency(b, "submit→running", p.SubmitToRunning)
 		writeLatency(b, "SubmitJob call", p.SubmitCall)
@@ -172,10 +177,10 @@ func (rep *Report) WriteText(w io.Writer) error {
 		}
 	}
 	if c := rep.CPU; c != nil {
-		fmt.Fprintf(b, "\nCPU over the measured phases (one process; components by pprof label): %.1f s user + %.1f s sys in %.1f s wall = %.2f cores\n",
+		fmt.Fprintf(b, "\nCPU over the measured phases (one process; components by pprof label, unattributed = Go runtime and unlabelled goroutines):\n  %.1f s user + %.1f s sys in %.1f s wall = %.2f cores\n",
 			c.UserSeconds, c.SysSeconds, c.WallSeconds, c.Cores)
 		for _, comp := range c.Components {
-			fmt.Fprintf(b, "  %-28s %7.2f s  %5.1f%%\n", comp.Name, comp.Seconds, 100*comp.Share)
+			fmt.Fprintf(b, "  %-32s %7.2f s  %5.1f%%\n", comp.Name, comp.Seconds, 100*comp.Share)
 		}
 		if c.Note != "" {
 			fmt.Fprintf(b, "  (%s)\n", c.Note)

@@ -239,10 +239,15 @@ func (w *Workload) Validate() error {
 		return fieldErr("phases", "at least one phase is required")
 	}
 	measured := false
+	phases := map[string]bool{}
 	for i := range w.Phases {
 		if err := w.Phases[i].validate(fmt.Sprintf("phases[%d]", i), names); err != nil {
 			return err
 		}
+		if phases[w.Phases[i].Name] {
+			return fieldErr(fmt.Sprintf("phases[%d].name", i), "%q appears twice", w.Phases[i].Name)
+		}
+		phases[w.Phases[i].Name] = true
 		measured = measured || w.Phases[i].Measure
 	}
 	if !measured {
