@@ -223,7 +223,8 @@ const maxHelpfulChecked = 64
 
 // wakeParked tries parked jobs again: those a helpful machine change could
 // fit (the machine is ready, meets the job's constraints and has room for
-// one of its tasks), and all of them every Config.ParkedRetry.
+// one of its tasks), and each at its retry time (Config.ParkedRetry after
+// it was parked, or sooner when a task of it leaves its restart delay).
 func (s *scheduler) wakeParked(now time.Time) {
 	if len(s.q.parked) == 0 {
 		clear(s.helpful)
@@ -251,11 +252,10 @@ func (s *scheduler) wakeParked(now time.Time) {
 	}
 	s.parkedCheckAt = time.Time{}
 	for _, j := range s.q.parked {
-		due := j.parkedAt.Add(s.cfg.ParkedRetry)
-		if !now.Before(due) {
+		if !now.Before(j.retryAt) {
 			s.unpark(j)
-		} else if s.parkedCheckAt.IsZero() || due.Before(s.parkedCheckAt) {
-			s.parkedCheckAt = due
+		} else if s.parkedCheckAt.IsZero() || j.retryAt.Before(s.parkedCheckAt) {
+			s.parkedCheckAt = j.retryAt
 		}
 	}
 }

@@ -52,9 +52,10 @@ type job struct {
 	// firstAttempt is when this process first tried the job (zero: not
 	// yet); submitted→first attempt is observed once per job.
 	firstAttempt time.Time
-	// parkedAt and reason: when and why the job was parked.
-	parkedAt time.Time
-	reason   string
+	// retryAt and reason: when a parked job is tried again at the latest,
+	// and why it was parked.
+	retryAt time.Time
+	reason  string
 	// lastConflict says why the latest conflicted claim lost.
 	lastConflict string
 
@@ -138,9 +139,9 @@ func (q *queue) setWaiting(j *job, at time.Time) {
 	q.timers.Push(timer{at: at, job: j})
 }
 
-// setParked parks j for reason at now.
-func (q *queue) setParked(j *job, now time.Time, reason string) {
-	j.state, j.parkedAt, j.reason = jobParked, now, reason
+// setParked parks j for reason until retryAt at the latest.
+func (q *queue) setParked(j *job, retryAt time.Time, reason string) {
+	j.state, j.retryAt, j.reason = jobParked, retryAt, reason
 	q.parked[j.info.ID] = j
 }
 

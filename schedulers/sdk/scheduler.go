@@ -343,13 +343,21 @@ func (s *scheduler) catchUp(ctx context.Context, target uint64) {
 }
 
 // park marks j unschedulable for reason: it waits for a helpful change of
-// the cell or its periodic retry. The mark is written to the cell (Omega's
+// the cell or its retry time. The mark is written to the cell (Omega's
 // abandoned jobs, visible through the API) when it changed.
 func (s *scheduler) park(ctx context.Context, j *job, now time.Time, reason string) {
-	s.q.setParked(j, now, reason)
+	retryAt := now.Add(s.cfg.ParkedRetry)
+	// Tasks still in their restart delay were not part of this attempt;
+	// they are tried when the delay ends.
+	for _, t := range s.view.Pending(j.info.ID) {
+		if nb := time.Unix(0, s.notBefore[t.Key]); nb.After(now) && nb.Before(retryAt) {
+			retryAt = nb
+		}
+	}
+	s.q.setParked(j, retryAt, reason)
 	s.m.unschedulable.Inc()
-	if due := now.Add(s.cfg.ParkedRetry); s.parkedCheckAt.IsZero() || due.Before(s.parkedCheckAt) {
-		s.parkedCheckAt = due
+	if s.parkedCheckAt.IsZero() || retryAt.Before(s.parkedCheckAt) {
+		s.parkedCheckAt = retryAt
 	}
 	if j.marked != reason {
 		s.log.Info("job unschedulable", "job", j.info.Name, "id", j.info.ID, "attempts", j.attempts, "reason", reason)

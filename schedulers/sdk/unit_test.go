@@ -162,7 +162,7 @@ func TestQueueStates(t *testing.T) {
 	a, b, c := q.get(view.JobInfo{ID: "a"}), q.get(view.JobInfo{ID: "b"}), q.get(view.JobInfo{ID: "c"})
 	q.setWaiting(a, t0.Add(2*time.Second))
 	q.setWaiting(b, t0.Add(time.Second))
-	q.setParked(c, t0, "full")
+	q.setParked(c, t0.Add(time.Minute), "full")
 	if at, ok := q.nextWake(); !ok || !at.Equal(t0.Add(time.Second)) {
 		t.Errorf("nextWake = %v, %v; want b's", at, ok)
 	}
