@@ -303,6 +303,17 @@ func metric(t testing.TB, g prometheus.Gatherer, name string, want map[string]st
 	return sum
 }
 
+// waitMetric waits until metric(...) equals want: the scheduler counts a
+// commit after the cell applied it, so a test that saw the placement may
+// be ahead of the metrics.
+func waitMetric(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string, want float64) {
+	t.Helper()
+	eventually(t, 5*time.Second, fmt.Sprintf("%s%v = %v", name, labels, want), func() (bool, string) {
+		got := metric(t, g, name, labels)
+		return got == want, fmt.Sprint(got)
+	})
+}
+
 func hasLabels(m *dto.Metric, want map[string]string) bool {
 	n := 0
 	for _, lp := range m.GetLabel() {

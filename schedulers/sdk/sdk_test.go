@@ -66,9 +66,7 @@ func TestPlacesJobAndReportsFigures(t *testing.T) {
 		{"omegacell_scheduler_decision_seconds", map[string]string{"scheduler": "batch"}, 1},
 		{"omegacell_scheduler_snapshots_total", map[string]string{"reason": "start"}, 1},
 	} {
-		if got := metric(t, s.reg, m.name, m.labels); got != m.want {
-			t.Errorf("%s%v = %v, want %v", m.name, m.labels, got, m.want)
-		}
+		waitMetric(t, s.reg, m.name, m.labels, m.want)
 	}
 	if got := metric(t, s.reg, "omegacell_scheduler_busy_seconds_total", nil); got <= 0 {
 		t.Errorf("busy_seconds_total = %v, want > 0", got)
@@ -278,9 +276,8 @@ func TestPreemptionFreesResourcesAndVictimsAreReplaced(t *testing.T) {
 	web := c.submit(jobSpec("web", "service", 200, 2, 2000, gib, 0))
 	c.waitPlaced(web.Id, 10*time.Second)
 	c.checkInvariant()
-	if got := metric(t, svc.reg, "omegacell_scheduler_preemptions_total", nil); got != 4 {
-		t.Errorf("preemptions = %v, want 4 (two 1-CPU victims per 2-CPU replica)", got)
-	}
+	// Two 1-CPU victims per 2-CPU replica.
+	waitMetric(t, svc.reg, "omegacell_scheduler_preemptions_total", nil, 4)
 	// The victims are pending again under their own scheduler, which has
 	// no room for them: the filler job is marked unschedulable.
 	eventually(t, 10*time.Second, "victims pending and filler marked unschedulable", func() (bool, string) {
@@ -663,9 +660,7 @@ func TestRunAgainInTheSameProcessKeepsCounting(t *testing.T) {
 	first.stop()
 	startScheduler(t, c, Config{Name: "batch", Policy: batch.New(), Seed: 1, Registerer: reg})
 	c.waitPlaced(c.submit(jobSpec("two", "batch", 100, 1, 1000, gib, 0)).Id, 10*time.Second)
-	if got := metric(t, reg, "omegacell_scheduler_claims_total", map[string]string{"outcome": "accepted"}); got != 2 {
-		t.Errorf("accepted claims over both runs = %v, want 2", got)
-	}
+	waitMetric(t, reg, "omegacell_scheduler_claims_total", map[string]string{"outcome": "accepted"}, 2)
 }
 
 func TestRunRefusesMetricsThatClash(t *testing.T) {
