@@ -10,10 +10,10 @@
 // runs it in a few lines:
 //
 //	err := sdk.Run(ctx, sdk.Config{
-//		Server: "127.0.0.1:7070", // the cell server
-//		Name:   "mine",           // jobs say scheduler: mine
-//		Policy: myPolicy,         // a policy.Policy
-//		MetricsAddr: ":9100",     // optional: GET /metrics
+//		Server:      "127.0.0.1:7070", // the cell server
+//		Name:        "mine",           // jobs say scheduler: mine
+//		Policy:      myPolicy,         // a policy.Policy
+//		MetricsAddr: ":9100",          // optional: GET /metrics
 //	})
 //
 // Run returns nil when ctx ends. `cell scheduler --policy batch|service|gpu`
@@ -52,9 +52,11 @@
 //     Parked jobs are tried again when the cell changes in a way that could
 //     help (a machine added, back to ready, with more capacity or new
 //     labels, or with resources freed, on which a task of the job fits),
-//     and every Config.ParkedRetry in any case (a preempting policy may
-//     have found new victims). The mark is cleared once the job's tasks are
-//     all placed.
+//     when a task of the job leaves its restart delay, and after
+//     Config.ParkedRetry in any case (a preempting policy may have found
+//     new victims). The mark is cleared once the job's tasks are all
+//     placed. A policy that panics fails the attempt (the panic is the
+//     reason), not the scheduler.
 //   - Reports its figures every Config.StatsInterval
 //     (SchedulerService.ReportSchedulerStats), so `cell scheduler list`
 //     shows busyness, conflict fraction and queue length.
@@ -75,7 +77,9 @@
 // (submission to first attempt, until=first_attempt; to all tasks placed,
 // until=placed), attempts_per_job, jobs_unschedulable_total, queue_jobs by
 // state (ready, waiting, parked), queue_tasks, view_revision,
-// snapshots_total by reason and watch_restarts_total by reason.
+// snapshots_total by reason and watch_restarts_total by reason. The
+// windowed gauges and queue gauges are refreshed every
+// Config.StatsInterval.
 //
 // Busyness counts an attempt from the policy's call to the commit's
 // answer: a scheduler cannot decide anything else meanwhile. Config.Clock
