@@ -91,7 +91,7 @@ func runDev(ctx context.Context, c devConfig, log *slog.Logger, out interface{ W
 		if err != nil {
 			return err
 		}
-		cfg := sdk.Config{Server: srv.Addr(), Name: name, Policy: pol, Seed: 1, Logger: log.With("scheduler", name), Registerer: srv.Registry()}
+		cfg := sdk.Config{Server: srv.Addr(), Name: name, Policy: pol, Seed: 1, Logger: log, Registerer: srv.Registry()}
 		run("scheduler "+name, func(ctx context.Context) error { return sdk.Run(ctx, cfg) })
 	}
 	if c.localAgent {
