@@ -88,6 +88,7 @@ in this process; CPU is split between them by pprof labels.`,
 	fl.IntVar(&cfg.Schedulers, "schedulers", 1, "instances of each of the workload's schedulers")
 	fl.DurationVar(&o.Duration, "duration", 0, "duration of the rate phases (default: the workload's)")
 	fl.Float64Var(&o.Rate, "rate", 0, "jobs per second of the rate phases (default: the workload's)")
+	fl.DurationVar(&cfg.SampleInterval, "sample-interval", time.Second, "placement-rate sampling period")
 	fl.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "limit on setup and on each phase")
 	fl.StringVar(&cfg.DataDir, "data", "", "directory of the in-process store (default: a temporary one, removed)")
 	fl.BoolVar(&cfg.UnsafeNoSync, "unsafe-no-sync", false, "skip fsync in the in-process store, to show what durability costs (figures are then not durable placements)")

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,7 +28,11 @@ type Report struct {
 	GOMAXPROCS    int       `json:"gomaxprocs"`
 	NumCPU        int       `json:"num_cpu"`
 	Started       time.Time `json:"started"`
-	TotalSeconds  float64   `json:"total_s"`
+	// LoadAverage is the machine's 1-minute load average at the start and
+	// the end (/proc/loadavg; 0 where unreadable): other work on a shared
+	// machine takes CPU from the benchmark.
+	LoadAverage  [2]float64 `json:"load_average"`
+	TotalSeconds float64    `json:"total_s"`
 	// Phases are the measured phases.
 	Phases []PhaseReport `json:"phases"`
 	// CPU covers the measured phases, first to last.
@@ -132,6 +138,21 @@ func phaseReport(ph *phasePlan, t *phaseTrack, samples []float64, sub *submissio
 	return rep
 }
 
+// loadAverage is the 1-minute load average, 0 where /proc/loadavg is
+// unreadable.
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) == 0 {
+		return 0
+	}
+	x, _ := strconv.ParseFloat(fields[0], 64)
+	return x
+}
+
 // WriteText writes the report for people.
 func (rep *Report) WriteText(w io.Writer) error {
 	b := &strings.Builder{}
@@ -139,8 +160,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	if !rep.Synced {
 		sync = "NO FSYNC (--unsafe-no-sync)"
 	}
-	fmt.Fprintf(b, "workload %s: %d machines, schedulers %s; cell %s, %s; GOMAXPROCS %d of %d CPUs\n",
-		rep.Workload, rep.Machines, strings.Join(rep.Schedulers, ", "), rep.Server, sync, rep.GOMAXPROCS, rep.NumCPU)
+	fmt.Fprintf(b, "workload %s: %d machines, schedulers %s; cell %s, %s; GOMAXPROCS %d of %d CPUs, load average %.2f → %.2f\n",
+		rep.Workload, rep.Machines, strings.Join(rep.Schedulers, ", "), rep.Server, sync, rep.GOMAXPROCS, rep.NumCPU,
+		rep.LoadAverage[0], rep.LoadAverage[1])
 	for _, p := range rep.Phases {
 		fmt.Fprintf(b, "\nphase %s: %d tasks in %d jobs", p.Name, p.Tasks, p.Jobs)
 		if p.TargetJobsPerS > 0 {

@@ -272,10 +272,28 @@ func (r *rig) close() {
 		r.conn.Close()
 	}
 	if r.server != nil {
+		r.settle()
 		r.server.Close()
 	}
 	if r.tempDir != "" {
 		os.RemoveAll(r.tempDir)
+	}
+}
+
+// settle waits (at most 5 s) until the cell's revision has not moved for
+// 200 ms: requests the stopped fleet and schedulers left in flight (task
+// reports, mostly) are then committed. cellstate's hub panics when a round
+// publishes after Server.Close closed the watchers (close of a closed
+// channel in hub.publish), so the cell is closed only once it is quiet.
+func (r *rig) settle() {
+	store := r.server.Store()
+	rev, since := store.Revision(), time.Now()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if now := store.Revision(); now != rev {
+			rev, since = now, time.Now()
+		} else if time.Since(since) >= 200*time.Millisecond {
+			return
+		}
 	}
 }
 
@@ -284,7 +302,7 @@ func (r *rig) drive(ctx context.Context) (*Report, error) {
 	rep := &Report{
 		Workload: r.plan.workload, Server: cmp.Or(r.cfg.Server, "in-process"), Synced: !r.cfg.UnsafeNoSync,
 		Machines: r.plan.machines, SchedulersPer: r.cfg.Schedulers, GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
-		Started: time.Now(),
+		Started: time.Now(), LoadAverage: [2]float64{loadAverage(), 0},
 	}
 	for _, in := range r.plan.schedulers {
 		rep.Schedulers = append(rep.Schedulers, in.name+" ("+in.policy+")")
@@ -328,6 +346,7 @@ func (r *rig) drive(ctx context.Context) (*Report, error) {
 	}
 	rep.Verification = ver
 	rep.TotalSeconds = time.Since(rep.Started).Seconds()
+	rep.LoadAverage[1] = loadAverage()
 	if !ver.OK {
 		return rep, fmt.Errorf("%w: %s", ErrInvariant, ver.Problems[0])
 	}
