@@ -64,6 +64,9 @@ type phaseTrack struct {
 	expected atomic.Int64 // tasks of jobs registered so far
 	placed   atomic.Int64
 	running  atomic.Int64
+	// worst is the longest submit→placed (ns) since the sampler last took
+	// it: a stall shows as a spike in the per-interval series.
+	worst atomic.Int64
 
 	mu        sync.Mutex
 	toPlaced  *hdrhistogram.Histogram // µs
@@ -260,9 +263,13 @@ func (o *observer) task(t *cellv1.Task, now time.Time) {
 		tr.placedOn[i] = m
 		p.placed.Add(1)
 		p.mu.Lock()
-		recordLatency(p.toPlaced, now.Sub(tr.submit))
+		wait := now.Sub(tr.submit)
+		recordLatency(p.toPlaced, wait)
 		p.last = now
 		p.mu.Unlock()
+		if int64(wait) > p.worst.Load() {
+			p.worst.Store(int64(wait)) // only this goroutine raises it
+		}
 	case on != m:
 		p.mu.Lock()
 		p.moved++

@@ -162,10 +162,17 @@ func (r *rig) submitAtRate(ctx context.Context, ph *phasePlan, jobs []*jobTrack,
 	}
 }
 
-// await waits until the phase's tasks are all placed, sampling the rate
-// of placements every Config.SampleInterval (a partial last interval is
-// not a sample) and drawing the progress bar.
-func (r *rig) await(ctx context.Context, ph *phasePlan, track *phaseTrack, sub *submission, start time.Time) ([]float64, error) {
+// sampleSeries are taken every Config.SampleInterval: placements per second,
+// and the longest submit→placed latency of a placement in the interval.
+type sampleSeries struct {
+	rate    []float64
+	worstMS []float64
+}
+
+// await waits until the phase's tasks are all placed, sampling every
+// Config.SampleInterval (a partial last interval is not a sample) and
+// drawing the progress bar.
+func (r *rig) await(ctx context.Context, ph *phasePlan, track *phaseTrack, sub *submission, start time.Time) (sampleSeries, error) {
 	bar := r.progressBar(ph)
 	defer func() {
 		if bar != nil {
@@ -176,25 +183,26 @@ func (r *rig) await(ctx context.Context, ph *phasePlan, track *phaseTrack, sub *
 	defer sample.Stop()
 	poll := time.NewTicker(10 * time.Millisecond)
 	defer poll.Stop()
-	var samples []float64
+	var samples sampleSeries
 	last := int64(0)
 	lastAt := start
 	for {
 		select {
 		case now := <-sample.C:
 			placed := track.placed.Load()
-			samples = append(samples, float64(placed-last)/now.Sub(lastAt).Seconds())
+			samples.rate = append(samples.rate, float64(placed-last)/now.Sub(lastAt).Seconds())
+			samples.worstMS = append(samples.worstMS, float64(track.worst.Swap(0))/1e6)
 			last, lastAt = placed, now
 		case <-poll.C:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%d of %d tasks placed (%d submitted) after %s: %w",
+			return samples, fmt.Errorf("%d of %d tasks placed (%d submitted) after %s: %w",
 				track.placed.Load(), ph.tasks, track.expected.Load(), time.Since(start).Round(time.Millisecond), context.Cause(ctx))
 		}
 		if p := sub.err.Load(); p != nil {
-			return nil, *p
+			return samples, *p
 		}
 		if err := r.obs.Err(); err != nil {
-			return nil, err
+			return samples, err
 		}
 		placed := track.placed.Load()
 		if bar != nil {

@@ -60,6 +60,9 @@ type PhaseReport struct {
 	// without the first.
 	Samples []float64 `json:"placements_per_s_samples"`
 	Sampled Summary   `json:"placements_per_s_sampled"`
+	// WorstMSSamples is, per sample, the longest submit→placed latency of
+	// the placements seen in it (0: none): stalls show as spikes.
+	WorstMSSamples []float64 `json:"worst_submit_to_placed_ms_samples"`
 	// SubmitToPlaced: submission (a rate phase: its due time) → the task
 	// seen assigned on the watch. SubmitToRunning: → seen running (the
 	// agent's report committed). SubmitCall: the SubmitJob round trip.
@@ -118,18 +121,18 @@ func latency(h *hdrhistogram.Histogram) Latency {
 	return Latency{Count: h.TotalCount(), P50MS: q(50), P90MS: q(90), P99MS: q(99), MaxMS: float64(h.Max()) / 1000}
 }
 
-func phaseReport(ph *phasePlan, t *phaseTrack, samples []float64, sub *submission) *PhaseReport {
+func phaseReport(ph *phasePlan, t *phaseTrack, samples sampleSeries, sub *submission) *PhaseReport {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	rep := &PhaseReport{
 		Name: ph.name, Jobs: len(ph.jobs), Tasks: ph.tasks, TargetJobsPerS: ph.rate,
-		Samples: samples, Sampled: summarize(samples),
+		Samples: samples.rate, Sampled: summarize(samples.rate), WorstMSSamples: samples.worstMS,
 		SubmitToPlaced: latency(t.toPlaced), SubmitToRunning: latency(t.toRunning), SubmitCall: latency(t.submitRPC),
 		SubmitLagMaxMS: float64(sub.maxLag.Load()) / 1e6,
 		Moved:          t.moved, Replaced: t.replaced, Ended: t.ended, Problems: slices.Clone(t.problems),
 	}
 	if rep.Samples == nil {
-		rep.Samples = []float64{}
+		rep.Samples, rep.WorstMSSamples = []float64{}, []float64{}
 	}
 	if d := t.last.Sub(t.first); d > 0 {
 		rep.Seconds = d.Seconds()
@@ -177,6 +180,11 @@ func (rep *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(b, "; too short for sampled figures (%d samples, the first skipped)\n", len(p.Samples))
 		}
 		writeLatency(b, "submit→placed ", p.SubmitToPlaced)
+		if len(p.WorstMSSamples) > 0 {
+			worst := slices.Max(p.WorstMSSamples)
+			fmt.Fprintf(b, "                 worst per sample: %.1f ms at most (sample %d of %d)\n",
+				worst, slices.Index(p.WorstMSSamples, worst)+1, len(p.WorstMSSamples))
+		}
 		writeLatency(b, "submit→running", p.SubmitToRunning)
 		writeLatency(b, "SubmitJob call", p.SubmitCall)
 		if s := p.Store; s != nil {
