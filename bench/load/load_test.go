@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"math"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/omegacell/omegacell/cellserver"
 )
 
 // The end-to-end tests run each built-in workload small: a real cell with
@@ -193,5 +197,45 @@ func TestReportText(t *testing.T) {
 	_ = rep.WriteText(&b)
 	if !strings.Contains(b.String(), "INVARIANT BROKEN") {
 		t.Errorf("a broken invariant is not shown loudly:\n%s", b.String())
+	}
+}
+
+// TestExternalServer runs against a cell started apart, as `--server` and
+// `--server-metrics` do against `cell server`.
+func TestExternalServer(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := lis.Addr().String()
+	lis.Close()
+	srv, err := cellserver.Start(cellserver.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Metrics: metricsAddr,
+		NATSListen: "127.0.0.1:-1"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{server: srv}
+	t.Cleanup(func() {
+		r.settle()
+		srv.Close()
+	})
+	w, err := LoadWorkload("basic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Apply(Overrides{Machines: 100, Tasks: 200, TasksPerJob: 20}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, Config{Workload: w, Server: srv.Addr(), ServerMetrics: "http://" + metricsAddr + "/metrics", Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Server != srv.Addr() || len(rep.Phases) != 1 || rep.Phases[0].Store == nil || rep.Phases[0].Store.Commits == 0 || !rep.Verification.OK {
+		t.Errorf("report against %s: %+v", srv.Addr(), rep)
+	}
+	if _, err := Run(ctx, Config{Workload: w, Server: srv.Addr(), UnsafeNoSync: true}); err == nil {
+		t.Error("--unsafe-no-sync was accepted with --server")
 	}
 }
