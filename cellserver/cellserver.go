@@ -32,6 +32,9 @@ type Config struct {
 	Heartbeat    time.Duration // interval agents are told (default 1 s)
 	LogRetention uint64        // revisions of change log kept (default: the store's)
 	NoSync       bool          // skip fsync (benchmarks only)
+	// CheckpointRevisions bounds the log a recovery replays (default: the
+	// store's).
+	CheckpointRevisions uint64
 }
 
 // Server is a started cell server; stop it with Close (or Wait).
@@ -64,6 +67,7 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 	}
 	s.store, err = cellstate.Open(cellstate.Options{
 		Dir: filepath.Join(c.DataDir, "store"), NoSync: c.NoSync, LogRetention: c.LogRetention, Logger: log, Metrics: metrics,
+		CheckpointRevisions: c.CheckpointRevisions,
 	})
 	if err != nil {
 		return nil, err

@@ -3,6 +3,8 @@ package cellstate
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -17,9 +19,14 @@ import (
 
 // benchCell is a synced store behind gRPC on loopback with `machines`
 // machines registered (concurrently, so group commit batches them).
-func benchCell(b *testing.B, machines int) *testCell {
+func benchCell(b *testing.B, machines int, opts ...Options) *testCell {
 	reg := prometheus.NewRegistry()
-	c := newTestCell(b, Options{Metrics: NewMetrics(reg)})
+	o := Options{}
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.Metrics = NewMetrics(reg)
+	c := newTestCell(b, o)
 	c.reg = reg
 	var wg sync.WaitGroup
 	ids := make(chan int, machines)
@@ -64,8 +71,14 @@ func submitTasks(b *testing.B, c *testCell, tasks int, name string) []*cellv1.Jo
 // through gRPC on loopback, synced, on a 10,000-machine cell. One op is
 // one transaction; claims/s is the figure of issue 2 (target 500,000).
 func BenchmarkCommitThroughput(b *testing.B) {
+	b.Run("synced", func(b *testing.B) { benchCommitThroughput(b, Options{}) })
+	// What durability costs: the same without fsync. Not a product figure.
+	b.Run("unsafe-no-sync", func(b *testing.B) { benchCommitThroughput(b, Options{NoSync: true}) })
+}
+
+func benchCommitThroughput(b *testing.B, opts Options) {
 	const machines, clients, perTxn = 10_000, 4, 1000
-	c := benchCell(b, machines)
+	c := benchCell(b, machines, opts)
 	txns := b.N
 	jobs := submitTasks(b, c, txns*perTxn, "load")
 	reqs := make([]*cellv1.CommitRequest, txns)
@@ -83,6 +96,7 @@ func BenchmarkCommitThroughput(b *testing.B) {
 	}
 	var accepted atomic.Int64
 	var idx atomic.Int64
+	stopProfile := profileMeasuredPhase(b)
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -107,6 +121,7 @@ func BenchmarkCommitThroughput(b *testing.B) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	stopProfile()
 	if int(accepted.Load()) != txns*perTxn {
 		b.Fatalf("accepted %d of %d claims", accepted.Load(), txns*perTxn)
 	}
@@ -201,4 +216,24 @@ func hasLabel(m *dto.Metric, name, value string) bool {
 		}
 	}
 	return true
+}
+
+// profileMeasuredPhase writes a CPU profile of the measured phase alone
+// (setup excluded) to $CELLSTATE_BENCH_CPUPROFILE, when set.
+func profileMeasuredPhase(b *testing.B) func() {
+	path := os.Getenv("CELLSTATE_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
-	"github.com/omegacell/omegacell/txn"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -73,7 +72,7 @@ func (c *changeSet) job(j *cellv1.Job) {
 var (
 	prefixMachine   = []byte("m/")
 	prefixJob       = []byte("j/")
-	prefixTask      = []byte("t/")
+	prefixTaskChunk = []byte("tc/")
 	prefixScheduler = []byte("s/")
 	prefixLog       = []byte("l/")
 	keyRevision     = []byte("meta/revision")
@@ -85,12 +84,6 @@ func machineKey(id string) []byte { return append(append([]byte(nil), prefixMach
 func jobKey(id string) []byte     { return append(append([]byte(nil), prefixJob...), id...) }
 func schedulerKey(n string) []byte {
 	return append(append([]byte(nil), prefixScheduler...), n...)
-}
-
-func taskKey(k txn.TaskKey) []byte {
-	b := make([]byte, 0, len(prefixTask)+len(k.Job)+5)
-	b = append(append(append(b, prefixTask...), k.Job...), '/')
-	return binary.BigEndian.AppendUint32(b, k.Index)
 }
 
 func logKey(rev uint64) []byte {

@@ -1,13 +1,13 @@
 package cellstate
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
-	"github.com/omegacell/omegacell/txn"
 )
 
 // Checkpoints. A commit writes only its log record (one Pebble key per
@@ -18,21 +18,34 @@ import (
 // WAL-plus-snapshot design: the log is the truth, written once, and an
 // object changed by a thousand transactions is checkpointed once.
 //
+// Tasks are checkpointed in chunks of taskChunk consecutive tasks of a job,
+// one Pebble key per chunk: schedulers place a job's tasks together, and
+// Pebble's cost is per key. A chunk with one changed task is rewritten
+// whole; the trigger counts written tasks, so that amplification is
+// bounded per checkpoint.
+//
 // A checkpoint runs on its own goroutine (owned by the Store, awaited by
-// Close) so encoding a few hundred thousand objects never stalls commits;
-// the objects it encodes are immutable versions. One runs at a time.
+// Close) so encoding never stalls commits; the objects it encodes are
+// immutable versions, collected under the loop's lock. One runs at a time.
 
-// dirtySet holds the newest version of every object changed since the
-// last checkpoint began.
+const taskChunk = 256
+
+type chunkKey struct {
+	job   string
+	chunk uint32
+}
+
+// dirtySet names every object changed since the last checkpoint began.
 type dirtySet struct {
 	machines map[string]*machine
 	jobs     map[string]*cellv1.Job
-	tasks    map[txn.TaskKey]*task
+	chunks   map[chunkKey]struct{}
+	last     chunkKey // consecutive tasks of one chunk skip the map
 	revs     uint64
 }
 
 func newDirtySet() *dirtySet {
-	return &dirtySet{machines: map[string]*machine{}, jobs: map[string]*cellv1.Job{}, tasks: map[txn.TaskKey]*task{}}
+	return &dirtySet{machines: map[string]*machine{}, jobs: map[string]*cellv1.Job{}, chunks: map[chunkKey]struct{}{}}
 }
 
 func (d *dirtySet) add(cs *changeSet) {
@@ -43,79 +56,139 @@ func (d *dirtySet) add(cs *changeSet) {
 		d.jobs[j.Id] = j
 	}
 	for _, t := range cs.tasks {
-		d.tasks[t.t.Key] = t
+		k := chunkKey{t.t.Key.Job, t.t.Key.Index / taskChunk}
+		if k != d.last {
+			d.chunks[k] = struct{}{}
+			d.last = k
+		}
 	}
 	d.revs++
 }
 
-func (d *dirtySet) size() int { return len(d.machines) + len(d.jobs) + len(d.tasks) }
+// writes is how many objects a checkpoint of d writes.
+func (d *dirtySet) writes() int {
+	return len(d.machines) + len(d.jobs) + len(d.chunks)*taskChunk
+}
 
-// maybeCheckpoint starts a checkpoint at rev (the loop's durable revision)
-// when enough changed and none is running.
+// checkpoint is a dirty set resolved to the versions of one revision.
+type checkpoint struct {
+	rev      uint64
+	machines []*machine
+	jobs     []*cellv1.Job
+	chunks   []chunkTasks
+	dirty    *dirtySet // to fold back if writing fails
+}
+
+type chunkTasks struct {
+	key   chunkKey
+	tasks []*task
+}
+
+// resolve collects the current versions of d's objects. The caller holds
+// the loop's lock (or is the loop at shutdown).
+func (s *Store) resolve(d *dirtySet, rev uint64) *checkpoint {
+	c := &checkpoint{rev: rev, dirty: d, chunks: make([]chunkTasks, 0, len(d.chunks))}
+	for _, m := range d.machines {
+		c.machines = append(c.machines, m)
+	}
+	for _, j := range d.jobs {
+		c.jobs = append(c.jobs, j)
+	}
+	for k := range d.chunks {
+		tasks := s.st.jobs[k.job].tasks
+		lo := int(k.chunk) * taskChunk
+		hi := min(lo+taskChunk, len(tasks))
+		c.chunks = append(c.chunks, chunkTasks{k, append([]*task(nil), tasks[lo:hi]...)})
+	}
+	return c
+}
+
+// maybeCheckpoint starts a checkpoint at rev (the round's durable
+// revision, the loop's lock held) when enough changed and none is running.
 func (s *Store) maybeCheckpoint(rev uint64) {
 	if s.dirty.revs == 0 || s.checkpointBusy.Load() ||
-		(s.dirty.size() < s.opts.CheckpointObjects && s.dirty.revs < s.opts.CheckpointRevisions) {
+		(s.dirty.writes() < s.opts.CheckpointObjects && s.dirty.revs < s.opts.CheckpointRevisions) {
 		return
 	}
-	d := s.dirty
+	c := s.resolve(s.dirty, rev)
 	s.dirty = newDirtySet()
 	s.checkpointBusy.Store(true)
 	s.checkpoints.Add(1)
 	go func() {
 		defer s.checkpoints.Done()
 		defer s.checkpointBusy.Store(false)
-		if err := s.writeCheckpoint(d, rev); err != nil {
+		if err := s.writeCheckpoint(c); err != nil {
 			// The log still holds everything after the previous
 			// checkpoint (compaction never passes it), so nothing is
-			// lost; the next checkpoint retries with fresher objects, but
-			// these must not be forgotten: fold them back.
+			// lost; fold the set back so the next checkpoint covers it.
 			s.log.Error("checkpoint failed; will retry", "revision", rev, "err", err)
-			s.requeueDirty(d)
+			s.requeueDirty(c.dirty)
 		}
 	}()
 }
 
-func (s *Store) writeCheckpoint(d *dirtySet, rev uint64) error {
+func chunkStoreKey(k chunkKey) []byte {
+	b := make([]byte, 0, len(prefixTaskChunk)+len(k.job)+5)
+	b = append(append(append(b, prefixTaskChunk...), k.job...), '/')
+	return binary.BigEndian.AppendUint32(b, k.chunk)
+}
+
+func (s *Store) writeCheckpoint(c *checkpoint) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	put := func(key []byte, m proto.Message) error {
-		v, err := marshal.Marshal(m)
+	var buf, rec []byte
+	for _, m := range c.machines {
+		buf = appendMachineRecord(buf[:0], m)
+		if err := b.Set(machineKey(m.m.ID), buf, nil); err != nil {
+			return err
+		}
+	}
+	for _, j := range c.jobs {
+		v, err := marshal.Marshal(j)
 		if err != nil {
 			return err
 		}
-		return b.Set(key, v, nil)
-	}
-	var buf []byte
-	for id, m := range d.machines {
-		buf = appendMachineRecord(buf[:0], m)
-		if err := b.Set(machineKey(id), buf, nil); err != nil {
+		if err := b.Set(jobKey(j.Id), v, nil); err != nil {
 			return err
 		}
 	}
-	for id, j := range d.jobs {
-		if err := put(jobKey(id), j); err != nil {
+	for _, ch := range c.chunks {
+		buf = buf[:0]
+		for _, t := range ch.tasks {
+			rec = appendTaskRecord(rec[:0], t)
+			buf = protowire.AppendBytes(buf, rec)
+		}
+		if err := b.Set(chunkStoreKey(ch.key), buf, nil); err != nil {
 			return err
 		}
 	}
-	for k, t := range d.tasks {
-		buf = appendTaskRecord(buf[:0], t)
-		if err := b.Set(taskKey(k), buf, nil); err != nil {
-			return err
-		}
-	}
-	if err := b.Set(keyCheckpoint, uint64Value(rev), nil); err != nil {
+	if err := b.Set(keyCheckpoint, uint64Value(c.rev), nil); err != nil {
 		return err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("commit checkpoint: %w", err)
 	}
-	s.checkpointRev.Store(rev)
-	s.m.checkpoint(d.size())
+	s.checkpointRev.Store(c.rev)
+	s.m.checkpoint(len(c.machines) + len(c.jobs) + len(c.chunks)*taskChunk)
 	return nil
 }
 
-// requeueDirty merges a failed checkpoint's objects back, keeping newer
-// versions that changed since.
+// decodeChunk splits a checkpointed chunk into its task records.
+func decodeChunk(v []byte, each func(rec []byte) error) error {
+	for len(v) > 0 {
+		rec, n := protowire.ConsumeBytes(v)
+		if n < 0 {
+			return fmt.Errorf("malformed task chunk: %w", protowire.ParseError(n))
+		}
+		if err := each(rec); err != nil {
+			return err
+		}
+		v = v[n:]
+	}
+	return nil
+}
+
+// requeueDirty merges a failed checkpoint's set back.
 func (s *Store) requeueDirty(d *dirtySet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -129,10 +202,8 @@ func (s *Store) requeueDirty(d *dirtySet) {
 			s.dirty.jobs[id] = j
 		}
 	}
-	for k, t := range d.tasks {
-		if _, newer := s.dirty.tasks[k]; !newer {
-			s.dirty.tasks[k] = t
-		}
+	for k := range d.chunks {
+		s.dirty.chunks[k] = struct{}{}
 	}
 	s.dirty.revs += d.revs
 }

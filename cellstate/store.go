@@ -39,9 +39,10 @@ type Options struct {
 	// Metrics receives the store's metrics (nil: none).
 	Metrics *Metrics
 	// CheckpointObjects and CheckpointRevisions bound the work since the
-	// last checkpoint: a checkpoint starts when that many objects changed
-	// or that many revisions passed (defaults 200,000 and 20,000); they
-	// bound how much log a recovery replays.
+	// last checkpoint: a checkpoint starts when it would write that many
+	// objects (tasks counted by whole chunks) or that many revisions
+	// passed (defaults 200,000 and 20,000); they bound how much log a
+	// recovery replays.
 	CheckpointObjects   int
 	CheckpointRevisions uint64
 }
@@ -122,10 +123,16 @@ func Open(opts Options) (*Store, error) {
 	opts.defaults()
 	// Large memtables: the log is written as one big value per revision,
 	// and fewer flushes mean less compaction work competing with commits.
+	// L0 may hold many files before compacting: most of what is flushed is
+	// log that compaction of the log will soon delete whole (range
+	// deletions drop covered files without rewriting them), so compacting
+	// it early only copies bytes that are about to vanish.
 	db, err := pebble.Open(opts.Dir, &pebble.Options{
 		Logger:                      quietLogger{opts.Logger},
 		MemTableSize:                64 << 20,
 		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       16,
+		L0StopWritesThreshold:       64,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cellstate: open pebble in %s: %w", opts.Dir, err)
@@ -165,7 +172,7 @@ func (s *Store) Close() error {
 	s.hub.close()
 	// A final checkpoint makes the next start replay nothing.
 	if s.Err() == nil && s.dirty.revs > 0 {
-		if err := s.writeCheckpoint(s.dirty, s.st.rev); err != nil {
+		if err := s.writeCheckpoint(s.resolve(s.dirty, s.st.rev)); err != nil {
 			s.log.Warn("final checkpoint failed; the next start replays the log", "err", err)
 		}
 	}
@@ -409,14 +416,22 @@ func (s *Store) recover() error {
 		err = scanObjects(s, prefixJob, func() *cellv1.Job { return &cellv1.Job{} }, func(j *cellv1.Job) { jobs[j.Id] = j })
 	}
 	if err == nil {
-		err = scanObjects(s, prefixTask, func() *cellv1.Task { return &cellv1.Task{} }, func(t *cellv1.Task) {
-			tasks[txn.TaskKey{Job: t.JobId, Index: t.Index}] = t
+		err = s.scan(prefixTaskChunk, func(_, v []byte) error {
+			return decodeChunk(v, func(rec []byte) error {
+				t := &cellv1.Task{}
+				if err := proto.Unmarshal(rec, t); err != nil {
+					return err
+				}
+				tasks[txn.TaskKey{Job: t.JobId, Index: t.Index}] = t
+				return nil
+			})
 		})
 	}
 	if err != nil {
 		return err
 	}
 	replayed := uint64(0)
+	replayedDirty := newDirtySet()
 	err = s.scanRange(logKey(ckpt+1), logKey(st.rev+1), func(k, v []byte) error {
 		rev := decodeLogKey(k)
 		if rev != ckpt+1+replayed {
@@ -431,10 +446,13 @@ func (s *Store) recover() error {
 			switch o := c.Object.(type) {
 			case *cellv1.Change_Machine:
 				machines[o.Machine.Id] = o.Machine
+				replayedDirty.machines[o.Machine.Id] = nil
 			case *cellv1.Change_Job:
 				jobs[o.Job.Id] = o.Job
+				replayedDirty.jobs[o.Job.Id] = nil
 			case *cellv1.Change_Task:
 				tasks[txn.TaskKey{Job: o.Task.JobId, Index: o.Task.Index}] = o.Task
+				replayedDirty.chunks[chunkKey{o.Task.JobId, o.Task.Index / taskChunk}] = struct{}{}
 			}
 		}
 		return nil
@@ -484,6 +502,22 @@ func (s *Store) recover() error {
 	}
 	if err := checkInvariant(st); err != nil {
 		return fmt.Errorf("cellstate: recovered state is inconsistent: %w", err)
+	}
+	// What was replayed is in no checkpoint yet. Checkpoint it now, before
+	// anything else changes: a later checkpoint covers only later changes,
+	// and once it moves the checkpoint revision past this replay, these
+	// objects would exist nowhere but in a log that may be compacted.
+	if replayed > 0 {
+		for id := range replayedDirty.machines {
+			replayedDirty.machines[id] = st.machines[id]
+		}
+		for id := range replayedDirty.jobs {
+			replayedDirty.jobs[id] = st.jobs[id].job
+		}
+		replayedDirty.revs = replayed
+		if err := s.writeCheckpoint(s.resolve(replayedDirty, st.rev)); err != nil {
+			return fmt.Errorf("cellstate: checkpoint after replay: %w", err)
+		}
 	}
 	s.log.Info("store recovered", "dir", s.opts.Dir, "revision", st.rev, "checkpoint", ckpt, "replayed", replayed,
 		"machines", len(st.machines), "jobs", len(st.jobs), "tasks", len(tasks))

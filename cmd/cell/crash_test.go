@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -65,9 +66,14 @@ func startChildServer(t *testing.T, dataDir string, extra ...string) *childServe
 		t.Fatal(err)
 	}
 	addrc := make(chan string, 1)
+	var logMu sync.Mutex
+	var log []string
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			logMu.Lock()
+			log = append(log, sc.Text())
+			logMu.Unlock()
 			if m := readyRE.FindStringSubmatch(sc.Text()); m != nil {
 				addrc <- m[1]
 			}
@@ -80,7 +86,9 @@ func startChildServer(t *testing.T, dataDir string, extra ...string) *childServe
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		cmd.Wait()
-		t.Fatal("cell server did not become ready")
+		logMu.Lock()
+		defer logMu.Unlock()
+		t.Fatalf("cell server did not become ready; its log:\n%s", strings.Join(log, "\n"))
 	}
 	s.conn, err = grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -114,7 +122,9 @@ func TestCrashSafety(t *testing.T) {
 	var acked []ack
 	var ackedJobs []string
 	for round := range rounds {
-		srv := startChildServer(t, dir)
+		// Checkpoints every few revisions, so kills also land during and
+		// between checkpoints, not only in log replay.
+		srv := startChildServer(t, dir, "--checkpoint-revisions", "7")
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		mc := cellv1.NewMachineServiceClient(srv.conn)
 		jc := cellv1.NewJobServiceClient(srv.conn)

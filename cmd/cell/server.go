@@ -35,6 +35,7 @@ heartbeats (or uses --nats to point at an external NATS cluster).`,
 	f.DurationVar(&c.Grace, "grace", 10*time.Second, "silence after which a machine is marked down and its tasks are lost")
 	f.DurationVar(&c.Heartbeat, "heartbeat", time.Second, "heartbeat interval agents are told to use")
 	f.Uint64Var(&c.LogRetention, "log-retention", 10_000, "revisions of change log kept for watchers")
+	f.Uint64Var(&c.CheckpointRevisions, "checkpoint-revisions", 20_000, "write a checkpoint of the current objects at least this often (revisions); bounds what a restart replays")
 	f.BoolVar(&c.NoSync, "unsafe-no-sync", false, "skip fsync on commit (benchmarks only: acknowledged commits can be lost)")
 	return cmd
 }
