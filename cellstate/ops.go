@@ -345,7 +345,7 @@ func (o registerMachineOp) run(s *state) (any, error) {
 		}
 		m.Seq++
 	}
-	nm := &machine{m: m, gpuMemoryBytes: r.GpuMemoryBytes, logAddress: r.LogAddress}
+	nm := newMachineRecord(m, r.GpuMemoryBytes, r.LogAddress)
 	s.installMachine(nm)
 	return nm, nil
 }

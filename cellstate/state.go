@@ -14,6 +14,14 @@ type machine struct {
 	gpuMemoryBytes int64
 	logAddress     string
 	modRev         uint64
+	// labelsWire is m.Labels encoded as Machine field 2. Labels change only
+	// when a machine registers; every other change (each claim) reuses it.
+	labelsWire []byte
+}
+
+// newMachineRecord makes the record of a machine version with new labels.
+func newMachineRecord(m *txn.Machine, gpuMemoryBytes int64, logAddress string) *machine {
+	return &machine{m: m, gpuMemoryBytes: gpuMemoryBytes, logAddress: logAddress, labelsWire: appendLabels(nil, m.Labels)}
 }
 
 // task is one installed task version. Never mutated once installed.
@@ -97,10 +105,14 @@ func (s *state) TasksOfJobOn(job, machineID string) uint32 {
 }
 
 func (s *state) PutMachine(m *txn.Machine) {
+	// Through txn (placements, transitions) a machine's labels never
+	// change: the new version shares the old one's encoded labels.
 	old := s.machines[m.ID]
 	nm := &machine{m: m}
 	if old != nil {
-		nm.gpuMemoryBytes, nm.logAddress = old.gpuMemoryBytes, old.logAddress
+		nm.gpuMemoryBytes, nm.logAddress, nm.labelsWire = old.gpuMemoryBytes, old.logAddress, old.labelsWire
+	} else {
+		nm.labelsWire = appendLabels(nil, m.Labels)
 	}
 	s.installMachine(nm)
 }

@@ -465,7 +465,9 @@ func (s *Store) recover() error {
 	}
 
 	for id, pb := range machines {
-		st.machines[id] = &machine{m: pbconv.Machine(pb), gpuMemoryBytes: pb.GpuMemoryBytes, logAddress: pb.LogAddress, modRev: pb.ModRevision}
+		mr := newMachineRecord(pbconv.Machine(pb), pb.GpuMemoryBytes, pb.LogAddress)
+		mr.modRev = pb.ModRevision
+		st.machines[id] = mr
 	}
 	for id, pb := range jobs {
 		j := &jobEntry{job: pb, tmpl: pb.GetSpec().GetTask(), tasks: make([]*task, pb.GetSpec().GetCount())}

@@ -86,12 +86,10 @@ func appendTaskRecord(b []byte, t *task) []byte {
 	return appendString(b, 20, t.lastMachine)
 }
 
-// appendMachineRecord appends the encoding of m.pb() (labels in map
-// order, which protobuf allows).
-func appendMachineRecord(b []byte, m *machine) []byte {
-	x := m.m
-	b = appendString(b, 1, x.ID)
-	for k, v := range x.Labels {
+// appendLabels encodes a label map as Machine field 2 (map entries, in
+// map order, which protobuf allows).
+func appendLabels(b []byte, labels map[string]string) []byte {
+	for k, v := range labels {
 		size := protowire.SizeTag(1) + protowire.SizeBytes(len(k)) + protowire.SizeTag(2) + protowire.SizeBytes(len(v))
 		b = protowire.AppendTag(b, 2, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(size))
@@ -100,6 +98,14 @@ func appendMachineRecord(b []byte, m *machine) []byte {
 		b = protowire.AppendTag(b, 2, protowire.BytesType)
 		b = protowire.AppendString(b, v)
 	}
+	return b
+}
+
+// appendMachineRecord appends the encoding of m.pb().
+func appendMachineRecord(b []byte, m *machine) []byte {
+	x := m.m
+	b = appendString(b, 1, x.ID)
+	b = append(b, m.labelsWire...)
 	b = appendResources(b, 3, x.Capacity)
 	b = appendResources(b, 4, x.Allocated)
 	if len(x.DeviceUsed) > 0 {

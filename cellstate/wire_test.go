@@ -40,6 +40,7 @@ func TestWireEncodersMatchGeneratedCode(t *testing.T) {
 		if rng.IntN(5) == 0 {
 			m.m.Labels = nil
 		}
+		m.labelsWire = appendLabels(nil, m.m.Labels)
 		checkWire(t, appendMachineRecord(nil, m), m.pb(), &cellv1.Machine{})
 
 		tk := &task{
