@@ -64,6 +64,9 @@ func (h *hub) publish(entries []*encodedEntry) {
 		h.ring = append(h.ring[:0:0], h.ring[drop:]...)
 	}
 	h.head = entries[len(entries)-1].rev
+	if h.closed {
+		return // watchers are gone; the log keeps the entries
+	}
 	close(h.notify)
 	h.notify = make(chan struct{})
 }

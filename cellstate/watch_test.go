@@ -255,3 +255,21 @@ func TestWatchProgressAndMachineFilter(t *testing.T) {
 	}
 	t.Fatal("no progress notification")
 }
+
+// TestCommitAfterCloseWatchers: closing the watch streams (the first step
+// of a shutdown) does not stop commits, which stay durable.
+func TestCommitAfterCloseWatchers(t *testing.T) {
+	c := newTestCell(t, Options{})
+	c.store.CloseWatchers()
+	c.addMachine("m1", nil, 1000, gib, 0)
+	if c.store.Revision() == 0 {
+		t.Fatal("commit after CloseWatchers was not applied")
+	}
+	stream, err := c.state.Watch(ctxT(t), &cellv1.WatchRequest{})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("watch after CloseWatchers: %v, want UNAVAILABLE", err)
+	}
+}
