@@ -167,6 +167,27 @@ func (h histogram) quantile(q float64) float64 {
 	return lower
 }
 
+// top is the upper bound of the highest non-empty bucket (the largest
+// finite bound when it is +Inf); NaN when empty.
+func (h histogram) top() float64 {
+	for i := len(h.counts) - 1; i >= 0; i-- {
+		below := uint64(0)
+		if i > 0 {
+			below = h.counts[i-1]
+		}
+		if h.counts[i] > below {
+			if math.IsInf(h.bounds[i], 1) && i > 0 {
+				return h.bounds[i-1]
+			}
+			return h.bounds[i]
+		}
+	}
+	if h.count > h.counts[len(h.counts)-1] && len(h.bounds) > 0 {
+		return h.bounds[len(h.bounds)-1] // beyond the last bucket (Prometheus' +Inf)
+	}
+	return math.NaN()
+}
+
 func (h histogram) mean() float64 {
 	if h.count == 0 {
 		return math.NaN()
@@ -190,6 +211,9 @@ type StoreFigures struct {
 	GroupCommits     uint64  `json:"group_commits"`
 	GroupCommitsPerS float64 `json:"group_commits_per_s"` // synced Pebble writes per second
 	GroupCommitMS    float64 `json:"group_commit_mean_ms"`
+	// GroupCommitMaxMS is the upper bound of the slowest group commit's
+	// bucket: a stall of the commit loop shows here.
+	GroupCommitMaxMS float64 `json:"group_commit_max_ms"`
 	OpsPerGroup      float64 `json:"ops_per_group_commit"`
 	RevisionsPerS    float64 `json:"revisions_per_s"`
 }
@@ -210,7 +234,7 @@ func storeFigures(before, after metricSet, wall time.Duration) *StoreFigures {
 		Commits: commit.count, CommitP50MS: ms(commit.quantile(0.5)), CommitP99MS: ms(commit.quantile(0.99)),
 		SubmitP99MS: ms(submit.quantile(0.99)), TaskReports: reports.count, TaskReportP99MS: ms(reports.quantile(0.99)),
 		GroupCommits: rounds.count, GroupCommitsPerS: float64(rounds.count) / wall.Seconds(),
-		GroupCommitMS: ms(rounds.mean()), OpsPerGroup: finite(ops.mean()), RevisionsPerS: revs.sum / wall.Seconds(),
+		GroupCommitMS: ms(rounds.mean()), GroupCommitMaxMS: ms(rounds.top()), OpsPerGroup: finite(ops.mean()), RevisionsPerS: revs.sum / wall.Seconds(),
 	}
 }
 
@@ -229,6 +253,10 @@ type SchedulerFigures struct {
 	DecisionMeanMS float64 `json:"decision_mean_ms"`
 	CommitMeanMS   float64 `json:"commit_mean_ms"`
 	CommitP99MS    float64 `json:"commit_p99_ms"`
+	// FirstAttemptP99MS is Omega's job wait time at p99: submission (the
+	// store's clock) to the scheduler's first attempt, i.e. the time to
+	// learn of the job through the watch and reach it in the queue.
+	FirstAttemptP99MS float64 `json:"first_attempt_p99_ms"`
 }
 
 func schedulerFigures(in instance, before, after metricSet, wall time.Duration) SchedulerFigures {
@@ -251,6 +279,9 @@ func schedulerFigures(in instance, before, after metricSet, wall time.Duration) 
 		CommitMeanMS:   ms(hist("omegacell_scheduler_commit_seconds").mean()),
 		CommitP99MS:    ms(hist("omegacell_scheduler_commit_seconds").quantile(0.99)),
 	}
+	wait := map[string]string{"scheduler": in.name, "until": "first_attempt"}
+	f.FirstAttemptP99MS = ms(after.histogram("omegacell_scheduler_job_wait_seconds", wait).
+		minus(before.histogram("omegacell_scheduler_job_wait_seconds", wait)).quantile(0.99))
 	if accepted > 0 {
 		f.ConflictFraction = conflicted / accepted
 	}

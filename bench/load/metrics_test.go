@@ -67,6 +67,9 @@ func TestHistogramFigures(t *testing.T) {
 	if q := d.quantile(0.99); math.Abs(q-0.00198) > 1e-12 {
 		t.Errorf("p99 = %v", q)
 	}
+	if top := d.top(); top != 0.002 {
+		t.Errorf("top = %v, want the bound of the highest non-empty bucket", top)
+	}
 	if m := d.mean(); math.Abs(m-0.001) > 1e-12 {
 		t.Errorf("mean = %v", m)
 	}
