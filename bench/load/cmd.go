@@ -2,7 +2,6 @@ package load
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,6 +39,7 @@ The schedulers, the simulated fleet and (without --server) the cell all run
 in this process; CPU is split between them by pprof labels.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SilenceUsage = true // the flags parsed; what fails now is the run
 			w, err := LoadWorkload(workload)
 			if err != nil {
 				return err
@@ -71,9 +71,6 @@ in this process; CPU is split between them by pprof labels.`,
 				if werr := writeReport(cmd.OutOrStdout(), rep, asJSON); werr != nil {
 					return werr
 				}
-			}
-			if errors.Is(err, ErrInvariant) {
-				cmd.SilenceUsage = true
 			}
 			return err
 		},

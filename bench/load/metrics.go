@@ -256,6 +256,8 @@ type SchedulerFigures struct {
 	// FirstAttemptP99MS is Omega's job wait time at p99: submission (the
 	// store's clock) to the scheduler's first attempt, i.e. the time to
 	// learn of the job through the watch and reach it in the queue.
+	// Estimated within the scheduler's histogram buckets, which are a
+	// factor 4 apart: coarse.
 	FirstAttemptP99MS float64 `json:"first_attempt_p99_ms"`
 }
 
