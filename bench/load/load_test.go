@@ -214,11 +214,7 @@ func TestExternalServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{server: srv}
-	t.Cleanup(func() {
-		r.settle()
-		srv.Close()
-	})
+	t.Cleanup(srv.Close)
 	w, err := LoadWorkload("basic")
 	if err != nil {
 		t.Fatal(err)

@@ -272,28 +272,10 @@ func (r *rig) close() {
 		r.conn.Close()
 	}
 	if r.server != nil {
-		r.settle()
 		r.server.Close()
 	}
 	if r.tempDir != "" {
 		os.RemoveAll(r.tempDir)
-	}
-}
-
-// settle waits (at most 5 s) until the cell's revision has not moved for
-// 200 ms: requests the stopped fleet and schedulers left in flight (task
-// reports, mostly) are then committed. cellstate's hub panics when a round
-// publishes after Server.Close closed the watchers (close of a closed
-// channel in hub.publish), so the cell is closed only once it is quiet.
-func (r *rig) settle() {
-	store := r.server.Store()
-	rev, since := store.Revision(), time.Now()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if now := store.Revision(); now != rev {
-			rev, since = now, time.Now()
-		} else if time.Since(since) >= 200*time.Millisecond {
-			return
-		}
 	}
 }
 
