@@ -42,13 +42,18 @@ type dirtySet struct {
 	chunks   map[chunkKey]struct{}
 	last     chunkKey // consecutive tasks of one chunk skip the map
 	revs     uint64
+	// chunkTasks counts the tasks the dirty chunks hold (a 1-task job's
+	// chunk is one task, not taskChunk).
+	chunkTasks int
 }
 
 func newDirtySet() *dirtySet {
 	return &dirtySet{machines: map[string]*machine{}, jobs: map[string]*cellv1.Job{}, chunks: map[chunkKey]struct{}{}}
 }
 
-func (d *dirtySet) add(cs *changeSet) {
+// add records a revision's changes; jobTasks tells how many tasks a job
+// has (to size its last chunk).
+func (d *dirtySet) add(cs *changeSet, jobTasks func(job string) int) {
 	for _, m := range cs.machines {
 		d.machines[m.m.ID] = m
 	}
@@ -57,9 +62,13 @@ func (d *dirtySet) add(cs *changeSet) {
 	}
 	for _, t := range cs.tasks {
 		k := chunkKey{t.t.Key.Job, t.t.Key.Index / taskChunk}
-		if k != d.last {
+		if k == d.last {
+			continue
+		}
+		d.last = k
+		if _, seen := d.chunks[k]; !seen {
 			d.chunks[k] = struct{}{}
-			d.last = k
+			d.chunkTasks += min(taskChunk, jobTasks(k.job)-int(k.chunk)*taskChunk)
 		}
 	}
 	d.revs++
@@ -67,7 +76,7 @@ func (d *dirtySet) add(cs *changeSet) {
 
 // writes is how many objects a checkpoint of d writes.
 func (d *dirtySet) writes() int {
-	return len(d.machines) + len(d.jobs) + len(d.chunks)*taskChunk
+	return len(d.machines) + len(d.jobs) + d.chunkTasks
 }
 
 // checkpoint is a dirty set resolved to the versions of one revision.
@@ -127,6 +136,15 @@ func (s *Store) maybeCheckpoint(rev uint64) {
 	}()
 }
 
+// objects counts what the checkpoint writes.
+func (c *checkpoint) objects() int {
+	n := len(c.machines) + len(c.jobs)
+	for _, ch := range c.chunks {
+		n += len(ch.tasks)
+	}
+	return n
+}
+
 func chunkStoreKey(k chunkKey) []byte {
 	b := make([]byte, 0, len(prefixTaskChunk)+len(k.job)+5)
 	b = append(append(append(b, prefixTaskChunk...), k.job...), '/')
@@ -169,7 +187,7 @@ func (s *Store) writeCheckpoint(c *checkpoint) error {
 		return fmt.Errorf("commit checkpoint: %w", err)
 	}
 	s.checkpointRev.Store(c.rev)
-	s.m.checkpoint(len(c.machines) + len(c.jobs) + len(c.chunks)*taskChunk)
+	s.m.checkpoint(c.objects())
 	return nil
 }
 
@@ -203,7 +221,10 @@ func (s *Store) requeueDirty(d *dirtySet) {
 		}
 	}
 	for k := range d.chunks {
-		s.dirty.chunks[k] = struct{}{}
+		if _, seen := s.dirty.chunks[k]; !seen {
+			s.dirty.chunks[k] = struct{}{}
+			s.dirty.chunkTasks += min(taskChunk, len(s.st.jobs[k.job].tasks)-int(k.chunk)*taskChunk)
+		}
 	}
 	s.dirty.revs += d.revs
 }

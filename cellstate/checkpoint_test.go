@@ -79,3 +79,22 @@ func TestRecoveryFromCheckpointsAndLog(t *testing.T) {
 }
 
 func protoEqual(a, b *cellv1.SnapshotResponse) bool { return proto.Equal(a, b) }
+
+// TestCheckpointCountsRealChunkSizes: 1-task jobs dirty 1-task chunks, so
+// a checkpoint is due after CheckpointObjects tasks, not after
+// CheckpointObjects/256 jobs.
+func TestCheckpointCountsRealChunkSizes(t *testing.T) {
+	c := newTestCell(t, Options{CheckpointObjects: 1000, CheckpointRevisions: 1 << 40})
+	for i := range 100 {
+		c.submit(batchSpec(fmt.Sprintf("one-%d", i), 1, 1, 1))
+	}
+	if got := c.store.checkpointRev.Load(); got != 0 {
+		t.Fatalf("100 one-task jobs (about 200 objects) triggered a checkpoint at revision %d", got)
+	}
+	c.store.mu.RLock()
+	w := c.store.dirty.writes()
+	c.store.mu.RUnlock()
+	if w != 200 {
+		t.Fatalf("dirty set would write %d objects, want 200 (100 jobs + 100 one-task chunks)", w)
+	}
+}

@@ -144,6 +144,14 @@ func (s *state) PutTask(t *txn.Task) {
 	s.installTask(&nt)
 }
 
+// jobTasks is a job's task count (0 for an unknown job).
+func (s *state) jobTasks(id string) int {
+	if j := s.jobs[id]; j != nil {
+		return len(j.tasks)
+	}
+	return 0
+}
+
 func (s *state) task(k txn.TaskKey) *task {
 	j := s.jobs[k.Job]
 	if j == nil || int(k.Index) >= len(j.tasks) {

@@ -287,7 +287,7 @@ func (s *Store) round(batch []*request) {
 			st.rev = cs.rev
 			r.rev = cs.rev
 			entries = append(entries, e)
-			s.dirty.add(cs)
+			s.dirty.add(cs, st.jobTasks)
 		}
 		st.changes = nil
 	}
