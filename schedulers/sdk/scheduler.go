@@ -85,8 +85,8 @@ func (s *scheduler) loop(ctx context.Context) {
 		if s.live {
 			s.q.wake(now)
 			s.wakeParked(now)
-			if j, pending := s.next(ctx, now); j != nil {
-				s.attempt(ctx, j, pending)
+			if batch := s.nextBatch(ctx, now); len(batch) > 0 {
+				s.attempt(ctx, batch)
 				continue
 			}
 		}
@@ -177,45 +177,150 @@ func (s *scheduler) eligible(j *job, pending []*txn.Task, now time.Time) ([]*txn
 	return out, wait
 }
 
-// attempt is one scheduling attempt of one job: the policy decides on the
-// copy, the decision is committed, the copy catches up with everything
-// the commit was checked against, and the job is requeued, backed off,
-// parked or settled by the outcome.
-func (s *scheduler) attempt(ctx context.Context, j *job, pending []*txn.Task) {
-	start := s.clock.Now()
-	j.attempts++
-	if j.firstAttempt.IsZero() {
-		j.firstAttempt = start
-		if j.cellFirstAttempt == 0 && !j.placed && j.info.SubmitTime > 0 {
-			s.m.jobWait.WithLabelValues("first_attempt").Observe(start.Sub(time.Unix(0, j.info.SubmitTime)).Seconds())
-		}
+// Batching. Omega's schedulers commit many decisions in one transaction:
+// the jobs at the head of the queue are decided one after another on the
+// copy, each decision applied to the copy tentatively so the next job sees
+// the room it took, and all their claims go to the store in one commit.
+// A burst of small jobs then costs one round trip per batch instead of one
+// per job. A gang is decided and committed alone (all-or-nothing covers a
+// whole transaction), and a batch holds jobs of one conflict and commit
+// mode only.
+const (
+	maxBatchJobs   = 64
+	maxBatchClaims = 4096
+)
+
+// attemptJob is one job's part of a batch attempt.
+type attemptJob struct {
+	j        *job
+	pending  []*txn.Task
+	d        policy.Decision
+	from, to int // its claims in the transaction
+}
+
+// nextBatch pops the jobs to attempt together: the head of the queue and,
+// unless it is a gang, the following ready jobs of the same modes.
+func (s *scheduler) nextBatch(ctx context.Context, now time.Time) []attemptJob {
+	j, pending := s.next(ctx, now)
+	if j == nil {
+		return nil
 	}
-	d := s.place(j, pending)
-	decided := s.clock.Now()
-	s.m.decisionSeconds.Observe(decided.Sub(start).Seconds())
-	if len(d.Claims) == 0 {
-		s.m.busy(decided, decided.Sub(start))
-		j.noProgress++
-		s.park(ctx, j, decided, unplacedReason(d.Unplaced, len(pending)))
+	batch := []attemptJob{{j: j, pending: pending}}
+	if j.info.Gang {
+		return batch
+	}
+	modes := s.cfg.modes(s.cfg.Policy.Modes(j.info), false)
+	tasks := len(pending)
+	for len(batch) < maxBatchJobs && tasks < maxBatchClaims {
+		k, p := s.next(ctx, now)
+		if k == nil {
+			break
+		}
+		if k.info.Gang || s.cfg.modes(s.cfg.Policy.Modes(k.info), false) != modes {
+			s.q.setReady(k) // first of the next batch
+			break
+		}
+		batch = append(batch, attemptJob{j: k, pending: p})
+		tasks += len(p)
+	}
+	return batch
+}
+
+// attempt is one scheduling attempt of a batch of jobs: the policy
+// decides each on the copy, the decisions are committed in one
+// transaction, the copy catches up with everything the commit was checked
+// against, and each job is requeued, backed off, parked or settled by its
+// own claims' outcomes.
+func (s *scheduler) attempt(ctx context.Context, batch []attemptJob) {
+	start := s.clock.Now()
+	tx := &txn.Transaction{Scheduler: s.cfg.Name, DecidedAt: s.view.Revision()}
+	var undo tentative
+	decided := batch[:0]
+	for _, a := range batch {
+		j := a.j
+		j.attempts++
+		if j.firstAttempt.IsZero() {
+			j.firstAttempt = start
+			if j.cellFirstAttempt == 0 && !j.placed && j.info.SubmitTime > 0 {
+				s.m.jobWait.WithLabelValues("first_attempt").Observe(start.Sub(time.Unix(0, j.info.SubmitTime)).Seconds())
+			}
+		}
+		a.d = s.place(j, a.pending)
+		if len(a.d.Claims) == 0 {
+			now := s.clock.Now()
+			j.noProgress++
+			s.park(ctx, j, now, unplacedReason(a.d.Unplaced, len(a.pending)))
+			continue
+		}
+		if len(decided) == 0 {
+			modes := s.cfg.modes(s.cfg.Policy.Modes(j.info), j.info.Gang)
+			tx.Conflict, tx.Commit = modes.Conflict, modes.Commit
+		}
+		a.from = len(tx.Claims)
+		tx.Claims = append(tx.Claims, a.d.Claims...)
+		tx.Preemptions = append(tx.Preemptions, a.d.Preemptions...)
+		a.to = len(tx.Claims)
+		if len(batch) > 1 {
+			undo.apply(s.view, s.cfg.Name, a.d)
+		}
+		decided = append(decided, a)
+	}
+	decidedAt := s.clock.Now()
+	s.m.decisionSeconds.Observe(decidedAt.Sub(start).Seconds())
+	if len(decided) == 0 {
+		s.m.busy(decidedAt, decidedAt.Sub(start))
 		return
 	}
-	modes := s.cfg.modes(s.cfg.Policy.Modes(j.info), j.info.Gang)
-	tx := d.Transaction(s.cfg.Name, s.view.Revision(), modes)
 	cctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	resp, err := s.state.Commit(cctx, pbconv.CommitRequest(tx))
 	cancel()
+	undo.restore(s.view)
 	end := s.clock.Now()
 	s.m.busy(end, end.Sub(start))
-	s.m.commitSeconds.Observe(end.Sub(decided).Seconds())
+	s.m.commitSeconds.Observe(end.Sub(decidedAt).Seconds())
 	if err != nil {
-		s.commitFailed(ctx, j, end, err)
+		for _, a := range decided {
+			s.commitFailed(ctx, a.j, end, err)
+		}
 		return
 	}
 	outcomes := make([]cellv1.ClaimOutcome, len(resp.GetResults()))
-	var conflicted map[uint32]struct{}
 	for i, r := range resp.GetResults() {
 		outcomes[i] = r.GetOutcome()
-		if r.GetOutcome() == cellv1.ClaimOutcome_CLAIM_OUTCOME_ACCEPTED || i >= len(tx.Claims) {
+	}
+	s.m.transaction(end, outcomes, len(resp.GetPreempted()))
+	s.log.Debug("committed", "jobs", len(decided), "revision", resp.GetRevision(), "claims", len(tx.Claims),
+		"accepted", resp.GetAccepted(), "preempted", len(resp.GetPreempted()))
+	for _, e := range resp.GetPreemptionErrors() {
+		s.log.Debug("preemption not carried out", "err", e)
+	}
+
+	// The commit was checked against the cell up to its revision (or, if
+	// nothing was applied, up to the cell's current one): let the copy
+	// catch up so the next decision does not lose the same race again.
+	target := resp.GetRevision()
+	if target == 0 {
+		target = s.cellRevision(ctx, decided[0].j)
+	}
+	s.catchUp(ctx, target)
+	for _, a := range decided {
+		s.afterCommit(ctx, a, tx, resp.GetResults())
+	}
+}
+
+// afterCommit settles one job of a committed batch by its claims'
+// outcomes.
+func (s *scheduler) afterCommit(ctx context.Context, a attemptJob, tx *txn.Transaction, results []*cellv1.ClaimResult) {
+	j := a.j
+	if !s.q.live(j) {
+		return // finished (stopped) while the copy caught up
+	}
+	var conflicted map[uint32]struct{}
+	accepted := 0
+	for i := a.from; i < a.to && i < len(results); i++ {
+		r := results[i]
+		if r.GetOutcome() == cellv1.ClaimOutcome_CLAIM_OUTCOME_ACCEPTED {
+			accepted++
 			continue
 		}
 		if conflicted == nil {
@@ -224,26 +329,7 @@ func (s *scheduler) attempt(ctx context.Context, j *job, pending []*txn.Task) {
 		}
 		conflicted[tx.Claims[i].Task.Index] = struct{}{}
 	}
-	s.m.transaction(end, outcomes, len(resp.GetPreempted()))
-	s.log.Debug("committed", "job", j.info.Name, "revision", resp.GetRevision(), "claims", len(tx.Claims),
-		"accepted", resp.GetAccepted(), "preempted", len(resp.GetPreempted()))
-	for _, e := range resp.GetPreemptionErrors() {
-		s.log.Debug("preemption not carried out", "job", j.info.Name, "err", e)
-	}
-
-	// The commit was checked against the cell up to its revision (or, if
-	// nothing was applied, up to the cell's current one): let the copy
-	// catch up so the next decision does not lose the same race again.
-	target := resp.GetRevision()
-	if target == 0 {
-		target = s.cellRevision(ctx, j)
-	}
-	s.catchUp(ctx, target)
-	if !s.q.live(j) {
-		return // finished (stopped) while the copy caught up
-	}
-
-	if resp.GetAccepted() > 0 {
+	if accepted > 0 {
 		j.noProgress = 0
 	} else {
 		j.noProgress++
@@ -259,13 +345,44 @@ func (s *scheduler) attempt(ctx context.Context, j *job, pending []*txn.Task) {
 			j.retry = nil
 		}
 		s.q.setWaiting(j, now.Add(s.cfg.Backoff.wait(max(j.noProgress, 1), s.jitter.Float64())))
-	case len(d.Unplaced) > 0:
-		s.park(ctx, j, now, unplacedReason(d.Unplaced, len(pending)))
+	case len(a.d.Unplaced) > 0:
+		s.park(ctx, j, now, unplacedReason(a.d.Unplaced, len(a.pending)))
 	default:
 		// Every task tried was placed; next looks at what is left.
 		j.retry = nil
 		s.q.setReady(j)
 	}
+}
+
+// tentative applies a batch's decisions to the copy so later jobs of the
+// batch see them, and puts the copy back as it was once the batch is
+// committed: what the store really did arrives through the watch.
+type tentative struct {
+	machines []*txn.Machine
+	tasks    []*txn.Task
+}
+
+func (u *tentative) apply(v *view.View, scheduler string, d policy.Decision) {
+	vd := txn.Validate(v, &txn.Transaction{Scheduler: scheduler, Conflict: txn.ConflictFine, Commit: txn.CommitIncremental, Claims: d.Claims, Preemptions: d.Preemptions})
+	for _, m := range vd.Machines {
+		u.machines = append(u.machines, v.Machine(m.ID))
+	}
+	for _, t := range vd.Tasks {
+		u.tasks = append(u.tasks, v.Task(t.Key))
+	}
+	txn.Apply(v, vd)
+}
+
+// restore puts back the versions from before the first apply (older
+// versions are restored last, so they win).
+func (u *tentative) restore(v *view.View) {
+	for i := len(u.machines) - 1; i >= 0; i-- {
+		v.PutMachine(u.machines[i])
+	}
+	for i := len(u.tasks) - 1; i >= 0; i-- {
+		v.PutTask(u.tasks[i])
+	}
+	u.machines, u.tasks = nil, nil
 }
 
 // place calls the policy. A policy that panics fails the job's attempt,
