@@ -285,6 +285,12 @@ func (s *Server) Watch(r *cellv1.WatchRequest, stream grpc.ServerStreamingServer
 	case r.ProgressIntervalMs < minProgressMillis:
 		return invalid("progress_interval_ms", "%d is below %d", r.ProgressIntervalMs, minProgressMillis)
 	}
+	// A start ahead of the cell means the client followed another history:
+	// the server was reset or restored from an older copy. Waiting would
+	// leave the client's copy wrong forever; it must resnapshot.
+	if head := s.store.Revision(); r.StartRevision > head {
+		return status.Errorf(codes.OutOfRange, "start_revision: %d is ahead of the cell's revision %d (the cell was reset or restored): resnapshot", r.StartRevision, head)
+	}
 	ctx := stream.Context()
 	after := r.StartRevision
 	// The watcher gets a progress notification when nothing was sent to

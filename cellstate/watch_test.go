@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -271,5 +272,20 @@ func TestCommitAfterCloseWatchers(t *testing.T) {
 	}
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("watch after CloseWatchers: %v, want UNAVAILABLE", err)
+	}
+}
+
+// TestWatchFromTheFutureIsRefused: a client whose copy is ahead of the
+// cell (the server lost or replaced its data) is told to resnapshot
+// instead of waiting forever.
+func TestWatchFromTheFutureIsRefused(t *testing.T) {
+	c := newTestCell(t, Options{})
+	c.addMachine("m1", nil, 1000, gib, 0)
+	stream, err := c.state.Watch(ctxT(t), &cellv1.WatchRequest{StartRevision: c.store.Revision() + 5})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.OutOfRange || !strings.Contains(err.Error(), "resnapshot") {
+		t.Fatalf("watch from the future: %v, want OUT_OF_RANGE asking to resnapshot", err)
 	}
 }

@@ -672,3 +672,23 @@ func TestRunRefusesMetricsThatClash(t *testing.T) {
 		t.Errorf("Run = %v, want a metrics registration error", err)
 	}
 }
+
+// TestResnapshotsWhenTheServerLostItsData: the server comes back on an
+// empty data directory (revision 0); the scheduler's watch from its old
+// revision is refused, it reads a new snapshot and places new work.
+func TestResnapshotsWhenTheServerLostItsData(t *testing.T) {
+	c := newTestCell(t, cellstate.Options{})
+	c.addMachine("m0", nil, 4000, 8*gib, 0)
+	s := startScheduler(t, c, Config{Name: "batch", Policy: batch.New(), Seed: 1})
+	c.waitPlaced(c.submit(jobSpec("before", "batch", 100, 3, 1000, gib, 0)).Id, 10*time.Second)
+
+	c.stop()
+	c.opts.Dir = t.TempDir()
+	c.start()
+	c.addMachine("fresh", nil, 4000, 8*gib, 0)
+	c.waitPlaced(c.submit(jobSpec("after", "batch", 100, 2, 1000, gib, 0)).Id, 10*time.Second)
+	c.checkInvariant()
+	if got := metric(t, s.reg, "omegacell_scheduler_snapshots_total", nil); got < 2 {
+		t.Errorf("snapshots = %v, want a second one after the reset", got)
+	}
+}
