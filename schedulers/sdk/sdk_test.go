@@ -657,6 +657,10 @@ func TestRunAgainInTheSameProcessKeepsCounting(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	first := startScheduler(t, c, Config{Name: "batch", Policy: batch.New(), Seed: 1, Registerer: reg})
 	c.waitPlaced(c.submit(jobSpec("one", "batch", 100, 1, 1000, gib, 0)).Id, 10*time.Second)
+	// The store shows the placement before the scheduler has read its
+	// Commit answer; stopping it in between cancels the call, and the
+	// claim is (rightly) not counted. Stop only once it was counted.
+	waitMetric(t, reg, "omegacell_scheduler_claims_total", map[string]string{"outcome": "accepted"}, 1)
 	first.stop()
 	startScheduler(t, c, Config{Name: "batch", Policy: batch.New(), Seed: 1, Registerer: reg})
 	c.waitPlaced(c.submit(jobSpec("two", "batch", 100, 1, 1000, gib, 0)).Id, 10*time.Second)
