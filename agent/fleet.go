@@ -28,13 +28,32 @@ type fleet struct {
 	mu       sync.Mutex
 	machines map[string]*machine
 	order    []*machine // registration order, for heartbeats
+	// ids are the machines' ids in registration order. Like order, fixed
+	// before the fleet runs: plain heartbeats read it without the lock.
+	ids []string
 	// home is the machine whose view holds each task.
 	home map[taskKey]*machine
 	jobs map[string]*jobEntry
 	// waiting lists, per job, the machines with attempts waiting for its
 	// template.
 	waiting map[string]map[*machine]bool
-	dirty   map[*machine]bool
+	// dirty holds the machines something happened to since their last
+	// sync: a view change, an attempt's exit, a report's answer, a job
+	// template's arrival. unsettled holds the machines whose last sync left
+	// them not in agreement with the server (an attempt waits for its job,
+	// a report is in flight, refused or in backoff, the view lags behind an
+	// attempt started here). The once-a-second reconciliation sweeps both.
+	//
+	// Invariant: a synced machine in neither set is settled — each local
+	// attempt is the one the view holds, in the state the view shows, and
+	// the view holds nothing without a local attempt — so a sync of it
+	// would do nothing, and only one of the events above (each of which
+	// marks it dirty) can change that. Sweeping it every second would be
+	// wasted work; the level-triggered reconciliation holds for the others.
+	// Time alone never unsettles a machine: a simulated attempt's end comes
+	// from its runtime's timer through taskExited, like a process's exit.
+	dirty     map[*machine]bool
+	unsettled map[*machine]bool
 	// kick wakes the sync loop; capacity 1, sends never block.
 	kick chan struct{}
 
@@ -168,14 +187,15 @@ type jobEntry struct {
 
 func newFleet(log *slog.Logger, rt runner) *fleet {
 	return &fleet{
-		log:      log,
-		rt:       rt,
-		machines: make(map[string]*machine),
-		home:     make(map[taskKey]*machine),
-		jobs:     make(map[string]*jobEntry),
-		waiting:  make(map[string]map[*machine]bool),
-		dirty:    make(map[*machine]bool),
-		kick:     make(chan struct{}, 1),
+		log:       log,
+		rt:        rt,
+		machines:  make(map[string]*machine),
+		home:      make(map[taskKey]*machine),
+		jobs:      make(map[string]*jobEntry),
+		waiting:   make(map[string]map[*machine]bool),
+		dirty:     make(map[*machine]bool),
+		unsettled: make(map[*machine]bool),
+		kick:      make(chan struct{}, 1),
 	}
 }
 
@@ -186,6 +206,7 @@ func (f *fleet) add(reg *cellv1.RegisterMachineRequest) {
 	m := newMachine(reg)
 	f.machines[m.id] = m
 	f.order = append(f.order, m)
+	f.ids = append(f.ids, m.id)
 }
 
 func (f *fleet) markDirtyLocked(m *machine) {
@@ -387,20 +408,23 @@ type reportBatch struct {
 	updates []*cellv1.TaskStateUpdate
 }
 
-// sync reconciles the dirty machines (all of them when all is set).
+// sync reconciles the dirty machines; with all set, also the unsettled
+// ones (retries, backoffs and timeouts; see fleet.unsettled) — every
+// machine that a sync could change.
 func (f *fleet) sync(now time.Time, all bool) work {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var w work
 	if all {
-		for _, m := range f.order {
-			f.syncMachineLocked(m, now, &w)
+		for m := range f.unsettled {
+			if !f.dirty[m] {
+				f.syncMachineLocked(m, now, &w)
+			}
 		}
 		f.evictJobsLocked(now)
-	} else {
-		for m := range f.dirty {
-			f.syncMachineLocked(m, now, &w)
-		}
+	}
+	for m := range f.dirty {
+		f.syncMachineLocked(m, now, &w)
 	}
 	clear(f.dirty)
 	return w
@@ -411,6 +435,9 @@ func (f *fleet) syncMachineLocked(m *machine, now time.Time, w *work) {
 		return
 	}
 	var updates []*cellv1.TaskStateUpdate
+	// settled stays true while the machine agrees with the server.
+	settled := true
+	var waiting []*localTask
 
 	// Local attempts the server no longer holds here, or holds as a newer
 	// attempt, are stopped; finished ones are forgotten.
@@ -418,11 +445,23 @@ func (f *fleet) syncMachineLocked(m *machine, now time.Time, w *work) {
 		v := m.view[key]
 		switch {
 		case v != nil && v.GetAttempt() == l.key.attempt:
+			if l.phase == waitingForJob {
+				waiting = append(waiting, l)
+				settled = false
+				continue
+			}
 			if u := f.reportLocked(l, v, now); u != nil {
 				updates = append(updates, u)
 			}
+			if v.GetState() != l.wanted() {
+				settled = false
+			}
 		case v != nil && v.GetAttempt() < l.key.attempt:
 			// The view lags behind what we started; wait for it.
+			if l.phase == waitingForJob {
+				waiting = append(waiting, l)
+			}
+			settled = false
 		default:
 			delete(m.local, key)
 			if l.phase == running {
@@ -433,14 +472,22 @@ func (f *fleet) syncMachineLocked(m *machine, now time.Time, w *work) {
 	}
 
 	// Tasks the server holds here without a local attempt are started.
+	// Every local attempt left is one the view holds, so when there are as
+	// many as the view holds there is nothing to start.
 	for key, v := range m.view {
+		if len(m.local) == len(m.view) {
+			break
+		}
+		settled = false
 		if m.local[key] != nil || m.retiringTask(key) {
 			continue
 		}
 		ak := attemptKey{key, v.GetAttempt()}
 		l := &localTask{key: ak, resources: v.GetResources()}
 		m.local[key] = l
-		if v.GetState() == cellv1.TaskState_TASK_STATE_RUNNING {
+		if v.GetState() != cellv1.TaskState_TASK_STATE_RUNNING {
+			waiting = append(waiting, l)
+		} else {
 			// Running on the server but not here: an earlier agent on
 			// this machine started it and is gone. Never start an attempt
 			// twice; report it lost as a failure.
@@ -454,10 +501,8 @@ func (f *fleet) syncMachineLocked(m *machine, now time.Time, w *work) {
 	}
 
 	// Attempts waiting for their job start once the template is known.
-	for key, l := range m.local {
-		if l.phase != waitingForJob {
-			continue
-		}
+	for _, l := range waiting {
+		key := l.key.taskKey
 		tmpl, fetch := f.templateLocked(key.job, now)
 		if fetch {
 			w.fetches = append(w.fetches, key.job)
@@ -478,6 +523,11 @@ func (f *fleet) syncMachineLocked(m *machine, now time.Time, w *work) {
 		n := min(len(updates), maxUpdatesPerReport)
 		w.reports = append(w.reports, reportBatch{m: m, updates: updates[:n]})
 		updates = updates[n:]
+	}
+	if settled {
+		delete(f.unsettled, m)
+	} else {
+		f.unsettled[m] = true
 	}
 }
 
@@ -729,6 +779,10 @@ func (f *fleet) registrations() []*cellv1.RegisterMachineRequest {
 	}
 	return out
 }
+
+// machineIDs lists the fleet's machine ids in registration order (the
+// order of running). Fixed before the fleet runs; read without the lock.
+func (f *fleet) machineIDs() []string { return f.ids }
 
 // registration returns the registration request of machine id, or nil.
 func (f *fleet) registration(id string) *cellv1.RegisterMachineRequest {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -354,5 +355,61 @@ func TestNothingHappensBeforeTheFirstView(t *testing.T) {
 	f.machines["m1"].view[taskKey{"j", 0}] = task(0, 1, runningS, "m1", 5)
 	if w := f.sync(time.Now(), true); len(w.reports) != 0 || len(r.started) != 0 {
 		t.Fatalf("unsynced machine acted: %v, started %v", reportsOf(w), r.started)
+	}
+}
+
+func TestOnlyUnsettledMachinesAreSweptAgain(t *testing.T) {
+	h := newHarness(t)
+	h.f.applyTask(task(0, 1, assigned, "m1", 10), 10)
+	w := h.sync()
+	if !h.f.unsettled[h.m1] || h.f.unsettled[h.f.machines["m2"]] {
+		t.Fatalf("unsettled = %v after a start whose report is in flight, want m1 only", h.f.unsettled)
+	}
+	h.answer(w, 11, nil, false)
+	h.f.applyTask(task(0, 1, runningS, "m1", 11), 11)
+	h.expectReports(h.sync())
+	if len(h.f.unsettled) != 0 {
+		t.Fatalf("unsettled = %v once the server shows what runs, want none", h.f.unsettled)
+	}
+	// A settled machine, left out of the sweep, is still woken by an exit.
+	h.r.handle(t, ak(0, 1)).exited(exitResult{state: succeeded})
+	h.expectReports(h.sync(), "j/0.1:succeeded")
+}
+
+// BenchmarkSyncSecond10k is the once-a-second reconciliation of 10,000
+// simulated machines running 20 tasks each that the server already shows
+// as running: the fleet's steady state.
+func BenchmarkSyncSecond10k(b *testing.B) {
+	const machines, perMachine = 10_000, 20
+	f := simFleet(b, SimulatedMachines("sim", machines, DefaultProfile()))
+	now := time.Now()
+	for _, state := range []cellv1.TaskState{assigned, runningS} {
+		rev := uint64(10)
+		if state == runningS {
+			rev = 10 + machines*perMachine
+		}
+		for i := range machines * perMachine {
+			f.applyTask(&cellv1.Task{JobId: "j", Index: uint32(i), Attempt: 1, State: state,
+				MachineId: fmt.Sprintf("sim-%04d", i%machines), ModRevision: rev + uint64(i),
+				Resources: &cellv1.Resources{CpuMilli: 100, MemoryBytes: 1 << 20}}, rev+uint64(i))
+		}
+		w := f.sync(now, true)
+		for _, r := range w.reports {
+			resp := &cellv1.ReportTaskStatesResponse{Revision: rev}
+			for range r.updates {
+				resp.Results = append(resp.Results, &cellv1.UpdateResult{Applied: true})
+			}
+			f.reported(r, resp, nil, now)
+		}
+	}
+	f.sync(now, true)
+	if n := f.runningCount(); n != machines*perMachine {
+		b.Fatalf("%d attempts run, want %d", n, machines*perMachine)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if w := f.sync(now, true); len(w.reports) != 0 || len(w.fetches) != 0 {
+			b.Fatalf("a steady fleet sent %d reports and %d job reads", len(w.reports), len(w.fetches))
+		}
 	}
 }

@@ -146,21 +146,20 @@ func (h *heartbeater) run(ctx context.Context) {
 
 // beat publishes one round of heartbeats.
 func (h *heartbeater) beat(now time.Time) {
-	machines := h.fleet.running()
-	withUsage := now.Sub(h.lastUsage) >= h.usageEvery
-	var usage []machineUsage
-	if withUsage {
-		h.lastUsage = now
-		usage = h.usage.sample(now, machines)
+	// A plain heartbeat names only its machine: what runs there is read
+	// (and sampled) only when usage is due.
+	ids := h.fleet.machineIDs()
+	hbs := make([]*cellv1.Heartbeat, len(ids))
+	for i, id := range ids {
+		hbs[i] = &cellv1.Heartbeat{MachineId: id, TimeUnixNano: now.UnixNano()}
 	}
-	hbs := make([]*cellv1.Heartbeat, len(machines))
-	for i, m := range machines {
-		hb := &cellv1.Heartbeat{MachineId: m.id, TimeUnixNano: now.UnixNano()}
-		if withUsage {
+	if now.Sub(h.lastUsage) >= h.usageEvery {
+		h.lastUsage = now
+		usage := h.usage.sample(now, h.fleet.running())
+		for i, hb := range hbs {
 			hb.Usage = usage[i].machine
 			hb.Tasks = usage[i].tasks
 		}
-		hbs[i] = hb
 	}
 	h.mu.Lock()
 	nc, subject := h.nc, h.subject
