@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/omegacell/omegacell/cellstate"
+	"github.com/omegacell/omegacell/internal/celltest"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )
 
@@ -28,20 +28,14 @@ import (
 var cellBinary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "cell-bin")
+	path, cleanup, err := celltest.Build(".", "cell")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	cellBinary = filepath.Join(dir, "cell")
-	build := exec.Command("go", "build", "-o", cellBinary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building cell:", err)
-		os.Exit(1)
-	}
+	cellBinary = path
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

@@ -4,16 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
-	"github.com/omegacell/omegacell/cellstate"
+	"github.com/omegacell/omegacell/internal/celltest"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )
 
@@ -46,7 +41,8 @@ func TestSchedulerCommandRefusesBadFlags(t *testing.T) {
 // up in `cell scheduler list`, and returns cleanly when its context ends
 // (what SIGINT and SIGTERM do through main's signal context).
 func TestSchedulerCommandPlacesJobsAndStopsOnCancel(t *testing.T) {
-	addr, conn := startLoopbackCell(t)
+	cell := celltest.Start(t)
+	addr, conn := cell.Addr, cell.Conn
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := cellv1.NewMachineServiceClient(conn).RegisterMachine(ctx, &cellv1.RegisterMachineRequest{
@@ -108,30 +104,4 @@ func TestSchedulerCommandPlacesJobsAndStopsOnCancel(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("cell scheduler did not stop when its context ended")
 	}
-}
-
-// startLoopbackCell serves a real store on loopback for the test.
-func startLoopbackCell(t *testing.T) (string, *grpc.ClientConn) {
-	t.Helper()
-	st, err := cellstate.Open(cellstate.Options{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := cellstate.NewServer(st, cellstate.ServerOptions{}).GRPCServer()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		st.CloseWatchers()
-		srv.Stop()
-		st.Close()
-	})
-	return lis.Addr().String(), conn
 }

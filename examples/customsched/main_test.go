@@ -5,21 +5,15 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
-	"github.com/omegacell/omegacell/cellstate"
+	"github.com/omegacell/omegacell/internal/celltest"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )
 
@@ -28,20 +22,14 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "customsched")
+	path, cleanup, err := celltest.Build(".", "customsched")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "customsched")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building customsched:", err)
-		os.Exit(1)
-	}
+	binary = path
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
@@ -50,7 +38,8 @@ func TestMain(m *testing.M) {
 // policy, one that cannot fit is marked unschedulable, and SIGTERM stops
 // it cleanly.
 func TestCustomSchedulerAgainstARealCell(t *testing.T) {
-	addr, conn := startCell(t)
+	cell := celltest.Start(t)
+	addr, conn := cell.Addr, cell.Conn
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, id := range []string{"m2", "m0", "m1"} {
@@ -147,30 +136,4 @@ func TestCustomSchedulerAgainstARealCell(t *testing.T) {
 	if err != nil {
 		t.Errorf("customsched exited with %v after SIGTERM, want 0\n%s", err, log)
 	}
-}
-
-// startCell serves a real store on loopback.
-func startCell(t *testing.T) (string, *grpc.ClientConn) {
-	t.Helper()
-	st, err := cellstate.Open(cellstate.Options{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := cellstate.NewServer(st, cellstate.ServerOptions{}).GRPCServer()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		st.CloseWatchers()
-		srv.Stop()
-		st.Close()
-	})
-	return lis.Addr().String(), conn
 }
