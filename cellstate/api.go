@@ -146,15 +146,8 @@ func (s *Store) GetMachine(id string) (*cellv1.GetMachineResponse, error) {
 		return nil, status.Errorf(codes.NotFound, "id: machine %q does not exist", id)
 	}
 	out := &cellv1.GetMachineResponse{Machine: m.pb()}
-	for _, j := range s.st.jobs {
-		if j.counts[txn.TaskAssigned]+j.counts[txn.TaskRunning] == 0 {
-			continue
-		}
-		for _, t := range j.tasks {
-			if t.t.State.HoldsResources() && t.t.Machine == id {
-				out.Tasks = append(out.Tasks, t.pb())
-			}
-		}
+	for _, k := range s.st.tasksOn(id) {
+		out.Tasks = append(out.Tasks, s.st.task(k).pb())
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package cellstate
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -16,10 +17,25 @@ func checkInvariant(s *state) error {
 		machines = append(machines, m.m)
 	}
 	var tasks []*txn.Task
+	holding := 0
 	for _, j := range s.jobs {
 		for _, t := range j.tasks {
 			tasks = append(tasks, t.t)
+			if t.t.State.HoldsResources() {
+				holding++
+				on := s.onMachine[t.t.Machine]
+				if at := int(j.slot[t.t.Key.Index]); on == nil || at >= len(on.tasks) || on.tasks[at] != (taskSlot{j, t.t.Key.Index}) {
+					return fmt.Errorf("index: task %s holds resources on %s but is not indexed there", t.t.Key, t.t.Machine)
+				}
+			}
 		}
+	}
+	indexed := 0
+	for _, on := range s.onMachine {
+		indexed += len(on.tasks)
+	}
+	if indexed != holding {
+		return fmt.Errorf("index: %d tasks indexed on machines, %d hold resources", indexed, holding)
 	}
 	return txn.CheckInvariant(machines, tasks)
 }

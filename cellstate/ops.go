@@ -393,21 +393,13 @@ func (o drainOp) run(s *state) (any, error) {
 // evictAll moves every task holding resources on a machine to state `to`
 // (and then back to pending), e.g. drained or lost.
 func (s *state) evictAll(machineID string, to txn.TaskState, why string, backoff time.Duration) {
-	for _, j := range s.jobs {
-		if !jobLive(j.job) || j.counts[txn.TaskAssigned]+j.counts[txn.TaskRunning] == 0 {
+	for _, k := range s.tasksOn(machineID) {
+		if to == txn.TaskPending {
+			s.requeue(k, why, backoff)
 			continue
 		}
-		for _, t := range j.tasks {
-			if !t.t.State.HoldsResources() || t.t.Machine != machineID {
-				continue
-			}
-			if to == txn.TaskPending {
-				s.requeue(t.t.Key, why, backoff)
-				continue
-			}
-			if s.transition(t.t.Key, to, why) == nil {
-				s.requeue(t.t.Key, why, backoff)
-			}
+		if s.transition(k, to, why) == nil {
+			s.requeue(k, why, backoff)
 		}
 	}
 }

@@ -48,6 +48,21 @@ type jobEntry struct {
 	tasks      []*task
 	counts     [txn.TaskKilled + 1]uint32 // by txn.TaskState
 	perMachine map[string]uint32          // only for max-per-machine jobs
+	// slot[i] is task i's position in its machine's machineTasks while it
+	// holds resources (allocated on the job's first placement).
+	slot []int32
+}
+
+// machineTasks lists the tasks holding resources on one machine, in no
+// order; a task's position is kept in its job's slot, so adding and
+// removing cost a few slice operations and no hashing.
+type machineTasks struct {
+	tasks []taskSlot
+}
+
+type taskSlot struct {
+	job   *jobEntry
+	index uint32
 }
 
 // state is the in-memory cell. The commit loop mutates it under Store.mu;
@@ -61,6 +76,10 @@ type state struct {
 
 	// pendingBySched counts pending tasks per owning scheduler.
 	pendingBySched map[string]int
+	// onMachine indexes the tasks holding resources on each machine, so
+	// an agent's GetMachine and evicting a machine (drain, down) cost what
+	// the machine holds, not a scan of the cell.
+	onMachine map[string]*machineTasks
 
 	// The loop's current operation context: time and the revision being
 	// built, and where changed objects are recorded.
@@ -75,6 +94,7 @@ func newState() *state {
 		jobByName:      make(map[string]string),
 		schedulers:     map[string]bool{"service": true, "batch": true, "gpu": true},
 		pendingBySched: make(map[string]int),
+		onMachine:      make(map[string]*machineTasks),
 	}
 }
 
@@ -174,23 +194,74 @@ func (s *state) installTask(nt *task) {
 	j := s.jobs[nt.t.Key.Job]
 	old := j.tasks[nt.t.Key.Index]
 	if old != nil {
-		j.counts[old.t.State]--
-		if old.t.State == txn.TaskPending {
-			s.pendingBySched[old.t.Scheduler]--
-		}
-		if j.perMachine != nil && old.t.State.HoldsResources() {
-			j.perMachine[old.t.Machine]--
-		}
+		s.unindex(j, old)
 	}
-	j.counts[nt.t.State]++
-	if nt.t.State == txn.TaskPending {
-		s.pendingBySched[nt.t.Scheduler]++
-	}
-	if j.perMachine != nil && nt.t.State.HoldsResources() {
-		j.perMachine[nt.t.Machine]++
-	}
+	s.index(j, nt)
 	j.tasks[nt.t.Key.Index] = nt
 	s.changes.task(nt)
+}
+
+// index counts a task version in the job's counters and the cell's
+// indexes; unindex takes it out.
+func (s *state) index(j *jobEntry, t *task) {
+	j.counts[t.t.State]++
+	if t.t.State == txn.TaskPending {
+		s.pendingBySched[t.t.Scheduler]++
+	}
+	if !t.t.State.HoldsResources() {
+		return
+	}
+	if j.perMachine != nil {
+		j.perMachine[t.t.Machine]++
+	}
+	on := s.onMachine[t.t.Machine]
+	if on == nil {
+		on = &machineTasks{}
+		s.onMachine[t.t.Machine] = on
+	}
+	if j.slot == nil {
+		j.slot = make([]int32, len(j.tasks))
+	}
+	j.slot[t.t.Key.Index] = int32(len(on.tasks))
+	on.tasks = append(on.tasks, taskSlot{j, t.t.Key.Index})
+}
+
+func (s *state) unindex(j *jobEntry, t *task) {
+	j.counts[t.t.State]--
+	if t.t.State == txn.TaskPending {
+		s.pendingBySched[t.t.Scheduler]--
+	}
+	if !t.t.State.HoldsResources() {
+		return
+	}
+	if j.perMachine != nil {
+		j.perMachine[t.t.Machine]--
+	}
+	on := s.onMachine[t.t.Machine]
+	at, last := j.slot[t.t.Key.Index], len(on.tasks)-1
+	moved := on.tasks[last]
+	on.tasks[at] = moved
+	moved.job.slot[moved.index] = at
+	on.tasks = on.tasks[:last]
+}
+
+// tasksOn lists the tasks holding resources on a machine, by job and index.
+func (s *state) tasksOn(machineID string) []txn.TaskKey {
+	on := s.onMachine[machineID]
+	if on == nil {
+		return nil
+	}
+	keys := make([]txn.TaskKey, len(on.tasks))
+	for i, ts := range on.tasks {
+		keys[i] = txn.TaskKey{Job: ts.job.job.Id, Index: ts.index}
+	}
+	sort.Slice(keys, func(a, b int) bool {
+		if keys[a].Job != keys[b].Job {
+			return keys[a].Job < keys[b].Job
+		}
+		return keys[a].Index < keys[b].Index
+	})
+	return keys
 }
 
 // installJob makes a new job version current and records the change.

@@ -487,13 +487,7 @@ func (s *Store) recover() error {
 		}
 		t := taskFromPB(pb, j.tmpl)
 		j.tasks[k.Index] = t
-		j.counts[t.t.State]++
-		if t.t.State == txn.TaskPending {
-			st.pendingBySched[t.t.Scheduler]++
-		}
-		if j.perMachine != nil && t.t.State.HoldsResources() {
-			j.perMachine[t.t.Machine]++
-		}
+		st.index(j, t)
 	}
 	for id, j := range st.jobs {
 		for i, t := range j.tasks {
