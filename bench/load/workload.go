@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/omegacell/omegacell/agent"
+	benchinput "github.com/omegacell/omegacell/bench/builtin"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/schedulers/policy/builtin"
 	"github.com/omegacell/omegacell/txn"
@@ -96,27 +93,15 @@ type Group struct {
 var builtinWorkloads embed.FS
 
 // BuiltinWorkloads lists the workloads shipped in bench/load/workloads.
-func BuiltinWorkloads() []string {
-	entries, _ := builtinWorkloads.ReadDir("workloads")
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		names = append(names, strings.TrimSuffix(e.Name(), ".yaml"))
-	}
-	slices.Sort(names)
-	return names
-}
+func BuiltinWorkloads() []string { return benchinput.Names(builtinWorkloads, "workloads") }
 
-// LoadWorkload returns a built-in workload by name or reads a file.
+// LoadWorkload returns a built-in workload by name or reads a workload file.
 func LoadWorkload(nameOrPath string) (*Workload, error) {
-	if data, err := builtinWorkloads.ReadFile("workloads/" + nameOrPath + ".yaml"); err == nil {
-		return ParseWorkload(data, nameOrPath)
-	}
-	data, err := os.ReadFile(nameOrPath)
+	data, name, err := benchinput.Read(builtinWorkloads, "workloads", nameOrPath)
 	if err != nil {
-		return nil, fmt.Errorf("workload %q is neither built in (%s) nor a readable file: %w",
-			nameOrPath, strings.Join(BuiltinWorkloads(), ", "), err)
+		return nil, err
 	}
-	return ParseWorkload(data, filepath.Base(nameOrPath))
+	return ParseWorkload(data, name)
 }
 
 // ParseWorkload reads a workload from YAML or JSON (unknown fields are

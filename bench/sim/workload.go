@@ -4,13 +4,10 @@ import (
 	"embed"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/omegacell/omegacell/bench/builtin"
 	"github.com/omegacell/omegacell/txn"
 )
 
@@ -224,26 +221,13 @@ var builtinWorkloads embed.FS
 
 // BuiltinWorkloads lists the names of the workloads shipped in
 // bench/sim/workloads.
-func BuiltinWorkloads() []string {
-	entries, _ := builtinWorkloads.ReadDir("workloads")
-	var names []string
-	for _, e := range entries {
-		names = append(names, strings.TrimSuffix(e.Name(), ".yaml"))
-	}
-	sort.Strings(names)
-	return names
-}
+func BuiltinWorkloads() []string { return builtin.Names(builtinWorkloads, "workloads") }
 
-// LoadWorkload returns a built-in workload by name (see
-// [BuiltinWorkloads]) or reads a workload file by path.
+// LoadWorkload returns a built-in workload by name or reads a workload file.
 func LoadWorkload(nameOrPath string) (*Workload, error) {
-	if data, err := builtinWorkloads.ReadFile("workloads/" + nameOrPath + ".yaml"); err == nil {
-		return ParseWorkload(data, nameOrPath)
-	}
-	data, err := os.ReadFile(nameOrPath)
+	data, name, err := builtin.Read(builtinWorkloads, "workloads", nameOrPath)
 	if err != nil {
-		return nil, fmt.Errorf("workload %q is neither built in (%s) nor a readable file: %w",
-			nameOrPath, strings.Join(BuiltinWorkloads(), ", "), err)
+		return nil, err
 	}
-	return ParseWorkload(data, filepath.Base(nameOrPath))
+	return ParseWorkload(data, name)
 }
