@@ -30,7 +30,7 @@ func (r *rig) runPhase(ctx context.Context, ph *phasePlan) (*PhaseReport, error)
 		if storeBefore, err = gather(ctx, r.storeM); err != nil {
 			return nil, err
 		}
-		if schedBefore, err = gather(ctx, r.schedulerMetrics); err != nil {
+		if schedBefore, err = r.settledSchedulerMetrics(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -56,14 +56,16 @@ func (r *rig) runPhase(ctx context.Context, ph *phasePlan) (*PhaseReport, error)
 		if err != nil {
 			return nil, err
 		}
-		schedAfter, err := gather(ctx, r.schedulerMetrics)
+		schedAfter, err := r.settledSchedulerMetrics(ctx)
 		if err != nil {
 			return nil, err
 		}
-		wall := end.Sub(start)
-		rep.Store = storeFigures(storeBefore, storeAfter, wall)
+		rep.Store = storeFigures(storeBefore, storeAfter, end.Sub(start))
+		// The schedulers' busy time runs until their last commit was
+		// counted, which can be after the watch showed its placements.
+		busyWall := time.Since(start)
 		for _, in := range r.plan.schedulers {
-			rep.Schedulers = append(rep.Schedulers, schedulerFigures(in, schedBefore, schedAfter, wall))
+			rep.Schedulers = append(rep.Schedulers, schedulerFigures(in, schedBefore, schedAfter, busyWall))
 		}
 	}
 	return rep, nil
@@ -71,6 +73,27 @@ func (r *rig) runPhase(ctx context.Context, ph *phasePlan) (*PhaseReport, error)
 
 func (r *rig) schedulerMetrics(context.Context) ([]*dto.MetricFamily, error) {
 	return r.schedM.Gather()
+}
+
+// settledSchedulerMetrics gathers the schedulers' metrics once no Commit
+// call is in flight. The watch can show a placement before the scheduler
+// that committed it has read the answer and counted the claims; a
+// placement seen while commits_in_flight is 0 has been counted.
+func (r *rig) settledSchedulerMetrics(ctx context.Context) (metricSet, error) {
+	for {
+		ms, err := gather(ctx, r.schedulerMetrics)
+		if err != nil {
+			return nil, err
+		}
+		if ms.sum("omegacell_scheduler_commits_in_flight", nil, "", "") == 0 {
+			return ms, nil
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("schedulers still committing at the end of the phase: %w", context.Cause(ctx))
+		}
+	}
 }
 
 // submission is the state of a phase's submitters.

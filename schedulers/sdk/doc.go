@@ -72,7 +72,8 @@
 // minute) and busy_seconds_total (time deciding and committing),
 // conflict_fraction (conflicted claims per accepted claim, last minute),
 // decision_seconds (time in the policy per attempt), commit_seconds,
-// claims_total by outcome, transactions_total by result (accepted,
+// commits_in_flight (1 from sending a Commit until its claims are
+// counted), claims_total by outcome, transactions_total by result (accepted,
 // partial, conflicted, failed), preemptions_total, job_wait_seconds
 // (submission to first attempt, until=first_attempt; to all tasks placed,
 // until=placed), attempts_per_job, jobs_unschedulable_total, queue_jobs by

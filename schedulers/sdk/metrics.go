@@ -21,6 +21,7 @@ type metrics struct {
 	conflictFraction prometheus.Gauge
 	decisionSeconds  prometheus.Histogram
 	commitSeconds    prometheus.Histogram
+	commitsInFlight  prometheus.Gauge
 	claims           *prometheus.CounterVec // by outcome: accepted or the conflict reason
 	transactions     *prometheus.CounterVec // by result
 	preemptions      prometheus.Counter
@@ -80,6 +81,8 @@ func newMetrics(reg prometheus.Registerer, name string, start time.Time) (*metri
 	histogram(&m.decisionSeconds, "decision_seconds", "Time the policy took for one scheduling attempt of one job.",
 		prometheus.ExponentialBuckets(10e-6, 4, 11))
 	histogram(&m.commitSeconds, "commit_seconds", "Round trip of one Commit call.", prometheus.ExponentialBuckets(100e-6, 4, 9))
+	gauge(&m.commitsInFlight, "commits_in_flight",
+		"Commit calls sent and not yet counted in claims_total (0 or 1): a placement seen on the watch while this is 0 has been counted.")
 	counterVec(&m.claims, "claims_total",
 		"Claims committed, by outcome: accepted, or the reason of the conflict (insufficient_cpu, seq_changed, aborted, ...).", "outcome")
 	counterVec(&m.transactions, "transactions_total",

@@ -271,6 +271,8 @@ func (s *scheduler) attempt(ctx context.Context, batch []attemptJob) {
 		s.m.busy(decidedAt, decidedAt.Sub(start))
 		return
 	}
+	s.m.commitsInFlight.Inc()
+	defer s.m.commitsInFlight.Dec() // after the claims are counted below
 	cctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	resp, err := s.state.Commit(cctx, pbconv.CommitRequest(tx))
 	cancel()
