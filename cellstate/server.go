@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/omegacell/omegacell/limits"
 	"github.com/omegacell/omegacell/pbconv"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/txn"
@@ -154,8 +155,8 @@ func (s *Server) SetJobSchedulingStatus(ctx context.Context, r *cellv1.SetJobSch
 	if err := validateTaskRef("job", &cellv1.TaskRef{JobId: r.JobId}); err != nil {
 		return nil, invalid("job_id", "%q is not a UUID", r.JobId)
 	}
-	if len(r.UnschedulableReason) > maxStringLen {
-		return nil, invalid("unschedulable_reason", "longer than %d characters", maxStringLen)
+	if len(r.UnschedulableReason) > limits.MaxStringLen {
+		return nil, invalid("unschedulable_reason", "longer than %d characters", limits.MaxStringLen)
 	}
 	rev, err := s.store.SetJobSchedulingStatus(ctx, r)
 	if err != nil {
@@ -401,7 +402,7 @@ func (s *Server) ReportTaskStates(ctx context.Context, r *cellv1.ReportTaskState
 // ------------------------------------------------------ SchedulerService
 
 func (s *Server) RegisterScheduler(ctx context.Context, r *cellv1.RegisterSchedulerRequest) (*cellv1.RegisterSchedulerResponse, error) {
-	if !schedulerRE.MatchString(r.Name) {
+	if !limits.SchedulerName.MatchString(r.Name) {
 		return nil, invalid("name", "%q is not a scheduler name (lowercase letters, digits, '-', at most 63)", r.Name)
 	}
 	rev, err := s.store.RegisterScheduler(ctx, r.Name)
@@ -412,7 +413,7 @@ func (s *Server) RegisterScheduler(ctx context.Context, r *cellv1.RegisterSchedu
 }
 
 func (s *Server) ReportSchedulerStats(_ context.Context, r *cellv1.ReportSchedulerStatsRequest) (*cellv1.ReportSchedulerStatsResponse, error) {
-	if !schedulerRE.MatchString(r.Name) {
+	if !limits.SchedulerName.MatchString(r.Name) {
 		return nil, invalid("name", "%q is not a scheduler name", r.Name)
 	}
 	if r.Stats == nil {

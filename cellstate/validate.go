@@ -2,45 +2,26 @@ package cellstate
 
 import (
 	"fmt"
-	"regexp"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/omegacell/omegacell/limits"
 	"github.com/omegacell/omegacell/pbconv"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/txn"
 )
 
-// Limits on requests; anything beyond is refused as InvalidArgument.
+// Limits on requests are package limits'; these are the store's own.
 const (
-	MaxTasksPerJob        = 100_000
-	MaxClaimsPerCommit    = 100_000
-	MaxUpdatesPerReport   = 10_000
-	MaxGPUsPerMachine     = 64
-	maxCPUMilli           = 1 << 30 // a million cores
-	maxBytes              = 1 << 50 // a petabyte
-	maxLabels             = 64
-	maxRetryLimit         = 1000
-	maxPriority           = 10_000
-	maxEnv                = 256
-	maxArgs               = 1024
-	maxConstraints        = 64
-	maxStringLen          = 4096
-	MaxRequestBytes       = 64 << 20
+	MaxTasksPerJob        = limits.MaxTasksPerJob
+	MaxRequestBytes       = limits.MaxRequestBytes
 	defaultSnapshotChunk  = 4096
 	maxSnapshotChunk      = 65536
 	defaultProgressMillis = 1000
 	minProgressMillis     = 10
-)
-
-var (
-	nameRE      = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
-	schedulerRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-	machineRE   = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9._]{0,251}[A-Za-z0-9])?$`)
-	labelKeyRE  = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9._/]{0,61}[A-Za-z0-9])?$`)
 )
 
 func invalid(field, format string, args ...any) error {
@@ -55,18 +36,18 @@ func validateJobSpec(in *cellv1.JobSpec) (*cellv1.JobSpec, error) {
 	}
 	spec := proto.Clone(in).(*cellv1.JobSpec)
 	switch {
-	case !nameRE.MatchString(spec.Name):
+	case !limits.JobName.MatchString(spec.Name):
 		return nil, invalid("spec.name", "%q must be 1-253 lowercase letters, digits, '-' or '.', starting and ending alphanumeric", spec.Name)
 	case len(spec.Tenant) > 63:
 		return nil, invalid("spec.tenant", "longer than 63 characters")
-	case !schedulerRE.MatchString(spec.Scheduler):
+	case !limits.SchedulerName.MatchString(spec.Scheduler):
 		return nil, invalid("spec.scheduler", "%q is not a scheduler name (lowercase letters, digits, '-', at most 63)", spec.Scheduler)
-	case spec.Priority < 0 || spec.Priority > maxPriority:
-		return nil, invalid("spec.priority", "%d is outside 0..%d", spec.Priority, maxPriority)
+	case spec.Priority < 0 || spec.Priority > limits.MaxPriority:
+		return nil, invalid("spec.priority", "%d is outside 0..%d", spec.Priority, limits.MaxPriority)
 	case spec.Count == 0 || spec.Count > MaxTasksPerJob:
 		return nil, invalid("spec.count", "%d is outside 1..%d", spec.Count, MaxTasksPerJob)
-	case spec.RetryLimit > maxRetryLimit:
-		return nil, invalid("spec.retry_limit", "%d exceeds %d", spec.RetryLimit, maxRetryLimit)
+	case spec.RetryLimit > limits.MaxRetryLimit:
+		return nil, invalid("spec.retry_limit", "%d exceeds %d", spec.RetryLimit, limits.MaxRetryLimit)
 	case spec.Kind != cellv1.JobKind_JOB_KIND_UNSPECIFIED && spec.Kind != cellv1.JobKind_JOB_KIND_SERVICE && spec.Kind != cellv1.JobKind_JOB_KIND_BATCH:
 		return nil, invalid("spec.kind", "unknown kind %d", spec.Kind)
 	case spec.Task == nil:
@@ -82,23 +63,23 @@ func validateJobSpec(in *cellv1.JobSpec) (*cellv1.JobSpec, error) {
 }
 
 func validateTemplate(t *cellv1.TaskTemplate, count uint32) error {
-	if len(t.Command) == 0 || len(t.Command) > maxStringLen {
-		return invalid("spec.task.command", "must be 1..%d characters", maxStringLen)
+	if len(t.Command) == 0 || len(t.Command) > limits.MaxStringLen {
+		return invalid("spec.task.command", "must be 1..%d characters", limits.MaxStringLen)
 	}
-	if len(t.Args) > maxArgs {
-		return invalid("spec.task.args", "%d arguments exceed %d", len(t.Args), maxArgs)
+	if len(t.Args) > limits.MaxArgs {
+		return invalid("spec.task.args", "%d arguments exceed %d", len(t.Args), limits.MaxArgs)
 	}
 	for i, a := range t.Args {
-		if len(a) > maxStringLen {
-			return invalid(fmt.Sprintf("spec.task.args[%d]", i), "longer than %d characters", maxStringLen)
+		if len(a) > limits.MaxStringLen {
+			return invalid(fmt.Sprintf("spec.task.args[%d]", i), "longer than %d characters", limits.MaxStringLen)
 		}
 	}
-	if len(t.Env) > maxEnv {
-		return invalid("spec.task.env", "%d variables exceed %d", len(t.Env), maxEnv)
+	if len(t.Env) > limits.MaxEnv {
+		return invalid("spec.task.env", "%d variables exceed %d", len(t.Env), limits.MaxEnv)
 	}
 	for k, v := range t.Env {
-		if k == "" || len(k) > 255 || len(v) > maxStringLen {
-			return invalid("spec.task.env", "variable %q: name must be 1..255 characters, value at most %d", k, maxStringLen)
+		if k == "" || len(k) > limits.MaxEnvNameLen || len(v) > limits.MaxStringLen {
+			return invalid("spec.task.env", "variable %q: name must be 1..255 characters, value at most %d", k, limits.MaxStringLen)
 		}
 	}
 	if t.Resources == nil {
@@ -108,11 +89,11 @@ func validateTemplate(t *cellv1.TaskTemplate, count uint32) error {
 	if err := txn.ValidateRequest(r); err != nil {
 		return invalid("spec.task", "%v", err)
 	}
-	if r.CPUMilli > maxCPUMilli || r.MemoryBytes > maxBytes || r.DiskBytes > maxBytes || r.GPUMilli > MaxGPUsPerMachine*txn.MilliPerGPU {
+	if r.CPUMilli > limits.MaxCPUMilli || r.MemoryBytes > limits.MaxBytes || r.DiskBytes > limits.MaxBytes || r.GPUMilli > limits.MaxGPUsPerMachine*txn.MilliPerGPU {
 		return invalid("spec.task.resources", "%v is larger than any machine can be", r)
 	}
-	if len(t.Constraints) > maxConstraints {
-		return invalid("spec.task.constraints", "%d terms exceed %d", len(t.Constraints), maxConstraints)
+	if len(t.Constraints) > limits.MaxConstraints {
+		return invalid("spec.task.constraints", "%d terms exceed %d", len(t.Constraints), limits.MaxConstraints)
 	}
 	for i, c := range pbconv.Constraints(t.Constraints) {
 		if err := c.Validate(); err != nil {
@@ -153,14 +134,14 @@ func validateTaskRef(field string, r *cellv1.TaskRef) error {
 
 func validateCommit(r *cellv1.CommitRequest) error {
 	switch {
-	case !schedulerRE.MatchString(r.Scheduler):
+	case !limits.SchedulerName.MatchString(r.Scheduler):
 		return invalid("scheduler", "%q is not a scheduler name", r.Scheduler)
 	case len(r.Claims) == 0:
 		return invalid("claims", "a transaction needs at least one claim")
-	case len(r.Claims) > MaxClaimsPerCommit:
-		return invalid("claims", "%d claims exceed %d per transaction", len(r.Claims), MaxClaimsPerCommit)
-	case len(r.Preemptions) > MaxClaimsPerCommit:
-		return invalid("preemptions", "%d exceed %d", len(r.Preemptions), MaxClaimsPerCommit)
+	case len(r.Claims) > limits.MaxClaimsPerCommit:
+		return invalid("claims", "%d claims exceed %d per transaction", len(r.Claims), limits.MaxClaimsPerCommit)
+	case len(r.Preemptions) > limits.MaxClaimsPerCommit:
+		return invalid("preemptions", "%d exceed %d", len(r.Preemptions), limits.MaxClaimsPerCommit)
 	case r.ConflictMode > cellv1.ConflictMode_CONFLICT_MODE_COARSE:
 		return invalid("conflict_mode", "unknown mode %d", r.ConflictMode)
 	case r.CommitMode > cellv1.CommitMode_COMMIT_MODE_ALL_OR_NOTHING:
@@ -179,8 +160,8 @@ func validateCommit(r *cellv1.CommitRequest) error {
 		if rs := c.Resources; rs == nil || rs.CpuMilli < 0 || rs.MemoryBytes < 0 || rs.DiskBytes < 0 || rs.GpuMilli < 0 {
 			return invalid(fmt.Sprintf("claims[%d].resources", i), "are required and must not be negative")
 		}
-		if len(c.Devices) > MaxGPUsPerMachine {
-			return invalid(fmt.Sprintf("claims[%d].devices", i), "%d shares exceed %d", len(c.Devices), MaxGPUsPerMachine)
+		if len(c.Devices) > limits.MaxGPUsPerMachine {
+			return invalid(fmt.Sprintf("claims[%d].devices", i), "%d shares exceed %d", len(c.Devices), limits.MaxGPUsPerMachine)
 		}
 		for k, d := range c.Devices {
 			if d.GetMilli() == 0 || d.GetMilli() > txn.MilliPerGPU {
@@ -197,7 +178,7 @@ func validateCommit(r *cellv1.CommitRequest) error {
 }
 
 func validateRegisterMachine(r *cellv1.RegisterMachineRequest) error {
-	if !machineRE.MatchString(r.Id) {
+	if !limits.MachineName.MatchString(r.Id) {
 		return invalid("id", "%q must be 1-253 letters, digits, '-', '.' or '_'", r.Id)
 	}
 	if r.Capacity == nil {
@@ -207,14 +188,14 @@ func validateRegisterMachine(r *cellv1.RegisterMachineRequest) error {
 	if err := txn.ValidateCapacity(c); err != nil {
 		return invalid("capacity", "%v", err)
 	}
-	if c.CPUMilli > maxCPUMilli || c.MemoryBytes > maxBytes || c.DiskBytes > maxBytes || c.GPUMilli > MaxGPUsPerMachine*txn.MilliPerGPU {
+	if c.CPUMilli > limits.MaxCPUMilli || c.MemoryBytes > limits.MaxBytes || c.DiskBytes > limits.MaxBytes || c.GPUMilli > limits.MaxGPUsPerMachine*txn.MilliPerGPU {
 		return invalid("capacity", "%v is beyond any machine", c)
 	}
-	if len(r.Labels) > maxLabels {
-		return invalid("labels", "%d labels exceed %d", len(r.Labels), maxLabels)
+	if len(r.Labels) > limits.MaxLabels {
+		return invalid("labels", "%d labels exceed %d", len(r.Labels), limits.MaxLabels)
 	}
 	for k, v := range r.Labels {
-		if !labelKeyRE.MatchString(k) || len(v) > 253 {
+		if !limits.LabelKey.MatchString(k) || len(v) > limits.MaxLabelValueLen {
 			return invalid("labels", "label %q=%q: key must be 1-63 letters, digits, '-', '.', '_' or '/', value at most 253", k, v)
 		}
 	}
@@ -231,8 +212,8 @@ func validateReport(r *cellv1.ReportTaskStatesRequest) error {
 	if r.MachineId == "" {
 		return invalid("machine_id", "is required")
 	}
-	if len(r.Updates) == 0 || len(r.Updates) > MaxUpdatesPerReport {
-		return invalid("updates", "%d updates: need 1..%d", len(r.Updates), MaxUpdatesPerReport)
+	if len(r.Updates) == 0 || len(r.Updates) > limits.MaxUpdatesPerReport {
+		return invalid("updates", "%d updates: need 1..%d", len(r.Updates), limits.MaxUpdatesPerReport)
 	}
 	for i, u := range r.Updates {
 		if u == nil {
@@ -246,8 +227,8 @@ func validateReport(r *cellv1.ReportTaskStatesRequest) error {
 		default:
 			return invalid(fmt.Sprintf("updates[%d].state", i), "%s: an agent reports running, succeeded, failed or killed", u.State)
 		}
-		if len(u.Message) > maxStringLen {
-			return invalid(fmt.Sprintf("updates[%d].message", i), "longer than %d characters", maxStringLen)
+		if len(u.Message) > limits.MaxStringLen {
+			return invalid(fmt.Sprintf("updates[%d].message", i), "longer than %d characters", limits.MaxStringLen)
 		}
 	}
 	return nil

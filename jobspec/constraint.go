@@ -5,19 +5,20 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/omegacell/omegacell/limits"
 	"github.com/omegacell/omegacell/txn"
 )
 
 // Label keys look like Kubernetes label keys ("rack", "gpu.model",
 // "example.com/team"); values are short words ("r1", "H100", "A100-80GB").
 var (
-	labelKeyRE   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$`)
 	labelValueRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
 )
 
-// Both at most 63 characters, as the store requires of label keys.
+// Keys are the API's (limits.LabelKey). Values are tighter than the API's
+// (limits.MaxLabelValueLen): a selector names words, not free text.
 const (
-	maxLabelKeyLen   = 63
+	maxLabelKeyLen   = limits.MaxLabelKeyLen
 	maxLabelValueLen = 63
 )
 
@@ -25,7 +26,7 @@ func validLabelKey(k string) error {
 	if len(k) > maxLabelKeyLen {
 		return fmt.Errorf("label key %q is longer than %d characters", k, maxLabelKeyLen)
 	}
-	if !labelKeyRE.MatchString(k) {
+	if !limits.LabelKey.MatchString(k) {
 		return fmt.Errorf("label key %q: want letters, digits and . _ / - (starting and ending with a letter or digit)", k)
 	}
 	return nil

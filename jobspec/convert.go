@@ -8,27 +8,29 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omegacell/omegacell/limits"
 	"github.com/omegacell/omegacell/pbconv"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/txn"
 )
 
 // Limits and defaults of the spec format (doc.go lists them for users).
-// Where the store's API has a limit (cellstate/validate.go), the limit here
-// is the same or tighter, so that a spec that parses is not refused later
-// with a less precise error.
+// Most are the API's (package limits). A spec's retry limit and priority
+// are tighter than the API's, so that a spec that parses is never refused
+// later with a less precise error: limits_test.go checks that each is
+// within the API's.
 const (
-	MaxCount            = 100000
+	MaxCount            = limits.MaxTasksPerJob
 	MaxRetryLimit       = 100
 	MaxPriority         = 1000
 	MaxFailureThreshold = 100
-	MaxConstraints      = 64
-	MaxArgs             = 1024
-	MaxEnv              = 256
-	MaxStringLen        = 4096
-	MaxGPUs             = 64      // per task: more than any machine has
-	maxCPUMilli         = 1 << 30 // a million cores
-	maxBytes            = 1 << 50 // a petabyte
+	MaxConstraints      = limits.MaxConstraints
+	MaxArgs             = limits.MaxArgs
+	MaxEnv              = limits.MaxEnv
+	MaxStringLen        = limits.MaxStringLen
+	MaxGPUs             = limits.MaxGPUsPerMachine // per task: more than any machine has
+	maxCPUMilli         = limits.MaxCPUMilli
+	maxBytes            = limits.MaxBytes
 
 	DefaultRetryLimit       = 3
 	DefaultHealthInterval   = 10 * time.Second
@@ -50,14 +52,12 @@ const (
 const GPUModelLabel = "gpu.model"
 
 var (
-	jobNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`)
-	// Scheduler and tenant names: [a-z0-9-]{1,63}, starting and ending
-	// with a letter or digit, as the store requires of scheduler names.
-	schedulerNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	envNameRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// Job names are limits.JobName; scheduler and tenant names are
+	// limits.SchedulerName.
+	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
-const maxJobNameLen = 253
+const maxJobNameLen = limits.MaxJobNameLen
 
 // priorityBands are the names a spec may use instead of a number.
 var priorityBands = map[string]int32{
@@ -85,10 +85,10 @@ func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 		c.failf(root.key("name"), "required: name the job (lower-case letters, digits, '-' and '.')")
 	case len(s.Name) > maxJobNameLen:
 		c.failf(root.key("name"), "%q is longer than %d characters", s.Name, maxJobNameLen)
-	case !jobNameRE.MatchString(s.Name):
+	case !limits.JobName.MatchString(s.Name):
 		c.failf(root.key("name"), "%q: want lower-case letters, digits, '-' and '.', starting and ending with a letter or digit", s.Name)
 	}
-	if s.Tenant != "" && !schedulerNameRE.MatchString(s.Tenant) {
+	if s.Tenant != "" && !limits.SchedulerName.MatchString(s.Tenant) {
 		c.failf(root.key("tenant"), "%q: want 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit", s.Tenant)
 	}
 
@@ -126,7 +126,7 @@ func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 		out.Scheduler = SchedulerGPU
 	case s.Scheduler == "":
 		out.Scheduler = SchedulerBatch
-	case !schedulerNameRE.MatchString(s.Scheduler):
+	case !limits.SchedulerName.MatchString(s.Scheduler):
 		c.failf(root.key("scheduler"), "%q: want service, batch, gpu or a custom scheduler's name (1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit)", s.Scheduler)
 	}
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/omegacell/omegacell/agent"
 	benchinput "github.com/omegacell/omegacell/bench/builtin"
+	"github.com/omegacell/omegacell/limits"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/schedulers/policy/builtin"
 	"github.com/omegacell/omegacell/txn"
@@ -308,8 +309,8 @@ func (g *Group) validate(f string, rated bool, schedulers map[string]bool) error
 	return err
 }
 
-// maxTasksPerJob is the store's limit (cellstate.MaxTasksPerJob).
-const maxTasksPerJob = 100_000
+// maxTasksPerJob is the store's limit.
+const maxTasksPerJob = limits.MaxTasksPerJob
 
 // resources are the group's task resources.
 func (g *Group) resources(f string) (*cellv1.Resources, error) {

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/omegacell/omegacell/limits"
 	"github.com/omegacell/omegacell/schedulers/policy"
 	"github.com/omegacell/omegacell/txn"
 )
@@ -100,15 +100,12 @@ type wallClock struct{}
 func (wallClock) Now() time.Time                         { return time.Now() }
 func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// schedulerNameRE is the store's rule for scheduler names.
-var schedulerNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-
 // withDefaults validates c and fills in its defaults; errors name the field.
 func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.Conn == nil && c.Server == "":
 		return c, errors.New("sdk: Config.Server: is empty and Config.Conn is nil (want host:port of the cell server)")
-	case !schedulerNameRE.MatchString(c.Name):
+	case !limits.SchedulerName.MatchString(c.Name):
 		return c, fmt.Errorf("sdk: Config.Name: %q is not a scheduler name (lowercase letters, digits, '-', at most 63)", c.Name)
 	case c.Policy == nil:
 		return c, errors.New("sdk: Config.Policy: is nil")
