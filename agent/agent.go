@@ -56,6 +56,11 @@ type Config struct {
 	CgroupRoot string
 	// MetricsListen serves Prometheus /metrics there (empty: off).
 	MetricsListen string
+	// KeepFinished is how long the directories (and logs) of finished
+	// attempts are kept (default 24 h); MaxFinishedAttempts is how many
+	// are kept at most, newest first (default 1000).
+	KeepFinished        time.Duration
+	MaxFinishedAttempts int
 
 	Logger *slog.Logger
 }
@@ -81,6 +86,8 @@ type Agent struct {
 	stopLogs    func()
 	metricsAddr string
 	stopMetrics func()
+	rt          *processRuntime
+	keep        retention
 }
 
 // New detects the machine, prepares the data directory and resource
@@ -102,6 +109,10 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	cfg.StopGrace = cmp.Or(cfg.StopGrace, DefaultStopGrace)
 	cfg.LogsListen = cmp.Or(cfg.LogsListen, DefaultLogsListen)
 	cfg.CgroupRoot = cmp.Or(cfg.CgroupRoot, DefaultCgroupRoot)
+	keep := retention{keepFor: cmp.Or(cfg.KeepFinished, DefaultKeepFinished), maxFinished: cmp.Or(cfg.MaxFinishedAttempts, DefaultMaxFinishedAttempts)}
+	if err := keep.validate(); err != nil {
+		return nil, err
+	}
 	log = log.With("machine", cfg.Name)
 
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tasks"), 0o755); err != nil {
@@ -135,7 +146,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		stopLogs()
 		return nil, err
 	}
-	a := &Agent{log: log, reg: reg, fleet: f, driver: d, grace: cfg.StopGrace, stopLogs: stopLogs, stopMetrics: func() {}}
+	a := &Agent{log: log, reg: reg, fleet: f, driver: d, grace: cfg.StopGrace, stopLogs: stopLogs, stopMetrics: func() {}, rt: rt, keep: keep}
 	if cfg.MetricsListen != "" {
 		if a.metricsAddr, a.stopMetrics, err = serveMetrics(cfg.MetricsListen, f, d); err != nil {
 			stopLogs()
@@ -153,7 +164,15 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 // the machine down and returns its tasks to their schedulers as lost, the
 // same as for a machine that died.
 func (a *Agent) Run(ctx context.Context) error {
+	gcCtx, stopGC := context.WithCancel(ctx)
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		a.collectLoop(gcCtx, a.rt, a.keep)
+	}()
 	err := a.driver.run(ctx)
+	stopGC()
+	<-gcDone
 	if n := a.fleet.stopAll(); n > 0 {
 		a.log.Info("stopping tasks before exit", "tasks", n)
 	}

@@ -26,6 +26,8 @@ func Command() *cobra.Command {
 		gpus, simulate                           int
 		profile, logsListen, cgroupRoot, metrics string
 		heartbeat, usageInterval, stopGrace      time.Duration
+		keepFinished                             time.Duration
+		maxFinished                              int
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -47,7 +49,7 @@ defaults are ` + DefaultProfileString + `. For example:
 			ctx, stop := signal.NotifyContext(cmp.Or(cmd.Context(), context.Background()), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if simulate > 0 {
-				for _, f := range []string{"labels", "data", "cpu", "memory", "disk", "gpus", "gpu-model", "gpu-memory", "logs-listen", "cgroup-root", "stop-grace"} {
+				for _, f := range []string{"labels", "data", "cpu", "memory", "disk", "gpus", "gpu-model", "gpu-memory", "logs-listen", "cgroup-root", "stop-grace", "keep-finished", "max-finished-attempts"} {
 					if cmd.Flags().Changed(f) {
 						return fmt.Errorf("--%s describes a real machine; with --simulate use --profile (%s)", f, ProfileKeys)
 					}
@@ -75,6 +77,13 @@ defaults are ` + DefaultProfileString + `. For example:
 				Server: server, Name: name, DataDir: dataDir, GPUs: gpus, GPUModel: gpuModel,
 				Heartbeat: heartbeat, UsageInterval: usageInterval, StopGrace: stopGrace,
 				LogsListen: logsListen, CgroupRoot: cgroupRoot, MetricsListen: metrics, Logger: log,
+				KeepFinished: keepFinished, MaxFinishedAttempts: maxFinished,
+			}
+			if keepFinished <= 0 {
+				return fmt.Errorf("--keep-finished %v: want a positive duration", keepFinished)
+			}
+			if maxFinished <= 0 {
+				return fmt.Errorf("--max-finished-attempts %d: want a positive number", maxFinished)
 			}
 			if cfg.Labels, err = ParseLabels(labels); err != nil {
 				return err
@@ -119,6 +128,8 @@ defaults are ` + DefaultProfileString + `. For example:
 	f.DurationVar(&stopGrace, "stop-grace", DefaultStopGrace, "time between SIGTERM and SIGKILL when stopping a task")
 	f.StringVar(&logsListen, "logs-listen", DefaultLogsListen, "address serving task logs to the cell server")
 	f.StringVar(&metrics, "metrics", "", "Prometheus /metrics listen address (empty: off)")
+	f.DurationVar(&keepFinished, "keep-finished", DefaultKeepFinished, "how long the directories and logs of finished task attempts are kept")
+	f.IntVar(&maxFinished, "max-finished-attempts", DefaultMaxFinishedAttempts, "at most this many finished attempts' directories are kept, newest first")
 	f.StringVar(&cgroupRoot, "cgroup-root", DefaultCgroupRoot, "cgroup v2 mount for task limits ('-' disables limits)")
 	return cmd
 }

@@ -21,6 +21,8 @@ type fleetCounters struct {
 	reportsApplied atomic.Int64
 	reportsRefused atomic.Int64
 	reportErrors   atomic.Int64
+	// attemptDirsRemoved counts finished attempts' directories removed.
+	attemptDirsRemoved atomic.Int64
 }
 
 // serveMetrics serves the agent's Prometheus metrics on listen and returns
@@ -44,6 +46,7 @@ func serveMetrics(listen string, f *fleet, d *driver) (string, func(), error) {
 	counter("task_reports_applied_total", "Task state updates the server applied.", load(&f.counters.reportsApplied))
 	counter("task_reports_refused_total", "Task state updates the server refused (stale attempt, task moved).", load(&f.counters.reportsRefused))
 	counter("task_report_errors_total", "Task state updates that failed to reach the server (retried).", load(&f.counters.reportErrors))
+	counter("attempt_dirs_removed_total", "Directories (and logs) of finished attempts removed by the garbage collector.", load(&f.counters.attemptDirsRemoved))
 	counter("heartbeats_total", "Machine heartbeats published over NATS.", load(&d.hb.heartbeats))
 	counter("heartbeat_messages_total", "NATS messages (heartbeat batches) published.", load(&d.hb.batches))
 	counter("heartbeat_bytes_total", "Bytes of heartbeat batches published.", load(&d.hb.bytes))

@@ -37,6 +37,9 @@ type processRuntime struct {
 	// cgroups is nil when limits are not enforced.
 	cgroups *cgroupTree
 	path    string // PATH given to tasks
+	// dirMu orders creating attempt directories (up to the pid file)
+	// against the garbage collector's removals.
+	dirMu sync.Mutex
 }
 
 // Files in an attempt directory.
@@ -80,6 +83,8 @@ func (r *processRuntime) start(spec taskSpec, exited func(exitResult)) (runHandl
 		return nil, errors.New("the job's task template has no command")
 	}
 	dir := r.attemptDir(key)
+	r.dirMu.Lock()
+	defer r.dirMu.Unlock()
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return nil, fmt.Errorf("create task directory: %w", err)
 	}
