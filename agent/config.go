@@ -6,10 +6,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/omegacell/omegacell/limits"
 )
 
-// ParseLabels parses "zone=a,rack=r1" into a map. Keys are letters, digits
-// and . _ - /; values may not contain ',' or '='.
+// ParseLabels parses "zone=a,rack=r1" into a map. Keys are the API's
+// (limits.LabelKey); values may not contain ',' or '='.
 func ParseLabels(s string) (map[string]string, error) {
 	labels := make(map[string]string)
 	if strings.TrimSpace(s) == "" {
@@ -20,11 +22,14 @@ func ParseLabels(s string) (map[string]string, error) {
 		if !ok {
 			return nil, fmt.Errorf("labels: %q is not key=value", pair)
 		}
-		if !validLabelKey(k) {
-			return nil, fmt.Errorf("labels: key %q must be letters, digits, '.', '_', '-' or '/'", k)
+		if !limits.LabelKey.MatchString(k) {
+			return nil, fmt.Errorf("labels: key %q must be 1-63 letters, digits, '.', '_', '-' or '/', starting and ending with a letter or digit", k)
 		}
 		if strings.Contains(v, "=") {
 			return nil, fmt.Errorf("labels: value of %q contains '='", k)
+		}
+		if len(v) > limits.MaxLabelValueLen {
+			return nil, fmt.Errorf("labels: value of %q is longer than %d bytes", k, limits.MaxLabelValueLen)
 		}
 		if _, dup := labels[k]; dup {
 			return nil, fmt.Errorf("labels: key %q given twice", k)
@@ -32,18 +37,6 @@ func ParseLabels(s string) (map[string]string, error) {
 		labels[k] = v
 	}
 	return labels, nil
-}
-
-func validLabelKey(k string) bool {
-	if k == "" {
-		return false
-	}
-	for _, c := range k {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._-/", c)) {
-			return false
-		}
-	}
-	return true
 }
 
 // FormatLabels is the inverse of ParseLabels, keys sorted.

@@ -26,6 +26,9 @@ func TestParseLabels(t *testing.T) {
 		{"zone=a,zone=b", nil, `"zone" given twice`},
 		{"zo ne=a", nil, `key "zo ne"`},
 		{"zone=a=b", nil, "contains '='"},
+		{"-zone=a", nil, `key "-zone"`},
+		{strings.Repeat("k", 64) + "=a", nil, "1-63"},
+		{"k=" + strings.Repeat("v", 254), nil, "longer than 253"},
 	}
 	for _, tt := range tests {
 		got, err := ParseLabels(tt.in)
