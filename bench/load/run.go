@@ -217,6 +217,7 @@ func (r *rig) startFleet(ctx, setup context.Context) error {
 func (r *rig) startSchedulers(ctx, setup context.Context) error {
 	r.schedM = prometheus.NewRegistry()
 	reg := cellv1.NewSchedulerServiceClient(r.conn)
+	ready := make(chan string, len(r.plan.schedulers))
 	for _, in := range r.plan.schedulers {
 		if _, err := reg.RegisterScheduler(setup, &cellv1.RegisterSchedulerRequest{Name: in.name}); err != nil {
 			return fmt.Errorf("register scheduler %s: %w", in.name, err)
@@ -227,7 +228,8 @@ func (r *rig) startSchedulers(ctx, setup context.Context) error {
 		}
 		h := fnv.New64a()
 		h.Write([]byte(in.name))
-		cfg := sdk.Config{Server: r.addr, Name: in.name, Policy: pol, Seed: h.Sum64(), Registerer: r.schedM, Logger: r.cfg.Logger}
+		cfg := sdk.Config{Server: r.addr, Name: in.name, Policy: pol, Seed: h.Sum64(), Registerer: r.schedM, Logger: r.cfg.Logger,
+			Ready: func(uint64) { ready <- in.name }}
 		r.wg.Go(func() {
 			withComponent(ctx, compSchedPrefix+in.name, func(ctx context.Context) {
 				if err := sdk.Run(ctx, cfg); err != nil {
@@ -236,26 +238,14 @@ func (r *rig) startSchedulers(ctx, setup context.Context) error {
 			})
 		})
 	}
-	for {
-		ms, err := gather(setup, func(context.Context) ([]*dto.MetricFamily, error) { return r.schedM.Gather() })
-		if err != nil {
-			return err
-		}
-		live := 0
-		for _, in := range r.plan.schedulers {
-			if ms.sum("omegacell_scheduler_view_revision", map[string]string{"scheduler": in.name}, "", "") > 0 {
-				live++
-			}
-		}
-		if live == len(r.plan.schedulers) {
-			return nil
-		}
+	for live := 0; live < len(r.plan.schedulers); live++ {
 		select {
-		case <-time.After(20 * time.Millisecond):
+		case <-ready:
 		case <-setup.Done():
 			return fmt.Errorf("%d of %d schedulers did not read the cell: %w", len(r.plan.schedulers)-live, len(r.plan.schedulers), setup.Err())
 		}
 	}
+	return nil
 }
 
 // close stops everything the rig started, newest first.

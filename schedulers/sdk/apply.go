@@ -70,6 +70,9 @@ func (s *scheduler) applySnapshot(chunks []*cellv1.SnapshotResponse, reason stri
 	if reason == "start" {
 		s.log.Info("scheduler ready", "policy", s.cfg.Policy.Name(), "revision", s.view.Revision(),
 			"machines", len(s.view.Machines()), "jobs", len(s.q.jobs))
+		if s.cfg.Ready != nil {
+			s.cfg.Ready(s.view.Revision())
+		}
 	} else {
 		s.log.Info("local copy replaced by a snapshot", "reason", reason, "revision", s.view.Revision())
 	}

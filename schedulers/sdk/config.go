@@ -69,6 +69,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Clock is the time source (default the wall clock).
 	Clock Clock
+	// Ready, if set, is called once, when the local copy of the cell has
+	// been read and the scheduler starts placing, with the copy's
+	// revision. It is called from the scheduling loop: it must not block.
+	Ready func(revision uint64)
 }
 
 // Backoff is exponential: Initial, doubled per attempt without progress,

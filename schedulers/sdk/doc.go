@@ -30,7 +30,8 @@
 //     from the snapshot's revision, so the copy is always a prefix of the
 //     cell's history. When the watch start was compacted it reads a new
 //     snapshot; when the server is unavailable (a restart) it reconnects
-//     with backoff and resumes the watch where it stopped.
+//     with backoff and resumes the watch where it stopped. Config.Ready,
+//     if set, is called once the first copy is read.
 //   - Queues the jobs that own pending tasks (task.scheduler == Name):
 //     higher priority first, then earlier submission. Tasks in their
 //     restart delay (task.not_before_unix_nano, set by the store) wait;

@@ -696,3 +696,31 @@ func TestResnapshotsWhenTheServerLostItsData(t *testing.T) {
 		t.Errorf("snapshots = %v, want a second one after the reset", got)
 	}
 }
+
+// Config.Ready is called once, with the revision of the first copy; a
+// server restart (and the snapshot that follows it) does not call it again.
+func TestReadyIsCalledOnceWithTheFirstCopy(t *testing.T) {
+	c := newTestCell(t, cellstate.Options{})
+	c.addMachine("m0", nil, 4000, 8*gib, 0)
+	before := c.snapshot().revision
+	revisions := make(chan uint64, 4)
+	startScheduler(t, c, Config{Name: "batch", Policy: batch.New(), Seed: 1, Ready: func(rev uint64) { revisions <- rev }})
+	select {
+	case rev := <-revisions:
+		if rev < before {
+			t.Errorf("ready at revision %d, before the machine's registration at %d", rev, before)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ready was not called within 10 s")
+	}
+
+	c.stop()
+	c.start()
+	job := c.submit(jobSpec("after-restart", "batch", 100, 2, 500, gib, 0))
+	c.waitPlaced(job.Id, 15*time.Second)
+	select {
+	case rev := <-revisions:
+		t.Errorf("Ready called again (revision %d) after a server restart", rev)
+	default:
+	}
+}
