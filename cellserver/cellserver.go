@@ -49,6 +49,7 @@ type Server struct {
 	liveness *cellstate.Liveness
 	errc     chan error
 	addr     string
+	metrics  string
 	natsURL  string
 	reg      *prometheus.Registry
 }
@@ -106,7 +107,8 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 				s.errc <- err
 			}
 		}()
-		log.Info("metrics", "url", "http://"+ml.Addr().String()+"/metrics")
+		s.metrics = ml.Addr().String()
+		log.Info("metrics", "url", "http://"+s.metrics+"/metrics")
 	}
 	log.Info("cell server ready", "grpc", s.addr, "nats", s.natsURL, "data", c.DataDir, "revision", s.store.Revision())
 	return s, nil
@@ -191,6 +193,9 @@ func splitHostPort(addr string) (string, int, error) {
 
 // Addr is the gRPC address the server listens on.
 func (s *Server) Addr() string { return s.addr }
+
+// MetricsAddr is the address /metrics is served on ("" when off).
+func (s *Server) MetricsAddr() string { return s.metrics }
 
 // NATSURL is the NATS server agents publish to.
 func (s *Server) NATSURL() string { return s.natsURL }
