@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/omegacell/omegacell/limits"
+	"github.com/omegacell/omegacell/proto/limits"
 )
 
 // ParseLabels parses "zone=a,rack=r1" into a map. Keys are the API's

@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
-	"github.com/omegacell/omegacell/limits"
 	"github.com/omegacell/omegacell/pbconv"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/limits"
 	"github.com/omegacell/omegacell/txn"
 )
 

@@ -5,7 +5,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/omegacell/omegacell/limits"
+	"github.com/omegacell/omegacell/proto/limits"
 	"github.com/omegacell/omegacell/txn"
 )
 

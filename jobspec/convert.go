@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/omegacell/omegacell/limits"
 	"github.com/omegacell/omegacell/pbconv"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/limits"
 	"github.com/omegacell/omegacell/txn"
 )
 

@@ -3,7 +3,7 @@ package jobspec
 import (
 	"testing"
 
-	"github.com/omegacell/omegacell/limits"
+	"github.com/omegacell/omegacell/proto/limits"
 )
 
 // A spec that parses must not be refused by the store for a bound: every

@@ -12,8 +12,8 @@ import (
 
 	"github.com/omegacell/omegacell/agent"
 	benchinput "github.com/omegacell/omegacell/bench/builtin"
-	"github.com/omegacell/omegacell/limits"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/limits"
 	"github.com/omegacell/omegacell/schedulers/policy/builtin"
 	"github.com/omegacell/omegacell/txn"
 )

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
-	"github.com/omegacell/omegacell/limits"
+	"github.com/omegacell/omegacell/proto/limits"
 	"github.com/omegacell/omegacell/schedulers/policy"
 	"github.com/omegacell/omegacell/txn"
 )

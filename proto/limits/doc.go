@@ -1,6 +1,8 @@
 // Package limits is what the cell's API accepts: bounds on counts and
 // sizes, and the syntax of names. It is the one place these are written
-// down.
+// down. It lives beside the .proto files because it is part of the API's
+// contract, and like them it imports nothing of the project, so every
+// layer (agent and schedulers included) may use it.
 //
 // Contract:
 //   - The store's validator (cellstate) refuses every request beyond these
