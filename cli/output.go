@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
@@ -32,7 +33,12 @@ const (
 // addOutputFlag registers -o/--output on cmd and its subcommands and
 // returns a function that reads and checks it.
 func addOutputFlag(cmd *cobra.Command) func() (outputFormat, error) {
-	s := cmd.PersistentFlags().StringP("output", "o", string(formatTable), "output format: table, json or yaml")
+	return outputFlagOn(cmd, cmd.PersistentFlags())
+}
+
+// outputFlagOn adds -o to flags, which belong to cmd.
+func outputFlagOn(cmd *cobra.Command, flags *pflag.FlagSet) func() (outputFormat, error) {
+	s := flags.StringP("output", "o", string(formatTable), "output format: table, json or yaml")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
 		[]string{string(formatTable), string(formatJSON), string(formatYAML)}, cobra.ShellCompDirectiveNoFileComp))
 	return func() (outputFormat, error) {

@@ -24,8 +24,8 @@ func SchedulerCommand(dial Dialer) *cobra.Command {
 	if dial == nil {
 		dial = ServerFlag(cmd.PersistentFlags())
 	}
-	format := addOutputFlag(cmd)
-	cmd.AddCommand(&cobra.Command{
+	var format func() (outputFormat, error)
+	list := &cobra.Command{
 		Use:   "list",
 		Short: "List schedulers: pending tasks, busyness, conflict fraction, queue",
 		Long: `Lists every registered scheduler with the Omega paper's figures: BUSY is the
@@ -56,7 +56,10 @@ the store.`,
 			writeSchedulerList(cmd.OutOrStdout(), resp.GetSchedulers())
 			return nil
 		},
-	})
+	}
+	// -o is list's own: `cell scheduler` itself runs a scheduler.
+	format = outputFlagOn(list, list.Flags())
+	cmd.AddCommand(list)
 	return cmd
 }
 

@@ -24,6 +24,8 @@ func TestSchedulerCommandRefusesBadFlags(t *testing.T) {
 		{[]string{"--policy", "batch", "--max-attempts", "0"}, "--max-attempts: 0 must be at least 1"},
 		{[]string{"--policy", "batch", "--name", "Not_A_Name"}, `Config.Name: "Not_A_Name" is not a scheduler name`},
 		{[]string{"--policy", "batch", "stray"}, `unknown command "stray"`},
+		// -o belongs to `scheduler list`, not to the scheduler itself.
+		{[]string{"--policy", "batch", "-o", "json"}, "unknown shorthand flag: 'o'"},
 	} {
 		cmd := newSchedulerCommand()
 		cmd.SetArgs(tc.args)
