@@ -49,7 +49,11 @@
 //     resources; otherwise one log line says limits are not enforced.
 //   - Task logs (stdout, stderr) stay on the machine; the agent serves
 //     JobService.GetTaskLogs on --logs-listen and registers that address,
-//     and the cell server proxies log requests to it.
+//     and the cell server proxies log requests to it. Finished attempts'
+//     directories (logs included) are removed once older than
+//     --keep-finished (24h) or beyond the newest --max-finished-attempts
+//     (1000); never one the server still holds here or one a process may
+//     run in (see gc.go).
 //   - A silent watch is probed, not trusted: after 10 s without a message
 //     the agent asks the server a cheap question on the same connection
 //     and starts over if it gets no answer (a half-open connection never
