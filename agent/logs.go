@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -33,7 +34,7 @@ type logServer struct {
 }
 
 // GetTaskLogs returns the end of the stdout or stderr of the latest attempt
-// of a task that ran on this machine.
+// of a task that ran on this machine, or with an offset what follows it.
 func (s *logServer) GetTaskLogs(_ context.Context, req *cellv1.GetTaskLogsRequest) (*cellv1.GetTaskLogsResponse, error) {
 	ref := req.GetTask()
 	if ref == nil {
@@ -59,22 +60,33 @@ func (s *logServer) GetTaskLogs(_ context.Context, req *cellv1.GetTaskLogsReques
 	case tail > maxLogTail:
 		tail = maxLogTail
 	}
-	dir, ok := latestAttemptDir(filepath.Join(s.tasksDir, ref.GetJobId()), ref.GetIndex())
+	if req.Offset != nil && req.GetOffset() < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "offset: %d is negative", req.GetOffset())
+	}
+	dir, attempt, ok := latestAttemptDir(filepath.Join(s.tasksDir, ref.GetJobId()), ref.GetIndex())
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "task %s/%d never ran on machine %s", ref.GetJobId(), ref.GetIndex(), s.machineID)
 	}
-	data, err := readTail(filepath.Join(dir, file), tail)
+	from := int64(-1) // the end
+	if req.Offset != nil {
+		from = req.GetOffset()
+	}
+	data, off, size, err := readPart(filepath.Join(dir, file), from, tail)
 	if err != nil {
+		if errors.Is(err, errBeyondEnd) {
+			return nil, status.Errorf(codes.OutOfRange, "offset: %d is beyond the end (%d bytes) of %s of task %s/%d attempt %d",
+				from, size, file, ref.GetJobId(), ref.GetIndex(), attempt)
+		}
 		return nil, status.Errorf(codes.Internal, "read %s of task %s/%d: %v", file, ref.GetJobId(), ref.GetIndex(), err)
 	}
-	return &cellv1.GetTaskLogsResponse{Data: data}, nil
+	return &cellv1.GetTaskLogsResponse{Data: data, Offset: off, Size: size, Attempt: attempt}, nil
 }
 
 // latestAttemptDir finds <jobDir>/<index>.<attempt> with the highest attempt.
-func latestAttemptDir(jobDir string, index uint32) (string, bool) {
+func latestAttemptDir(jobDir string, index uint32) (string, uint32, bool) {
 	entries, err := os.ReadDir(jobDir)
 	if err != nil {
-		return "", false
+		return "", 0, false
 	}
 	prefix := strconv.FormatUint(uint64(index), 10) + "."
 	best, found := uint64(0), false
@@ -91,22 +103,33 @@ func latestAttemptDir(jobDir string, index uint32) (string, bool) {
 			best, found = attempt, true
 		}
 	}
-	return filepath.Join(jobDir, fmt.Sprintf("%d.%d", index, best)), found
+	return filepath.Join(jobDir, fmt.Sprintf("%d.%d", index, best)), uint32(best), found
 }
 
-// readTail reads at most n bytes from the end of a file.
-func readTail(path string, n int64) ([]byte, error) {
+var errBeyondEnd = errors.New("offset beyond the end")
+
+// readPart reads at most n bytes of a file: from offset from, or from the
+// end when from is negative. It returns the data, where it starts and the
+// file's size.
+func readPart(path string, from, n int64) ([]byte, int64, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, 0, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, 0, 0, err
 	}
-	off := max(st.Size()-n, 0)
-	return io.ReadAll(io.NewSectionReader(f, off, st.Size()-off))
+	size := st.Size()
+	if from > size {
+		return nil, 0, size, errBeyondEnd
+	}
+	if from < 0 {
+		from = max(size-n, 0)
+	}
+	data, err := io.ReadAll(io.NewSectionReader(f, from, min(n, size-from)))
+	return data, from, size, err
 }
 
 // serveLogs starts the log server on listen and returns the address to

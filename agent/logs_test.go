@@ -87,6 +87,38 @@ func TestLogServer(t *testing.T) {
 			t.Fatalf("%v tail 4 = %q (%v), want %q", stream, resp.GetData(), err, want)
 		}
 	}
+	// Reading on from an offset, as `cell job logs --follow` does: attempt
+	// 2's stdout is "0123456789".
+	at := func(off int64) *int64 { return &off }
+	offsets := []struct {
+		name         string
+		offset       *int64
+		tail         int64
+		want         string
+		from, size   int64
+		code         codes.Code
+		wantAttempts uint32
+	}{
+		{"end, no offset", nil, 4, "6789", 6, 10, codes.OK, 2},
+		{"from the start", at(0), 0, "0123456789", 0, 10, codes.OK, 2},
+		{"from the middle, bounded", at(3), 4, "3456", 3, 10, codes.OK, 2},
+		{"at the end: nothing new", at(10), 0, "", 10, 10, codes.OK, 2},
+		{"beyond the end", at(11), 0, "", 0, 0, codes.OutOfRange, 0},
+		{"negative", at(-1), 0, "", 0, 0, codes.InvalidArgument, 0},
+	}
+	for _, o := range offsets {
+		t.Run("offset "+o.name, func(t *testing.T) {
+			resp, err := client.GetTaskLogs(context.Background(), &cellv1.GetTaskLogsRequest{Task: &cellv1.TaskRef{JobId: "job-1"}, Offset: o.offset, TailBytes: o.tail})
+			if status.Code(err) != o.code {
+				t.Fatalf("GetTaskLogs: %v, want code %v", err, o.code)
+			}
+			if string(resp.GetData()) != o.want || resp.GetOffset() != o.from || resp.GetSize() != o.size || resp.GetAttempt() != o.wantAttempts {
+				t.Fatalf("got %q at %d of %d (attempt %d), want %q at %d of %d (attempt %d)", resp.GetData(), resp.GetOffset(), resp.GetSize(), resp.GetAttempt(),
+					o.want, o.from, o.size, o.wantAttempts)
+			}
+		})
+	}
+
 	// Other JobService methods are not the agent's.
 	if _, err := client.ListJobs(context.Background(), &cellv1.ListJobsRequest{}); status.Code(err) != codes.Unimplemented {
 		t.Fatalf("ListJobs on the agent: %v, want Unimplemented", err)

@@ -116,6 +116,21 @@ func (s *Store) GetJob(idOrName string, withTasks bool) (*cellv1.GetJobResponse,
 	return out, nil
 }
 
+// Task returns one task of a job (by id or name) without copying the
+// job's other tasks.
+func (s *Store) Task(idOrName string, index uint32) (*cellv1.Task, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	j, err := s.st.lookupJob(idOrName)
+	if err != nil {
+		return nil, err
+	}
+	if int(index) >= len(j.tasks) {
+		return nil, status.Errorf(codes.NotFound, "task.index: job %s has %d tasks, no index %d", j.job.Id, len(j.tasks), index)
+	}
+	return j.tasks[index].pb(), nil
+}
+
 // ListJobs lists jobs, newest first.
 func (s *Store) ListJobs(scheduler string, includeFinished bool) *cellv1.ListJobsResponse {
 	s.mu.RLock()

@@ -174,20 +174,19 @@ func (s *Server) GetTaskLogs(ctx context.Context, r *cellv1.GetTaskLogsRequest) 
 	if r.TailBytes < 0 {
 		return nil, invalid("tail_bytes", "%d is negative", r.TailBytes)
 	}
-	job, err := s.store.GetJob(r.Task.JobId, true)
+	if r.Offset != nil && r.GetOffset() < 0 {
+		return nil, invalid("offset", "%d is negative", r.GetOffset())
+	}
+	t, err := s.store.Task(r.Task.JobId, r.Task.Index)
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	if int(r.Task.Index) >= len(job.Tasks) {
-		return nil, status.Errorf(codes.NotFound, "task.index: job %s has %d tasks", r.Task.JobId, len(job.Tasks))
-	}
-	t := job.Tasks[r.Task.Index]
 	if t.LastMachineId == "" {
 		return nil, status.Errorf(codes.FailedPrecondition, "task %s/%d has not run anywhere yet", r.Task.JobId, r.Task.Index)
 	}
 	addr := s.store.machineLogAddress(t.LastMachineId)
 	if addr == "" {
-		return nil, status.Errorf(codes.Unavailable, "machine %s serves no logs (simulated, or its agent registered no log address)", t.LastMachineId)
+		return nil, status.Errorf(codes.Unimplemented, "machine %s serves no logs (simulated, or its agent registered no log address)", t.LastMachineId)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -200,6 +199,7 @@ func (s *Server) GetTaskLogs(ctx context.Context, r *cellv1.GetTaskLogsRequest) 
 	if err != nil {
 		return nil, status.Errorf(status.Code(err), "agent of machine %s: %v", t.LastMachineId, status.Convert(err).Message())
 	}
+	out.TaskState = t.State
 	return out, nil
 }
 

@@ -212,6 +212,19 @@ func TestRequestValidation(t *testing.T) {
 				{Task: &cellv1.TaskRef{JobId: job.Id}, State: cellv1.TaskState_TASK_STATE_RUNNING}}})
 			return err
 		}, codes.NotFound, "machine_id"},
+		{"logs negative offset", func() error {
+			off := int64(-1)
+			_, err := c.jobs.GetTaskLogs(ctx, &cellv1.GetTaskLogsRequest{Task: &cellv1.TaskRef{JobId: job.Id}, Offset: &off})
+			return err
+		}, codes.InvalidArgument, "offset"},
+		{"logs unknown task index", func() error {
+			_, err := c.jobs.GetTaskLogs(ctx, &cellv1.GetTaskLogsRequest{Task: &cellv1.TaskRef{JobId: job.Id, Index: 9}})
+			return err
+		}, codes.NotFound, "task.index"},
+		{"logs of a task never placed", func() error {
+			_, err := c.jobs.GetTaskLogs(ctx, &cellv1.GetTaskLogsRequest{Task: &cellv1.TaskRef{JobId: job.Id}})
+			return err
+		}, codes.FailedPrecondition, "has not run anywhere yet"},
 		{"watch tiny progress", func() error {
 			s, err := c.state.Watch(ctx, &cellv1.WatchRequest{ProgressIntervalMs: 1})
 			if err == nil {

@@ -262,6 +262,8 @@ func TestCommands(t *testing.T) {
 					t.Errorf("log requests %v, want [%v]", f.logRequests, want)
 				}
 			}},
+		{name: "job-logs-follow", cell: populatedCell, args: []string{"job", "logs", "render", "-f"}},
+		{name: "job-logs-follow-json", cell: populatedCell, args: []string{"job", "logs", "render", "-f", "-o", "json"}},
 		{name: "job-logs-bad-task", cell: populatedCell, args: []string{"job", "logs", "render", "--task", "25"}},
 		{name: "job-logs-bad-tail", cell: populatedCell, args: []string{"job", "logs", "render", "--tail", "1MB"}},
 		{name: "job-logs-none", cell: populatedCell, args: []string{"job", "logs", "web", "--task", "2"}},

@@ -212,7 +212,13 @@ func (f *fakeCell) GetTaskLogs(_ context.Context, req *cellv1.GetTaskLogsRequest
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "no %s captured for task %s/%d", req.GetStream(), req.GetTask().GetJobId(), req.GetTask().GetIndex())
 	}
-	return &cellv1.GetTaskLogsResponse{Data: data}, nil
+	// The fake's logs are of finished tasks: whole, and final.
+	from := int64(0)
+	if req.Offset != nil {
+		from = min(req.GetOffset(), int64(len(data)))
+	}
+	return &cellv1.GetTaskLogsResponse{Data: data[from:], Offset: from, Size: int64(len(data)), Attempt: 1,
+		TaskState: cellv1.TaskState_TASK_STATE_SUCCEEDED}, nil
 }
 
 func (f *fakeCell) ListMachines(context.Context, *cellv1.ListMachinesRequest) (*cellv1.ListMachinesResponse, error) {

@@ -397,20 +397,28 @@ func (j *jobCommands) stopCommand() *cobra.Command {
 
 func (j *jobCommands) logsCommand() *cobra.Command {
 	var task uint32
-	var stderr bool
+	var stderr, follow bool
 	var tail string
 	cmd := &cobra.Command{
 		Use:   "logs ID|NAME",
 		Short: "Print a task's captured stdout (or --stderr)",
 		Long: `Prints the output a task wrote, as captured by the agent that ran it. With
--o json or -o yaml the API response is printed instead (data in base64).`,
-		Example:           "  cell job logs train-llm --task 3 --stderr --tail 64Ki",
+-o json or -o yaml the API response is printed instead (data in base64).
+
+With --follow, keeps printing what the task writes until it ends (or
+Ctrl-C); when the task runs again, a line on stderr names the new attempt
+and its output follows from its start.`,
+		Example: `  cell job logs train-llm --task 3 --stderr --tail 64Ki
+  cell job logs hello -f`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: j.completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, err := j.format()
 			if err != nil {
 				return err
+			}
+			if follow && format != formatTable {
+				return errFollowFormat
 			}
 			var tailBytes int64
 			if tail != "" {
@@ -436,11 +444,15 @@ func (j *jobCommands) logsCommand() *cobra.Command {
 			if stderr {
 				stream = cellv1.LogStream_LOG_STREAM_STDERR
 			}
-			resp, err := client.GetTaskLogs(ctx, &cellv1.GetTaskLogsRequest{
+			req := &cellv1.GetTaskLogsRequest{
 				Task:      &cellv1.TaskRef{JobId: job.GetJob().GetId(), Index: task},
 				Stream:    stream,
 				TailBytes: tailBytes,
-			}, grpc.MaxCallRecvMsgSize(maxResponseBytes))
+			}
+			if follow {
+				return followLogs(cmd.Context(), client, req, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
+			resp, err := client.GetTaskLogs(ctx, req, grpc.MaxCallRecvMsgSize(maxResponseBytes))
 			if err != nil {
 				return rpcError("job logs", err)
 			}
@@ -454,6 +466,7 @@ func (j *jobCommands) logsCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.Uint32Var(&task, "task", 0, "task index")
 	f.BoolVar(&stderr, "stderr", false, "print stderr instead of stdout")
+	f.BoolVarP(&follow, "follow", "f", false, "keep printing the output as the task writes it, until it ends")
 	f.StringVar(&tail, "tail", "", "print at most this much from the end, e.g. 64Ki (default: the server's, 1Mi)")
 	return cmd
 }

@@ -2329,8 +2329,13 @@ type GetTaskLogsRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Task   *TaskRef               `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	Stream LogStream              `protobuf:"varint,2,opt,name=stream,proto3,enum=cell.v1.LogStream" json:"stream,omitempty"`
-	// Return at most this many bytes from the end (0: 1 MiB).
-	TailBytes     int64 `protobuf:"varint,3,opt,name=tail_bytes,json=tailBytes,proto3" json:"tail_bytes,omitempty"`
+	// Return at most this many bytes (0: 1 MiB): the end of the output, or
+	// with offset set, what follows offset.
+	TailBytes int64 `protobuf:"varint,3,opt,name=tail_bytes,json=tailBytes,proto3" json:"tail_bytes,omitempty"`
+	// When set, read from this byte of the latest attempt's output instead
+	// of its end (`cell job logs --follow` polls with the offset after what
+	// it printed). Beyond the end: OUT_OF_RANGE.
+	Offset        *int64 `protobuf:"varint,4,opt,name=offset,proto3,oneof" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2386,9 +2391,27 @@ func (x *GetTaskLogsRequest) GetTailBytes() int64 {
 	return 0
 }
 
+func (x *GetTaskLogsRequest) GetOffset() int64 {
+	if x != nil && x.Offset != nil {
+		return *x.Offset
+	}
+	return 0
+}
+
 type GetTaskLogsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// Where data starts in the attempt's output, and the output's size when
+	// it was read.
+	Offset int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Size   int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	// The attempt whose output this is (the latest that ran on the machine
+	// the task ran on last); a follower starts over when it changes.
+	Attempt uint32 `protobuf:"varint,4,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The task's state in the cell just before the output was read (set by
+	// the cell server): once it is final (succeeded, failed, killed, lost,
+	// preempted), reading to size has returned everything.
+	TaskState     TaskState `protobuf:"varint,5,opt,name=task_state,json=taskState,proto3,enum=cell.v1.TaskState" json:"task_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2428,6 +2451,34 @@ func (x *GetTaskLogsResponse) GetData() []byte {
 		return x.Data
 	}
 	return nil
+}
+
+func (x *GetTaskLogsResponse) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *GetTaskLogsResponse) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *GetTaskLogsResponse) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *GetTaskLogsResponse) GetTaskState() TaskState {
+	if x != nil {
+		return x.TaskState
+	}
+	return TaskState_TASK_STATE_UNSPECIFIED
 }
 
 type RegisterMachineRequest struct {
@@ -4545,14 +4596,21 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\battempts\x18\x04 \x01(\rR\battempts\x125\n" +
 	"\x17first_attempt_unix_nano\x18\x05 \x01(\x03R\x14firstAttemptUnixNano\"<\n" +
 	"\x1eSetJobSchedulingStatusResponse\x12\x1a\n" +
-	"\brevision\x18\x01 \x01(\x04R\brevision\"\x85\x01\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\"\xad\x01\n" +
 	"\x12GetTaskLogsRequest\x12$\n" +
 	"\x04task\x18\x01 \x01(\v2\x10.cell.v1.TaskRefR\x04task\x12*\n" +
 	"\x06stream\x18\x02 \x01(\x0e2\x12.cell.v1.LogStreamR\x06stream\x12\x1d\n" +
 	"\n" +
-	"tail_bytes\x18\x03 \x01(\x03R\ttailBytes\")\n" +
+	"tail_bytes\x18\x03 \x01(\x03R\ttailBytes\x12\x1b\n" +
+	"\x06offset\x18\x04 \x01(\x03H\x00R\x06offset\x88\x01\x01B\t\n" +
+	"\a_offset\"\xa2\x01\n" +
 	"\x13GetTaskLogsResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\xa3\x02\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x18\n" +
+	"\aattempt\x18\x04 \x01(\rR\aattempt\x121\n" +
+	"\n" +
+	"task_state\x18\x05 \x01(\x0e2\x12.cell.v1.TaskStateR\ttaskState\"\xa3\x02\n" +
 	"\x16RegisterMachineRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12C\n" +
 	"\x06labels\x18\x02 \x03(\v2+.cell.v1.RegisterMachineRequest.LabelsEntryR\x06labels\x12.\n" +
@@ -4899,81 +4957,82 @@ var file_cell_v1_cell_proto_depIdxs = []int32{
 	18, // 26: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
 	19, // 27: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
 	5,  // 28: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
-	68, // 29: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
-	9,  // 30: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
-	12, // 31: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
-	12, // 32: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
-	20, // 33: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
-	12, // 34: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
-	12, // 35: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
-	12, // 36: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
-	18, // 37: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
-	20, // 38: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
-	12, // 39: cell.v1.Change.machine:type_name -> cell.v1.Machine
-	18, // 40: cell.v1.Change.job:type_name -> cell.v1.Job
-	20, // 41: cell.v1.Change.task:type_name -> cell.v1.Task
-	45, // 42: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
-	19, // 43: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
-	9,  // 44: cell.v1.Claim.resources:type_name -> cell.v1.Resources
-	10, // 45: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
-	6,  // 46: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
-	7,  // 47: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
-	47, // 48: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
-	19, // 49: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
-	8,  // 50: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
-	49, // 51: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
-	19, // 52: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
-	53, // 53: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
-	53, // 54: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
-	57, // 55: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
-	19, // 56: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
-	4,  // 57: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
-	59, // 58: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
-	61, // 59: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
-	19, // 60: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
-	11, // 61: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
-	11, // 62: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
-	63, // 63: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
-	64, // 64: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
-	21, // 65: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	23, // 66: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	25, // 67: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	28, // 68: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	30, // 69: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	32, // 70: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	34, // 71: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	36, // 72: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	38, // 73: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	40, // 74: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	42, // 75: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	44, // 76: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	48, // 77: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	51, // 78: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
-	54, // 79: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
-	56, // 80: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
-	60, // 81: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	22, // 82: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	24, // 83: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	27, // 84: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	29, // 85: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	31, // 86: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	33, // 87: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	35, // 88: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	37, // 89: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	39, // 90: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	41, // 91: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	43, // 92: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	46, // 93: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	50, // 94: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	52, // 95: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
-	55, // 96: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
-	58, // 97: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
-	62, // 98: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	82, // [82:99] is the sub-list for method output_type
-	65, // [65:82] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	4,  // 29: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
+	68, // 30: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	9,  // 31: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
+	12, // 32: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
+	12, // 33: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
+	20, // 34: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
+	12, // 35: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
+	12, // 36: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
+	12, // 37: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
+	18, // 38: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
+	20, // 39: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
+	12, // 40: cell.v1.Change.machine:type_name -> cell.v1.Machine
+	18, // 41: cell.v1.Change.job:type_name -> cell.v1.Job
+	20, // 42: cell.v1.Change.task:type_name -> cell.v1.Task
+	45, // 43: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
+	19, // 44: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
+	9,  // 45: cell.v1.Claim.resources:type_name -> cell.v1.Resources
+	10, // 46: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
+	6,  // 47: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
+	7,  // 48: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
+	47, // 49: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
+	19, // 50: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
+	8,  // 51: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
+	49, // 52: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
+	19, // 53: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
+	53, // 54: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
+	53, // 55: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
+	57, // 56: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
+	19, // 57: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
+	4,  // 58: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
+	59, // 59: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
+	61, // 60: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
+	19, // 61: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
+	11, // 62: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
+	11, // 63: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
+	63, // 64: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
+	64, // 65: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
+	21, // 66: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	23, // 67: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	25, // 68: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	28, // 69: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	30, // 70: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	32, // 71: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	34, // 72: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	36, // 73: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	38, // 74: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	40, // 75: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	42, // 76: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	44, // 77: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	48, // 78: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	51, // 79: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
+	54, // 80: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
+	56, // 81: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
+	60, // 82: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	22, // 83: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	24, // 84: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	27, // 85: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	29, // 86: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	31, // 87: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	33, // 88: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	35, // 89: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	37, // 90: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	39, // 91: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	41, // 92: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	43, // 93: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	46, // 94: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	50, // 95: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	52, // 96: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
+	55, // 97: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
+	58, // 98: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
+	62, // 99: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	83, // [83:100] is the sub-list for method output_type
+	66, // [66:83] is the sub-list for method input_type
+	66, // [66:66] is the sub-list for extension type_name
+	66, // [66:66] is the sub-list for extension extendee
+	0,  // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
@@ -4981,6 +5040,7 @@ func file_cell_v1_cell_proto_init() {
 	if File_cell_v1_cell_proto != nil {
 		return
 	}
+	file_cell_v1_cell_proto_msgTypes[23].OneofWrappers = []any{}
 	file_cell_v1_cell_proto_msgTypes[36].OneofWrappers = []any{
 		(*Change_Machine)(nil),
 		(*Change_Job)(nil),
