@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -86,3 +87,31 @@ func (e *callError) Error() string { return fmt.Sprintf("%s: %s: %s", e.what, e.
 
 // GRPCStatus lets status.FromError and status.Code see the original code.
 func (e *callError) GRPCStatus() *status.Status { return status.New(e.code, e.msg) }
+
+// session is one command's use of the cell: its output format, a
+// connection, and a context bounded by callTimeout. Close it when done.
+type session struct {
+	ctx    context.Context
+	format outputFormat
+	conn   *grpc.ClientConn
+	cancel context.CancelFunc
+}
+
+// openSession checks the output format, then dials the cell.
+func openSession(cmd *cobra.Command, dial Dialer, format func() (outputFormat, error)) (*session, error) {
+	f, err := format()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := dial(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
+	return &session{ctx: ctx, format: f, conn: conn, cancel: cancel}, nil
+}
+
+func (s *session) Close() {
+	s.cancel()
+	_ = s.conn.Close()
+}

@@ -158,17 +158,12 @@ func (j *jobCommands) statusCommand() *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: j.completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := j.format()
+			s, err := openSession(cmd, j.dial, j.format)
 			if err != nil {
 				return err
 			}
-			client, closeConn, err := j.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
+			defer s.Close()
+			ctx, format, client := s.ctx, s.format, cellv1.NewJobServiceClient(s.conn)
 			resp, err := client.GetJob(ctx, &cellv1.GetJobRequest{IdOrName: args[0], IncludeTasks: true},
 				grpc.MaxCallRecvMsgSize(maxResponseBytes))
 			if err != nil {
@@ -303,17 +298,12 @@ func (j *jobCommands) listCommand() *cobra.Command {
 		Short: "List live jobs (--all: finished ones too)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			format, err := j.format()
+			s, err := openSession(cmd, j.dial, j.format)
 			if err != nil {
 				return err
 			}
-			client, closeConn, err := j.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
+			defer s.Close()
+			ctx, format, client := s.ctx, s.format, cellv1.NewJobServiceClient(s.conn)
 			resp, err := client.ListJobs(ctx, &cellv1.ListJobsRequest{Scheduler: scheduler, IncludeFinished: all},
 				grpc.MaxCallRecvMsgSize(maxResponseBytes))
 			if err != nil {
@@ -371,17 +361,12 @@ func (j *jobCommands) stopCommand() *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: j.completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := j.format()
+			s, err := openSession(cmd, j.dial, j.format)
 			if err != nil {
 				return err
 			}
-			client, closeConn, err := j.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
+			defer s.Close()
+			ctx, format, client := s.ctx, s.format, cellv1.NewJobServiceClient(s.conn)
 			resp, err := client.StopJob(ctx, &cellv1.StopJobRequest{IdOrName: args[0]})
 			if err != nil {
 				return rpcError("job stop", err)
@@ -413,26 +398,22 @@ and its output follows from its start.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: j.completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := j.format()
-			if err != nil {
-				return err
-			}
-			if follow && format != formatTable {
-				return errFollowFormat
-			}
 			var tailBytes int64
 			if tail != "" {
+				var err error
 				if tailBytes, err = jobspec.ParseBytes(tail); err != nil {
 					return fmt.Errorf("--tail: %w", err)
 				}
 			}
-			client, closeConn, err := j.client(cmd.Context())
+			s, err := openSession(cmd, j.dial, j.format)
 			if err != nil {
 				return err
 			}
-			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
+			defer s.Close()
+			ctx, format, client := s.ctx, s.format, cellv1.NewJobServiceClient(s.conn)
+			if follow && format != formatTable {
+				return errFollowFormat
+			}
 			job, err := client.GetJob(ctx, &cellv1.GetJobRequest{IdOrName: args[0]})
 			if err != nil {
 				return rpcError("job logs", err)

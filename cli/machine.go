@@ -52,17 +52,12 @@ tasks claim against what the machine has; USED columns show what the agent
 last sampled (- before the first sample).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			format, err := m.format()
+			s, err := openSession(cmd, m.dial, m.format)
 			if err != nil {
 				return err
 			}
-			client, closeConn, err := m.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
+			defer s.Close()
+			ctx, format, client := s.ctx, s.format, cellv1.NewMachineServiceClient(s.conn)
 			resp, err := client.ListMachines(ctx, &cellv1.ListMachinesRequest{}, grpc.MaxCallRecvMsgSize(maxResponseBytes))
 			if err != nil {
 				return rpcError("machine list", err)
@@ -117,17 +112,12 @@ func (m *machineCommands) drainCommand() *cobra.Command {
 			return m.machineIDs(cmd.Context()), cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := m.format()
+			s, err := openSession(cmd, m.dial, m.format)
 			if err != nil {
 				return err
 			}
-			client, closeConn, err := m.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
+			defer s.Close()
+			ctx, format, client := s.ctx, s.format, cellv1.NewMachineServiceClient(s.conn)
 			resp, err := client.DrainMachine(ctx, &cellv1.DrainMachineRequest{Id: args[0], Drain: !undo})
 			if err != nil {
 				return rpcError("machine drain", err)

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -35,18 +34,13 @@ accepted claim, both over the last minute as the scheduler reported them
 the store.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := format()
+			s, err := openSession(cmd, dial, format)
 			if err != nil {
 				return err
 			}
-			conn, err := dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
-			resp, err := cellv1.NewSchedulerServiceClient(conn).ListSchedulers(ctx, &cellv1.ListSchedulersRequest{})
+			defer s.Close()
+			f := s.format
+			resp, err := cellv1.NewSchedulerServiceClient(s.conn).ListSchedulers(s.ctx, &cellv1.ListSchedulersRequest{})
 			if err != nil {
 				return rpcError("scheduler list", err)
 			}
