@@ -34,9 +34,11 @@ func (v *View) Machines() []*txn.Machine {
 
 // Tasks is every task of the view, by job id and index. It allocates.
 func (v *View) Tasks() []*txn.Task {
-	out := make([]*txn.Task, 0, len(v.tasks))
-	for _, t := range v.tasks {
-		out = append(out, t)
+	var out []*txn.Task
+	for _, je := range v.jobs {
+		for _, t := range je.tasks {
+			out = append(out, t)
+		}
 	}
 	slices.SortFunc(out, func(a, b *txn.Task) int {
 		return cmp.Or(cmp.Compare(a.Key.Job, b.Key.Job), cmp.Compare(a.Key.Index, b.Key.Index))

@@ -15,9 +15,8 @@ type View struct {
 	// ordinals maps machine id -> ordinal. A machine id named by a task
 	// before its machine arrives gets an ordinal with a nil machine.
 	ordinals  map[string]int32
-	machines  []*txn.Machine        // by ordinal
-	residents [][]*txn.Task         // by ordinal: tasks holding resources there
-	residesAt map[txn.TaskKey]int32 // position of a holding task in residents
+	machines  []*txn.Machine // by ordinal
+	residents [][]*txn.Task  // by ordinal: tasks holding resources there
 
 	// Indexes over ready machines.
 	ready      ordSet
@@ -26,7 +25,8 @@ type View struct {
 	wholeFree  []ordSet // [k]: ready GPU machines with exactly k wholly free devices
 	maxDevices int
 
-	tasks       map[txn.TaskKey]*txn.Task
+	// Tasks live in their job's entry: no map is keyed by (job, index),
+	// whose hash covers the job's whole id on every change.
 	jobs        map[string]*jobEntry
 	withPending map[string]struct{} // ids of jobs with pending tasks
 	// gpuRequests counts pending and resource-holding tasks by GPU request.
@@ -44,6 +44,9 @@ type jobEntry struct {
 	info  JobInfo
 	known bool // info came from PutJob (tasks may arrive before their job)
 	tasks map[uint32]*txn.Task
+	// residesAt is the position of each resource-holding task in its
+	// machine's residents.
+	residesAt map[uint32]int32
 	// pending is the job's pending tasks by index.
 	pending map[uint32]*txn.Task
 	// on counts the job's tasks holding resources per machine ordinal.
@@ -54,9 +57,7 @@ type jobEntry struct {
 func New() *View {
 	return &View{
 		ordinals:    make(map[string]int32),
-		residesAt:   make(map[txn.TaskKey]int32),
 		labels:      make(map[string]*labelIndex),
-		tasks:       make(map[txn.TaskKey]*txn.Task),
 		jobs:        make(map[string]*jobEntry),
 		withPending: make(map[string]struct{}),
 		gpuRequests: make(map[int64]int),
@@ -88,7 +89,12 @@ func (v *View) Machine(id string) *txn.Machine {
 }
 
 // Task returns the task or nil.
-func (v *View) Task(k txn.TaskKey) *txn.Task { return v.tasks[k] }
+func (v *View) Task(k txn.TaskKey) *txn.Task {
+	if je := v.jobs[k.Job]; je != nil {
+		return je.tasks[k.Index]
+	}
+	return nil
+}
 
 // TasksOfJobOn counts the job's tasks holding resources on a machine.
 func (v *View) TasksOfJobOn(job, machine string) uint32 {
@@ -113,10 +119,9 @@ func (v *View) PutMachine(m *txn.Machine) {
 // per-job and pending indexes.
 func (v *View) PutTask(t *txn.Task) {
 	je := v.jobEntry(t.Key.Job)
-	if old := v.tasks[t.Key]; old != nil {
+	if old := je.tasks[t.Key.Index]; old != nil {
 		v.untrack(je, old)
 	}
-	v.tasks[t.Key] = t
 	je.tasks[t.Key.Index] = t
 	v.track(je, t)
 }
@@ -149,9 +154,7 @@ func (v *View) RemoveJob(id string) {
 	}
 	// Index order, so the residents left behind stay in a deterministic order.
 	for _, idx := range slices.Sorted(maps.Keys(je.tasks)) {
-		t := je.tasks[idx]
-		v.untrack(je, t)
-		delete(v.tasks, t.Key)
+		v.untrack(je, je.tasks[idx])
 	}
 	delete(v.jobs, id)
 }
@@ -173,10 +176,11 @@ func (v *View) jobEntry(id string) *jobEntry {
 	je, ok := v.jobs[id]
 	if !ok {
 		je = &jobEntry{
-			info:    JobInfo{ID: id},
-			tasks:   make(map[uint32]*txn.Task),
-			pending: make(map[uint32]*txn.Task),
-			on:      make(map[int32]uint32),
+			info:      JobInfo{ID: id},
+			tasks:     make(map[uint32]*txn.Task),
+			residesAt: make(map[uint32]int32),
+			pending:   make(map[uint32]*txn.Task),
+			on:        make(map[int32]uint32),
 		}
 		v.jobs[id] = je
 	}
@@ -300,7 +304,7 @@ func (v *View) track(je *jobEntry, t *txn.Task) {
 	}
 	if t.State.HoldsResources() {
 		ord := v.ordinal(t.Machine)
-		v.residesAt[t.Key] = int32(len(v.residents[ord]))
+		je.residesAt[t.Key.Index] = int32(len(v.residents[ord]))
 		v.residents[ord] = append(v.residents[ord], t)
 		je.on[ord]++
 	}
@@ -319,13 +323,17 @@ func (v *View) untrack(je *jobEntry, t *txn.Task) {
 	if t.State.HoldsResources() {
 		ord := v.ordinals[t.Machine]
 		rs := v.residents[ord]
-		i := v.residesAt[t.Key]
+		i := je.residesAt[t.Key.Index]
 		last := rs[len(rs)-1]
 		rs[i] = last
-		v.residesAt[last.Key] = i
+		lastJob := je
+		if last.Key.Job != t.Key.Job {
+			lastJob = v.jobs[last.Key.Job]
+		}
+		lastJob.residesAt[last.Key.Index] = i
 		rs[len(rs)-1] = nil
 		v.residents[ord] = rs[:len(rs)-1]
-		delete(v.residesAt, t.Key)
+		delete(je.residesAt, t.Key.Index)
 		if je.on[ord]--; je.on[ord] == 0 {
 			delete(je.on, ord)
 		}
@@ -340,12 +348,11 @@ func (v *View) untrack(je *jobEntry, t *txn.Task) {
 // replaceTask swaps in a new version of a task that differs only in fields
 // no index depends on, keeping its position in every index.
 func (v *View) replaceTask(je *jobEntry, old, nt *txn.Task) {
-	v.tasks[nt.Key] = nt
 	je.tasks[nt.Key.Index] = nt
 	if old.State == txn.TaskPending {
 		je.pending[nt.Key.Index] = nt
 	}
 	if old.State.HoldsResources() {
-		v.residents[v.ordinals[old.Machine]][v.residesAt[old.Key]] = nt
+		v.residents[v.ordinals[old.Machine]][je.residesAt[old.Key.Index]] = nt
 	}
 }

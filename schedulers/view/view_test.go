@@ -65,7 +65,8 @@ func checkIndexes(t *testing.T, v *View) {
 	on := map[string]map[int32]uint32{}
 	pending := map[string][]uint32{}
 	gpuReq := map[int64]int{}
-	for k, task := range v.tasks {
+	for _, task := range v.Tasks() {
+		k := task.Key
 		if task.State.HoldsResources() {
 			ord := v.ordinals[task.Machine]
 			residents[ord] = append(residents[ord], k)
@@ -83,10 +84,13 @@ func checkIndexes(t *testing.T, v *View) {
 	}
 	for ord := range v.residents {
 		var got []txn.TaskKey
-		for _, task := range v.TasksOn(int32(ord)) {
+		for i, task := range v.TasksOn(int32(ord)) {
 			got = append(got, task.Key)
-			if v.tasks[task.Key] != task {
+			if v.Task(task.Key) != task {
 				t.Errorf("machine %d resident %s is a stale version", ord, task.Key)
+			}
+			if at := v.jobs[task.Key.Job].residesAt[task.Key.Index]; at != int32(i) {
+				t.Errorf("machine %d resident %s is at %d, indexed at %d", ord, task.Key, i, at)
 			}
 		}
 		want := residents[int32(ord)]
@@ -112,7 +116,7 @@ func checkIndexes(t *testing.T, v *View) {
 		var got []uint32
 		for _, task := range v.Pending(id) {
 			got = append(got, task.Key.Index)
-			if v.tasks[task.Key] != task {
+			if v.Task(task.Key) != task {
 				t.Errorf("pending %s is a stale version", task.Key)
 			}
 		}
@@ -120,6 +124,15 @@ func checkIndexes(t *testing.T, v *View) {
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Errorf("job %s pending = %v, want %v", id, got, want)
+		}
+		holding := 0
+		for _, task := range je.tasks {
+			if task.State.HoldsResources() {
+				holding++
+			}
+		}
+		if len(je.residesAt) != holding {
+			t.Errorf("job %s: %d resident positions for %d resource-holding tasks", id, len(je.residesAt), holding)
 		}
 		if _, has := v.withPending[id]; has != (len(want) > 0) {
 			t.Errorf("job %s in withPending = %v, want %v", id, has, len(want) > 0)
@@ -173,9 +186,9 @@ func TestIndexesFollowRandomChanges(t *testing.T) {
 			txn.Apply(v, dec)
 		case 2: // a placed task ends or goes back to pending
 			var held []*txn.Task
-			for _, k := range slices.SortedFunc(maps.Keys(v.tasks), func(a, b txn.TaskKey) int { return int(a.Index) - int(b.Index) }) {
-				if v.tasks[k].State.HoldsResources() {
-					held = append(held, v.tasks[k])
+			for _, task := range v.Tasks() {
+				if task.State.HoldsResources() {
+					held = append(held, task)
 				}
 			}
 			if len(held) == 0 {
@@ -200,9 +213,9 @@ func TestIndexesFollowRandomChanges(t *testing.T) {
 			m.Seq++
 			v.PutMachine(m)
 		case 4: // a finished task is resubmitted
-			for _, k := range slices.SortedFunc(maps.Keys(v.tasks), func(a, b txn.TaskKey) int { return int(a.Index) - int(b.Index) }) {
-				if v.tasks[k].State.Terminal() {
-					nt, _, err := txn.Transition(v, k, txn.TaskPending)
+			for _, task := range v.Tasks() {
+				if task.State.Terminal() {
+					nt, _, err := txn.Transition(v, task.Key, txn.TaskPending)
 					if err == nil {
 						v.PutTask(nt)
 					}
@@ -220,8 +233,8 @@ func TestIndexesFollowRandomChanges(t *testing.T) {
 	}
 	v.RemoveJob("j")
 	checkIndexes(t, v)
-	if len(v.tasks) != 0 || len(v.jobs) != 0 {
-		t.Fatalf("after RemoveJob: %d tasks, %d jobs remain", len(v.tasks), len(v.jobs))
+	if len(v.Tasks()) != 0 || len(v.jobs) != 0 {
+		t.Fatalf("after RemoveJob: %d tasks, %d jobs remain", len(v.Tasks()), len(v.jobs))
 	}
 }
 
