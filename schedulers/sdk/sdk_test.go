@@ -489,6 +489,23 @@ func TestResnapshotsWhenTheWatchStartWasCompacted(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// The log is compacted only up to the newest checkpoint, which the
+	// close above just wrote: one more start and write compacts it past
+	// the scheduler's revision before the server serves again, so its
+	// watch cannot resume (without this, whether it could depended on
+	// whether it reconnected before or after the next write).
+	st, err = cellstate.Open(c.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.RegisterMachine(ctxT(t), &cellv1.RegisterMachineRequest{
+		Id: "new12", Labels: map[string]string{"pool": "new"}, Capacity: &cellv1.Resources{CpuMilli: 4000, MemoryBytes: 8 * gib},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
 	c.start()
 
 	spec := jobSpec("after", "batch", 100, 12, 4000, gib, 0)
