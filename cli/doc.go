@@ -20,6 +20,9 @@
 //     SetErr), so callers and tests can capture it. `job run --wait` writes
 //     its progress to Err and its outcome to Out, and returns an error when
 //     the job failed or was stopped, so the process exits non-zero.
+//     `job logs -f` writes the output to Out and its notes (waiting, a new
+//     attempt) to Err, and returns nil when the task has ended or on
+//     Ctrl-C.
 //   - Tables are aligned with text/tabwriter, sorted (jobs by submission,
 //     machines and schedulers by name) and carry no clock-dependent values
 //     such as ages: times are absolute, in UTC.
