@@ -14,6 +14,7 @@ import (
 
 	"github.com/omegacell/omegacell/agent"
 	"github.com/omegacell/omegacell/cellserver"
+	"github.com/omegacell/omegacell/cli"
 	"github.com/omegacell/omegacell/schedulers/policy/builtin"
 	"github.com/omegacell/omegacell/schedulers/sdk"
 )
@@ -134,19 +135,24 @@ func printDevBanner(out interface{ Write([]byte) (int, error) }, c devConfig, sr
   NATS        %s
   metrics     %s
   schedulers  batch, service, gpu (in this process)
-`, filepath.Join(c.server.DataDir, "store"), srv.Store().Revision(), srv.Addr(), srv.NATSURL(), metricsURL(c.server.Metrics))
+`, filepath.Join(c.server.DataDir, "store"), srv.Store().Revision(), srv.Addr(), srv.NATSURL(), metricsURL(srv.MetricsAddr()))
 	if c.localAgent {
 		fmt.Fprintf(out, "  agent       this machine (tasks run as processes under %s)\n", filepath.Join(c.server.DataDir, "agent"))
 	}
 	if c.simulate > 0 {
 		fmt.Fprintf(out, "  simulated   %d machines\n", c.simulate)
 	}
+	// The commands reach 127.0.0.1:7070 by default; name any other address.
+	server := ""
+	if srv.Addr() != cli.DefaultAddress {
+		server = " --server " + srv.Addr()
+	}
 	fmt.Fprintf(out, `
 Try, in another terminal:
-  go run ./cmd/cell machine list
-  go run ./cmd/cell job run examples/jobs/hello.yaml --wait
+  go run ./cmd/cell machine list%[1]s
+  go run ./cmd/cell job run examples/jobs/hello.yaml --wait%[1]s
 Ctrl-C stops the cell.
-`)
+`, server)
 }
 
 func metricsURL(addr string) string {

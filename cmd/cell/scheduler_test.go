@@ -107,3 +107,25 @@ func TestSchedulerCommandPlacesJobsAndStopsOnCancel(t *testing.T) {
 		t.Fatal("cell scheduler did not stop when its context ended")
 	}
 }
+
+// The dev banner names the addresses the cell really serves on, and the
+// next commands reach it: with a listen address other than the default
+// they carry --server.
+func TestDevBannerNamesTheRealAddresses(t *testing.T) {
+	cell := celltest.Start(t) // port 0: not the default address
+	var out bytes.Buffer
+	printDevBanner(&out, devConfig{simulate: 3}, cell.Server)
+	banner := out.String()
+	for _, want := range []string{
+		"gRPC API    " + cell.Addr,
+		"NATS        " + cell.Server.NATSURL(),
+		"metrics     off",
+		"simulated   3 machines",
+		"go run ./cmd/cell machine list --server " + cell.Addr + "\n",
+		"go run ./cmd/cell job run examples/jobs/hello.yaml --wait --server " + cell.Addr + "\n",
+	} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+}
