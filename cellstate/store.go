@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -134,6 +135,10 @@ func Open(opts Options) (*Store, error) {
 		L0CompactionThreshold:       16,
 		L0StopWritesThreshold:       64,
 	})
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
+		// Pebble's directory lock is held: another process has this store.
+		return nil, fmt.Errorf("cellstate: %s is in use by another process (another cell server or cell dev on the same data directory?): %w", opts.Dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cellstate: open pebble in %s: %w", opts.Dir, err)
 	}

@@ -1,7 +1,11 @@
 package cellstate
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -275,3 +279,53 @@ func TestDuplicateJobNameAllowedAfterFinish(t *testing.T) {
 }
 
 func machineName(i int) string { return fmt.Sprintf("m%03d", i) }
+
+// A second store on the same directory, in another process, is refused
+// with a message that says why, and the first is unharmed. The first
+// store runs in a child process (this test binary, re-run).
+func TestSecondOpenOfADirectoryIsRefused(t *testing.T) {
+	if dir := os.Getenv("CELLSTATE_TEST_HOLD_DIR"); dir != "" {
+		st, err := Open(Options{Dir: dir})
+		if err != nil {
+			fmt.Println("open:", err)
+			os.Exit(1)
+		}
+		fmt.Println("ready")
+		_, _ = io.Copy(io.Discard, os.Stdin) // hold it until the parent closes stdin
+		st.Close()
+		os.Exit(0)
+	}
+	dir := t.TempDir()
+	child := exec.Command(os.Args[0], "-test.run=^TestSecondOpenOfADirectoryIsRefused$")
+	child.Env = append(os.Environ(), "CELLSTATE_TEST_HOLD_DIR="+dir)
+	stdin, err := child.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		if err := child.Wait(); err != nil {
+			t.Errorf("the child holding the store: %v", err)
+		}
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("child: %q, %v", line, err)
+	}
+
+	second, err := Open(Options{Dir: dir})
+	if err == nil {
+		second.Close()
+		t.Fatal("a second store opened a directory another process holds")
+	}
+	if !strings.Contains(err.Error(), "is in use by another process") {
+		t.Errorf("error %q does not say the directory is in use", err)
+	}
+}
