@@ -24,6 +24,11 @@ const (
 	minProgressMillis     = 10
 )
 
+// maxMachine is the most of each resource any machine has (or any task
+// can ask for).
+var maxMachine = txn.Resources{CPUMilli: limits.MaxCPUMilli, MemoryBytes: limits.MaxBytes, DiskBytes: limits.MaxBytes,
+	GPUMilli: limits.MaxGPUsPerMachine * txn.MilliPerGPU}
+
 func invalid(field, format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, "%s: %s", field, fmt.Sprintf(format, args...))
 }
@@ -89,7 +94,7 @@ func validateTemplate(t *cellv1.TaskTemplate, count uint32) error {
 	if err := txn.ValidateRequest(r); err != nil {
 		return invalid("spec.task", "%v", err)
 	}
-	if r.CPUMilli > limits.MaxCPUMilli || r.MemoryBytes > limits.MaxBytes || r.DiskBytes > limits.MaxBytes || r.GPUMilli > limits.MaxGPUsPerMachine*txn.MilliPerGPU {
+	if !r.LessOrEqual(maxMachine) {
 		return invalid("spec.task.resources", "%v is larger than any machine can be", r)
 	}
 	if len(t.Constraints) > limits.MaxConstraints {
@@ -188,7 +193,7 @@ func validateRegisterMachine(r *cellv1.RegisterMachineRequest) error {
 	if err := txn.ValidateCapacity(c); err != nil {
 		return invalid("capacity", "%v", err)
 	}
-	if c.CPUMilli > limits.MaxCPUMilli || c.MemoryBytes > limits.MaxBytes || c.DiskBytes > limits.MaxBytes || c.GPUMilli > limits.MaxGPUsPerMachine*txn.MilliPerGPU {
+	if !c.LessOrEqual(maxMachine) {
 		return invalid("capacity", "%v is beyond any machine", c)
 	}
 	if len(r.Labels) > limits.MaxLabels {

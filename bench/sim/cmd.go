@@ -364,33 +364,18 @@ a figure of the Omega paper (` + strings.Join(ExperimentNames(), ", ") + `); oth
 				sw.Values = values
 			}
 			if fl.Changed("archs") {
-				sw.Archs = nil
-				for _, a := range archs {
-					arch, err := ParseArch(a)
-					if err != nil {
-						return fmt.Errorf("--archs: %w", err)
-					}
-					sw.Archs = append(sw.Archs, arch)
+				if sw.Archs, err = parseEach("--archs", archs, ParseArch); err != nil {
+					return err
 				}
 			}
 			if fl.Changed("conflicts") {
-				sw.Conflicts = nil
-				for _, c := range conflicts {
-					m, err := ParseConflict(c)
-					if err != nil {
-						return fmt.Errorf("--conflicts: %w", err)
-					}
-					sw.Conflicts = append(sw.Conflicts, m)
+				if sw.Conflicts, err = parseEach("--conflicts", conflicts, ParseConflict); err != nil {
+					return err
 				}
 			}
 			if fl.Changed("commits") {
-				sw.Commits = nil
-				for _, c := range commits {
-					m, err := ParseCommit(c)
-					if err != nil {
-						return fmt.Errorf("--commits: %w", err)
-					}
-					sw.Commits = append(sw.Commits, m)
+				if sw.Commits, err = parseEach("--commits", commits, ParseCommit); err != nil {
+					return err
 				}
 			}
 			if fl.Changed("batch-scheduler-counts") {
@@ -595,4 +580,17 @@ func workloadCommand() *cobra.Command {
 			return tw.Flush()
 		},
 	}
+}
+
+// parseEach parses every value of a list flag, naming the flag on error.
+func parseEach[T any](flag string, values []string, parse func(string) (T, error)) ([]T, error) {
+	out := make([]T, 0, len(values))
+	for _, v := range values {
+		x, err := parse(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		out = append(out, x)
+	}
+	return out, nil
 }

@@ -2,7 +2,6 @@ package batch
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/omegacell/omegacell/schedulers/policy/policytest"
@@ -19,20 +18,7 @@ func BenchmarkPlace(b *testing.B) {
 		b.Run(fmt.Sprint("tasks=", tasks), func(b *testing.B) {
 			job := view.JobInfo{ID: fmt.Sprint("bench", tasks), Scheduler: Name, Priority: txn.PriorityBatch, Count: tasks,
 				Resources: txn.Resources{CPUMilli: 1000, MemoryBytes: 2 * policytest.GiB}}
-			pending := policytest.AddJob(v, job)
-			p := New()
-			rng := rand.New(rand.NewPCG(1, 1))
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu := policytest.CPUTime()
-			placed := 0
-			for b.Loop() {
-				placed += len(p.Place(job, pending, v, rng).Claims)
-			}
-			if placed != b.N*int(tasks) {
-				b.Fatalf("placed %d of %d tasks", placed, b.N*int(tasks))
-			}
-			policytest.ReportTasks(b, placed, cpu)
+			policytest.BenchPlace(b, New(), v, job, int(tasks))
 		})
 	}
 }

@@ -2,7 +2,6 @@ package gpu
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/omegacell/omegacell/schedulers/policy/policytest"
@@ -29,21 +28,7 @@ func BenchmarkGang(b *testing.B) {
 		b.Run(fmt.Sprintf("gpu_milli=%d", gpus), func(b *testing.B) {
 			job := view.JobInfo{ID: fmt.Sprint("train", gpus), Scheduler: Name, Priority: txn.PriorityBatch, Gang: true, Count: 64,
 				Resources: txn.Resources{CPUMilli: 8000, MemoryBytes: 32 * policytest.GiB, GPUMilli: gpus}}
-			pending := policytest.AddJob(v, job)
-			p := New()
-			rng := rand.New(rand.NewPCG(1, 1))
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu := policytest.CPUTime()
-			placed := 0
-			for b.Loop() {
-				placed += len(p.Place(job, pending, v, rng).Claims)
-			}
-			if placed != b.N*64 {
-				b.Fatalf("placed %d of %d tasks", placed, b.N*64)
-			}
-			b.ReportMetric(float64((policytest.CPUTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
-			policytest.ReportTasks(b, placed, cpu)
+			policytest.BenchPlace(b, New(), v, job, 64)
 		})
 	}
 }
@@ -55,18 +40,5 @@ func BenchmarkPlace(b *testing.B) {
 		CPUMilli: 128000, MemoryBytes: 1024 * policytest.GiB, Fill: 0.3, FillGPU: true}, 1)
 	job := view.JobInfo{ID: "infer", Scheduler: Name, Priority: txn.PriorityBatch, Count: 100,
 		Resources: txn.Resources{CPUMilli: 1000, MemoryBytes: 4 * policytest.GiB, GPUMilli: 250}}
-	pending := policytest.AddJob(v, job)
-	p := New()
-	rng := rand.New(rand.NewPCG(1, 1))
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := policytest.CPUTime()
-	placed := 0
-	for b.Loop() {
-		placed += len(p.Place(job, pending, v, rng).Claims)
-	}
-	if placed != b.N*100 {
-		b.Fatalf("placed %d of %d tasks", placed, b.N*100)
-	}
-	policytest.ReportTasks(b, placed, cpu)
+	policytest.BenchPlace(b, New(), v, job, 100)
 }

@@ -194,10 +194,8 @@ func helps(old, m *txn.Machine) bool {
 	case old == nil || old.State != txn.MachineReady:
 		return true
 	}
-	grew := func(a, b txn.Resources) bool {
-		return b.CPUMilli > a.CPUMilli || b.MemoryBytes > a.MemoryBytes || b.DiskBytes > a.DiskBytes || b.GPUMilli > a.GPUMilli
-	}
-	if grew(old.Capacity, m.Capacity) || grew(m.Allocated, old.Allocated) || !sameLabels(old.Labels, m.Labels) {
+	// Capacity grew, or the allocation shrank, in some resource.
+	if !m.Capacity.LessOrEqual(old.Capacity) || !old.Allocated.LessOrEqual(m.Allocated) || !sameLabels(old.Labels, m.Labels) {
 		return true
 	}
 	for i := range min(len(old.DeviceUsed), len(m.DeviceUsed)) {

@@ -2,7 +2,6 @@ package service
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/omegacell/omegacell/schedulers/policy/policytest"
@@ -19,7 +18,7 @@ func BenchmarkPlace(b *testing.B) {
 		b.Run(fmt.Sprint("replicas=", replicas), func(b *testing.B) {
 			job := view.JobInfo{ID: fmt.Sprint("web", replicas), Scheduler: Name, Priority: txn.PriorityProduction, Count: replicas,
 				Resources: txn.Resources{CPUMilli: 2000, MemoryBytes: 4 * policytest.GiB}, SpreadKey: "rack", MaxPerMachine: 1}
-			benchPlace(b, v, job, int(replicas))
+			policytest.BenchPlace(b, New(), v, job, int(replicas))
 		})
 	}
 }
@@ -31,22 +30,5 @@ func BenchmarkPreempt(b *testing.B) {
 		Fill: 1, FillPriorities: []int32{txn.PriorityBestEffort, txn.PriorityBatch}}, 1)
 	job := view.JobInfo{ID: "web", Scheduler: Name, Priority: txn.PriorityProduction, Count: 50,
 		Resources: txn.Resources{CPUMilli: 4000, MemoryBytes: 4 * policytest.GiB}, SpreadKey: "rack", MaxPerMachine: 1}
-	benchPlace(b, v, job, 50)
-}
-
-func benchPlace(b *testing.B, v *view.View, job view.JobInfo, want int) {
-	pending := policytest.AddJob(v, job)
-	p := New()
-	rng := rand.New(rand.NewPCG(1, 1))
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := policytest.CPUTime()
-	placed := 0
-	for b.Loop() {
-		placed += len(p.Place(job, pending, v, rng).Claims)
-	}
-	if placed != b.N*want {
-		b.Fatalf("placed %d of %d replicas", placed, b.N*want)
-	}
-	policytest.ReportTasks(b, placed, cpu)
+	policytest.BenchPlace(b, New(), v, job, 50)
 }
