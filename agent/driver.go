@@ -402,38 +402,36 @@ func (d *driver) syncLoop(ctx context.Context) {
 
 // send reports one batch of task states in the background.
 func (d *driver) send(ctx context.Context, b reportBatch) {
-	d.inflight.Add(1)
-	go func() {
-		defer d.inflight.Done()
-		select {
-		case d.rpcSlots <- struct{}{}:
-		case <-ctx.Done():
-			d.fleet.reported(b, nil, ctx.Err(), time.Now())
-			return
-		}
-		defer func() { <-d.rpcSlots }()
-		rctx, cancel := context.WithTimeout(ctx, reportTimeout)
-		defer cancel()
+	d.inBackground(ctx, func(rctx context.Context) {
 		resp, err := d.agent.ReportTaskStates(rctx, &cellv1.ReportTaskStatesRequest{MachineId: b.m.id, Updates: b.updates})
 		d.fleet.reported(b, resp, err, time.Now())
-	}()
+	}, func(err error) { d.fleet.reported(b, nil, err, time.Now()) })
 }
 
 // fetchJob reads a job's template in the background.
 func (d *driver) fetchJob(ctx context.Context, id string) {
+	d.inBackground(ctx, func(rctx context.Context) {
+		resp, err := d.jobs.GetJob(rctx, &cellv1.GetJobRequest{IdOrName: id})
+		d.fleet.jobFetched(id, resp.GetJob().GetSpec().GetTask(), err, time.Now())
+	}, func(err error) { d.fleet.jobFetched(id, nil, err, time.Now()) })
+}
+
+// inBackground runs call on a goroutine of its own once an RPC slot is
+// free, with a context bounded by reportTimeout; if ctx ends first, gaveUp
+// gets its error instead. The goroutine is counted in d.inflight.
+func (d *driver) inBackground(ctx context.Context, call func(context.Context), gaveUp func(error)) {
 	d.inflight.Add(1)
 	go func() {
 		defer d.inflight.Done()
 		select {
 		case d.rpcSlots <- struct{}{}:
 		case <-ctx.Done():
-			d.fleet.jobFetched(id, nil, ctx.Err(), time.Now())
+			gaveUp(ctx.Err())
 			return
 		}
 		defer func() { <-d.rpcSlots }()
 		rctx, cancel := context.WithTimeout(ctx, reportTimeout)
 		defer cancel()
-		resp, err := d.jobs.GetJob(rctx, &cellv1.GetJobRequest{IdOrName: id})
-		d.fleet.jobFetched(id, resp.GetJob().GetSpec().GetTask(), err, time.Now())
+		call(rctx)
 	}()
 }
