@@ -36,6 +36,10 @@ type Identity struct {
 	Role    Role
 	Name    string   // empty for admin
 	Tenants []string // users only, sorted, no duplicates
+	// Fleet marks an agent credential of a simulated fleet: it speaks for
+	// the machines NAME-<digits> (agent --simulate names them so), not
+	// for a machine called NAME.
+	Fleet bool
 }
 
 // String is ROLE/NAME ("admin" alone), as refusals and audit logs name it.
@@ -52,13 +56,34 @@ func (id Identity) InTenant(t string) bool {
 	return ok
 }
 
+// SpeaksFor reports whether an agent identity may speak for machine m:
+// its own machine, or for a fleet credential the machines NAME-<digits>.
+func (id Identity) SpeaksFor(m string) bool {
+	if id.Role != Agent {
+		return false
+	}
+	if !id.Fleet {
+		return m == id.Name
+	}
+	rest, ok := strings.CutPrefix(m, id.Name+"-")
+	if !ok || rest == "" {
+		return false
+	}
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // Validate checks the role, the name's syntax for that role and the
 // tenants; it returns an error naming what is wrong.
 func (id Identity) Validate() error {
 	switch id.Role {
 	case Admin:
-		if id.Name != "" || len(id.Tenants) > 0 {
-			return errors.New("identity: admin has no name and no tenants")
+		if id.Name != "" || len(id.Tenants) > 0 || id.Fleet {
+			return errors.New("identity: admin has no name, no tenants and is no fleet")
 		}
 		return nil
 	case Scheduler, User:
@@ -71,6 +96,9 @@ func (id Identity) Validate() error {
 		}
 	default:
 		return fmt.Errorf("identity: unknown role %q (want admin, scheduler, agent or user)", clip(string(id.Role)))
+	}
+	if id.Fleet && id.Role != Agent {
+		return fmt.Errorf("identity: only agents may be fleets, not %s", id.Role)
 	}
 	if id.Role != User && len(id.Tenants) > 0 {
 		return fmt.Errorf("identity: only users belong to tenants, not %s", id.Role)
@@ -87,6 +115,13 @@ func (id Identity) Validate() error {
 		}
 	}
 	return nil
+}
+
+// NewFleet builds the identity of a simulated fleet whose machines are
+// named prefix-<digits>.
+func NewFleet(prefix string) (Identity, error) {
+	id := Identity{Role: Agent, Name: prefix, Fleet: true}
+	return id, id.Validate()
 }
 
 // New builds a valid identity, sorting and deduplicating the tenants.
@@ -108,6 +143,9 @@ func (id Identity) URIs(cellID string) []*url.URL {
 		path += "/" + id.Name
 	}
 	out := []*url.URL{{Scheme: Scheme, Host: cellID, Path: path}}
+	if id.Fleet {
+		out = append(out, &url.URL{Scheme: Scheme, Host: cellID, Path: "/fleet"})
+	}
 	for _, t := range id.Tenants {
 		out = append(out, &url.URL{Scheme: Scheme, Host: cellID, Path: "/tenant/" + t})
 	}
@@ -120,6 +158,7 @@ func Parse(uris []*url.URL) (Identity, error) {
 	var id Identity
 	found := false
 	var tenants []string
+	fleet := false
 	for _, u := range uris {
 		if u.Scheme != Scheme {
 			continue
@@ -128,6 +167,9 @@ func Parse(uris []*url.URL) (Identity, error) {
 		switch {
 		case len(parts) == 2 && parts[0] == "tenant":
 			tenants = append(tenants, parts[1])
+			continue
+		case len(parts) == 1 && parts[0] == "fleet":
+			fleet = true
 			continue
 		case len(parts) == 1 && parts[0] == string(Admin):
 		case len(parts) == 2:
@@ -145,6 +187,12 @@ func Parse(uris []*url.URL) (Identity, error) {
 	}
 	if !found {
 		return Identity{}, errors.New("identity: certificate names no omegacell identity")
+	}
+	if fleet {
+		if len(tenants) > 0 {
+			return Identity{}, errors.New("identity: a fleet has no tenants")
+		}
+		return NewFleet(id.Name)
 	}
 	return New(id.Role, id.Name, tenants...)
 }

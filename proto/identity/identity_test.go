@@ -42,6 +42,38 @@ func TestRoundTripThroughURIs(t *testing.T) {
 	}
 }
 
+func TestSpeaksFor(t *testing.T) {
+	agent, _ := New(Agent, "node-1")
+	fleet, err := NewFleet("sim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := Parse(fleet.URIs("c")); !reflect.DeepEqual(got, fleet) {
+		t.Fatalf("fleet round trip: %+v", got)
+	}
+	sched, _ := New(Scheduler, "node-1")
+	cases := []struct {
+		id      Identity
+		machine string
+		want    bool
+	}{
+		{agent, "node-1", true},
+		{agent, "node-10", false},
+		{agent, "node", false},
+		{fleet, "sim-0001", true},
+		{fleet, "sim-", false},
+		{fleet, "sim", false},
+		{fleet, "sim-01a", false},
+		{fleet, "simx-0001", false},
+		{sched, "node-1", false},
+	}
+	for _, c := range cases {
+		if got := c.id.SpeaksFor(c.machine); got != c.want {
+			t.Errorf("%v (fleet %v) SpeaksFor(%q) = %v, want %v", c.id, c.id.Fleet, c.machine, got, c.want)
+		}
+	}
+}
+
 func TestRefusals(t *testing.T) {
 	cases := []struct {
 		name string
@@ -55,6 +87,7 @@ func TestRefusals(t *testing.T) {
 		{"deep", []string{"omegacell://c/scheduler/a/b"}, "malformed"},
 		{"tenant on scheduler", []string{"omegacell://c/scheduler/a", "omegacell://c/tenant/t"}, "only users"},
 		{"admin with name", []string{"omegacell://c/admin/x"}, "admin has no name"},
+		{"fleet scheduler", []string{"omegacell://c/scheduler/a", "omegacell://c/fleet"}, "only agents may be fleets"},
 		{"long name clipped", []string{"omegacell://c/user/" + strings.Repeat("A", 5000)}, "…"},
 	}
 	for _, c := range cases {
