@@ -189,6 +189,9 @@ func Parse(uris []*url.URL) (Identity, error) {
 		return Identity{}, errors.New("identity: certificate names no omegacell identity")
 	}
 	if fleet {
+		if id.Role != Agent {
+			return Identity{}, fmt.Errorf("identity: only agents may be fleets, not %s", clip(string(id.Role)))
+		}
 		if len(tenants) > 0 {
 			return Identity{}, errors.New("identity: a fleet has no tenants")
 		}
