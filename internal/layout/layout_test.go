@@ -35,9 +35,12 @@ var allowed = map[string][]string{
 	"pbconv":     {"txn", "proto"},
 	"jobspec":    {"txn", "proto", "pbconv"},
 	"cli":        {"txn", "proto", "pbconv", "jobspec"},
-	"cellserver": {"cellstate", "proto", "txn", "pbconv"},
-	"internal":   {"cellserver", "cellstate", "proto", "txn"},
+	"cellserver": {"cellstate", "proto", "txn", "pbconv", "pki"},
+	"internal":   {"cellserver", "cellstate", "proto", "txn", "pki"},
 	"examples":   {"schedulers", "txn", "proto"},
+	// The cell's certificate authority (server side); clients read
+	// bundles with proto/credentials.
+	"pki": {"proto"},
 }
 
 // testsMayAlsoImport: tests run against real parts, so any package's tests

@@ -4260,6 +4260,423 @@ func (x *ReportTaskStatesResponse) GetResults() []*UpdateResult {
 	return nil
 }
 
+type IssueCredentialRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// admin, scheduler, agent or user.
+	Role string `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	// The scheduler's name, the agent's machine id (or, with fleet, the
+	// prefix of its simulated machines' ids), the user's name; empty for
+	// admin.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Tenants a user belongs to.
+	Tenants []string `protobuf:"bytes,3,rep,name=tenants,proto3" json:"tenants,omitempty"`
+	// An agent credential that speaks for the machines NAME-<digits>.
+	Fleet bool `protobuf:"varint,4,opt,name=fleet,proto3" json:"fleet,omitempty"`
+	// PKCS#10 certificate signing request (DER), signed by the new key.
+	CsrDer []byte `protobuf:"bytes,5,opt,name=csr_der,json=csrDer,proto3" json:"csr_der,omitempty"`
+	// Lifetime; 0: the cell's default (one year).
+	TtlSeconds    int64 `protobuf:"varint,6,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueCredentialRequest) Reset() {
+	*x = IssueCredentialRequest{}
+	mi := &file_cell_v1_cell_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueCredentialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueCredentialRequest) ProtoMessage() {}
+
+func (x *IssueCredentialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueCredentialRequest.ProtoReflect.Descriptor instead.
+func (*IssueCredentialRequest) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *IssueCredentialRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *IssueCredentialRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *IssueCredentialRequest) GetTenants() []string {
+	if x != nil {
+		return x.Tenants
+	}
+	return nil
+}
+
+func (x *IssueCredentialRequest) GetFleet() bool {
+	if x != nil {
+		return x.Fleet
+	}
+	return false
+}
+
+func (x *IssueCredentialRequest) GetCsrDer() []byte {
+	if x != nil {
+		return x.CsrDer
+	}
+	return nil
+}
+
+func (x *IssueCredentialRequest) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+type IssueCredentialResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	CertificatePem []byte                 `protobuf:"bytes,1,opt,name=certificate_pem,json=certificatePem,proto3" json:"certificate_pem,omitempty"`
+	CaPem          []byte                 `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	// Lower-case hex, as RevokeCredential takes it.
+	Serial        string `protobuf:"bytes,3,opt,name=serial,proto3" json:"serial,omitempty"`
+	NotAfterUnix  int64  `protobuf:"varint,4,opt,name=not_after_unix,json=notAfterUnix,proto3" json:"not_after_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueCredentialResponse) Reset() {
+	*x = IssueCredentialResponse{}
+	mi := &file_cell_v1_cell_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueCredentialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueCredentialResponse) ProtoMessage() {}
+
+func (x *IssueCredentialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueCredentialResponse.ProtoReflect.Descriptor instead.
+func (*IssueCredentialResponse) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *IssueCredentialResponse) GetCertificatePem() []byte {
+	if x != nil {
+		return x.CertificatePem
+	}
+	return nil
+}
+
+func (x *IssueCredentialResponse) GetCaPem() []byte {
+	if x != nil {
+		return x.CaPem
+	}
+	return nil
+}
+
+func (x *IssueCredentialResponse) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
+func (x *IssueCredentialResponse) GetNotAfterUnix() int64 {
+	if x != nil {
+		return x.NotAfterUnix
+	}
+	return 0
+}
+
+type RevokeCredentialRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The certificate's serial number, lower-case hex.
+	Serial string `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"`
+	// Optional, for the record: who the credential was (ROLE/NAME) and when
+	// it expires; the list forgets a revocation once it has expired.
+	Identity      string `protobuf:"bytes,2,opt,name=identity,proto3" json:"identity,omitempty"`
+	NotAfterUnix  int64  `protobuf:"varint,3,opt,name=not_after_unix,json=notAfterUnix,proto3" json:"not_after_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeCredentialRequest) Reset() {
+	*x = RevokeCredentialRequest{}
+	mi := &file_cell_v1_cell_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeCredentialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeCredentialRequest) ProtoMessage() {}
+
+func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeCredentialRequest.ProtoReflect.Descriptor instead.
+func (*RevokeCredentialRequest) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *RevokeCredentialRequest) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
+func (x *RevokeCredentialRequest) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *RevokeCredentialRequest) GetNotAfterUnix() int64 {
+	if x != nil {
+		return x.NotAfterUnix
+	}
+	return 0
+}
+
+type RevokeCredentialResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when the serial was revoked already.
+	Revoked       bool `protobuf:"varint,1,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeCredentialResponse) Reset() {
+	*x = RevokeCredentialResponse{}
+	mi := &file_cell_v1_cell_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeCredentialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeCredentialResponse) ProtoMessage() {}
+
+func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeCredentialResponse.ProtoReflect.Descriptor instead.
+func (*RevokeCredentialResponse) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *RevokeCredentialResponse) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
+type ListRevokedCredentialsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRevokedCredentialsRequest) Reset() {
+	*x = ListRevokedCredentialsRequest{}
+	mi := &file_cell_v1_cell_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRevokedCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRevokedCredentialsRequest) ProtoMessage() {}
+
+func (x *ListRevokedCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRevokedCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*ListRevokedCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{58}
+}
+
+type RevokedCredential struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Serial        string                 `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"`
+	Identity      string                 `protobuf:"bytes,2,opt,name=identity,proto3" json:"identity,omitempty"`
+	NotAfterUnix  int64                  `protobuf:"varint,3,opt,name=not_after_unix,json=notAfterUnix,proto3" json:"not_after_unix,omitempty"`
+	RevokedUnix   int64                  `protobuf:"varint,4,opt,name=revoked_unix,json=revokedUnix,proto3" json:"revoked_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokedCredential) Reset() {
+	*x = RevokedCredential{}
+	mi := &file_cell_v1_cell_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokedCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokedCredential) ProtoMessage() {}
+
+func (x *RevokedCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokedCredential.ProtoReflect.Descriptor instead.
+func (*RevokedCredential) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *RevokedCredential) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
+func (x *RevokedCredential) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *RevokedCredential) GetNotAfterUnix() int64 {
+	if x != nil {
+		return x.NotAfterUnix
+	}
+	return 0
+}
+
+func (x *RevokedCredential) GetRevokedUnix() int64 {
+	if x != nil {
+		return x.RevokedUnix
+	}
+	return 0
+}
+
+type ListRevokedCredentialsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Revoked       []*RevokedCredential   `protobuf:"bytes,1,rep,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRevokedCredentialsResponse) Reset() {
+	*x = ListRevokedCredentialsResponse{}
+	mi := &file_cell_v1_cell_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRevokedCredentialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRevokedCredentialsResponse) ProtoMessage() {}
+
+func (x *ListRevokedCredentialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRevokedCredentialsResponse.ProtoReflect.Descriptor instead.
+func (*ListRevokedCredentialsResponse) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ListRevokedCredentialsResponse) GetRevoked() []*RevokedCredential {
+	if x != nil {
+		return x.Revoked
+	}
+	return nil
+}
+
 // TaskUsage is the sampled consumption of one task attempt.
 type TaskUsage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -4272,7 +4689,7 @@ type TaskUsage struct {
 
 func (x *TaskUsage) Reset() {
 	*x = TaskUsage{}
-	mi := &file_cell_v1_cell_proto_msgTypes[54]
+	mi := &file_cell_v1_cell_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4284,7 +4701,7 @@ func (x *TaskUsage) String() string {
 func (*TaskUsage) ProtoMessage() {}
 
 func (x *TaskUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[54]
+	mi := &file_cell_v1_cell_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4297,7 +4714,7 @@ func (x *TaskUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskUsage.ProtoReflect.Descriptor instead.
 func (*TaskUsage) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{54}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *TaskUsage) GetTask() *TaskRef {
@@ -4335,7 +4752,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_cell_v1_cell_proto_msgTypes[55]
+	mi := &file_cell_v1_cell_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4347,7 +4764,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[55]
+	mi := &file_cell_v1_cell_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4360,7 +4777,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{55}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *Heartbeat) GetMachineId() string {
@@ -4400,7 +4817,7 @@ type HeartbeatBatch struct {
 
 func (x *HeartbeatBatch) Reset() {
 	*x = HeartbeatBatch{}
-	mi := &file_cell_v1_cell_proto_msgTypes[56]
+	mi := &file_cell_v1_cell_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4412,7 +4829,7 @@ func (x *HeartbeatBatch) String() string {
 func (*HeartbeatBatch) ProtoMessage() {}
 
 func (x *HeartbeatBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[56]
+	mi := &file_cell_v1_cell_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4425,7 +4842,7 @@ func (x *HeartbeatBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatBatch.ProtoReflect.Descriptor instead.
 func (*HeartbeatBatch) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{56}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *HeartbeatBatch) GetHeartbeats() []*Heartbeat {
@@ -4735,7 +5152,34 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"g\n" +
 	"\x18ReportTaskStatesResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12/\n" +
-	"\aresults\x18\x02 \x03(\v2\x15.cell.v1.UpdateResultR\aresults\"q\n" +
+	"\aresults\x18\x02 \x03(\v2\x15.cell.v1.UpdateResultR\aresults\"\xaa\x01\n" +
+	"\x16IssueCredentialRequest\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\atenants\x18\x03 \x03(\tR\atenants\x12\x14\n" +
+	"\x05fleet\x18\x04 \x01(\bR\x05fleet\x12\x17\n" +
+	"\acsr_der\x18\x05 \x01(\fR\x06csrDer\x12\x1f\n" +
+	"\vttl_seconds\x18\x06 \x01(\x03R\n" +
+	"ttlSeconds\"\x97\x01\n" +
+	"\x17IssueCredentialResponse\x12'\n" +
+	"\x0fcertificate_pem\x18\x01 \x01(\fR\x0ecertificatePem\x12\x15\n" +
+	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem\x12\x16\n" +
+	"\x06serial\x18\x03 \x01(\tR\x06serial\x12$\n" +
+	"\x0enot_after_unix\x18\x04 \x01(\x03R\fnotAfterUnix\"s\n" +
+	"\x17RevokeCredentialRequest\x12\x16\n" +
+	"\x06serial\x18\x01 \x01(\tR\x06serial\x12\x1a\n" +
+	"\bidentity\x18\x02 \x01(\tR\bidentity\x12$\n" +
+	"\x0enot_after_unix\x18\x03 \x01(\x03R\fnotAfterUnix\"4\n" +
+	"\x18RevokeCredentialResponse\x12\x18\n" +
+	"\arevoked\x18\x01 \x01(\bR\arevoked\"\x1f\n" +
+	"\x1dListRevokedCredentialsRequest\"\x90\x01\n" +
+	"\x11RevokedCredential\x12\x16\n" +
+	"\x06serial\x18\x01 \x01(\tR\x06serial\x12\x1a\n" +
+	"\bidentity\x18\x02 \x01(\tR\bidentity\x12$\n" +
+	"\x0enot_after_unix\x18\x03 \x01(\x03R\fnotAfterUnix\x12!\n" +
+	"\frevoked_unix\x18\x04 \x01(\x03R\vrevokedUnix\"V\n" +
+	"\x1eListRevokedCredentialsResponse\x124\n" +
+	"\arevoked\x18\x01 \x03(\v2\x1a.cell.v1.RevokedCredentialR\arevoked\"q\n" +
 	"\tTaskUsage\x12$\n" +
 	"\x04task\x18\x01 \x01(\v2\x10.cell.v1.TaskRefR\x04task\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\x12$\n" +
@@ -4840,7 +5284,11 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x14ReportSchedulerStats\x12$.cell.v1.ReportSchedulerStatsRequest\x1a%.cell.v1.ReportSchedulerStatsResponse\x12Q\n" +
 	"\x0eListSchedulers\x12\x1e.cell.v1.ListSchedulersRequest\x1a\x1f.cell.v1.ListSchedulersResponse2g\n" +
 	"\fAgentService\x12W\n" +
-	"\x10ReportTaskStates\x12 .cell.v1.ReportTaskStatesRequest\x1a!.cell.v1.ReportTaskStatesResponseB5Z3github.com/omegacell/omegacell/proto/cell/v1;cellv1b\x06proto3"
+	"\x10ReportTaskStates\x12 .cell.v1.ReportTaskStatesRequest\x1a!.cell.v1.ReportTaskStatesResponse2\xad\x02\n" +
+	"\x11CredentialService\x12T\n" +
+	"\x0fIssueCredential\x12\x1f.cell.v1.IssueCredentialRequest\x1a .cell.v1.IssueCredentialResponse\x12W\n" +
+	"\x10RevokeCredential\x12 .cell.v1.RevokeCredentialRequest\x1a!.cell.v1.RevokeCredentialResponse\x12i\n" +
+	"\x16ListRevokedCredentials\x12&.cell.v1.ListRevokedCredentialsRequest\x1a'.cell.v1.ListRevokedCredentialsResponseB5Z3github.com/omegacell/omegacell/proto/cell/v1;cellv1b\x06proto3"
 
 var (
 	file_cell_v1_cell_proto_rawDescOnce sync.Once
@@ -4855,7 +5303,7 @@ func file_cell_v1_cell_proto_rawDescGZIP() []byte {
 }
 
 var file_cell_v1_cell_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_cell_v1_cell_proto_goTypes = []any{
 	(MachineState)(0),                      // 0: cell.v1.MachineState
 	(ConstraintOp)(0),                      // 1: cell.v1.ConstraintOp
@@ -4920,21 +5368,28 @@ var file_cell_v1_cell_proto_goTypes = []any{
 	(*ReportTaskStatesRequest)(nil),        // 60: cell.v1.ReportTaskStatesRequest
 	(*UpdateResult)(nil),                   // 61: cell.v1.UpdateResult
 	(*ReportTaskStatesResponse)(nil),       // 62: cell.v1.ReportTaskStatesResponse
-	(*TaskUsage)(nil),                      // 63: cell.v1.TaskUsage
-	(*Heartbeat)(nil),                      // 64: cell.v1.Heartbeat
-	(*HeartbeatBatch)(nil),                 // 65: cell.v1.HeartbeatBatch
-	nil,                                    // 66: cell.v1.Machine.LabelsEntry
-	nil,                                    // 67: cell.v1.TaskTemplate.EnvEntry
-	nil,                                    // 68: cell.v1.RegisterMachineRequest.LabelsEntry
+	(*IssueCredentialRequest)(nil),         // 63: cell.v1.IssueCredentialRequest
+	(*IssueCredentialResponse)(nil),        // 64: cell.v1.IssueCredentialResponse
+	(*RevokeCredentialRequest)(nil),        // 65: cell.v1.RevokeCredentialRequest
+	(*RevokeCredentialResponse)(nil),       // 66: cell.v1.RevokeCredentialResponse
+	(*ListRevokedCredentialsRequest)(nil),  // 67: cell.v1.ListRevokedCredentialsRequest
+	(*RevokedCredential)(nil),              // 68: cell.v1.RevokedCredential
+	(*ListRevokedCredentialsResponse)(nil), // 69: cell.v1.ListRevokedCredentialsResponse
+	(*TaskUsage)(nil),                      // 70: cell.v1.TaskUsage
+	(*Heartbeat)(nil),                      // 71: cell.v1.Heartbeat
+	(*HeartbeatBatch)(nil),                 // 72: cell.v1.HeartbeatBatch
+	nil,                                    // 73: cell.v1.Machine.LabelsEntry
+	nil,                                    // 74: cell.v1.TaskTemplate.EnvEntry
+	nil,                                    // 75: cell.v1.RegisterMachineRequest.LabelsEntry
 }
 var file_cell_v1_cell_proto_depIdxs = []int32{
-	66, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
+	73, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
 	9,  // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
 	9,  // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
 	0,  // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
 	11, // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
 	1,  // 5: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
-	67, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
+	74, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
 	9,  // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
 	13, // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
 	14, // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
@@ -4958,7 +5413,7 @@ var file_cell_v1_cell_proto_depIdxs = []int32{
 	19, // 27: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
 	5,  // 28: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
 	4,  // 29: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
-	68, // 30: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	75, // 30: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
 	9,  // 31: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
 	12, // 32: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
 	12, // 33: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
@@ -4989,50 +5444,57 @@ var file_cell_v1_cell_proto_depIdxs = []int32{
 	4,  // 58: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
 	59, // 59: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
 	61, // 60: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
-	19, // 61: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
-	11, // 62: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
-	11, // 63: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
-	63, // 64: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
-	64, // 65: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
-	21, // 66: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	23, // 67: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	25, // 68: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	28, // 69: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	30, // 70: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	32, // 71: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	34, // 72: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	36, // 73: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	38, // 74: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	40, // 75: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	42, // 76: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	44, // 77: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	48, // 78: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	51, // 79: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
-	54, // 80: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
-	56, // 81: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
-	60, // 82: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	22, // 83: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	24, // 84: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	27, // 85: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	29, // 86: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	31, // 87: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	33, // 88: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	35, // 89: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	37, // 90: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	39, // 91: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	41, // 92: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	43, // 93: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	46, // 94: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	50, // 95: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	52, // 96: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
-	55, // 97: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
-	58, // 98: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
-	62, // 99: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	83, // [83:100] is the sub-list for method output_type
-	66, // [66:83] is the sub-list for method input_type
-	66, // [66:66] is the sub-list for extension type_name
-	66, // [66:66] is the sub-list for extension extendee
-	0,  // [0:66] is the sub-list for field type_name
+	68, // 61: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
+	19, // 62: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
+	11, // 63: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
+	11, // 64: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
+	70, // 65: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
+	71, // 66: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
+	21, // 67: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	23, // 68: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	25, // 69: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	28, // 70: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	30, // 71: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	32, // 72: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	34, // 73: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	36, // 74: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	38, // 75: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	40, // 76: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	42, // 77: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	44, // 78: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	48, // 79: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	51, // 80: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
+	54, // 81: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
+	56, // 82: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
+	60, // 83: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	63, // 84: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
+	65, // 85: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
+	67, // 86: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
+	22, // 87: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	24, // 88: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	27, // 89: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	29, // 90: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	31, // 91: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	33, // 92: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	35, // 93: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	37, // 94: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	39, // 95: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	41, // 96: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	43, // 97: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	46, // 98: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	50, // 99: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	52, // 100: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
+	55, // 101: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
+	58, // 102: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
+	62, // 103: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	64, // 104: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
+	66, // 105: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
+	69, // 106: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
+	87, // [87:107] is the sub-list for method output_type
+	67, // [67:87] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
@@ -5052,9 +5514,9 @@ func file_cell_v1_cell_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cell_v1_cell_proto_rawDesc), len(file_cell_v1_cell_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   60,
+			NumMessages:   67,
 			NumExtensions: 0,
-			NumServices:   5,
+			NumServices:   6,
 		},
 		GoTypes:           file_cell_v1_cell_proto_goTypes,
 		DependencyIndexes: file_cell_v1_cell_proto_depIdxs,
