@@ -16,6 +16,7 @@ import (
 	"github.com/omegacell/omegacell/agent/gpu"
 	"github.com/omegacell/omegacell/agent/procstat"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
 )
 
 // Config configures the agent of one real machine. Zero values take the
@@ -23,6 +24,10 @@ import (
 type Config struct {
 	// Server is the cell server's gRPC address (host:port). Required.
 	Server string
+	// Credentials say how the agent connects (mutual TLS with its
+	// agent/NAME bundle, or --insecure); the zero value finds a bundle as
+	// credentials.Find does.
+	Credentials credentials.Client
 	// Name is the machine id (default: the host name).
 	Name string
 	// Labels of the machine (zone, rack, ...). gpu.model is added from the
@@ -141,7 +146,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	f := newFleet(log, rt)
 	f.add(reg)
 	hb := newHeartbeater(log, f, newProcUsage(log, "/proc"), cfg.UsageInterval, cfg.Heartbeat, "omegacell agent "+cfg.Name)
-	d, err := newDriver(log, cfg.Server, f, hb, cfg.Name)
+	creds, err := useCredentials(log, cfg.Credentials, hb, cfg.Name, false)
+	if err != nil {
+		stopLogs()
+		return nil, err
+	}
+	d, err := newDriver(log, cfg.Server, creds, f, hb, cfg.Name)
 	if err != nil {
 		stopLogs()
 		return nil, err

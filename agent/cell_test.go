@@ -22,6 +22,7 @@ import (
 
 	"github.com/omegacell/omegacell/cellstate"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
 )
 
 // testCell is the real cell-state store with its gRPC server on loopback
@@ -69,7 +70,7 @@ func (c *testCell) start() {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	srv := cellstate.NewServer(st, cellstate.ServerOptions{Liveness: live, NATSURL: c.ns.ClientURL(), HeartbeatInterval: 100 * time.Millisecond})
+	srv := cellstate.NewServer(st, cellstate.ServerOptions{Liveness: live, NATSURL: c.ns.ClientURL(), HeartbeatInterval: 100 * time.Millisecond, Insecure: true})
 	lis, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		c.t.Fatal(err)
@@ -180,7 +181,7 @@ func runAgentIn(t *testing.T, c *testCell, name, data string) (*Agent, context.C
 		Server: c.addr, Name: name, DataDir: data, Labels: map[string]string{"zone": "z1"},
 		CPUMilli: 4000, MemoryBytes: 8 << 30, DiskBytes: 10 << 30, GPUs: 0,
 		UsageInterval: 200 * time.Millisecond, StopGrace: 300 * time.Millisecond, CgroupRoot: "-",
-		MetricsListen: "127.0.0.1:0", Logger: discard,
+		MetricsListen: "127.0.0.1:0", Logger: discard, Credentials: credentials.Client{Insecure: true},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -411,7 +412,7 @@ func TestSilentAgentsTaskMovesToAnotherAgent(t *testing.T) {
 func TestSimulatedFleetAgainstTheRealStore(t *testing.T) {
 	c := newTestCell(t, 2*time.Second)
 	p := DefaultProfile()
-	sim, err := NewSimulation(SimConfig{Server: c.addr, Prefix: "sim", Machines: 200, Profile: p,
+	sim, err := NewSimulation(SimConfig{Server: c.addr, Prefix: "sim", Machines: 200, Profile: p, Credentials: credentials.Client{Insecure: true},
 		UsageInterval: 200 * time.Millisecond, RegisterConcurrency: 16, Logger: discard})
 	if err != nil {
 		t.Fatal(err)
@@ -516,7 +517,7 @@ func startAgentProcess(t *testing.T, c *testCell, name, data string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), agentHelperEnv+"="+strings.Join([]string{
-		"--server", c.addr, "--name", name, "--data", data, "--cgroup-root", "-", "--stop-grace", "300ms",
+		"--server", c.addr, "--insecure", "--name", name, "--data", data, "--cgroup-root", "-", "--stop-grace", "300ms",
 		"--usage-interval", "200ms", "--cpu", "4", "--memory", "8Gi", "--disk", "10Gi", "--gpus", "0",
 	}, " "))
 	if err := cmd.Start(); err != nil {

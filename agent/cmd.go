@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/omegacell/omegacell/proto/credentials"
 )
 
 // DefaultServer is the cell server address used when neither --server nor
@@ -28,6 +30,8 @@ func Command() *cobra.Command {
 		heartbeat, usageInterval, stopGrace      time.Duration
 		keepFinished                             time.Duration
 		maxFinished                              int
+		credDir                                  string
+		insecure                                 bool
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -45,6 +49,10 @@ defaults are ` + DefaultProfileString + `. For example:
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The root command configures slog.Default (--log-level).
 			log := slog.Default()
+			// Found once the other flags were checked.
+			creds := func() (credentials.Client, error) {
+				return credentials.Client{Insecure: insecure}.Resolve(credDir)
+			}
 			var err error
 			ctx, stop := signal.NotifyContext(cmp.Or(cmd.Context(), context.Background()), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -58,8 +66,12 @@ defaults are ` + DefaultProfileString + `. For example:
 				if err != nil {
 					return err
 				}
+				creds, err := creds()
+				if err != nil {
+					return err
+				}
 				sim, err := NewSimulation(SimConfig{
-					Server: server, Prefix: cmp.Or(name, "sim"), Machines: simulate, Profile: p,
+					Server: server, Credentials: creds, Prefix: cmp.Or(name, "sim"), Machines: simulate, Profile: p,
 					Heartbeat: heartbeat, UsageInterval: usageInterval, MetricsListen: metrics, Logger: log,
 				})
 				if err != nil {
@@ -103,6 +115,9 @@ defaults are ` + DefaultProfileString + `. For example:
 					}
 				}
 			}
+			if cfg.Credentials, err = creds(); err != nil {
+				return err
+			}
 			a, err := New(ctx, cfg)
 			if err != nil {
 				return err
@@ -112,6 +127,8 @@ defaults are ` + DefaultProfileString + `. For example:
 	}
 	f := cmd.Flags()
 	f.StringVar(&server, "server", cmp.Or(os.Getenv("CELL_ADDR"), DefaultServer), "cell server gRPC address (env CELL_ADDR)")
+	f.StringVar(&credDir, "credentials", "", "credential bundle directory (ca.pem, cert.pem, key.pem) of agent/NAME, or with --simulate of the fleet (cell credentials issue --role agent [--fleet]); env "+credentials.Env)
+	f.BoolVar(&insecure, "insecure", false, "connect without TLS or credentials (only to a cell started with --insecure)")
 	f.StringVar(&name, "name", "", "machine id (default: host name); with --simulate, the machine name prefix (default sim)")
 	f.StringVar(&labels, "labels", "", "machine labels, e.g. zone=a,rack=r1")
 	f.StringVar(&dataDir, "data", DefaultDataDir, "directory for task working directories and logs")

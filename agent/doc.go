@@ -9,8 +9,12 @@
 //     capacity, GPU memory and the address of its log server. The answer
 //     names the NATS URL, the subject prefix and the heartbeat interval.
 //  2. Every interval a cellv1.HeartbeatBatch (protobuf) is published on
-//     "<prefix>.heartbeats": a real agent sends a batch of one; a simulated
-//     fleet sends all its machines in one message (split only past 1 MiB).
+//     the agent's own subject (limits.HeartbeatSubject; a simulated fleet:
+//     limits.FleetHeartbeatSubject), the only one NATS lets its credential
+//     publish on: a real agent sends a batch of one; a simulated fleet
+//     sends all its machines in one message (split only past 1 MiB). gRPC
+//     and NATS both use the agent's credential bundle (agent/MACHINE, or a
+//     fleet credential) with mutual TLS, or --insecure.
 //     Every few seconds (--usage-interval) heartbeats carry usage: machine
 //     CPU and memory, and per task CPU and RSS, sampled from /proc (or the
 //     task's cgroup).

@@ -13,10 +13,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
 )
 
 // driver connects a fleet to the cell server: it registers the machines,
@@ -65,12 +65,16 @@ const (
 	maxRecvBytes = 64 << 20
 )
 
-func newDriver(log *slog.Logger, server string, f *fleet, hb *heartbeater, machineFilter string) (*driver, error) {
+func newDriver(log *slog.Logger, server string, creds credentials.Client, f *fleet, hb *heartbeater, machineFilter string) (*driver, error) {
 	if server == "" {
 		return nil, errors.New("server: the cell server address is required")
 	}
+	transport, err := creds.DialOption(server)
+	if err != nil {
+		return nil, err
+	}
 	cc, err := grpc.NewClient(server,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		transport,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvBytes)),
 		// Reconnect soon after a server restart (gRPC's default first
 		// backoff is a second, growing 1.6× per failure), with jitter so a

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
 )
 
 // silentServer accepts watches and never sends on them, like a server
@@ -53,7 +54,7 @@ func TestWatchdogEndsAWatchOnlyWhenTheServerIsGone(t *testing.T) {
 
 	f := newFleet(discard, &fakeRunner{})
 	f.add(&cellv1.RegisterMachineRequest{Id: "m1"})
-	d, err := newDriver(discard, lis.Addr().String(), f, nil, "m1")
+	d, err := newDriver(discard, lis.Addr().String(), credentials.Client{Insecure: true}, f, nil, "m1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/limits"
 )
 
 // Heartbeat defaults.
@@ -26,12 +28,17 @@ const (
 	maxBatchBytes = 1 << 20
 )
 
-// heartbeatSubject is where HeartbeatBatch messages go.
-func heartbeatSubject(prefix string) string {
+// heartbeatSubject is where HeartbeatBatch messages of sender go: the
+// subject of a machine's agent, or of a simulated fleet (limits); the NATS
+// server lets an agent publish on its own subject only.
+func heartbeatSubject(prefix, sender string, fleet bool) (string, error) {
 	if prefix == "" {
 		prefix = defaultSubjectPrefix
 	}
-	return prefix + ".heartbeats"
+	if fleet {
+		return limits.FleetHeartbeatSubject(prefix, sender)
+	}
+	return limits.HeartbeatSubject(prefix, sender)
 }
 
 // heartbeater publishes the fleet's heartbeats: every interval one
@@ -46,6 +53,13 @@ type heartbeater struct {
 	// override is the --heartbeat interval; 0 takes the server's.
 	override time.Duration
 	connName string
+	// sender is the machine id of a real agent, or the prefix of a
+	// simulated fleet (fleetSender); it names the heartbeat subject.
+	sender      string
+	fleetSender bool
+	// natsTLS is the TLS configuration for a NATS URL (nil: no TLS,
+	// --insecure).
+	natsTLS func(url string) *tls.Config
 
 	mu       sync.Mutex
 	nc       *nats.Conn
@@ -84,13 +98,21 @@ func (h *heartbeater) configure(url, prefix string, interval time.Duration) erro
 	} else if interval <= 0 {
 		interval = defaultHeartbeat
 	}
+	subject, err := heartbeatSubject(prefix, h.sender, h.fleetSender)
+	if err != nil {
+		return err
+	}
 	if url != h.url {
-		nc, err := nats.Connect(url,
+		opts := []nats.Option{
 			nats.Name(h.connName),
 			nats.MaxReconnects(-1),
-			nats.ReconnectWait(250*time.Millisecond),
+			nats.ReconnectWait(250 * time.Millisecond),
 			nats.RetryOnFailedConnect(true),
-		)
+		}
+		if h.natsTLS != nil {
+			opts = append(opts, nats.Secure(h.natsTLS(url)))
+		}
+		nc, err := nats.Connect(url, opts...)
 		if err != nil {
 			return err
 		}
@@ -98,9 +120,9 @@ func (h *heartbeater) configure(url, prefix string, interval time.Duration) erro
 			h.nc.Close()
 		}
 		h.nc, h.url = nc, url
-		h.log.Info("heartbeats go to NATS", "url", url, "subject", heartbeatSubject(prefix), "interval", interval)
+		h.log.Info("heartbeats go to NATS", "url", url, "subject", subject, "interval", interval)
 	}
-	h.subject = heartbeatSubject(prefix)
+	h.subject = subject
 	if interval != h.interval {
 		h.interval = interval
 		select {

@@ -55,7 +55,7 @@ func TestHeartbeatsArriveOverNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	msgs, err := sub.SubscribeSync("testcell.heartbeats")
+	msgs, err := sub.SubscribeSync("testcell.heartbeats.hb.fleet")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +64,7 @@ func TestHeartbeatsArriveOverNATS(t *testing.T) {
 	}
 
 	hb := newHeartbeater(discard, f, simUsage{utilization: 0.5, perTask: true}, 150*time.Millisecond, 0, "test")
+	hb.sender, hb.fleetSender = "hb", true
 	if err := hb.configure(ns.ClientURL(), "testcell", 30*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -193,6 +194,7 @@ func BenchmarkHeartbeatRound10k(b *testing.B) {
 				every = 0
 			}
 			hb := newHeartbeater(discard, f, simUsage{utilization: 0.5, perTask: true}, every, 0, "bench")
+			hb.sender, hb.fleetSender = "sim", true
 			if err := hb.configure(ns.ClientURL(), "bench", time.Second); err != nil {
 				b.Fatal(err)
 			}

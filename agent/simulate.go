@@ -10,12 +10,17 @@ import (
 	"time"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
 )
 
 // SimConfig configures a simulated fleet.
 type SimConfig struct {
 	// Server is the cell server's gRPC address. Required.
 	Server string
+	// Credentials say how the fleet connects: a fleet credential for
+	// Prefix (identity.NewFleet), or --insecure; the zero value finds a
+	// bundle as credentials.Find does.
+	Credentials credentials.Client
 	// Prefix names the machines <prefix>-<n> (default "sim").
 	Prefix string
 	// Machines is how many machines to simulate.
@@ -62,7 +67,11 @@ func NewSimulation(cfg SimConfig) (*Simulation, error) {
 	usage := simUsage{utilization: cfg.Profile.Utilization, perTask: cfg.Profile.TaskUsage}
 	hb := newHeartbeater(log, f, usage, cmp.Or(cfg.UsageInterval, DefaultUsageInterval), cfg.Heartbeat,
 		fmt.Sprintf("omegacell simulated fleet %s (%d machines)", cmp.Or(cfg.Prefix, "sim"), cfg.Machines))
-	d, err := newDriver(log, cfg.Server, f, hb, "")
+	creds, err := useCredentials(log, cfg.Credentials, hb, cmp.Or(cfg.Prefix, "sim"), true)
+	if err != nil {
+		return nil, err
+	}
+	d, err := newDriver(log, cfg.Server, creds, f, hb, "")
 	if err != nil {
 		return nil, err
 	}

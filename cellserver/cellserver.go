@@ -19,6 +19,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/omegacell/omegacell/cellstate"
+	"github.com/omegacell/omegacell/pki"
+	"github.com/omegacell/omegacell/proto/credentials"
 )
 
 // Config is what a cell server runs with.
@@ -35,6 +37,13 @@ type Config struct {
 	// CheckpointRevisions bounds the log a recovery replays (default: the
 	// store's).
 	CheckpointRevisions uint64
+	// Insecure turns transport security off: no TLS on gRPC and NATS, no
+	// authentication, every caller is admin. Logged as a warning.
+	Insecure bool
+	// TLSSANs are extra host names and IP addresses of the server's
+	// certificate (besides loopback, localhost, the host name and the
+	// listen addresses' hosts).
+	TLSSANs []string
 }
 
 // Server is a started cell server; stop it with Close (or Wait).
@@ -52,6 +61,9 @@ type Server struct {
 	metrics  string
 	natsURL  string
 	reg      *prometheus.Registry
+	pki      *pki.Cell              // nil when insecure
+	revoked  *cellstate.Revocations // nil when insecure
+	natsAuth *natsAuth              // nil when insecure or external NATS
 }
 
 func Start(c Config, log *slog.Logger) (_ *Server, err error) {
@@ -73,13 +85,18 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.Insecure {
+		s.log.Warn(credentials.InsecureWarning, "part", "cell server")
+	} else if err := s.setUpPKI(c); err != nil {
+		return nil, err
+	}
 	s.natsURL = c.NATSURL
 	if s.natsURL == "" {
 		if s.natsURL, err = s.embedNATS(c); err != nil {
 			return nil, err
 		}
 	}
-	s.nc, err = nats.Connect(s.natsURL, nats.Name("cell-server"), nats.MaxReconnects(-1))
+	s.nc, err = nats.Connect(s.natsURL, append(s.natsOptions(), nats.Name("cell-server"), nats.MaxReconnects(-1))...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", s.natsURL, err)
 	}
@@ -87,8 +104,9 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	api := cellstate.NewServer(s.store, cellstate.ServerOptions{Liveness: s.liveness, NATSURL: s.natsURL, HeartbeatInterval: c.Heartbeat})
-	s.grpc = api.GRPCServer()
+	api := cellstate.NewServer(s.store, cellstate.ServerOptions{Liveness: s.liveness, NATSURL: s.natsURL, HeartbeatInterval: c.Heartbeat,
+		Insecure: c.Insecure, Revocations: s.revoked, Signer: s.signer()})
+	s.grpc = api.GRPCServer(s.grpcCreds()...)
 	if s.lis, err = net.Listen("tcp", c.Listen); err != nil {
 		return nil, fmt.Errorf("--listen %s: %w", c.Listen, err)
 	}
@@ -119,7 +137,11 @@ func (s *Server) embedNATS(c Config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("--nats-listen: %w", err)
 	}
-	ns, err := server.NewServer(&server.Options{Host: host, Port: port, NoSigs: true, MaxPayload: 8 << 20})
+	opts := &server.Options{Host: host, Port: port, NoSigs: true, MaxPayload: 8 << 20}
+	if err := s.secureNATS(opts); err != nil {
+		return "", err
+	}
+	ns, err := server.NewServer(opts)
 	if err != nil {
 		return "", fmt.Errorf("embedded NATS: %w", err)
 	}

@@ -23,7 +23,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // across a restart on the same data directory, and shuts down cleanly.
 func TestStartServesAndRestartKeepsState(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{DataDir: dir, Listen: "127.0.0.1:0", Metrics: "127.0.0.1:0", NATSListen: "127.0.0.1:-1"}
+	cfg := Config{DataDir: dir, Listen: "127.0.0.1:0", Metrics: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", Insecure: true}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,13 +21,23 @@ import (
 // benchCell is a synced store behind gRPC on loopback with `machines`
 // machines registered (concurrently, so group commit batches them).
 func benchCell(b *testing.B, machines int, opts ...Options) *testCell {
-	reg := prometheus.NewRegistry()
 	o := Options{}
 	if len(opts) > 0 {
 		o = opts[0]
 	}
+	return benchCellWith(b, machines, o, false)
+}
+
+// benchCellWith is benchCell, with mutual TLS when mtls is set.
+func benchCellWith(b *testing.B, machines int, o Options, mtls bool) *testCell {
+	reg := prometheus.NewRegistry()
 	o.Metrics = NewMetrics(reg)
-	c := newTestCell(b, o)
+	var c *testCell
+	if mtls {
+		c = newTestCellTLS(b, o)
+	} else {
+		c = newTestCell(b, o)
+	}
 	c.reg = reg
 	var wg sync.WaitGroup
 	ids := make(chan int, machines)
@@ -72,13 +83,19 @@ func submitTasks(b *testing.B, c *testCell, tasks int, name string) []*cellv1.Jo
 // one transaction; claims/s is the figure of issue 2 (target 500,000).
 func BenchmarkCommitThroughput(b *testing.B) {
 	b.Run("synced", func(b *testing.B) { benchCommitThroughput(b, Options{}) })
+	// The same with mutual TLS and the identity check on every call, as
+	// `cell server` runs by default; compare with synced (--insecure).
+	b.Run("synced-mtls", func(b *testing.B) { benchCommitThroughputWith(b, Options{}, true) })
 	// What durability costs: the same without fsync. Not a product figure.
 	b.Run("unsafe-no-sync", func(b *testing.B) { benchCommitThroughput(b, Options{NoSync: true}) })
+	b.Run("unsafe-no-sync-mtls", func(b *testing.B) { benchCommitThroughputWith(b, Options{NoSync: true}, true) })
 }
 
-func benchCommitThroughput(b *testing.B, opts Options) {
+func benchCommitThroughput(b *testing.B, opts Options) { benchCommitThroughputWith(b, opts, false) }
+
+func benchCommitThroughputWith(b *testing.B, opts Options, mtls bool) {
 	const machines, clients, perTxn = 10_000, 4, 1000
-	c := benchCell(b, machines, opts)
+	c := benchCellWith(b, machines, opts, mtls)
 	txns := b.N
 	jobs := submitTasks(b, c, txns*perTxn, "load")
 	reqs := make([]*cellv1.CommitRequest, txns)
@@ -98,6 +115,7 @@ func benchCommitThroughput(b *testing.B, opts Options) {
 	var idx atomic.Int64
 	stopProfile := profileMeasuredPhase(b)
 	b.ResetTimer()
+	cpuBefore := processCPU(b)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range clients {
@@ -126,6 +144,18 @@ func benchCommitThroughput(b *testing.B, opts Options) {
 		b.Fatalf("accepted %d of %d claims", accepted.Load(), txns*perTxn)
 	}
 	b.ReportMetric(float64(accepted.Load())/elapsed.Seconds(), "claims/s")
+	// CPU of the whole process (clients, gRPC, TLS, store) per claim: a
+	// figure a busy machine disturbs less than the rate.
+	b.ReportMetric(float64((processCPU(b)-cpuBefore).Microseconds())/float64(accepted.Load()), "cpu-µs/claim")
+}
+
+// processCPU is the CPU time (user + system) this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkCommitLatency: single-claim transactions sent open-loop at a

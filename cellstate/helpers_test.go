@@ -31,6 +31,7 @@ type testCell struct {
 	agent    cellv1.AgentServiceClient
 
 	reg *prometheus.Registry // set by benchmarks that read metrics
+	tls *testTLS             // mutual TLS (authn_test.go); nil: insecure
 }
 
 func newTestCell(t testing.TB, opts Options) *testCell {
@@ -54,14 +55,18 @@ func (c *testCell) start(opts Options) {
 		c.t.Fatalf("open store: %v", err)
 	}
 	c.store = st
-	c.srv = NewServer(st, ServerOptions{})
-	c.grpc = c.srv.GRPCServer()
+	so, gopts, dial := ServerOptions{Insecure: true}, []grpc.ServerOption(nil), grpc.WithTransportCredentials(insecure.NewCredentials())
+	if c.tls != nil {
+		so, gopts, dial = c.tls.options(c.t, st)
+	}
+	c.srv = NewServer(st, so)
+	c.grpc = c.srv.GRPCServer(gopts...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	go c.grpc.Serve(lis)
-	c.conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+	c.conn, err = grpc.NewClient(lis.Addr().String(), dial,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxRequestBytes), grpc.MaxCallSendMsgSize(MaxRequestBytes)))
 	if err != nil {
 		c.t.Fatal(err)

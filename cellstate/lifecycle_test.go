@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/limits"
 )
 
 func (c *testCell) place(job *cellv1.Job, idx uint32, machine string) {
@@ -166,16 +167,17 @@ func TestLivenessOverNATS(t *testing.T) {
 	c.place(job, 0, "silent")
 
 	beat := func(ids ...string) {
-		b := &cellv1.HeartbeatBatch{}
 		for _, id := range ids {
-			b.Heartbeats = append(b.Heartbeats, &cellv1.Heartbeat{MachineId: id, Usage: &cellv1.Usage{CpuMilli: 250, MemoryBytes: 1 << 20}})
-		}
-		data, _ := proto.Marshal(b)
-		if err := nc.Publish(HeartbeatSubject(DefaultSubjectPrefix), data); err != nil {
-			t.Fatal(err)
+			b := &cellv1.HeartbeatBatch{Heartbeats: []*cellv1.Heartbeat{{MachineId: id, Usage: &cellv1.Usage{CpuMilli: 250, MemoryBytes: 1 << 20}}}}
+			data, _ := proto.Marshal(b)
+			subject, _ := limits.HeartbeatSubject(DefaultSubjectPrefix, id)
+			if err := nc.Publish(subject, data); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	nc.Publish(HeartbeatSubject(DefaultSubjectPrefix), []byte("garbage")) // refused, harmless
+	garbage, _ := limits.HeartbeatSubject(DefaultSubjectPrefix, "alive")
+	nc.Publish(garbage, []byte("garbage")) // refused, harmless
 	state := func(id string) cellv1.MachineState {
 		m, err := c.store.GetMachine(id)
 		if err != nil {

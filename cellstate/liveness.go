@@ -11,13 +11,16 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/limits"
 	"github.com/omegacell/omegacell/txn"
 )
 
 // DefaultSubjectPrefix prefixes every NATS subject of a cell.
 const DefaultSubjectPrefix = "omegacell"
 
-// HeartbeatSubject is where agents publish cellv1.HeartbeatBatch messages.
+// HeartbeatSubject is the root of the subjects agents publish
+// cellv1.HeartbeatBatch messages on (limits.HeartbeatSubject: one per
+// agent or fleet).
 func HeartbeatSubject(prefix string) string { return prefix + ".heartbeats" }
 
 // LivenessOptions configure heartbeat tracking.
@@ -75,7 +78,7 @@ func StartLiveness(store *Store, o LivenessOptions) (*Liveness, error) {
 		last: make(map[string]time.Time), usage: make(map[string]*cellv1.Usage), taskUsage: make(map[txn.TaskKey]*cellv1.TaskUsage),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	sub, err := o.Conn.Subscribe(HeartbeatSubject(o.Prefix), l.onMessage)
+	sub, err := o.Conn.Subscribe(limits.HeartbeatWildcard(o.Prefix), l.onMessage)
 	if err != nil {
 		return nil, fmt.Errorf("liveness: subscribe %s: %w", HeartbeatSubject(o.Prefix), err)
 	}
@@ -108,10 +111,14 @@ func (l *Liveness) onMessage(msg *nats.Msg) {
 		l.store.log.Debug("refused malformed heartbeat batch", "subject", msg.Subject, "err", err)
 		return
 	}
+	hbs, dropped := l.acceptHeartbeats(msg.Subject, batch.Heartbeats)
+	for range dropped {
+		l.opts.Metrics.badMessage()
+	}
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, hb := range batch.Heartbeats {
+	for _, hb := range hbs {
 		if hb.MachineId == "" || len(hb.MachineId) > 253 {
 			l.opts.Metrics.badMessage()
 			continue
@@ -127,7 +134,7 @@ func (l *Liveness) onMessage(msg *nats.Msg) {
 			}
 		}
 	}
-	l.opts.Metrics.heartbeat(len(batch.Heartbeats))
+	l.opts.Metrics.heartbeat(len(hbs))
 }
 
 // seen records that a machine is alive (it just registered).

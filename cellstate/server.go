@@ -36,6 +36,9 @@ type Server struct {
 	prefix   string
 	hbEvery  time.Duration
 
+	authn *authn            // identifies every caller (authn.go)
+	creds *credentialServer // CredentialService (credentials.go)
+
 	statsMu sync.Mutex
 	stats   map[string]*cellv1.SchedulerStats
 	claims  map[string][2]uint64 // accepted, conflicted per scheduler
@@ -47,6 +50,14 @@ type ServerOptions struct {
 	NATSURL           string
 	SubjectPrefix     string
 	HeartbeatInterval time.Duration
+	// Insecure: no TLS, every caller is admin (--insecure). Otherwise
+	// every call must come over TLS with a verified client certificate.
+	Insecure bool
+	// Revocations is the revocation list every call is checked against
+	// (nil: none); Signer is the CA CredentialService issues with (nil:
+	// it issues nothing).
+	Revocations *Revocations
+	Signer      Signer
 }
 
 // NewServer wraps a store.
@@ -58,6 +69,8 @@ func NewServer(store *Store, o ServerOptions) *Server {
 		o.HeartbeatInterval = time.Second
 	}
 	return &Server{
+		authn: &authn{insecure: o.Insecure, revoked: o.Revocations, now: store.opts.Now, log: store.log},
+		creds: &credentialServer{signer: o.Signer, revoked: o.Revocations},
 		store: store, liveness: o.Liveness, natsURL: o.NATSURL, prefix: o.SubjectPrefix, hbEvery: o.HeartbeatInterval,
 		stats: make(map[string]*cellv1.SchedulerStats), claims: make(map[string][2]uint64),
 	}
@@ -69,6 +82,9 @@ func NewServer(store *Store, o ServerOptions) *Server {
 // watchers.
 func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	opts = append([]grpc.ServerOption{
+		// First: every other interceptor and handler sees the identity.
+		grpc.ChainUnaryInterceptor(s.authn.unary),
+		grpc.ChainStreamInterceptor(s.authn.stream),
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		grpc.MaxSendMsgSize(MaxRequestBytes),
 		grpc.ForceServerCodecV2(rawCodec{encoding.GetCodecV2("proto")}),
@@ -79,6 +95,7 @@ func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	cellv1.RegisterStateServiceServer(g, s)
 	cellv1.RegisterAgentServiceServer(g, s)
 	cellv1.RegisterSchedulerServiceServer(g, s)
+	cellv1.RegisterCredentialServiceServer(g, s.creds)
 	reflection.Register(g)
 	return g
 }

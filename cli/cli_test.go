@@ -21,6 +21,7 @@ import (
 
 	"github.com/omegacell/omegacell/jobspec"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -322,7 +323,9 @@ func TestUnreachableServer(t *testing.T) {
 	}
 	addr := lis.Addr().String()
 	lis.Close() // nothing listens here now
-	dial := func(ctx context.Context) (*grpc.ClientConn, error) { return Dial(ctx, addr) }
+	dial := func(ctx context.Context) (*grpc.ClientConn, error) {
+		return Dial(ctx, addr, credentials.Client{Insecure: true})
+	}
 	_, _, err = runCell(t, dial, "", "machine", "list")
 	if err == nil {
 		t.Fatal("machine list succeeded without a server")
@@ -367,7 +370,7 @@ func TestServerFlag(t *testing.T) {
 	root.AddCommand(MachineCommand(nil))
 	var out bytes.Buffer
 	root.SetOut(&out)
-	root.SetArgs([]string{"machine", "list", "-o", "json"})
+	root.SetArgs([]string{"machine", "list", "-o", "json", "--insecure"})
 	if err := root.Execute(); err != nil {
 		t.Fatalf("via $%s: %v", AddressEnv, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -12,8 +13,9 @@ import (
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/omegacell/omegacell/proto/credentials"
 )
 
 // DefaultAddress is where the commands look for the cell when neither
@@ -28,11 +30,40 @@ const AddressEnv = "CELL_ADDR"
 type Dialer func(ctx context.Context) (*grpc.ClientConn, error)
 
 // ServerFlag registers --server on fs (default $CELL_ADDR, then
-// DefaultAddress) and returns a Dialer that dials the flag's value when
-// called, i.e. after the flags were parsed.
+// DefaultAddress) and the credential flags (CredentialFlags), and returns
+// a Dialer that dials the flags' values when called, i.e. after the flags
+// were parsed.
 func ServerFlag(fs *pflag.FlagSet) Dialer {
 	addr := fs.String("server", DefaultServerAddress(), "cell server gRPC address (env "+AddressEnv+")")
-	return func(ctx context.Context) (*grpc.ClientConn, error) { return Dial(ctx, *addr) }
+	creds := CredentialFlags(fs)
+	return func(ctx context.Context) (*grpc.ClientConn, error) {
+		if *addr == "" {
+			return nil, errors.New("--server is empty (want host:port)")
+		}
+		c, err := creds()
+		if err != nil {
+			return nil, err
+		}
+		return Dial(ctx, *addr, c)
+	}
+}
+
+// CredentialFlags registers --credentials and --insecure on fs and returns
+// what they say once parsed: the bundle credentials.Find finds (the flag,
+// $CELL_CREDENTIALS, ./cell-data/pki/admin), or no TLS at all with a
+// warning.
+func CredentialFlags(fs *pflag.FlagSet) func() (credentials.Client, error) {
+	dir := fs.String("credentials", "", "credential bundle directory with ca.pem, cert.pem, key.pem (env "+credentials.Env+"; default ./"+credentials.DefaultDir+" when it exists)")
+	insecure := fs.Bool("insecure", false, "connect without TLS or credentials (only to a cell started with --insecure)")
+	return func() (credentials.Client, error) { return clientFrom(*dir, *insecure) }
+}
+
+func clientFrom(dir string, insecure bool) (credentials.Client, error) {
+	if insecure {
+		slog.Warn(credentials.InsecureWarning)
+		return credentials.Client{Insecure: true}, nil
+	}
+	return credentials.Client{}.Resolve(dir)
 }
 
 // DefaultServerAddress is $CELL_ADDR, or DefaultAddress when it is unset.
@@ -40,14 +71,18 @@ func DefaultServerAddress() string {
 	return cmp.Or(strings.TrimSpace(os.Getenv(AddressEnv)), DefaultAddress)
 }
 
-// Dial returns a plaintext gRPC client connection to addr (host:port).
-// Connecting is lazy: an unreachable server shows up as codes.Unavailable
-// on the first call, which rpcError explains.
-func Dial(_ context.Context, addr string) (*grpc.ClientConn, error) {
+// Dial returns a gRPC client connection to addr (host:port) secured as c
+// says. Connecting is lazy: an unreachable server shows up as
+// codes.Unavailable on the first call, which rpcError explains.
+func Dial(_ context.Context, addr string, c credentials.Client) (*grpc.ClientConn, error) {
 	if addr == "" {
 		return nil, errors.New("--server is empty (want host:port)")
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	transport, err := c.DialOption(addr)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(addr, transport)
 	if err != nil {
 		return nil, fmt.Errorf("--server %q: %w", addr, err)
 	}
@@ -69,9 +104,15 @@ func rpcError(what string, err error) error {
 	msg := strings.Join(strings.Fields(st.Message()), " ")
 	switch st.Code() {
 	case codes.Unavailable:
+		if strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:") || strings.Contains(msg, "certificate") {
+			msg += " (the TLS handshake failed: the credential may be revoked, expired or of another cell, or the server was started with --insecure; check --credentials)"
+			break
+		}
 		msg += " (is the cell server running? point --server or " + AddressEnv + " at it)"
 	case codes.DeadlineExceeded:
 		msg += " (the cell server did not answer in time)"
+	case codes.Unauthenticated:
+		msg += " (" + credentials.HowToGet + ")"
 	}
 	return &callError{what: what, code: st.Code(), msg: msg}
 }

@@ -3,7 +3,9 @@
 // MachineCommand (machine list, drain) and SchedulerCommand (scheduler
 // list). cmd/cell mounts them; each takes a Dialer to reach the cell, and
 // ServerFlag provides the --server flag (default $CELL_ADDR, then
-// 127.0.0.1:7070) with a Dialer for it.
+// 127.0.0.1:7070) and the credential flags (--credentials, --insecure;
+// package proto/credentials finds the bundle) with a Dialer for them.
+// CredentialsCommand (credentials issue, revoke, revoked) is the admin's.
 //
 // Contract:
 //   - The commands talk to the cell only through the public gRPC API

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
 )
 
 // fakeCell is a small in-memory implementation of the job, machine and
@@ -70,7 +71,9 @@ func startFakeCell(t *testing.T, f *fakeCell) Dialer {
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	addr := lis.Addr().String()
-	return func(ctx context.Context) (*grpc.ClientConn, error) { return Dial(ctx, addr) }
+	return func(ctx context.Context) (*grpc.ClientConn, error) {
+		return Dial(ctx, addr, credentials.Client{Insecure: true})
+	}
 }
 
 // addJob adds a job with its tasks; counts are derived from the tasks.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/omegacell/omegacell/proto/credentials"
 )
 
 // Command is `cell bench load`; cmd/cell mounts it under `cell bench`.
@@ -78,6 +80,8 @@ in this process; CPU is split between them by pprof labels.`,
 	fl := cmd.Flags()
 	fl.StringVar(&workload, "workload", "basic", "workload: "+strings.Join(BuiltinWorkloads(), ", ")+", or a YAML/JSON file")
 	fl.StringVar(&cfg.Server, "server", "", "an external cell server (host:port); default: start one in this process")
+	fl.BoolVar(&cfg.Insecure, "insecure", false, "run without TLS (the in-process cell with --insecure; or an external cell started so), to measure what security costs")
+	fl.StringVar(&cfg.Credentials, "credentials", "", "with --server: the admin bundle (default $"+credentials.Env+", then ./"+credentials.DefaultDir+")")
 	fl.StringVar(&cfg.ServerMetrics, "server-metrics", "", "with --server: its /metrics URL, for the store's figures")
 	fl.IntVar(&o.Machines, "machines", 0, "simulated machines (default: the workload's)")
 	fl.IntVar(&o.Tasks, "tasks", 0, "tasks of the measured burst phases, proportions kept (default: the workload's)")

@@ -224,14 +224,14 @@ func TestExternalServer(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
-	rep, err := Run(ctx, Config{Workload: w, Server: srv.Addr(), ServerMetrics: "http://" + metricsAddr + "/metrics", Timeout: 30 * time.Second})
+	rep, err := Run(ctx, Config{Workload: w, Server: srv.Addr(), Credentials: srv.AdminDir(), ServerMetrics: "http://" + metricsAddr + "/metrics", Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Server != srv.Addr() || len(rep.Phases) != 1 || rep.Phases[0].Store == nil || rep.Phases[0].Store.Commits == 0 || !rep.Verification.OK {
 		t.Errorf("report against %s: %+v", srv.Addr(), rep)
 	}
-	if _, err := Run(ctx, Config{Workload: w, Server: srv.Addr(), UnsafeNoSync: true}); err == nil {
+	if _, err := Run(ctx, Config{Workload: w, Server: srv.Addr(), Credentials: srv.AdminDir(), UnsafeNoSync: true}); err == nil {
 		t.Error("--unsafe-no-sync was accepted with --server")
 	}
 }

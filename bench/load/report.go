@@ -21,7 +21,10 @@ type Report struct {
 	Server string `json:"server"`
 	// Synced: the store fsynced every group commit (false only with
 	// --unsafe-no-sync).
-	Synced        bool      `json:"synced"`
+	Synced bool `json:"synced"`
+	// Insecure: the parts spoke without TLS (--insecure); otherwise over
+	// mutual TLS, each with its own credential.
+	Insecure      bool      `json:"insecure,omitempty"`
 	Machines      int       `json:"machines"`
 	Schedulers    []string  `json:"schedulers"`
 	SchedulersPer int       `json:"instances_per_scheduler"`
@@ -162,6 +165,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	sync := "fsync on every group commit"
 	if !rep.Synced {
 		sync = "NO FSYNC (--unsafe-no-sync)"
+	}
+	if rep.Insecure {
+		sync += ", NO TLS (--insecure)"
 	}
 	fmt.Fprintf(b, "workload %s: %d machines, schedulers %s; cell %s, %s; GOMAXPROCS %d of %d CPUs, load average %.2f → %.2f\n",
 		rep.Workload, rep.Machines, strings.Join(rep.Schedulers, ", "), rep.Server, sync, rep.GOMAXPROCS, rep.NumCPU,

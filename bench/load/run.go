@@ -22,6 +22,8 @@ import (
 	"github.com/omegacell/omegacell/agent"
 	"github.com/omegacell/omegacell/cellserver"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
+	"github.com/omegacell/omegacell/proto/identity"
 	"github.com/omegacell/omegacell/schedulers/policy/builtin"
 	"github.com/omegacell/omegacell/schedulers/sdk"
 )
@@ -44,6 +46,13 @@ type Config struct {
 	// UnsafeNoSync skips the store's fsync (in-process only), to show what
 	// durability costs. Reported figures are synced unless this is set.
 	UnsafeNoSync bool
+	// Insecure runs without TLS: the in-process cell with --insecure, or
+	// an external one started so. Otherwise every part connects with
+	// mutual TLS under its own identity: issued in memory by the
+	// in-process cell's CA, or requested from an external cell with the
+	// admin bundle Credentials names (credentials.Find).
+	Insecure    bool
+	Credentials string
 	// Timeout bounds setup and each phase (default 10 min).
 	Timeout time.Duration
 	// SampleInterval is the placement-rate sampling period (default 1 s).
@@ -109,6 +118,7 @@ type rig struct {
 	addr    string
 	tempDir string
 	conn    *grpc.ClientConn
+	admin   credentials.Client // the benchmark's own connection
 	jobs    cellv1.JobServiceClient
 	storeM  gatherer
 	schedM  *prometheus.Registry
@@ -134,7 +144,10 @@ func (r *rig) setUp(ctx context.Context) error {
 		return err
 	}
 	var err error
-	withComponent(ctx, compBench, func(context.Context) { r.conn, err = sdk.Dial(r.addr) })
+	if r.admin, err = r.client(setup, identity.Identity{Role: identity.Admin}); err != nil {
+		return err
+	}
+	withComponent(ctx, compBench, func(context.Context) { r.conn, err = sdk.Dial(r.addr, r.admin) })
 	if err != nil {
 		return err
 	}
@@ -171,7 +184,7 @@ func (r *rig) startCell() error {
 	var err error
 	withComponent(context.Background(), compServer, func(context.Context) {
 		r.server, err = cellserver.Start(cellserver.Config{
-			DataDir: dir, Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", NoSync: r.cfg.UnsafeNoSync,
+			DataDir: dir, Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", NoSync: r.cfg.UnsafeNoSync, Insecure: r.cfg.Insecure,
 		}, r.cfg.Logger)
 	})
 	if err != nil {
@@ -190,8 +203,16 @@ func (r *rig) startFleet(ctx, setup context.Context) error {
 	if r.cfg.Server != "" {
 		prefix = "load-" + r.run
 	}
+	fleet, err := identity.NewFleet(prefix)
+	if err != nil {
+		return err
+	}
+	creds, err := r.client(setup, fleet)
+	if err != nil {
+		return err
+	}
 	sim, err := agent.NewSimulation(agent.SimConfig{
-		Server: r.addr, Prefix: prefix, Machines: r.plan.machines, Profile: r.plan.profile, Logger: r.cfg.Logger,
+		Server: r.addr, Credentials: creds, Prefix: prefix, Machines: r.plan.machines, Profile: r.plan.profile, Logger: r.cfg.Logger,
 	})
 	if err != nil {
 		return err
@@ -228,7 +249,15 @@ func (r *rig) startSchedulers(ctx, setup context.Context) error {
 		}
 		h := fnv.New64a()
 		h.Write([]byte(in.name))
-		cfg := sdk.Config{Server: r.addr, Name: in.name, Policy: pol, Seed: h.Sum64(), Registerer: r.schedM, Logger: r.cfg.Logger,
+		id, err := identity.New(identity.Scheduler, in.name)
+		if err != nil {
+			return err
+		}
+		creds, err := r.client(setup, id)
+		if err != nil {
+			return err
+		}
+		cfg := sdk.Config{Server: r.addr, Credentials: creds, Name: in.name, Policy: pol, Seed: h.Sum64(), Registerer: r.schedM, Logger: r.cfg.Logger,
 			Ready: func(uint64) { ready <- in.name }}
 		r.wg.Go(func() {
 			withComponent(ctx, compSchedPrefix+in.name, func(ctx context.Context) {
@@ -272,7 +301,7 @@ func (r *rig) close() {
 // drive runs the phases, then verifies the cell.
 func (r *rig) drive(ctx context.Context) (*Report, error) {
 	rep := &Report{
-		Workload: r.plan.workload, Server: cmp.Or(r.cfg.Server, "in-process"), Synced: !r.cfg.UnsafeNoSync,
+		Workload: r.plan.workload, Server: cmp.Or(r.cfg.Server, "in-process"), Synced: !r.cfg.UnsafeNoSync, Insecure: r.cfg.Insecure,
 		Machines: r.plan.machines, SchedulersPer: r.cfg.Schedulers, GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		Started: time.Now(), LoadAverage: [2]float64{loadAverage(), 0},
 	}

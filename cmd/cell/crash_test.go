@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,11 +17,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	grpccreds "google.golang.org/grpc/credentials"
 
 	"github.com/omegacell/omegacell/cellstate"
 	"github.com/omegacell/omegacell/internal/celltest"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
 )
 
 // cellBinary is the `cell` binary built once for the tests that run it
@@ -84,7 +86,11 @@ func startChildServer(t *testing.T, dataDir string, extra ...string) *childServe
 		defer logMu.Unlock()
 		t.Fatalf("cell server did not become ready; its log:\n%s", strings.Join(log, "\n"))
 	}
-	s.conn, err = grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	admin, err := credentials.Load(filepath.Join(dataDir, "pki", "admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.conn, err = grpc.NewClient(s.addr, grpc.WithTransportCredentials(grpccreds.NewTLS(admin.ClientTLS("127.0.0.1"))))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/omegacell/omegacell/agent"
 	"github.com/omegacell/omegacell/cellserver"
 	"github.com/omegacell/omegacell/cli"
+	"github.com/omegacell/omegacell/proto/credentials"
+	"github.com/omegacell/omegacell/proto/identity"
 	"github.com/omegacell/omegacell/schedulers/policy/builtin"
 	"github.com/omegacell/omegacell/schedulers/sdk"
 )
@@ -51,6 +53,8 @@ stops everything cleanly; running it again picks the cell up where it was.`,
 	f.IntVar(&c.simulate, "simulate", 0, "also run this many simulated machines")
 	f.StringVar(&c.profile, "profile", "", "shape of the simulated machines, e.g. zones=3,racks=4,gpu-fraction=0.25,gpu-model=H100 (see cell agent --help)")
 	f.BoolVar(&c.localAgent, "local-agent", true, "run a real agent on this machine")
+	f.BoolVar(&c.server.Insecure, "insecure", false, "no TLS and no authentication (trusted machines only; logged as a warning)")
+	f.StringSliceVar(&c.server.TLSSANs, "tls-san", nil, "extra host names or IP addresses for the server's certificate")
 	return cmd
 }
 
@@ -92,13 +96,22 @@ func runDev(ctx context.Context, c devConfig, log *slog.Logger, out interface{ W
 		if err != nil {
 			return err
 		}
-		cfg := sdk.Config{Server: srv.Addr(), Name: name, Policy: pol, Seed: 1, Logger: log, Registerer: srv.Registry()}
+		creds, err := partCredentials(srv, identity.Scheduler, name)
+		if err != nil {
+			return err
+		}
+		cfg := sdk.Config{Server: srv.Addr(), Credentials: creds, Name: name, Policy: pol, Seed: 1, Logger: log, Registerer: srv.Registry()}
 		run("scheduler "+name, func(ctx context.Context) error { return sdk.Run(ctx, cfg) })
 	}
 	if c.localAgent {
 		host, _ := os.Hostname()
+		name := "local-" + sanitizeName(host)
+		creds, err := partCredentials(srv, identity.Agent, name)
+		if err != nil {
+			return err
+		}
 		a, err := agent.New(ctx, agent.Config{
-			Server: srv.Addr(), Name: "local-" + sanitizeName(host), DataDir: filepath.Join(c.server.DataDir, "agent"),
+			Server: srv.Addr(), Credentials: creds, Name: name, DataDir: filepath.Join(c.server.DataDir, "agent"),
 			Labels: map[string]string{"zone": "local", "rack": "local"}, GPUs: -1, Logger: log.With("agent", "local"),
 		})
 		if err != nil {
@@ -107,7 +120,15 @@ func runDev(ctx context.Context, c devConfig, log *slog.Logger, out interface{ W
 		run("local agent", a.Run)
 	}
 	if c.simulate > 0 {
-		sim, err := agent.NewSimulation(agent.SimConfig{Server: srv.Addr(), Machines: c.simulate, Profile: profile, Logger: log.With("agent", "simulated")})
+		fleet, err := identity.NewFleet("sim")
+		if err != nil {
+			return err
+		}
+		creds, err := srv.Client(fleet)
+		if err != nil {
+			return err
+		}
+		sim, err := agent.NewSimulation(agent.SimConfig{Server: srv.Addr(), Credentials: creds, Prefix: "sim", Machines: c.simulate, Profile: profile, Logger: log.With("agent", "simulated")})
 		if err != nil {
 			return fmt.Errorf("simulated machines: %w", err)
 		}
@@ -142,10 +163,21 @@ func printDevBanner(out interface{ Write([]byte) (int, error) }, c devConfig, sr
 	if c.simulate > 0 {
 		fmt.Fprintf(out, "  simulated   %d machines\n", c.simulate)
 	}
-	// The commands reach 127.0.0.1:7070 by default; name any other address.
+	if dir := srv.AdminDir(); dir != "" {
+		fmt.Fprintf(out, "  credentials %s (admin; every part above has its own)\n", dir)
+	} else {
+		fmt.Fprintf(out, "  credentials none: --insecure, anyone who reaches the ports is admin\n")
+	}
+	// The commands reach 127.0.0.1:7070 by default; name any other address
+	// and credentials found elsewhere than ./cell-data/pki/admin.
 	server := ""
 	if srv.Addr() != cli.DefaultAddress {
 		server = " --server " + srv.Addr()
+	}
+	if dir := srv.AdminDir(); dir != "" && filepath.Clean(dir) != filepath.Clean(credentials.DefaultDir) {
+		server += " --credentials " + dir
+	} else if dir == "" {
+		server += " --insecure"
 	}
 	fmt.Fprintf(out, `
 Try, in another terminal:
@@ -160,6 +192,16 @@ func metricsURL(addr string) string {
 		return "off"
 	}
 	return "http://" + addr + "/metrics"
+}
+
+// partCredentials is the credential of one part cell dev runs: its own
+// identity (never admin), issued in memory by the cell's CA.
+func partCredentials(srv *cellserver.Server, role identity.Role, name string) (credentials.Client, error) {
+	id, err := identity.New(role, name)
+	if err != nil {
+		return credentials.Client{}, err
+	}
+	return srv.Client(id)
 }
 
 // sanitizeName keeps what a machine id allows.

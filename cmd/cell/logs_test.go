@@ -13,6 +13,7 @@ import (
 	"github.com/omegacell/omegacell/agent"
 	"github.com/omegacell/omegacell/internal/celltest"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/identity"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while a command writes it.
@@ -41,7 +42,7 @@ func TestJobLogsFollowsARunningTask(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	a, err := agent.New(ctx, agent.Config{
-		Server: cell.Addr, Name: "m1", DataDir: t.TempDir(), CPUMilli: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30,
+		Server: cell.Addr, Credentials: cell.Credentials(t, celltest.Identity(t, identity.Agent, "m1")), Name: "m1", DataDir: t.TempDir(), CPUMilli: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30,
 		GPUs: 0, CgroupRoot: "-", StopGrace: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -74,7 +75,7 @@ func TestJobLogsFollowsARunningTask(t *testing.T) {
 	followed := make(chan error, 1)
 	go func() {
 		root := newRootCommand()
-		root.SetArgs([]string{"job", "logs", "talker", "-f", "--server", cell.Addr})
+		root.SetArgs([]string{"job", "logs", "talker", "-f", "--server", cell.Addr, "--credentials", cell.AdminDir})
 		root.SetOut(&out)
 		root.SetErr(&errOut)
 		followed <- root.ExecuteContext(ctx)

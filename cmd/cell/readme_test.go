@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	grpccreds "google.golang.org/grpc/credentials"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
 )
 
 // readmeBlocks returns the ```sh blocks of README.md under each "## "
@@ -108,7 +109,9 @@ func TestREADME(t *testing.T) {
 			t.Logf("cell dev output:\n%s", tail(string(out), 4000))
 		}
 	}()
-	waitForMachines(t, "127.0.0.1:7070", 21)
+	// The cell's own admin bundle, which the walkthrough's commands find
+	// in ./cell-data/pki/admin by themselves.
+	waitForMachines(t, "127.0.0.1:7070", filepath.Join(dir, credentials.DefaultDir), 21)
 
 	for _, line := range walk[0] {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -135,16 +138,27 @@ func TestREADME(t *testing.T) {
 }
 
 // waitForMachines waits until the cell at addr lists at least n ready
-// machines.
-func waitForMachines(t *testing.T, addr string, n int) {
+// machines to the admin bundle in credDir (which the cell writes on its
+// first start).
+func waitForMachines(t *testing.T, addr, credDir string, n int) {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	deadline := time.Now().Add(60 * time.Second)
+	var admin *credentials.Bundle
+	for admin == nil {
+		var err error
+		if admin, err = credentials.Load(credDir); err != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("no admin bundle: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(grpccreds.NewTLS(admin.ClientTLS(credentials.ServerName(addr)))))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	client := cellv1.NewMachineServiceClient(conn)
-	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		r, err := client.ListMachines(ctx, &cellv1.ListMachinesRequest{})

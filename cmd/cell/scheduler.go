@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/omegacell/omegacell/cli"
+	"github.com/omegacell/omegacell/proto/credentials"
 	"github.com/omegacell/omegacell/schedulers/policy/builtin"
 	"github.com/omegacell/omegacell/schedulers/sdk"
 )
@@ -63,9 +64,19 @@ wait time, attempts per job) are served on --metrics.`
 		if err != nil {
 			return err
 		}
+		// The SDK finds the bundle after it checked the rest of its
+		// configuration.
+		credDir, err := cmd.Flags().GetString("credentials")
+		if err != nil {
+			return err
+		}
+		insecure, err := cmd.Flags().GetBool("insecure")
+		if err != nil {
+			return err
+		}
 		// The root command configures slog.Default (--log-level).
 		return sdk.Run(cmp.Or(cmd.Context(), context.Background()), sdk.Config{
-			Server: server, Name: cmp.Or(name, policyName), Policy: p, Seed: seed,
+			Server: server, Credentials: credentials.Client{Insecure: insecure}, CredentialsDir: credDir, Name: cmp.Or(name, policyName), Policy: p, Seed: seed,
 			ConflictMode: conflictMode, CommitMode: commitMode, MaxAttempts: maxAttempts,
 			MetricsAddr: metrics, Logger: slog.Default(),
 		})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/omegacell/omegacell/internal/celltest"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/identity"
 )
 
 func TestSchedulerCommandRefusesBadFlags(t *testing.T) {
@@ -57,7 +58,8 @@ func TestSchedulerCommandPlacesJobsAndStopsOnCancel(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		cmd := newSchedulerCommand()
-		cmd.SetArgs([]string{"--policy", "batch", "--name", "team-a", "--server", addr, "--seed", "7", "--conflict", "coarse"})
+		creds := cell.WriteCredentials(t, celltest.Identity(t, identity.Scheduler, "team-a"))
+		cmd.SetArgs([]string{"--policy", "batch", "--name", "team-a", "--server", addr, "--credentials", creds, "--seed", "7", "--conflict", "coarse"})
 		done <- cmd.ExecuteContext(runCtx)
 	}()
 	jobs := cellv1.NewJobServiceClient(conn)
@@ -89,7 +91,7 @@ func TestSchedulerCommandPlacesJobsAndStopsOnCancel(t *testing.T) {
 	list := newSchedulerCommand()
 	var out bytes.Buffer
 	list.SetOut(&out)
-	list.SetArgs([]string{"list", "--server", addr})
+	list.SetArgs([]string{"list", "--server", addr, "--credentials", cell.AdminDir})
 	if err := list.ExecuteContext(ctx); err != nil {
 		t.Fatalf("cell scheduler list: %v", err)
 	}
@@ -121,8 +123,9 @@ func TestDevBannerNamesTheRealAddresses(t *testing.T) {
 		"NATS        " + cell.Server.NATSURL(),
 		"metrics     off",
 		"simulated   3 machines",
-		"go run ./cmd/cell machine list --server " + cell.Addr + "\n",
-		"go run ./cmd/cell job run examples/jobs/hello.yaml --wait --server " + cell.Addr + "\n",
+		"credentials " + cell.AdminDir + " (admin",
+		"go run ./cmd/cell machine list --server " + cell.Addr + " --credentials " + cell.AdminDir + "\n",
+		"go run ./cmd/cell job run examples/jobs/hello.yaml --wait --server " + cell.Addr + " --credentials " + cell.AdminDir + "\n",
 	} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)

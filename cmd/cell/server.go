@@ -16,7 +16,14 @@ func newServerCommand() *cobra.Command {
 		Short: "Run the cell-state store and its gRPC API",
 		Long: `Runs the cell-state store (Pebble in --data), its gRPC API on --listen, Prometheus
 metrics on --metrics, and an embedded NATS server on loopback for agents'
-heartbeats (or uses --nats to point at an external NATS cluster).`,
+heartbeats (or uses --nats to point at an external NATS cluster).
+
+Every connection is mutually authenticated with TLS 1.3: on its first start
+the server creates the cell's certificate authority in --data/pki, its own
+certificate and an admin credential bundle in --data/pki/admin (ca.pem,
+cert.pem, key.pem), which every cell command run from the directory above
+--data finds by itself. An admin issues credentials for schedulers, agents
+and users with ` + "`cell credentials issue`" + `. --insecure turns all of that off.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := cellserver.Start(c, slog.Default())
@@ -36,6 +43,8 @@ heartbeats (or uses --nats to point at an external NATS cluster).`,
 	f.DurationVar(&c.Heartbeat, "heartbeat", time.Second, "heartbeat interval agents are told to use")
 	f.Uint64Var(&c.LogRetention, "log-retention", 10_000, "revisions of change log kept for watchers")
 	f.Uint64Var(&c.CheckpointRevisions, "checkpoint-revisions", 20_000, "write a checkpoint of the current objects at least this often (revisions); bounds what a restart replays")
+	f.BoolVar(&c.Insecure, "insecure", false, "no TLS and no authentication: anyone who reaches the ports is admin (trusted machines only; logged as a warning)")
+	f.StringSliceVar(&c.TLSSANs, "tls-san", nil, "extra host names or IP addresses for the server's certificate (repeatable), e.g. the address clients dial")
 	f.BoolVar(&c.NoSync, "unsafe-no-sync", false, "skip fsync on commit (benchmarks only: acknowledged commits can be lost)")
 	return cmd
 }

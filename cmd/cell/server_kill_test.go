@@ -15,6 +15,8 @@ import (
 
 	"github.com/omegacell/omegacell/agent"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
+	"github.com/omegacell/omegacell/proto/identity"
 )
 
 // freeAddr returns a loopback address that was free a moment ago.
@@ -51,8 +53,16 @@ func TestServerSIGKILLKeepsTasksRunning(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	m1, err := identity.New(identity.Agent, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, _, _, _, err := credentials.Request(ctx, srv.conn, m1, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	a, err := agent.New(ctx, agent.Config{
-		Server: addr, Name: "m1", DataDir: filepath.Join(dir, "agent"), GPUs: 0, CgroupRoot: "-",
+		Server: addr, Credentials: credentials.Client{Bundle: bundle}, Name: "m1", DataDir: filepath.Join(dir, "agent"), GPUs: 0, CgroupRoot: "-",
 		StopGrace: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/omegacell/omegacell/internal/celltest"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/identity"
 )
 
 // binary is the customsched binary, built once by TestMain as a user
@@ -50,7 +51,8 @@ func TestCustomSchedulerAgainstARealCell(t *testing.T) {
 		}
 	}
 
-	cmd := exec.Command(binary, "--server", addr, "--name", "lowest-id")
+	creds := cell.WriteCredentials(t, celltest.Identity(t, identity.Scheduler, "lowest-id"))
+	cmd := exec.Command(binary, "--server", addr, "--name", "lowest-id", "--credentials", creds)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

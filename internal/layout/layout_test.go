@@ -45,7 +45,7 @@ var allowed = map[string][]string{
 
 // testsMayAlsoImport: tests run against real parts, so any package's tests
 // may start a store or a server, use the test helpers and read job specs.
-var testsMayAlsoImport = []string{"cellstate", "cellserver", "internal", "jobspec", "txn", "pbconv", "proto"}
+var testsMayAlsoImport = []string{"cellstate", "cellserver", "internal", "jobspec", "txn", "pbconv", "proto", "pki"}
 
 // folderOf is the row of allowed that a package path (relative to the
 // module) belongs to.

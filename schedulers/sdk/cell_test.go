@@ -20,6 +20,7 @@ import (
 
 	"github.com/omegacell/omegacell/cellstate"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
 	"github.com/omegacell/omegacell/schedulers/policy"
 	"github.com/omegacell/omegacell/schedulers/view"
 	"github.com/omegacell/omegacell/txn"
@@ -90,7 +91,7 @@ func (c *testCell) start() {
 		c.t.Fatalf("listen %s: %v", addr, err)
 	}
 	c.addr, c.store = lis.Addr().String(), st
-	c.grpc = cellstate.NewServer(st, cellstate.ServerOptions{}).GRPCServer()
+	c.grpc = cellstate.NewServer(st, cellstate.ServerOptions{Insecure: true}).GRPCServer()
 	go c.grpc.Serve(lis)
 }
 
@@ -246,7 +247,7 @@ func startScheduler(t testing.TB, c *testCell, cfg Config) *runningScheduler {
 	if !ok {
 		reg = prometheus.NewRegistry()
 	}
-	cfg.Server, cfg.Registerer = c.addr, reg
+	cfg.Server, cfg.Registerer, cfg.Credentials = c.addr, reg, credentials.Client{Insecure: true}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/omegacell/omegacell/proto/credentials"
 	"github.com/omegacell/omegacell/proto/limits"
 	"github.com/omegacell/omegacell/schedulers/policy"
 	"github.com/omegacell/omegacell/txn"
@@ -24,6 +25,14 @@ type Config struct {
 	// Conn is an existing client connection to the cell; the scheduler does
 	// not close it.
 	Conn *grpc.ClientConn
+	// Credentials say how to connect to Server: mutual TLS with a bundle
+	// (normally scheduler/Name's), or Insecure. The zero value finds a
+	// bundle as credentials.Find does ($CELL_CREDENTIALS, then
+	// ./cell-data/pki/admin). Ignored when Conn is set.
+	Credentials credentials.Client
+	// CredentialsDir is the directory searched first when Credentials is
+	// the zero value (a --credentials flag).
+	CredentialsDir string
 
 	// Name is the scheduler's name: jobs name it in spec.scheduler, and the
 	// scheduler places exactly the tasks whose scheduler field equals it.

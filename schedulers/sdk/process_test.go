@@ -23,6 +23,7 @@ import (
 	"github.com/omegacell/omegacell/cellstate"
 	"github.com/omegacell/omegacell/pbconv"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
 	"github.com/omegacell/omegacell/schedulers/policy/builtin"
 	"github.com/omegacell/omegacell/txn"
 )
@@ -69,7 +70,7 @@ func runChild(js string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = Run(ctx, Config{
-		Server: cc.Server, Name: cc.Name, Policy: p, Seed: cc.Seed, ConflictMode: conflict,
+		Server: cc.Server, Credentials: credentials.Client{Insecure: true}, Name: cc.Name, Policy: p, Seed: cc.Seed, ConflictMode: conflict,
 		MetricsAddr: "127.0.0.1:0", StatsInterval: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})

@@ -16,10 +16,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
 	"github.com/omegacell/omegacell/schedulers/view"
 	"github.com/omegacell/omegacell/txn"
 )
@@ -40,7 +40,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	conn := cfg.Conn
 	if conn == nil {
-		if conn, err = Dial(cfg.Server); err != nil {
+		creds, err := cfg.Credentials.Resolve(cfg.CredentialsDir)
+		if err != nil {
+			return fmt.Errorf("sdk: Config.Credentials: %w", err)
+		}
+		creds.Log(cfg.Logger, "scheduler "+cfg.Name)
+		if conn, err = Dial(cfg.Server, creds); err != nil {
 			return err
 		}
 		defer conn.Close()
@@ -89,14 +94,19 @@ func Run(ctx context.Context, cfg Config) error {
 // decides or commits.
 const eventBuffer = 1024
 
-// Dial returns a plaintext client connection to a cell server (host:port)
-// that reconnects soon after a server restart. Connecting is lazy.
-func Dial(addr string) (*grpc.ClientConn, error) {
+// Dial returns a client connection to a cell server (host:port), secured
+// as c says, that reconnects soon after a server restart. Connecting is
+// lazy.
+func Dial(addr string, c credentials.Client) (*grpc.ClientConn, error) {
 	if addr == "" {
 		return nil, errors.New("sdk: server address is empty (want host:port)")
 	}
+	transport, err := c.DialOption(addr)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: %w", err)
+	}
 	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		transport,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvBytes), grpc.MaxCallSendMsgSize(maxRecvBytes)),
 		// gRPC's default first reconnect wait is a second; a scheduler
 		// should be back soon after a server restart.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/omegacell/omegacell/cellstate"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
 	"github.com/omegacell/omegacell/schedulers/batch"
 	"github.com/omegacell/omegacell/schedulers/gpu"
 	"github.com/omegacell/omegacell/schedulers/policy"
@@ -541,7 +542,7 @@ func TestRunRefusesABadConfig(t *testing.T) {
 func TestRunReturnsWhenItsContextEndsBeforeTheServerIsUp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	err := Run(ctx, Config{Server: "127.0.0.1:1", Name: "x", Policy: batch.New(), Logger: discardLogger()})
+	err := Run(ctx, Config{Server: "127.0.0.1:1", Credentials: credentials.Client{Insecure: true}, Name: "x", Policy: batch.New(), Logger: discardLogger()})
 	if err != nil {
 		t.Errorf("Run = %v, want nil when ctx ends", err)
 	}
@@ -688,7 +689,7 @@ func TestRunRefusesMetricsThatClash(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "omegacell_scheduler_busyness", Help: "not a gauge",
 		ConstLabels: prometheus.Labels{"scheduler": "x"}}))
-	err := Run(context.Background(), Config{Server: "127.0.0.1:1", Name: "x", Policy: batch.New(), Registerer: reg})
+	err := Run(context.Background(), Config{Server: "127.0.0.1:1", Credentials: credentials.Client{Insecure: true}, Name: "x", Policy: batch.New(), Registerer: reg})
 	if err == nil || !strings.Contains(err.Error(), `sdk: metrics of scheduler "x"`) {
 		t.Errorf("Run = %v, want a metrics registration error", err)
 	}
