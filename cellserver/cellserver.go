@@ -95,6 +95,7 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 		if s.natsURL, err = s.embedNATS(c); err != nil {
 			return nil, err
 		}
+		s.closeRevokedOnNATS()
 	}
 	s.nc, err = nats.Connect(s.natsURL, append(s.natsOptions(), nats.Name("cell-server"), nats.MaxReconnects(-1))...)
 	if err != nil {

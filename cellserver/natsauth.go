@@ -5,6 +5,8 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"log/slog"
+	"math"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -30,7 +32,8 @@ const serverNATSUser = "cell-server"
 //     subscribe to nothing.
 //   - Anyone else (no certificate, another role, revoked): refused.
 //
-// The connection is closed when the certificate expires.
+// The connection is closed when the certificate expires, or when it is
+// revoked (disconnectRevoked).
 type natsAuth struct {
 	prefix   string
 	password []byte
@@ -83,8 +86,33 @@ func (a *natsAuth) Check(c server.ClientAuthentication) bool {
 		a.refuse(c, err.Error())
 		return false
 	}
-	c.RegisterUser(&server.User{Username: id.String(), Permissions: perms, ConnectionDeadline: leaf.NotAfter})
+	c.RegisterUser(&server.User{Username: natsUsername(id, leaf.SerialNumber.Text(16)), Permissions: perms, ConnectionDeadline: leaf.NotAfter})
 	return true
+}
+
+// natsUsername names an agent's NATS user: its identity and the serial of
+// the certificate it connected with, so a revocation finds its connections.
+func natsUsername(id identity.Identity, serial string) string {
+	return id.String() + "#" + serial
+}
+
+// disconnectRevoked closes the NATS connections that authenticated with a
+// certificate just revoked (new ones are refused by Check).
+func disconnectRevoked(ns *server.Server, log *slog.Logger) func(serial string) {
+	return func(serial string) {
+		conns, err := ns.Connz(&server.ConnzOptions{Username: true, Limit: math.MaxInt32})
+		if err != nil {
+			log.Error("listing NATS connections to close a revoked credential's", "err", err)
+			return
+		}
+		for _, c := range conns.Conns {
+			if strings.HasSuffix(c.AuthorizedUser, "#"+serial) {
+				if err := ns.DisconnectClientByID(c.Cid); err == nil {
+					log.Info("closed the NATS connection of a revoked credential", "user", c.AuthorizedUser)
+				}
+			}
+		}
+	}
 }
 
 func (a *natsAuth) refuse(c server.ClientAuthentication, why string) {

@@ -204,3 +204,35 @@ func TestHeartbeatsOverAuthenticatedNATS(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Revoking a credential also closes the NATS connections open with it; the
+// other agents' stay.
+func TestRevocationClosesOpenNATSConnections(t *testing.T) {
+	s := startSecure(t, t.TempDir())
+	victim := bundleFor(t, s.CA(), mustID(t, identity.Agent, "node-v"), time.Now(), time.Hour)
+	other := bundleFor(t, s.CA(), mustID(t, identity.Agent, "node-o"), time.Now(), time.Hour)
+	vc, _, err := natsClient(t, s, victim, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc, _, err := natsClient(t, s, other, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.revoked.Revoke(credentials.Serial(victim.Leaf), "agent/node-v", victim.Leaf.NotAfter); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !vc.IsClosed() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the revoked agent's connection is still %v", vc.Status())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := oc.Flush(); err != nil || oc.IsClosed() {
+		t.Fatalf("another agent's connection: %v, closed %v", err, oc.IsClosed())
+	}
+	if _, _, err := natsClient(t, s, victim, true); err == nil {
+		t.Fatal("the revoked agent reconnected")
+	}
+}

@@ -135,6 +135,14 @@ func (s *Server) secureNATS(o *server.Options) error {
 	return nil
 }
 
+// closeRevokedOnNATS makes a revocation also close the open NATS
+// connections of the credential (the embedded NATS must be running).
+func (s *Server) closeRevokedOnNATS() {
+	if s.natsAuth != nil && s.natsSrv != nil {
+		s.revoked.OnRevoke(disconnectRevoked(s.natsSrv, s.log))
+	}
+}
+
 // natsOptions are how the server's own NATS connection authenticates to
 // the embedded NATS: TLS verified against the cell's CA, and its password.
 func (s *Server) natsOptions() []nats.Option {

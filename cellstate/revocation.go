@@ -32,6 +32,8 @@ type Revocations struct {
 	db  *pebble.DB
 	now func() time.Time
 
+	onRevoke []func(serial string) // set before serving (OnRevoke)
+
 	n   atomic.Int64 // len(set), read without the lock
 	wmu sync.Mutex   // serializes Revoke; held across the synced write
 	mu  sync.RWMutex // guards set; never held across I/O
@@ -111,8 +113,16 @@ func (r *Revocations) Revoke(serial, who string, notAfter time.Time) (bool, erro
 	r.set[serial] = rc
 	r.n.Store(int64(len(r.set)))
 	r.mu.Unlock()
+	for _, f := range r.onRevoke {
+		f(serial)
+	}
 	return true, nil
 }
+
+// OnRevoke registers f to be called with each newly revoked serial, after
+// the revocation is durable (e.g. to close connections that presented it).
+// Call it before the list is in use.
+func (r *Revocations) OnRevoke(f func(serial string)) { r.onRevoke = append(r.onRevoke, f) }
 
 // List returns the revoked credentials, by serial.
 func (r *Revocations) List() []*cellv1.RevokedCredential {
