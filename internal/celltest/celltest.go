@@ -29,15 +29,10 @@ type Cell struct {
 
 // Start runs a cell server in the test process until the test ends, with
 // mutual TLS as `cell server` runs by default; Conn is an admin's.
-func Start(t testing.TB) *Cell { return start(t, false) }
-
-// StartInsecure is Start with --insecure: no TLS, every caller admin.
-func StartInsecure(t testing.TB) *Cell { return start(t, true) }
-
-func start(t testing.TB, insecure bool) *Cell {
+func Start(t testing.TB) *Cell {
 	t.Helper()
 	srv, err := cellserver.Start(cellserver.Config{
-		DataDir: t.TempDir(), Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", NoSync: true, Insecure: insecure,
+		DataDir: t.TempDir(), Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", NoSync: true,
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("start cell: %v", err)
