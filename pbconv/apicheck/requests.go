@@ -203,8 +203,9 @@ func RegisterScheduler(r *cellv1.RegisterSchedulerRequest) error {
 	return SchedulerName("name", r.Name)
 }
 
-// ReportSchedulerStats checks a scheduler's figures: fractions are finite
-// numbers in 0..1, times not negative.
+// ReportSchedulerStats checks a scheduler's figures: busyness is a finite
+// number in 0..1, the conflict fraction a finite number in
+// 0..limits.MaxRatio, times not negative.
 func ReportSchedulerStats(r *cellv1.ReportSchedulerStatsRequest) error {
 	if err := SchedulerName("name", r.Name); err != nil {
 		return err
@@ -216,7 +217,7 @@ func ReportSchedulerStats(r *cellv1.ReportSchedulerStatsRequest) error {
 	if err := limits.CheckFraction(s.Busyness); err != nil {
 		return wrap("stats.busyness", err)
 	}
-	if err := limits.CheckFraction(s.ConflictFraction); err != nil {
+	if err := limits.CheckRatio(s.ConflictFraction); err != nil {
 		return wrap("stats.conflict_fraction", err)
 	}
 	if s.ReportTimeUnixNano < 0 {

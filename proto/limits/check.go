@@ -48,11 +48,20 @@ func CheckHTTPURL(s string) error {
 	case err != nil:
 		return fmt.Errorf("%s is not a URL", Quote(s))
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("%s: scheme must be http or https", Quote(s))
+		return fmt.Errorf("%s: want an http:// or https:// URL with a host", Quote(s))
 	case u.Host == "" || u.Hostname() == "":
-		return fmt.Errorf("%s has no host", Quote(s))
+		return fmt.Errorf("%s: want an http:// or https:// URL with a host", Quote(s))
 	case u.User != nil:
 		return fmt.Errorf("%s carries credentials; health checks take none", Quote(s))
+	}
+	return nil
+}
+
+// CheckRatio checks a figure that must be a finite number in 0..MaxRatio
+// (conflicted claims per accepted claim can exceed 1).
+func CheckRatio(f float64) error {
+	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > MaxRatio {
+		return fmt.Errorf("%g is not a number in 0..%g", f, float64(MaxRatio))
 	}
 	return nil
 }

@@ -41,6 +41,9 @@ const (
 	// WatchRequest.progress_interval_ms (0 means the default).
 	MinWatchProgressMillis = 10
 	MaxWatchProgressMillis = 3_600_000
+	// MaxRatio bounds SchedulerStats.conflict_fraction (conflicted claims
+	// per accepted claim).
+	MaxRatio = 1e9
 	// MaxIDLen bounds an id_or_name (a UUID is 36 bytes, a job name 253).
 	MaxIDLen = 253
 
