@@ -87,6 +87,20 @@ type validator struct {
 	// gangs holds, per gang job with claims in tx, the claims placed so
 	// far (to give back if one fails) and whether the gang has failed.
 	gangs map[string]*gangClaims
+	// unmetOn remembers, per constraint list (the job's, shared by its
+	// tasks) and machine, the outcome of FirstUnmet: the claims of one job
+	// on one machine evaluate its terms once per transaction.
+	unmetOn map[unmetKey]unmetResult
+}
+
+type unmetKey struct {
+	terms   *Constraint
+	machine string
+}
+
+type unmetResult struct {
+	term Constraint
+	bad  bool
 }
 
 type gangClaims struct {
@@ -225,7 +239,7 @@ func (v *validator) place(i int) ClaimResult {
 	case v.tx.Conflict == ConflictCoarse && orig.Seq != c.SeenSeq:
 		return ClaimResult{ReasonSeqChanged, fmt.Sprintf("machine %s changed: seq %d, claim saw %d", c.Machine, orig.Seq, c.SeenSeq)}
 	}
-	if u, bad := FirstUnmet(t.Constraints, orig.Labels); bad {
+	if u, bad := v.unmet(t.Constraints, orig); bad {
 		return ClaimResult{ReasonConstraintViolated, fmt.Sprintf("machine %s does not satisfy %s", c.Machine, u)}
 	}
 	var pk [2]string
@@ -247,6 +261,24 @@ func (v *validator) place(i int) ClaimResult {
 		v.placedOn[pk]++
 	}
 	return ClaimResult{Reason: ReasonOK}
+}
+
+// unmet is FirstUnmet, remembered per job and machine for lists of more
+// than a few terms.
+func (v *validator) unmet(cs []Constraint, m *Machine) (Constraint, bool) {
+	if len(cs) < 4 {
+		return FirstUnmet(cs, m.Labels)
+	}
+	k := unmetKey{&cs[0], m.ID}
+	if r, ok := v.unmetOn[k]; ok {
+		return r.term, r.bad
+	}
+	u, bad := FirstUnmet(cs, m.Labels)
+	if v.unmetOn == nil {
+		v.unmetOn = make(map[unmetKey]unmetResult)
+	}
+	v.unmetOn[k] = unmetResult{u, bad}
+	return u, bad
 }
 
 // overlay returns this transaction's private copy of a machine, cloning it

@@ -191,8 +191,8 @@ func ReportTaskStates(r *cellv1.ReportTaskStatesRequest) error {
 		default:
 			return fail(f+".state", "%d: an agent reports running, succeeded, failed or killed", int32(u.State))
 		}
-		if len(u.Message) > limits.MaxStringLen {
-			return fail(f+".message", "%d bytes, at most %d are allowed", len(u.Message), limits.MaxStringLen)
+		if len(u.Message) > limits.MaxUpdateMessageLen {
+			return fail(f+".message", "%d bytes, at most %d are allowed", len(u.Message), limits.MaxUpdateMessageLen)
 		}
 	}
 	return nil

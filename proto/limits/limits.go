@@ -8,6 +8,10 @@ const (
 	MaxTasksPerJob      = 100_000 // JobSpec.count
 	MaxClaimsPerCommit  = 100_000 // claims (and preemptions) of one transaction
 	MaxUpdatesPerReport = 10_000  // task-state updates of one agent report
+	// MaxUpdateMessageLen bounds TaskStateUpdate.message: an exit reason,
+	// not a log (agents send at most 1 KiB); it keeps the largest report's
+	// revision near 12 MiB.
+	MaxUpdateMessageLen = 1024
 	MaxGPUsPerMachine   = 64      // devices of one machine, and GPUs of one task
 	MaxCPUMilli         = 1 << 30 // a million cores
 	MaxBytes            = 1 << 50 // a petabyte, for memory and disk
