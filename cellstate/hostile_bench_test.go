@@ -131,7 +131,7 @@ func BenchmarkCommitLoopHostile(b *testing.B) {
 		// prepare sets up (untimed); run is the hostile request.
 		prepare func(it int)
 		run     func(it int) error
-		lat  []time.Duration
+		lat     []time.Duration
 		// round is the longest round that ended while the request was
 		// in flight (including its setup, done through the same loop).
 		round time.Duration
