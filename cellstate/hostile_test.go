@@ -123,6 +123,11 @@ func TestHostileRequests(t *testing.T) {
 		{"conflict_mode -1", commit(func(r *cellv1.CommitRequest) { r.ConflictMode = -1 }), "conflict_mode"},
 		{"claim with a 9 MB machine_id", commit(func(r *cellv1.CommitRequest) { r.Claims[0].MachineId = strings.Repeat("m", 9<<20) }), "claims[0].machine_id"},
 		{"claim of task index beyond any job", commit(func(r *cellv1.CommitRequest) { r.Claims[0].Task.Index = math.MaxUint32 }), "claims[0].task.index"},
+		{"claims of 257 jobs", commit(func(r *cellv1.CommitRequest) {
+			for i := range 256 {
+				r.Claims = append(r.Claims, claim(fmt.Sprintf("00000000-0000-4000-8000-%012d", i), 0, "m1", pending.Spec.Task.Resources))
+			}
+		}), "claims[256].task.job_id"},
 		{"claim on device 1000", commit(func(r *cellv1.CommitRequest) {
 			r.Claims[0].Devices = []*cellv1.DeviceShare{{Device: 1000, Milli: 1000}}
 		}), "claims[0].devices[0].device"},

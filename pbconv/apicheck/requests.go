@@ -91,9 +91,13 @@ func Commit(r *cellv1.CommitRequest) error {
 	case r.CommitMode < 0 || r.CommitMode > cellv1.CommitMode_COMMIT_MODE_ALL_OR_NOTHING:
 		return fail("commit_mode", "unknown mode %d", int32(r.CommitMode))
 	}
+	jobs := make(map[string]struct{})
 	for i, c := range r.Claims {
 		if err := claim(at("claims", i), c); err != nil {
 			return err
+		}
+		if jobs[c.Task.JobId] = struct{}{}; len(jobs) > limits.MaxJobsPerCommit {
+			return fail(at("claims", i)+".task.job_id", "a transaction claims tasks of at most %d jobs", limits.MaxJobsPerCommit)
 		}
 	}
 	for i, p := range r.Preemptions {

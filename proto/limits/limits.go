@@ -52,12 +52,18 @@ const (
 	MaxIDLen = 253
 
 	// MaxJobSpecBytes bounds a job's spec as encoded (protobuf), whatever
-	// its fields hold within their own bounds: 256 KiB, ten times what
-	// large real specs need, below etcd's 1.5 MiB object limit as
-	// Kubernetes lives with it. With it, the largest single-job revision
-	// (its submit: the job and 100,000 tasks) is about 20 MiB, under a
-	// third of MaxRequestBytes; doc.go shows the arithmetic.
-	MaxJobSpecBytes = 256 << 10
+	// its fields hold within their own bounds: 64 KiB, several times what
+	// large real specs need (a long command line and environment; Linux
+	// itself caps one argument at 128 KiB). Every revision that changes a
+	// job carries its spec, so this and MaxJobsPerCommit bound what a
+	// revision can carry; doc.go shows the arithmetic.
+	MaxJobSpecBytes = 64 << 10
+	// MaxJobsPerCommit bounds the distinct jobs whose tasks one
+	// transaction claims: a commit re-encodes each job it places with its
+	// spec, so its claims bring at most 256 x 64 KiB = 16 MiB of specs
+	// into the revision. The SDK batches at most 64 jobs per transaction.
+	// (Victims' jobs are not counted: see doc.go.)
+	MaxJobsPerCommit = 256
 
 	// MaxQuoted is how many bytes of an offending value an error message
 	// quotes (see Quote).

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/omegacell/omegacell/cellstate"
+	"github.com/omegacell/omegacell/proto/limits"
 	"github.com/omegacell/omegacell/schedulers/batch"
 )
 
@@ -34,5 +35,16 @@ func TestBurstOfSmallJobsIsCommittedInBatches(t *testing.T) {
 	}
 	if txns := metric(t, s.reg, "omegacell_scheduler_transactions_total", map[string]string{}); txns > 4 {
 		t.Errorf("%v transactions for 40 waiting one-task jobs, want a few batches", txns)
+	}
+}
+
+// TestBatchesFitATransaction: the batch bounds are within what one
+// transaction may hold.
+func TestBatchesFitATransaction(t *testing.T) {
+	if maxBatchJobs > limits.MaxJobsPerCommit {
+		t.Errorf("a batch of %d jobs exceeds the %d jobs a transaction may claim for", maxBatchJobs, limits.MaxJobsPerCommit)
+	}
+	if maxBatchClaims > limits.MaxClaimsPerCommit {
+		t.Errorf("a batch of %d claims exceeds the %d of a transaction", maxBatchClaims, limits.MaxClaimsPerCommit)
 	}
 }
