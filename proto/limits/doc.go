@@ -82,7 +82,7 @@
 //	  stats                               required; busyness finite 0..1; conflict_fraction
 //	                                      finite 0..MaxRatio; report_time_unix_nano >= 0
 //	ReportTaskStatesRequest.machine_id    MachineName
-//	  updates                             1..MaxUpdatesPerReport (10,000)
+//	  updates                             1..MaxUpdatesPerReport (1,000)
 //	    task                              TaskRef
 //	    state                             RUNNING, SUCCEEDED, FAILED, KILLED
 //	    message                           <= MaxUpdateMessageLen (1 KiB)
@@ -96,24 +96,27 @@
 //
 // Every revision is one WatchResponse and must fit MaxRequestBytes (64
 // MiB, the server's send limit). A task change encodes to about 146 bytes
-// at submit (measured), at most about 450 bytes later (a 253-byte last
-// machine, a message, times); a job change is about 200 bytes plus its
-// spec (<= 64 KiB).
+// at submit (measured) and at most about 1 KiB later (two 253-byte machine
+// ids, 64 device shares, a message, times); a job change is about 200
+// bytes plus its spec (at most MaxJobSpecBytes, 64 KiB).
 //
-//   - Submit of the largest job: the job and 100,000 tasks, measured 14.2
-//     MiB with a 256 KiB spec (cellstate TestHostileLargestJobFitsTheWire);
-//     with the 64 KiB budget about 14 MiB.
-//   - A commit: at most 100,000 task changes (about 45 MiB at the most,
-//     typically 15 MiB), 256 placed jobs (16 MiB of specs), plus the
-//     machines it touches and its victims' tasks and jobs.
-//   - An agent report: at most 10,000 tasks with 1 KiB messages (about
-//     14 MiB) plus the jobs they change.
+//   - Submit of the largest job (the job and 100,000 tasks): measured
+//     14.0 MiB, under a quarter of the limit (cellstate
+//     TestHostileLargestJobFitsTheWire). MaxJobSpecBytes is what bounds it.
+//   - An agent report: at most 1,000 tasks with 1 KiB messages, about 2
+//     MiB, plus the jobs they change.
+//   - A commit: at most 100,000 task changes and the specs of at most 256
+//     placed jobs (16 MiB), typically 20-30 MiB; plus the machines it
+//     touches and its victims' tasks and jobs.
 //
-// Not bounded by these limits (see issue 11's closing note): a revision
-// that touches many machines carries each machine with its labels (up to
-// 64 x 256 bytes each), and one that changes many jobs (an agent report
-// over 10,000 jobs, preemptions of many jobs, a drain) carries each job
-// with its spec. Those need the watch to split a revision over several
-// messages (as etcd's WatchResponse.fragment does) or job changes that
-// leave out an unchanged spec.
+// Not bounded below the limit by these bounds (issue 11's closing note
+// says so): a revision that touches many machines carries each machine
+// with its labels (up to 64 x 256 bytes each); one that changes many jobs
+// (a report over 1,000 jobs, preemptions of many jobs, a drain) carries
+// each job with its spec; and 100,000 task changes with GPU devices and
+// long machine ids (stopping the largest job, a commit of 100,000 claims
+// on 100,000 GPU machines) come to 45-100 MiB. A revision that large
+// needs the watch to split it over several messages (as etcd's
+// WatchResponse.fragment does) or job changes that leave out an unchanged
+// spec.
 package limits

@@ -7,10 +7,9 @@ import "regexp"
 const (
 	MaxTasksPerJob      = 100_000 // JobSpec.count
 	MaxClaimsPerCommit  = 100_000 // claims (and preemptions) of one transaction
-	MaxUpdatesPerReport = 10_000  // task-state updates of one agent report
+	MaxUpdatesPerReport = 1_000   // task-state updates of one agent report (the agent sends at most 1,000)
 	// MaxUpdateMessageLen bounds TaskStateUpdate.message: an exit reason,
-	// not a log (agents send at most 1 KiB); it keeps the largest report's
-	// revision near 12 MiB.
+	// not a log (agents send at most 1 KiB).
 	MaxUpdateMessageLen = 1024
 	MaxGPUsPerMachine   = 64      // devices of one machine, and GPUs of one task
 	MaxCPUMilli         = 1 << 30 // a million cores
