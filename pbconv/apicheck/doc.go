@@ -17,4 +17,8 @@
 //   - Pure: no I/O, no clocks, no goroutines. It knows nothing of the
 //     cell's state (whether a scheduler is registered, a job exists); the
 //     store checks those.
+//
+// It lives under pbconv, the other half of reading the API (conversions
+// from protobuf do not validate; this does), so every part that may read
+// the API (store, schedulers, jobspec) may import it.
 package apicheck
