@@ -2,6 +2,12 @@
 // gRPC server of the cell.
 //
 // Contract:
+//   - Every request is checked by package apicheck (each field against
+//     proto/limits) before anything else, and refused with
+//     InvalidArgument naming the field; errors quote at most 100 bytes of
+//     a value. What reaches the commit loop is bounded, so no single
+//     operation can stall it for long (BenchmarkCommitLoopHostile
+//     measures the worst legal request of each kind).
 //   - One commit loop owns all state changes. It takes operations (commit
 //     a transaction, submit or stop a job, register or drain a machine, an
 //     agent's task updates, mark a machine down, ...) one at a time in

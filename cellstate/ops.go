@@ -67,7 +67,7 @@ func (o submitOp) run(s *state) (any, error) {
 	s.jobByName[spec.Name] = id
 	s.installJob(j, pb)
 	res := pbconv.Resources(spec.Task.GetResources())
-	cons := pbconv.Constraints(spec.Task.GetConstraints())
+	cons := txn.Compile(pbconv.Constraints(spec.Task.GetConstraints())) // once per job, shared by its tasks
 	for i := range spec.Count {
 		t := &task{
 			t: &txn.Task{

@@ -17,7 +17,6 @@ import (
 
 	"github.com/omegacell/omegacell/pbconv"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
-	"github.com/omegacell/omegacell/proto/limits"
 	"github.com/omegacell/omegacell/txn"
 )
 
@@ -146,20 +145,23 @@ func (s *Server) SubmitJob(ctx context.Context, r *cellv1.SubmitJobRequest) (*ce
 }
 
 func (s *Server) GetJob(_ context.Context, r *cellv1.GetJobRequest) (*cellv1.GetJobResponse, error) {
-	if r.IdOrName == "" {
-		return nil, invalid("id_or_name", "is required")
+	if err := validateIDOrName(r.IdOrName); err != nil {
+		return nil, err
 	}
 	out, err := s.store.GetJob(r.IdOrName, r.IncludeTasks)
 	return out, grpcError(err)
 }
 
 func (s *Server) ListJobs(_ context.Context, r *cellv1.ListJobsRequest) (*cellv1.ListJobsResponse, error) {
+	if err := validateListJobs(r); err != nil {
+		return nil, err
+	}
 	return s.store.ListJobs(r.Scheduler, r.IncludeFinished), nil
 }
 
 func (s *Server) StopJob(ctx context.Context, r *cellv1.StopJobRequest) (*cellv1.StopJobResponse, error) {
-	if r.IdOrName == "" {
-		return nil, invalid("id_or_name", "is required")
+	if err := validateIDOrName(r.IdOrName); err != nil {
+		return nil, err
 	}
 	job, rev, err := s.store.StopJob(ctx, r.IdOrName)
 	if err != nil {
@@ -169,11 +171,8 @@ func (s *Server) StopJob(ctx context.Context, r *cellv1.StopJobRequest) (*cellv1
 }
 
 func (s *Server) SetJobSchedulingStatus(ctx context.Context, r *cellv1.SetJobSchedulingStatusRequest) (*cellv1.SetJobSchedulingStatusResponse, error) {
-	if err := validateTaskRef("job", &cellv1.TaskRef{JobId: r.JobId}); err != nil {
-		return nil, invalid("job_id", "%q is not a UUID", r.JobId)
-	}
-	if len(r.UnschedulableReason) > limits.MaxStringLen {
-		return nil, invalid("unschedulable_reason", "longer than %d characters", limits.MaxStringLen)
+	if err := validateSetJobStatus(r); err != nil {
+		return nil, err
 	}
 	rev, err := s.store.SetJobSchedulingStatus(ctx, r)
 	if err != nil {
@@ -185,14 +184,8 @@ func (s *Server) SetJobSchedulingStatus(ctx context.Context, r *cellv1.SetJobSch
 // GetTaskLogs reads a task's output from the agent of the machine it ran
 // on last.
 func (s *Server) GetTaskLogs(ctx context.Context, r *cellv1.GetTaskLogsRequest) (*cellv1.GetTaskLogsResponse, error) {
-	if err := validateTaskRef("task", r.Task); err != nil {
+	if err := validateGetTaskLogs(r); err != nil {
 		return nil, err
-	}
-	if r.TailBytes < 0 {
-		return nil, invalid("tail_bytes", "%d is negative", r.TailBytes)
-	}
-	if r.Offset != nil && r.GetOffset() < 0 {
-		return nil, invalid("offset", "%d is negative", r.GetOffset())
 	}
 	t, err := s.store.Task(r.Task.JobId, r.Task.Index)
 	if err != nil {
@@ -247,8 +240,8 @@ func (s *Server) withLiveness(m *cellv1.Machine) *cellv1.Machine {
 }
 
 func (s *Server) GetMachine(_ context.Context, r *cellv1.GetMachineRequest) (*cellv1.GetMachineResponse, error) {
-	if r.Id == "" {
-		return nil, invalid("id", "is required")
+	if err := validateMachineID(r.Id); err != nil {
+		return nil, err
 	}
 	out, err := s.store.GetMachine(r.Id)
 	if err != nil {
@@ -272,8 +265,8 @@ func (s *Server) ListMachines(context.Context, *cellv1.ListMachinesRequest) (*ce
 }
 
 func (s *Server) DrainMachine(ctx context.Context, r *cellv1.DrainMachineRequest) (*cellv1.DrainMachineResponse, error) {
-	if r.Id == "" {
-		return nil, invalid("id", "is required")
+	if err := validateMachineID(r.Id); err != nil {
+		return nil, err
 	}
 	m, rev, err := s.store.DrainMachine(ctx, r.Id, r.Drain)
 	if err != nil {
@@ -285,23 +278,23 @@ func (s *Server) DrainMachine(ctx context.Context, r *cellv1.DrainMachineRequest
 // ---------------------------------------------------------- StateService
 
 func (s *Server) Snapshot(r *cellv1.SnapshotRequest, stream grpc.ServerStreamingServer[cellv1.SnapshotResponse]) error {
+	if err := validateSnapshot(r); err != nil {
+		return err
+	}
 	size := int(r.ChunkSize)
 	if size == 0 {
 		size = defaultSnapshotChunk
-	}
-	if size > maxSnapshotChunk {
-		return invalid("chunk_size", "%d exceeds %d", size, maxSnapshotChunk)
 	}
 	return s.store.Snapshot().Chunks(size, stream.Send)
 }
 
 func (s *Server) Watch(r *cellv1.WatchRequest, stream grpc.ServerStreamingServer[cellv1.WatchResponse]) error {
+	if err := validateWatch(r); err != nil {
+		return err
+	}
 	progress := time.Duration(r.ProgressIntervalMs) * time.Millisecond
-	switch {
-	case r.ProgressIntervalMs == 0:
+	if r.ProgressIntervalMs == 0 {
 		progress = defaultProgressMillis * time.Millisecond
-	case r.ProgressIntervalMs < minProgressMillis:
-		return invalid("progress_interval_ms", "%d is below %d", r.ProgressIntervalMs, minProgressMillis)
 	}
 	// A start ahead of the cell means the client followed another history:
 	// the server was reset or restored from an older copy. Waiting would
@@ -419,8 +412,8 @@ func (s *Server) ReportTaskStates(ctx context.Context, r *cellv1.ReportTaskState
 // ------------------------------------------------------ SchedulerService
 
 func (s *Server) RegisterScheduler(ctx context.Context, r *cellv1.RegisterSchedulerRequest) (*cellv1.RegisterSchedulerResponse, error) {
-	if !limits.SchedulerName.MatchString(r.Name) {
-		return nil, invalid("name", "%q is not a scheduler name (lowercase letters, digits, '-', at most 63)", r.Name)
+	if err := validateRegisterScheduler(r); err != nil {
+		return nil, err
 	}
 	rev, err := s.store.RegisterScheduler(ctx, r.Name)
 	if err != nil {
@@ -430,17 +423,8 @@ func (s *Server) RegisterScheduler(ctx context.Context, r *cellv1.RegisterSchedu
 }
 
 func (s *Server) ReportSchedulerStats(_ context.Context, r *cellv1.ReportSchedulerStatsRequest) (*cellv1.ReportSchedulerStatsResponse, error) {
-	if !limits.SchedulerName.MatchString(r.Name) {
-		return nil, invalid("name", "%q is not a scheduler name", r.Name)
-	}
-	if r.Stats == nil {
-		return nil, invalid("stats", "is required")
-	}
-	if b := r.Stats.Busyness; b < 0 || b > 1 {
-		return nil, invalid("stats.busyness", "%g is outside 0..1", b)
-	}
-	if r.Stats.ConflictFraction < 0 {
-		return nil, invalid("stats.conflict_fraction", "%g is negative", r.Stats.ConflictFraction)
+	if err := validateSchedulerStats(r); err != nil {
+		return nil, err
 	}
 	names, _ := s.store.Schedulers()
 	i := sort.SearchStrings(names, r.Name)

@@ -124,6 +124,13 @@ func (s *state) TasksOfJobOn(job, machineID string) uint32 {
 	return 0
 }
 
+func (s *state) Gang(job string) (uint32, bool) {
+	if j := s.jobs[job]; j != nil && j.job.GetSpec().GetGang() {
+		return j.counts[txn.TaskPending], true
+	}
+	return 0, false
+}
+
 func (s *state) PutMachine(m *txn.Machine) {
 	// Through txn (placements, transitions) a machine's labels never
 	// change: the new version shares the old one's encoded labels.

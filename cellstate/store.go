@@ -474,7 +474,9 @@ func (s *Store) recover() error {
 		mr.modRev = pb.ModRevision
 		st.machines[id] = mr
 	}
+	cons := make(map[string][]txn.Constraint, len(jobs)) // compiled once per job, shared by its tasks
 	for id, pb := range jobs {
+		cons[id] = txn.Compile(pbconv.Constraints(pb.GetSpec().GetTask().GetConstraints()))
 		j := &jobEntry{job: pb, tmpl: pb.GetSpec().GetTask(), tasks: make([]*task, pb.GetSpec().GetCount())}
 		if j.tmpl.GetMaxPerMachine() > 0 {
 			j.perMachine = make(map[string]uint32)
@@ -491,6 +493,7 @@ func (s *Store) recover() error {
 			return fmt.Errorf("cellstate: recover: task %s has no job", k)
 		}
 		t := taskFromPB(pb, j.tmpl)
+		t.t.Constraints = cons[k.Job]
 		j.tasks[k.Index] = t
 		st.index(j, t)
 	}

@@ -24,20 +24,20 @@ const (
 
 func validLabelKey(k string) error {
 	if len(k) > maxLabelKeyLen {
-		return fmt.Errorf("label key %q is longer than %d characters", k, maxLabelKeyLen)
+		return fmt.Errorf("label key %s is longer than %d characters", limits.Quote(k), maxLabelKeyLen)
 	}
 	if !limits.LabelKey.MatchString(k) {
-		return fmt.Errorf("label key %q: want letters, digits and . _ / - (starting and ending with a letter or digit)", k)
+		return fmt.Errorf("label key %s: want letters, digits and . _ / - (starting and ending with a letter or digit)", limits.Quote(k))
 	}
 	return nil
 }
 
 func validLabelValue(v string) error {
 	if len(v) > maxLabelValueLen {
-		return fmt.Errorf("label value %q is longer than %d characters", v, maxLabelValueLen)
+		return fmt.Errorf("label value %s is longer than %d characters", limits.Quote(v), maxLabelValueLen)
 	}
 	if !labelValueRE.MatchString(v) {
-		return fmt.Errorf("label value %q: want letters, digits and . _ - (starting and ending with a letter or digit)", v)
+		return fmt.Errorf("label value %s: want letters, digits and . _ - (starting and ending with a letter or digit)", limits.Quote(v))
 	}
 	return nil
 }
@@ -55,10 +55,13 @@ func validLabelValue(v string) error {
 func ParseConstraint(s string) (txn.Constraint, error) {
 	c, err := parseConstraint(strings.TrimSpace(s))
 	if err != nil {
-		return txn.Constraint{}, fmt.Errorf("%q: %v", s, err)
+		return txn.Constraint{}, fmt.Errorf("%s: %v", limits.Quote(s), err)
 	}
 	if err := c.Validate(); err != nil {
-		return txn.Constraint{}, fmt.Errorf("%q: %v", s, err)
+		return txn.Constraint{}, fmt.Errorf("%s: %v", limits.Quote(s), err)
+	}
+	if len(c.Values) > limits.MaxConstraintValues {
+		return txn.Constraint{}, fmt.Errorf("%s: %d values; at most %d are allowed", limits.Quote(s), len(c.Values), limits.MaxConstraintValues)
 	}
 	return c, nil
 }
@@ -80,7 +83,7 @@ func parseConstraint(s string) (txn.Constraint, error) {
 	}
 	key, rest := s[:end], strings.TrimSpace(s[end:])
 	if key == "" {
-		return txn.Constraint{}, fmt.Errorf("missing label key before %q", rest)
+		return txn.Constraint{}, fmt.Errorf("missing label key before %s", limits.Quote(rest))
 	}
 	if err := validLabelKey(key); err != nil {
 		return txn.Constraint{}, err
@@ -109,7 +112,7 @@ func parseConstraint(s string) (txn.Constraint, error) {
 	case "notin":
 		op = txn.OpNotIn
 	default:
-		return txn.Constraint{}, fmt.Errorf("unknown operator %q (want in, notin, =, ==, !=, a bare key or !key)", word)
+		return txn.Constraint{}, fmt.Errorf("unknown operator %s (want in, notin, =, ==, !=, a bare key or !key)", limits.Quote(word))
 	}
 	values, err := valueList(list, word)
 	return txn.Constraint{Key: key, Op: op, Values: values}, err
@@ -133,7 +136,7 @@ func valueList(s, op string) ([]string, error) {
 		return nil, fmt.Errorf("missing closing \")\"")
 	}
 	if extra := strings.TrimSpace(s[closing+1:]); extra != "" {
-		return nil, fmt.Errorf("unexpected %q after \")\"", extra)
+		return nil, fmt.Errorf("unexpected %s after \")\"", limits.Quote(extra))
 	}
 	inner := s[1:closing]
 	if strings.ContainsAny(inner, "()") {
@@ -153,7 +156,7 @@ func valueList(s, op string) ([]string, error) {
 			return nil, err
 		}
 		if seen[v] {
-			return nil, fmt.Errorf("value %q listed twice", v)
+			return nil, fmt.Errorf("value %s listed twice", limits.Quote(v))
 		}
 		seen[v] = true
 		values = append(values, v)

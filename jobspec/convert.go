@@ -2,7 +2,6 @@ package jobspec
 
 import (
 	"fmt"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -76,6 +75,13 @@ func (c *converter) failf(p fieldPath, format string, args ...any) {
 	c.report(p, fmt.Sprintf(format, args...))
 }
 
+// text checks a free-text value: at most MaxStringLen bytes, no NUL.
+func (c *converter) text(s string, p fieldPath) {
+	if err := limits.CheckText(s, MaxStringLen); err != nil {
+		c.failf(p, "%v", err)
+	}
+}
+
 func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 	root := fieldPath{}
 	out := &cellv1.JobSpec{Name: s.Name, Tenant: s.Tenant, Gang: s.Gang, Count: 1, RetryLimit: DefaultRetryLimit}
@@ -84,12 +90,12 @@ func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 	case s.Name == "":
 		c.failf(root.key("name"), "required: name the job (lower-case letters, digits, '-' and '.')")
 	case len(s.Name) > maxJobNameLen:
-		c.failf(root.key("name"), "%q is longer than %d characters", s.Name, maxJobNameLen)
+		c.failf(root.key("name"), "%s is longer than %d characters", limits.Quote(s.Name), maxJobNameLen)
 	case !limits.JobName.MatchString(s.Name):
-		c.failf(root.key("name"), "%q: want lower-case letters, digits, '-' and '.', starting and ending with a letter or digit", s.Name)
+		c.failf(root.key("name"), "%s: want lower-case letters, digits, '-' and '.', starting and ending with a letter or digit", limits.Quote(s.Name))
 	}
 	if s.Tenant != "" && !limits.SchedulerName.MatchString(s.Tenant) {
-		c.failf(root.key("tenant"), "%q: want 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit", s.Tenant)
+		c.failf(root.key("tenant"), "%s: want 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit", limits.Quote(s.Tenant))
 	}
 
 	var task *cellv1.TaskTemplate
@@ -115,7 +121,7 @@ func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 	case "batch":
 		kind = cellv1.JobKind_JOB_KIND_BATCH
 	default:
-		c.failf(root.key("kind"), "%q: want service or batch", s.Kind)
+		c.failf(root.key("kind"), "%s: want service or batch", limits.Quote(s.Kind))
 	}
 
 	out.Scheduler = s.Scheduler
@@ -127,7 +133,7 @@ func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 	case s.Scheduler == "":
 		out.Scheduler = SchedulerBatch
 	case !limits.SchedulerName.MatchString(s.Scheduler):
-		c.failf(root.key("scheduler"), "%q: want service, batch, gpu or a custom scheduler's name (1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit)", s.Scheduler)
+		c.failf(root.key("scheduler"), "%s: want service, batch, gpu or a custom scheduler's name (1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit)", limits.Quote(s.Scheduler))
 	}
 
 	if kind == cellv1.JobKind_JOB_KIND_UNSPECIFIED {
@@ -164,7 +170,7 @@ func (c *converter) priority(s Scalar, p fieldPath) (int32, bool) {
 	}
 	n, err := strconv.ParseInt(s.Text, 10, 64)
 	if err != nil {
-		c.failf(p, "%q: want production, batch, best-effort or a number 0..%d", s.Text, MaxPriority)
+		c.failf(p, "%s: want production, batch, best-effort or a number 0..%d", limits.Quote(s.Text), MaxPriority)
 		return 0, false
 	}
 	if n < 0 || n > MaxPriority {
@@ -180,15 +186,14 @@ func (c *converter) task(t *Task, p fieldPath, count uint32) *cellv1.TaskTemplat
 	switch {
 	case strings.TrimSpace(t.Command) == "":
 		c.failf(p.key("command"), "required: the program each task runs")
-	case len(t.Command) > MaxStringLen:
-		c.failf(p.key("command"), "longer than %d bytes", MaxStringLen)
+	default:
+		c.text(t.Command, p.key("command"))
 	}
 	if len(t.Args) > MaxArgs {
 		c.failf(p.key("args"), "%d arguments; at most %d are allowed", len(t.Args), MaxArgs)
-	}
-	for i, a := range t.Args {
-		if len(a) > MaxStringLen {
-			c.failf(p.key("args").index(i), "longer than %d bytes", MaxStringLen)
+	} else {
+		for i, a := range t.Args {
+			c.text(a, p.key("args").index(i))
 		}
 	}
 	if len(t.Env) > MaxEnv {
@@ -199,9 +204,11 @@ func (c *converter) task(t *Task, p fieldPath, count uint32) *cellv1.TaskTemplat
 		for _, k := range sortedKeys(t.Env) {
 			switch {
 			case !envNameRE.MatchString(k):
-				c.failf(p.key("env").key(k), "%q is not a valid environment variable name (letters, digits and _, not starting with a digit)", k)
-			case len(k) > 255 || len(t.Env[k]) > MaxStringLen:
-				c.failf(p.key("env").key(k), "name longer than 255 bytes or value longer than %d", MaxStringLen)
+				c.failf(p.key("env").key(k), "%s is not a valid environment variable name (letters, digits and _, not starting with a digit)", limits.Quote(k))
+			case len(k) > limits.MaxEnvNameLen:
+				c.failf(p.key("env").key(k), "name longer than %d bytes", limits.MaxEnvNameLen)
+			default:
+				c.text(t.Env[k], p.key("env").key(k))
 			}
 		}
 	}
@@ -241,7 +248,7 @@ func (c *converter) task(t *Task, p fieldPath, count uint32) *cellv1.TaskTemplat
 		out.MaxPerMachine = uint32(n)
 	}
 	if t.Duration != "" {
-		if d, ok := c.duration(t.Duration, p.key("duration"), time.Millisecond); ok {
+		if d, ok := c.duration(t.Duration, p.key("duration"), time.Millisecond, limits.MaxDurationMillis*time.Millisecond); ok {
 			out.DurationMs = d.Milliseconds()
 		}
 	}
@@ -303,7 +310,7 @@ func (c *converter) resources(r *Resources, p fieldPath) (txn.Resources, string)
 	}
 	if r.GPUModel != "" {
 		if out.GPUMilli == 0 {
-			c.failf(p.key("gpuModel"), "%q needs gpu: set task.resources.gpu as well", r.GPUModel)
+			c.failf(p.key("gpuModel"), "%s needs gpu: set task.resources.gpu as well", limits.Quote(r.GPUModel))
 		} else if err := validLabelValue(r.GPUModel); err != nil {
 			c.failf(p.key("gpuModel"), "%v", err)
 		}
@@ -319,16 +326,18 @@ func (c *converter) resources(r *Resources, p fieldPath) (txn.Resources, string)
 }
 
 // duration parses a Go duration ("30s", "5m", "1h30m") that must be a
-// positive whole number of milliseconds and at least min.
-func (c *converter) duration(s string, p fieldPath, min time.Duration) (time.Duration, bool) {
+// positive whole number of milliseconds, at least min and at most max.
+func (c *converter) duration(s string, p fieldPath, min, max time.Duration) (time.Duration, bool) {
 	d, err := time.ParseDuration(s)
 	switch {
 	case err != nil:
-		c.failf(p, "%q: want a duration such as 30s, 5m or 1h30m", s)
+		c.failf(p, "%s: want a duration such as 30s, 5m or 1h30m", limits.Quote(s))
 	case d < min:
-		c.failf(p, "%q is shorter than %v", s, min)
+		c.failf(p, "%s is shorter than %v", limits.Quote(s), min)
 	case d%time.Millisecond != 0:
-		c.failf(p, "%q is not a whole number of milliseconds", s)
+		c.failf(p, "%s is not a whole number of milliseconds", limits.Quote(s))
+	case d > max:
+		c.failf(p, "%s is longer than %v", limits.Quote(s), max)
 	default:
 		return d, true
 	}
@@ -344,27 +353,31 @@ func (c *converter) healthCheck(h *HealthCheck, p fieldPath) *cellv1.HealthCheck
 	switch {
 	case len(h.Exec) > 0 && h.HTTPGet != "":
 		c.failf(p, "set exec or httpGet, not both")
+	case len(h.Exec) > limits.MaxHealthExec:
+		c.failf(p.key("exec"), "%d entries; at most %d are allowed", len(h.Exec), limits.MaxHealthExec)
 	case len(h.Exec) > 0:
 		if strings.TrimSpace(h.Exec[0]) == "" {
 			c.failf(p.key("exec").index(0), "the command to run is empty")
 		}
+		for i, a := range h.Exec {
+			c.text(a, p.key("exec").index(i))
+		}
 		out.Exec = h.Exec
 	case h.HTTPGet != "":
-		u, err := url.Parse(h.HTTPGet)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			c.failf(p.key("httpGet"), "%q: want an http:// or https:// URL with a host", h.HTTPGet)
+		if err := limits.CheckHTTPURL(h.HTTPGet); err != nil {
+			c.failf(p.key("httpGet"), "%v", err)
 		}
 		out.HttpGetUrl = h.HTTPGet
 	default:
 		c.failf(p, "set exec (a command) or httpGet (a URL)")
 	}
 	if h.Interval != "" {
-		if d, ok := c.duration(h.Interval, p.key("interval"), minHealthInterval); ok {
+		if d, ok := c.duration(h.Interval, p.key("interval"), minHealthInterval, limits.MaxHealthMillis*time.Millisecond); ok {
 			out.IntervalMs = d.Milliseconds()
 		}
 	}
 	if h.Timeout != "" {
-		if d, ok := c.duration(h.Timeout, p.key("timeout"), minHealthTimeout); ok {
+		if d, ok := c.duration(h.Timeout, p.key("timeout"), minHealthTimeout, limits.MaxHealthMillis*time.Millisecond); ok {
 			out.TimeoutMs = d.Milliseconds()
 		}
 	}

@@ -73,8 +73,12 @@
 // label values letters, digits and . _ - (both at most 63 characters).
 // Scheduler names are [a-z0-9-]{1,63}, alphanumeric at both ends. Limits
 // mirror the store's API (cellstate/validate.go) or are tighter: at most
-// 64 constraints, 1024 args, 256 env variables, 4096 bytes per string, 64
-// GPUs, a million cores and a petabyte per task.
+// 64 constraints of at most 256 values, 1024 args, 256 env variables,
+// 4096 bytes per string (no NUL byte), 64 health-check exec entries,
+// http:// or https:// health-check URLs of at most 2048 bytes, 64 GPUs, a
+// million cores and a petabyte per task, durations of at most a year
+// (health-check interval and timeout: an hour), and 64 KiB for the whole
+// spec as the API encodes it (limits.MaxJobSpecBytes).
 //
 // [Marshal] and [Document] go the other way (cell.v1.JobSpec to a
 // document), and [FormatCPU], [FormatBytes], [FormatGPU] and [HumanBytes]

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/omegacell/omegacell/pbconv"
+	"github.com/omegacell/omegacell/pbconv/apicheck"
+	"github.com/omegacell/omegacell/proto/limits"
 	"github.com/omegacell/omegacell/txn"
 )
 
@@ -46,6 +48,14 @@ func FuzzParse(f *testing.F) {
 				if e.Msg == "" || e.Line < 0 || e.Line > lines {
 					t.Fatalf("bad error %+v for a %d-line document", e, lines)
 				}
+				// The store's validator runs last; only the byte budget is
+				// its alone, every other bound has a friendlier check first.
+				if strings.HasPrefix(e.Msg, "the store would refuse") && !strings.Contains(e.Msg, "encodes to") {
+					t.Fatalf("a bound without its own check in the parser: %s", e.Msg)
+				}
+				if len(e.Msg) > 4*limits.MaxQuoted+400 {
+					t.Fatalf("error message of %d bytes: values must be quoted short", len(e.Msg))
+				}
 			}
 			return
 		}
@@ -59,6 +69,9 @@ func FuzzParse(f *testing.F) {
 			if err := c.Validate(); err != nil {
 				t.Fatalf("accepted a constraint the store refuses: %v", err)
 			}
+		}
+		if err := apicheck.JobSpec(spec); err != nil {
+			t.Fatalf("accepted a spec the store refuses: %v", err)
 		}
 		assertRoundTrip(t, spec)
 	})

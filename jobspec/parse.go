@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/omegacell/omegacell/pbconv/apicheck"
 	"os"
 	"reflect"
 	"regexp"
@@ -99,6 +100,12 @@ func parse(data []byte) (*cellv1.JobSpec, Errors) {
 	out := c.jobSpec(&spec)
 	if len(errs) > 0 {
 		return nil, errs
+	}
+	// The store's own validator last: what passes here is never refused
+	// for a bound. It finds what the friendlier checks above do not look
+	// at, such as the job's encoded size.
+	if err := apicheck.JobSpec(out); err != nil {
+		return nil, Errors{{Msg: "the store would refuse the job: " + err.Error()}}
 	}
 	return out, nil
 }

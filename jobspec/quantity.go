@@ -1,6 +1,8 @@
 package jobspec
 
 import (
+	"github.com/omegacell/omegacell/proto/limits"
+
 	"errors"
 	"fmt"
 	"math"
@@ -62,21 +64,21 @@ func wholeInt64(r *big.Rat) (int64, error) {
 func ParseCPU(s string) (int64, error) {
 	r, unit, err := splitQuantity(s)
 	if err != nil {
-		return 0, fmt.Errorf("%q: %v (want cores such as 2 or 0.5, or millicores such as 500m)", s, err)
+		return 0, fmt.Errorf("%s: %v (want cores such as 2 or 0.5, or millicores such as 500m)", limits.Quote(s), err)
 	}
 	switch unit {
 	case "":
 		r.Mul(r, big.NewRat(1000, 1))
 	case "m":
 	default:
-		return 0, fmt.Errorf("%q: unknown unit %q (want cores such as 2 or 0.5, or millicores such as 500m)", s, unit)
+		return 0, fmt.Errorf("%s: unknown unit %q (want cores such as 2 or 0.5, or millicores such as 500m)", limits.Quote(s), unit)
 	}
 	milli, err := wholeInt64(r)
 	if err != nil {
 		if err == errFractional {
-			return 0, fmt.Errorf("%q: finer than one millicore (1m = 0.001)", s)
+			return 0, fmt.Errorf("%s: finer than one millicore (1m = 0.001)", limits.Quote(s))
 		}
-		return 0, fmt.Errorf("%q: too large", s)
+		return 0, fmt.Errorf("%s: too large", limits.Quote(s))
 	}
 	return milli, nil
 }
@@ -114,19 +116,19 @@ const byteUnitList = "k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei"
 func ParseBytes(s string) (int64, error) {
 	r, unit, err := splitQuantity(s)
 	if err != nil {
-		return 0, fmt.Errorf("%q: %v (want bytes such as 512Mi, 2Gi or 1G)", s, err)
+		return 0, fmt.Errorf("%s: %v (want bytes such as 512Mi, 2Gi or 1G)", limits.Quote(s), err)
 	}
 	mult, ok := byteMultiplier(unit)
 	if !ok {
-		return 0, fmt.Errorf("%q: unknown unit %q%s (want one of %s)", s, unit, unitHint(unit), byteUnitList)
+		return 0, fmt.Errorf("%s: unknown unit %q%s (want one of %s)", limits.Quote(s), unit, unitHint(unit), byteUnitList)
 	}
 	r.Mul(r, new(big.Rat).SetInt64(mult))
 	b, err := wholeInt64(r)
 	if err != nil {
 		if err == errFractional {
-			return 0, fmt.Errorf("%q: not a whole number of bytes", s)
+			return 0, fmt.Errorf("%s: not a whole number of bytes", limits.Quote(s))
 		}
-		return 0, fmt.Errorf("%q: too large", s)
+		return 0, fmt.Errorf("%s: too large", limits.Quote(s))
 	}
 	return b, nil
 }
@@ -160,18 +162,18 @@ func unitHint(unit string) string {
 func ParseGPU(s string) (int64, error) {
 	r, unit, err := splitQuantity(s)
 	if err != nil {
-		return 0, fmt.Errorf("%q: %v (want GPUs such as 0.5 or 2)", s, err)
+		return 0, fmt.Errorf("%s: %v (want GPUs such as 0.5 or 2)", limits.Quote(s), err)
 	}
 	if unit != "" {
-		return 0, fmt.Errorf("%q: GPUs take no unit (want GPUs such as 0.5 or 2)", s)
+		return 0, fmt.Errorf("%s: GPUs take no unit (want GPUs such as 0.5 or 2)", limits.Quote(s))
 	}
 	r.Mul(r, big.NewRat(1000, 1))
 	milli, err := wholeInt64(r)
 	if err != nil {
 		if err == errFractional {
-			return 0, fmt.Errorf("%q: finer than a thousandth of a GPU", s)
+			return 0, fmt.Errorf("%s: finer than a thousandth of a GPU", limits.Quote(s))
 		}
-		return 0, fmt.Errorf("%q: too large", s)
+		return 0, fmt.Errorf("%s: too large", limits.Quote(s))
 	}
 	return milli, nil
 }

@@ -3,5 +3,6 @@
 // so the store, the schedulers and the simulator convert the same way.
 //
 // Conversions from protobuf do not validate; callers validate requests
-// first (the store's API layer does, naming the field).
+// first with package pbconv/apicheck (the store's API layer does, naming
+// the field).
 package pbconv

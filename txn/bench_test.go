@@ -93,3 +93,56 @@ func BenchmarkValidate(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkValidateConstraints: the cost of constraint terms per claim.
+// terms=1/values=2000000 is issue 11's case (a 2,000,000-value term, 1,899
+// claims: 6.4 s when every claim scanned the list); terms=64/values=256 is
+// the worst the API allows now. Compiled terms (txn.Compile, as the store
+// and the schedulers hold them) cost one lookup per term whatever the
+// number of values; plain terms scan. ns/claim is the figure.
+func BenchmarkValidateConstraints(b *testing.B) {
+	for _, shape := range []struct{ terms, values, claims int }{{1, 256, 1899}, {1, 2_000_000, 1899}, {64, 256, 1899}} {
+		labels := map[string]string{}
+		cons := make([]txn.Constraint, shape.terms)
+		for i := range cons {
+			key := fmt.Sprintf("k%02d", i)
+			labels[key] = "value-match!!" // as long as the others: a scan compares bytes
+			vs := make([]string, shape.values)
+			for k := range vs {
+				vs[k] = fmt.Sprintf("value-%07d", k)
+			}
+			vs[len(vs)-1] = labels[key] // matches, last: a scan reads every value
+			cons[i] = txn.Constraint{Key: key, Op: txn.OpIn, Values: vs}
+		}
+		for _, compiled := range []bool{true, false} {
+			if !compiled && shape.values > 10_000 {
+				continue // minutes per iteration: the issue's 6.4 s per commit
+			}
+			c := newCell()
+			for m := range shape.claims {
+				c.addMachine(fmt.Sprintf("m%04d", m), labels, res(1000, 1000, 0, 0))
+			}
+			tc := cons
+			if compiled {
+				tc = txn.Compile(cons)
+			}
+			tx := &txn.Transaction{Scheduler: "batch", Conflict: txn.ConflictFine, Commit: txn.CommitIncremental}
+			for i := range shape.claims {
+				t := c.addTask("picky", uint32(i), txn.PriorityBatch, res(0.001, 0, 0, 0))
+				t.Constraints = tc
+				// Each claim on its own machine: nothing is remembered
+				// across claims, every claim evaluates every term.
+				tx.Claims = append(tx.Claims, txn.Claim{Task: t.Key, Machine: fmt.Sprintf("m%04d", i), Resources: t.Resources})
+			}
+			if d := txn.Validate(c, tx); d.Accepted != shape.claims {
+				b.Fatalf("accepted %d of %d", d.Accepted, shape.claims)
+			}
+			b.Run(fmt.Sprintf("terms=%d/values=%d/compiled=%v", shape.terms, shape.values, compiled), func(b *testing.B) {
+				for b.Loop() {
+					txn.Validate(c, tx)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*shape.claims), "ns/claim")
+			})
+		}
+	}
+}

@@ -21,6 +21,7 @@ const gib = int64(1) << 30
 type cell struct {
 	machines map[string]*txn.Machine
 	tasks    map[txn.TaskKey]*txn.Task
+	gangs    map[string]bool // jobs placed whole or not at all
 }
 
 func newCell() *cell {
@@ -31,6 +32,19 @@ func (c *cell) Machine(id string) *txn.Machine { return c.machines[id] }
 func (c *cell) Task(k txn.TaskKey) *txn.Task   { return c.tasks[k] }
 func (c *cell) PutMachine(m *txn.Machine)      { c.machines[m.ID] = m }
 func (c *cell) PutTask(t *txn.Task)            { c.tasks[t.Key] = t }
+func (c *cell) Gang(job string) (uint32, bool) {
+	if !c.gangs[job] {
+		return 0, false
+	}
+	var n uint32
+	for _, t := range c.tasks {
+		if t.Key.Job == job && t.State == txn.TaskPending {
+			n++
+		}
+	}
+	return n, true
+}
+
 func (c *cell) TasksOfJobOn(job, machine string) uint32 {
 	var n uint32
 	for _, t := range c.tasks {
@@ -44,7 +58,7 @@ func (c *cell) TasksOfJobOn(job, machine string) uint32 {
 // clone deep-copies the cell (machines, tasks and their slices), so a test
 // can compare the cell before and after an operation that must not mutate it.
 func (c *cell) clone() *cell {
-	out := &cell{machines: make(map[string]*txn.Machine, len(c.machines)), tasks: make(map[txn.TaskKey]*txn.Task, len(c.tasks))}
+	out := &cell{machines: make(map[string]*txn.Machine, len(c.machines)), tasks: make(map[txn.TaskKey]*txn.Task, len(c.tasks)), gangs: maps.Clone(c.gangs)}
 	for id, m := range c.machines {
 		cm := m.Clone()
 		cm.Labels = maps.Clone(m.Labels)
@@ -342,17 +356,23 @@ func checkDecision(before *cell, tx *txn.Transaction, d *txn.Decision) []string 
 	if fmt.Sprint(sortedKeys(gotMachines, nil)) != fmt.Sprint(sortedKeys(wantMachines, nil)) {
 		bad = append(bad, fmt.Sprintf("changed machines %v, want those of accepted claims and victims %v", sortedKeys(gotMachines, nil), sortedKeys(wantMachines, nil)))
 	}
-	aborted := slices.ContainsFunc(d.Results, func(r txn.ClaimResult) bool { return r.Reason == txn.ReasonAborted })
-	refused := len(d.PreemptionErrors) > 0 || slices.ContainsFunc(d.Results, func(r txn.ClaimResult) bool {
-		return r.Reason != txn.ReasonOK && r.Reason != txn.ReasonAborted
-	})
+	// A gang job's claims are aborted together whatever the mode; that
+	// counts as a refusal. Other claims are aborted only by all-or-nothing.
+	var aborted, anyAborted, refused bool
+	refused = len(d.PreemptionErrors) > 0
+	for i, r := range d.Results {
+		gang := before.gangs[tx.Claims[i].Task.Job]
+		anyAborted = anyAborted || r.Reason == txn.ReasonAborted
+		aborted = aborted || (r.Reason == txn.ReasonAborted && !gang)
+		refused = refused || (r.Reason != txn.ReasonOK && (r.Reason != txn.ReasonAborted || gang))
+	}
 	switch {
 	case tx.Commit == txn.CommitAllOrNothing && refused && len(accepted) > 0:
 		bad = append(bad, fmt.Sprintf("all-or-nothing accepted %d claims although a claim or preemption was refused", len(accepted)))
 	case aborted && (tx.Commit != txn.CommitAllOrNothing || !refused):
 		bad = append(bad, "claims aborted although the transaction is incremental or nothing was refused")
 	}
-	if aborted && (d.Applied() || d.Accepted != 0 || len(d.Preempted) != 0) {
+	if (aborted || (anyAborted && tx.Commit == txn.CommitAllOrNothing)) && (d.Applied() || d.Accepted != 0 || len(d.Preempted) != 0) {
 		bad = append(bad, fmt.Sprintf("aborted decision still changes something: accepted %d, preempted %v, %d machines, %d tasks", d.Accepted, d.Preempted, len(d.Machines), len(d.Tasks)))
 	}
 	if d.Applied() != (d.Accepted > 0 || len(d.Preempted) > 0) {

@@ -20,6 +20,37 @@ type Constraint struct {
 	Key    string
 	Op     Op
 	Values []string
+	// set holds Values when there are more than setFrom of them (see
+	// [Compile]), so a match costs one lookup however long the list.
+	set map[string]struct{}
+}
+
+// setFrom is the number of values above which a term is matched through a
+// set: below it a scan of a few strings is cheaper than hashing.
+const setFrom = 8
+
+// Compile returns the terms ready for repeated matching: each term with
+// more than a few values gets a set of them, built once. The store and
+// the schedulers compile a job's constraints once, when it arrives, and
+// every claim of the job shares the result, so [Matches] costs O(1) per
+// term whatever the number of values. Uncompiled terms still match
+// correctly, by a scan.
+func Compile(cs []Constraint) []Constraint {
+	if len(cs) == 0 {
+		return cs
+	}
+	out := make([]Constraint, len(cs))
+	for i, c := range cs {
+		c.set = nil
+		if len(c.Values) > setFrom && (c.Op == OpIn || c.Op == OpNotIn) {
+			c.set = make(map[string]struct{}, len(c.Values))
+			for _, v := range c.Values {
+				c.set[v] = struct{}{}
+			}
+		}
+		out[i] = c
+	}
+	return out
 }
 
 // Matches reports whether labels satisfy the term.
@@ -27,9 +58,9 @@ func (c Constraint) Matches(labels map[string]string) bool {
 	v, ok := labels[c.Key]
 	switch c.Op {
 	case OpIn:
-		return ok && contains(c.Values, v)
+		return ok && c.has(v)
 	case OpNotIn:
-		return !ok || !contains(c.Values, v)
+		return !ok || !c.has(v)
 	case OpExists:
 		return ok
 	case OpDoesNotExist:
@@ -38,8 +69,12 @@ func (c Constraint) Matches(labels map[string]string) bool {
 	return false
 }
 
-func contains(vs []string, v string) bool {
-	for _, x := range vs {
+func (c *Constraint) has(v string) bool {
+	if c.set != nil {
+		_, ok := c.set[v]
+		return ok
+	}
+	for _, x := range c.Values {
 		if x == v {
 			return true
 		}
@@ -47,24 +82,36 @@ func contains(vs []string, v string) bool {
 	return false
 }
 
+// String renders the term as a selector. Long lists are cut after
+// shownValues values (the count is said), so a claim's conflict detail
+// stays short however many values the term has.
 func (c Constraint) String() string {
 	switch c.Op {
 	case OpIn:
 		if len(c.Values) == 1 {
 			return c.Key + " = " + c.Values[0]
 		}
-		return c.Key + " in (" + strings.Join(c.Values, ",") + ")"
+		return c.Key + " in (" + joinValues(c.Values) + ")"
 	case OpNotIn:
 		if len(c.Values) == 1 {
 			return c.Key + " != " + c.Values[0]
 		}
-		return c.Key + " notin (" + strings.Join(c.Values, ",") + ")"
+		return c.Key + " notin (" + joinValues(c.Values) + ")"
 	case OpExists:
 		return c.Key
 	case OpDoesNotExist:
 		return "!" + c.Key
 	}
 	return fmt.Sprintf("%s ?op%d", c.Key, c.Op)
+}
+
+const shownValues = 4
+
+func joinValues(vs []string) string {
+	if len(vs) <= shownValues {
+		return strings.Join(vs, ",")
+	}
+	return fmt.Sprintf("%s,... %d values", strings.Join(vs[:shownValues], ","), len(vs))
 }
 
 // Validate checks the term's shape; the error names the problem.

@@ -1,6 +1,7 @@
 package txn_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -83,5 +84,36 @@ func TestFirstUnmet(t *testing.T) {
 				t.Errorf("FirstUnmet = %v, %v; want %v, %v", got, unmet, tt.want, tt.unmet)
 			}
 		})
+	}
+}
+
+// TestConstraintCompile: a compiled term matches exactly as the plain one
+// (through its set when it has many values), and its rendering stays short
+// however many values it has.
+func TestConstraintCompile(t *testing.T) {
+	many := make([]string, 1000)
+	for i := range many {
+		many[i] = fmt.Sprintf("v%04d", i)
+	}
+	terms := []txn.Constraint{
+		{Key: "zone", Op: txn.OpIn, Values: many},
+		{Key: "zone", Op: txn.OpNotIn, Values: many},
+		{Key: "zone", Op: txn.OpIn, Values: many[:3]},
+		{Key: "zone", Op: txn.OpExists},
+		{Key: "zone", Op: txn.OpDoesNotExist},
+	}
+	compiled := txn.Compile(terms)
+	for _, labels := range []map[string]string{nil, {"zone": "v0000"}, {"zone": "v0999"}, {"zone": "v0500"}, {"zone": "w"}, {"rack": "v0001"}} {
+		for i := range terms {
+			if got, want := compiled[i].Matches(labels), terms[i].Matches(labels); got != want {
+				t.Errorf("%s on %v: compiled %v, plain %v", terms[i], labels, got, want)
+			}
+		}
+	}
+	if s := terms[0].String(); len(s) > 80 || !strings.Contains(s, "1000 values") {
+		t.Errorf("String() of 1000 values = %q (%d bytes), want a short form naming the count", s, len(s))
+	}
+	if txn.Compile(nil) != nil {
+		t.Error("Compile(nil) != nil")
 	}
 }

@@ -18,7 +18,15 @@
 // fine-grained ([ConflictFine]) rejects a claim only if the resources no
 // longer fit; coarse-grained ([ConflictCoarse]) rejects it if the machine's
 // sequence number moved since the scheduler looked. Commit modes are
-// incremental (apply what is valid) and all-or-nothing (gangs).
+// incremental (apply what is valid) and all-or-nothing. Whatever the mode,
+// a gang job ([State.Gang]) is placed whole or not at all: its claims must
+// name every pending task of the job, and fail together. This is the one
+// place the gang rule lives; the store and the schedulers' local checks
+// both get it through [Validate].
+//
+// Cost: [Validate] is linear in the transaction (claims and preemptions)
+// with O(1) map lookups per claim; constraint terms with many values are
+// matched through sets built once per job ([Compile]).
 //
 // GPUs are accounted per device: a machine with N GPUs has N devices of
 // [MilliPerGPU] each. A request of one or more whole GPUs takes whole free

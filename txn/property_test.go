@@ -84,6 +84,12 @@ func (w *workload) submit(maxTasks int) {
 	if w.chance(20) {
 		template.MaxPerMachine = uint32(1 + w.pick(2))
 	}
+	if w.chance(20) {
+		if w.c.gangs == nil {
+			w.c.gangs = map[string]bool{}
+		}
+		w.c.gangs[job] = true
+	}
 	for i := range uint32(1 + w.pick(maxTasks)) {
 		t := template
 		t.Key = txn.TaskKey{Job: job, Index: i}
@@ -223,6 +229,7 @@ func (w *workload) commit(tx *txn.Transaction) []string {
 		bad = append(bad, "Validate mutated its input:\n"+diff)
 	}
 	bad = append(bad, checkClaimsAgainst(before, tx, d)...)
+	bad = append(bad, checkGangsWhole(before, tx, d)...)
 	if again := txn.Validate(w.c, tx); fmt.Sprint(again.Results, again.Preempted, again.PreemptionErrors) != fmt.Sprint(d.Results, d.Preempted, d.PreemptionErrors) {
 		bad = append(bad, "Validate is not deterministic")
 	}
@@ -232,6 +239,24 @@ func (w *workload) commit(tx *txn.Transaction) []string {
 	w.stats["preempted"] += len(d.Preempted)
 	for _, r := range d.Results {
 		w.stats[r.Reason.String()]++
+	}
+	return bad
+}
+
+// checkGangsWhole checks, independently of Validate, that a decision
+// places every pending task of a gang job or none of them.
+func checkGangsWhole(before *cell, tx *txn.Transaction, d *txn.Decision) []string {
+	placed := map[string]uint32{}
+	for i, r := range d.Results {
+		if job := tx.Claims[i].Task.Job; r.Reason == txn.ReasonOK && before.gangs[job] {
+			placed[job]++
+		}
+	}
+	var bad []string
+	for job, n := range placed {
+		if pending, _ := before.Gang(job); n != pending {
+			bad = append(bad, fmt.Sprintf("gang %s: %d of its %d pending tasks placed", job, n, pending))
+		}
 	}
 	return bad
 }

@@ -123,6 +123,10 @@ type State interface {
 	// TasksOfJobOn counts the job's tasks holding resources on a machine;
 	// it is only asked for jobs with MaxPerMachine > 0.
 	TasksOfJobOn(job, machine string) uint32
+	// Gang reports whether a job is a gang (placed whole or not at all)
+	// and, if it is, how many of its tasks are pending. Unknown jobs are
+	// not gangs.
+	Gang(job string) (pending uint32, gang bool)
 }
 
 // Mutable is a State that [Apply] can install new objects into.

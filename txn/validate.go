@@ -32,11 +32,22 @@ func (d *Decision) Applied() bool { return len(d.Machines) > 0 || len(d.Tasks) >
 // A preemption is carried out only if an accepted claim on the victim's
 // machine may preempt it: in incremental mode, victims whose claims all
 // failed are dropped (reported in PreemptionErrors) and the transaction is
-// validated again without them, so nothing is evicted for nothing.
+// validated again without them, so nothing is evicted for nothing. After
+// victimRounds such rounds every remaining victim is dropped, so a
+// transaction costs at most victimRounds+1 passes over its claims.
+//
+// A gang job (State.Gang) is placed whole or not at all, whatever the
+// commit mode: the claims of a gang job must name every pending task of
+// the job, and if any of them fails, all of them fail (ReasonAborted) and
+// what they had taken on the overlay is given back. Other jobs' claims of
+// an incremental transaction are unaffected.
+//
+// Cost: O(claims + preemptions) per pass, with map lookups; constraint
+// terms are matched in O(1) each when compiled ([Compile]).
 func Validate(s State, tx *Transaction) *Decision {
 	victims := tx.Preemptions
 	var dropped []string
-	for {
+	for round := 0; ; round++ {
 		v := validator{s: s, tx: tx, victims: victims, d: &Decision{Results: make([]ClaimResult, len(tx.Claims))}}
 		v.run()
 		justified, unjustified := v.splitVictims()
@@ -46,8 +57,17 @@ func Validate(s State, tx *Transaction) *Decision {
 		}
 		dropped = append(dropped, unjustified...)
 		victims = justified
+		if round+1 >= victimRounds {
+			for _, k := range justified {
+				dropped = append(dropped, fmt.Sprintf("victim %s not evicted: the transaction's preemptions did not settle in %d rounds", k, victimRounds))
+			}
+			victims = nil
+		}
 	}
 }
+
+// victimRounds bounds the passes that drop unjustified victims.
+const victimRounds = 3
 
 type validator struct {
 	s       State
@@ -64,6 +84,30 @@ type validator struct {
 	placedOn map[[2]string]uint32
 	// maxPrio is the highest priority of tx's claims per machine.
 	maxPrio map[string]int32
+	// gangs holds, per gang job with claims in tx, the claims placed so
+	// far (to give back if one fails) and whether the gang has failed.
+	gangs map[string]*gangClaims
+	// unmetOn remembers, per constraint list (the job's, shared by its
+	// tasks) and machine, the outcome of FirstUnmet: the claims of one job
+	// on one machine evaluate its terms once per transaction.
+	unmetOn map[unmetKey]unmetResult
+}
+
+type unmetKey struct {
+	terms   *Constraint
+	machine string
+}
+
+type unmetResult struct {
+	term Constraint
+	bad  bool
+}
+
+type gangClaims struct {
+	pending, claimed uint32 // the job's pending tasks; its valid claims in tx
+	placed           []int  // claims placed so far
+	failed           bool
+	why              string // set when the claims do not cover the pending tasks
 }
 
 func (v *validator) run() {
@@ -72,15 +116,26 @@ func (v *validator) run() {
 	v.tasks = make([]*Task, len(v.tx.Claims))
 
 	v.checkTasks()
+	v.checkGangs()
 	failed := v.preempt()
 	for i := range v.tx.Claims {
+		g := v.gangOf(i)
 		if v.d.Results[i].Reason != 0 {
+			failed = true
+			v.failGang(g, i)
+			continue
+		}
+		if g != nil && g.failed {
+			v.d.Results[i] = gangAborted(v.tasks[i].Key.Job)
 			failed = true
 			continue
 		}
 		v.d.Results[i] = v.place(i)
 		if v.d.Results[i].Reason != ReasonOK {
 			failed = true
+			v.failGang(g, i)
+		} else if g != nil {
+			g.placed = append(g.placed, i)
 		}
 	}
 	if failed && v.tx.Commit == CommitAllOrNothing {
@@ -184,7 +239,7 @@ func (v *validator) place(i int) ClaimResult {
 	case v.tx.Conflict == ConflictCoarse && orig.Seq != c.SeenSeq:
 		return ClaimResult{ReasonSeqChanged, fmt.Sprintf("machine %s changed: seq %d, claim saw %d", c.Machine, orig.Seq, c.SeenSeq)}
 	}
-	if u, bad := FirstUnmet(t.Constraints, orig.Labels); bad {
+	if u, bad := v.unmet(t.Constraints, orig); bad {
 		return ClaimResult{ReasonConstraintViolated, fmt.Sprintf("machine %s does not satisfy %s", c.Machine, u)}
 	}
 	var pk [2]string
@@ -206,6 +261,24 @@ func (v *validator) place(i int) ClaimResult {
 		v.placedOn[pk]++
 	}
 	return ClaimResult{Reason: ReasonOK}
+}
+
+// unmet is FirstUnmet, remembered per job and machine for lists of more
+// than a few terms.
+func (v *validator) unmet(cs []Constraint, m *Machine) (Constraint, bool) {
+	if len(cs) < 4 {
+		return FirstUnmet(cs, m.Labels)
+	}
+	k := unmetKey{&cs[0], m.ID}
+	if r, ok := v.unmetOn[k]; ok {
+		return r.term, r.bad
+	}
+	u, bad := FirstUnmet(cs, m.Labels)
+	if v.unmetOn == nil {
+		v.unmetOn = make(map[unmetKey]unmetResult)
+	}
+	v.unmetOn[k] = unmetResult{u, bad}
+	return u, bad
 }
 
 // overlay returns this transaction's private copy of a machine, cloning it

@@ -82,6 +82,10 @@ func (c *cell) TasksOfJobOn(jobID, machine string) uint32 {
 	return n
 }
 
+// Gang implements txn.State. The simulator's workloads have no gangs (an
+// all-or-nothing commit mode stands in for them).
+func (c *cell) Gang(string) (uint32, bool) { return 0, false }
+
 // PutMachine implements txn.Mutable: it replaces a known machine.
 func (c *cell) PutMachine(m *txn.Machine) {
 	i := c.index[m.ID]

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/omegacell/omegacell/pbconv/apicheck"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/credentials"
 	"github.com/omegacell/omegacell/schedulers/view"
@@ -180,8 +181,13 @@ func (s *scheduler) reportStats(ctx context.Context) {
 	for {
 		select {
 		case st := <-s.statsOut:
+			req := &cellv1.ReportSchedulerStatsRequest{Name: s.cfg.Name, Stats: st}
+			if err := apicheck.ReportSchedulerStats(req); err != nil {
+				s.log.Warn("scheduler stats not reported", "err", err)
+				continue
+			}
 			cctx, cancel := context.WithTimeout(ctx, callTimeout)
-			_, err := s.schedulers.ReportSchedulerStats(cctx, &cellv1.ReportSchedulerStatsRequest{Name: s.cfg.Name, Stats: st})
+			_, err := s.schedulers.ReportSchedulerStats(cctx, req)
 			cancel()
 			if err != nil && ctx.Err() == nil {
 				s.log.Debug("report scheduler stats", "err", err)

@@ -15,7 +15,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/omegacell/omegacell/pbconv"
+	"github.com/omegacell/omegacell/pbconv/apicheck"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/limits"
 	"github.com/omegacell/omegacell/schedulers/policy"
 	"github.com/omegacell/omegacell/schedulers/view"
 	"github.com/omegacell/omegacell/txn"
@@ -216,7 +218,8 @@ func (s *scheduler) nextBatch(ctx context.Context, now time.Time) []attemptJob {
 		if k == nil {
 			break
 		}
-		if k.info.Gang || s.cfg.modes(s.cfg.Policy.Modes(k.info), false) != modes {
+		// A transaction holds at most limits.MaxClaimsPerCommit claims.
+		if k.info.Gang || s.cfg.modes(s.cfg.Policy.Modes(k.info), false) != modes || tasks+len(p) > limits.MaxClaimsPerCommit {
 			s.q.setReady(k) // first of the next batch
 			break
 		}
@@ -274,7 +277,7 @@ func (s *scheduler) attempt(ctx context.Context, batch []attemptJob) {
 	s.m.commitsInFlight.Inc()
 	defer s.m.commitsInFlight.Dec() // after the claims are counted below
 	cctx, cancel := context.WithTimeout(ctx, commitTimeout)
-	resp, err := s.state.Commit(cctx, pbconv.CommitRequest(tx))
+	resp, err := s.commit(cctx, tx)
 	cancel()
 	undo.restore(s.view)
 	end := s.clock.Now()
@@ -308,6 +311,17 @@ func (s *scheduler) attempt(ctx context.Context, batch []attemptJob) {
 	for _, a := range decided {
 		s.afterCommit(ctx, a, tx, resp.GetResults())
 	}
+}
+
+// commit sends a transaction after the store's own check of its shape
+// (apicheck.Commit): a policy that built a malformed claim learns which
+// field, without a round trip; the error is the store's InvalidArgument.
+func (s *scheduler) commit(ctx context.Context, tx *txn.Transaction) (*cellv1.CommitResponse, error) {
+	req := pbconv.CommitRequest(tx)
+	if err := apicheck.Commit(req); err != nil {
+		return nil, status.Error(codes.InvalidArgument, "not sent: "+err.Error())
+	}
+	return s.state.Commit(ctx, req)
 }
 
 // afterCommit settles one job of a committed batch by its claims'
@@ -512,6 +526,10 @@ func (s *scheduler) setMark(ctx context.Context, j *job, reason string) {
 	req := &cellv1.SetJobSchedulingStatusRequest{
 		JobId: j.info.ID, Scheduler: s.cfg.Name, UnschedulableReason: reason,
 		Attempts: j.markedAttempts + j.attempts - j.attemptsMarked, FirstAttemptUnixNano: j.firstAttempt.UnixNano(),
+	}
+	if err := apicheck.SetJobSchedulingStatus(req); err != nil {
+		s.log.Error("job scheduling status not sent", "job", j.info.Name, "err", err)
+		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()

@@ -92,7 +92,7 @@ func FromPB(j *cellv1.Job) (JobInfo, error) {
 		State:         JobState(j.GetState()),
 		Count:         spec.GetCount(),
 		Resources:     pbconv.Resources(tmpl.GetResources()),
-		Constraints:   pbconv.Constraints(tmpl.GetConstraints()),
+		Constraints:   txn.Compile(pbconv.Constraints(tmpl.GetConstraints())),
 		SpreadKey:     tmpl.GetSpreadKey(),
 		MaxPerMachine: tmpl.GetMaxPerMachine(),
 		SubmitTime:    j.GetSubmitTimeUnixNano(),

@@ -105,6 +105,15 @@ func (v *View) TasksOfJobOn(job, machine string) uint32 {
 	return v.JobPlacement(job).On(ord)
 }
 
+// Gang reports whether a job is a gang and how many of its tasks are
+// pending.
+func (v *View) Gang(job string) (uint32, bool) {
+	if je := v.jobs[job]; je != nil && je.known && je.info.Gang {
+		return uint32(len(je.pending)), true
+	}
+	return 0, false
+}
+
 // ------------------------------------------------------------------ changes
 
 // PutMachine installs a new version of a machine and re-indexes it.
