@@ -17,6 +17,9 @@ type AlibabaOptions struct {
 	Pods  []string
 	// Horizon, if positive, drops pods created after it (seconds).
 	Horizon float64
+	// AllPods keeps pods that were deleted before they were ever
+	// scheduled (FGD's protocol places every pod of the list).
+	AllPods bool
 }
 
 var (
@@ -172,9 +175,10 @@ func (t *Trace) alibabaPod(c *csvFile, opts AlibabaOptions) error {
 		return c.errAt(9, "%d is before scheduled_time %d", deleted, scheduled)
 	}
 	if opts.Horizon > 0 && float64(created) > opts.Horizon {
+		t.Skipped["pod created after the horizon"]++
 		return nil
 	}
-	if hasDeleted && !hasScheduled {
+	if hasDeleted && !hasScheduled && !opts.AllPods {
 		t.Skipped["pod deleted before it was scheduled"]++
 		return nil
 	}

@@ -64,6 +64,7 @@ type runFlags struct {
 	placement       string
 	quiet           bool
 	cpuProfile      string
+	fgd             fgdFlags
 }
 
 func (f *runFlags) register(cmd *cobra.Command) {
@@ -87,6 +88,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.alibabaPods, "alibaba-pods", nil, "Alibaba GPU 2023 trace openb_pod_list*.csv files")
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress bar")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) to this file")
+	f.fgd.register(cmd)
 }
 
 // config builds the run configuration from the flags.
@@ -243,6 +245,9 @@ func runCommand() *cobra.Command {
   cell bench sim run --alibaba-nodes openb_node_list_gpu_node.csv --alibaba-pods openb_pod_list_default.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.fgd.protocol != "" {
+				return f.runFGD(cmd, asJSON)
+			}
 			cfg, err := f.config()
 			if err != nil {
 				return err
@@ -333,6 +338,9 @@ a figure of the Omega paper (` + strings.Join(ExperimentNames(), ", ") + `); oth
   cell bench sim sweep --axis t_job_service --values 0.1,1,10,100 --archs two-level,shared-state`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.fgd.protocol != "" {
+				return f.sweepFGD(cmd, out, formats)
+			}
 			fl := cmd.Flags()
 			sw := Sweep{Name: "sweep", Workload: f.workload, Axis: AxisTJobService}
 			if experiment != "" {

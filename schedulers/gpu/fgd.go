@@ -1,125 +1,244 @@
 package gpu
 
 import (
+	"cmp"
+	"slices"
+
 	"github.com/omegacell/omegacell/schedulers/policy"
 	"github.com/omegacell/omegacell/schedulers/view"
 	"github.com/omegacell/omegacell/txn"
 )
 
-// demand is one GPU request size of the target workload and its weight
-// (per mille of the workload's tasks).
-type demand struct {
-	milli  int64
-	weight int64
+// Demand is one task shape of a target workload and its weight.
+type Demand struct {
+	Resources txn.Resources
+	// Weight is the shape's share of the workload's tasks, in millionths
+	// (WeightScale is all of them).
+	Weight int64
 }
 
-// workload is the target workload fragmentation is measured against.
-type workload []demand
+// WeightScale is the unit of [Demand.Weight]: 1e6 is every task.
+const WeightScale = 1_000_000
 
-// workloadOf weighs the cell's GPU requests by how many tasks make them;
-// a cell without GPU tasks is measured against the request being placed.
-func workloadOf(reqs []view.GPURequest, fallback int64) workload {
+// DefaultCoverage is the share of tasks, in millionths, that the shapes of
+// a learned workload cover: FGD's "typical tasks" are the most common
+// shapes covering 95% of them.
+const DefaultCoverage = 950_000
+
+// Workload is the target workload fragmentation is measured against: the
+// task shapes expected to arrive, most common first. Only shapes with
+// GPUs matter: FGD counts every idle GPU as a fragment for a CPU-only
+// shape wherever it lands, a term no placement changes.
+type Workload []Demand
+
+// LearnWorkload is the workload of the given shapes (view.View.Shapes:
+// the cell's pending and running tasks, most common first): the most
+// common shapes until they cover coverage millionths of the tasks, their
+// weights normalised over the shapes kept.
+func LearnWorkload(shapes []view.Shape, coverage int64) Workload {
 	var total int64
-	for _, r := range reqs {
-		total += int64(r.Tasks)
+	for _, s := range shapes {
+		total += int64(s.Tasks)
 	}
-	var w workload
-	for _, r := range reqs {
-		if wt := int64(r.Tasks) * 1000 / total; wt > 0 {
-			w = append(w, demand{milli: r.Milli, weight: wt})
+	if total == 0 {
+		return nil
+	}
+	var kept, covered int64
+	n := 0
+	for n < len(shapes) && covered*WeightScale < coverage*total {
+		covered += int64(shapes[n].Tasks)
+		n++
+	}
+	kept = covered
+	w := make(Workload, 0, n)
+	for _, s := range shapes[:n] {
+		if s.Resources.GPUMilli == 0 {
+			continue
 		}
+		w = append(w, Demand{Resources: s.Resources, Weight: max(1, int64(s.Tasks)*WeightScale/kept)})
 	}
-	if len(w) == 0 && fallback > 0 {
-		w = workload{{milli: fallback, weight: 1000}}
-	}
+	return w.normalize()
+}
+
+// normalize sorts the demands by GPU request (the order fragmentation
+// walks devices in) and drops shapes without GPUs.
+func (w Workload) normalize() Workload {
+	w = slices.DeleteFunc(slices.Clone(w), func(d Demand) bool { return d.Resources.GPUMilli <= 0 || d.Weight <= 0 })
+	slices.SortStableFunc(w, func(a, b Demand) int { return cmp.Compare(a.Resources.GPUMilli, b.Resources.GPUMilli) })
 	return w
 }
 
-// fragmentation is the expected GPU milli on devices used as given that
-// the workload's tasks cannot use (FGD's F_n(M)), in milli × per mille.
-func (w workload) fragmentation(used []uint32) int64 {
-	var f int64
-	for _, d := range w {
-		f += d.weight * fragmentFor(used, d.milli)
+// workloadFor is the workload a Place call measures against: the
+// policy's given one, else the one learned from the view, else the task
+// being placed.
+func (p *Policy) workloadFor(v *view.View, rep *txn.Task) Workload {
+	if len(p.Workload) > 0 {
+		return p.given
 	}
-	return f
+	if w := LearnWorkload(v.Shapes(), p.coverage()); len(w) > 0 {
+		return w
+	}
+	if rep.Resources.GPUMilli > 0 {
+		return Workload{{Resources: rep.Resources, Weight: WeightScale}}
+	}
+	return nil
 }
 
-// fragmentFor is the free GPU milli a task asking for milli cannot use.
-func fragmentFor(used []uint32, milli int64) int64 {
-	var free, unusable int64
-	whole := int64(0)
-	for _, u := range used {
+// state is what fragmentation looks at on one machine: free CPU and
+// memory and the milli-GPU used on each device.
+type state struct {
+	cpu, mem int64
+	used     []uint32
+}
+
+// Fragmentation is FGD's F_n(M) for machine state s: the expected idle
+// milli-GPU that a task of the workload cannot use, in milli-GPU ×
+// millionths. For a shape the machine cannot hold at all (CPU, memory or
+// GPUs short) every idle GPU is a fragment; otherwise, for a fractional
+// shape, the idle part of each device with less free than it asks, and
+// for a whole-GPU shape the idle part of every partly used device.
+func (w Workload) fragmentation(s state) int64 {
+	var sorted [maxDevicesBuf]int64
+	free := sorted[:0]
+	if len(s.used) > maxDevicesBuf {
+		free = make([]int64, 0, len(s.used))
+	}
+	var total, whole int64
+	for _, u := range s.used {
 		f := int64(txn.MilliPerGPU) - int64(u)
-		free += f
-		switch {
-		case u == 0:
+		total += f
+		if u == 0 {
 			whole++
-		case milli >= txn.MilliPerGPU || f < milli:
-			unusable += f
+		}
+		// insertion sort: machines have few devices
+		i := len(free)
+		free = append(free, f)
+		for i > 0 && free[i-1] > f {
+			free[i] = free[i-1]
+			i--
+		}
+		free[i] = f
+	}
+	if total == 0 {
+		return 0
+	}
+	var frag, below int64
+	j := 0
+	for _, d := range w {
+		g := d.Resources.GPUMilli
+		if g < txn.MilliPerGPU {
+			for j < len(free) && free[j] < g {
+				below += free[j]
+				j++
+			}
+		}
+		switch {
+		case d.Resources.CPUMilli > s.cpu || d.Resources.MemoryBytes > s.mem:
+			frag += d.Weight * total
+		case g < txn.MilliPerGPU:
+			frag += d.Weight * below
+		case whole < g/txn.MilliPerGPU:
+			frag += d.Weight * total
+		default:
+			frag += d.Weight * (total - whole*txn.MilliPerGPU)
 		}
 	}
-	if milli >= txn.MilliPerGPU && whole < milli/txn.MilliPerGPU {
-		return free
-	}
-	return unusable
+	return frag
 }
 
-// Score layout: the fragmentation gradient dominates, then the change of
-// stranded GPU milli, then the CPU and memory fit. The shifts keep each
-// term's range clear of the next for machines of up to 64 devices; values
-// beyond are clamped.
-const (
-	gradientShift = 36
-	strandedShift = 19
-	maxGradient   = 1 << (62 - gradientShift)
-	maxStranded   = 1 << (gradientShift - strandedShift - 1)
-	maxDevicesBuf = 64
-)
+// Score is the ranking of one machine for one task, lower is better, and
+// its breakdown. Terms compare in order.
+type Score struct {
+	// OnGPUMachine: a task without GPUs ranks machines with devices after
+	// machines without.
+	OnGPUMachine bool
+	// Gradient is the growth of the workload's fragmentation
+	// ([Workload] units: milli-GPU × millionths) if the task lands here:
+	// FGD's criterion.
+	Gradient int64
+	// IdleGPU is the machine's idle milli-GPU after the task, for tasks
+	// without GPUs only: they go where GPUs are already used up.
+	IdleGPU int64
+	// Fit is the CPU and GPU the machine would have left, each as a
+	// fraction of its capacity (policy.FractionScale is all of it), summed:
+	// best fit, the paper's BestFit weighting CPU and GPU equally.
+	Fit int64
+	// Before and After are the machine's fragmentation around the task.
+	Before, After int64
+}
 
-// score ranks machine m for one more task t, lower is better: the growth
-// of the workload's fragmentation if t lands there with the devices
-// txn.AssignDevices picks, then the growth of stranded GPU milli, then the
-// CPU and memory left free. Tasks without GPUs rank GPU machines last.
-func (w workload) score(m *txn.Machine, t *txn.Task) int64 {
-	fit := fitTerm(m, t)
-	if t.Resources.GPUMilli == 0 {
-		if m.Devices() > 0 {
-			return int64(maxGradient) << gradientShift
+// Compare orders scores, lower first (better). Machines with equal scores
+// are then taken in the view's ordinal order.
+func (s Score) Compare(o Score) int {
+	b2i := func(b bool) int {
+		if b {
+			return 1
 		}
-		return fit
+		return 0
 	}
-	devices, ok := txn.AssignDevices(m, t.Resources.GPUMilli)
-	if !ok {
-		return int64(maxGradient) << gradientShift
-	}
-	return w.scoreDevices(m, devices, fit)
+	return cmp.Or(cmp.Compare(b2i(s.OnGPUMachine), b2i(o.OnGPUMachine)), cmp.Compare(s.Gradient, o.Gradient),
+		cmp.Compare(s.IdleGPU, o.IdleGPU), cmp.Compare(s.Fit, o.Fit))
 }
 
-// scoreDevices is [workload.score] for a GPU task taking devices on m, fit
-// being its CPU and memory term.
-func (w workload) scoreDevices(m *txn.Machine, devices []txn.DeviceShare, fit int64) int64 {
+// maxDevicesBuf is the device count scored without allocating.
+const maxDevicesBuf = 64
+
+// rank scores machine m for one more task shaped r and picks its devices:
+// for a fractional request, the device whose use grows fragmentation least
+// (the most used of those on ties); for whole GPUs, txn.AssignDevices'
+// wholly free devices. ok is false when r does not fit on m.
+func (w Workload) rank(m *txn.Machine, r txn.Resources) (Score, []txn.DeviceShare, bool) {
+	free := m.Free()
+	if free.CPUMilli < r.CPUMilli || free.MemoryBytes < r.MemoryBytes || free.DiskBytes < r.DiskBytes {
+		return Score{}, nil, false
+	}
 	var buf [maxDevicesBuf]uint32
 	after := buf[:0]
 	if m.Devices() > maxDevicesBuf {
 		after = make([]uint32, 0, m.Devices())
 	}
 	after = append(after, m.DeviceUsed...)
-	for _, d := range devices {
-		after[d.Device] += d.Milli
+	before := w.fragmentation(state{cpu: free.CPUMilli, mem: free.MemoryBytes, used: m.DeviceUsed})
+	next := state{cpu: free.CPUMilli - r.CPUMilli, mem: free.MemoryBytes - r.MemoryBytes, used: after}
+	sc := Score{Before: before, Fit: policy.Fraction(next.cpu, m.Capacity.CPUMilli)}
+	var devices []txn.DeviceShare
+	switch g := r.GPUMilli; {
+	case g == 0:
+		sc.After = w.fragmentation(next)
+		sc.OnGPUMachine = m.Devices() > 0
+		sc.IdleGPU = m.Capacity.GPUMilli - m.Allocated.GPUMilli
+	case g < txn.MilliPerGPU:
+		best, bestAfter := -1, int64(0)
+		for i, u := range m.DeviceUsed {
+			if int64(u)+g > txn.MilliPerGPU || (best >= 0 && u == m.DeviceUsed[best]) {
+				continue
+			}
+			after[i] = u + uint32(g)
+			f := w.fragmentation(next)
+			after[i] = u
+			if best < 0 || f < bestAfter || (f == bestAfter && u > m.DeviceUsed[best]) {
+				best, bestAfter = i, f
+			}
+		}
+		if best < 0 {
+			return Score{}, nil, false
+		}
+		devices = []txn.DeviceShare{{Device: uint32(best), Milli: uint32(g)}}
+		sc.After = bestAfter
+	default:
+		d, ok := txn.AssignDevices(m, g)
+		if !ok {
+			return Score{}, nil, false
+		}
+		for _, s := range d {
+			after[s.Device] += s.Milli
+		}
+		devices = d
+		sc.After = w.fragmentation(next)
 	}
-	gradient := clamp(w.fragmentation(after)-w.fragmentation(m.DeviceUsed), maxGradient)
-	stranded := clamp(txn.StrandedGPUMilli(&txn.Machine{DeviceUsed: after})-txn.StrandedGPUMilli(m), maxStranded)
-	return gradient<<gradientShift + stranded<<strandedShift + fit
-}
-
-// fitTerm is the CPU and memory fractions m would have free after t,
-// scaled below the stranded term.
-func fitTerm(m *txn.Machine, t *txn.Task) int64 {
-	free := m.Free().Sub(t.Resources)
-	return (policy.Fraction(free.CPUMilli, m.Capacity.CPUMilli) + policy.Fraction(free.MemoryBytes, m.Capacity.MemoryBytes)) >> 3
-}
-
-func clamp(x, limit int64) int64 {
-	return max(-limit+1, min(x, limit-1))
+	sc.Gradient = sc.After - sc.Before
+	if m.Capacity.GPUMilli > 0 {
+		sc.Fit += policy.Fraction(m.Capacity.GPUMilli-m.Allocated.GPUMilli-r.GPUMilli, m.Capacity.GPUMilli)
+	}
+	return sc, devices, true
 }

@@ -19,14 +19,42 @@ type Policy struct {
 	// RackKey is the machine label that names a rack.
 	RackKey string
 	// MinSample and SampleFactor size the sample of feasible machines for
-	// tasks placed one by one (see package policy's Pool).
+	// tasks placed one by one when the candidates are more than ScanAll
+	// (see package policy's Pool); up to ScanAll candidates, every one is
+	// scored, as FGD does.
 	MinSample    int
 	SampleFactor int
+	ScanAll      int
+	// Workload, if set, is the target workload fragmentation is measured
+	// against; otherwise it is learned from the view on every call
+	// ([LearnWorkload] of view.View.Shapes with Coverage).
+	Workload Workload
+	// Coverage is the share of tasks, in millionths, the shapes of a
+	// learned workload cover (0: [DefaultCoverage]).
+	Coverage int64
+
+	given Workload // Workload, normalised
 }
 
 // New returns the GPU policy: racks are the "rack" label; non-gang tasks
-// score at least 16 feasible machines, 2 per task left.
-func New() *Policy { return &Policy{RackKey: "rack", MinSample: 16, SampleFactor: 2} }
+// score every feasible machine in cells of up to 4,096 candidates, else
+// at least 16 feasible machines, 2 per task left; the workload is learned
+// from the view.
+func New() *Policy { return &Policy{RackKey: "rack", MinSample: 16, SampleFactor: 2, ScanAll: 4096} }
+
+// WithWorkload returns a copy of p that measures fragmentation against w.
+func (p *Policy) WithWorkload(w Workload) *Policy {
+	q := *p
+	q.Workload, q.given = w, w.normalize()
+	return &q
+}
+
+func (p *Policy) coverage() int64 {
+	if p.Coverage > 0 {
+		return min(p.Coverage, WeightScale)
+	}
+	return DefaultCoverage
+}
 
 // Name implements policy.Policy.
 func (p *Policy) Name() string { return Name }
@@ -39,28 +67,15 @@ func (p *Policy) Modes(job view.JobInfo) policy.Modes { return policy.DefaultMod
 func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng *rand.Rand) policy.Decision {
 	d := policy.Decision{Claims: make([]txn.Claim, 0, len(pending))}
 	s := policy.NewScratch(v, job.ID)
-	classes := policy.Classes(pending, &d)
-	var reqs []view.GPURequest
-	if len(classes) > 0 {
-		reqs = v.GPUWorkload()
-	}
-	for _, class := range classes {
-		w := workloadOf(reqs, class.Rep().Resources.GPUMilli)
+	for _, class := range policy.Classes(pending, &d) {
+		w := p.workloadFor(v, class.Rep())
 		if job.Gang {
 			if reason, ok := p.placeGang(class, s, w, rng, &d); !ok {
 				d.Unplace(class.Tasks, reason)
 			}
 			continue
 		}
-		pool := policy.NewPool(s, class.Rep(), candidates(v, class.Rep()), w.score, rng)
-		for i, t := range class.Tasks {
-			c, ok := pool.Place(t, max(p.MinSample, p.SampleFactor*(len(class.Tasks)-i)))
-			if !ok {
-				d.Unplace(class.Tasks[i:], pool.Reasons.String())
-				break
-			}
-			d.Claims = append(d.Claims, c)
-		}
+		p.placeEach(class, s, w, rng, &d)
 	}
 	d.KeepWholeGang(job, pending)
 	return d
@@ -91,7 +106,7 @@ func candidates(v *view.View, rep *txn.Task) []int32 {
 type slot struct {
 	ord   int32
 	fits  int   // estimated tasks of the class it holds
-	score int64 // fragmentation gradient of one more task
+	score Score // of one more task
 	order int   // random rotation: the final tie-break
 }
 
@@ -105,7 +120,7 @@ type rack struct {
 
 // placeGang claims every task of class or, if that is impossible, nothing;
 // it returns the reason when it claims nothing.
-func (p *Policy) placeGang(class policy.Class, s *policy.Scratch, w workload, rng *rand.Rand, d *policy.Decision) (string, bool) {
+func (p *Policy) placeGang(class policy.Class, s *policy.Scratch, w Workload, rng *rand.Rand, d *policy.Decision) (string, bool) {
 	rep, n := class.Rep(), len(class.Tasks)
 	cands := candidates(s.View(), rep)
 	rotation := 0
@@ -122,17 +137,12 @@ func (p *Policy) placeGang(class policy.Class, s *policy.Scratch, w workload, rn
 			continue
 		}
 		m := s.Machine(ord)
-		devices, r := policy.FitOn(m, rep.Resources)
+		_, r := policy.FitOn(m, rep.Resources)
 		if r != txn.ReasonOK {
 			refused.Add(r)
 			continue
 		}
-		var score int64
-		if rep.Resources.GPUMilli > 0 {
-			score = w.scoreDevices(m, devices, fitTerm(m, rep))
-		} else {
-			score = w.score(m, rep)
-		}
+		score, _, _ := w.rank(m, rep.Resources)
 		sl := slot{ord: ord, fits: p.estimateFits(s, ord, rep, n), score: score, order: (i + len(cands) - rotation) % len(cands)}
 		name := m.Labels[p.RackKey]
 		rk := rackIndex[name]
@@ -195,7 +205,7 @@ type step struct {
 func planGang(racks []*rack, n int) []step {
 	for _, rk := range racks {
 		slices.SortFunc(rk.slots, func(a, b slot) int {
-			return cmp.Or(cmp.Compare(b.fits, a.fits), cmp.Compare(a.score, b.score), cmp.Compare(a.order, b.order))
+			return cmp.Or(cmp.Compare(b.fits, a.fits), a.score.Compare(b.score), cmp.Compare(a.order, b.order))
 		})
 	}
 	slices.SortFunc(racks, func(a, b *rack) int { return cmp.Or(cmp.Compare(b.fits, a.fits), cmp.Compare(a.order, b.order)) })
@@ -250,7 +260,7 @@ func appendMachines(plan []step, slots []slot, take int) []step {
 		}
 		best := i
 		for j := i + 1; j < len(slots) && slots[j].fits >= take; j++ {
-			if cmp.Or(cmp.Compare(slots[j].score, slots[best].score), cmp.Compare(slots[j].fits, slots[best].fits)) < 0 {
+			if cmp.Or(slots[j].score.Compare(slots[best].score), cmp.Compare(slots[j].fits, slots[best].fits)) < 0 {
 				best = j
 			}
 		}

@@ -146,24 +146,38 @@ func halfGPUs() view.JobInfo {
 	return view.JobInfo{ID: "infer", Scheduler: Name, Priority: txn.PriorityBatch, Count: 4, Resources: txn.Resources{CPUMilli: 1000, MemoryBytes: gib, GPUMilli: 500}}
 }
 
-func TestFragmentFor(t *testing.T) {
+func TestFragmentation(t *testing.T) {
+	const plenty = 1 << 40
 	cases := []struct {
-		used  []uint32
-		milli int64
-		want  int64
+		used     []uint32
+		milli    int64
+		want     int64
+		cpu, mem int64 // free; 0 means plenty
 	}{
-		{[]uint32{0, 0, 0, 0}, 1000, 0},
-		{[]uint32{0, 0, 0, 0}, 500, 0},
-		{[]uint32{0, 0, 0, 0}, 8000, 4000},        // cannot fit at all: everything is a fragment
-		{[]uint32{300, 0, 1000, 1000}, 1000, 700}, // stranded on the partial device
-		{[]uint32{300, 0, 1000, 1000}, 500, 0},    // 700 free fits a half GPU
-		{[]uint32{600, 0, 1000, 1000}, 500, 400},  // 400 free does not
-		{[]uint32{600, 700, 1000, 1000}, 2000, 700},
-		{[]uint32{600, 0, 0, 1000}, 2000, 400},
+		{[]uint32{0, 0, 0, 0}, 1000, 0, 0, 0},
+		{[]uint32{0, 0, 0, 0}, 500, 0, 0, 0},
+		{[]uint32{0, 0, 0, 0}, 8000, 4000, 0, 0},        // cannot fit at all: everything is a fragment
+		{[]uint32{300, 0, 1000, 1000}, 1000, 700, 0, 0}, // stranded on the partial device
+		{[]uint32{300, 0, 1000, 1000}, 500, 0, 0, 0},    // 700 free fits a half GPU
+		{[]uint32{600, 0, 1000, 1000}, 500, 400, 0, 0},  // 400 free does not
+		{[]uint32{600, 700, 1000, 1000}, 2000, 700, 0, 0},
+		{[]uint32{600, 0, 0, 1000}, 2000, 400, 0, 0},
+		// CPU or memory short: every idle GPU is a fragment (FGD's Q4).
+		{[]uint32{300, 0, 1000, 1000}, 500, 1700, 1000, 0},
+		{[]uint32{300, 0, 1000, 1000}, 1000, 1700, 0, 1 << 20},
+		{[]uint32{1000, 1000}, 500, 0, 1000, 0}, // nothing idle, nothing fragmented
 	}
 	for _, tc := range cases {
-		if got := fragmentFor(tc.used, tc.milli); got != tc.want {
-			t.Errorf("fragmentFor(%v, %d) = %d, want %d", tc.used, tc.milli, got, tc.want)
+		w := Workload{{Resources: txn.Resources{CPUMilli: 4000, MemoryBytes: 1 << 30, GPUMilli: tc.milli}, Weight: 1}}
+		s := state{cpu: plenty, mem: plenty, used: tc.used}
+		if tc.cpu > 0 {
+			s.cpu = tc.cpu
+		}
+		if tc.mem > 0 {
+			s.mem = tc.mem
+		}
+		if got := w.fragmentation(s); got != tc.want {
+			t.Errorf("fragmentation(%v, cpu %d, mem %d) for %d milli = %d, want %d", tc.used, s.cpu, s.mem, tc.milli, got, tc.want)
 		}
 	}
 }

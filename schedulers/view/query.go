@@ -160,6 +160,29 @@ func (v *View) GPUWorkload() []GPURequest {
 	return out
 }
 
+// Shape is how many pending or resource-holding tasks of the cell request
+// exactly the given resources.
+type Shape struct {
+	Resources txn.Resources
+	Tasks     int
+}
+
+// Shapes is the cell's task requests by shape, most common first (ties in
+// a fixed order of the resources): the workload a fragmentation measure
+// that also weighs CPU and memory is taken from. It allocates.
+func (v *View) Shapes() []Shape {
+	out := make([]Shape, 0, len(v.shapes))
+	for r, n := range v.shapes {
+		out = append(out, Shape{Resources: r, Tasks: n})
+	}
+	slices.SortFunc(out, func(a, b Shape) int {
+		return cmp.Or(cmp.Compare(b.Tasks, a.Tasks), cmp.Compare(a.Resources.GPUMilli, b.Resources.GPUMilli),
+			cmp.Compare(a.Resources.CPUMilli, b.Resources.CPUMilli), cmp.Compare(a.Resources.MemoryBytes, b.Resources.MemoryBytes),
+			cmp.Compare(a.Resources.DiskBytes, b.Resources.DiskBytes))
+	})
+	return out
+}
+
 // ---------------------------------------------------------------------- jobs
 
 // Job returns a job's scheduling information, if PutJob gave it.

@@ -31,6 +31,8 @@ type View struct {
 	withPending map[string]struct{} // ids of jobs with pending tasks
 	// gpuRequests counts pending and resource-holding tasks by GPU request.
 	gpuRequests map[int64]int
+	// shapes counts pending and resource-holding tasks by request.
+	shapes map[txn.Resources]int
 }
 
 // labelIndex is the ready machines carrying one label key, by value.
@@ -61,6 +63,7 @@ func New() *View {
 		jobs:        make(map[string]*jobEntry),
 		withPending: make(map[string]struct{}),
 		gpuRequests: make(map[int64]int),
+		shapes:      make(map[txn.Resources]int),
 	}
 }
 
@@ -317,8 +320,11 @@ func (v *View) track(je *jobEntry, t *txn.Task) {
 		v.residents[ord] = append(v.residents[ord], t)
 		je.on[ord]++
 	}
-	if t.Resources.GPUMilli > 0 && (t.State == txn.TaskPending || t.State.HoldsResources()) {
-		v.gpuRequests[t.Resources.GPUMilli]++
+	if t.State == txn.TaskPending || t.State.HoldsResources() {
+		v.shapes[t.Resources]++
+		if t.Resources.GPUMilli > 0 {
+			v.gpuRequests[t.Resources.GPUMilli]++
+		}
 	}
 }
 
@@ -347,9 +353,14 @@ func (v *View) untrack(je *jobEntry, t *txn.Task) {
 			delete(je.on, ord)
 		}
 	}
-	if t.Resources.GPUMilli > 0 && (t.State == txn.TaskPending || t.State.HoldsResources()) {
-		if v.gpuRequests[t.Resources.GPUMilli]--; v.gpuRequests[t.Resources.GPUMilli] == 0 {
-			delete(v.gpuRequests, t.Resources.GPUMilli)
+	if t.State == txn.TaskPending || t.State.HoldsResources() {
+		if v.shapes[t.Resources]--; v.shapes[t.Resources] == 0 {
+			delete(v.shapes, t.Resources)
+		}
+		if t.Resources.GPUMilli > 0 {
+			if v.gpuRequests[t.Resources.GPUMilli]--; v.gpuRequests[t.Resources.GPUMilli] == 0 {
+				delete(v.gpuRequests, t.Resources.GPUMilli)
+			}
 		}
 	}
 }

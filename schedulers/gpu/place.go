@@ -1,0 +1,94 @@
+package gpu
+
+import (
+	"math/rand/v2"
+
+	"github.com/omegacell/omegacell/schedulers/policy"
+	"github.com/omegacell/omegacell/txn"
+)
+
+// candidate is one feasible machine for a class, scored for one more task,
+// with the devices that task would take there.
+type candidate struct {
+	score   Score
+	devices []txn.DeviceShare
+	ord     int32
+}
+
+// lessCandidate ranks candidates: the better score, then the lower
+// ordinal, so equal scores are broken the same way on every run.
+func lessCandidate(a, b candidate) bool {
+	c := a.score.Compare(b.score)
+	return c < 0 || (c == 0 && a.ord < b.ord)
+}
+
+// placeEach places the tasks of a non-gang class one by one, each on the
+// best-ranked feasible machine (see [Score]). Every candidate is scored
+// when there are at most ScanAll of them; otherwise feasible machines are
+// sampled in random order, MinSample or SampleFactor per task left at a
+// time, as package policy's Pool does. The chosen machine is scored again
+// after each claim; the others' scores do not change within the call.
+func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w Workload, rng *rand.Rand, d *policy.Decision) {
+	rep := class.Rep()
+	cands := candidates(s.View(), rep)
+	scanAll := len(cands) <= p.ScanAll
+	perm := policy.NewPermutation(len(cands), rng)
+	h := policy.NewHeap(lessCandidate)
+	var reasons policy.Reasons
+	sample := func(want int) {
+		for found := 0; scanAll || found < want; {
+			i, ok := perm.Next()
+			if !ok {
+				return
+			}
+			if c, r := score(s, w, cands[i], rep); r == txn.ReasonOK {
+				h.Push(c)
+				found++
+			} else {
+				reasons.Add(r)
+			}
+		}
+	}
+	for i, t := range class.Tasks {
+		for {
+			if h.Len() == 0 {
+				sample(max(p.MinSample, p.SampleFactor*(len(class.Tasks)-i)))
+				if h.Len() == 0 {
+					d.Unplace(class.Tasks[i:], reasons.String())
+					return
+				}
+			}
+			top := h.Top()
+			c, r := s.ClaimDevices(top.ord, t, top.devices)
+			if r != txn.ReasonOK {
+				h.Pop()
+				reasons.Add(r)
+				continue
+			}
+			d.Claims = append(d.Claims, c)
+			if next, r := score(s, w, top.ord, rep); r == txn.ReasonOK {
+				h.FixTop(next)
+			} else {
+				h.Pop()
+				reasons.Add(r)
+			}
+			break
+		}
+	}
+}
+
+// score checks t on machine ord of the call's overlay and ranks it.
+func score(s *policy.Scratch, w Workload, ord int32, t *txn.Task) (candidate, txn.Reason) {
+	if r := s.Admits(ord, t); r != txn.ReasonOK {
+		return candidate{}, r
+	}
+	m := s.Machine(ord)
+	sc, devices, ok := w.rank(m, t.Resources)
+	if !ok {
+		if _, r := policy.FitOn(m, t.Resources); r != txn.ReasonOK {
+			return candidate{}, r
+		}
+		return candidate{}, txn.ReasonInsufficientGPU
+	}
+	return candidate{score: sc, devices: devices, ord: ord}, txn.ReasonOK
+}
