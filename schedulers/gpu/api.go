@@ -41,7 +41,7 @@ func Decide(p *Policy, v *view.View, t *txn.Task, rng *rand.Rand) Choice {
 		return Choice{Workload: w, Reason: reason}
 	}
 	c := d.Claims[0]
-	sc, _, _ := w.rank(v.Machine(c.Machine), t.Resources)
+	sc, _, _ := p.target(w).rank(v.Machine(c.Machine), t.Resources)
 	return Choice{Machine: c.Machine, Devices: c.Devices, Score: sc, Workload: w}
 }
 

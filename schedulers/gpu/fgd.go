@@ -152,16 +152,26 @@ type Score struct {
 	// OnGPUMachine: a task without GPUs ranks machines with devices after
 	// machines without.
 	OnGPUMachine bool
-	// Gradient is the growth of the workload's fragmentation
-	// ([Workload] units: milli-GPU × millionths) if the task lands here:
-	// FGD's criterion.
-	Gradient int64
+	// Gradient is what the task costs here ([Workload] units: milli-GPU
+	// × millionths): FragGradient, the growth of the workload's
+	// fragmentation (FGD's criterion), plus BalanceGradient, the growth
+	// of the machine's CPU-to-GPU imbalance weighted by
+	// Policy.BalanceWeight.
+	Gradient        int64
+	FragGradient    int64
+	BalanceGradient int64
+	// Stranded is the change of the machine's idle milli-GPU on partly
+	// used devices (txn.StrandedGPUMilli): among equal gradients, a
+	// fractional task completes a used device before it breaks a whole
+	// one.
+	Stranded int64
 	// IdleGPU is the machine's idle milli-GPU after the task, for tasks
 	// without GPUs only: they go where GPUs are already used up.
 	IdleGPU int64
-	// Fit is the CPU and GPU the machine would have left, each as a
-	// fraction of its capacity (policy.FractionScale is all of it), summed:
-	// best fit, the paper's BestFit weighting CPU and GPU equally.
+	// Fit breaks ties. For a GPU task it is the machine's imbalance after
+	// the task as a fraction of its CPU (policy.FractionScale is all of
+	// it); for a task without GPUs, the CPU and GPU the machine would have
+	// left, each as a fraction of its capacity, summed (best fit).
 	Fit int64
 	// Before and After are the machine's fragmentation around the task.
 	Before, After int64
@@ -177,7 +187,7 @@ func (s Score) Compare(o Score) int {
 		return 0
 	}
 	return cmp.Or(cmp.Compare(b2i(s.OnGPUMachine), b2i(o.OnGPUMachine)), cmp.Compare(s.Gradient, o.Gradient),
-		cmp.Compare(s.IdleGPU, o.IdleGPU), cmp.Compare(s.Fit, o.Fit))
+		cmp.Compare(s.Stranded, o.Stranded), cmp.Compare(s.IdleGPU, o.IdleGPU), cmp.Compare(s.Fit, o.Fit))
 }
 
 // maxDevicesBuf is the device count scored without allocating.
@@ -187,7 +197,8 @@ const maxDevicesBuf = 64
 // for a fractional request, the device whose use grows fragmentation least
 // (the most used of those on ties); for whole GPUs, txn.AssignDevices'
 // wholly free devices. ok is false when r does not fit on m.
-func (w Workload) rank(m *txn.Machine, r txn.Resources) (Score, []txn.DeviceShare, bool) {
+func (tg target) rank(m *txn.Machine, r txn.Resources) (Score, []txn.DeviceShare, bool) {
+	w := tg.w
 	free := m.Free()
 	if free.CPUMilli < r.CPUMilli || free.MemoryBytes < r.MemoryBytes || free.DiskBytes < r.DiskBytes {
 		return Score{}, nil, false
@@ -225,6 +236,15 @@ func (w Workload) rank(m *txn.Machine, r txn.Resources) (Score, []txn.DeviceShar
 		}
 		devices = []txn.DeviceShare{{Device: uint32(best), Milli: uint32(g)}}
 		sc.After = bestAfter
+		u := int64(m.DeviceUsed[best])
+		switch {
+		case u == 0:
+			sc.Stranded = txn.MilliPerGPU - g
+		case u+g == txn.MilliPerGPU:
+			sc.Stranded = -(txn.MilliPerGPU - u)
+		default:
+			sc.Stranded = -g
+		}
 	default:
 		d, ok := txn.AssignDevices(m, g)
 		if !ok {
@@ -236,9 +256,61 @@ func (w Workload) rank(m *txn.Machine, r txn.Resources) (Score, []txn.DeviceShar
 		devices = d
 		sc.After = w.fragmentation(next)
 	}
-	sc.Gradient = sc.After - sc.Before
-	if m.Capacity.GPUMilli > 0 {
-		sc.Fit += policy.Fraction(m.Capacity.GPUMilli-m.Allocated.GPUMilli-r.GPUMilli, m.Capacity.GPUMilli)
+	sc.FragGradient = sc.After - sc.Before
+	idle := m.Capacity.GPUMilli - m.Allocated.GPUMilli
+	if r.GPUMilli == 0 {
+		if m.Capacity.GPUMilli > 0 {
+			sc.Fit += policy.Fraction(idle, m.Capacity.GPUMilli)
+		}
+	} else {
+		ratio := tg.ratio
+		after := ratio.imbalance(next.cpu, idle-r.GPUMilli)
+		// In milli-GPU, rounded: a rounding error must not outrank the
+		// terms after the gradient.
+		delta := (after - ratio.imbalance(free.CPUMilli, idle) + 500) / 1000
+		sc.BalanceGradient = delta * WeightScale * tg.balance / 1000
+		sc.Fit = policy.Fraction(after/1000*ratio.cpu/max(ratio.gpu, 1), m.Capacity.CPUMilli)
 	}
+	sc.Gradient = sc.FragGradient + sc.BalanceGradient
 	return sc, devices, true
+}
+
+// target is what a Place call ranks machines against: the workload, its
+// CPU per GPU and the policy's balance weight.
+type target struct {
+	w       Workload
+	ratio   ratio
+	balance int64
+}
+
+func (p *Policy) target(w Workload) target {
+	return target{w: w, ratio: w.cpuPerGPU(), balance: p.BalanceWeight}
+}
+
+// ratio is the workload's CPU per GPU: cpu milli-CPU for gpu milli-GPU.
+type ratio struct{ cpu, gpu int64 }
+
+// cpuPerGPU is the CPU the workload asks per GPU, weighted by its shapes.
+func (w Workload) cpuPerGPU() ratio {
+	var r ratio
+	for _, d := range w {
+		r.cpu += d.Weight * d.Resources.CPUMilli / 1000
+		r.gpu += d.Weight * d.Resources.GPUMilli / 1000
+	}
+	return r
+}
+
+// imbalance is how far a machine with cpu milli-CPU and gpu milli-GPU
+// idle is from the workload's CPU per GPU, in micro-GPU: the idle GPU its
+// CPU cannot serve, counted twice (CPU short strands GPUs), or the GPU its
+// spare CPU would need (spare CPU is only idle CPU).
+func (r ratio) imbalance(cpu, gpu int64) int64 {
+	if r.cpu <= 0 || r.gpu <= 0 {
+		return 0
+	}
+	d := cpu - gpu*r.cpu/r.gpu
+	if d < 0 {
+		d = -2 * d
+	}
+	return d * r.gpu * 1000 / r.cpu
 }

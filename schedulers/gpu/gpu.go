@@ -32,6 +32,10 @@ type Policy struct {
 	// Coverage is the share of tasks, in millionths, the shapes of a
 	// learned workload cover (0: [DefaultCoverage]).
 	Coverage int64
+	// BalanceWeight weighs, in thousandths, the growth of a machine's
+	// CPU-to-GPU imbalance against the growth of its fragmentation when a
+	// GPU task is placed (0: fragmentation alone, FGD's criterion).
+	BalanceWeight int64
 
 	given Workload // Workload, normalised
 }
@@ -39,8 +43,8 @@ type Policy struct {
 // New returns the GPU policy: racks are the "rack" label; non-gang tasks
 // score every feasible machine in cells of up to 4,096 candidates, else
 // at least 16 feasible machines, 2 per task left; the workload is learned
-// from the view.
-func New() *Policy { return &Policy{RackKey: "rack", MinSample: 16, SampleFactor: 2, ScanAll: 4096} }
+// from the view; imbalance weighs half as much as fragmentation.
+func New() *Policy { return &Policy{RackKey: "rack", MinSample: 16, SampleFactor: 2, ScanAll: 4096, BalanceWeight: 500} }
 
 // WithWorkload returns a copy of p that measures fragmentation against w.
 func (p *Policy) WithWorkload(w Workload) *Policy {
@@ -68,7 +72,7 @@ func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng 
 	d := policy.Decision{Claims: make([]txn.Claim, 0, len(pending))}
 	s := policy.NewScratch(v, job.ID)
 	for _, class := range policy.Classes(pending, &d) {
-		w := p.workloadFor(v, class.Rep())
+		w := p.target(p.workloadFor(v, class.Rep()))
 		if job.Gang {
 			if reason, ok := p.placeGang(class, s, w, rng, &d); !ok {
 				d.Unplace(class.Tasks, reason)
@@ -120,7 +124,7 @@ type rack struct {
 
 // placeGang claims every task of class or, if that is impossible, nothing;
 // it returns the reason when it claims nothing.
-func (p *Policy) placeGang(class policy.Class, s *policy.Scratch, w Workload, rng *rand.Rand, d *policy.Decision) (string, bool) {
+func (p *Policy) placeGang(class policy.Class, s *policy.Scratch, w target, rng *rand.Rand, d *policy.Decision) (string, bool) {
 	rep, n := class.Rep(), len(class.Tasks)
 	cands := candidates(s.View(), rep)
 	rotation := 0

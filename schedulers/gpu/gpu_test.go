@@ -100,13 +100,14 @@ func TestPlaceGolden(t *testing.T) {
 		{"gang_too_big_places_nothing", threeRacks(), func() view.JobInfo { return gangJob(65, 1000) }, nil},
 		{"gang_of_whole_machines", threeRacks(), func() view.JobInfo { return gangJob(6, 8000) }, nil},
 		// Half GPUs complete half-used devices before breaking whole ones
-		// (the stranded share shrinks).
+		// (the stranded share shrinks), then pair on a fresh device.
 		{"fractional_completes_half_used_devices", []gpuMachine{
 			{"r0", "T4", free8()}, {"r0", "T4", []uint32{500, 500, 0, 0}}, {"r1", "T4", free8()},
 		}, halfGPUs, nil},
 		// With devices a quarter used, a half GPU there would leave a
 		// quarter no half-GPU task can use: FGD pairs the halves on fresh
-		// devices instead.
+		// devices instead (of the machine where CPU is least in excess of
+		// what its GPUs need).
 		{"fractional_avoids_unusable_slivers", []gpuMachine{
 			{"r0", "T4", free8()}, {"r0", "T4", []uint32{250, 250, 0, 0}}, {"r1", "T4", free8()},
 		}, halfGPUs, nil},

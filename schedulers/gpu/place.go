@@ -28,10 +28,14 @@ func lessCandidate(a, b candidate) bool {
 // sampled in random order, MinSample or SampleFactor per task left at a
 // time, as package policy's Pool does. The chosen machine is scored again
 // after each claim; the others' scores do not change within the call.
-func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w Workload, rng *rand.Rand, d *policy.Decision) {
+func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng *rand.Rand, d *policy.Decision) {
 	rep := class.Rep()
 	cands := candidates(s.View(), rep)
 	scanAll := len(cands) <= p.ScanAll
+	if scanAll && len(class.Tasks) == 1 {
+		p.placeOne(class.Tasks[0], cands, s, w, d)
+		return
+	}
 	perm := policy.NewPermutation(len(cands), rng)
 	h := policy.NewHeap(lessCandidate)
 	var reasons policy.Reasons
@@ -41,7 +45,7 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w Workload, rn
 			if !ok {
 				return
 			}
-			if c, r := score(s, w, cands[i], rep); r == txn.ReasonOK {
+			if c, r := p.score(s, w, cands[i], rep); r == txn.ReasonOK {
 				h.Push(c)
 				found++
 			} else {
@@ -66,7 +70,7 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w Workload, rn
 				continue
 			}
 			d.Claims = append(d.Claims, c)
-			if next, r := score(s, w, top.ord, rep); r == txn.ReasonOK {
+			if next, r := p.score(s, w, top.ord, rep); r == txn.ReasonOK {
 				h.FixTop(next)
 			} else {
 				h.Pop()
@@ -77,8 +81,35 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w Workload, rn
 	}
 }
 
+// placeOne places a single task on the best of every candidate: the
+// common case, without the heap.
+func (p *Policy) placeOne(t *txn.Task, cands []int32, s *policy.Scratch, w target, d *policy.Decision) {
+	var reasons policy.Reasons
+	var best candidate
+	found := false
+	for _, ord := range cands {
+		c, r := p.score(s, w, ord, t)
+		if r != txn.ReasonOK {
+			reasons.Add(r)
+			continue
+		}
+		if !found || lessCandidate(c, best) {
+			best, found = c, true
+		}
+	}
+	if found {
+		c, r := s.ClaimDevices(best.ord, t, best.devices)
+		if r == txn.ReasonOK {
+			d.Claims = append(d.Claims, c)
+			return
+		}
+		reasons.Add(r)
+	}
+	d.Unplace([]*txn.Task{t}, reasons.String())
+}
+
 // score checks t on machine ord of the call's overlay and ranks it.
-func score(s *policy.Scratch, w Workload, ord int32, t *txn.Task) (candidate, txn.Reason) {
+func (p *Policy) score(s *policy.Scratch, w target, ord int32, t *txn.Task) (candidate, txn.Reason) {
 	if r := s.Admits(ord, t); r != txn.ReasonOK {
 		return candidate{}, r
 	}
