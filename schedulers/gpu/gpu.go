@@ -44,7 +44,9 @@ type Policy struct {
 // score every feasible machine in cells of up to 4,096 candidates, else
 // at least 16 feasible machines, 2 per task left; the workload is learned
 // from the view; imbalance weighs half as much as fragmentation.
-func New() *Policy { return &Policy{RackKey: "rack", MinSample: 16, SampleFactor: 2, ScanAll: 4096, BalanceWeight: 500} }
+func New() *Policy {
+	return &Policy{RackKey: "rack", MinSample: 16, SampleFactor: 2, ScanAll: 4096, BalanceWeight: 500}
+}
 
 // WithWorkload returns a copy of p that measures fragmentation against w.
 func (p *Policy) WithWorkload(w Workload) *Policy {
