@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -65,6 +67,8 @@ type runFlags struct {
 	quiet           bool
 	cpuProfile      string
 	fgd             fgdFlags
+	horizonSet      bool // --horizon was given
+	horizonChanged  func() bool
 }
 
 func (f *runFlags) register(cmd *cobra.Command) {
@@ -89,6 +93,26 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress bar")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) to this file")
 	f.fgd.register(cmd)
+	f.horizonChanged = func() bool { return cmd.Flags().Changed("horizon") }
+}
+
+// traceHorizon is the simulated time for a trace run, and says on stderr
+// what the trace replay leaves out: without --horizon an Alibaba trace
+// runs to its last arrival (plus a day for the last pods to be placed),
+// so that every pod is offered; a Google trace is read up to --horizon.
+func (f *runFlags) traceHorizon(cmd *cobra.Command, tr *Trace, horizon float64) float64 {
+	w := cmd.ErrOrStderr()
+	if len(f.alibabaNodes) > 0 && !f.horizonSet {
+		horizon = max(horizon, tr.LastArrival()+day)
+		fmt.Fprintf(w, "trace %s: the whole trace, %d jobs up to %s; horizon %s (set --horizon to cut it)\n",
+			tr.Name(), tr.Jobs(), formatSeconds(tr.LastArrival()), formatSeconds(horizon))
+	} else {
+		fmt.Fprintf(w, "trace %s: %d jobs up to the horizon %s\n", tr.Name(), tr.Jobs(), formatSeconds(horizon))
+	}
+	for _, reason := range slices.Sorted(maps.Keys(tr.Skipped)) {
+		fmt.Fprintf(w, "trace %s: left out %d: %s\n", tr.Name(), tr.Skipped[reason], reason)
+	}
+	return horizon
 }
 
 // config builds the run configuration from the flags.
@@ -98,6 +122,7 @@ func (f *runFlags) config() (Config, error) {
 	if cfg.Arch, err = ParseArch(f.arch); err != nil {
 		return cfg, fmt.Errorf("--arch: %w", err)
 	}
+	f.horizonSet = f.horizonChanged != nil && f.horizonChanged()
 	if cfg.Horizon, err = ParseHorizon(f.horizon); err != nil {
 		return cfg, fmt.Errorf("--horizon: %w", err)
 	}
@@ -179,7 +204,12 @@ func (f *runFlags) source(cfg Config) (Source, error) {
 		o.CPUScaleMilli, o.MemoryScaleMiB, o.Horizon = f.googleCPU, f.googleMemMiB, cfg.Horizon
 		return ReadGoogleTrace(o)
 	case len(f.alibabaNodes) > 0 || len(f.alibabaPods) > 0:
-		return ReadAlibabaTrace(AlibabaOptions{Nodes: f.alibabaNodes, Pods: f.alibabaPods, Horizon: cfg.Horizon})
+		// The whole trace unless --horizon says otherwise (see traceHorizon).
+		horizon := cfg.Horizon
+		if !f.horizonSet {
+			horizon = 0
+		}
+		return ReadAlibabaTrace(AlibabaOptions{Nodes: f.alibabaNodes, Pods: f.alibabaPods, Horizon: horizon})
 	}
 	w, err := LoadWorkload(f.workload)
 	if err != nil {
@@ -255,6 +285,9 @@ func runCommand() *cobra.Command {
 			src, err := f.source(cfg)
 			if err != nil {
 				return err
+			}
+			if tr, ok := src.(*Trace); ok {
+				cfg.Horizon = f.traceHorizon(cmd, tr, cfg.Horizon)
 			}
 			collectLessOften()
 			stop, err := f.startProfile()

@@ -201,9 +201,6 @@ func RunFGD(ft *FGDTrace, cfg FGDConfig) (*FGDResult, error) {
 		res.Arrived++
 		res.ArrivedGPUMilli += pod.Resources.GPUMilli
 		if choice.Machine == "" {
-			if fgdFailed != nil {
-				fgdFailed(pod)
-			}
 			res.Failed++
 			v.RemoveJob(job.ID)
 		} else {
@@ -217,9 +214,6 @@ func RunFGD(ft *FGDTrace, cfg FGDConfig) (*FGDResult, error) {
 			res.Curve = append(res.Curve, CurvePoint{ArrivedPercent: nextPercent, AllocationPercent: percent(res.AllocatedGPUMilli, res.GPUMilli)})
 			nextPercent++
 		}
-	}
-	if fgdInspect != nil {
-		fgdInspect(v)
 	}
 	res.Allocation = float64(res.AllocatedGPUMilli) / float64(max(res.GPUMilli, 1))
 	for _, m := range v.Machines() {
@@ -243,6 +237,3 @@ func percent(part, whole int64) float64 {
 	}
 	return float64(part) * 100 / float64(whole)
 }
-
-var fgdInspect func(v *view.View)
-var fgdFailed func(p FGDPod)

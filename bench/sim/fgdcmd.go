@@ -173,4 +173,3 @@ func (f *runFlags) sweepFGD(cmd *cobra.Command, out string, formats []string) er
 	}
 	return nil
 }
-

@@ -204,6 +204,14 @@ func (t *Trace) Jobs() int {
 	return n
 }
 
+// LastArrival is the time of the trace's last item (0 if it has none).
+func (t *Trace) LastArrival() float64 {
+	if len(t.items) == 0 {
+		return 0
+	}
+	return t.items[len(t.items)-1].At
+}
+
 // sortItems orders items by time; at equal times machine events come
 // first (a machine added at t can take a job submitted at t), then the
 // order they were read in.
