@@ -280,3 +280,45 @@ func TestClaimsAlwaysValid(t *testing.T) {
 		})
 	}
 }
+
+func TestLearnWorkload(t *testing.T) {
+	r := func(cpu, gpu int64) txn.Resources { return txn.Resources{CPUMilli: cpu, GPUMilli: gpu} }
+	shapes := []view.Shape{
+		{Resources: r(4000, 500), Tasks: 50},
+		{Resources: r(8000, 0), Tasks: 30}, // CPU only: counted for coverage, dropped from the measure
+		{Resources: r(8000, 2000), Tasks: 15},
+		{Resources: r(1000, 250), Tasks: 5}, // beyond 95%
+	}
+	w := LearnWorkload(shapes, DefaultCoverage)
+	want := Workload{{Resources: r(4000, 500), Weight: 50 * WeightScale / 95}, {Resources: r(8000, 2000), Weight: 15 * WeightScale / 95}}
+	if fmt.Sprint(w) != fmt.Sprint(want) {
+		t.Errorf("LearnWorkload = %v, want %v", w, want)
+	}
+	if w := LearnWorkload(shapes, WeightScale); len(w) != 3 || w[0].Resources.GPUMilli != 250 {
+		t.Errorf("all shapes: %v", w)
+	}
+	if w := LearnWorkload(nil, DefaultCoverage); w != nil {
+		t.Errorf("empty view: %v", w)
+	}
+}
+
+// When every candidate is scored, the decision does not depend on the
+// random stream: equal scores go to the lowest ordinal.
+func TestDecideIsDeterministic(t *testing.T) {
+	v := handCell(t, []gpuMachine{{"r0", "T4", free8()}, {"r0", "T4", free8()}, {"r1", "T4", free8()}})
+	task := view.JobInfo{ID: "one", Scheduler: Name, Count: 1, Resources: txn.Resources{CPUMilli: 1000, MemoryBytes: gib, GPUMilli: 300}}.NewTask(0)
+	v.PutTask(task)
+	first := Decide(New(), v, task, nil)
+	for seed := range uint64(20) {
+		if c := Decide(New(), v, task, rand.New(rand.NewPCG(seed, seed))); c.Machine != first.Machine || fmt.Sprint(c.Devices) != fmt.Sprint(first.Devices) {
+			t.Fatalf("seed %d: %s %v, seed nil: %s %v", seed, c.Machine, c.Devices, first.Machine, first.Devices)
+		}
+	}
+	if first.Machine != "g0" {
+		t.Errorf("tie went to %s, want g0 (the lowest ordinal)", first.Machine)
+	}
+	big := view.JobInfo{ID: "big", Scheduler: Name, Count: 1, Resources: txn.Resources{CPUMilli: 1000, GPUMilli: 16000}}.NewTask(0)
+	if c := Decide(New(), v, big, nil); c.Machine != "" || c.Reason == "" {
+		t.Errorf("16 GPUs placed on 8-GPU machines: %+v", c)
+	}
+}

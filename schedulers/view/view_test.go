@@ -395,3 +395,22 @@ func TestApplyProtobufChanges(t *testing.T) {
 		t.Errorf("reset left revision %d, %d ordinals", v.Revision(), v.NumOrdinals())
 	}
 }
+
+func TestShapesCountPendingAndRunningTasks(t *testing.T) {
+	v := New()
+	v.PutMachine(txn.NewMachine("m", nil, txn.Resources{CPUMilli: 8000, MemoryBytes: 1 << 34, GPUMilli: 2000}))
+	small := txn.Resources{CPUMilli: 1000, GPUMilli: 500}
+	big := txn.Resources{CPUMilli: 2000, GPUMilli: 1000}
+	for i, r := range []txn.Resources{small, big, small} {
+		v.PutTask(&txn.Task{Key: txn.TaskKey{Job: "j", Index: uint32(i)}, State: txn.TaskPending, Resources: r})
+	}
+	done := &txn.Task{Key: txn.TaskKey{Job: "j", Index: 1}, State: txn.TaskSucceeded, Resources: big}
+	v.PutTask(done)
+	if got := v.Shapes(); len(got) != 1 || got[0] != (Shape{Resources: small, Tasks: 2}) {
+		t.Errorf("Shapes = %+v, want two small tasks (the big one finished)", got)
+	}
+	v.RemoveJob("j")
+	if got := v.Shapes(); len(got) != 0 {
+		t.Errorf("after RemoveJob: %+v", got)
+	}
+}
