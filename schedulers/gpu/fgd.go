@@ -84,6 +84,30 @@ func (p *Policy) workloadFor(v *view.View, rep *txn.Task) Workload {
 	return nil
 }
 
+// gangWorkload is the workload a gang's plan is ranked against: the
+// policy's given one, else the cell's GPU requests by size alone
+// (view.View.GPUWorkload), which are few, so that planning a gang over
+// every feasible machine stays fast; the plan only orders machines of
+// equal capacity by it, and every claim is checked by txn.
+func (p *Policy) gangWorkload(v *view.View, rep *txn.Task) Workload {
+	if len(p.Workload) > 0 {
+		return p.given
+	}
+	reqs := v.GPUWorkload()
+	var total int64
+	for _, r := range reqs {
+		total += int64(r.Tasks)
+	}
+	w := make(Workload, 0, len(reqs))
+	for _, r := range reqs {
+		w = append(w, Demand{Resources: txn.Resources{GPUMilli: r.Milli}, Weight: max(1, int64(r.Tasks)*WeightScale/max(total, 1))})
+	}
+	if len(w) == 0 && rep.Resources.GPUMilli > 0 {
+		w = Workload{{Resources: txn.Resources{GPUMilli: rep.Resources.GPUMilli}, Weight: WeightScale}}
+	}
+	return w.normalize()
+}
+
 // state is what fragmentation looks at on one machine: free CPU and
 // memory and the milli-GPU used on each device.
 type state struct {
@@ -198,6 +222,12 @@ const maxDevicesBuf = 64
 // (the most used of those on ties); for whole GPUs, txn.AssignDevices'
 // wholly free devices. ok is false when r does not fit on m.
 func (tg target) rank(m *txn.Machine, r txn.Resources) (Score, []txn.DeviceShare, bool) {
+	return tg.rankDevices(m, r, nil)
+}
+
+// rankDevices is rank with the devices given (gang planning, which only
+// estimates, passes txn.AssignDevices'), or chosen as rank says if nil.
+func (tg target) rankDevices(m *txn.Machine, r txn.Resources, given []txn.DeviceShare) (Score, []txn.DeviceShare, bool) {
 	w := tg.w
 	free := m.Free()
 	if free.CPUMilli < r.CPUMilli || free.MemoryBytes < r.MemoryBytes || free.DiskBytes < r.DiskBytes {
@@ -220,9 +250,27 @@ func (tg target) rank(m *txn.Machine, r txn.Resources) (Score, []txn.DeviceShare
 		sc.IdleGPU = m.Capacity.GPUMilli - m.Allocated.GPUMilli
 	case g < txn.MilliPerGPU:
 		best, bestAfter := -1, int64(0)
+		search := given == nil
+		if !search {
+			best = int(given[0].Device)
+			after[best] += uint32(g)
+			bestAfter = w.fragmentation(next)
+		}
+		var tried [maxDevicesBuf]uint32 // device uses already scored
+		nTried := 0
+	devices:
 		for i, u := range m.DeviceUsed {
-			if int64(u)+g > txn.MilliPerGPU || (best >= 0 && u == m.DeviceUsed[best]) {
+			if !search || int64(u)+g > txn.MilliPerGPU {
 				continue
+			}
+			for _, x := range tried[:nTried] {
+				if x == u {
+					continue devices // same use, same fragmentation
+				}
+			}
+			if nTried < len(tried) {
+				tried[nTried] = u
+				nTried++
 			}
 			after[i] = u + uint32(g)
 			f := w.fragmentation(next)
@@ -246,7 +294,10 @@ func (tg target) rank(m *txn.Machine, r txn.Resources) (Score, []txn.DeviceShare
 			sc.Stranded = -g
 		}
 	default:
-		d, ok := txn.AssignDevices(m, g)
+		d, ok := given, given != nil
+		if !ok {
+			d, ok = txn.AssignDevices(m, g)
+		}
 		if !ok {
 			return Score{}, nil, false
 		}

@@ -3,6 +3,7 @@ package gpu
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 
@@ -74,14 +75,14 @@ func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng 
 	d := policy.Decision{Claims: make([]txn.Claim, 0, len(pending))}
 	s := policy.NewScratch(v, job.ID)
 	for _, class := range policy.Classes(pending, &d) {
-		w := p.target(p.workloadFor(v, class.Rep()))
 		if job.Gang {
+			w := p.target(p.gangWorkload(v, class.Rep()))
 			if reason, ok := p.placeGang(class, s, w, rng, &d); !ok {
 				d.Unplace(class.Tasks, reason)
 			}
 			continue
 		}
-		p.placeEach(class, s, w, rng, &d)
+		p.placeEach(class, s, p.target(p.workloadFor(v, class.Rep())), rng, &d)
 	}
 	d.KeepWholeGang(job, pending)
 	return d
@@ -111,10 +112,32 @@ func candidates(v *view.View, rep *txn.Task) []int32 {
 // slot is one feasible machine in a gang plan.
 type slot struct {
 	ord   int32
-	fits  int   // estimated tasks of the class it holds
-	score Score // of one more task
-	order int   // random rotation: the final tie-break
+	fits  int     // estimated tasks of the class it holds
+	score gangKey // of one more task
+	order int     // random rotation: the final tie-break
 }
+
+// gangKey is a [Score] packed into two words, in the same order, so that
+// sorting a gang's slots moves little.
+type gangKey [2]int64
+
+func keyOf(sc Score) gangKey {
+	k := gangKey{sc.Gradient, 0}
+	if sc.OnGPUMachine {
+		k[0] = math.MaxInt64
+	}
+	stranded := clamp(sc.Stranded, 1<<20) + 1<<20      // 21 bits
+	idle := min(max(sc.IdleGPU, 0), 1<<17-1)           // 17 bits
+	fit := min(max(sc.Fit, 0), policy.FractionScale*2) // 22 bits
+	k[1] = stranded<<39 | idle<<22 | fit
+	return k
+}
+
+func (k gangKey) compare(o gangKey) int {
+	return cmp.Or(cmp.Compare(k[0], o[0]), cmp.Compare(k[1], o[1]))
+}
+
+func clamp(x, limit int64) int64 { return max(-limit+1, min(x, limit-1)) }
 
 // rack is a group of slots sharing a rack label.
 type rack struct {
@@ -143,13 +166,13 @@ func (p *Policy) placeGang(class policy.Class, s *policy.Scratch, w target, rng 
 			continue
 		}
 		m := s.Machine(ord)
-		_, r := policy.FitOn(m, rep.Resources)
+		devices, r := policy.FitOn(m, rep.Resources)
 		if r != txn.ReasonOK {
 			refused.Add(r)
 			continue
 		}
-		score, _, _ := w.rank(m, rep.Resources)
-		sl := slot{ord: ord, fits: p.estimateFits(s, ord, rep, n), score: score, order: (i + len(cands) - rotation) % len(cands)}
+		score, _, _ := w.rankDevices(m, rep.Resources, devices)
+		sl := slot{ord: ord, fits: p.estimateFits(s, ord, rep, n), score: keyOf(score), order: (i + len(cands) - rotation) % len(cands)}
 		name := m.Labels[p.RackKey]
 		rk := rackIndex[name]
 		if rk == nil {
@@ -211,7 +234,7 @@ type step struct {
 func planGang(racks []*rack, n int) []step {
 	for _, rk := range racks {
 		slices.SortFunc(rk.slots, func(a, b slot) int {
-			return cmp.Or(cmp.Compare(b.fits, a.fits), a.score.Compare(b.score), cmp.Compare(a.order, b.order))
+			return cmp.Or(cmp.Compare(b.fits, a.fits), a.score.compare(b.score), cmp.Compare(a.order, b.order))
 		})
 	}
 	slices.SortFunc(racks, func(a, b *rack) int { return cmp.Or(cmp.Compare(b.fits, a.fits), cmp.Compare(a.order, b.order)) })
@@ -266,7 +289,7 @@ func appendMachines(plan []step, slots []slot, take int) []step {
 		}
 		best := i
 		for j := i + 1; j < len(slots) && slots[j].fits >= take; j++ {
-			if cmp.Or(slots[j].score.Compare(slots[best].score), cmp.Compare(slots[j].fits, slots[best].fits)) < 0 {
+			if cmp.Or(slots[j].score.compare(slots[best].score), cmp.Compare(slots[j].fits, slots[best].fits)) < 0 {
 				best = j
 			}
 		}
