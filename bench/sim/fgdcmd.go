@@ -122,10 +122,11 @@ func (f *runFlags) runFGD(cmd *cobra.Command, asJSON bool) error {
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "FGD protocol: %d machines, %d GPUs, %d trace pods, inflate %.2f, seed %d\n\n", len(ft.Machines), results[0].GPUMilli/1000, len(ft.Pods), f.fgd.inflate, f.seed)
-	fmt.Fprintln(tw, "policy\tallocation %\tarrived\tplaced\tfailed\tfragmented GPU\tidle GPU\tidle behind CPU\twall s\tµs/pod\tmax µs\t")
+	fmt.Fprintln(tw, "policy\tallocation %\tarrived\tplaced\tfailed\tfragmented GPU\tidle GPU\tidle behind CPU\tCPU s\twall s\tCPU µs/pod\twall µs/pod\tmax µs\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%.2f\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f\t%.0f\t\n", r.Policy, 100*r.Allocation, r.Arrived, r.Placed, r.Failed,
-			float64(r.FragmentedGPUMilli)/1000, float64(r.IdleGPUMilli)/1000, float64(r.IdleBehindCPU)/1000, r.WallSeconds, r.DecisionMicros, r.DecisionMicrosMax)
+		fmt.Fprintf(tw, "%s\t%.2f\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t\n", r.Policy, 100*r.Allocation, r.Arrived, r.Placed, r.Failed,
+			float64(r.FragmentedGPUMilli)/1000, float64(r.IdleGPUMilli)/1000, float64(r.IdleBehindCPU)/1000, r.CPUSeconds, r.WallSeconds,
+			r.DecisionCPUMicros, r.DecisionMicros, r.DecisionMicrosMax)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

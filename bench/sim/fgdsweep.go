@@ -34,9 +34,12 @@ type FGDSummary struct {
 	// Paper is the paper's median for the policy (its repository's
 	// expected results, openb_pod_list_default, 130%), 0 if it has none.
 	Paper float64 `json:"paper,omitempty"`
-	// WallSeconds and DecisionMicros are medians over the runs.
-	WallSeconds    float64 `json:"wall_seconds"`
-	DecisionMicros float64 `json:"decision_micros"`
+	// WallSeconds, CPUSeconds, DecisionMicros and DecisionCPUMicros are
+	// medians over the runs.
+	WallSeconds       float64 `json:"wall_seconds"`
+	CPUSeconds        float64 `json:"cpu_seconds"`
+	DecisionMicros    float64 `json:"decision_micros"`
+	DecisionCPUMicros float64 `json:"decision_cpu_micros"`
 }
 
 // FGDSweepResult is every run and the summaries.
@@ -76,33 +79,36 @@ func (sw FGDSweep) Run(ft *FGDTrace, report func(*FGDResult)) (*FGDSweepResult, 
 func summarize(policies []string, runs []*FGDResult) []FGDSummary {
 	var out []FGDSummary
 	for _, p := range policies {
-		var alloc, wall, dec []float64
+		var alloc, wall, cpu, dec, decCPU []float64
 		for _, r := range runs {
 			if r.Policy == p {
 				alloc = append(alloc, 100*r.Allocation)
 				wall = append(wall, r.WallSeconds)
 				dec = append(dec, r.DecisionMicros)
+				cpu = append(cpu, r.CPUSeconds)
+				decCPU = append(decCPU, r.DecisionCPUMicros)
 			}
 		}
 		if len(alloc) == 0 {
 			continue
 		}
 		out = append(out, FGDSummary{Policy: p, Runs: len(alloc), Median: median(alloc), Min: slices.Min(alloc), Max: slices.Max(alloc),
-			Paper: fgdPaper[p], WallSeconds: median(wall), DecisionMicros: median(dec)})
+			Paper: fgdPaper[p], WallSeconds: median(wall), CPUSeconds: median(cpu), DecisionMicros: median(dec), DecisionCPUMicros: median(decCPU)})
 	}
 	return out
 }
 
 // WriteTable prints the summary as a Markdown table.
 func (r *FGDSweepResult) WriteTable(w io.Writer) {
-	fmt.Fprintln(w, "| policy | runs | median allocation % | range % | paper (median) % | wall s / run | µs / pod |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| policy | runs | median allocation % | range % | paper (median) % | CPU s / run | wall s / run | CPU µs / pod | wall µs / pod |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, s := range r.Summary {
 		paper := "—"
 		if s.Paper > 0 {
 			paper = fmt.Sprintf("%.2f", s.Paper)
 		}
-		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f–%.2f | %s | %.2f | %.0f |\n", s.Policy, s.Runs, s.Median, s.Min, s.Max, paper, s.WallSeconds, s.DecisionMicros)
+		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f–%.2f | %s | %.1f | %.1f | %.0f | %.0f |\n", s.Policy, s.Runs, s.Median, s.Min, s.Max, paper,
+			s.CPUSeconds, s.WallSeconds, s.DecisionCPUMicros, s.DecisionMicros)
 	}
 }
 
@@ -154,13 +160,13 @@ func (r *FGDSweepResult) writeCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"policy", "seed", "machines", "gpu_milli", "arrived", "placed", "failed", "arrived_gpu_milli",
 		"allocated_gpu_milli", "allocation", "fragmented_gpu_milli", "idle_gpu_milli", "idle_gpu_milli_behind_cpu",
-		"wall_seconds", "decision_micros", "decision_micros_max", "cut"})
+		"wall_seconds", "cpu_seconds", "decision_micros", "decision_micros_max", "decision_cpu_micros", "cut"})
 	for _, x := range r.Runs {
 		i := func(v int64) string { return strconv.FormatInt(v, 10) }
 		f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 		_ = cw.Write([]string{x.Policy, strconv.FormatUint(x.Seed, 10), strconv.Itoa(x.Machines), i(x.GPUMilli), strconv.Itoa(x.Arrived),
 			strconv.Itoa(x.Placed), strconv.Itoa(x.Failed), i(x.ArrivedGPUMilli), i(x.AllocatedGPUMilli), f(x.Allocation),
-			i(x.FragmentedGPUMilli), i(x.IdleGPUMilli), i(x.IdleBehindCPU), f(x.WallSeconds), f(x.DecisionMicros), f(x.DecisionMicrosMax), x.Cut})
+			i(x.FragmentedGPUMilli), i(x.IdleGPUMilli), i(x.IdleBehindCPU), f(x.WallSeconds), f(x.CPUSeconds), f(x.DecisionMicros), f(x.DecisionMicrosMax), f(x.DecisionCPUMicros), x.Cut})
 	}
 	cw.Flush()
 	return cw.Error()

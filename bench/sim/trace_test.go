@@ -204,8 +204,13 @@ func TestTracesReplay(t *testing.T) {
 				t.Fatal(err)
 			}
 			r = s.result()
-			if gpu := jobStats(t, r, KindGPU); gpu.Scheduled != 6 {
-				t.Errorf("alibaba replay: %d of %d GPU pods scheduled, want 6", gpu.Scheduled, gpu.Submitted)
+			// Pod 0008 asks for a T4, the only one of which the gpu policy
+			// gives to pod 0007 (two GPUs, any model: the T4 machine's GPUs
+			// are fragments for the 4-GPU shape already seen, so FGD fills
+			// them); 0008 waits until 0007 ends at 4,200 s or is abandoned.
+			if gpu := jobStats(t, r, KindGPU); gpu.Scheduled < 5 || gpu.Scheduled+gpu.Abandoned+gpu.Unscheduled != gpu.Submitted {
+				t.Errorf("alibaba replay: %d of %d GPU pods scheduled (%d abandoned, %d waiting), want at least 5, every one accounted for",
+					gpu.Scheduled, gpu.Submitted, gpu.Abandoned, gpu.Unscheduled)
 			}
 			if r.Cell.GPUAllocation <= 0 || r.Cell.GPUStranded <= 0 {
 				t.Errorf("alibaba replay: GPU allocation %v, stranded %v; want both positive", r.Cell.GPUAllocation, r.Cell.GPUStranded)
