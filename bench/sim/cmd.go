@@ -272,7 +272,8 @@ func runCommand() *cobra.Command {
 		Short: "Simulate one cell under one architecture and print its metrics",
 		Example: `  cell bench sim run --workload cluster-c --arch shared-state --horizon 7d
   cell bench sim run --arch two-level --t-job service=100 --horizon 1d --json
-  cell bench sim run --alibaba-nodes openb_node_list_gpu_node.csv --alibaba-pods openb_pod_list_default.csv`,
+  cell bench sim run --alibaba-nodes openb_node_list_gpu_node.csv --alibaba-pods openb_pod_list_default.csv
+  cell bench sim run --protocol fgd --alibaba-nodes openb_node_list_gpu_node.csv --alibaba-pods openb_pod_list_default.csv --inflate 1.3 --seed 42 --policies all`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.fgd.protocol != "" {
@@ -368,7 +369,8 @@ seed, and write <out>/<name>.csv, <name>.json and one chart per metric
 (<name>-<metric>.png and .svg). --experiment picks a preset that reproduces
 a figure of the Omega paper (` + strings.Join(ExperimentNames(), ", ") + `); other flags override it.`,
 		Example: `  cell bench sim sweep --experiment architectures --horizon 1d --out bench/out
-  cell bench sim sweep --axis t_job_service --values 0.1,1,10,100 --archs two-level,shared-state`,
+  cell bench sim sweep --axis t_job_service --values 0.1,1,10,100 --archs two-level,shared-state
+  cell bench sim sweep --protocol fgd --alibaba-nodes openb_node_list_gpu_node.csv --alibaba-pods openb_pod_list_default.csv --seeds 42-51 --policies all --out bench/out`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.fgd.protocol != "" {

@@ -37,6 +37,14 @@
 //     and stranded GPU capacity (txn.StrandedGPUMilli).
 //   - Sweeps ([Sweep], [Experiments]) run series × axis values and write
 //     CSV, JSON and gonum/plot charts (PNG, SVG).
+//   - The FGD protocol ([RunFGD], [FGDSweep]): the GPU allocation
+//     experiment of Weng et al. (USENIX ATC 2023, Fig. 9a) on the Alibaba
+//     openb trace, without the event loop: pods arrive one at a time in a
+//     seeded order, inflated to 130% of the GPUs, never leave; the
+//     production gpu policy (through gpu.Decide and gpu.Commit) against
+//     the paper's baselines ([FGDPolicies]) on the same view and txn fit.
+//   - A trace run without a horizon replays the whole Alibaba trace; what
+//     a replay leaves out is counted in [Trace.Skipped] and printed.
 //
 // Files, top-down: config.go (architectures, timing, configuration),
 // sim.go (the event loop and job lifecycle), optimistic.go (monolithic and
@@ -44,5 +52,7 @@
 // first fit), policies.go (the production policies on a view mirror),
 // cell.go (the simulated store), event.go, metrics.go, workload.go,
 // dist.go, source.go, trace.go, google.go, alibaba.go, sweep.go,
-// output.go, chart.go, cmd.go.
+// output.go, chart.go, cmd.go; the FGD protocol in fgd.go (protocol and
+// trace), fgdpolicies.go (baselines), fgdsweep.go (seeds × policies,
+// table, CSV, JSON, chart), fgdcmd.go (its flags).
 package sim

@@ -71,10 +71,7 @@ func Commit(v *view.View, t *txn.Task, c Choice) error {
 // milli-GPU × millionths (divide by [WeightScale] for milli-GPU).
 func (w Workload) Fragmentation(m *txn.Machine) int64 {
 	free := m.Free()
-	if !w.normalized() {
-		w = w.normalize()
-	}
-	return w.fragmentation(state{cpu: free.CPUMilli, mem: free.MemoryBytes, used: m.DeviceUsed})
+	return w.sorted().fragmentation(state{cpu: free.CPUMilli, mem: free.MemoryBytes, used: m.DeviceUsed})
 }
 
 // normalized reports whether w is as normalize leaves it: GPU shapes in

@@ -26,9 +26,10 @@ const WeightScale = 1_000_000
 const DefaultCoverage = 950_000
 
 // Workload is the target workload fragmentation is measured against: the
-// task shapes expected to arrive, most common first. Only shapes with
-// GPUs matter: FGD counts every idle GPU as a fragment for a CPU-only
-// shape wherever it lands, a term no placement changes.
+// task shapes expected to arrive and their weights. Only shapes with GPUs
+// matter: FGD counts every idle GPU as a fragment for a CPU-only shape
+// wherever it lands, a term no placement changes. The policy works on it
+// sorted by GPU request, shapes without GPUs left out.
 type Workload []Demand
 
 // LearnWorkload is the workload of the given shapes (view.View.Shapes:
@@ -43,13 +44,12 @@ func LearnWorkload(shapes []view.Shape, coverage int64) Workload {
 	if total == 0 {
 		return nil
 	}
-	var kept, covered int64
+	var kept int64 // tasks of the shapes kept
 	n := 0
-	for n < len(shapes) && covered*WeightScale < coverage*total {
-		covered += int64(shapes[n].Tasks)
+	for n < len(shapes) && kept*WeightScale < coverage*total {
+		kept += int64(shapes[n].Tasks)
 		n++
 	}
-	kept = covered
 	w := make(Workload, 0, n)
 	for _, s := range shapes[:n] {
 		if s.Resources.GPUMilli == 0 {
@@ -68,12 +68,20 @@ func (w Workload) normalize() Workload {
 	return w
 }
 
+// sorted is w normalised, without copying if it already is.
+func (w Workload) sorted() Workload {
+	if w.normalized() {
+		return w
+	}
+	return w.normalize()
+}
+
 // workloadFor is the workload a Place call measures against: the
 // policy's given one, else the one learned from the view, else the task
 // being placed.
 func (p *Policy) workloadFor(v *view.View, rep *txn.Task) Workload {
 	if len(p.Workload) > 0 {
-		return p.given
+		return p.Workload.sorted()
 	}
 	if w := LearnWorkload(v.Shapes(), p.coverage()); len(w) > 0 {
 		return w
@@ -91,7 +99,7 @@ func (p *Policy) workloadFor(v *view.View, rep *txn.Task) Workload {
 // equal capacity by it, and every claim is checked by txn.
 func (p *Policy) gangWorkload(v *view.View, rep *txn.Task) Workload {
 	if len(p.Workload) > 0 {
-		return p.given
+		return p.Workload.sorted()
 	}
 	reqs := v.GPUWorkload()
 	var total int64

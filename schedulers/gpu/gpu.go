@@ -37,8 +37,6 @@ type Policy struct {
 	// CPU-to-GPU imbalance against the growth of its fragmentation when a
 	// GPU task is placed (0: fragmentation alone, FGD's criterion).
 	BalanceWeight int64
-
-	given Workload // Workload, normalised
 }
 
 // New returns the GPU policy: racks are the "rack" label; non-gang tasks
@@ -52,7 +50,7 @@ func New() *Policy {
 // WithWorkload returns a copy of p that measures fragmentation against w.
 func (p *Policy) WithWorkload(w Workload) *Policy {
 	q := *p
-	q.Workload, q.given = w, w.normalize()
+	q.Workload = w.normalize()
 	return &q
 }
 
