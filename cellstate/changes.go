@@ -23,12 +23,17 @@ type changeSet struct {
 	touchedJobs map[string]struct{}
 	// schedulers newly registered (durable, not part of the watch stream).
 	schedulers []string
+	// schedulersGone are registrations that expired (see gc.go).
+	schedulersGone []string
+	// deleted are jobs deleted with all their tasks (see gc.go).
+	deleted []deletedJob
 }
 
 func newChangeSet(rev uint64) *changeSet { return &changeSet{rev: rev} }
 
 func (c *changeSet) empty() bool {
-	return len(c.machines) == 0 && len(c.tasks) == 0 && len(c.jobs) == 0 && len(c.schedulers) == 0
+	return len(c.machines) == 0 && len(c.tasks) == 0 && len(c.jobs) == 0 && len(c.schedulers) == 0 &&
+		len(c.schedulersGone) == 0 && len(c.deleted) == 0
 }
 
 func (c *changeSet) machine(m *machine) {
@@ -102,6 +107,7 @@ const (
 	fieldChangeMachine = 1
 	fieldChangeJob     = 2
 	fieldChangeTask    = 3
+	fieldChangeDeleted = 4
 )
 
 // Objects are marshalled without sorting map keys: nothing compares the
@@ -148,6 +154,9 @@ func encode(cs *changeSet) (*encodedEntry, error) {
 		change = appendNested(change[:0], fieldChangeTask, &obj, func(b []byte) []byte { return appendTaskRecord(b, t) })
 		buf = protowire.AppendTag(buf, fieldWatchChanges, protowire.BytesType)
 		buf = protowire.AppendBytes(buf, change)
+	}
+	for _, d := range cs.deleted {
+		add(fieldChangeDeleted, &cellv1.Deletion{Object: &cellv1.Deletion_JobId{JobId: d.id}})
 	}
 	if err != nil {
 		return nil, err

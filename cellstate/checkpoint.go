@@ -41,14 +41,17 @@ type dirtySet struct {
 	jobs     map[string]*cellv1.Job
 	chunks   map[chunkKey]struct{}
 	last     chunkKey // consecutive tasks of one chunk skip the map
-	revs     uint64
+	// deleted are jobs deleted since (job id -> task count): the
+	// checkpoint deletes their objects.
+	deleted map[string]int
+	revs    uint64
 	// chunkTasks counts the tasks the dirty chunks hold (a 1-task job's
 	// chunk is one task, not taskChunk).
 	chunkTasks int
 }
 
 func newDirtySet() *dirtySet {
-	return &dirtySet{machines: map[string]*machine{}, jobs: map[string]*cellv1.Job{}, chunks: map[chunkKey]struct{}{}}
+	return &dirtySet{machines: map[string]*machine{}, jobs: map[string]*cellv1.Job{}, chunks: map[chunkKey]struct{}{}, deleted: map[string]int{}}
 }
 
 // add records a revision's changes; jobTasks tells how many tasks a job
@@ -71,12 +74,29 @@ func (d *dirtySet) add(cs *changeSet, jobTasks func(job string) int) {
 			d.chunkTasks += min(taskChunk, jobTasks(k.job)-int(k.chunk)*taskChunk)
 		}
 	}
+	for _, dj := range cs.deleted {
+		d.forget(dj.id, dj.tasks)
+	}
 	d.revs++
+}
+
+// forget replaces whatever d holds of a deleted job by its deletion.
+func (d *dirtySet) forget(id string, tasks int) {
+	delete(d.jobs, id)
+	for c := range (tasks + taskChunk - 1) / taskChunk {
+		k := chunkKey{id, uint32(c)}
+		if _, ok := d.chunks[k]; ok {
+			delete(d.chunks, k)
+			d.chunkTasks -= min(taskChunk, tasks-c*taskChunk)
+		}
+	}
+	d.last = chunkKey{}
+	d.deleted[id] = tasks
 }
 
 // writes is how many objects a checkpoint of d writes.
 func (d *dirtySet) writes() int {
-	return len(d.machines) + len(d.jobs) + d.chunkTasks
+	return len(d.machines) + len(d.jobs) + d.chunkTasks + len(d.deleted)
 }
 
 // checkpoint is a dirty set resolved to the versions of one revision.
@@ -85,6 +105,7 @@ type checkpoint struct {
 	machines []*machine
 	jobs     []*cellv1.Job
 	chunks   []chunkTasks
+	deleted  []string  // jobs whose objects are deleted
 	dirty    *dirtySet // to fold back if writing fails
 }
 
@@ -102,6 +123,9 @@ func (s *Store) resolve(d *dirtySet, rev uint64) *checkpoint {
 	}
 	for _, j := range d.jobs {
 		c.jobs = append(c.jobs, j)
+	}
+	for id := range d.deleted {
+		c.deleted = append(c.deleted, id)
 	}
 	for k := range d.chunks {
 		tasks := s.st.jobs[k.job].tasks
@@ -138,7 +162,7 @@ func (s *Store) maybeCheckpoint(rev uint64) {
 
 // objects counts what the checkpoint writes.
 func (c *checkpoint) objects() int {
-	n := len(c.machines) + len(c.jobs)
+	n := len(c.machines) + len(c.jobs) + len(c.deleted)
 	for _, ch := range c.chunks {
 		n += len(ch.tasks)
 	}
@@ -180,6 +204,11 @@ func (s *Store) writeCheckpoint(c *checkpoint) error {
 			return err
 		}
 	}
+	for _, id := range c.deleted {
+		if err := deleteJobObjects(b, id); err != nil {
+			return err
+		}
+	}
 	if err := b.Set(keyCheckpoint, uint64Value(c.rev), nil); err != nil {
 		return err
 	}
@@ -216,11 +245,17 @@ func (s *Store) requeueDirty(d *dirtySet) {
 		}
 	}
 	for id, j := range d.jobs {
-		if _, newer := s.dirty.jobs[id]; !newer {
+		if _, newer := s.dirty.jobs[id]; !newer && s.st.jobs[id] != nil {
 			s.dirty.jobs[id] = j
 		}
 	}
+	for id, n := range d.deleted {
+		s.dirty.deleted[id] = n
+	}
 	for k := range d.chunks {
+		if s.st.jobs[k.job] == nil {
+			continue // deleted since: the newer set deletes its objects
+		}
 		if _, seen := s.dirty.chunks[k]; !seen {
 			s.dirty.chunks[k] = struct{}{}
 			s.dirty.chunkTasks += min(taskChunk, len(s.st.jobs[k.job].tasks)-int(k.chunk)*taskChunk)

@@ -27,6 +27,8 @@ type Metrics struct {
 	reservedMem   *prometheus.GaugeVec
 	checkpoints   prometheus.Counter
 	ckptObjects   prometheus.Counter
+	gcJobs        prometheus.Counter
+	gcTasks       prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -101,7 +103,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Objects written by checkpoints.",
 		}),
 	}
-	reg.MustRegister(m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
+	m.gcJobs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "omegacell_store_deleted_jobs_total",
+		Help: "Finished jobs deleted after their retention.",
+	})
+	m.gcTasks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "omegacell_store_deleted_tasks_total",
+		Help: "Tasks deleted with their finished jobs.",
+	})
+	reg.MustRegister(m.gcJobs, m.gcTasks, m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
 		m.revision, m.machines, m.heartbeats, m.badMessages, m.usageCPU, m.usageMem, m.reservedCPU, m.reservedMem)
 	return m
 }
@@ -134,6 +144,10 @@ func opName(op operation) string {
 		return "job_status"
 	case registerSchedulerOp:
 		return "register_scheduler"
+	case gcJobsOp:
+		return "delete_finished_jobs"
+	case expireSchedulersOp:
+		return "expire_schedulers"
 	}
 	return "other"
 }
@@ -188,5 +202,12 @@ func (m *Metrics) checkpoint(objects int) {
 	if m != nil {
 		m.checkpoints.Inc()
 		m.ckptObjects.Add(float64(objects))
+	}
+}
+
+func (m *Metrics) gcDeleted(jobs, tasks int) {
+	if m != nil {
+		m.gcJobs.Add(float64(jobs))
+		m.gcTasks.Add(float64(tasks))
 	}
 }

@@ -28,6 +28,7 @@ func (o commitOp) run(s *state) (any, error) {
 	if !s.schedulers[o.tx.Scheduler] {
 		return nil, status.Errorf(codes.InvalidArgument, "scheduler: %q is not registered", o.tx.Scheduler)
 	}
+	s.seen.touch(o.tx.Scheduler, s.now)
 	d := txn.Validate(s, o.tx)
 	txn.Apply(s, d)
 	for _, k := range d.Preempted {
@@ -56,6 +57,9 @@ func (o submitOp) run(s *state) (any, error) {
 	}
 	if id, ok := s.jobByName[spec.Name]; ok && jobLive(s.jobs[id].job) {
 		return nil, status.Errorf(codes.AlreadyExists, "spec.name: a live job named %q exists (%s)", spec.Name, id)
+	}
+	if err := s.refusePending(spec.Count); err != nil {
+		return nil, err
 	}
 	id := uuid.NewString()
 	pb := &cellv1.Job{Id: id, Spec: spec, State: cellv1.JobState_JOB_STATE_PENDING, SubmitTimeUnixNano: s.now}
@@ -448,8 +452,13 @@ type registerSchedulerOp struct{ name string }
 
 func (o registerSchedulerOp) run(s *state) (any, error) {
 	if s.schedulers[o.name] {
+		s.seen.touch(o.name, s.now)
 		return nil, nil
 	}
+	if err := s.refuseScheduler(); err != nil {
+		return nil, err
+	}
+	s.seen.touch(o.name, s.now)
 	s.schedulers[o.name] = true
 	s.changes.schedulers = append(s.changes.schedulers, o.name)
 	return nil, nil

@@ -3,7 +3,6 @@ package cellstate
 import (
 	"context"
 	"errors"
-	"sort"
 	"sync"
 	"time"
 
@@ -67,11 +66,23 @@ func NewServer(store *Store, o ServerOptions) *Server {
 	if o.HeartbeatInterval == 0 {
 		o.HeartbeatInterval = time.Second
 	}
-	return &Server{
+	s := &Server{
 		authn: &authn{insecure: o.Insecure, revoked: o.Revocations, now: store.opts.Now, log: store.log},
 		creds: &credentialServer{signer: o.Signer, revoked: o.Revocations},
 		store: store, liveness: o.Liveness, natsURL: o.NATSURL, prefix: o.SubjectPrefix, hbEvery: o.HeartbeatInterval,
 		stats: make(map[string]*cellv1.SchedulerStats), claims: make(map[string][2]uint64),
+	}
+	store.OnSchedulersExpired(s.forgetSchedulers)
+	return s
+}
+
+// forgetSchedulers drops the figures of schedulers the store forgot.
+func (s *Server) forgetSchedulers(names []string) {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	for _, n := range names {
+		delete(s.stats, n)
+		delete(s.claims, n)
 	}
 }
 
@@ -426,9 +437,7 @@ func (s *Server) ReportSchedulerStats(_ context.Context, r *cellv1.ReportSchedul
 	if err := validateSchedulerStats(r); err != nil {
 		return nil, err
 	}
-	names, _ := s.store.Schedulers()
-	i := sort.SearchStrings(names, r.Name)
-	if i == len(names) || names[i] != r.Name {
+	if !s.store.touchScheduler(r.Name) {
 		return nil, status.Errorf(codes.NotFound, "name: scheduler %q is not registered", r.Name)
 	}
 	s.statsMu.Lock()

@@ -81,6 +81,17 @@ type state struct {
 	// the machine holds, not a scan of the cell.
 	onMachine map[string]*machineTasks
 
+	// liveJobs counts live jobs per owning scheduler (see gc.go).
+	liveJobs map[string]int
+	// seen is when each scheduler last spoke (not revisioned).
+	seen *schedulerClock
+	// limits are the store's caps (set once by Open).
+	limits stateLimits
+
+	// finished queues finished jobs by finish time for deletion after
+	// the retention (see gc.go).
+	finished finishedQueue
+
 	// The loop's current operation context: time and the revision being
 	// built, and where changed objects are recorded.
 	now     int64
@@ -95,7 +106,15 @@ func newState() *state {
 		schedulers:     map[string]bool{"service": true, "batch": true, "gpu": true},
 		pendingBySched: make(map[string]int),
 		onMachine:      make(map[string]*machineTasks),
+		liveJobs:       make(map[string]int),
+		seen:           newSchedulerClock(0),
 	}
+}
+
+// stateLimits are the caps the commit loop enforces.
+type stateLimits struct {
+	maxPending    int // pending tasks in the cell (0: none)
+	maxSchedulers int // registered schedulers (0: none)
 }
 
 // builtinSchedulers are registered in every cell.
@@ -274,6 +293,7 @@ func (s *state) tasksOn(machineID string) []txn.TaskKey {
 // installJob makes a new job version current and records the change.
 func (s *state) installJob(j *jobEntry, pb *cellv1.Job) {
 	pb.ModRevision = s.changes.rev
+	s.noteFinished(j.job, pb)
 	j.job = pb
 	s.changes.job(pb)
 }

@@ -46,6 +46,25 @@ type Options struct {
 	// recovery replays.
 	CheckpointObjects   int
 	CheckpointRevisions uint64
+	// JobRetention is how long a finished job (and its tasks) is kept
+	// before it is deleted (default 24 h; negative: kept forever). See
+	// gc.go.
+	JobRetention time.Duration
+	// MaxPendingTasks caps the pending tasks of the whole cell: a job that
+	// would pass it is refused with ResourceExhausted (default 1,000,000;
+	// negative: no cap). A per-tenant cap comes with tenant quotas.
+	MaxPendingTasks int
+	// SchedulerTTL is how long a scheduler without live jobs may stay
+	// silent (no registration, commit or figures) before its registration
+	// is forgotten (default 5 min; negative: never).
+	SchedulerTTL time.Duration
+	// MaxSchedulers caps registered schedulers, builtins included
+	// (default 1,000; negative: no cap).
+	MaxSchedulers int
+	// GCInterval is how often the collector looks for finished jobs and
+	// silent schedulers (default an eighth of the shorter of JobRetention
+	// and SchedulerTTL, between 10 ms and 30 s).
+	GCInterval time.Duration
 }
 
 func (o *Options) defaults() {
@@ -67,7 +86,27 @@ func (o *Options) defaults() {
 	if o.CheckpointRevisions == 0 {
 		o.CheckpointRevisions = 20_000
 	}
+	if o.JobRetention == 0 {
+		o.JobRetention = DefaultJobRetention
+	}
+	if o.MaxPendingTasks == 0 {
+		o.MaxPendingTasks = DefaultMaxPendingTasks
+	}
+	if o.SchedulerTTL == 0 {
+		o.SchedulerTTL = DefaultSchedulerTTL
+	}
+	if o.MaxSchedulers == 0 {
+		o.MaxSchedulers = DefaultMaxSchedulers
+	}
 }
+
+// Defaults of the bounds on what the cell keeps.
+const (
+	DefaultJobRetention    = 24 * time.Hour
+	DefaultMaxPendingTasks = 1_000_000
+	DefaultSchedulerTTL    = 5 * time.Minute
+	DefaultMaxSchedulers   = 1_000
+)
 
 // ErrClosed is returned for operations on a closed or failed store.
 var ErrClosed = errors.New("cellstate: store is closed")
@@ -99,6 +138,9 @@ type Store struct {
 	checkpointRev  atomic.Uint64 // newest durable checkpoint
 	checkpointBusy atomic.Bool
 	checkpoints    sync.WaitGroup
+
+	gcDone           chan struct{} // closed when gcLoop returns
+	onSchedulersGone atomic.Pointer[func([]string)]
 }
 
 // request is one operation waiting for the commit loop.
@@ -152,14 +194,19 @@ func Open(opts Options) (*Store, error) {
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		dirty:   newDirtySet(),
+		gcDone:  make(chan struct{}),
 	}
+	s.st.limits = stateLimits{maxPending: max(opts.MaxPendingTasks, 0), maxSchedulers: max(opts.MaxSchedulers, 0)}
+	s.st.seen = newSchedulerClock(opts.Now().UnixNano())
 	if err := s.recover(); err != nil {
 		db.Close()
 		return nil, err
 	}
+	s.st.recoverGC()
 	s.hub = newHub(s.st.rev, s.compacted, db)
 	s.m.setRevision(s.st.rev)
 	go s.loop()
+	go s.gcLoop()
 	return s, nil
 }
 
@@ -173,6 +220,7 @@ func (s *Store) Close() error {
 	}
 	close(s.stop)
 	<-s.stopped
+	<-s.gcDone
 	s.checkpoints.Wait()
 	s.hub.close()
 	// A final checkpoint makes the next start replay nothing.
@@ -349,6 +397,11 @@ func writeEntry(wb *pebble.Batch, e *encodedEntry) error {
 			return err
 		}
 	}
+	for _, name := range e.cs.schedulersGone {
+		if err := wb.Delete(schedulerKey(name), nil); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -458,6 +511,8 @@ func (s *Store) recover() error {
 			case *cellv1.Change_Task:
 				tasks[txn.TaskKey{Job: o.Task.JobId, Index: o.Task.Index}] = o.Task
 				replayedDirty.chunks[chunkKey{o.Task.JobId, o.Task.Index / taskChunk}] = struct{}{}
+			case *cellv1.Change_Deleted:
+				replayDeletion(o.Deleted.GetJobId(), jobs, tasks, replayedDirty)
 			}
 		}
 		return nil

@@ -108,6 +108,8 @@ func (s *scheduler) applyWatch(r *cellv1.WatchResponse) {
 			if o.Task.GetScheduler() == s.cfg.Name {
 				s.noteTask(o.Task)
 			}
+		case *cellv1.Change_Deleted:
+			s.q.remove(o.Deleted.GetJobId())
 		}
 	}
 	s.view.SetRevision(r.GetRevision())

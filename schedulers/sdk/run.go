@@ -189,6 +189,15 @@ func (s *scheduler) reportStats(ctx context.Context) {
 			cctx, cancel := context.WithTimeout(ctx, callTimeout)
 			_, err := s.schedulers.ReportSchedulerStats(cctx, req)
 			cancel()
+			if status.Code(err) == codes.NotFound && ctx.Err() == nil {
+				// The cell forgot the registration (it was silent past the
+				// cell's scheduler TTL, or the cell was reset): register again.
+				s.log.Warn("the cell does not know this scheduler; registering again", "name", s.cfg.Name)
+				if err := s.register(ctx); err != nil && ctx.Err() == nil {
+					s.log.Error("registering again", "err", err)
+				}
+				continue
+			}
 			if err != nil && ctx.Err() == nil {
 				s.log.Debug("report scheduler stats", "err", err)
 			}

@@ -19,6 +19,12 @@ func (v *View) ApplyChange(c *cellv1.Change) error {
 		return v.applyJob(o.Job)
 	case *cellv1.Change_Task:
 		return v.applyTask(o.Task)
+	case *cellv1.Change_Deleted:
+		if id := o.Deleted.GetJobId(); id != "" {
+			v.RemoveJob(id) // a deleted job takes its tasks with it
+			return nil
+		}
+		return fmt.Errorf("change.deleted: names no object")
 	}
 	return fmt.Errorf("change.object: not set")
 }

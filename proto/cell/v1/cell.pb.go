@@ -3113,7 +3113,8 @@ func (x *WatchRequest) GetMachineId() string {
 	return ""
 }
 
-// Change is the new state of one object after a revision.
+// Change is the new state of one object after a revision, or its
+// deletion.
 type Change struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Object:
@@ -3121,6 +3122,7 @@ type Change struct {
 	//	*Change_Machine
 	//	*Change_Job
 	//	*Change_Task
+	//	*Change_Deleted
 	Object        isChange_Object `protobuf_oneof:"object"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3190,6 +3192,15 @@ func (x *Change) GetTask() *Task {
 	return nil
 }
 
+func (x *Change) GetDeleted() *Deletion {
+	if x != nil {
+		if x, ok := x.Object.(*Change_Deleted); ok {
+			return x.Deleted
+		}
+	}
+	return nil
+}
+
 type isChange_Object interface {
 	isChange_Object()
 }
@@ -3206,11 +3217,87 @@ type Change_Task struct {
 	Task *Task `protobuf:"bytes,3,opt,name=task,proto3,oneof"`
 }
 
+type Change_Deleted struct {
+	Deleted *Deletion `protobuf:"bytes,4,opt,name=deleted,proto3,oneof"`
+}
+
 func (*Change_Machine) isChange_Object() {}
 
 func (*Change_Job) isChange_Object() {}
 
 func (*Change_Task) isChange_Object() {}
+
+func (*Change_Deleted) isChange_Object() {}
+
+// Deletion says an object is gone from the cell. A deleted job takes all
+// its tasks with it (one change, not one per task): the cell deletes a
+// finished job once its retention passed (`cell server --job-retention`),
+// after which its name may be used again.
+type Deletion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Object:
+	//
+	//	*Deletion_JobId
+	Object        isDeletion_Object `protobuf_oneof:"object"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Deletion) Reset() {
+	*x = Deletion{}
+	mi := &file_cell_v1_cell_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Deletion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Deletion) ProtoMessage() {}
+
+func (x *Deletion) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Deletion.ProtoReflect.Descriptor instead.
+func (*Deletion) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *Deletion) GetObject() isDeletion_Object {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
+func (x *Deletion) GetJobId() string {
+	if x != nil {
+		if x, ok := x.Object.(*Deletion_JobId); ok {
+			return x.JobId
+		}
+	}
+	return ""
+}
+
+type isDeletion_Object interface {
+	isDeletion_Object()
+}
+
+type Deletion_JobId struct {
+	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3,oneof"`
+}
+
+func (*Deletion_JobId) isDeletion_Object() {}
 
 type WatchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3227,7 +3314,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[37]
+	mi := &file_cell_v1_cell_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3239,7 +3326,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[37]
+	mi := &file_cell_v1_cell_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3252,7 +3339,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{37}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WatchResponse) GetRevision() uint64 {
@@ -3300,7 +3387,7 @@ type Claim struct {
 
 func (x *Claim) Reset() {
 	*x = Claim{}
-	mi := &file_cell_v1_cell_proto_msgTypes[38]
+	mi := &file_cell_v1_cell_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3312,7 +3399,7 @@ func (x *Claim) String() string {
 func (*Claim) ProtoMessage() {}
 
 func (x *Claim) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[38]
+	mi := &file_cell_v1_cell_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3325,7 +3412,7 @@ func (x *Claim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Claim.ProtoReflect.Descriptor instead.
 func (*Claim) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{38}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Claim) GetTask() *TaskRef {
@@ -3379,7 +3466,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[39]
+	mi := &file_cell_v1_cell_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3391,7 +3478,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[39]
+	mi := &file_cell_v1_cell_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3404,7 +3491,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{39}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CommitRequest) GetScheduler() string {
@@ -3459,7 +3546,7 @@ type ClaimResult struct {
 
 func (x *ClaimResult) Reset() {
 	*x = ClaimResult{}
-	mi := &file_cell_v1_cell_proto_msgTypes[40]
+	mi := &file_cell_v1_cell_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3471,7 +3558,7 @@ func (x *ClaimResult) String() string {
 func (*ClaimResult) ProtoMessage() {}
 
 func (x *ClaimResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[40]
+	mi := &file_cell_v1_cell_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3484,7 +3571,7 @@ func (x *ClaimResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimResult.ProtoReflect.Descriptor instead.
 func (*ClaimResult) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{40}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ClaimResult) GetOutcome() ClaimOutcome {
@@ -3518,7 +3605,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[41]
+	mi := &file_cell_v1_cell_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3530,7 +3617,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[41]
+	mi := &file_cell_v1_cell_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3543,7 +3630,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{41}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CommitResponse) GetRevision() uint64 {
@@ -3590,7 +3677,7 @@ type RegisterSchedulerRequest struct {
 
 func (x *RegisterSchedulerRequest) Reset() {
 	*x = RegisterSchedulerRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[42]
+	mi := &file_cell_v1_cell_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3602,7 +3689,7 @@ func (x *RegisterSchedulerRequest) String() string {
 func (*RegisterSchedulerRequest) ProtoMessage() {}
 
 func (x *RegisterSchedulerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[42]
+	mi := &file_cell_v1_cell_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3615,7 +3702,7 @@ func (x *RegisterSchedulerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSchedulerRequest.ProtoReflect.Descriptor instead.
 func (*RegisterSchedulerRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{42}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RegisterSchedulerRequest) GetName() string {
@@ -3634,7 +3721,7 @@ type RegisterSchedulerResponse struct {
 
 func (x *RegisterSchedulerResponse) Reset() {
 	*x = RegisterSchedulerResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[43]
+	mi := &file_cell_v1_cell_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3646,7 +3733,7 @@ func (x *RegisterSchedulerResponse) String() string {
 func (*RegisterSchedulerResponse) ProtoMessage() {}
 
 func (x *RegisterSchedulerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[43]
+	mi := &file_cell_v1_cell_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3659,7 +3746,7 @@ func (x *RegisterSchedulerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSchedulerResponse.ProtoReflect.Descriptor instead.
 func (*RegisterSchedulerResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{43}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RegisterSchedulerResponse) GetRevision() uint64 {
@@ -3688,7 +3775,7 @@ type SchedulerStats struct {
 
 func (x *SchedulerStats) Reset() {
 	*x = SchedulerStats{}
-	mi := &file_cell_v1_cell_proto_msgTypes[44]
+	mi := &file_cell_v1_cell_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3700,7 +3787,7 @@ func (x *SchedulerStats) String() string {
 func (*SchedulerStats) ProtoMessage() {}
 
 func (x *SchedulerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[44]
+	mi := &file_cell_v1_cell_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3713,7 +3800,7 @@ func (x *SchedulerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchedulerStats.ProtoReflect.Descriptor instead.
 func (*SchedulerStats) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{44}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SchedulerStats) GetBusyness() float64 {
@@ -3782,7 +3869,7 @@ type ReportSchedulerStatsRequest struct {
 
 func (x *ReportSchedulerStatsRequest) Reset() {
 	*x = ReportSchedulerStatsRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[45]
+	mi := &file_cell_v1_cell_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3794,7 +3881,7 @@ func (x *ReportSchedulerStatsRequest) String() string {
 func (*ReportSchedulerStatsRequest) ProtoMessage() {}
 
 func (x *ReportSchedulerStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[45]
+	mi := &file_cell_v1_cell_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3807,7 +3894,7 @@ func (x *ReportSchedulerStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSchedulerStatsRequest.ProtoReflect.Descriptor instead.
 func (*ReportSchedulerStatsRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{45}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ReportSchedulerStatsRequest) GetName() string {
@@ -3832,7 +3919,7 @@ type ReportSchedulerStatsResponse struct {
 
 func (x *ReportSchedulerStatsResponse) Reset() {
 	*x = ReportSchedulerStatsResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[46]
+	mi := &file_cell_v1_cell_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3844,7 +3931,7 @@ func (x *ReportSchedulerStatsResponse) String() string {
 func (*ReportSchedulerStatsResponse) ProtoMessage() {}
 
 func (x *ReportSchedulerStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[46]
+	mi := &file_cell_v1_cell_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3857,7 +3944,7 @@ func (x *ReportSchedulerStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSchedulerStatsResponse.ProtoReflect.Descriptor instead.
 func (*ReportSchedulerStatsResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{46}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{47}
 }
 
 type ListSchedulersRequest struct {
@@ -3868,7 +3955,7 @@ type ListSchedulersRequest struct {
 
 func (x *ListSchedulersRequest) Reset() {
 	*x = ListSchedulersRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[47]
+	mi := &file_cell_v1_cell_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3880,7 +3967,7 @@ func (x *ListSchedulersRequest) String() string {
 func (*ListSchedulersRequest) ProtoMessage() {}
 
 func (x *ListSchedulersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[47]
+	mi := &file_cell_v1_cell_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3893,7 +3980,7 @@ func (x *ListSchedulersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulersRequest.ProtoReflect.Descriptor instead.
 func (*ListSchedulersRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{47}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{48}
 }
 
 type SchedulerInfo struct {
@@ -3912,7 +3999,7 @@ type SchedulerInfo struct {
 
 func (x *SchedulerInfo) Reset() {
 	*x = SchedulerInfo{}
-	mi := &file_cell_v1_cell_proto_msgTypes[48]
+	mi := &file_cell_v1_cell_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3924,7 +4011,7 @@ func (x *SchedulerInfo) String() string {
 func (*SchedulerInfo) ProtoMessage() {}
 
 func (x *SchedulerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[48]
+	mi := &file_cell_v1_cell_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3937,7 +4024,7 @@ func (x *SchedulerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchedulerInfo.ProtoReflect.Descriptor instead.
 func (*SchedulerInfo) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{48}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SchedulerInfo) GetName() string {
@@ -3991,7 +4078,7 @@ type ListSchedulersResponse struct {
 
 func (x *ListSchedulersResponse) Reset() {
 	*x = ListSchedulersResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[49]
+	mi := &file_cell_v1_cell_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4003,7 +4090,7 @@ func (x *ListSchedulersResponse) String() string {
 func (*ListSchedulersResponse) ProtoMessage() {}
 
 func (x *ListSchedulersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[49]
+	mi := &file_cell_v1_cell_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4016,7 +4103,7 @@ func (x *ListSchedulersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulersResponse.ProtoReflect.Descriptor instead.
 func (*ListSchedulersResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{49}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListSchedulersResponse) GetSchedulers() []*SchedulerInfo {
@@ -4040,7 +4127,7 @@ type TaskStateUpdate struct {
 
 func (x *TaskStateUpdate) Reset() {
 	*x = TaskStateUpdate{}
-	mi := &file_cell_v1_cell_proto_msgTypes[50]
+	mi := &file_cell_v1_cell_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4052,7 +4139,7 @@ func (x *TaskStateUpdate) String() string {
 func (*TaskStateUpdate) ProtoMessage() {}
 
 func (x *TaskStateUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[50]
+	mi := &file_cell_v1_cell_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4065,7 +4152,7 @@ func (x *TaskStateUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStateUpdate.ProtoReflect.Descriptor instead.
 func (*TaskStateUpdate) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{50}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *TaskStateUpdate) GetTask() *TaskRef {
@@ -4113,7 +4200,7 @@ type ReportTaskStatesRequest struct {
 
 func (x *ReportTaskStatesRequest) Reset() {
 	*x = ReportTaskStatesRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[51]
+	mi := &file_cell_v1_cell_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4125,7 +4212,7 @@ func (x *ReportTaskStatesRequest) String() string {
 func (*ReportTaskStatesRequest) ProtoMessage() {}
 
 func (x *ReportTaskStatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[51]
+	mi := &file_cell_v1_cell_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4138,7 +4225,7 @@ func (x *ReportTaskStatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportTaskStatesRequest.ProtoReflect.Descriptor instead.
 func (*ReportTaskStatesRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{51}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ReportTaskStatesRequest) GetMachineId() string {
@@ -4166,7 +4253,7 @@ type UpdateResult struct {
 
 func (x *UpdateResult) Reset() {
 	*x = UpdateResult{}
-	mi := &file_cell_v1_cell_proto_msgTypes[52]
+	mi := &file_cell_v1_cell_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4178,7 +4265,7 @@ func (x *UpdateResult) String() string {
 func (*UpdateResult) ProtoMessage() {}
 
 func (x *UpdateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[52]
+	mi := &file_cell_v1_cell_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4191,7 +4278,7 @@ func (x *UpdateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResult.ProtoReflect.Descriptor instead.
 func (*UpdateResult) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{52}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *UpdateResult) GetApplied() bool {
@@ -4218,7 +4305,7 @@ type ReportTaskStatesResponse struct {
 
 func (x *ReportTaskStatesResponse) Reset() {
 	*x = ReportTaskStatesResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[53]
+	mi := &file_cell_v1_cell_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4230,7 +4317,7 @@ func (x *ReportTaskStatesResponse) String() string {
 func (*ReportTaskStatesResponse) ProtoMessage() {}
 
 func (x *ReportTaskStatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[53]
+	mi := &file_cell_v1_cell_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4243,7 +4330,7 @@ func (x *ReportTaskStatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportTaskStatesResponse.ProtoReflect.Descriptor instead.
 func (*ReportTaskStatesResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{53}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ReportTaskStatesResponse) GetRevision() uint64 {
@@ -4282,7 +4369,7 @@ type IssueCredentialRequest struct {
 
 func (x *IssueCredentialRequest) Reset() {
 	*x = IssueCredentialRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[54]
+	mi := &file_cell_v1_cell_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4294,7 +4381,7 @@ func (x *IssueCredentialRequest) String() string {
 func (*IssueCredentialRequest) ProtoMessage() {}
 
 func (x *IssueCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[54]
+	mi := &file_cell_v1_cell_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4307,7 +4394,7 @@ func (x *IssueCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueCredentialRequest.ProtoReflect.Descriptor instead.
 func (*IssueCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{54}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *IssueCredentialRequest) GetRole() string {
@@ -4365,7 +4452,7 @@ type IssueCredentialResponse struct {
 
 func (x *IssueCredentialResponse) Reset() {
 	*x = IssueCredentialResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[55]
+	mi := &file_cell_v1_cell_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4377,7 +4464,7 @@ func (x *IssueCredentialResponse) String() string {
 func (*IssueCredentialResponse) ProtoMessage() {}
 
 func (x *IssueCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[55]
+	mi := &file_cell_v1_cell_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4390,7 +4477,7 @@ func (x *IssueCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueCredentialResponse.ProtoReflect.Descriptor instead.
 func (*IssueCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{55}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *IssueCredentialResponse) GetCertificatePem() []byte {
@@ -4435,7 +4522,7 @@ type RevokeCredentialRequest struct {
 
 func (x *RevokeCredentialRequest) Reset() {
 	*x = RevokeCredentialRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[56]
+	mi := &file_cell_v1_cell_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4447,7 +4534,7 @@ func (x *RevokeCredentialRequest) String() string {
 func (*RevokeCredentialRequest) ProtoMessage() {}
 
 func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[56]
+	mi := &file_cell_v1_cell_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4460,7 +4547,7 @@ func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCredentialRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{56}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RevokeCredentialRequest) GetSerial() string {
@@ -4494,7 +4581,7 @@ type RevokeCredentialResponse struct {
 
 func (x *RevokeCredentialResponse) Reset() {
 	*x = RevokeCredentialResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[57]
+	mi := &file_cell_v1_cell_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4506,7 +4593,7 @@ func (x *RevokeCredentialResponse) String() string {
 func (*RevokeCredentialResponse) ProtoMessage() {}
 
 func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[57]
+	mi := &file_cell_v1_cell_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4519,7 +4606,7 @@ func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCredentialResponse.ProtoReflect.Descriptor instead.
 func (*RevokeCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{57}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RevokeCredentialResponse) GetRevoked() bool {
@@ -4537,7 +4624,7 @@ type ListRevokedCredentialsRequest struct {
 
 func (x *ListRevokedCredentialsRequest) Reset() {
 	*x = ListRevokedCredentialsRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[58]
+	mi := &file_cell_v1_cell_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4549,7 +4636,7 @@ func (x *ListRevokedCredentialsRequest) String() string {
 func (*ListRevokedCredentialsRequest) ProtoMessage() {}
 
 func (x *ListRevokedCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[58]
+	mi := &file_cell_v1_cell_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4562,7 +4649,7 @@ func (x *ListRevokedCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevokedCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*ListRevokedCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{58}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{59}
 }
 
 type RevokedCredential struct {
@@ -4577,7 +4664,7 @@ type RevokedCredential struct {
 
 func (x *RevokedCredential) Reset() {
 	*x = RevokedCredential{}
-	mi := &file_cell_v1_cell_proto_msgTypes[59]
+	mi := &file_cell_v1_cell_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4589,7 +4676,7 @@ func (x *RevokedCredential) String() string {
 func (*RevokedCredential) ProtoMessage() {}
 
 func (x *RevokedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[59]
+	mi := &file_cell_v1_cell_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4602,7 +4689,7 @@ func (x *RevokedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedCredential.ProtoReflect.Descriptor instead.
 func (*RevokedCredential) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{59}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RevokedCredential) GetSerial() string {
@@ -4642,7 +4729,7 @@ type ListRevokedCredentialsResponse struct {
 
 func (x *ListRevokedCredentialsResponse) Reset() {
 	*x = ListRevokedCredentialsResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[60]
+	mi := &file_cell_v1_cell_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4654,7 +4741,7 @@ func (x *ListRevokedCredentialsResponse) String() string {
 func (*ListRevokedCredentialsResponse) ProtoMessage() {}
 
 func (x *ListRevokedCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[60]
+	mi := &file_cell_v1_cell_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4667,7 +4754,7 @@ func (x *ListRevokedCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevokedCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*ListRevokedCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{60}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListRevokedCredentialsResponse) GetRevoked() []*RevokedCredential {
@@ -4689,7 +4776,7 @@ type TaskUsage struct {
 
 func (x *TaskUsage) Reset() {
 	*x = TaskUsage{}
-	mi := &file_cell_v1_cell_proto_msgTypes[61]
+	mi := &file_cell_v1_cell_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4701,7 +4788,7 @@ func (x *TaskUsage) String() string {
 func (*TaskUsage) ProtoMessage() {}
 
 func (x *TaskUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[61]
+	mi := &file_cell_v1_cell_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4714,7 +4801,7 @@ func (x *TaskUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskUsage.ProtoReflect.Descriptor instead.
 func (*TaskUsage) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{61}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *TaskUsage) GetTask() *TaskRef {
@@ -4752,7 +4839,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_cell_v1_cell_proto_msgTypes[62]
+	mi := &file_cell_v1_cell_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4764,7 +4851,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[62]
+	mi := &file_cell_v1_cell_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4777,7 +4864,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{62}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *Heartbeat) GetMachineId() string {
@@ -4817,7 +4904,7 @@ type HeartbeatBatch struct {
 
 func (x *HeartbeatBatch) Reset() {
 	*x = HeartbeatBatch{}
-	mi := &file_cell_v1_cell_proto_msgTypes[63]
+	mi := &file_cell_v1_cell_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4829,7 +4916,7 @@ func (x *HeartbeatBatch) String() string {
 func (*HeartbeatBatch) ProtoMessage() {}
 
 func (x *HeartbeatBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[63]
+	mi := &file_cell_v1_cell_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4842,7 +4929,7 @@ func (x *HeartbeatBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatBatch.ProtoReflect.Descriptor instead.
 func (*HeartbeatBatch) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{63}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *HeartbeatBatch) GetHeartbeats() []*Heartbeat {
@@ -5072,11 +5159,15 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x0estart_revision\x18\x01 \x01(\x04R\rstartRevision\x120\n" +
 	"\x14progress_interval_ms\x18\x02 \x01(\x03R\x12progressIntervalMs\x12\x1d\n" +
 	"\n" +
-	"machine_id\x18\x03 \x01(\tR\tmachineId\"\x87\x01\n" +
+	"machine_id\x18\x03 \x01(\tR\tmachineId\"\xb6\x01\n" +
 	"\x06Change\x12,\n" +
 	"\amachine\x18\x01 \x01(\v2\x10.cell.v1.MachineH\x00R\amachine\x12 \n" +
 	"\x03job\x18\x02 \x01(\v2\f.cell.v1.JobH\x00R\x03job\x12#\n" +
-	"\x04task\x18\x03 \x01(\v2\r.cell.v1.TaskH\x00R\x04taskB\b\n" +
+	"\x04task\x18\x03 \x01(\v2\r.cell.v1.TaskH\x00R\x04task\x12-\n" +
+	"\adeleted\x18\x04 \x01(\v2\x11.cell.v1.DeletionH\x00R\adeletedB\b\n" +
+	"\x06object\"-\n" +
+	"\bDeletion\x12\x17\n" +
+	"\x06job_id\x18\x01 \x01(\tH\x00R\x05jobIdB\b\n" +
 	"\x06object\"\xaa\x01\n" +
 	"\rWatchResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12)\n" +
@@ -5303,7 +5394,7 @@ func file_cell_v1_cell_proto_rawDescGZIP() []byte {
 }
 
 var file_cell_v1_cell_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
+var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_cell_v1_cell_proto_goTypes = []any{
 	(MachineState)(0),                      // 0: cell.v1.MachineState
 	(ConstraintOp)(0),                      // 1: cell.v1.ConstraintOp
@@ -5351,45 +5442,46 @@ var file_cell_v1_cell_proto_goTypes = []any{
 	(*SnapshotResponse)(nil),               // 43: cell.v1.SnapshotResponse
 	(*WatchRequest)(nil),                   // 44: cell.v1.WatchRequest
 	(*Change)(nil),                         // 45: cell.v1.Change
-	(*WatchResponse)(nil),                  // 46: cell.v1.WatchResponse
-	(*Claim)(nil),                          // 47: cell.v1.Claim
-	(*CommitRequest)(nil),                  // 48: cell.v1.CommitRequest
-	(*ClaimResult)(nil),                    // 49: cell.v1.ClaimResult
-	(*CommitResponse)(nil),                 // 50: cell.v1.CommitResponse
-	(*RegisterSchedulerRequest)(nil),       // 51: cell.v1.RegisterSchedulerRequest
-	(*RegisterSchedulerResponse)(nil),      // 52: cell.v1.RegisterSchedulerResponse
-	(*SchedulerStats)(nil),                 // 53: cell.v1.SchedulerStats
-	(*ReportSchedulerStatsRequest)(nil),    // 54: cell.v1.ReportSchedulerStatsRequest
-	(*ReportSchedulerStatsResponse)(nil),   // 55: cell.v1.ReportSchedulerStatsResponse
-	(*ListSchedulersRequest)(nil),          // 56: cell.v1.ListSchedulersRequest
-	(*SchedulerInfo)(nil),                  // 57: cell.v1.SchedulerInfo
-	(*ListSchedulersResponse)(nil),         // 58: cell.v1.ListSchedulersResponse
-	(*TaskStateUpdate)(nil),                // 59: cell.v1.TaskStateUpdate
-	(*ReportTaskStatesRequest)(nil),        // 60: cell.v1.ReportTaskStatesRequest
-	(*UpdateResult)(nil),                   // 61: cell.v1.UpdateResult
-	(*ReportTaskStatesResponse)(nil),       // 62: cell.v1.ReportTaskStatesResponse
-	(*IssueCredentialRequest)(nil),         // 63: cell.v1.IssueCredentialRequest
-	(*IssueCredentialResponse)(nil),        // 64: cell.v1.IssueCredentialResponse
-	(*RevokeCredentialRequest)(nil),        // 65: cell.v1.RevokeCredentialRequest
-	(*RevokeCredentialResponse)(nil),       // 66: cell.v1.RevokeCredentialResponse
-	(*ListRevokedCredentialsRequest)(nil),  // 67: cell.v1.ListRevokedCredentialsRequest
-	(*RevokedCredential)(nil),              // 68: cell.v1.RevokedCredential
-	(*ListRevokedCredentialsResponse)(nil), // 69: cell.v1.ListRevokedCredentialsResponse
-	(*TaskUsage)(nil),                      // 70: cell.v1.TaskUsage
-	(*Heartbeat)(nil),                      // 71: cell.v1.Heartbeat
-	(*HeartbeatBatch)(nil),                 // 72: cell.v1.HeartbeatBatch
-	nil,                                    // 73: cell.v1.Machine.LabelsEntry
-	nil,                                    // 74: cell.v1.TaskTemplate.EnvEntry
-	nil,                                    // 75: cell.v1.RegisterMachineRequest.LabelsEntry
+	(*Deletion)(nil),                       // 46: cell.v1.Deletion
+	(*WatchResponse)(nil),                  // 47: cell.v1.WatchResponse
+	(*Claim)(nil),                          // 48: cell.v1.Claim
+	(*CommitRequest)(nil),                  // 49: cell.v1.CommitRequest
+	(*ClaimResult)(nil),                    // 50: cell.v1.ClaimResult
+	(*CommitResponse)(nil),                 // 51: cell.v1.CommitResponse
+	(*RegisterSchedulerRequest)(nil),       // 52: cell.v1.RegisterSchedulerRequest
+	(*RegisterSchedulerResponse)(nil),      // 53: cell.v1.RegisterSchedulerResponse
+	(*SchedulerStats)(nil),                 // 54: cell.v1.SchedulerStats
+	(*ReportSchedulerStatsRequest)(nil),    // 55: cell.v1.ReportSchedulerStatsRequest
+	(*ReportSchedulerStatsResponse)(nil),   // 56: cell.v1.ReportSchedulerStatsResponse
+	(*ListSchedulersRequest)(nil),          // 57: cell.v1.ListSchedulersRequest
+	(*SchedulerInfo)(nil),                  // 58: cell.v1.SchedulerInfo
+	(*ListSchedulersResponse)(nil),         // 59: cell.v1.ListSchedulersResponse
+	(*TaskStateUpdate)(nil),                // 60: cell.v1.TaskStateUpdate
+	(*ReportTaskStatesRequest)(nil),        // 61: cell.v1.ReportTaskStatesRequest
+	(*UpdateResult)(nil),                   // 62: cell.v1.UpdateResult
+	(*ReportTaskStatesResponse)(nil),       // 63: cell.v1.ReportTaskStatesResponse
+	(*IssueCredentialRequest)(nil),         // 64: cell.v1.IssueCredentialRequest
+	(*IssueCredentialResponse)(nil),        // 65: cell.v1.IssueCredentialResponse
+	(*RevokeCredentialRequest)(nil),        // 66: cell.v1.RevokeCredentialRequest
+	(*RevokeCredentialResponse)(nil),       // 67: cell.v1.RevokeCredentialResponse
+	(*ListRevokedCredentialsRequest)(nil),  // 68: cell.v1.ListRevokedCredentialsRequest
+	(*RevokedCredential)(nil),              // 69: cell.v1.RevokedCredential
+	(*ListRevokedCredentialsResponse)(nil), // 70: cell.v1.ListRevokedCredentialsResponse
+	(*TaskUsage)(nil),                      // 71: cell.v1.TaskUsage
+	(*Heartbeat)(nil),                      // 72: cell.v1.Heartbeat
+	(*HeartbeatBatch)(nil),                 // 73: cell.v1.HeartbeatBatch
+	nil,                                    // 74: cell.v1.Machine.LabelsEntry
+	nil,                                    // 75: cell.v1.TaskTemplate.EnvEntry
+	nil,                                    // 76: cell.v1.RegisterMachineRequest.LabelsEntry
 }
 var file_cell_v1_cell_proto_depIdxs = []int32{
-	73, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
+	74, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
 	9,  // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
 	9,  // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
 	0,  // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
 	11, // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
 	1,  // 5: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
-	74, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
+	75, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
 	9,  // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
 	13, // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
 	14, // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
@@ -5413,7 +5505,7 @@ var file_cell_v1_cell_proto_depIdxs = []int32{
 	19, // 27: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
 	5,  // 28: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
 	4,  // 29: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
-	75, // 30: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	76, // 30: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
 	9,  // 31: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
 	12, // 32: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
 	12, // 33: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
@@ -5426,75 +5518,76 @@ var file_cell_v1_cell_proto_depIdxs = []int32{
 	12, // 40: cell.v1.Change.machine:type_name -> cell.v1.Machine
 	18, // 41: cell.v1.Change.job:type_name -> cell.v1.Job
 	20, // 42: cell.v1.Change.task:type_name -> cell.v1.Task
-	45, // 43: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
-	19, // 44: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
-	9,  // 45: cell.v1.Claim.resources:type_name -> cell.v1.Resources
-	10, // 46: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
-	6,  // 47: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
-	7,  // 48: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
-	47, // 49: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
-	19, // 50: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
-	8,  // 51: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
-	49, // 52: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
-	19, // 53: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
-	53, // 54: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
-	53, // 55: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
-	57, // 56: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
-	19, // 57: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
-	4,  // 58: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
-	59, // 59: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
-	61, // 60: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
-	68, // 61: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
-	19, // 62: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
-	11, // 63: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
-	11, // 64: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
-	70, // 65: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
-	71, // 66: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
-	21, // 67: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	23, // 68: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	25, // 69: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	28, // 70: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	30, // 71: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	32, // 72: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	34, // 73: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	36, // 74: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	38, // 75: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	40, // 76: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	42, // 77: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	44, // 78: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	48, // 79: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	51, // 80: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
-	54, // 81: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
-	56, // 82: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
-	60, // 83: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	63, // 84: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
-	65, // 85: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
-	67, // 86: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
-	22, // 87: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	24, // 88: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	27, // 89: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	29, // 90: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	31, // 91: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	33, // 92: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	35, // 93: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	37, // 94: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	39, // 95: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	41, // 96: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	43, // 97: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	46, // 98: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	50, // 99: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	52, // 100: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
-	55, // 101: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
-	58, // 102: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
-	62, // 103: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	64, // 104: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
-	66, // 105: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
-	69, // 106: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
-	87, // [87:107] is the sub-list for method output_type
-	67, // [67:87] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	46, // 43: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
+	45, // 44: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
+	19, // 45: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
+	9,  // 46: cell.v1.Claim.resources:type_name -> cell.v1.Resources
+	10, // 47: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
+	6,  // 48: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
+	7,  // 49: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
+	48, // 50: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
+	19, // 51: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
+	8,  // 52: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
+	50, // 53: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
+	19, // 54: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
+	54, // 55: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
+	54, // 56: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
+	58, // 57: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
+	19, // 58: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
+	4,  // 59: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
+	60, // 60: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
+	62, // 61: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
+	69, // 62: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
+	19, // 63: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
+	11, // 64: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
+	11, // 65: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
+	71, // 66: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
+	72, // 67: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
+	21, // 68: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	23, // 69: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	25, // 70: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	28, // 71: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	30, // 72: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	32, // 73: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	34, // 74: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	36, // 75: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	38, // 76: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	40, // 77: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	42, // 78: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	44, // 79: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	49, // 80: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	52, // 81: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
+	55, // 82: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
+	57, // 83: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
+	61, // 84: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	64, // 85: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
+	66, // 86: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
+	68, // 87: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
+	22, // 88: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	24, // 89: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	27, // 90: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	29, // 91: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	31, // 92: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	33, // 93: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	35, // 94: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	37, // 95: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	39, // 96: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	41, // 97: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	43, // 98: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	47, // 99: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	51, // 100: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	53, // 101: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
+	56, // 102: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
+	59, // 103: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
+	63, // 104: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	65, // 105: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
+	67, // 106: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
+	70, // 107: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
+	88, // [88:108] is the sub-list for method output_type
+	68, // [68:88] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
@@ -5507,6 +5600,10 @@ func file_cell_v1_cell_proto_init() {
 		(*Change_Machine)(nil),
 		(*Change_Job)(nil),
 		(*Change_Task)(nil),
+		(*Change_Deleted)(nil),
+	}
+	file_cell_v1_cell_proto_msgTypes[37].OneofWrappers = []any{
+		(*Deletion_JobId)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -5514,7 +5611,7 @@ func file_cell_v1_cell_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cell_v1_cell_proto_rawDesc), len(file_cell_v1_cell_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   67,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   6,
 		},
