@@ -44,6 +44,29 @@ type Config struct {
 	// certificate (besides loopback, localhost, the host name and the
 	// listen addresses' hosts).
 	TLSSANs []string
+	// Bounds on what the cell keeps (0: the store's defaults; see
+	// cellstate.Options): finished jobs' retention, the cell's pending
+	// tasks, silent schedulers' TTL and the registered schedulers.
+	JobRetention    time.Duration
+	MaxPendingTasks int
+	SchedulerTTL    time.Duration
+	MaxSchedulers   int
+}
+
+// RegisterLimitFlags adds the flags of the bounds on what the cell keeps
+// (shared by `cell server` and `cell dev`).
+func (c *Config) RegisterLimitFlags(f interface {
+	DurationVar(p *time.Duration, name string, value time.Duration, usage string)
+	IntVar(p *int, name string, value int, usage string)
+}) {
+	f.DurationVar(&c.JobRetention, "job-retention", cellstate.DefaultJobRetention,
+		"how long a finished job (succeeded, failed, stopped) and its tasks are kept before they are deleted (negative: forever)")
+	f.IntVar(&c.MaxPendingTasks, "max-pending-tasks", cellstate.DefaultMaxPendingTasks,
+		"pending tasks the cell holds at most; SubmitJob beyond it is refused (negative: no cap)")
+	f.DurationVar(&c.SchedulerTTL, "scheduler-ttl", cellstate.DefaultSchedulerTTL,
+		"silence after which a scheduler without live jobs is forgotten (negative: never)")
+	f.IntVar(&c.MaxSchedulers, "max-schedulers", cellstate.DefaultMaxSchedulers,
+		"registered schedulers the cell holds at most, builtins included (negative: no cap)")
 }
 
 // Server is a started cell server; stop it with Close (or Wait).
@@ -55,6 +78,7 @@ type Server struct {
 	http     *http.Server
 	natsSrv  *server.Server
 	nc       *nats.Conn
+	hbConn   *nats.Conn // heartbeats only, so a flood delays nothing else
 	liveness *cellstate.Liveness
 	errc     chan error
 	addr     string
@@ -81,6 +105,7 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 	s.store, err = cellstate.Open(cellstate.Options{
 		Dir: filepath.Join(c.DataDir, "store"), NoSync: c.NoSync, LogRetention: c.LogRetention, Logger: log, Metrics: metrics,
 		CheckpointRevisions: c.CheckpointRevisions,
+		JobRetention:        c.JobRetention, MaxPendingTasks: c.MaxPendingTasks, SchedulerTTL: c.SchedulerTTL, MaxSchedulers: c.MaxSchedulers,
 	})
 	if err != nil {
 		return nil, err
@@ -101,7 +126,14 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", s.natsURL, err)
 	}
-	s.liveness, err = cellstate.StartLiveness(s.store, cellstate.LivenessOptions{Conn: s.nc, Grace: c.Grace, Metrics: metrics})
+	s.hbConn, err = nats.Connect(s.natsURL, append(s.natsOptions(), nats.Name("cell-server-heartbeats"), nats.MaxReconnects(-1),
+		// Drops are counted and handled by the liveness check (every
+		// machine gets a fresh grace); logging each one would flood the log.
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", s.natsURL, err)
+	}
+	s.liveness, err = cellstate.StartLiveness(s.store, cellstate.LivenessOptions{Conn: s.hbConn, Grace: c.Grace, Metrics: metrics})
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +170,7 @@ func (s *Server) embedNATS(c Config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("--nats-listen: %w", err)
 	}
-	opts := &server.Options{Host: host, Port: port, NoSigs: true, MaxPayload: 8 << 20}
+	opts := embeddedNATSOptions(host, port)
 	if err := s.secureNATS(opts); err != nil {
 		return "", err
 	}
@@ -189,6 +221,9 @@ func (s *Server) Close() {
 	if s.liveness != nil {
 		s.liveness.Close()
 	}
+	if s.hbConn != nil {
+		s.hbConn.Close()
+	}
 	if s.nc != nil {
 		s.nc.Close()
 	}
@@ -228,3 +263,31 @@ func (s *Server) Store() *cellstate.Store { return s.store }
 
 // Registry is the server's Prometheus registry.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// embeddedNATSOptions configure the embedded NATS server. Core NATS has no
+// per-connection publish rate limit (nats-server v2.15 offers payload,
+// pending, subscription and connection limits, per server and per
+// account/user; rate limits exist only for JetStream consumers' delivery),
+// so the limits set here bound what one connection can make the server
+// hold, and the cell server protects itself: a dedicated heartbeat
+// connection with its own pending limits, decoding that drops unknown
+// machines without allocating, and a liveness rule that never marks a
+// machine down on silence the server caused (see cellstate.Liveness).
+func embeddedNATSOptions(host string, port int) *server.Options {
+	return &server.Options{
+		Host: host, Port: port, NoSigs: true,
+		// Heartbeat batches are at most 1 MB; room for other messages.
+		MaxPayload: 8 << 20,
+		// Bytes the NATS server buffers for one slow subscriber before it
+		// cuts that connection off (it never blocks publishers).
+		MaxPending: 64 << 20,
+		// An agent needs a handful of subscriptions; this bounds what one
+		// connection can register.
+		MaxSubs: 65_536,
+		// Connections (agents, schedulers' none, tools).
+		MaxConn: 65_536,
+		// A subscriber that does not read its socket for this long is cut
+		// off rather than held.
+		WriteDeadline: 10 * time.Second,
+	}
+}

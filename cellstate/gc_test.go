@@ -186,4 +186,3 @@ func TestSchedulerRegistrationsExpireAndAreCapped(t *testing.T) {
 		t.Fatalf("registered after restart: %s", got)
 	}
 }
-

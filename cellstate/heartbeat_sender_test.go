@@ -10,7 +10,6 @@ import (
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/limits"
-	"github.com/omegacell/omegacell/txn"
 )
 
 // A heartbeat counts only when its subject's sender speaks for the
@@ -21,8 +20,17 @@ func TestHeartbeatSenderCheck(t *testing.T) {
 	for _, id := range []string{"node-1", "node.2", "sim-001", "sim-002"} {
 		c.addMachine(id, nil, 4000, 4*gib, 0)
 	}
-	l := &Liveness{store: c.store, opts: LivenessOptions{Prefix: DefaultSubjectPrefix},
-		last: map[string]time.Time{}, usage: map[string]*cellv1.Usage{}, taskUsage: map[txn.TaskKey]*cellv1.TaskUsage{}}
+	l := &Liveness{store: c.store, opts: LivenessOptions{Prefix: DefaultSubjectPrefix}, machines: map[string]*machineLive{},
+		marks: []*markStream{{subject: markSubject(limits.HeartbeatWildcard(DefaultSubjectPrefix))}}}
+	heard := func() map[string]time.Time {
+		out := map[string]time.Time{}
+		for id, m := range l.machines {
+			if !m.last.IsZero() {
+				out[id] = m.last
+			}
+		}
+		return out
+	}
 	agent := func(id string) string { s, _ := limits.HeartbeatSubject(DefaultSubjectPrefix, id); return s }
 	fleet := func(p string) string { s, _ := limits.FleetHeartbeatSubject(DefaultSubjectPrefix, p); return s }
 	cases := []struct {
@@ -43,23 +51,26 @@ func TestHeartbeatSenderCheck(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			clear(l.last)
+			clear(l.machines)
+			for id := range c.store.machineStates() {
+				l.machines[id] = &machineLive{id: id}
+			}
 			b := &cellv1.HeartbeatBatch{}
 			for _, id := range tc.ids {
 				b.Heartbeats = append(b.Heartbeats, &cellv1.Heartbeat{MachineId: id, Usage: &cellv1.Usage{CpuMilli: 1}})
 			}
 			data, _ := proto.Marshal(b)
-			l.onMessage(&nats.Msg{Subject: tc.subject, Data: data})
-			if len(l.last) != len(tc.want) {
-				t.Fatalf("liveness remembers %v, want %v", keys(l.last), tc.want)
+			l.onMessage(0, &nats.Msg{Subject: tc.subject, Data: data})
+			if got := heard(); len(got) != len(tc.want) {
+				t.Fatalf("liveness remembers %v, want %v", keys(got), tc.want)
 			}
 			for _, id := range tc.want {
-				if _, ok := l.last[id]; !ok {
+				if _, ok := heard()[id]; !ok {
 					t.Errorf("%s not recorded", id)
 				}
 			}
-			if _, ok := l.usage["ghost"]; ok {
-				t.Error("usage kept for an unregistered machine")
+			if _, ok := l.machines["ghost"]; ok {
+				t.Error("an unregistered machine is tracked")
 			}
 		})
 	}

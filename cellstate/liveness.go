@@ -8,9 +8,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/identity"
 	"github.com/omegacell/omegacell/proto/limits"
 	"github.com/omegacell/omegacell/txn"
 )
@@ -23,8 +26,22 @@ const DefaultSubjectPrefix = "omegacell"
 // agent or fleet).
 func HeartbeatSubject(prefix string) string { return prefix + ".heartbeats" }
 
+// HeartbeatSubjects are the subjects the server listens to: one per
+// agent or fleet below HeartbeatSubject (limits.HeartbeatWildcard).
+func HeartbeatSubjects(prefix string) []string { return []string{limits.HeartbeatWildcard(prefix)} }
+
+// Pending limits of the heartbeat subscriptions. A 10,000-machine fleet
+// sends a few batches of at most 1 MB a second; these absorb tens of
+// seconds of that, and bound what a flood can make the server hold.
+const (
+	heartbeatPendingMsgs  = 1 << 18
+	heartbeatPendingBytes = 128 << 20
+)
+
 // LivenessOptions configure heartbeat tracking.
 type LivenessOptions struct {
+	// Conn receives heartbeats; best a connection of its own, so a flood
+	// of heartbeats does not delay the server's other NATS traffic.
 	Conn   *nats.Conn
 	Prefix string // default DefaultSubjectPrefix
 	// Grace is how long a machine may stay silent before it is marked down
@@ -43,19 +60,42 @@ type LivenessOptions struct {
 // when they arrive, so agents' clock skew does not matter. It is not
 // revisioned: after a server restart every machine gets a full grace
 // period from the restart, so a restart never loses tasks.
+//
+// Only registered machines are tracked: a heartbeat naming an unknown
+// machine is counted and dropped without allocating anything (no map
+// entry, no metric series). Usage is kept per machine (the last sample of
+// the machine and of its tasks), so memory is bounded by the machines.
+//
+// Silence the server caused is not a machine's silence: when the
+// subscription dropped messages (a slow consumer: a flood outran it) or
+// the connection to NATS was down, heartbeats may have been lost, so every
+// machine gets a fresh grace from that moment. A flood can therefore delay
+// marking a dead machine down, never mark a live one down.
 type Liveness struct {
 	store *Store
 	opts  LivenessOptions
 	start time.Time
 
-	mu        sync.Mutex
-	last      map[string]time.Time
-	usage     map[string]*cellv1.Usage
-	taskUsage map[txn.TaskKey]*cellv1.TaskUsage
+	mu       sync.Mutex
+	machines map[string]*machineLive // registered machines only
+	// blind is the last moment heartbeats may have been lost.
+	blind      time.Time
+	dropped    int    // subscriptions' dropped messages seen so far
+	reconnects uint64 // connection's reconnects seen so far
 
-	sub  *nats.Subscription
-	stop chan struct{}
-	done chan struct{}
+	subs  []*nats.Subscription
+	marks []*markStream // per subscription (see watermark.go)
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+// machineLive is what heartbeats said about one machine.
+type machineLive struct {
+	id    string
+	last  time.Time // zero: none since the server started
+	usage *cellv1.Usage
+	tasks []*cellv1.TaskUsage // of the last sample
+	down  bool                // as of the last check (series removed)
 }
 
 // StartLiveness subscribes to heartbeats and starts the down check. Close
@@ -74,22 +114,34 @@ func StartLiveness(store *Store, o LivenessOptions) (*Liveness, error) {
 		o.CheckEvery = o.Grace / 4
 	}
 	l := &Liveness{
-		store: store, opts: o, start: time.Now(),
-		last: make(map[string]time.Time), usage: make(map[string]*cellv1.Usage), taskUsage: make(map[txn.TaskKey]*cellv1.TaskUsage),
+		store: store, opts: o, start: time.Now(), machines: make(map[string]*machineLive),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	sub, err := o.Conn.Subscribe(limits.HeartbeatWildcard(o.Prefix), l.onMessage)
-	if err != nil {
-		return nil, fmt.Errorf("liveness: subscribe %s: %w", HeartbeatSubject(o.Prefix), err)
+	for id := range store.machineStates() {
+		l.machines[id] = &machineLive{id: id}
 	}
-	// Heartbeats of a large fleet arrive in bursts; let NATS buffer them.
-	if err := sub.SetPendingLimits(1<<16, 256<<20); err != nil {
-		sub.Unsubscribe()
-		return nil, fmt.Errorf("liveness: pending limits: %w", err)
+	l.reconnects = o.Conn.Stats().Reconnects
+	for _, subject := range HeartbeatSubjects(o.Prefix) {
+		i := len(l.marks)
+		l.marks = append(l.marks, &markStream{subject: markSubject(subject)})
+		sub, err := o.Conn.Subscribe(subject, func(msg *nats.Msg) { l.onMessage(i, msg) })
+		if err == nil {
+			err = sub.SetPendingLimits(heartbeatPendingMsgs, heartbeatPendingBytes)
+		}
+		if err != nil {
+			l.unsubscribe()
+			return nil, fmt.Errorf("liveness: subscribe %s: %w", subject, err)
+		}
+		l.subs = append(l.subs, sub)
 	}
-	l.sub = sub
 	go l.checkLoop()
 	return l, nil
+}
+
+func (l *Liveness) unsubscribe() {
+	for _, sub := range l.subs {
+		sub.Unsubscribe()
+	}
 }
 
 // Close stops the subscription and the down check.
@@ -99,85 +151,231 @@ func (l *Liveness) Close() {
 		return
 	default:
 	}
-	l.sub.Unsubscribe()
+	l.unsubscribe()
 	close(l.stop)
 	<-l.done
 }
 
-func (l *Liveness) onMessage(msg *nats.Msg) {
-	batch := &cellv1.HeartbeatBatch{}
-	if err := proto.Unmarshal(msg.Data, batch); err != nil {
-		l.opts.Metrics.badMessage()
-		l.store.log.Debug("refused malformed heartbeat batch", "subject", msg.Subject, "err", err)
+// onMessage takes one HeartbeatBatch. It decodes by hand (protowire) so
+// that a heartbeat is matched to a registered machine before anything is
+// allocated: bad or unknown payloads cost a scan of their bytes.
+func (l *Liveness) onMessage(i int, msg *nats.Msg) {
+	if l.isMark(i, msg) {
 		return
 	}
-	hbs, dropped := l.acceptHeartbeats(msg.Subject, batch.Heartbeats)
-	for range dropped {
-		l.opts.Metrics.badMessage()
+	// The subject names the sender (an agent's machine, or a simulated
+	// fleet: limits.HeartbeatSubject); NATS lets only that sender publish
+	// there, and it may speak only for its machines.
+	name, fleet, ok := limits.HeartbeatSender(l.opts.Prefix, msg.Subject)
+	if !ok {
+		l.opts.Metrics.heartbeat(0, 0, 1)
+		return
 	}
+	sender := identity.Identity{Role: identity.Agent, Name: name, Fleet: fleet}
 	now := time.Now()
+	var known, unknown, bad int
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, hb := range hbs {
-		if hb.MachineId == "" || len(hb.MachineId) > 253 {
-			l.opts.Metrics.badMessage()
-			continue
+	err := forEachField(msg.Data, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		if num != 1 || typ != protowire.BytesType {
+			return nil // not a heartbeat: skipped, like proto's unknown fields
 		}
-		l.last[hb.MachineId] = now
-		if hb.Usage != nil {
-			l.usage[hb.MachineId] = hb.Usage
-			l.opts.Metrics.observeUsage(hb.MachineId, hb.Usage)
+		switch l.heartbeat(v, now, sender) {
+		case hbKnown:
+			known++
+		case hbUnknown:
+			unknown++
+		default:
+			bad++
 		}
-		for _, tu := range hb.Tasks {
-			if tu.GetTask() != nil && tu.Usage != nil {
-				l.taskUsage[txn.TaskKey{Job: tu.Task.JobId, Index: tu.Task.Index}] = tu
-			}
+		return nil
+	})
+	l.mu.Unlock()
+	if err != nil {
+		bad++
+		l.store.log.Debug("refused malformed heartbeat batch", "subject", msg.Subject, "err", err)
+	}
+	l.opts.Metrics.heartbeat(known, unknown, bad)
+}
+
+type hbOutcome int
+
+const (
+	hbKnown hbOutcome = iota
+	hbUnknown
+	hbBad
+)
+
+// heartbeat applies one encoded Heartbeat (l.mu held).
+func (l *Liveness) heartbeat(data []byte, now time.Time, sender identity.Identity) hbOutcome {
+	var id, usage []byte
+	var tasks [][]byte
+	err := forEachField(data, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		if typ != protowire.BytesType {
+			return nil
+		}
+		switch num {
+		case 1:
+			id = v
+		case 3:
+			usage = v
+		case 4:
+			tasks = append(tasks, v) // only a sampling heartbeat has tasks
+		}
+		return nil
+	})
+	if err != nil || len(id) == 0 || len(id) > maxMachineIDLen {
+		return hbBad
+	}
+	m := l.machines[string(id)] // no allocation: the compiler reuses id's bytes
+	if m == nil {
+		return hbUnknown
+	}
+	if !sender.SpeaksFor(m.id) {
+		return hbBad // another machine's heartbeat: forged
+	}
+	m.last = now
+	if usage == nil {
+		return hbKnown
+	}
+	u := &cellv1.Usage{}
+	if proto.Unmarshal(usage, u) != nil {
+		return hbBad
+	}
+	m.usage = u
+	m.tasks = m.tasks[:0:0]
+	for _, raw := range tasks {
+		tu := &cellv1.TaskUsage{}
+		if proto.Unmarshal(raw, tu) == nil && tu.GetTask() != nil && tu.Usage != nil {
+			m.tasks = append(m.tasks, tu)
 		}
 	}
-	l.opts.Metrics.heartbeat(len(hbs))
+	if !m.down {
+		l.opts.Metrics.observeUsage(m.id, u)
+	}
+	return hbKnown
+}
+
+// maxMachineIDLen bounds a machine id in a heartbeat (a DNS name).
+const maxMachineIDLen = 253
+
+// forEachField calls fn with every field of an encoded message.
+func forEachField(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		var v []byte
+		if typ == protowire.BytesType {
+			v, n = protowire.ConsumeBytes(b)
+		} else {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		if err := fn(num, typ, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // seen records that a machine is alive (it just registered).
 func (l *Liveness) seen(id string, at time.Time) {
 	l.mu.Lock()
-	l.last[id] = at
+	m := l.machines[id]
+	if m == nil {
+		m = &machineLive{id: id}
+		l.machines[id] = m
+	}
+	m.last = at
 	l.mu.Unlock()
 }
 
-func (l *Liveness) lastSeen(id string) time.Time {
-	if t, ok := l.last[id]; ok {
-		return t
+// lastSeen is when a machine was last heard of, counting the server's
+// start and any moment heartbeats may have been lost as heard.
+func (l *Liveness) lastSeen(m *machineLive) time.Time {
+	last := l.start
+	if m != nil && m.last.After(last) {
+		last = m.last
 	}
-	return l.start
+	if l.blind.After(last) {
+		last = l.blind
+	}
+	return last
 }
 
 // fill adds the latest heartbeat time and usage to an API machine.
 func (l *Liveness) fill(m *cellv1.Machine) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if t, ok := l.last[m.Id]; ok {
-		m.LastHeartbeatUnixNano = t.UnixNano()
+	if ml := l.machines[m.Id]; ml != nil {
+		if !ml.last.IsZero() {
+			m.LastHeartbeatUnixNano = ml.last.UnixNano()
+		}
+		m.Usage = ml.usage
 	}
-	m.Usage = l.usage[m.Id]
 }
 
 // fillTask adds the latest usage sample of the task's current attempt.
 func (l *Liveness) fillTask(t *cellv1.Task) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if tu := l.taskUsage[txn.TaskKey{Job: t.JobId, Index: t.Index}]; tu != nil && tu.Attempt == t.Attempt {
-		t.Usage = tu.Usage
+	ml := l.machines[t.MachineId]
+	if ml == nil {
+		return
 	}
+	for _, tu := range ml.tasks {
+		if tu.Task.JobId == t.JobId && tu.Task.Index == t.Index && tu.Attempt == t.Attempt {
+			t.Usage = tu.Usage
+			return
+		}
+	}
+}
+
+// noticeLoss moves the blind moment to now when heartbeats may have been
+// lost since the last check: a subscription dropped messages (slow
+// consumer), or the connection is or was down.
+func (l *Liveness) noticeLoss(now time.Time) {
+	dropped := 0
+	for _, sub := range l.subs {
+		if n, err := sub.Dropped(); err == nil {
+			dropped += n
+		}
+	}
+	nc := l.opts.Conn
+	reconnects := nc.Stats().Reconnects
+	lost := dropped - l.dropped
+	switch {
+	case lost > 0:
+		l.store.log.Warn("heartbeat subscription dropped messages (a flood outran it); every machine gets a fresh grace",
+			"dropped", lost, "grace", l.opts.Grace)
+		l.opts.Metrics.heartbeatsDropped(lost)
+	case reconnects != l.reconnects || !nc.IsConnected():
+		l.store.log.Warn("connection to NATS was interrupted; every machine gets a fresh grace", "grace", l.opts.Grace)
+	default:
+		return
+	}
+	l.dropped, l.reconnects = dropped, reconnects
+	l.blind = now
 }
 
 func (l *Liveness) checkLoop() {
 	defer close(l.done)
 	tick := time.NewTicker(l.opts.CheckEvery)
 	defer tick.Stop()
+	mark := time.NewTicker(max(l.opts.Grace/10, 10*time.Millisecond))
+	defer mark.Stop()
+	l.sendMarks(time.Now())
 	for {
 		select {
 		case <-l.stop:
 			return
+		case now := <-mark.C:
+			l.sendMarks(now)
 		case <-tick.C:
 			l.check(time.Now())
 		}
@@ -185,7 +383,9 @@ func (l *Liveness) checkLoop() {
 }
 
 // check marks silent machines down (the most silent first, at most
-// MaxDownPerCheck) and machines that speak again up.
+// MaxDownPerCheck) and machines that speak again up. It also follows the
+// store's machine set: new machines are tracked, down machines lose their
+// metric series, forgotten ones their entry.
 func (l *Liveness) check(now time.Time) {
 	states := l.store.machineStates()
 	type stale struct {
@@ -195,15 +395,37 @@ func (l *Liveness) check(now time.Time) {
 	var silent []stale
 	var back []string
 	l.mu.Lock()
+	l.noticeLoss(now)
+	// Silence is measured up to what the server has heard, not up to now.
+	heard := l.watermark()
+	for id := range l.machines {
+		if _, ok := states[id]; !ok {
+			delete(l.machines, id)
+			l.opts.Metrics.forgetMachine(id)
+		}
+	}
 	for id, ms := range states {
+		m := l.machines[id]
+		if m == nil {
+			m = &machineLive{id: id}
+			l.machines[id] = m
+		}
 		st := ms.state
-		last := l.lastSeen(id)
-		alive := now.Sub(last) <= l.opts.Grace
+		last := l.lastSeen(m)
+		alive := heard.Sub(last) <= l.opts.Grace
 		switch {
 		case !alive && st != txn.MachineDown:
 			silent = append(silent, stale{id, last})
-		case alive && st == txn.MachineDown && l.last[id].After(l.start):
+		case st == txn.MachineDown && now.Sub(m.last) <= l.opts.Grace && m.last.After(l.start):
 			back = append(back, id)
+		}
+		if down := st == txn.MachineDown; down != m.down {
+			m.down = down
+			if down {
+				// A down machine has no usage; its reservations are gone.
+				m.usage, m.tasks = nil, nil
+				l.opts.Metrics.forgetMachine(id)
+			}
 		}
 	}
 	l.mu.Unlock()
@@ -252,15 +474,22 @@ func (s *Store) machineStates() map[string]machineStatus {
 	return out
 }
 
-func (m *Metrics) badMessage() {
-	if m != nil {
-		m.badMessages.Inc()
+func (m *Metrics) heartbeat(known, unknown, bad int) {
+	if m == nil {
+		return
+	}
+	m.heartbeats.Add(float64(known))
+	if unknown > 0 {
+		m.unknownHeartbeats.Add(float64(unknown))
+	}
+	if bad > 0 {
+		m.badMessages.Add(float64(bad))
 	}
 }
 
-func (m *Metrics) heartbeat(n int) {
+func (m *Metrics) heartbeatsDropped(n int) {
 	if m != nil {
-		m.heartbeats.Add(float64(n))
+		m.droppedHeartbeats.Add(float64(n))
 	}
 }
 
@@ -268,6 +497,17 @@ func (m *Metrics) observeUsage(id string, u *cellv1.Usage) {
 	if m != nil {
 		m.usageCPU.WithLabelValues(id).Set(float64(u.CpuMilli))
 		m.usageMem.WithLabelValues(id).Set(float64(u.MemoryBytes))
+	}
+}
+
+// forgetMachine removes a machine's series: per-machine series exist only
+// for machines that are up (down ones have no usage and no reservations).
+func (m *Metrics) forgetMachine(id string) {
+	if m == nil {
+		return
+	}
+	for _, v := range []*prometheus.GaugeVec{m.usageCPU, m.usageMem, m.reservedCPU, m.reservedMem} {
+		v.DeleteLabelValues(id)
 	}
 }
 
@@ -279,6 +519,9 @@ func (m *Metrics) observeMachines(states map[string]machineStatus) {
 	for id, ms := range states {
 		if int(ms.state) < len(n) {
 			n[ms.state]++
+		}
+		if ms.state == txn.MachineDown {
+			continue
 		}
 		m.reservedCPU.WithLabelValues(id).Set(float64(ms.allocated.CPUMilli))
 		m.reservedMem.WithLabelValues(id).Set(float64(ms.allocated.MemoryBytes))

@@ -11,24 +11,26 @@ import (
 // Metrics are the store's Prometheus metrics. A nil *Metrics records
 // nothing.
 type Metrics struct {
-	commitLatency *prometheus.HistogramVec
-	transactions  *prometheus.CounterVec
-	claims        *prometheus.CounterVec
-	roundOps      prometheus.Histogram
-	roundRevs     prometheus.Histogram
-	roundDuration prometheus.Histogram
-	revision      prometheus.Gauge
-	machines      *prometheus.GaugeVec
-	heartbeats    prometheus.Counter
-	badMessages   prometheus.Counter
-	usageCPU      *prometheus.GaugeVec
-	usageMem      *prometheus.GaugeVec
-	reservedCPU   *prometheus.GaugeVec
-	reservedMem   *prometheus.GaugeVec
-	checkpoints   prometheus.Counter
-	ckptObjects   prometheus.Counter
-	gcJobs        prometheus.Counter
-	gcTasks       prometheus.Counter
+	commitLatency     *prometheus.HistogramVec
+	transactions      *prometheus.CounterVec
+	claims            *prometheus.CounterVec
+	roundOps          prometheus.Histogram
+	roundRevs         prometheus.Histogram
+	roundDuration     prometheus.Histogram
+	revision          prometheus.Gauge
+	machines          *prometheus.GaugeVec
+	heartbeats        prometheus.Counter
+	badMessages       prometheus.Counter
+	usageCPU          *prometheus.GaugeVec
+	usageMem          *prometheus.GaugeVec
+	reservedCPU       *prometheus.GaugeVec
+	reservedMem       *prometheus.GaugeVec
+	checkpoints       prometheus.Counter
+	ckptObjects       prometheus.Counter
+	unknownHeartbeats prometheus.Counter
+	droppedHeartbeats prometheus.Counter
+	gcJobs            prometheus.Counter
+	gcTasks           prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -76,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		badMessages: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "omegacell_nats_bad_messages_total",
-			Help: "NATS messages refused as malformed.",
+			Help: "Heartbeats (or whole NATS messages) refused as malformed.",
 		}),
 		usageCPU: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "omegacell_machine_used_cpu_millicores",
@@ -111,7 +113,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "omegacell_store_deleted_tasks_total",
 		Help: "Tasks deleted with their finished jobs.",
 	})
-	reg.MustRegister(m.gcJobs, m.gcTasks, m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
+	m.unknownHeartbeats = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "omegacell_heartbeats_unknown_machine_total",
+		Help: "Heartbeats naming a machine that is not registered, dropped.",
+	})
+	m.droppedHeartbeats = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "omegacell_heartbeats_dropped_messages_total",
+		Help: "Heartbeat messages NATS dropped because the server's subscription fell behind (a flood); machines got a fresh grace.",
+	})
+	reg.MustRegister(m.unknownHeartbeats, m.droppedHeartbeats, m.gcJobs, m.gcTasks, m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
 		m.revision, m.machines, m.heartbeats, m.badMessages, m.usageCPU, m.usageMem, m.reservedCPU, m.reservedMem)
 	return m
 }

@@ -50,6 +50,7 @@ stops everything cleanly; running it again picks the cell up where it was.`,
 	f.StringVar(&c.server.Metrics, "metrics", "127.0.0.1:7071", "Prometheus /metrics address of the server and schedulers (empty: off)")
 	f.StringVar(&c.server.NATSListen, "nats-listen", "127.0.0.1:-1", "embedded NATS listen address")
 	f.DurationVar(&c.server.Grace, "grace", 10*time.Second, "silence after which a machine is marked down")
+	c.server.RegisterLimitFlags(f)
 	f.IntVar(&c.simulate, "simulate", 0, "also run this many simulated machines")
 	f.StringVar(&c.profile, "profile", "", "shape of the simulated machines, e.g. zones=3,racks=4,gpu-fraction=0.25,gpu-model=H100 (see cell agent --help)")
 	f.BoolVar(&c.localAgent, "local-agent", true, "run a real agent on this machine")

@@ -45,6 +45,7 @@ and users with ` + "`cell credentials issue`" + `. --insecure turns all of that 
 	f.Uint64Var(&c.CheckpointRevisions, "checkpoint-revisions", 20_000, "write a checkpoint of the current objects at least this often (revisions); bounds what a restart replays")
 	f.BoolVar(&c.Insecure, "insecure", false, "no TLS and no authentication: anyone who reaches the ports is admin (trusted machines only; logged as a warning)")
 	f.StringSliceVar(&c.TLSSANs, "tls-san", nil, "extra host names or IP addresses for the server's certificate (repeatable), e.g. the address clients dial")
+	c.RegisterLimitFlags(f)
 	f.BoolVar(&c.NoSync, "unsafe-no-sync", false, "skip fsync on commit (benchmarks only: acknowledged commits can be lost)")
 	return cmd
 }

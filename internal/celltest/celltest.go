@@ -31,9 +31,19 @@ type Cell struct {
 // mutual TLS as `cell server` runs by default; Conn is an admin's.
 func Start(t testing.TB) *Cell {
 	t.Helper()
-	srv, err := cellserver.Start(cellserver.Config{
-		DataDir: t.TempDir(), Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", NoSync: true,
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return StartWith(t, nil)
+}
+
+// StartWith is Start with the configuration changed by configure (which
+// may be nil) before the server starts; addresses and the data directory
+// are set for the test already.
+func StartWith(t testing.TB, configure func(*cellserver.Config)) *Cell {
+	t.Helper()
+	cfg := cellserver.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", NoSync: true}
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := cellserver.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("start cell: %v", err)
 	}
