@@ -1,0 +1,195 @@
+package cellstate
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
+
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+)
+
+// startNATS runs an embedded NATS server for the test and connects to it.
+func startNATS(t *testing.T) *nats.Conn {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func publishBeats(t *testing.T, nc *nats.Conn, ids []string, usage bool) {
+	t.Helper()
+	b := &cellv1.HeartbeatBatch{}
+	for _, id := range ids {
+		hb := &cellv1.Heartbeat{MachineId: id}
+		if usage {
+			hb.Usage = &cellv1.Usage{CpuMilli: 100, MemoryBytes: 1 << 20}
+		}
+		b.Heartbeats = append(b.Heartbeats, hb)
+	}
+	data, err := proto.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Publish(HeartbeatSubject(DefaultSubjectPrefix), data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Heartbeats (with usage) for 100,000 unknown machines add no entry to
+// the liveness maps and no metric series, and barely any heap; a machine
+// marked down loses its per-machine series.
+func TestHostileUnknownMachineHeartbeatsAllocateNothing(t *testing.T) {
+	nc := startNATS(t)
+	reg := prometheus.NewRegistry()
+	metrics := NewMetrics(reg)
+	c := newTestCell(t, Options{Metrics: metrics})
+	c.addMachine("known", nil, 4000, 4*gib, 0)
+	c.addMachine("doomed", nil, 4000, 4*gib, 0)
+	live, err := StartLiveness(c.store, LivenessOptions{Conn: nc, Grace: 500 * time.Millisecond, CheckEvery: 50 * time.Millisecond, Metrics: metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(live.Close)
+	publishBeats(t, nc, []string{"known", "doomed"}, true)
+	waitFor(t, "the known machines' usage", func() bool { return seriesOf(metrics.usageCPU) == 2 })
+
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const unknown = 100_000
+	ids := make([]string, 1000)
+	for b := range unknown / len(ids) {
+		for i := range ids {
+			ids[i] = fmt.Sprintf("stranger-%07d", b*len(ids)+i)
+		}
+		publishBeats(t, nc, ids, true)
+		publishBeats(t, nc, []string{"known", "doomed"}, true) // they stay up meanwhile
+	}
+	nc.Publish(HeartbeatSubject(DefaultSubjectPrefix), []byte("\x0a\xff\xff garbage"))
+	waitFor(t, "every unknown heartbeat counted", func() bool {
+		return counterValue(metrics.unknownHeartbeats) == unknown
+	})
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	live.mu.Lock()
+	tracked := len(live.machines)
+	live.mu.Unlock()
+	if tracked != 2 {
+		t.Fatalf("liveness tracks %d machines after unknown heartbeats; want 2", tracked)
+	}
+	for _, v := range []*prometheus.GaugeVec{metrics.usageCPU, metrics.usageMem} {
+		if n := seriesOf(v); n != 2 {
+			t.Fatalf("%d usage series after unknown heartbeats; want 2", n)
+		}
+	}
+	if bad := counterValue(metrics.badMessages); bad != 1 {
+		t.Fatalf("bad messages %v, want 1 (the garbage)", bad)
+	}
+	if grew := int64(after.HeapInuse) - int64(before.HeapInuse); grew > 4<<20 {
+		t.Fatalf("heap in use grew by %d bytes over %d unknown heartbeats", grew, unknown)
+	}
+
+	// "doomed" goes silent: marked down, its series go; "known" keeps its.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		publishBeats(t, nc, []string{"known"}, false)
+		m, err := c.store.GetMachine("doomed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Machine.State == cellv1.MachineState_MACHINE_STATE_DOWN {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("silent machine never marked down")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFor(t, "the down machine's series to go", func() bool {
+		return seriesOf(metrics.usageCPU) == 1 && seriesOf(metrics.reservedCPU) == 1
+	})
+	if m, _ := c.store.GetMachine("known"); m.Machine.State != cellv1.MachineState_MACHINE_STATE_READY {
+		t.Fatalf("heartbeating machine is %v", m.Machine.State)
+	}
+}
+
+// While the server's subscription drops heartbeats (a slow consumer) or
+// holds them behind a backlog, no machine is marked down on that silence.
+func TestHostileLostHeartbeatsGiveAFreshGrace(t *testing.T) {
+	nc := startNATS(t)
+	c := newTestCell(t, Options{})
+	c.addMachine("m1", nil, 4000, 4*gib, 0)
+	live, err := StartLiveness(c.store, LivenessOptions{Conn: nc, Grace: 300 * time.Millisecond, CheckEvery: 30 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(live.Close)
+	publishBeats(t, nc, []string{"m1"}, false)
+	// Simulate a slow consumer: the subscription reports dropped
+	// messages, as NATS does when its pending limits overflow.
+	live.mu.Lock()
+	live.dropped = -1_000_000 // the next check sees "more dropped than before"
+	live.mu.Unlock()
+	time.Sleep(100 * time.Millisecond)
+	live.mu.Lock()
+	blind := live.blind
+	live.mu.Unlock()
+	if blind.IsZero() {
+		t.Fatal("dropped heartbeats did not start a fresh grace")
+	}
+	// The watermark stands still while markers are not processed: with
+	// the subscription's handler blocked, m1 stays up past its grace.
+	live.mu.Lock()
+	time.Sleep(3 * 300 * time.Millisecond)
+	heard := live.watermark()
+	live.mu.Unlock()
+	if time.Since(heard) < 600*time.Millisecond {
+		t.Fatalf("watermark %v moved while the subscription was blocked", time.Since(heard))
+	}
+	m, err := c.store.GetMachine("m1")
+	if err != nil || m.Machine.State != cellv1.MachineState_MACHINE_STATE_READY {
+		t.Fatalf("machine after blocked heartbeats: %v %v", m.GetMachine().GetState(), err)
+	}
+	// Then silence that is real: marked down once the watermark passes.
+	waitFor(t, "the silent machine to be marked down", func() bool {
+		m, _ := c.store.GetMachine("m1")
+		return m.Machine.State == cellv1.MachineState_MACHINE_STATE_DOWN
+	})
+}
+
+// seriesOf counts a collector's series.
+func seriesOf(c prometheus.Collector) int {
+	ch := make(chan prometheus.Metric, 1<<16)
+	c.Collect(ch)
+	close(ch)
+	return len(ch)
+}
+
+// counterValue reads a counter.
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
+}
