@@ -325,7 +325,7 @@ func (s *Store) gcLoop() {
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stop:
+		case <-s.gcStop:
 			return
 		case <-t.C:
 		}
@@ -341,7 +341,7 @@ func (s *Store) collect() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var jobs, tasks int
-	for s.opts.JobRetention > 0 && s.gcDue() {
+	for s.opts.JobRetention > 0 && s.gcDue() && !s.closing() {
 		res, _, err := s.do(ctx, gcJobsOp{retention: s.opts.JobRetention})
 		if err != nil {
 			return fmt.Errorf("delete finished jobs: %w", err)
@@ -357,8 +357,7 @@ func (s *Store) collect() error {
 		s.m.gcDeleted(jobs, tasks)
 	}
 	if tasks >= releaseAfterTasks {
-		s.hub.release()
-		debug.FreeOSMemory()
+		s.release()
 	}
 	if s.opts.SchedulerTTL <= 0 {
 		return nil
@@ -382,12 +381,35 @@ func (s *Store) collect() error {
 	return nil
 }
 
+// closing reports whether Close began.
+func (s *Store) closing() bool {
+	select {
+	case <-s.gcStop:
+		return true
+	default:
+		return false
+	}
+}
+
 // gcDue reports whether a finished job passed its retention.
 func (s *Store) gcDue() bool {
 	cutoff := s.opts.Now().UnixNano() - int64(s.opts.JobRetention)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.st.finished.due(cutoff)
+}
+
+// release gives memory back after a large deletion: the watch ring, the
+// memtable (flushed, so the deleted objects' last versions and their log
+// leave memory; its successor's pages are not touched until written) and
+// the Go heap's free pages (at once, not over minutes).
+func (s *Store) release() {
+	s.hub.release()
+	if err := s.db.Flush(); err != nil {
+		s.log.Warn("flushing the memtable after deleting jobs", "err", err)
+	}
+	debug.FreeOSMemory()
+	trimCHeap()
 }
 
 // release empties the ring of recent revisions: after a large deletion it

@@ -139,6 +139,7 @@ type Store struct {
 	checkpointBusy atomic.Bool
 	checkpoints    sync.WaitGroup
 
+	gcStop           chan struct{} // closed by Close to stop gcLoop
 	gcDone           chan struct{} // closed when gcLoop returns
 	onSchedulersGone atomic.Pointer[func([]string)]
 }
@@ -194,6 +195,7 @@ func Open(opts Options) (*Store, error) {
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		dirty:   newDirtySet(),
+		gcStop:  make(chan struct{}),
 		gcDone:  make(chan struct{}),
 	}
 	s.st.limits = stateLimits{maxPending: max(opts.MaxPendingTasks, 0), maxSchedulers: max(opts.MaxSchedulers, 0)}
@@ -218,9 +220,11 @@ func (s *Store) Close() error {
 		return nil
 	default:
 	}
+	// The collector first, while the loop still answers its operations.
+	close(s.gcStop)
+	<-s.gcDone
 	close(s.stop)
 	<-s.stopped
-	<-s.gcDone
 	s.checkpoints.Wait()
 	s.hub.close()
 	// A final checkpoint makes the next start replay nothing.
