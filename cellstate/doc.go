@@ -35,5 +35,13 @@
 //     and OUT_OF_RANGE: the client must resnapshot.
 //   - Liveness (heartbeats, usage) is not revisioned: it lives in memory
 //     and only state transitions it causes (a machine marked down, its
-//     tasks lost) go through the commit loop.
+//     tasks lost) go through the commit loop. Only registered machines are
+//     tracked; silence is measured up to what the server has heard, so a
+//     flood that delays or drops heartbeats never marks a live machine
+//     down (liveness.go, watermark.go).
+//   - Memory is bounded by what is live (gc.go): finished jobs are deleted
+//     with their tasks after Options.JobRetention, as a revisioned change
+//     (Change.deleted); silent schedulers without live jobs are forgotten
+//     after Options.SchedulerTTL and their number is capped; the cell's
+//     pending tasks are capped (Options.MaxPendingTasks).
 package cellstate
