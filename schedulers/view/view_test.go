@@ -381,6 +381,7 @@ func TestApplyProtobufChanges(t *testing.T) {
 		{"task without job", v.ApplyChange(&cellv1.Change{Object: &cellv1.Change_Task{Task: &cellv1.Task{}}}), "task.job_id: is empty"},
 		{"compacted", v.ApplyWatchResponse(&cellv1.WatchResponse{CompactRevision: 90}), "watch: revision 42 was compacted (compact_revision 90); resnapshot"},
 		{"bad change in watch", v.ApplyWatchResponse(&cellv1.WatchResponse{Revision: 50, Changes: []*cellv1.Change{{}}}), "watch revision 50: changes[0]: change.object: not set"},
+		{"deletion naming nothing", v.ApplyChange(&cellv1.Change{Object: &cellv1.Change_Deleted{Deleted: &cellv1.Deletion{}}}), "change.deleted: names no object"},
 	}
 	for _, e := range errs {
 		if e.err == nil || e.err.Error() != e.want {
@@ -390,6 +391,17 @@ func TestApplyProtobufChanges(t *testing.T) {
 	if v.Revision() != 42 {
 		t.Errorf("a failed watch response moved the revision to %d", v.Revision())
 	}
+	// A deleted job leaves the view with all its tasks.
+	deletion := &cellv1.WatchResponse{Revision: 43, Changes: []*cellv1.Change{
+		{Object: &cellv1.Change_Deleted{Deleted: &cellv1.Deletion{Object: &cellv1.Deletion_JobId{JobId: "job-1"}}}},
+	}}
+	if err := v.ApplyWatchResponse(deletion); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := v.Job("job-1"); ok || v.Task(txn.TaskKey{Job: "job-1", Index: 1}) != nil || v.TasksOfJobOn("job-1", "m1") != 0 || v.Revision() != 43 {
+		t.Errorf("after the deletion: job still there, or revision %d", v.Revision())
+	}
+	checkIndexes(t, v)
 	v.Reset()
 	if v.Revision() != 0 || v.NumOrdinals() != 0 || len(v.Ready()) != 0 {
 		t.Errorf("reset left revision %d, %d ordinals", v.Revision(), v.NumOrdinals())
