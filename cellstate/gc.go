@@ -39,6 +39,14 @@ import (
 // registrations is capped (Options.MaxSchedulers): beyond it RegisterScheduler
 // is refused with ResourceExhausted.
 
+// Defaults of the bounds on what the cell keeps.
+const (
+	DefaultJobRetention    = 24 * time.Hour
+	DefaultMaxPendingTasks = 1_000_000
+	DefaultSchedulerTTL    = 5 * time.Minute
+	DefaultMaxSchedulers   = 1_000
+)
+
 // gcBatchTasks bounds the tasks one deletion operation removes (a single
 // larger job is still deleted whole: unindexing a finished task costs a
 // few nanoseconds, so a million-task job takes milliseconds).

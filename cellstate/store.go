@@ -100,13 +100,6 @@ func (o *Options) defaults() {
 	}
 }
 
-// Defaults of the bounds on what the cell keeps.
-const (
-	DefaultJobRetention    = 24 * time.Hour
-	DefaultMaxPendingTasks = 1_000_000
-	DefaultSchedulerTTL    = 5 * time.Minute
-	DefaultMaxSchedulers   = 1_000
-)
 
 // ErrClosed is returned for operations on a closed or failed store.
 var ErrClosed = errors.New("cellstate: store is closed")
