@@ -100,7 +100,6 @@ func (o *Options) defaults() {
 	}
 }
 
-
 // ErrClosed is returned for operations on a closed or failed store.
 var ErrClosed = errors.New("cellstate: store is closed")
 
