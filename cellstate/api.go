@@ -78,6 +78,17 @@ func (s *Store) ReportTaskStates(ctx context.Context, machineID string, updates 
 
 // RegisterScheduler makes a scheduler name valid for jobs and commits.
 func (s *Store) RegisterScheduler(ctx context.Context, name string) (uint64, error) {
+	// A full cell refuses new names without queueing for the commit loop
+	// (the loop checks again: this is only the cheap early answer).
+	s.mu.RLock()
+	err := error(nil)
+	if !s.st.schedulers[name] {
+		err = s.st.refuseScheduler()
+	}
+	s.mu.RUnlock()
+	if err != nil {
+		return 0, err
+	}
 	_, rev, err := s.do(ctx, registerSchedulerOp{name: name})
 	return rev, err
 }
