@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/limits"
 )
 
 // startNATS runs an embedded NATS server for the test and connects to it.
@@ -35,8 +36,14 @@ func startNATS(t *testing.T) *nats.Conn {
 	return nc
 }
 
+// publishBeats publishes heartbeats as the simulated fleet "sim" would:
+// its machines are sim-<digits>.
 func publishBeats(t *testing.T, nc *nats.Conn, ids []string, usage bool) {
 	t.Helper()
+	subject, err := limits.FleetHeartbeatSubject(DefaultSubjectPrefix, "sim")
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := &cellv1.HeartbeatBatch{}
 	for _, id := range ids {
 		hb := &cellv1.Heartbeat{MachineId: id}
@@ -49,7 +56,7 @@ func publishBeats(t *testing.T, nc *nats.Conn, ids []string, usage bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := nc.Publish(HeartbeatSubject(DefaultSubjectPrefix), data); err != nil {
+	if err := nc.Publish(subject, data); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -62,14 +69,14 @@ func TestHostileUnknownMachineHeartbeatsAllocateNothing(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	metrics := NewMetrics(reg)
 	c := newTestCell(t, Options{Metrics: metrics})
-	c.addMachine("known", nil, 4000, 4*gib, 0)
-	c.addMachine("doomed", nil, 4000, 4*gib, 0)
+	c.addMachine("sim-1", nil, 4000, 4*gib, 0)
+	c.addMachine("sim-2", nil, 4000, 4*gib, 0)
 	live, err := StartLiveness(c.store, LivenessOptions{Conn: nc, Grace: 500 * time.Millisecond, CheckEvery: 50 * time.Millisecond, Metrics: metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(live.Close)
-	publishBeats(t, nc, []string{"known", "doomed"}, true)
+	publishBeats(t, nc, []string{"sim-1", "sim-2"}, true)
 	waitFor(t, "the known machines' usage", func() bool { return seriesOf(metrics.usageCPU) == 2 })
 
 	var before runtime.MemStats
@@ -79,12 +86,13 @@ func TestHostileUnknownMachineHeartbeatsAllocateNothing(t *testing.T) {
 	ids := make([]string, 1000)
 	for b := range unknown / len(ids) {
 		for i := range ids {
-			ids[i] = fmt.Sprintf("stranger-%07d", b*len(ids)+i)
+			ids[i] = fmt.Sprintf("sim-%07d", 1_000_000+b*len(ids)+i)
 		}
 		publishBeats(t, nc, ids, true)
-		publishBeats(t, nc, []string{"known", "doomed"}, true) // they stay up meanwhile
+		publishBeats(t, nc, []string{"sim-1", "sim-2"}, true) // they stay up meanwhile
 	}
-	nc.Publish(HeartbeatSubject(DefaultSubjectPrefix), []byte("\x0a\xff\xff garbage"))
+	garbage, _ := limits.FleetHeartbeatSubject(DefaultSubjectPrefix, "sim")
+	nc.Publish(garbage, []byte("\x0a\xff\xff garbage"))
 	waitFor(t, "every unknown heartbeat counted", func() bool {
 		return counterValue(metrics.unknownHeartbeats) == unknown
 	})
@@ -109,11 +117,11 @@ func TestHostileUnknownMachineHeartbeatsAllocateNothing(t *testing.T) {
 		t.Fatalf("heap in use grew by %d bytes over %d unknown heartbeats", grew, unknown)
 	}
 
-	// "doomed" goes silent: marked down, its series go; "known" keeps its.
+	// "sim-2" goes silent: marked down, its series go; "sim-1" keeps its.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		publishBeats(t, nc, []string{"known"}, false)
-		m, err := c.store.GetMachine("doomed")
+		publishBeats(t, nc, []string{"sim-1"}, false)
+		m, err := c.store.GetMachine("sim-2")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +136,7 @@ func TestHostileUnknownMachineHeartbeatsAllocateNothing(t *testing.T) {
 	waitFor(t, "the down machine's series to go", func() bool {
 		return seriesOf(metrics.usageCPU) == 1 && seriesOf(metrics.reservedCPU) == 1
 	})
-	if m, _ := c.store.GetMachine("known"); m.Machine.State != cellv1.MachineState_MACHINE_STATE_READY {
+	if m, _ := c.store.GetMachine("sim-1"); m.Machine.State != cellv1.MachineState_MACHINE_STATE_READY {
 		t.Fatalf("heartbeating machine is %v", m.Machine.State)
 	}
 }

@@ -20,6 +20,9 @@ import (
 	"github.com/omegacell/omegacell/cellstate"
 	"github.com/omegacell/omegacell/internal/celltest"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
+	"github.com/omegacell/omegacell/proto/identity"
+	"github.com/omegacell/omegacell/proto/limits"
 )
 
 // metric sums a metric's samples in the server's registry, and counts
@@ -52,10 +55,11 @@ func value(m *dto.Metric) float64 {
 	return 0
 }
 
-// flood publishes heartbeat batches for unknown machines (and garbage) on
-// the heartbeat subject from several connections until stop closes, and
-// returns how many heartbeats it sent.
-func flood(t *testing.T, url string, stop <-chan struct{}) func() int64 {
+// flood publishes heartbeat batches for unknown machines (and garbage)
+// from several connections until stop closes, and returns how many
+// heartbeats it sent. The flooder is as strong as NATS lets anyone be: an
+// authenticated simulated fleet ("intruder") on its own subject.
+func flood(t *testing.T, c *celltest.Cell, stop <-chan struct{}) func() int64 {
 	t.Helper()
 	var sent atomic.Int64
 	var wg sync.WaitGroup
@@ -63,12 +67,18 @@ func flood(t *testing.T, url string, stop <-chan struct{}) func() int64 {
 	for i := range 500 {
 		batch.Heartbeats = append(batch.Heartbeats, &cellv1.Heartbeat{MachineId: fmt.Sprintf("intruder-%06d", i), TimeUnixNano: 1})
 	}
+	subject, err := limits.FleetHeartbeatSubject(cellstate.DefaultSubjectPrefix, "intruder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := c.Credentials(t, identity.Identity{Role: identity.Agent, Name: "intruder", Fleet: true})
+	url := c.Server.NATSURL()
 	data, err := proto.Marshal(batch)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
-		nc, err := nats.Connect(url)
+		nc, err := nats.Connect(url, nats.Secure(creds.Bundle.ClientTLS(credentials.ServerName(url))))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +96,7 @@ func flood(t *testing.T, url string, stop <-chan struct{}) func() int64 {
 				if n%7 == 0 {
 					payload = []byte("\xff\xff garbage")
 				}
-				if nc.Publish(cellstate.HeartbeatSubject(cellstate.DefaultSubjectPrefix), payload) == nil && n%7 != 0 {
+				if nc.Publish(subject, payload) == nil && n%7 != 0 {
 					sent.Add(int64(len(batch.Heartbeats)))
 				}
 			}
@@ -107,7 +117,7 @@ func TestHostileHeartbeatFloodNeverMarksALiveMachineDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	a, err := agent.New(ctx, agent.Config{
-		Server: c.Addr, Name: "m1", DataDir: filepath.Join(t.TempDir(), "agent"), CgroupRoot: "-",
+		Server: c.Addr, Credentials: c.Credentials(t, celltest.Identity(t, identity.Agent, "m1")), Name: "m1", DataDir: filepath.Join(t.TempDir(), "agent"), CgroupRoot: "-",
 		UsageInterval: 200 * time.Millisecond, StopGrace: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -145,7 +155,7 @@ func TestHostileHeartbeatFloodNeverMarksALiveMachineDown(t *testing.T) {
 	eventually(t, "the task runs", 20*time.Second, func() bool { return task().State == cellv1.TaskState_TASK_STATE_RUNNING })
 
 	stop := make(chan struct{})
-	wait := flood(t, c.Server.NATSURL(), stop)
+	wait := flood(t, c, stop)
 	deadline := time.Now().Add(4 * time.Second)
 	for time.Now().Before(deadline) {
 		m, err := machines.GetMachine(ctx, &cellv1.GetMachineRequest{Id: "m1"})
