@@ -123,9 +123,13 @@ func TestHostileHeartbeatFloodNeverMarksALiveMachineDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	agentCtx, stopAgent := context.WithCancel(ctx)
 	agentDone := make(chan error, 1)
-	go func() { agentDone <- a.Run(ctx) }()
-	defer func() { cancel(); <-agentDone }()
+	go func() { agentDone <- a.Run(agentCtx) }()
+	var stopOnce sync.Once
+	stopAgentNow := func() { stopOnce.Do(func() { stopAgent(); <-agentDone }) }
+	defer cancel()
+	defer stopAgentNow()
 
 	machines := cellv1.NewMachineServiceClient(c.Conn)
 	jobs := cellv1.NewJobServiceClient(c.Conn)
@@ -191,4 +195,12 @@ func TestHostileHeartbeatFloodNeverMarksALiveMachineDown(t *testing.T) {
 		}
 	}
 	t.Logf("flood: %d heartbeats sent, %.0f counted unknown, %.0f messages dropped by the subscription", sent, unknown, dropped)
+
+	// Silence that is real still counts: the agent stops, and the machine
+	// is marked down (the watermark moves once the flood is over).
+	stopAgentNow()
+	eventually(t, "the stopped agent's machine is marked down", 15*time.Second, func() bool {
+		m, err := machines.GetMachine(ctx, &cellv1.GetMachineRequest{Id: "m1"})
+		return err == nil && m.Machine.State == cellv1.MachineState_MACHINE_STATE_DOWN
+	})
 }
