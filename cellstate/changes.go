@@ -23,12 +23,14 @@ type changeSet struct {
 	touchedJobs map[string]struct{}
 	// schedulers newly registered (durable, not part of the watch stream).
 	schedulers []string
+	// tenants whose policy was set (durable, not part of the watch stream).
+	tenants []*cellv1.TenantPolicy
 }
 
 func newChangeSet(rev uint64) *changeSet { return &changeSet{rev: rev} }
 
 func (c *changeSet) empty() bool {
-	return len(c.machines) == 0 && len(c.tasks) == 0 && len(c.jobs) == 0 && len(c.schedulers) == 0
+	return len(c.machines) == 0 && len(c.tasks) == 0 && len(c.jobs) == 0 && len(c.schedulers) == 0 && len(c.tenants) == 0
 }
 
 func (c *changeSet) machine(m *machine) {
@@ -114,11 +116,21 @@ type encodedEntry struct {
 	rev  uint64
 	data []byte
 	cs   *changeSet
+	red  redactedOnce // the form redacted watchers get (redact.go)
 }
 
 // encode assembles the log entry of a change set.
 func encode(cs *changeSet) (*encodedEntry, error) {
-	e := &encodedEntry{rev: cs.rev, cs: cs}
+	data, err := encodeWith(cs, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &encodedEntry{rev: cs.rev, cs: cs, data: data}, nil
+}
+
+// encodeWith encodes a change set's WatchResponse, passing each job
+// through jobFn when it is set (redaction).
+func encodeWith(cs *changeSet, jobFn func(*cellv1.Job) *cellv1.Job) ([]byte, error) {
 	buf := make([]byte, 0, 64+160*(len(cs.machines)+len(cs.tasks))+256*len(cs.jobs))
 	buf = protowire.AppendTag(buf, fieldWatchRevision, protowire.VarintType)
 	buf = protowire.AppendVarint(buf, cs.rev)
@@ -142,6 +154,9 @@ func encode(cs *changeSet) (*encodedEntry, error) {
 		buf = protowire.AppendBytes(buf, change)
 	}
 	for _, j := range cs.jobs {
+		if jobFn != nil {
+			j = jobFn(j)
+		}
 		add(fieldChangeJob, j)
 	}
 	for _, t := range cs.tasks {
@@ -152,6 +167,5 @@ func encode(cs *changeSet) (*encodedEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.data = buf
-	return e, nil
+	return buf, nil
 }

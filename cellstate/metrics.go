@@ -27,6 +27,7 @@ type Metrics struct {
 	reservedMem   *prometheus.GaugeVec
 	checkpoints   prometheus.Counter
 	ckptObjects   prometheus.Counter
+	authDenied    *prometheus.CounterVec // see authorize.go
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -100,8 +101,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "omegacell_store_checkpoint_objects_total",
 			Help: "Objects written by checkpoints.",
 		}),
+		authDenied: newAuthDenied(),
 	}
-	reg.MustRegister(m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
+	reg.MustRegister(m.authDenied, m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
 		m.revision, m.machines, m.heartbeats, m.badMessages, m.usageCPU, m.usageMem, m.reservedCPU, m.reservedMem)
 	return m
 }
@@ -134,6 +136,8 @@ func opName(op operation) string {
 		return "job_status"
 	case registerSchedulerOp:
 		return "register_scheduler"
+	case setTenantOp:
+		return "set_tenant"
 	}
 	return "other"
 }

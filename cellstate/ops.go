@@ -17,7 +17,10 @@ import (
 
 // ---------------------------------------------------------------- commit
 
-type commitOp struct{ tx *txn.Transaction }
+type commitOp struct {
+	tx *txn.Transaction
+	by string // the scheduler identity committing ("": not checked here)
+}
 
 // CommitResult is the outcome of a committed transaction.
 type CommitResult struct {
@@ -27,6 +30,9 @@ type CommitResult struct {
 func (o commitOp) run(s *state) (any, error) {
 	if !s.schedulers[o.tx.Scheduler] {
 		return nil, status.Errorf(codes.InvalidArgument, "scheduler: %q is not registered", o.tx.Scheduler)
+	}
+	if err := s.claimsOwnedBy(o.tx, o.by); err != nil {
+		return nil, err
 	}
 	d := txn.Validate(s, o.tx)
 	txn.Apply(s, d)
@@ -316,12 +322,20 @@ func (s *state) failJob(j *jobEntry, why string) {
 
 type registerMachineOp struct {
 	req *cellv1.RegisterMachineRequest
+	by  string // the agent identity registering ("": keep the registrant)
 }
 
 func (o registerMachineOp) run(s *state) (any, error) {
 	r := o.req
 	capacity := pbconv.Resources(r.Capacity)
 	old := s.machines[r.Id]
+	if err := checkRegistrant(old, r.Id, o.by); err != nil {
+		return nil, err
+	}
+	by := o.by
+	if old != nil && by == "" {
+		by = old.registeredBy
+	}
 	var m *txn.Machine
 	if old == nil {
 		m = txn.NewMachine(r.Id, r.Labels, capacity)
@@ -330,7 +344,7 @@ func (o registerMachineOp) run(s *state) (any, error) {
 			return nil, status.Errorf(codes.FailedPrecondition, "capacity: machine %s has %v allocated, more than the new capacity %v", r.Id, old.m.Allocated, capacity)
 		}
 		if old.m.Capacity == capacity && maps.Equal(old.m.Labels, r.Labels) && old.m.State != txn.MachineDown &&
-			old.gpuMemoryBytes == r.GpuMemoryBytes && old.logAddress == r.LogAddress {
+			old.gpuMemoryBytes == r.GpuMemoryBytes && old.logAddress == r.LogAddress && old.registeredBy == by {
 			// An agent re-registers on every reconnect: no change, no new
 			// Seq (which would be a spurious coarse-grained conflict).
 			return old, nil
@@ -346,6 +360,7 @@ func (o registerMachineOp) run(s *state) (any, error) {
 		m.Seq++
 	}
 	nm := newMachineRecord(m, r.GpuMemoryBytes, r.LogAddress)
+	nm.registeredBy = by
 	s.installMachine(nm)
 	return nm, nil
 }
