@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
-
 )
 
 // CompactedError says a watch asked for revisions the log no longer has.
