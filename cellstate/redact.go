@@ -15,8 +15,9 @@ import (
 //   - All (admin; a user's own tenants' jobs): everything.
 //   - Redacted (schedulers): everything, jobs through authz.RedactJob.
 //   - Own, for an agent: its machines, the tasks on (or just off) them,
-//     and (a fleet, which simulates the tasks) jobs, redacted. A real
-//     agent reads the full job of a task it runs with GetJob.
+//     and (a fleet's watch, which simulates the tasks) job changes,
+//     redacted. A real agent reads the full job of a task it runs with
+//     GetJob.
 //
 // Only jobs carry what is redacted: machines and tasks are never.
 
@@ -37,7 +38,7 @@ func viewFor(c caller, machineID string) watchView {
 		return watchView{match: func(m string) bool { return m == machineID }, redact: true}
 	case c.access == authz.Own:
 		id := c.id
-		return watchView{match: id.SpeaksFor, jobs: true, redact: true}
+		return watchView{match: id.SpeaksFor, jobs: id.Fleet, redact: true}
 	case machineID != "":
 		return watchView{match: func(m string) bool { return m == machineID }, redact: c.access != authz.All}
 	}

@@ -1,0 +1,183 @@
+package cellstate
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/identity"
+)
+
+// An authorizing cell for tests: a real store and real gRPC on loopback,
+// the server NOT insecure. Until the transport carries identities (mutual
+// TLS), a test-only interceptor puts the identity a client names in its
+// metadata into the request's context, exactly where the transport's
+// interceptor puts the identity of a verified client certificate.
+
+const testIdentityKey = "omegacell-test-identity"
+
+func identityFromMetadata(ctx context.Context) context.Context {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get(testIdentityKey)
+	if len(vals) == 0 {
+		return ctx
+	}
+	var uris []*url.URL
+	for _, s := range strings.Fields(vals[0]) {
+		u, err := url.Parse(s)
+		if err != nil {
+			return ctx
+		}
+		uris = append(uris, u)
+	}
+	id, err := identity.Parse(uris)
+	if err != nil {
+		return ctx
+	}
+	return identity.NewContext(ctx, id)
+}
+
+type idStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s idStream) Context() context.Context { return s.ctx }
+
+type authzCell struct {
+	t     testing.TB
+	store *Store
+	addr  string
+	reg   *prometheus.Registry
+}
+
+func newAuthzCell(t testing.TB) *authzCell {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	st, err := Open(Options{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: NewMetrics(reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewServer(st, ServerOptions{}).GRPCServer(
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			return h(identityFromMetadata(ctx), req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			return h(srv, idStream{ss, identityFromMetadata(ss.Context())})
+		}))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(lis)
+	t.Cleanup(func() {
+		st.CloseWatchers()
+		g.Stop()
+		if err := st.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return &authzCell{t: t, store: st, addr: lis.Addr().String(), reg: reg}
+}
+
+// client is one caller's connection and API clients.
+type client struct {
+	conn       *grpc.ClientConn
+	jobs       cellv1.JobServiceClient
+	machines   cellv1.MachineServiceClient
+	state      cellv1.StateServiceClient
+	agent      cellv1.AgentServiceClient
+	schedulers cellv1.SchedulerServiceClient
+	tenants    cellv1.TenantServiceClient
+}
+
+// as dials the cell as identity id (nil: with no identity at all).
+func (c *authzCell) as(id *identity.Identity) *client {
+	c.t.Helper()
+	var opts []grpc.DialOption
+	opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxRequestBytes)))
+	if id != nil {
+		var uris []string
+		for _, u := range id.URIs("test-cell") {
+			uris = append(uris, u.String())
+		}
+		val := strings.Join(uris, " ")
+		opts = append(opts,
+			grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, inv grpc.UnaryInvoker, o ...grpc.CallOption) error {
+				return inv(metadata.AppendToOutgoingContext(ctx, testIdentityKey, val), method, req, reply, cc, o...)
+			}),
+			grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, s grpc.Streamer, o ...grpc.CallOption) (grpc.ClientStream, error) {
+				return s(metadata.AppendToOutgoingContext(ctx, testIdentityKey, val), desc, cc, method, o...)
+			}))
+	}
+	conn, err := grpc.NewClient(c.addr, opts...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { conn.Close() })
+	return &client{conn: conn, jobs: cellv1.NewJobServiceClient(conn), machines: cellv1.NewMachineServiceClient(conn),
+		state: cellv1.NewStateServiceClient(conn), agent: cellv1.NewAgentServiceClient(conn),
+		schedulers: cellv1.NewSchedulerServiceClient(conn), tenants: cellv1.NewTenantServiceClient(conn)}
+}
+
+func mustID(t testing.TB, role identity.Role, name string, tenants ...string) *identity.Identity {
+	t.Helper()
+	id, err := identity.New(role, name, tenants...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &id
+}
+
+func mustFleet(t testing.TB, prefix string) *identity.Identity {
+	t.Helper()
+	id, err := identity.NewFleet(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &id
+}
+
+// readSnapshot reads a whole snapshot through c.
+func readSnapshot(t testing.TB, c *client) (*cellv1.SnapshotResponse, error) {
+	t.Helper()
+	stream, err := c.state.Snapshot(ctxT(t), &cellv1.SnapshotRequest{})
+	if err != nil {
+		return nil, err
+	}
+	all := &cellv1.SnapshotResponse{}
+	for {
+		chunk, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		all.Revision = max(all.Revision, chunk.Revision)
+		all.Machines = append(all.Machines, chunk.Machines...)
+		all.Jobs = append(all.Jobs, chunk.Jobs...)
+		all.Tasks = append(all.Tasks, chunk.Tasks...)
+		if chunk.Last {
+			return all, nil
+		}
+	}
+}
+
+// deniedCount reads omegacell_auth_denied_total{method,reason}.
+func (c *authzCell) deniedCount(method, reason string) float64 {
+	m, err := c.store.m.authDenied.GetMetricWithLabelValues(method, reason)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return testutil.ToFloat64(m)
+}
