@@ -468,3 +468,24 @@ func TestAuthzOwnersSeeTheirs(t *testing.T) {
 		t.Errorf("alice sees tenant policies %v %v", tp, err)
 	}
 }
+
+// TestAuthzTenantPolicyIsDurable: a policy survives a restart and keeps
+// deciding the band a tenant's users may submit at.
+func TestAuthzTenantPolicyIsDurable(t *testing.T) {
+	c := newTestCell(t, Options{})
+	if _, _, err := c.store.SetTenantPolicy(ctxT(t), &cellv1.TenantPolicy{Name: "team-a", MaxBand: cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION}); err != nil {
+		t.Fatal(err)
+	}
+	c.submit(batchSpec("after-policy", 1, 100, gib)) // a revision after the policy's
+	c.restart(Options{})
+	got := c.store.TenantPolicies()
+	if len(got) != 1 || got[0].Name != "team-a" || got[0].MaxBand != cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION || got[0].ModRevision != 1 {
+		t.Fatalf("after restart: %v", got)
+	}
+	if b := c.store.tenantMaxBand("team-a"); b.String() != "production" {
+		t.Errorf("team-a's band %s", b)
+	}
+	if b := c.store.tenantMaxBand("team-z"); b.String() != "batch" {
+		t.Errorf("default band %s", b)
+	}
+}
