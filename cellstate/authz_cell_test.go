@@ -14,7 +14,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/omegacell/omegacell/cellstate/authz"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/identity"
 )
@@ -180,4 +182,56 @@ func (c *authzCell) deniedCount(method, reason string) float64 {
 		c.t.Fatal(err)
 	}
 	return testutil.ToFloat64(m)
+}
+
+// TestAuthzRedactedWatchEncoding: the redacted form of every revision,
+// from the ring (encoded once, shared) and from Pebble (decoded), is the
+// full revision with its jobs through RedactJob, and nothing else changed.
+func TestAuthzRedactedWatchEncoding(t *testing.T) {
+	c := newTestCell(t, Options{})
+	c.addMachine("m1", map[string]string{"zone": "a"}, 4000, 4*gib, 0)
+	spec := batchSpec("secret", 3, 1000, gib)
+	spec.Task.Env = map[string]string{"SECRET": "s3cr3t"}
+	spec.Task.Args = []string{"--token", "x"}
+	job := c.submit(spec)
+	c.place(job, 0, "m1") // a revision with machine, job (now running) and task
+	c.submit(batchSpec("plain", 1, 10, 1))
+	entries, _, _, err := c.store.hub.read(0, 100)
+	if err != nil || len(entries) < 4 {
+		t.Fatalf("read %d entries: %v", len(entries), err)
+	}
+	for _, e := range entries {
+		want := &cellv1.WatchResponse{}
+		if err := proto.Unmarshal(e.data, want); err != nil {
+			t.Fatal(err)
+		}
+		jobs := 0
+		for _, ch := range want.Changes {
+			if j := ch.GetJob(); j != nil {
+				ch.Object = &cellv1.Change_Job{Job: authz.RedactJob(j)}
+				jobs++
+			}
+		}
+		for _, from := range []logEntry{e, {rev: e.rev, data: e.data}} {
+			data, err := from.redactedData()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := &cellv1.WatchResponse{}
+			if err := proto.Unmarshal(data, got); err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(got, want) {
+				t.Errorf("revision %d (ring %v): redacted\n got %v\nwant %v", e.rev, from.src != nil, got, want)
+			}
+			if e.rev == job.ModRevision && strings.Contains(string(data), "s3cr3t") {
+				t.Errorf("revision %d still carries the secret", e.rev)
+			}
+		}
+		if e.src != nil && jobs == 0 {
+			if d, _ := e.redactedData(); &d[0] != &e.data[0] {
+				t.Errorf("revision %d without jobs was copied", e.rev)
+			}
+		}
+	}
 }

@@ -84,7 +84,13 @@ func (e *encodedEntry) redacted() ([]byte, error) {
 		e.red.data = e.data
 		for _, j := range e.cs.jobs {
 			if authz.RedactJob(j) != j {
-				e.red.data, e.red.err = encodeWith(e.cs, authz.RedactJob)
+				// Machines and tasks keep their bytes; only the jobs
+				// between them are encoded again.
+				buf := make([]byte, 0, len(e.data))
+				buf = append(buf, e.data[:e.jobs[0]]...)
+				if buf, e.red.err = appendJobChanges(buf, e.cs.jobs, authz.RedactJob); e.red.err == nil {
+					e.red.data = append(buf, e.data[e.jobs[1]:]...)
+				}
 				return
 			}
 		}
