@@ -40,7 +40,7 @@ type caller struct {
 }
 
 // errNoIdentity refuses calls without a credential.
-var errNoIdentity = status.Error(codes.Unauthenticated, "no client identity: connect over mutual TLS with a credential of this cell (see PROTOCOL.md: cell credentials issue)")
+var errNoIdentity = status.Error(codes.Unauthenticated, "no client identity: connect over mutual TLS with a credential of this cell (an admin issues one: cell credentials issue; see schedulers/sdk/PROTOCOL.md)")
 
 func (s *Server) identity(ctx context.Context) (identity.Identity, error) {
 	if id, ok := identity.FromContext(ctx); ok {
