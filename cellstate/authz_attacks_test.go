@@ -459,6 +459,39 @@ func TestAuthzOwnersSeeTheirs(t *testing.T) {
 		}
 	}
 
+	// A fleet speaking for every machine follows the whole cell (the
+	// shared encoding), jobs redacted.
+	fstream, err := s.fleet.state.Watch(ctxT(t), &cellv1.WatchRequest{ProgressIntervalMs: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for {
+		r, err := fstream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ProgressNotify {
+			break
+		}
+		for _, ch := range r.Changes {
+			switch {
+			case ch.GetJob() != nil:
+				seen[ch.GetJob().Spec.Name] = true
+				if secret(ch.GetJob()) {
+					t.Fatalf("fleet watch shows %s's secrets", ch.GetJob().Spec.Name)
+				}
+			case ch.GetMachine() != nil:
+				seen[ch.GetMachine().Id] = true
+			case ch.GetTask() != nil:
+				seen["task"] = true
+			}
+		}
+	}
+	if !seen["a-prod"] || !seen["b-job"] || !seen["node-1"] || !seen["node-2"] || !seen["task"] {
+		t.Errorf("fleet watch saw %v", seen)
+	}
+
 	tp, err := s.mallory.tenants.ListTenantPolicies(ctxT(t), &cellv1.ListTenantPoliciesRequest{})
 	if err != nil || len(tp.Policies) != 0 {
 		t.Errorf("mallory sees tenant policies %v %v", tp, err)

@@ -100,16 +100,35 @@ func (e *encodedEntry) redacted() ([]byte, error) {
 
 // filter returns the part of an entry that a filtered view sees (nil if
 // none), or all=true when that is every change of the entry (then the
-// shared encoding is sent as is).
+// shared encoding is sent as is: a fleet that owns every machine of the
+// cell costs no more than an unfiltered watcher).
 func (e logEntry) filter(v watchView) (resp *cellv1.WatchResponse, all bool, err error) {
 	out := &cellv1.WatchResponse{Revision: e.rev}
 	if e.cs != nil {
-		all = v.jobs || len(e.cs.jobs) == 0
+		if v.jobs || len(e.cs.jobs) == 0 {
+			n, every := 0, true
+			for _, m := range e.cs.machines {
+				n++
+				if !v.match(m.m.ID) {
+					every = false
+					break
+				}
+			}
+			for i := 0; every && i < len(e.cs.tasks); i++ {
+				t := e.cs.tasks[i]
+				n++
+				every = (t.t.Machine != "" && v.match(t.t.Machine)) || (t.lastMachine != "" && v.match(t.lastMachine))
+			}
+			if v.jobs {
+				n += len(e.cs.jobs)
+			}
+			if every {
+				return nil, n > 0, nil
+			}
+		}
 		for _, m := range e.cs.machines {
 			if v.match(m.m.ID) {
 				out.Changes = append(out.Changes, &cellv1.Change{Object: &cellv1.Change_Machine{Machine: m.pb()}})
-			} else {
-				all = false
 			}
 		}
 		if v.jobs {
@@ -120,12 +139,7 @@ func (e logEntry) filter(v watchView) (resp *cellv1.WatchResponse, all bool, err
 		for _, t := range e.cs.tasks {
 			if (t.t.Machine != "" && v.match(t.t.Machine)) || (t.lastMachine != "" && v.match(t.lastMachine)) {
 				out.Changes = append(out.Changes, &cellv1.Change{Object: &cellv1.Change_Task{Task: t.pb()}})
-			} else {
-				all = false
 			}
-		}
-		if all && len(out.Changes) > 0 {
-			return nil, true, nil
 		}
 	} else {
 		full := &cellv1.WatchResponse{}
