@@ -2,11 +2,13 @@ package cellstate
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -233,5 +235,63 @@ func TestAuthzRedactedWatchEncoding(t *testing.T) {
 				t.Errorf("revision %d without jobs was copied", e.rev)
 			}
 		}
+	}
+}
+
+// recordingHandler keeps the messages and attributes logged.
+type recordingHandler struct {
+	mu   sync.Mutex
+	recs []string
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler            { return h }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		b.WriteString(" " + a.String())
+		return true
+	})
+	h.mu.Lock()
+	h.recs = append(h.recs, b.String())
+	h.mu.Unlock()
+	return nil
+}
+
+// TestAuthzAuditIsRateLimited: a flood of refusals of one identity and
+// method logs a burst, then nothing (every one is counted); another
+// identity still gets logged; the memory of keys is bounded.
+func TestAuthzAuditIsRateLimited(t *testing.T) {
+	h := &recordingHandler{}
+	reg := prometheus.NewRegistry()
+	a := newAuditLog(slog.New(h), NewMetrics(reg))
+	deny := func(who string) error {
+		return &authz.Denial{Identity: who, Method: "Commit", Rule: authz.RuleOwnScheduler, Detail: `acts as scheduler "batch"`}
+	}
+	for range 100 {
+		a.denied(deny("scheduler/rogue"))
+	}
+	a.denied(deny("scheduler/other"))
+	if len(h.recs) != auditBurst+1 {
+		t.Fatalf("%d records logged, want %d:\n%s", len(h.recs), auditBurst+1, strings.Join(h.recs, "\n"))
+	}
+	for _, want := range []string{"authorization refused", "identity=scheduler/rogue", "method=Commit", "rule=own-scheduler", `detail=acts as scheduler "batch"`} {
+		if !strings.Contains(h.recs[0], want) {
+			t.Errorf("record %q lacks %q", h.recs[0], want)
+		}
+	}
+	if !strings.Contains(h.recs[auditBurst], "identity=scheduler/other") {
+		t.Errorf("another identity was not logged: %q", h.recs[auditBurst])
+	}
+	if got := testutil.ToFloat64(a.m.authDenied.WithLabelValues("Commit", "own-scheduler")); got != 101 {
+		t.Errorf("counted %v refusals, want 101", got)
+	}
+	for i := range 3 * auditKeys {
+		a.denied(deny(fmt.Sprintf("scheduler/s%d", i)))
+	}
+	if n := len(a.limiters); n > auditKeys {
+		t.Errorf("%d keys remembered, at most %d", n, auditKeys)
 	}
 }
