@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/omegacell/omegacell/cellstate/authz"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/identity"
 )
@@ -520,5 +521,26 @@ func TestAuthzTenantPolicyIsDurable(t *testing.T) {
 	}
 	if b := c.store.tenantMaxBand("team-z"); b.String() != "batch" {
 		t.Errorf("default band %s", b)
+	}
+}
+
+// TestAuthzRegistrantIsDurable: after a restart a machine still refuses
+// every agent identity but the one that registered it; admin (by "")
+// keeps the registrant.
+func TestAuthzRegistrantIsDurable(t *testing.T) {
+	c := newTestCell(t, Options{})
+	req := &cellv1.RegisterMachineRequest{Id: "node-1", Capacity: &cellv1.Resources{CpuMilli: 1000, MemoryBytes: gib}}
+	if _, _, err := c.store.RegisterMachineAs(ctxT(t), req, "agent/node-1"); err != nil {
+		t.Fatal(err)
+	}
+	c.restart(Options{})
+	bigger := &cellv1.RegisterMachineRequest{Id: "node-1", Capacity: &cellv1.Resources{CpuMilli: 500_000_000, MemoryBytes: gib}}
+	_, _, err := c.store.RegisterMachineAs(ctxT(t), bigger, "agent/node")
+	if d, ok := err.(*authz.Denial); !ok || d.Rule != authz.RuleRegistrant {
+		t.Fatalf("another identity re-registered: %v", err)
+	}
+	m, _, err := c.store.RegisterMachineAs(ctxT(t), req, "")
+	if err != nil || m.RegisteredBy != "agent/node-1" {
+		t.Fatalf("admin's registration: %v %v", m, err)
 	}
 }
