@@ -75,6 +75,13 @@ var Table = []Row{
 	{Service: "SchedulerService", Method: "ListSchedulers",
 		Scheduler: all, Agent: none, User: all},
 
+	{Service: "CredentialService", Method: "IssueCredential",
+		Scheduler: none, Agent: none, User: none},
+	{Service: "CredentialService", Method: "RevokeCredential",
+		Scheduler: none, Agent: none, User: none},
+	{Service: "CredentialService", Method: "ListRevokedCredentials",
+		Scheduler: none, Agent: none, User: none},
+
 	{Service: "TenantService", Method: "SetTenantPolicy",
 		Scheduler: none, Agent: none, User: none},
 	{Service: "TenantService", Method: "ListTenantPolicies",
