@@ -59,7 +59,7 @@ func newAuthzScene(t *testing.T) *authzScene {
 	prod := &cellv1.JobSpec{Name: "a-prod", Tenant: "team-a", Scheduler: "batch", Priority: 200, Count: 2,
 		Task: &cellv1.TaskTemplate{Command: "/bin/serve", Args: []string{"--token", "hunter2"}, Env: map[string]string{"SECRET": "s3cr3t"},
 			Resources:   &cellv1.Resources{CpuMilli: 2000, MemoryBytes: gib},
-			HealthCheck: &cellv1.HealthCheck{HttpGetUrl: "http://user:pw@localhost/health", IntervalMs: 1000}}}
+			HealthCheck: &cellv1.HealthCheck{HttpGetUrl: "http://localhost/health?token=s3cr3t", IntervalMs: 1000}}}
 	r, err := s.alice.jobs.SubmitJob(ctx, &cellv1.SubmitJobRequest{Spec: prod})
 	must("submit a-prod", err)
 	s.prod = r.Job
@@ -165,7 +165,7 @@ func TestAuthzAttacks(t *testing.T) {
 		who      *client
 		identity string // as refusals name it
 		method   string
-		rule     string // "" with codes.Unauthenticated
+		rule     string // "": refused before any handler (no credential)
 		call     func(cl *client) error
 	}{
 		{"1 register a fake machine as a user", s.mallory, "user/mallory", "RegisterMachine", "role", func(cl *client) error {
@@ -295,24 +295,26 @@ func TestAuthzAttacks(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := s.state(t)
-			reason := tc.rule
-			if reason == "" {
-				reason = "unauthenticated"
-			}
-			counted := s.c.deniedCount(tc.method, reason)
+			counted := s.c.deniedCount(tc.method, tc.rule)
 			err := tc.call(tc.who)
 			st := status.Convert(err)
 			switch {
 			case err == nil:
 				t.Fatal("the attack succeeded")
-			case tc.rule == "" && st.Code() != codes.Unauthenticated:
-				t.Fatalf("got %v, want Unauthenticated", err)
-			case tc.rule != "" && (st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), tc.identity+" may not "+tc.method) ||
-				!strings.Contains(st.Message(), "(rule "+tc.rule+")")):
+			case tc.rule == "":
+				// The TLS handshake refuses a client without a
+				// certificate of the cell: no call reaches the server.
+				if c := st.Code(); c != codes.Unavailable && c != codes.Unauthenticated {
+					t.Fatalf("got %v, want the connection refused", err)
+				}
+				s.assertUnchanged(t, before)
+				return
+			case st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), tc.identity+" may not "+tc.method) ||
+				!strings.Contains(st.Message(), "(rule "+tc.rule+")"):
 				t.Fatalf("got %v, want PermissionDenied naming %s, %s and rule %s", err, tc.identity, tc.method, tc.rule)
 			}
-			if got := s.c.deniedCount(tc.method, reason); got != counted+1 {
-				t.Errorf("omegacell_auth_denied_total{method=%q,reason=%q} went %v → %v, want +1", tc.method, reason, counted, got)
+			if got := s.c.deniedCount(tc.method, tc.rule); got != counted+1 {
+				t.Errorf("omegacell_auth_denied_total{method=%q,reason=%q} went %v → %v, want +1", tc.method, tc.rule, counted, got)
 			}
 			s.assertUnchanged(t, before)
 		})

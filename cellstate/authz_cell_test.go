@@ -2,84 +2,48 @@ package cellstate
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
+	grpccreds "google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/omegacell/omegacell/cellstate/authz"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/credentials"
 	"github.com/omegacell/omegacell/proto/identity"
 )
 
-// An authorizing cell for tests: a real store and real gRPC on loopback,
-// the server NOT insecure. Until the transport carries identities (mutual
-// TLS), a test-only interceptor puts the identity a client names in its
-// metadata into the request's context, exactly where the transport's
-// interceptor puts the identity of a verified client certificate.
-
-const testIdentityKey = "omegacell-test-identity"
-
-func identityFromMetadata(ctx context.Context) context.Context {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get(testIdentityKey)
-	if len(vals) == 0 {
-		return ctx
-	}
-	var uris []*url.URL
-	for _, s := range strings.Fields(vals[0]) {
-		u, err := url.Parse(s)
-		if err != nil {
-			return ctx
-		}
-		uris = append(uris, u)
-	}
-	id, err := identity.Parse(uris)
-	if err != nil {
-		return ctx
-	}
-	return identity.NewContext(ctx, id)
-}
-
-type idStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s idStream) Context() context.Context { return s.ctx }
+// An authorizing cell for tests: a real store and real gRPC on loopback
+// with mutual TLS, as `cell server` runs: each client presents a
+// credential issued by the cell's CA for its identity.
 
 type authzCell struct {
 	t     testing.TB
 	store *Store
 	addr  string
-	reg   *prometheus.Registry
+	tls   *testTLS
 }
 
 func newAuthzCell(t testing.TB) *authzCell {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	st, err := Open(Options{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: NewMetrics(reg)})
+	x := newTestTLS(t)
+	st, err := Open(Options{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: NewMetrics(prometheus.NewRegistry())})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := NewServer(st, ServerOptions{}).GRPCServer(
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			return h(identityFromMetadata(ctx), req)
-		}),
-		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			return h(srv, idStream{ss, identityFromMetadata(ss.Context())})
-		}))
+	so, gopts, _ := x.options(t, st)
+	g := NewServer(st, so).GRPCServer(gopts...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +56,7 @@ func newAuthzCell(t testing.TB) *authzCell {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	return &authzCell{t: t, store: st, addr: lis.Addr().String(), reg: reg}
+	return &authzCell{t: t, store: st, addr: lis.Addr().String(), tls: x}
 }
 
 // client is one caller's connection and API clients.
@@ -106,27 +70,23 @@ type client struct {
 	tenants    cellv1.TenantServiceClient
 }
 
-// as dials the cell as identity id (nil: with no identity at all).
+// as dials the cell with a credential of identity id, issued by the
+// cell's CA (nil: TLS without a client certificate).
 func (c *authzCell) as(id *identity.Identity) *client {
 	c.t.Helper()
-	var opts []grpc.DialOption
-	opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxRequestBytes)))
-	if id != nil {
-		var uris []string
-		for _, u := range id.URIs("test-cell") {
-			uris = append(uris, u.String())
+	var tc *tls.Config
+	if id == nil {
+		tc = (&credentials.Bundle{Roots: c.tls.cell.CA.Pool()}).ClientTLS("127.0.0.1")
+		tc.Certificates = nil
+	} else {
+		b, err := c.tls.cell.CA.IssueBundle(*id, time.Hour)
+		if err != nil {
+			c.t.Fatal(err)
 		}
-		val := strings.Join(uris, " ")
-		opts = append(opts,
-			grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, inv grpc.UnaryInvoker, o ...grpc.CallOption) error {
-				return inv(metadata.AppendToOutgoingContext(ctx, testIdentityKey, val), method, req, reply, cc, o...)
-			}),
-			grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, s grpc.Streamer, o ...grpc.CallOption) (grpc.ClientStream, error) {
-				return s(metadata.AppendToOutgoingContext(ctx, testIdentityKey, val), desc, cc, method, o...)
-			}))
+		tc = b.ClientTLS("127.0.0.1")
 	}
-	conn, err := grpc.NewClient(c.addr, opts...)
+	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(grpccreds.NewTLS(tc)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxRequestBytes)))
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/omegacell/omegacell/cellstate"
+	"github.com/omegacell/omegacell/proto/credentials"
 )
 
 // startRealCell serves a real store (insecure: the caller acts as admin)
@@ -34,7 +35,7 @@ func startRealCell(t *testing.T) Dialer {
 		_ = st.Close()
 	})
 	addr := lis.Addr().String()
-	return func(ctx context.Context) (*grpc.ClientConn, error) { return Dial(ctx, addr) }
+	return func(ctx context.Context) (*grpc.ClientConn, error) { return Dial(ctx, addr, credentials.Client{Insecure: true}) }
 }
 
 func runTenant(t *testing.T, dial Dialer, args ...string) (string, error) {
