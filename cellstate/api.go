@@ -17,7 +17,15 @@ import (
 
 // Commit validates and applies a scheduler's transaction.
 func (s *Store) Commit(ctx context.Context, tx *txn.Transaction) (*CommitResult, uint64, error) {
-	res, rev, err := s.do(ctx, commitOp{tx: tx})
+	return s.CommitAs(ctx, tx, "")
+}
+
+// CommitAs commits for the scheduler identity by (as identity.String
+// writes it): a claim of a task whose job names another scheduler refuses
+// the whole transaction with an authz.Denial. An empty by (admin, or an
+// insecure cell) leaves that to txn (per-claim WRONG_SCHEDULER).
+func (s *Store) CommitAs(ctx context.Context, tx *txn.Transaction, by string) (*CommitResult, uint64, error) {
+	res, rev, err := s.do(ctx, commitOp{tx: tx, by: by})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -50,7 +58,15 @@ func (s *Store) SetJobSchedulingStatus(ctx context.Context, req *cellv1.SetJobSc
 
 // RegisterMachine creates or updates a machine.
 func (s *Store) RegisterMachine(ctx context.Context, req *cellv1.RegisterMachineRequest) (*cellv1.Machine, uint64, error) {
-	res, rev, err := s.do(ctx, registerMachineOp{req: req})
+	return s.RegisterMachineAs(ctx, req, "")
+}
+
+// RegisterMachineAs registers a machine for an agent identity (by, as
+// identity.String writes it): a machine registered by one agent identity
+// is refused to any other (authz.RuleRegistrant). An empty by (admin, or
+// an insecure cell) keeps the machine's registrant.
+func (s *Store) RegisterMachineAs(ctx context.Context, req *cellv1.RegisterMachineRequest, by string) (*cellv1.Machine, uint64, error) {
+	res, rev, err := s.do(ctx, registerMachineOp{req: req, by: by})
 	if err != nil {
 		return nil, 0, err
 	}

@@ -27,13 +27,15 @@ type changeSet struct {
 	schedulersGone []string
 	// deleted are jobs deleted with all their tasks (see gc.go).
 	deleted []deletedJob
+	// tenants whose policy was set (durable, not part of the watch stream).
+	tenants []*cellv1.TenantPolicy
 }
 
 func newChangeSet(rev uint64) *changeSet { return &changeSet{rev: rev} }
 
 func (c *changeSet) empty() bool {
 	return len(c.machines) == 0 && len(c.tasks) == 0 && len(c.jobs) == 0 && len(c.schedulers) == 0 &&
-		len(c.schedulersGone) == 0 && len(c.deleted) == 0
+		len(c.schedulersGone) == 0 && len(c.deleted) == 0 && len(c.tenants) == 0
 }
 
 func (c *changeSet) machine(m *machine) {
@@ -120,6 +122,10 @@ type encodedEntry struct {
 	rev  uint64
 	data []byte
 	cs   *changeSet
+	// jobs is where the job changes lie in data (machines come before,
+	// tasks after), so a redacted form re-encodes only them.
+	jobs [2]int
+	red  redactedOnce // the form redacted watchers get (redact.go)
 }
 
 // encode assembles the log entry of a change set.
@@ -128,39 +134,52 @@ func encode(cs *changeSet) (*encodedEntry, error) {
 	buf := make([]byte, 0, 64+160*(len(cs.machines)+len(cs.tasks))+256*len(cs.jobs))
 	buf = protowire.AppendTag(buf, fieldWatchRevision, protowire.VarintType)
 	buf = protowire.AppendVarint(buf, cs.rev)
-	var err error
-	add := func(field protowire.Number, m proto.Message) {
-		if err != nil {
-			return
-		}
-		size := marshal.Size(m)
-		inner := protowire.SizeTag(field) + protowire.SizeBytes(size)
-		buf = protowire.AppendTag(buf, fieldWatchChanges, protowire.BytesType)
-		buf = protowire.AppendVarint(buf, uint64(inner))
-		buf = protowire.AppendTag(buf, field, protowire.BytesType)
-		buf = protowire.AppendVarint(buf, uint64(size))
-		buf, err = marshal.MarshalAppend(buf, m)
-	}
 	var obj, change []byte
 	for _, m := range cs.machines {
 		change = appendNested(change[:0], fieldChangeMachine, &obj, func(b []byte) []byte { return appendMachineRecord(b, m) })
 		buf = protowire.AppendTag(buf, fieldWatchChanges, protowire.BytesType)
 		buf = protowire.AppendBytes(buf, change)
 	}
-	for _, j := range cs.jobs {
-		add(fieldChangeJob, j)
+	e.jobs[0] = len(buf)
+	var err error
+	if buf, err = appendJobChanges(buf, cs.jobs, nil); err != nil {
+		return nil, err
 	}
+	e.jobs[1] = len(buf)
 	for _, t := range cs.tasks {
 		change = appendNested(change[:0], fieldChangeTask, &obj, func(b []byte) []byte { return appendTaskRecord(b, t) })
 		buf = protowire.AppendTag(buf, fieldWatchChanges, protowire.BytesType)
 		buf = protowire.AppendBytes(buf, change)
 	}
 	for _, d := range cs.deleted {
-		add(fieldChangeDeleted, &cellv1.Deletion{Object: &cellv1.Deletion_JobId{JobId: d.id}})
-	}
-	if err != nil {
-		return nil, err
+		del := &cellv1.Change{Object: &cellv1.Change_Deleted{Deleted: &cellv1.Deletion{Object: &cellv1.Deletion_JobId{JobId: d.id}}}}
+		buf = protowire.AppendTag(buf, fieldWatchChanges, protowire.BytesType)
+		buf = protowire.AppendVarint(buf, uint64(marshal.Size(del)))
+		if buf, err = marshal.MarshalAppend(buf, del); err != nil {
+			return nil, err
+		}
 	}
 	e.data = buf
 	return e, nil
+}
+
+// appendJobChanges appends a Change per job, passing each through jobFn
+// when it is set (redaction).
+func appendJobChanges(buf []byte, jobs []*cellv1.Job, jobFn func(*cellv1.Job) *cellv1.Job) ([]byte, error) {
+	for _, j := range jobs {
+		if jobFn != nil {
+			j = jobFn(j)
+		}
+		size := marshal.Size(j)
+		inner := protowire.SizeTag(fieldChangeJob) + protowire.SizeBytes(size)
+		buf = protowire.AppendTag(buf, fieldWatchChanges, protowire.BytesType)
+		buf = protowire.AppendVarint(buf, uint64(inner))
+		buf = protowire.AppendTag(buf, fieldChangeJob, protowire.BytesType)
+		buf = protowire.AppendVarint(buf, uint64(size))
+		var err error
+		if buf, err = marshal.MarshalAppend(buf, j); err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }

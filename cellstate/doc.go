@@ -33,6 +33,17 @@
 //   - Log compaction keeps the newest Options.LogRetention revisions. A
 //     watch from an older revision is answered with the compaction point
 //     and OUT_OF_RANGE: the client must resnapshot.
+//   - Every RPC is authorized for the caller's identity (authorize.go and
+//     the table of package authz): a gate interceptor refuses roles that
+//     may not call a method at all, and each handler decides with the
+//     request's facts, then shapes what it reads (schedulers get jobs
+//     redacted, agents their machines, users their tenants). Refusals are
+//     PermissionDenied naming identity, method and rule, logged
+//     (rate-limited) and counted. The store enforces what needs its state
+//     atomically: a scheduler's claims only for its jobs, a machine
+//     re-registered only by its registrant.
+//   - Watchers of the redacted view share one redacted encoding per
+//     revision, made lazily; a revision without a job is the same bytes.
 //   - Liveness (heartbeats, usage) is not revisioned: it lives in memory
 //     and only state transitions it causes (a machine marked down, its
 //     tasks lost) go through the commit loop. Only registered machines are

@@ -31,6 +31,7 @@ type Metrics struct {
 	droppedHeartbeats prometheus.Counter
 	gcJobs            prometheus.Counter
 	gcTasks           prometheus.Counter
+	authDenied        *prometheus.CounterVec // see authorize.go
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -104,6 +105,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "omegacell_store_checkpoint_objects_total",
 			Help: "Objects written by checkpoints.",
 		}),
+		authDenied: newAuthDenied(),
 	}
 	m.gcJobs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "omegacell_store_deleted_jobs_total",
@@ -121,7 +123,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "omegacell_heartbeats_dropped_messages_total",
 		Help: "Heartbeat messages NATS dropped because the server's subscription fell behind (a flood); machines got a fresh grace.",
 	})
-	reg.MustRegister(m.unknownHeartbeats, m.droppedHeartbeats, m.gcJobs, m.gcTasks, m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
+	reg.MustRegister(m.authDenied, m.unknownHeartbeats, m.droppedHeartbeats, m.gcJobs, m.gcTasks, m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
 		m.revision, m.machines, m.heartbeats, m.badMessages, m.usageCPU, m.usageMem, m.reservedCPU, m.reservedMem)
 	return m
 }
@@ -158,6 +160,8 @@ func opName(op operation) string {
 		return "delete_finished_jobs"
 	case expireSchedulersOp:
 		return "expire_schedulers"
+	case setTenantOp:
+		return "set_tenant"
 	}
 	return "other"
 }

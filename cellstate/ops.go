@@ -17,7 +17,10 @@ import (
 
 // ---------------------------------------------------------------- commit
 
-type commitOp struct{ tx *txn.Transaction }
+type commitOp struct {
+	tx *txn.Transaction
+	by string // the scheduler identity committing ("": not checked here)
+}
 
 // CommitResult is the outcome of a committed transaction.
 type CommitResult struct {
@@ -29,6 +32,9 @@ func (o commitOp) run(s *state) (any, error) {
 		return nil, status.Errorf(codes.InvalidArgument, "scheduler: %q is not registered", o.tx.Scheduler)
 	}
 	s.seen.touch(o.tx.Scheduler, s.now)
+	if err := s.claimsOwnedBy(o.tx, o.by); err != nil {
+		return nil, err
+	}
 	d := txn.Validate(s, o.tx)
 	txn.Apply(s, d)
 	for _, k := range d.Preempted {
@@ -320,12 +326,20 @@ func (s *state) failJob(j *jobEntry, why string) {
 
 type registerMachineOp struct {
 	req *cellv1.RegisterMachineRequest
+	by  string // the agent identity registering ("": keep the registrant)
 }
 
 func (o registerMachineOp) run(s *state) (any, error) {
 	r := o.req
 	capacity := pbconv.Resources(r.Capacity)
 	old := s.machines[r.Id]
+	if err := checkRegistrant(old, r.Id, o.by); err != nil {
+		return nil, err
+	}
+	by := o.by
+	if old != nil && by == "" {
+		by = old.registeredBy
+	}
 	var m *txn.Machine
 	if old == nil {
 		m = txn.NewMachine(r.Id, r.Labels, capacity)
@@ -334,7 +348,7 @@ func (o registerMachineOp) run(s *state) (any, error) {
 			return nil, status.Errorf(codes.FailedPrecondition, "capacity: machine %s has %v allocated, more than the new capacity %v", r.Id, old.m.Allocated, capacity)
 		}
 		if old.m.Capacity == capacity && maps.Equal(old.m.Labels, r.Labels) && old.m.State != txn.MachineDown &&
-			old.gpuMemoryBytes == r.GpuMemoryBytes && old.logAddress == r.LogAddress {
+			old.gpuMemoryBytes == r.GpuMemoryBytes && old.logAddress == r.LogAddress && old.registeredBy == by {
 			// An agent re-registers on every reconnect: no change, no new
 			// Seq (which would be a spurious coarse-grained conflict).
 			return old, nil
@@ -350,6 +364,7 @@ func (o registerMachineOp) run(s *state) (any, error) {
 		m.Seq++
 	}
 	nm := newMachineRecord(m, r.GpuMemoryBytes, r.LogAddress)
+	nm.registeredBy = by
 	s.installMachine(nm)
 	return nm, nil
 }

@@ -14,8 +14,10 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/omegacell/omegacell/cellstate/authz"
 	"github.com/omegacell/omegacell/pbconv"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/identity"
 	"github.com/omegacell/omegacell/txn"
 )
 
@@ -27,8 +29,11 @@ type Server struct {
 	cellv1.UnimplementedStateServiceServer
 	cellv1.UnimplementedAgentServiceServer
 	cellv1.UnimplementedSchedulerServiceServer
+	cellv1.UnimplementedTenantServiceServer
 
 	store    *Store
+	insecure bool      // calls without identity act as admin (authorize.go)
+	audit    *auditLog // refusals: logged, rate-limited, and counted
 	liveness *Liveness // nil: no NATS (heartbeats not tracked)
 	natsURL  string
 	prefix   string
@@ -69,7 +74,7 @@ func NewServer(store *Store, o ServerOptions) *Server {
 	s := &Server{
 		authn: &authn{insecure: o.Insecure, revoked: o.Revocations, now: store.opts.Now, log: store.log},
 		creds: &credentialServer{signer: o.Signer, revoked: o.Revocations},
-		store: store, liveness: o.Liveness, natsURL: o.NATSURL, prefix: o.SubjectPrefix, hbEvery: o.HeartbeatInterval,
+		store: store, insecure: o.Insecure, audit: newAuditLog(store.log, store.m), liveness: o.Liveness, natsURL: o.NATSURL, prefix: o.SubjectPrefix, hbEvery: o.HeartbeatInterval,
 		stats: make(map[string]*cellv1.SchedulerStats), claims: make(map[string][2]uint64),
 	}
 	store.OnSchedulersExpired(s.forgetSchedulers)
@@ -99,12 +104,15 @@ func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 		grpc.MaxSendMsgSize(MaxRequestBytes),
 		grpc.ForceServerCodecV2(rawCodec{encoding.GetCodecV2("proto")}),
 	}, opts...)
+	// After opts: the identity is in the context when the gate runs.
+	opts = append(opts, grpc.ChainUnaryInterceptor(s.gateUnary), grpc.ChainStreamInterceptor(s.gateStream))
 	g := grpc.NewServer(opts...)
 	cellv1.RegisterJobServiceServer(g, s)
 	cellv1.RegisterMachineServiceServer(g, s)
 	cellv1.RegisterStateServiceServer(g, s)
 	cellv1.RegisterAgentServiceServer(g, s)
 	cellv1.RegisterSchedulerServiceServer(g, s)
+	cellv1.RegisterTenantServiceServer(g, s)
 	cellv1.RegisterCredentialServiceServer(g, s.creds)
 	reflection.Register(g)
 	return g
@@ -148,6 +156,11 @@ func (s *Server) SubmitJob(ctx context.Context, r *cellv1.SubmitJobRequest) (*ce
 	if err != nil {
 		return nil, err
 	}
+	if _, err := s.authorize(ctx, cellv1.JobService_SubmitJob_FullMethodName, func(identity.Identity) *authz.Facts {
+		return &authz.Facts{Tenant: spec.Tenant, Band: txn.BandOf(spec.Priority), MaxBand: s.store.tenantMaxBand(spec.Tenant)}
+	}); err != nil {
+		return nil, err
+	}
 	job, rev, err := s.store.SubmitJob(ctx, spec)
 	if err != nil {
 		return nil, grpcError(err)
@@ -155,26 +168,53 @@ func (s *Server) SubmitJob(ctx context.Context, r *cellv1.SubmitJobRequest) (*ce
 	return &cellv1.SubmitJobResponse{Job: job, Revision: rev}, nil
 }
 
-func (s *Server) GetJob(_ context.Context, r *cellv1.GetJobRequest) (*cellv1.GetJobResponse, error) {
+func (s *Server) GetJob(ctx context.Context, r *cellv1.GetJobRequest) (*cellv1.GetJobResponse, error) {
 	if err := validateIDOrName(r.IdOrName); err != nil {
 		return nil, err
 	}
 	out, err := s.store.GetJob(r.IdOrName, r.IncludeTasks)
-	return out, grpcError(err)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	c, err := s.authorize(ctx, cellv1.JobService_GetJob_FullMethodName, func(id identity.Identity) *authz.Facts {
+		f := &authz.Facts{Job: out.Job.Id, Tenant: out.Job.GetSpec().GetTenant()}
+		if id.Role == identity.Agent {
+			f.OnMachine = s.store.jobOnMachines(out.Job.Id, id.SpeaksFor)
+		}
+		return f
+	})
+	if err != nil {
+		return nil, err
+	}
+	out.Job = shapeJob(out.Job, c)
+	return out, nil
 }
 
-func (s *Server) ListJobs(_ context.Context, r *cellv1.ListJobsRequest) (*cellv1.ListJobsResponse, error) {
+func (s *Server) ListJobs(ctx context.Context, r *cellv1.ListJobsRequest) (*cellv1.ListJobsResponse, error) {
 	if err := validateListJobs(r); err != nil {
 		return nil, err
 	}
-	return s.store.ListJobs(r.Scheduler, r.IncludeFinished), nil
+	c, err := s.authorize(ctx, cellv1.JobService_ListJobs_FullMethodName, nil)
+	if err != nil {
+		return nil, err
+	}
+	return shapeJobList(s.store.ListJobs(r.Scheduler, r.IncludeFinished), c), nil
 }
 
 func (s *Server) StopJob(ctx context.Context, r *cellv1.StopJobRequest) (*cellv1.StopJobResponse, error) {
 	if err := validateIDOrName(r.IdOrName); err != nil {
 		return nil, err
 	}
-	job, rev, err := s.store.StopJob(ctx, r.IdOrName)
+	jf, err := s.store.jobFacts(r.IdOrName)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	if _, err := s.authorize(ctx, cellv1.JobService_StopJob_FullMethodName, func(identity.Identity) *authz.Facts {
+		return &authz.Facts{Job: jf.id, Tenant: jf.tenant}
+	}); err != nil {
+		return nil, err
+	}
+	job, rev, err := s.store.StopJob(ctx, jf.id) // by id: the job authorized
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -183,6 +223,12 @@ func (s *Server) StopJob(ctx context.Context, r *cellv1.StopJobRequest) (*cellv1
 
 func (s *Server) SetJobSchedulingStatus(ctx context.Context, r *cellv1.SetJobSchedulingStatusRequest) (*cellv1.SetJobSchedulingStatusResponse, error) {
 	if err := validateSetJobStatus(r); err != nil {
+		return nil, err
+	}
+	if _, err := s.authorize(ctx, cellv1.JobService_SetJobSchedulingStatus_FullMethodName, func(identity.Identity) *authz.Facts {
+		jf, _ := s.store.jobFacts(r.JobId) // unknown: the store answers NotFound
+		return &authz.Facts{Scheduler: r.Scheduler, Job: r.JobId, JobScheduler: jf.scheduler}
+	}); err != nil {
 		return nil, err
 	}
 	rev, err := s.store.SetJobSchedulingStatus(ctx, r)
@@ -196,6 +242,12 @@ func (s *Server) SetJobSchedulingStatus(ctx context.Context, r *cellv1.SetJobSch
 // on last.
 func (s *Server) GetTaskLogs(ctx context.Context, r *cellv1.GetTaskLogsRequest) (*cellv1.GetTaskLogsResponse, error) {
 	if err := validateGetTaskLogs(r); err != nil {
+		return nil, err
+	}
+	if _, err := s.authorize(ctx, cellv1.JobService_GetTaskLogs_FullMethodName, func(identity.Identity) *authz.Facts {
+		jf, _ := s.store.jobFacts(r.Task.JobId) // unknown: tenant "" (no user's)
+		return &authz.Facts{Job: r.Task.JobId, Tenant: jf.tenant}
+	}); err != nil {
 		return nil, err
 	}
 	t, err := s.store.Task(r.Task.JobId, r.Task.Index)
@@ -230,9 +282,15 @@ func (s *Server) RegisterMachine(ctx context.Context, r *cellv1.RegisterMachineR
 	if err := validateRegisterMachine(r); err != nil {
 		return nil, err
 	}
-	m, rev, err := s.store.RegisterMachine(ctx, r)
+	c, err := s.authorize(ctx, cellv1.MachineService_RegisterMachine_FullMethodName, func(identity.Identity) *authz.Facts {
+		return &authz.Facts{Machine: r.Id, Registrant: s.store.machineRegistrant(r.Id)}
+	})
 	if err != nil {
-		return nil, grpcError(err)
+		return nil, err
+	}
+	m, rev, err := s.store.RegisterMachineAs(ctx, r, c.registrant())
+	if err != nil {
+		return nil, s.storeError(err)
 	}
 	if s.liveness != nil {
 		s.liveness.seen(r.Id, time.Now())
@@ -250,8 +308,13 @@ func (s *Server) withLiveness(m *cellv1.Machine) *cellv1.Machine {
 	return m
 }
 
-func (s *Server) GetMachine(_ context.Context, r *cellv1.GetMachineRequest) (*cellv1.GetMachineResponse, error) {
+func (s *Server) GetMachine(ctx context.Context, r *cellv1.GetMachineRequest) (*cellv1.GetMachineResponse, error) {
 	if err := validateMachineID(r.Id); err != nil {
+		return nil, err
+	}
+	if _, err := s.authorize(ctx, cellv1.MachineService_GetMachine_FullMethodName, func(identity.Identity) *authz.Facts {
+		return &authz.Facts{Machine: r.Id}
+	}); err != nil {
 		return nil, err
 	}
 	out, err := s.store.GetMachine(r.Id)
@@ -267,7 +330,10 @@ func (s *Server) GetMachine(_ context.Context, r *cellv1.GetMachineRequest) (*ce
 	return out, nil
 }
 
-func (s *Server) ListMachines(context.Context, *cellv1.ListMachinesRequest) (*cellv1.ListMachinesResponse, error) {
+func (s *Server) ListMachines(ctx context.Context, _ *cellv1.ListMachinesRequest) (*cellv1.ListMachinesResponse, error) {
+	if _, err := s.authorize(ctx, cellv1.MachineService_ListMachines_FullMethodName, nil); err != nil {
+		return nil, err
+	}
 	out := s.store.ListMachines()
 	for _, m := range out.Machines {
 		s.withLiveness(m)
@@ -277,6 +343,9 @@ func (s *Server) ListMachines(context.Context, *cellv1.ListMachinesRequest) (*ce
 
 func (s *Server) DrainMachine(ctx context.Context, r *cellv1.DrainMachineRequest) (*cellv1.DrainMachineResponse, error) {
 	if err := validateMachineID(r.Id); err != nil {
+		return nil, err
+	}
+	if _, err := s.authorize(ctx, cellv1.MachineService_DrainMachine_FullMethodName, nil); err != nil {
 		return nil, err
 	}
 	m, rev, err := s.store.DrainMachine(ctx, r.Id, r.Drain)
@@ -296,13 +365,24 @@ func (s *Server) Snapshot(r *cellv1.SnapshotRequest, stream grpc.ServerStreaming
 	if size == 0 {
 		size = defaultSnapshotChunk
 	}
-	return s.store.Snapshot().Chunks(size, stream.Send)
+	c, err := s.authorize(stream.Context(), cellv1.StateService_Snapshot_FullMethodName, nil)
+	if err != nil {
+		return err
+	}
+	return shapeSnapshot(s.store.Snapshot(), c).Chunks(size, stream.Send)
 }
 
 func (s *Server) Watch(r *cellv1.WatchRequest, stream grpc.ServerStreamingServer[cellv1.WatchResponse]) error {
 	if err := validateWatch(r); err != nil {
 		return err
 	}
+	c, err := s.authorize(stream.Context(), cellv1.StateService_Watch_FullMethodName, func(identity.Identity) *authz.Facts {
+		return &authz.Facts{Machine: r.MachineId}
+	})
+	if err != nil {
+		return err
+	}
+	view := viewFor(c, r.MachineId)
 	progress := time.Duration(r.ProgressIntervalMs) * time.Millisecond
 	if r.ProgressIntervalMs == 0 {
 		progress = defaultProgressMillis * time.Millisecond
@@ -335,7 +415,7 @@ func (s *Server) Watch(r *cellv1.WatchRequest, stream grpc.ServerStreamingServer
 			return grpcError(err)
 		}
 		for _, e := range entries {
-			sent, err := s.sendEntry(stream, e, r.MachineId)
+			sent, err := s.sendEntry(stream, e, view)
 			if err != nil {
 				return err
 			}
@@ -365,24 +445,43 @@ func (s *Server) Watch(r *cellv1.WatchRequest, stream grpc.ServerStreamingServer
 
 // sendEntry sends the part of a revision that concerns the watcher and
 // reports whether anything was sent.
-func (s *Server) sendEntry(stream grpc.ServerStreamingServer[cellv1.WatchResponse], e logEntry, machineID string) (bool, error) {
-	if machineID == "" {
-		return true, stream.SendMsg(&rawMessage{data: e.data})
+func (s *Server) sendEntry(stream grpc.ServerStreamingServer[cellv1.WatchResponse], e logEntry, v watchView) (bool, error) {
+	if v.match != nil {
+		resp, all, err := e.filter(v)
+		switch {
+		case err != nil:
+			return false, grpcError(err)
+		case resp != nil:
+			return true, stream.Send(resp)
+		case !all:
+			return false, nil
+		}
+		// Every change of the revision is the watcher's: the shared
+		// encoding serves.
 	}
-	resp, err := e.forMachine(machineID)
-	if err != nil || resp == nil {
-		return false, grpcError(err)
+	data := e.data
+	if v.redact {
+		var err error
+		if data, err = e.redactedData(); err != nil {
+			return false, grpcError(err)
+		}
 	}
-	return true, stream.Send(resp)
+	return true, stream.SendMsg(&rawMessage{data: data})
 }
 
 func (s *Server) Commit(ctx context.Context, r *cellv1.CommitRequest) (*cellv1.CommitResponse, error) {
 	if err := validateCommit(r); err != nil {
 		return nil, err
 	}
-	res, rev, err := s.store.Commit(ctx, pbconv.Transaction(r))
+	who, err := s.authorize(ctx, cellv1.StateService_Commit_FullMethodName, func(identity.Identity) *authz.Facts {
+		return &authz.Facts{Scheduler: r.Scheduler}
+	})
 	if err != nil {
-		return nil, grpcError(err)
+		return nil, err
+	}
+	res, rev, err := s.store.CommitAs(ctx, pbconv.Transaction(r), who.committer())
+	if err != nil {
+		return nil, s.storeError(err)
 	}
 	d := res.Decision
 	out := &cellv1.CommitResponse{Revision: rev, Accepted: uint32(d.Accepted), Results: make([]*cellv1.ClaimResult, len(d.Results))}
@@ -413,6 +512,11 @@ func (s *Server) ReportTaskStates(ctx context.Context, r *cellv1.ReportTaskState
 	if err := validateReport(r); err != nil {
 		return nil, err
 	}
+	if _, err := s.authorize(ctx, cellv1.AgentService_ReportTaskStates_FullMethodName, func(identity.Identity) *authz.Facts {
+		return &authz.Facts{Machine: r.MachineId}
+	}); err != nil {
+		return nil, err
+	}
 	results, rev, err := s.store.ReportTaskStates(ctx, r.MachineId, r.Updates)
 	if err != nil {
 		return nil, grpcError(err)
@@ -426,6 +530,11 @@ func (s *Server) RegisterScheduler(ctx context.Context, r *cellv1.RegisterSchedu
 	if err := validateRegisterScheduler(r); err != nil {
 		return nil, err
 	}
+	if _, err := s.authorize(ctx, cellv1.SchedulerService_RegisterScheduler_FullMethodName, func(identity.Identity) *authz.Facts {
+		return &authz.Facts{Scheduler: r.Name}
+	}); err != nil {
+		return nil, err
+	}
 	rev, err := s.store.RegisterScheduler(ctx, r.Name)
 	if err != nil {
 		return nil, grpcError(err)
@@ -433,8 +542,13 @@ func (s *Server) RegisterScheduler(ctx context.Context, r *cellv1.RegisterSchedu
 	return &cellv1.RegisterSchedulerResponse{Revision: rev}, nil
 }
 
-func (s *Server) ReportSchedulerStats(_ context.Context, r *cellv1.ReportSchedulerStatsRequest) (*cellv1.ReportSchedulerStatsResponse, error) {
+func (s *Server) ReportSchedulerStats(ctx context.Context, r *cellv1.ReportSchedulerStatsRequest) (*cellv1.ReportSchedulerStatsResponse, error) {
 	if err := validateSchedulerStats(r); err != nil {
+		return nil, err
+	}
+	if _, err := s.authorize(ctx, cellv1.SchedulerService_ReportSchedulerStats_FullMethodName, func(identity.Identity) *authz.Facts {
+		return &authz.Facts{Scheduler: r.Name}
+	}); err != nil {
 		return nil, err
 	}
 	if !s.store.touchScheduler(r.Name) {
@@ -446,7 +560,10 @@ func (s *Server) ReportSchedulerStats(_ context.Context, r *cellv1.ReportSchedul
 	return &cellv1.ReportSchedulerStatsResponse{}, nil
 }
 
-func (s *Server) ListSchedulers(context.Context, *cellv1.ListSchedulersRequest) (*cellv1.ListSchedulersResponse, error) {
+func (s *Server) ListSchedulers(ctx context.Context, _ *cellv1.ListSchedulersRequest) (*cellv1.ListSchedulersResponse, error) {
+	if _, err := s.authorize(ctx, cellv1.SchedulerService_ListSchedulers_FullMethodName, nil); err != nil {
+		return nil, err
+	}
 	names, pending := s.store.Schedulers()
 	out := &cellv1.ListSchedulersResponse{}
 	s.statsMu.Lock()

@@ -13,6 +13,7 @@ type machine struct {
 	m              *txn.Machine
 	gpuMemoryBytes int64
 	logAddress     string
+	registeredBy   string // the agent identity that registered it
 	modRev         uint64
 	// labelsWire is m.Labels encoded as Machine field 2. Labels change only
 	// when a machine registers; every other change (each claim) reuses it.
@@ -73,6 +74,7 @@ type state struct {
 	jobs       map[string]*jobEntry
 	jobByName  map[string]string // name -> newest job of that name
 	schedulers map[string]bool   // registered names
+	tenants    tenantPolicies    // see tenant.go
 
 	// pendingBySched counts pending tasks per owning scheduler.
 	pendingBySched map[string]int
@@ -157,6 +159,7 @@ func (s *state) PutMachine(m *txn.Machine) {
 	nm := &machine{m: m}
 	if old != nil {
 		nm.gpuMemoryBytes, nm.logAddress, nm.labelsWire = old.gpuMemoryBytes, old.logAddress, old.labelsWire
+		nm.registeredBy = old.registeredBy
 	} else {
 		nm.labelsWire = appendLabels(nil, m.Labels)
 	}
@@ -334,7 +337,7 @@ func (s *state) sortedMachineIDs() []string {
 // --- conversion to the API ---
 
 func (m *machine) pb() *cellv1.Machine {
-	out := &cellv1.Machine{GpuMemoryBytes: m.gpuMemoryBytes, ModRevision: m.modRev, LogAddress: m.logAddress}
+	out := &cellv1.Machine{GpuMemoryBytes: m.gpuMemoryBytes, ModRevision: m.modRev, LogAddress: m.logAddress, RegisteredBy: m.registeredBy}
 	pbconv.MachineInto(out, m.m)
 	return out
 }

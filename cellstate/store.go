@@ -398,7 +398,7 @@ func writeEntry(wb *pebble.Batch, e *encodedEntry) error {
 			return err
 		}
 	}
-	return nil
+	return writeTenants(wb, e.cs.tenants)
 }
 
 // maybeCompact drops log entries older than the retention, in steps so a
@@ -464,6 +464,9 @@ func (s *Store) recover() error {
 		return nil
 	})
 	if err == nil {
+		err = s.recoverTenants()
+	}
+	if err == nil {
 		err = scanObjects(s, prefixMachine, func() *cellv1.Machine { return &cellv1.Machine{} }, func(m *cellv1.Machine) { machines[m.Id] = m })
 	}
 	if err == nil {
@@ -523,6 +526,7 @@ func (s *Store) recover() error {
 	for id, pb := range machines {
 		mr := newMachineRecord(pbconv.Machine(pb), pb.GpuMemoryBytes, pb.LogAddress)
 		mr.modRev = pb.ModRevision
+		mr.registeredBy = pb.RegisteredBy
 		st.machines[id] = mr
 	}
 	cons := make(map[string][]txn.Constraint, len(jobs)) // compiled once per job, shared by its tasks

@@ -6,9 +6,6 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
-	"google.golang.org/protobuf/proto"
-
-	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )
 
 // CompactedError says a watch asked for revisions the log no longer has.
@@ -93,7 +90,8 @@ var errHubClosed = errors.New("cellstate: watch closed: store is shutting down")
 type logEntry struct {
 	rev  uint64
 	data []byte
-	cs   *changeSet // nil when read back from Pebble
+	cs   *changeSet    // nil when read back from Pebble
+	src  *encodedEntry // the ring's entry (nil from Pebble): its redacted form is shared
 }
 
 // read returns up to max revisions after `after`, the current head, and a
@@ -118,7 +116,7 @@ func (h *hub) read(after uint64, max int) ([]logEntry, uint64, <-chan struct{}, 
 		i := int(after + 1 - h.ring[0].rev)
 		for ; i < len(h.ring) && len(out) < max; i++ {
 			e := h.ring[i]
-			out = append(out, logEntry{rev: e.rev, data: e.data, cs: e.cs})
+			out = append(out, logEntry{rev: e.rev, data: e.data, cs: e.cs, src: e})
 		}
 		h.mu.Unlock()
 		return out, head, wait, nil
@@ -171,38 +169,4 @@ func decodeLogKey(k []byte) uint64 {
 		v = v<<8 | uint64(b)
 	}
 	return v
-}
-
-// forMachine returns the part of an entry that concerns one machine (the
-// machine, tasks placed on it or that just left it), or nil if none does.
-func (e logEntry) forMachine(id string) (*cellv1.WatchResponse, error) {
-	out := &cellv1.WatchResponse{Revision: e.rev}
-	if e.cs != nil {
-		for _, m := range e.cs.machines {
-			if m.m.ID == id {
-				out.Changes = append(out.Changes, &cellv1.Change{Object: &cellv1.Change_Machine{Machine: m.pb()}})
-			}
-		}
-		for _, t := range e.cs.tasks {
-			if t.t.Machine == id || t.lastMachine == id {
-				out.Changes = append(out.Changes, &cellv1.Change{Object: &cellv1.Change_Task{Task: t.pb()}})
-			}
-		}
-	} else {
-		all := &cellv1.WatchResponse{}
-		if err := proto.Unmarshal(e.data, all); err != nil {
-			return nil, fmt.Errorf("cellstate: decode log entry %d: %w", e.rev, err)
-		}
-		for _, c := range all.Changes {
-			switch {
-			case c.GetMachine().GetId() == id && c.GetMachine() != nil,
-				c.GetTask() != nil && (c.GetTask().MachineId == id || c.GetTask().LastMachineId == id):
-				out.Changes = append(out.Changes, c)
-			}
-		}
-	}
-	if len(out.Changes) == 0 {
-		return nil, nil
-	}
-	return out, nil
 }

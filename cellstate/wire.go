@@ -123,7 +123,8 @@ func appendMachineRecord(b []byte, m *machine) []byte {
 	b = appendVarint(b, 7, x.Seq)
 	b = appendVarint(b, 9, uint64(m.gpuMemoryBytes))
 	b = appendVarint(b, 11, m.modRev)
-	return appendString(b, 12, m.logAddress)
+	b = appendString(b, 12, m.logAddress)
+	return appendString(b, 13, m.registeredBy)
 }
 
 // appendNested appends field f holding the message that enc writes,

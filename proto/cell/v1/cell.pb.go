@@ -571,6 +571,62 @@ func (ClaimOutcome) EnumDescriptor() ([]byte, []int) {
 	return file_cell_v1_cell_proto_rawDescGZIP(), []int{8}
 }
 
+// PriorityBand is a Borg priority band (see JobSpec.priority).
+type PriorityBand int32
+
+const (
+	PriorityBand_PRIORITY_BAND_UNSPECIFIED PriorityBand = 0
+	// Priorities below 100.
+	PriorityBand_PRIORITY_BAND_BEST_EFFORT PriorityBand = 1
+	// Priorities 100..199.
+	PriorityBand_PRIORITY_BAND_BATCH PriorityBand = 2
+	// Priorities 200 and above.
+	PriorityBand_PRIORITY_BAND_PRODUCTION PriorityBand = 3
+)
+
+// Enum value maps for PriorityBand.
+var (
+	PriorityBand_name = map[int32]string{
+		0: "PRIORITY_BAND_UNSPECIFIED",
+		1: "PRIORITY_BAND_BEST_EFFORT",
+		2: "PRIORITY_BAND_BATCH",
+		3: "PRIORITY_BAND_PRODUCTION",
+	}
+	PriorityBand_value = map[string]int32{
+		"PRIORITY_BAND_UNSPECIFIED": 0,
+		"PRIORITY_BAND_BEST_EFFORT": 1,
+		"PRIORITY_BAND_BATCH":       2,
+		"PRIORITY_BAND_PRODUCTION":  3,
+	}
+)
+
+func (x PriorityBand) Enum() *PriorityBand {
+	p := new(PriorityBand)
+	*p = x
+	return p
+}
+
+func (x PriorityBand) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PriorityBand) Descriptor() protoreflect.EnumDescriptor {
+	return file_cell_v1_cell_proto_enumTypes[9].Descriptor()
+}
+
+func (PriorityBand) Type() protoreflect.EnumType {
+	return &file_cell_v1_cell_proto_enumTypes[9]
+}
+
+func (x PriorityBand) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PriorityBand.Descriptor instead.
+func (PriorityBand) EnumDescriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{9}
+}
+
 // Resources is an amount of each resource kind.
 type Resources struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -777,7 +833,10 @@ type Machine struct {
 	// Revision of the transaction that last changed this machine.
 	ModRevision uint64 `protobuf:"varint,11,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
 	// Where the machine's agent serves task logs (host:port), if it does.
-	LogAddress    string `protobuf:"bytes,12,opt,name=log_address,json=logAddress,proto3" json:"log_address,omitempty"`
+	LogAddress string `protobuf:"bytes,12,opt,name=log_address,json=logAddress,proto3" json:"log_address,omitempty"`
+	// The agent identity that registered the machine (agent/NAME); only it
+	// may register the machine again. Empty when registered without one.
+	RegisteredBy  string `protobuf:"bytes,13,opt,name=registered_by,json=registeredBy,proto3" json:"registered_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -892,6 +951,13 @@ func (x *Machine) GetModRevision() uint64 {
 func (x *Machine) GetLogAddress() string {
 	if x != nil {
 		return x.LogAddress
+	}
+	return ""
+}
+
+func (x *Machine) GetRegisteredBy() string {
+	if x != nil {
+		return x.RegisteredBy
 	}
 	return ""
 }
@@ -4764,6 +4830,258 @@ func (x *ListRevokedCredentialsResponse) GetRevoked() []*RevokedCredential {
 	return nil
 }
 
+// TenantPolicy is what an admin decided about one tenant. A tenant without
+// a policy gets the defaults (max_band: batch). Tenancy (weights, quotas
+// per band) extends this message.
+type TenantPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A DNS label, as JobSpec.tenant.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The highest band the tenant's users may submit jobs at (unspecified:
+	// batch).
+	MaxBand PriorityBand `protobuf:"varint,2,opt,name=max_band,json=maxBand,proto3,enum=cell.v1.PriorityBand" json:"max_band,omitempty"`
+	// Revision of the change that last set this policy (set by the server).
+	ModRevision   uint64 `protobuf:"varint,3,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantPolicy) Reset() {
+	*x = TenantPolicy{}
+	mi := &file_cell_v1_cell_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantPolicy) ProtoMessage() {}
+
+func (x *TenantPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantPolicy.ProtoReflect.Descriptor instead.
+func (*TenantPolicy) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *TenantPolicy) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TenantPolicy) GetMaxBand() PriorityBand {
+	if x != nil {
+		return x.MaxBand
+	}
+	return PriorityBand_PRIORITY_BAND_UNSPECIFIED
+}
+
+func (x *TenantPolicy) GetModRevision() uint64 {
+	if x != nil {
+		return x.ModRevision
+	}
+	return 0
+}
+
+type SetTenantPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *TenantPolicy          `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTenantPolicyRequest) Reset() {
+	*x = SetTenantPolicyRequest{}
+	mi := &file_cell_v1_cell_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTenantPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTenantPolicyRequest) ProtoMessage() {}
+
+func (x *SetTenantPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTenantPolicyRequest.ProtoReflect.Descriptor instead.
+func (*SetTenantPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *SetTenantPolicyRequest) GetPolicy() *TenantPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type SetTenantPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *TenantPolicy          `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Revision      uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTenantPolicyResponse) Reset() {
+	*x = SetTenantPolicyResponse{}
+	mi := &file_cell_v1_cell_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTenantPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTenantPolicyResponse) ProtoMessage() {}
+
+func (x *SetTenantPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTenantPolicyResponse.ProtoReflect.Descriptor instead.
+func (*SetTenantPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *SetTenantPolicyResponse) GetPolicy() *TenantPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *SetTenantPolicyResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+type ListTenantPoliciesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTenantPoliciesRequest) Reset() {
+	*x = ListTenantPoliciesRequest{}
+	mi := &file_cell_v1_cell_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTenantPoliciesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTenantPoliciesRequest) ProtoMessage() {}
+
+func (x *ListTenantPoliciesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTenantPoliciesRequest.ProtoReflect.Descriptor instead.
+func (*ListTenantPoliciesRequest) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{65}
+}
+
+type ListTenantPoliciesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// By name.
+	Policies      []*TenantPolicy `protobuf:"bytes,1,rep,name=policies,proto3" json:"policies,omitempty"`
+	Revision      uint64          `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTenantPoliciesResponse) Reset() {
+	*x = ListTenantPoliciesResponse{}
+	mi := &file_cell_v1_cell_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTenantPoliciesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTenantPoliciesResponse) ProtoMessage() {}
+
+func (x *ListTenantPoliciesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTenantPoliciesResponse.ProtoReflect.Descriptor instead.
+func (*ListTenantPoliciesResponse) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *ListTenantPoliciesResponse) GetPolicies() []*TenantPolicy {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+func (x *ListTenantPoliciesResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 // TaskUsage is the sampled consumption of one task attempt.
 type TaskUsage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -4776,7 +5094,7 @@ type TaskUsage struct {
 
 func (x *TaskUsage) Reset() {
 	*x = TaskUsage{}
-	mi := &file_cell_v1_cell_proto_msgTypes[62]
+	mi := &file_cell_v1_cell_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4788,7 +5106,7 @@ func (x *TaskUsage) String() string {
 func (*TaskUsage) ProtoMessage() {}
 
 func (x *TaskUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[62]
+	mi := &file_cell_v1_cell_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4801,7 +5119,7 @@ func (x *TaskUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskUsage.ProtoReflect.Descriptor instead.
 func (*TaskUsage) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{62}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *TaskUsage) GetTask() *TaskRef {
@@ -4839,7 +5157,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_cell_v1_cell_proto_msgTypes[63]
+	mi := &file_cell_v1_cell_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4851,7 +5169,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[63]
+	mi := &file_cell_v1_cell_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4864,7 +5182,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{63}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *Heartbeat) GetMachineId() string {
@@ -4904,7 +5222,7 @@ type HeartbeatBatch struct {
 
 func (x *HeartbeatBatch) Reset() {
 	*x = HeartbeatBatch{}
-	mi := &file_cell_v1_cell_proto_msgTypes[64]
+	mi := &file_cell_v1_cell_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4916,7 +5234,7 @@ func (x *HeartbeatBatch) String() string {
 func (*HeartbeatBatch) ProtoMessage() {}
 
 func (x *HeartbeatBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[64]
+	mi := &file_cell_v1_cell_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4929,7 +5247,7 @@ func (x *HeartbeatBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatBatch.ProtoReflect.Descriptor instead.
 func (*HeartbeatBatch) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{64}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *HeartbeatBatch) GetHeartbeats() []*Heartbeat {
@@ -4956,7 +5274,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x05Usage\x12\x1b\n" +
 	"\tcpu_milli\x18\x01 \x01(\x03R\bcpuMilli\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x121\n" +
-	"\x15sample_time_unix_nano\x18\x03 \x01(\x03R\x12sampleTimeUnixNano\"\xa4\x04\n" +
+	"\x15sample_time_unix_nano\x18\x03 \x01(\x03R\x12sampleTimeUnixNano\"\xc9\x04\n" +
 	"\aMachine\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x124\n" +
 	"\x06labels\x18\x02 \x03(\v2\x1c.cell.v1.Machine.LabelsEntryR\x06labels\x12.\n" +
@@ -4971,7 +5289,8 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	" \x01(\v2\x0e.cell.v1.UsageR\x05usage\x12!\n" +
 	"\fmod_revision\x18\v \x01(\x04R\vmodRevision\x12\x1f\n" +
 	"\vlog_address\x18\f \x01(\tR\n" +
-	"logAddress\x1a9\n" +
+	"logAddress\x12#\n" +
+	"\rregistered_by\x18\r \x01(\tR\fregisteredBy\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"]\n" +
@@ -5270,7 +5589,20 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x0enot_after_unix\x18\x03 \x01(\x03R\fnotAfterUnix\x12!\n" +
 	"\frevoked_unix\x18\x04 \x01(\x03R\vrevokedUnix\"V\n" +
 	"\x1eListRevokedCredentialsResponse\x124\n" +
-	"\arevoked\x18\x01 \x03(\v2\x1a.cell.v1.RevokedCredentialR\arevoked\"q\n" +
+	"\arevoked\x18\x01 \x03(\v2\x1a.cell.v1.RevokedCredentialR\arevoked\"w\n" +
+	"\fTenantPolicy\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x120\n" +
+	"\bmax_band\x18\x02 \x01(\x0e2\x15.cell.v1.PriorityBandR\amaxBand\x12!\n" +
+	"\fmod_revision\x18\x03 \x01(\x04R\vmodRevision\"G\n" +
+	"\x16SetTenantPolicyRequest\x12-\n" +
+	"\x06policy\x18\x01 \x01(\v2\x15.cell.v1.TenantPolicyR\x06policy\"d\n" +
+	"\x17SetTenantPolicyResponse\x12-\n" +
+	"\x06policy\x18\x01 \x01(\v2\x15.cell.v1.TenantPolicyR\x06policy\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\"\x1b\n" +
+	"\x19ListTenantPoliciesRequest\"k\n" +
+	"\x1aListTenantPoliciesResponse\x121\n" +
+	"\bpolicies\x18\x01 \x03(\v2\x15.cell.v1.TenantPolicyR\bpolicies\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\"q\n" +
 	"\tTaskUsage\x12$\n" +
 	"\x04task\x18\x01 \x01(\v2\x10.cell.v1.TaskRefR\x04task\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\x12$\n" +
@@ -5351,7 +5683,12 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"!CLAIM_OUTCOME_CONSTRAINT_VIOLATED\x10\x10\x12$\n" +
 	" CLAIM_OUTCOME_INVALID_PREEMPTION\x10\x11\x12\x19\n" +
 	"\x15CLAIM_OUTCOME_ABORTED\x10\x12\x12!\n" +
-	"\x1dCLAIM_OUTCOME_MAX_PER_MACHINE\x10\x132\xbf\x03\n" +
+	"\x1dCLAIM_OUTCOME_MAX_PER_MACHINE\x10\x13*\x83\x01\n" +
+	"\fPriorityBand\x12\x1d\n" +
+	"\x19PRIORITY_BAND_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19PRIORITY_BAND_BEST_EFFORT\x10\x01\x12\x17\n" +
+	"\x13PRIORITY_BAND_BATCH\x10\x02\x12\x1c\n" +
+	"\x18PRIORITY_BAND_PRODUCTION\x10\x032\xbf\x03\n" +
 	"\n" +
 	"JobService\x12B\n" +
 	"\tSubmitJob\x12\x19.cell.v1.SubmitJobRequest\x1a\x1a.cell.v1.SubmitJobResponse\x129\n" +
@@ -5379,7 +5716,10 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x11CredentialService\x12T\n" +
 	"\x0fIssueCredential\x12\x1f.cell.v1.IssueCredentialRequest\x1a .cell.v1.IssueCredentialResponse\x12W\n" +
 	"\x10RevokeCredential\x12 .cell.v1.RevokeCredentialRequest\x1a!.cell.v1.RevokeCredentialResponse\x12i\n" +
-	"\x16ListRevokedCredentials\x12&.cell.v1.ListRevokedCredentialsRequest\x1a'.cell.v1.ListRevokedCredentialsResponseB5Z3github.com/omegacell/omegacell/proto/cell/v1;cellv1b\x06proto3"
+	"\x16ListRevokedCredentials\x12&.cell.v1.ListRevokedCredentialsRequest\x1a'.cell.v1.ListRevokedCredentialsResponse2\xc4\x01\n" +
+	"\rTenantService\x12T\n" +
+	"\x0fSetTenantPolicy\x12\x1f.cell.v1.SetTenantPolicyRequest\x1a .cell.v1.SetTenantPolicyResponse\x12]\n" +
+	"\x12ListTenantPolicies\x12\".cell.v1.ListTenantPoliciesRequest\x1a#.cell.v1.ListTenantPoliciesResponseB5Z3github.com/omegacell/omegacell/proto/cell/v1;cellv1b\x06proto3"
 
 var (
 	file_cell_v1_cell_proto_rawDescOnce sync.Once
@@ -5393,8 +5733,8 @@ func file_cell_v1_cell_proto_rawDescGZIP() []byte {
 	return file_cell_v1_cell_proto_rawDescData
 }
 
-var file_cell_v1_cell_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_cell_v1_cell_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_cell_v1_cell_proto_goTypes = []any{
 	(MachineState)(0),                      // 0: cell.v1.MachineState
 	(ConstraintOp)(0),                      // 1: cell.v1.ConstraintOp
@@ -5405,189 +5745,203 @@ var file_cell_v1_cell_proto_goTypes = []any{
 	(ConflictMode)(0),                      // 6: cell.v1.ConflictMode
 	(CommitMode)(0),                        // 7: cell.v1.CommitMode
 	(ClaimOutcome)(0),                      // 8: cell.v1.ClaimOutcome
-	(*Resources)(nil),                      // 9: cell.v1.Resources
-	(*DeviceShare)(nil),                    // 10: cell.v1.DeviceShare
-	(*Usage)(nil),                          // 11: cell.v1.Usage
-	(*Machine)(nil),                        // 12: cell.v1.Machine
-	(*Constraint)(nil),                     // 13: cell.v1.Constraint
-	(*HealthCheck)(nil),                    // 14: cell.v1.HealthCheck
-	(*TaskTemplate)(nil),                   // 15: cell.v1.TaskTemplate
-	(*JobSpec)(nil),                        // 16: cell.v1.JobSpec
-	(*TaskCounts)(nil),                     // 17: cell.v1.TaskCounts
-	(*Job)(nil),                            // 18: cell.v1.Job
-	(*TaskRef)(nil),                        // 19: cell.v1.TaskRef
-	(*Task)(nil),                           // 20: cell.v1.Task
-	(*SubmitJobRequest)(nil),               // 21: cell.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),              // 22: cell.v1.SubmitJobResponse
-	(*GetJobRequest)(nil),                  // 23: cell.v1.GetJobRequest
-	(*GetJobResponse)(nil),                 // 24: cell.v1.GetJobResponse
-	(*ListJobsRequest)(nil),                // 25: cell.v1.ListJobsRequest
-	(*JobSummary)(nil),                     // 26: cell.v1.JobSummary
-	(*ListJobsResponse)(nil),               // 27: cell.v1.ListJobsResponse
-	(*StopJobRequest)(nil),                 // 28: cell.v1.StopJobRequest
-	(*StopJobResponse)(nil),                // 29: cell.v1.StopJobResponse
-	(*SetJobSchedulingStatusRequest)(nil),  // 30: cell.v1.SetJobSchedulingStatusRequest
-	(*SetJobSchedulingStatusResponse)(nil), // 31: cell.v1.SetJobSchedulingStatusResponse
-	(*GetTaskLogsRequest)(nil),             // 32: cell.v1.GetTaskLogsRequest
-	(*GetTaskLogsResponse)(nil),            // 33: cell.v1.GetTaskLogsResponse
-	(*RegisterMachineRequest)(nil),         // 34: cell.v1.RegisterMachineRequest
-	(*RegisterMachineResponse)(nil),        // 35: cell.v1.RegisterMachineResponse
-	(*GetMachineRequest)(nil),              // 36: cell.v1.GetMachineRequest
-	(*GetMachineResponse)(nil),             // 37: cell.v1.GetMachineResponse
-	(*ListMachinesRequest)(nil),            // 38: cell.v1.ListMachinesRequest
-	(*ListMachinesResponse)(nil),           // 39: cell.v1.ListMachinesResponse
-	(*DrainMachineRequest)(nil),            // 40: cell.v1.DrainMachineRequest
-	(*DrainMachineResponse)(nil),           // 41: cell.v1.DrainMachineResponse
-	(*SnapshotRequest)(nil),                // 42: cell.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),               // 43: cell.v1.SnapshotResponse
-	(*WatchRequest)(nil),                   // 44: cell.v1.WatchRequest
-	(*Change)(nil),                         // 45: cell.v1.Change
-	(*Deletion)(nil),                       // 46: cell.v1.Deletion
-	(*WatchResponse)(nil),                  // 47: cell.v1.WatchResponse
-	(*Claim)(nil),                          // 48: cell.v1.Claim
-	(*CommitRequest)(nil),                  // 49: cell.v1.CommitRequest
-	(*ClaimResult)(nil),                    // 50: cell.v1.ClaimResult
-	(*CommitResponse)(nil),                 // 51: cell.v1.CommitResponse
-	(*RegisterSchedulerRequest)(nil),       // 52: cell.v1.RegisterSchedulerRequest
-	(*RegisterSchedulerResponse)(nil),      // 53: cell.v1.RegisterSchedulerResponse
-	(*SchedulerStats)(nil),                 // 54: cell.v1.SchedulerStats
-	(*ReportSchedulerStatsRequest)(nil),    // 55: cell.v1.ReportSchedulerStatsRequest
-	(*ReportSchedulerStatsResponse)(nil),   // 56: cell.v1.ReportSchedulerStatsResponse
-	(*ListSchedulersRequest)(nil),          // 57: cell.v1.ListSchedulersRequest
-	(*SchedulerInfo)(nil),                  // 58: cell.v1.SchedulerInfo
-	(*ListSchedulersResponse)(nil),         // 59: cell.v1.ListSchedulersResponse
-	(*TaskStateUpdate)(nil),                // 60: cell.v1.TaskStateUpdate
-	(*ReportTaskStatesRequest)(nil),        // 61: cell.v1.ReportTaskStatesRequest
-	(*UpdateResult)(nil),                   // 62: cell.v1.UpdateResult
-	(*ReportTaskStatesResponse)(nil),       // 63: cell.v1.ReportTaskStatesResponse
-	(*IssueCredentialRequest)(nil),         // 64: cell.v1.IssueCredentialRequest
-	(*IssueCredentialResponse)(nil),        // 65: cell.v1.IssueCredentialResponse
-	(*RevokeCredentialRequest)(nil),        // 66: cell.v1.RevokeCredentialRequest
-	(*RevokeCredentialResponse)(nil),       // 67: cell.v1.RevokeCredentialResponse
-	(*ListRevokedCredentialsRequest)(nil),  // 68: cell.v1.ListRevokedCredentialsRequest
-	(*RevokedCredential)(nil),              // 69: cell.v1.RevokedCredential
-	(*ListRevokedCredentialsResponse)(nil), // 70: cell.v1.ListRevokedCredentialsResponse
-	(*TaskUsage)(nil),                      // 71: cell.v1.TaskUsage
-	(*Heartbeat)(nil),                      // 72: cell.v1.Heartbeat
-	(*HeartbeatBatch)(nil),                 // 73: cell.v1.HeartbeatBatch
-	nil,                                    // 74: cell.v1.Machine.LabelsEntry
-	nil,                                    // 75: cell.v1.TaskTemplate.EnvEntry
-	nil,                                    // 76: cell.v1.RegisterMachineRequest.LabelsEntry
+	(PriorityBand)(0),                      // 9: cell.v1.PriorityBand
+	(*Resources)(nil),                      // 10: cell.v1.Resources
+	(*DeviceShare)(nil),                    // 11: cell.v1.DeviceShare
+	(*Usage)(nil),                          // 12: cell.v1.Usage
+	(*Machine)(nil),                        // 13: cell.v1.Machine
+	(*Constraint)(nil),                     // 14: cell.v1.Constraint
+	(*HealthCheck)(nil),                    // 15: cell.v1.HealthCheck
+	(*TaskTemplate)(nil),                   // 16: cell.v1.TaskTemplate
+	(*JobSpec)(nil),                        // 17: cell.v1.JobSpec
+	(*TaskCounts)(nil),                     // 18: cell.v1.TaskCounts
+	(*Job)(nil),                            // 19: cell.v1.Job
+	(*TaskRef)(nil),                        // 20: cell.v1.TaskRef
+	(*Task)(nil),                           // 21: cell.v1.Task
+	(*SubmitJobRequest)(nil),               // 22: cell.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),              // 23: cell.v1.SubmitJobResponse
+	(*GetJobRequest)(nil),                  // 24: cell.v1.GetJobRequest
+	(*GetJobResponse)(nil),                 // 25: cell.v1.GetJobResponse
+	(*ListJobsRequest)(nil),                // 26: cell.v1.ListJobsRequest
+	(*JobSummary)(nil),                     // 27: cell.v1.JobSummary
+	(*ListJobsResponse)(nil),               // 28: cell.v1.ListJobsResponse
+	(*StopJobRequest)(nil),                 // 29: cell.v1.StopJobRequest
+	(*StopJobResponse)(nil),                // 30: cell.v1.StopJobResponse
+	(*SetJobSchedulingStatusRequest)(nil),  // 31: cell.v1.SetJobSchedulingStatusRequest
+	(*SetJobSchedulingStatusResponse)(nil), // 32: cell.v1.SetJobSchedulingStatusResponse
+	(*GetTaskLogsRequest)(nil),             // 33: cell.v1.GetTaskLogsRequest
+	(*GetTaskLogsResponse)(nil),            // 34: cell.v1.GetTaskLogsResponse
+	(*RegisterMachineRequest)(nil),         // 35: cell.v1.RegisterMachineRequest
+	(*RegisterMachineResponse)(nil),        // 36: cell.v1.RegisterMachineResponse
+	(*GetMachineRequest)(nil),              // 37: cell.v1.GetMachineRequest
+	(*GetMachineResponse)(nil),             // 38: cell.v1.GetMachineResponse
+	(*ListMachinesRequest)(nil),            // 39: cell.v1.ListMachinesRequest
+	(*ListMachinesResponse)(nil),           // 40: cell.v1.ListMachinesResponse
+	(*DrainMachineRequest)(nil),            // 41: cell.v1.DrainMachineRequest
+	(*DrainMachineResponse)(nil),           // 42: cell.v1.DrainMachineResponse
+	(*SnapshotRequest)(nil),                // 43: cell.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),               // 44: cell.v1.SnapshotResponse
+	(*WatchRequest)(nil),                   // 45: cell.v1.WatchRequest
+	(*Change)(nil),                         // 46: cell.v1.Change
+	(*Deletion)(nil),                       // 47: cell.v1.Deletion
+	(*WatchResponse)(nil),                  // 48: cell.v1.WatchResponse
+	(*Claim)(nil),                          // 49: cell.v1.Claim
+	(*CommitRequest)(nil),                  // 50: cell.v1.CommitRequest
+	(*ClaimResult)(nil),                    // 51: cell.v1.ClaimResult
+	(*CommitResponse)(nil),                 // 52: cell.v1.CommitResponse
+	(*RegisterSchedulerRequest)(nil),       // 53: cell.v1.RegisterSchedulerRequest
+	(*RegisterSchedulerResponse)(nil),      // 54: cell.v1.RegisterSchedulerResponse
+	(*SchedulerStats)(nil),                 // 55: cell.v1.SchedulerStats
+	(*ReportSchedulerStatsRequest)(nil),    // 56: cell.v1.ReportSchedulerStatsRequest
+	(*ReportSchedulerStatsResponse)(nil),   // 57: cell.v1.ReportSchedulerStatsResponse
+	(*ListSchedulersRequest)(nil),          // 58: cell.v1.ListSchedulersRequest
+	(*SchedulerInfo)(nil),                  // 59: cell.v1.SchedulerInfo
+	(*ListSchedulersResponse)(nil),         // 60: cell.v1.ListSchedulersResponse
+	(*TaskStateUpdate)(nil),                // 61: cell.v1.TaskStateUpdate
+	(*ReportTaskStatesRequest)(nil),        // 62: cell.v1.ReportTaskStatesRequest
+	(*UpdateResult)(nil),                   // 63: cell.v1.UpdateResult
+	(*ReportTaskStatesResponse)(nil),       // 64: cell.v1.ReportTaskStatesResponse
+	(*IssueCredentialRequest)(nil),         // 65: cell.v1.IssueCredentialRequest
+	(*IssueCredentialResponse)(nil),        // 66: cell.v1.IssueCredentialResponse
+	(*RevokeCredentialRequest)(nil),        // 67: cell.v1.RevokeCredentialRequest
+	(*RevokeCredentialResponse)(nil),       // 68: cell.v1.RevokeCredentialResponse
+	(*ListRevokedCredentialsRequest)(nil),  // 69: cell.v1.ListRevokedCredentialsRequest
+	(*RevokedCredential)(nil),              // 70: cell.v1.RevokedCredential
+	(*ListRevokedCredentialsResponse)(nil), // 71: cell.v1.ListRevokedCredentialsResponse
+	(*TenantPolicy)(nil),                   // 72: cell.v1.TenantPolicy
+	(*SetTenantPolicyRequest)(nil),         // 73: cell.v1.SetTenantPolicyRequest
+	(*SetTenantPolicyResponse)(nil),        // 74: cell.v1.SetTenantPolicyResponse
+	(*ListTenantPoliciesRequest)(nil),      // 75: cell.v1.ListTenantPoliciesRequest
+	(*ListTenantPoliciesResponse)(nil),     // 76: cell.v1.ListTenantPoliciesResponse
+	(*TaskUsage)(nil),                      // 77: cell.v1.TaskUsage
+	(*Heartbeat)(nil),                      // 78: cell.v1.Heartbeat
+	(*HeartbeatBatch)(nil),                 // 79: cell.v1.HeartbeatBatch
+	nil,                                    // 80: cell.v1.Machine.LabelsEntry
+	nil,                                    // 81: cell.v1.TaskTemplate.EnvEntry
+	nil,                                    // 82: cell.v1.RegisterMachineRequest.LabelsEntry
 }
 var file_cell_v1_cell_proto_depIdxs = []int32{
-	74, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
-	9,  // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
-	9,  // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
+	80, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
+	10, // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
+	10, // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
 	0,  // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
-	11, // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
+	12, // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
 	1,  // 5: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
-	75, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
-	9,  // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
-	13, // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
-	14, // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
+	81, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
+	10, // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
+	14, // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
+	15, // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
 	2,  // 10: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
-	15, // 11: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
-	16, // 12: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
+	16, // 11: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
+	17, // 12: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
 	3,  // 13: cell.v1.Job.state:type_name -> cell.v1.JobState
 	4,  // 14: cell.v1.Task.state:type_name -> cell.v1.TaskState
-	9,  // 15: cell.v1.Task.resources:type_name -> cell.v1.Resources
-	10, // 16: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
-	11, // 17: cell.v1.Task.usage:type_name -> cell.v1.Usage
-	16, // 18: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
-	18, // 19: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
-	18, // 20: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
-	17, // 21: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
-	20, // 22: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
-	18, // 23: cell.v1.JobSummary.job:type_name -> cell.v1.Job
-	17, // 24: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
-	26, // 25: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
-	18, // 26: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
-	19, // 27: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
+	10, // 15: cell.v1.Task.resources:type_name -> cell.v1.Resources
+	11, // 16: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
+	12, // 17: cell.v1.Task.usage:type_name -> cell.v1.Usage
+	17, // 18: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
+	19, // 19: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
+	19, // 20: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
+	18, // 21: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
+	21, // 22: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
+	19, // 23: cell.v1.JobSummary.job:type_name -> cell.v1.Job
+	18, // 24: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
+	27, // 25: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
+	19, // 26: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
+	20, // 27: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
 	5,  // 28: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
 	4,  // 29: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
-	76, // 30: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
-	9,  // 31: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
-	12, // 32: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
-	12, // 33: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
-	20, // 34: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
-	12, // 35: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
-	12, // 36: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
-	12, // 37: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
-	18, // 38: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
-	20, // 39: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
-	12, // 40: cell.v1.Change.machine:type_name -> cell.v1.Machine
-	18, // 41: cell.v1.Change.job:type_name -> cell.v1.Job
-	20, // 42: cell.v1.Change.task:type_name -> cell.v1.Task
-	46, // 43: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
-	45, // 44: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
-	19, // 45: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
-	9,  // 46: cell.v1.Claim.resources:type_name -> cell.v1.Resources
-	10, // 47: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
+	82, // 30: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	10, // 31: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
+	13, // 32: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
+	13, // 33: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
+	21, // 34: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
+	13, // 35: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
+	13, // 36: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
+	13, // 37: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
+	19, // 38: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
+	21, // 39: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
+	13, // 40: cell.v1.Change.machine:type_name -> cell.v1.Machine
+	19, // 41: cell.v1.Change.job:type_name -> cell.v1.Job
+	21, // 42: cell.v1.Change.task:type_name -> cell.v1.Task
+	47, // 43: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
+	46, // 44: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
+	20, // 45: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
+	10, // 46: cell.v1.Claim.resources:type_name -> cell.v1.Resources
+	11, // 47: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
 	6,  // 48: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
 	7,  // 49: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
-	48, // 50: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
-	19, // 51: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
+	49, // 50: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
+	20, // 51: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
 	8,  // 52: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
-	50, // 53: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
-	19, // 54: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
-	54, // 55: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
-	54, // 56: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
-	58, // 57: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
-	19, // 58: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
+	51, // 53: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
+	20, // 54: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
+	55, // 55: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
+	55, // 56: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
+	59, // 57: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
+	20, // 58: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
 	4,  // 59: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
-	60, // 60: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
-	62, // 61: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
-	69, // 62: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
-	19, // 63: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
-	11, // 64: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
-	11, // 65: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
-	71, // 66: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
-	72, // 67: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
-	21, // 68: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	23, // 69: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	25, // 70: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	28, // 71: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	30, // 72: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	32, // 73: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	34, // 74: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	36, // 75: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	38, // 76: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	40, // 77: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	42, // 78: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	44, // 79: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	49, // 80: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	52, // 81: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
-	55, // 82: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
-	57, // 83: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
-	61, // 84: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	64, // 85: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
-	66, // 86: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
-	68, // 87: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
-	22, // 88: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	24, // 89: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	27, // 90: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	29, // 91: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	31, // 92: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	33, // 93: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	35, // 94: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	37, // 95: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	39, // 96: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	41, // 97: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	43, // 98: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	47, // 99: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	51, // 100: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	53, // 101: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
-	56, // 102: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
-	59, // 103: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
-	63, // 104: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	65, // 105: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
-	67, // 106: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
-	70, // 107: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
-	88, // [88:108] is the sub-list for method output_type
-	68, // [68:88] is the sub-list for method input_type
-	68, // [68:68] is the sub-list for extension type_name
-	68, // [68:68] is the sub-list for extension extendee
-	0,  // [0:68] is the sub-list for field type_name
+	61, // 60: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
+	63, // 61: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
+	70, // 62: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
+	9,  // 63: cell.v1.TenantPolicy.max_band:type_name -> cell.v1.PriorityBand
+	72, // 64: cell.v1.SetTenantPolicyRequest.policy:type_name -> cell.v1.TenantPolicy
+	72, // 65: cell.v1.SetTenantPolicyResponse.policy:type_name -> cell.v1.TenantPolicy
+	72, // 66: cell.v1.ListTenantPoliciesResponse.policies:type_name -> cell.v1.TenantPolicy
+	20, // 67: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
+	12, // 68: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
+	12, // 69: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
+	77, // 70: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
+	78, // 71: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
+	22, // 72: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	24, // 73: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	26, // 74: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	29, // 75: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	31, // 76: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	33, // 77: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	35, // 78: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	37, // 79: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	39, // 80: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	41, // 81: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	43, // 82: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	45, // 83: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	50, // 84: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	53, // 85: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
+	56, // 86: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
+	58, // 87: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
+	62, // 88: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	65, // 89: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
+	67, // 90: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
+	69, // 91: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
+	73, // 92: cell.v1.TenantService.SetTenantPolicy:input_type -> cell.v1.SetTenantPolicyRequest
+	75, // 93: cell.v1.TenantService.ListTenantPolicies:input_type -> cell.v1.ListTenantPoliciesRequest
+	23, // 94: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	25, // 95: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	28, // 96: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	30, // 97: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	32, // 98: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	34, // 99: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	36, // 100: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	38, // 101: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	40, // 102: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	42, // 103: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	44, // 104: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	48, // 105: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	52, // 106: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	54, // 107: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
+	57, // 108: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
+	60, // 109: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
+	64, // 110: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	66, // 111: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
+	68, // 112: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
+	71, // 113: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
+	74, // 114: cell.v1.TenantService.SetTenantPolicy:output_type -> cell.v1.SetTenantPolicyResponse
+	76, // 115: cell.v1.TenantService.ListTenantPolicies:output_type -> cell.v1.ListTenantPoliciesResponse
+	94, // [94:116] is the sub-list for method output_type
+	72, // [72:94] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
@@ -5610,10 +5964,10 @@ func file_cell_v1_cell_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cell_v1_cell_proto_rawDesc), len(file_cell_v1_cell_proto_rawDesc)),
-			NumEnums:      9,
-			NumMessages:   68,
+			NumEnums:      10,
+			NumMessages:   73,
 			NumExtensions: 0,
-			NumServices:   6,
+			NumServices:   7,
 		},
 		GoTypes:           file_cell_v1_cell_proto_goTypes,
 		DependencyIndexes: file_cell_v1_cell_proto_depIdxs,

@@ -1220,3 +1220,147 @@ var CredentialService_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "cell/v1/cell.proto",
 }
+
+const (
+	TenantService_SetTenantPolicy_FullMethodName    = "/cell.v1.TenantService/SetTenantPolicy"
+	TenantService_ListTenantPolicies_FullMethodName = "/cell.v1.TenantService/ListTenantPolicies"
+)
+
+// TenantServiceClient is the client API for TenantService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+type TenantServiceClient interface {
+	// Creates or replaces a tenant's policy. Admin only.
+	SetTenantPolicy(ctx context.Context, in *SetTenantPolicyRequest, opts ...grpc.CallOption) (*SetTenantPolicyResponse, error)
+	// Lists the tenants that have a policy (a user sees its own tenants).
+	ListTenantPolicies(ctx context.Context, in *ListTenantPoliciesRequest, opts ...grpc.CallOption) (*ListTenantPoliciesResponse, error)
+}
+
+type tenantServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewTenantServiceClient(cc grpc.ClientConnInterface) TenantServiceClient {
+	return &tenantServiceClient{cc}
+}
+
+func (c *tenantServiceClient) SetTenantPolicy(ctx context.Context, in *SetTenantPolicyRequest, opts ...grpc.CallOption) (*SetTenantPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetTenantPolicyResponse)
+	err := c.cc.Invoke(ctx, TenantService_SetTenantPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tenantServiceClient) ListTenantPolicies(ctx context.Context, in *ListTenantPoliciesRequest, opts ...grpc.CallOption) (*ListTenantPoliciesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTenantPoliciesResponse)
+	err := c.cc.Invoke(ctx, TenantService_ListTenantPolicies_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// TenantServiceServer is the server API for TenantService service.
+// All implementations must embed UnimplementedTenantServiceServer
+// for forward compatibility.
+type TenantServiceServer interface {
+	// Creates or replaces a tenant's policy. Admin only.
+	SetTenantPolicy(context.Context, *SetTenantPolicyRequest) (*SetTenantPolicyResponse, error)
+	// Lists the tenants that have a policy (a user sees its own tenants).
+	ListTenantPolicies(context.Context, *ListTenantPoliciesRequest) (*ListTenantPoliciesResponse, error)
+	mustEmbedUnimplementedTenantServiceServer()
+}
+
+// UnimplementedTenantServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedTenantServiceServer struct{}
+
+func (UnimplementedTenantServiceServer) SetTenantPolicy(context.Context, *SetTenantPolicyRequest) (*SetTenantPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetTenantPolicy not implemented")
+}
+func (UnimplementedTenantServiceServer) ListTenantPolicies(context.Context, *ListTenantPoliciesRequest) (*ListTenantPoliciesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTenantPolicies not implemented")
+}
+func (UnimplementedTenantServiceServer) mustEmbedUnimplementedTenantServiceServer() {}
+func (UnimplementedTenantServiceServer) testEmbeddedByValue()                       {}
+
+// UnsafeTenantServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to TenantServiceServer will
+// result in compilation errors.
+type UnsafeTenantServiceServer interface {
+	mustEmbedUnimplementedTenantServiceServer()
+}
+
+func RegisterTenantServiceServer(s grpc.ServiceRegistrar, srv TenantServiceServer) {
+	// If the following call panics, it indicates UnimplementedTenantServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&TenantService_ServiceDesc, srv)
+}
+
+func _TenantService_SetTenantPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetTenantPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenantServiceServer).SetTenantPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenantService_SetTenantPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenantServiceServer).SetTenantPolicy(ctx, req.(*SetTenantPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TenantService_ListTenantPolicies_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTenantPoliciesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenantServiceServer).ListTenantPolicies(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenantService_ListTenantPolicies_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenantServiceServer).ListTenantPolicies(ctx, req.(*ListTenantPoliciesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// TenantService_ServiceDesc is the grpc.ServiceDesc for TenantService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var TenantService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "cell.v1.TenantService",
+	HandlerType: (*TenantServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "SetTenantPolicy",
+			Handler:    _TenantService_SetTenantPolicy_Handler,
+		},
+		{
+			MethodName: "ListTenantPolicies",
+			Handler:    _TenantService_ListTenantPolicies_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "cell/v1/cell.proto",
+}
