@@ -54,8 +54,6 @@ type Config struct {
 	UsageInterval time.Duration
 	// StopGrace is the time between SIGTERM and SIGKILL (default 10 s).
 	StopGrace time.Duration
-	// LogsListen is where task logs are served (default 127.0.0.1:0).
-	LogsListen string
 	// CgroupRoot is the cgroup v2 mount (default /sys/fs/cgroup); "-"
 	// disables resource limits.
 	CgroupRoot string
@@ -75,7 +73,6 @@ const (
 	DefaultDataDir       = "agent-data"
 	DefaultUsageInterval = 5 * time.Second
 	DefaultStopGrace     = 10 * time.Second
-	DefaultLogsListen    = "127.0.0.1:0"
 	DefaultCgroupRoot    = "/sys/fs/cgroup"
 	// nvidiaSMITimeout bounds GPU detection (a wedged driver can hang it).
 	nvidiaSMITimeout = 10 * time.Second
@@ -88,7 +85,6 @@ type Agent struct {
 	fleet       *fleet
 	driver      *driver
 	grace       time.Duration
-	stopLogs    func()
 	metricsAddr string
 	stopMetrics func()
 	rt          *processRuntime
@@ -96,7 +92,7 @@ type Agent struct {
 }
 
 // New detects the machine, prepares the data directory and resource
-// limits, and starts the log server. Run connects it to the cell.
+// limits. Run connects it to the cell (and serves task logs over NATS).
 func New(ctx context.Context, cfg Config) (*Agent, error) {
 	log := cfg.Logger
 	if log == nil {
@@ -112,7 +108,6 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	cfg.DataDir = cmp.Or(cfg.DataDir, DefaultDataDir)
 	cfg.UsageInterval = cmp.Or(cfg.UsageInterval, DefaultUsageInterval)
 	cfg.StopGrace = cmp.Or(cfg.StopGrace, DefaultStopGrace)
-	cfg.LogsListen = cmp.Or(cfg.LogsListen, DefaultLogsListen)
 	cfg.CgroupRoot = cmp.Or(cfg.CgroupRoot, DefaultCgroupRoot)
 	keep := retention{keepFor: cmp.Or(cfg.KeepFinished, DefaultKeepFinished), maxFinished: cmp.Or(cfg.MaxFinishedAttempts, DefaultMaxFinishedAttempts)}
 	if err := keep.validate(); err != nil {
@@ -137,34 +132,28 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	rt := newProcessRuntime(log, cfg.DataDir, cfg.StopGrace, cgroups)
 
-	logAddr, stopLogs, err := serveLogs(cfg.LogsListen, &logServer{tasksDir: rt.tasksDir, machineID: cfg.Name})
-	if err != nil {
-		return nil, err
-	}
-	reg.LogAddress = logAddr
-
 	f := newFleet(log, rt)
 	f.add(reg)
 	hb := newHeartbeater(log, f, newProcUsage(log, "/proc"), cfg.UsageInterval, cfg.Heartbeat, "omegacell agent "+cfg.Name)
+	// Task logs are answered over the heartbeat connection, on this
+	// machine's own subject, once registration has named NATS.
+	hb.onConnect = (&logServer{log: log, tasksDir: rt.tasksDir, machineID: cfg.Name}).attach
 	creds, err := useCredentials(log, cfg.Credentials, hb, cfg.Name, false)
 	if err != nil {
-		stopLogs()
 		return nil, err
 	}
 	d, err := newDriver(log, cfg.Server, creds, f, hb, cfg.Name)
 	if err != nil {
-		stopLogs()
 		return nil, err
 	}
-	a := &Agent{log: log, reg: reg, fleet: f, driver: d, grace: cfg.StopGrace, stopLogs: stopLogs, stopMetrics: func() {}, rt: rt, keep: keep}
+	a := &Agent{log: log, reg: reg, fleet: f, driver: d, grace: cfg.StopGrace, stopMetrics: func() {}, rt: rt, keep: keep}
 	if cfg.MetricsListen != "" {
 		if a.metricsAddr, a.stopMetrics, err = serveMetrics(cfg.MetricsListen, f, d); err != nil {
-			stopLogs()
 			return nil, err
 		}
 	}
 	log.Info("agent ready", "server", cfg.Server, "cpu_milli", reg.Capacity.CpuMilli, "memory_bytes", reg.Capacity.MemoryBytes,
-		"disk_bytes", reg.Capacity.DiskBytes, "gpus", reg.Capacity.GpuMilli/1000, "labels", FormatLabels(reg.Labels), "logs", logAddr)
+		"disk_bytes", reg.Capacity.DiskBytes, "gpus", reg.Capacity.GpuMilli/1000, "labels", FormatLabels(reg.Labels))
 	return a, nil
 }
 
@@ -190,7 +179,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	for a.fleet.runningCount() > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	a.stopLogs()
 	a.stopMetrics()
 	return err
 }
@@ -198,8 +186,8 @@ func (a *Agent) Run(ctx context.Context) error {
 // MetricsAddress is where /metrics is served ("" when off).
 func (a *Agent) MetricsAddress() string { return a.metricsAddr }
 
-// Registration is what the agent registers: id, labels, capacity, GPU
-// memory and log address.
+// Registration is what the agent registers: id, labels, capacity and GPU
+// memory.
 func (a *Agent) Registration() *cellv1.RegisterMachineRequest { return a.reg }
 
 // Synced is closed once the agent has read its view from the server.

@@ -70,7 +70,10 @@ func (c *testCell) start() {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	srv := cellstate.NewServer(st, cellstate.ServerOptions{Liveness: live, NATSURL: c.ns.ClientURL(), HeartbeatInterval: 100 * time.Millisecond, Insecure: true})
+	srv := cellstate.NewServer(st, cellstate.ServerOptions{
+		Liveness: live, NATSURL: c.ns.ClientURL(), HeartbeatInterval: 100 * time.Millisecond, Insecure: true,
+		Logs: cellstate.LogOptions{Conn: c.nc},
+	})
 	lis, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		c.t.Fatal(err)
@@ -230,7 +233,7 @@ func TestAgentRunsTasksAgainstTheRealStore(t *testing.T) {
 		t.Fatalf("job = %v, %v; want FAILED (retry limit 0)", r.GetJob(), err)
 	}
 
-	// Logs come back through the server, which asks the agent.
+	// Logs come back through the server, which asks the agent over NATS.
 	for stream, want := range map[cellv1.LogStream]string{
 		cellv1.LogStream_LOG_STREAM_STDOUT: "hello from 0\n",
 		cellv1.LogStream_LOG_STREAM_STDERR: "to stderr\n",
@@ -240,8 +243,8 @@ func TestAgentRunsTasksAgainstTheRealStore(t *testing.T) {
 			t.Fatalf("%v via the server = %q, %v; want %q", stream, logs.GetData(), err, want)
 		}
 	}
-	if reg := a.Registration(); reg.LogAddress == "" || reg.Labels["zone"] != "z1" {
-		t.Fatalf("registration %v lacks the log address or labels", reg)
+	if reg := a.Registration(); reg.Labels["zone"] != "z1" {
+		t.Fatalf("registration %v lacks the labels", reg)
 	}
 
 	eventually(t, "a heartbeat was published", func() bool { return scrape(t, a.MetricsAddress())["omegacell_agent_heartbeats_total"] >= 1 })

@@ -23,15 +23,15 @@ const DefaultServer = "127.0.0.1:7070"
 // --simulate N a fleet of N simulated machines.
 func Command() *cobra.Command {
 	var (
-		server, name, labels, dataDir            string
-		cpu, memory, disk, gpuModel, gpuMemory   string
-		gpus, simulate                           int
-		profile, logsListen, cgroupRoot, metrics string
-		heartbeat, usageInterval, stopGrace      time.Duration
-		keepFinished                             time.Duration
-		maxFinished                              int
-		credDir                                  string
-		insecure                                 bool
+		server, name, labels, dataDir          string
+		cpu, memory, disk, gpuModel, gpuMemory string
+		gpus, simulate                         int
+		profile, cgroupRoot, metrics           string
+		heartbeat, usageInterval, stopGrace    time.Duration
+		keepFinished                           time.Duration
+		maxFinished                            int
+		credDir                                string
+		insecure                               bool
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -57,7 +57,7 @@ defaults are ` + DefaultProfileString + `. For example:
 			ctx, stop := signal.NotifyContext(cmp.Or(cmd.Context(), context.Background()), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if simulate > 0 {
-				for _, f := range []string{"labels", "data", "cpu", "memory", "disk", "gpus", "gpu-model", "gpu-memory", "logs-listen", "cgroup-root", "stop-grace", "keep-finished", "max-finished-attempts"} {
+				for _, f := range []string{"labels", "data", "cpu", "memory", "disk", "gpus", "gpu-model", "gpu-memory", "cgroup-root", "stop-grace", "keep-finished", "max-finished-attempts"} {
 					if cmd.Flags().Changed(f) {
 						return fmt.Errorf("--%s describes a real machine; with --simulate use --profile (%s)", f, ProfileKeys)
 					}
@@ -88,7 +88,7 @@ defaults are ` + DefaultProfileString + `. For example:
 			cfg := Config{
 				Server: server, Name: name, DataDir: dataDir, GPUs: gpus, GPUModel: gpuModel,
 				Heartbeat: heartbeat, UsageInterval: usageInterval, StopGrace: stopGrace,
-				LogsListen: logsListen, CgroupRoot: cgroupRoot, MetricsListen: metrics, Logger: log,
+				CgroupRoot: cgroupRoot, MetricsListen: metrics, Logger: log,
 				KeepFinished: keepFinished, MaxFinishedAttempts: maxFinished,
 			}
 			if keepFinished <= 0 {
@@ -143,7 +143,6 @@ defaults are ` + DefaultProfileString + `. For example:
 	f.DurationVar(&heartbeat, "heartbeat", 0, "heartbeat interval (default: the server's, normally 1s)")
 	f.DurationVar(&usageInterval, "usage-interval", DefaultUsageInterval, "how often heartbeats carry usage samples")
 	f.DurationVar(&stopGrace, "stop-grace", DefaultStopGrace, "time between SIGTERM and SIGKILL when stopping a task")
-	f.StringVar(&logsListen, "logs-listen", DefaultLogsListen, "address serving task logs to the cell server")
 	f.StringVar(&metrics, "metrics", "", "Prometheus /metrics listen address (empty: off)")
 	f.DurationVar(&keepFinished, "keep-finished", DefaultKeepFinished, "how long the directories and logs of finished task attempts are kept")
 	f.IntVar(&maxFinished, "max-finished-attempts", DefaultMaxFinishedAttempts, "at most this many finished attempts' directories are kept, newest first")

@@ -6,8 +6,8 @@
 // # Protocol
 //
 //  1. MachineService.RegisterMachine with the machine's id, labels,
-//     capacity, GPU memory and the address of its log server. The answer
-//     names the NATS URL, the subject prefix and the heartbeat interval.
+//     capacity and GPU memory. The answer names the NATS URL, the subject
+//     prefix and the heartbeat interval.
 //  2. Every interval a cellv1.HeartbeatBatch (protobuf) is published on
 //     the agent's own subject (limits.HeartbeatSubject; a simulated fleet:
 //     limits.FleetHeartbeatSubject), the only one NATS lets its credential
@@ -51,9 +51,13 @@
 //   - Resource limits: with a writable cgroup v2 at --cgroup-root, each
 //     attempt runs in its own cgroup with cpu.max and memory.max from its
 //     resources; otherwise one log line says limits are not enforced.
-//   - Task logs (stdout, stderr) stay on the machine; the agent serves
-//     JobService.GetTaskLogs on --logs-listen and registers that address,
-//     and the cell server proxies log requests to it. Finished attempts'
+//   - Task logs (stdout, stderr) stay on the machine. The agent listens on
+//     no port: on its heartbeat NATS connection it subscribes to its own
+//     machine's subject "<prefix>.logs.<machine token>" (limits.LogsSubject;
+//     the token is the id with '.' escaped as '~') and answers the cell
+//     server's cellv1.AgentLogsRequest with one AgentLogsReply: a page of at
+//     most 64 KiB (and below the NATS max payload) that says whether more
+//     follows. A simulated fleet subscribes to nothing. Finished attempts'
 //     directories (logs included) are removed once older than
 //     --keep-finished (24h) or beyond the newest --max-finished-attempts
 //     (1000); never one the server still holds here or one a process may

@@ -71,6 +71,16 @@ type heartbeater struct {
 	failing   bool
 	lastUsage time.Time
 
+	// onConnect, when set, is called (under mu) with the NATS connection
+	// and subject prefix whenever either changes, until it succeeds: the
+	// real agent's log server subscribes there. attached is what it last
+	// succeeded for.
+	onConnect func(nc *nats.Conn, prefix string) error
+	attached  struct {
+		nc     *nats.Conn
+		prefix string
+	}
+
 	// Counters, for metrics and tests.
 	batches    atomic.Int64
 	heartbeats atomic.Int64
@@ -123,6 +133,15 @@ func (h *heartbeater) configure(url, prefix string, interval time.Duration) erro
 		h.log.Info("heartbeats go to NATS", "url", url, "subject", subject, "interval", interval)
 	}
 	h.subject = subject
+	if prefix == "" {
+		prefix = defaultSubjectPrefix
+	}
+	if h.onConnect != nil && (h.attached.nc != h.nc || h.attached.prefix != prefix) {
+		if err := h.onConnect(h.nc, prefix); err != nil {
+			return err
+		}
+		h.attached.nc, h.attached.prefix = h.nc, prefix
+	}
 	if interval != h.interval {
 		h.interval = interval
 		select {

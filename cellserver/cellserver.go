@@ -137,8 +137,10 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Task logs travel over the server's NATS connection to each machine's
+	// agent (request/reply); the server dials no address a client gave it.
 	api := cellstate.NewServer(s.store, cellstate.ServerOptions{Liveness: s.liveness, NATSURL: s.natsURL, HeartbeatInterval: c.Heartbeat,
-		Insecure: c.Insecure, Revocations: s.revoked, Signer: s.signer()})
+		Insecure: c.Insecure, Revocations: s.revoked, Signer: s.signer(), Logs: cellstate.LogOptions{Conn: s.nc}})
 	s.grpc = api.GRPCServer(s.grpcCreds()...)
 	if s.lis, err = net.Listen("tcp", c.Listen); err != nil {
 		return nil, fmt.Errorf("--listen %s: %w", c.Listen, err)

@@ -218,16 +218,6 @@ func (s *Store) Schedulers() (names []string, pending map[string]int) {
 	return names, pending
 }
 
-// machineLogAddress returns where a machine's agent serves task logs.
-func (s *Store) machineLogAddress(id string) string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if m := s.st.machines[id]; m != nil {
-		return m.logAddress
-	}
-	return ""
-}
-
 // Snapshot is a consistent copy of the cell at one revision. Objects are
 // shared immutable versions; only the slices are copied.
 type Snapshot struct {

@@ -256,11 +256,11 @@ func TestAuthzAttacks(t *testing.T) {
 			return err
 		}},
 		{"7 re-register another identity's machine", s.fleet, "agent/node", "RegisterMachine", "machine-registrant", func(cl *client) error {
-			_, err := cl.machines.RegisterMachine(ctxT(t), &cellv1.RegisterMachineRequest{Id: "node-1", Capacity: res, LogAddress: "127.0.0.1:1"})
+			_, err := cl.machines.RegisterMachine(ctxT(t), &cellv1.RegisterMachineRequest{Id: "node-1", Capacity: res})
 			return err
 		}},
 		{"7 register another agent's machine", s.evil, "agent/evil", "RegisterMachine", "own-machine", func(cl *client) error {
-			_, err := cl.machines.RegisterMachine(ctxT(t), &cellv1.RegisterMachineRequest{Id: "node-1", Capacity: res, LogAddress: "127.0.0.1:1"})
+			_, err := cl.machines.RegisterMachine(ctxT(t), &cellv1.RegisterMachineRequest{Id: "node-1", Capacity: res})
 			return err
 		}},
 		{"8 overstate another machine's capacity", s.evil, "agent/evil", "RegisterMachine", "own-machine", func(cl *client) error {

@@ -348,7 +348,7 @@ func (o registerMachineOp) run(s *state) (any, error) {
 			return nil, status.Errorf(codes.FailedPrecondition, "capacity: machine %s has %v allocated, more than the new capacity %v", r.Id, old.m.Allocated, capacity)
 		}
 		if old.m.Capacity == capacity && maps.Equal(old.m.Labels, r.Labels) && old.m.State != txn.MachineDown &&
-			old.gpuMemoryBytes == r.GpuMemoryBytes && old.logAddress == r.LogAddress && old.registeredBy == by {
+			old.gpuMemoryBytes == r.GpuMemoryBytes && old.registeredBy == by {
 			// An agent re-registers on every reconnect: no change, no new
 			// Seq (which would be a spurious coarse-grained conflict).
 			return old, nil
@@ -363,7 +363,7 @@ func (o registerMachineOp) run(s *state) (any, error) {
 		}
 		m.Seq++
 	}
-	nm := newMachineRecord(m, r.GpuMemoryBytes, r.LogAddress)
+	nm := newMachineRecord(m, r.GpuMemoryBytes)
 	nm.registeredBy = by
 	s.installMachine(nm)
 	return nm, nil

@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/reflection"
@@ -35,6 +34,7 @@ type Server struct {
 	insecure bool      // calls without identity act as admin (authorize.go)
 	audit    *auditLog // refusals: logged, rate-limited, and counted
 	liveness *Liveness // nil: no NATS (heartbeats not tracked)
+	logs     *logProxy // GetTaskLogs' way to the agents (logs.go)
 	natsURL  string
 	prefix   string
 	hbEvery  time.Duration
@@ -61,6 +61,8 @@ type ServerOptions struct {
 	// it issues nothing).
 	Revocations *Revocations
 	Signer      Signer
+	// Logs bound GetTaskLogs and carry it to the agents (logs.go).
+	Logs LogOptions
 }
 
 // NewServer wraps a store.
@@ -75,6 +77,7 @@ func NewServer(store *Store, o ServerOptions) *Server {
 		authn: &authn{insecure: o.Insecure, revoked: o.Revocations, now: store.opts.Now, log: store.log},
 		creds: &credentialServer{signer: o.Signer, revoked: o.Revocations},
 		store: store, insecure: o.Insecure, audit: newAuditLog(store.log, store.m), liveness: o.Liveness, natsURL: o.NATSURL, prefix: o.SubjectPrefix, hbEvery: o.HeartbeatInterval,
+		logs:  newLogProxy(o.Logs, o.SubjectPrefix),
 		stats: make(map[string]*cellv1.SchedulerStats), claims: make(map[string][2]uint64),
 	}
 	store.OnSchedulersExpired(s.forgetSchedulers)
@@ -236,44 +239,6 @@ func (s *Server) SetJobSchedulingStatus(ctx context.Context, r *cellv1.SetJobSch
 		return nil, grpcError(err)
 	}
 	return &cellv1.SetJobSchedulingStatusResponse{Revision: rev}, nil
-}
-
-// GetTaskLogs reads a task's output from the agent of the machine it ran
-// on last.
-func (s *Server) GetTaskLogs(ctx context.Context, r *cellv1.GetTaskLogsRequest) (*cellv1.GetTaskLogsResponse, error) {
-	if err := validateGetTaskLogs(r); err != nil {
-		return nil, err
-	}
-	if _, err := s.authorize(ctx, cellv1.JobService_GetTaskLogs_FullMethodName, func(identity.Identity) *authz.Facts {
-		jf, _ := s.store.jobFacts(r.Task.JobId) // unknown: tenant "" (no user's)
-		return &authz.Facts{Job: r.Task.JobId, Tenant: jf.tenant}
-	}); err != nil {
-		return nil, err
-	}
-	t, err := s.store.Task(r.Task.JobId, r.Task.Index)
-	if err != nil {
-		return nil, grpcError(err)
-	}
-	if t.LastMachineId == "" {
-		return nil, status.Errorf(codes.FailedPrecondition, "task %s/%d has not run anywhere yet", r.Task.JobId, r.Task.Index)
-	}
-	addr := s.store.machineLogAddress(t.LastMachineId)
-	if addr == "" {
-		return nil, status.Errorf(codes.Unimplemented, "machine %s serves no logs (simulated, or its agent registered no log address)", t.LastMachineId)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "agent of machine %s at %s: %v", t.LastMachineId, addr, err)
-	}
-	defer conn.Close()
-	out, err := cellv1.NewJobServiceClient(conn).GetTaskLogs(ctx, r)
-	if err != nil {
-		return nil, status.Errorf(status.Code(err), "agent of machine %s: %v", t.LastMachineId, status.Convert(err).Message())
-	}
-	out.TaskState = t.State
-	return out, nil
 }
 
 // -------------------------------------------------------- MachineService

@@ -12,7 +12,6 @@ import (
 type machine struct {
 	m              *txn.Machine
 	gpuMemoryBytes int64
-	logAddress     string
 	registeredBy   string // the agent identity that registered it
 	modRev         uint64
 	// labelsWire is m.Labels encoded as Machine field 2. Labels change only
@@ -21,8 +20,8 @@ type machine struct {
 }
 
 // newMachineRecord makes the record of a machine version with new labels.
-func newMachineRecord(m *txn.Machine, gpuMemoryBytes int64, logAddress string) *machine {
-	return &machine{m: m, gpuMemoryBytes: gpuMemoryBytes, logAddress: logAddress, labelsWire: appendLabels(nil, m.Labels)}
+func newMachineRecord(m *txn.Machine, gpuMemoryBytes int64) *machine {
+	return &machine{m: m, gpuMemoryBytes: gpuMemoryBytes, labelsWire: appendLabels(nil, m.Labels)}
 }
 
 // task is one installed task version. Never mutated once installed.
@@ -158,7 +157,7 @@ func (s *state) PutMachine(m *txn.Machine) {
 	old := s.machines[m.ID]
 	nm := &machine{m: m}
 	if old != nil {
-		nm.gpuMemoryBytes, nm.logAddress, nm.labelsWire = old.gpuMemoryBytes, old.logAddress, old.labelsWire
+		nm.gpuMemoryBytes, nm.labelsWire = old.gpuMemoryBytes, old.labelsWire
 		nm.registeredBy = old.registeredBy
 	} else {
 		nm.labelsWire = appendLabels(nil, m.Labels)
@@ -337,7 +336,7 @@ func (s *state) sortedMachineIDs() []string {
 // --- conversion to the API ---
 
 func (m *machine) pb() *cellv1.Machine {
-	out := &cellv1.Machine{GpuMemoryBytes: m.gpuMemoryBytes, ModRevision: m.modRev, LogAddress: m.logAddress, RegisteredBy: m.registeredBy}
+	out := &cellv1.Machine{GpuMemoryBytes: m.gpuMemoryBytes, ModRevision: m.modRev, RegisteredBy: m.registeredBy}
 	pbconv.MachineInto(out, m.m)
 	return out
 }

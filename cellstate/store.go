@@ -524,7 +524,7 @@ func (s *Store) recover() error {
 	}
 
 	for id, pb := range machines {
-		mr := newMachineRecord(pbconv.Machine(pb), pb.GpuMemoryBytes, pb.LogAddress)
+		mr := newMachineRecord(pbconv.Machine(pb), pb.GpuMemoryBytes)
 		mr.modRev = pb.ModRevision
 		mr.registeredBy = pb.RegisteredBy
 		st.machines[id] = mr

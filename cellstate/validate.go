@@ -68,9 +68,6 @@ func validateRegisterMachine(r *cellv1.RegisterMachineRequest) error {
 	if err := apicheck.RegisterMachine(r); err != nil {
 		return checked(err)
 	}
-	if len(r.LogAddress) > 253 {
-		return invalid("log_address", "longer than 253 characters")
-	}
 	return nil
 }
 

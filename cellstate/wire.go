@@ -123,7 +123,6 @@ func appendMachineRecord(b []byte, m *machine) []byte {
 	b = appendVarint(b, 7, x.Seq)
 	b = appendVarint(b, 9, uint64(m.gpuMemoryBytes))
 	b = appendVarint(b, 11, m.modRev)
-	b = appendString(b, 12, m.logAddress)
 	return appendString(b, 13, m.registeredBy)
 }
 

@@ -31,7 +31,6 @@ func TestWireEncodersMatchGeneratedCode(t *testing.T) {
 				Seq:        uint64(pick(1, 1<<40)),
 			},
 			gpuMemoryBytes: pick(0, 80<<30),
-			logAddress:     str(),
 			modRev:         uint64(pick(0, 1, 1<<62)),
 		}
 		for d := range m.m.DeviceUsed {

@@ -141,8 +141,7 @@ func claim(f string, c *cellv1.Claim) error {
 	return nil
 }
 
-// RegisterMachine checks a machine's registration (log_address is the
-// store's own check while that field lives).
+// RegisterMachine checks a machine's registration.
 func RegisterMachine(r *cellv1.RegisterMachineRequest) error {
 	if err := MachineID("id", r.Id, false); err != nil {
 		return err

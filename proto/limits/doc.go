@@ -88,9 +88,9 @@
 //	    message                           <= MaxUpdateMessageLen (1 KiB)
 //	ListMachinesRequest, ListSchedulersRequest   no fields
 //
-// RegisterMachineRequest.log_address and the NATS heartbeats (Heartbeat,
-// HeartbeatBatch) are checked where they are handled (cellstate's
-// liveness), not here.
+// The NATS heartbeats (Heartbeat, HeartbeatBatch) are checked where they
+// are handled (cellstate's liveness), not here; log_address is gone
+// (reserved: task logs travel over NATS request/reply, see LogsSubject).
 //
 // # What a revision can weigh
 //

@@ -832,8 +832,6 @@ type Machine struct {
 	Usage                 *Usage `protobuf:"bytes,10,opt,name=usage,proto3" json:"usage,omitempty"`
 	// Revision of the transaction that last changed this machine.
 	ModRevision uint64 `protobuf:"varint,11,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
-	// Where the machine's agent serves task logs (host:port), if it does.
-	LogAddress string `protobuf:"bytes,12,opt,name=log_address,json=logAddress,proto3" json:"log_address,omitempty"`
 	// The agent identity that registered the machine (agent/NAME); only it
 	// may register the machine again. Empty when registered without one.
 	RegisteredBy  string `protobuf:"bytes,13,opt,name=registered_by,json=registeredBy,proto3" json:"registered_by,omitempty"`
@@ -946,13 +944,6 @@ func (x *Machine) GetModRevision() uint64 {
 		return x.ModRevision
 	}
 	return 0
-}
-
-func (x *Machine) GetLogAddress() string {
-	if x != nil {
-		return x.LogAddress
-	}
-	return ""
 }
 
 func (x *Machine) GetRegisteredBy() string {
@@ -2554,10 +2545,8 @@ type RegisterMachineRequest struct {
 	// gpu_milli must be a multiple of 1000 (whole devices).
 	Capacity       *Resources `protobuf:"bytes,3,opt,name=capacity,proto3" json:"capacity,omitempty"`
 	GpuMemoryBytes int64      `protobuf:"varint,4,opt,name=gpu_memory_bytes,json=gpuMemoryBytes,proto3" json:"gpu_memory_bytes,omitempty"`
-	// Where the agent serves task logs (host:port), optional.
-	LogAddress    string `protobuf:"bytes,5,opt,name=log_address,json=logAddress,proto3" json:"log_address,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RegisterMachineRequest) Reset() {
@@ -2616,13 +2605,6 @@ func (x *RegisterMachineRequest) GetGpuMemoryBytes() int64 {
 		return x.GpuMemoryBytes
 	}
 	return 0
-}
-
-func (x *RegisterMachineRequest) GetLogAddress() string {
-	if x != nil {
-		return x.LogAddress
-	}
-	return ""
 }
 
 type RegisterMachineResponse struct {
@@ -5257,6 +5239,195 @@ func (x *HeartbeatBatch) GetHeartbeats() []*Heartbeat {
 	return nil
 }
 
+// AgentLogsRequest asks an agent for one bounded page of a task's output.
+type AgentLogsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The machine the request is for; an agent answers only for its own.
+	MachineId string    `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	Task      *TaskRef  `protobuf:"bytes,2,opt,name=task,proto3" json:"task,omitempty"`
+	Stream    LogStream `protobuf:"varint,3,opt,name=stream,proto3,enum=cell.v1.LogStream" json:"stream,omitempty"`
+	// Which attempt (unset: the latest that ran on this machine). A reader
+	// paging through one attempt's output names it after the first page.
+	Attempt *uint32 `protobuf:"varint,4,opt,name=attempt,proto3,oneof" json:"attempt,omitempty"`
+	// Read from this byte; unset: the last max_bytes before the end.
+	Offset *int64 `protobuf:"varint,5,opt,name=offset,proto3,oneof" json:"offset,omitempty"`
+	// At most this many bytes of data (the agent caps it at 64 KiB and below
+	// the NATS max payload).
+	MaxBytes      int64 `protobuf:"varint,6,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentLogsRequest) Reset() {
+	*x = AgentLogsRequest{}
+	mi := &file_cell_v1_cell_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentLogsRequest) ProtoMessage() {}
+
+func (x *AgentLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentLogsRequest.ProtoReflect.Descriptor instead.
+func (*AgentLogsRequest) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *AgentLogsRequest) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+func (x *AgentLogsRequest) GetTask() *TaskRef {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+func (x *AgentLogsRequest) GetStream() LogStream {
+	if x != nil {
+		return x.Stream
+	}
+	return LogStream_LOG_STREAM_UNSPECIFIED
+}
+
+func (x *AgentLogsRequest) GetAttempt() uint32 {
+	if x != nil && x.Attempt != nil {
+		return *x.Attempt
+	}
+	return 0
+}
+
+func (x *AgentLogsRequest) GetOffset() int64 {
+	if x != nil && x.Offset != nil {
+		return *x.Offset
+	}
+	return 0
+}
+
+func (x *AgentLogsRequest) GetMaxBytes() int64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+// AgentLogsReply is the agent's answer: a page of output, or an error.
+type AgentLogsReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A google.rpc.Code; 0 (OK) when data is the page.
+	Code uint32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	// Why, when code is not OK.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Data    []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// Where data starts in the attempt's output, the output's size when it
+	// was read, and the attempt read.
+	Offset  int64  `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
+	Size    int64  `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	Attempt uint32 `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// More output follows data (offset + len(data) < size).
+	More          bool `protobuf:"varint,7,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentLogsReply) Reset() {
+	*x = AgentLogsReply{}
+	mi := &file_cell_v1_cell_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentLogsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentLogsReply) ProtoMessage() {}
+
+func (x *AgentLogsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentLogsReply.ProtoReflect.Descriptor instead.
+func (*AgentLogsReply) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *AgentLogsReply) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *AgentLogsReply) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *AgentLogsReply) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *AgentLogsReply) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *AgentLogsReply) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *AgentLogsReply) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *AgentLogsReply) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
 var File_cell_v1_cell_proto protoreflect.FileDescriptor
 
 const file_cell_v1_cell_proto_rawDesc = "" +
@@ -5274,7 +5445,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x05Usage\x12\x1b\n" +
 	"\tcpu_milli\x18\x01 \x01(\x03R\bcpuMilli\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x121\n" +
-	"\x15sample_time_unix_nano\x18\x03 \x01(\x03R\x12sampleTimeUnixNano\"\xc9\x04\n" +
+	"\x15sample_time_unix_nano\x18\x03 \x01(\x03R\x12sampleTimeUnixNano\"\xbb\x04\n" +
 	"\aMachine\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x124\n" +
 	"\x06labels\x18\x02 \x03(\v2\x1c.cell.v1.Machine.LabelsEntryR\x06labels\x12.\n" +
@@ -5287,13 +5458,11 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x10gpu_memory_bytes\x18\t \x01(\x03R\x0egpuMemoryBytes\x12$\n" +
 	"\x05usage\x18\n" +
 	" \x01(\v2\x0e.cell.v1.UsageR\x05usage\x12!\n" +
-	"\fmod_revision\x18\v \x01(\x04R\vmodRevision\x12\x1f\n" +
-	"\vlog_address\x18\f \x01(\tR\n" +
-	"logAddress\x12#\n" +
+	"\fmod_revision\x18\v \x01(\x04R\vmodRevision\x12#\n" +
 	"\rregistered_by\x18\r \x01(\tR\fregisteredBy\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"]\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\f\x10\rR\vlog_address\"]\n" +
 	"\n" +
 	"Constraint\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12%\n" +
@@ -5433,17 +5602,15 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x18\n" +
 	"\aattempt\x18\x04 \x01(\rR\aattempt\x121\n" +
 	"\n" +
-	"task_state\x18\x05 \x01(\x0e2\x12.cell.v1.TaskStateR\ttaskState\"\xa3\x02\n" +
+	"task_state\x18\x05 \x01(\x0e2\x12.cell.v1.TaskStateR\ttaskState\"\x95\x02\n" +
 	"\x16RegisterMachineRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12C\n" +
 	"\x06labels\x18\x02 \x03(\v2+.cell.v1.RegisterMachineRequest.LabelsEntryR\x06labels\x12.\n" +
 	"\bcapacity\x18\x03 \x01(\v2\x12.cell.v1.ResourcesR\bcapacity\x12(\n" +
-	"\x10gpu_memory_bytes\x18\x04 \x01(\x03R\x0egpuMemoryBytes\x12\x1f\n" +
-	"\vlog_address\x18\x05 \x01(\tR\n" +
-	"logAddress\x1a9\n" +
+	"\x10gpu_memory_bytes\x18\x04 \x01(\x03R\x0egpuMemoryBytes\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd7\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x05\x10\x06R\vlog_address\"\xd7\x01\n" +
 	"\x17RegisterMachineResponse\x12*\n" +
 	"\amachine\x18\x01 \x01(\v2\x10.cell.v1.MachineR\amachine\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x19\n" +
@@ -5616,7 +5783,26 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x0eHeartbeatBatch\x122\n" +
 	"\n" +
 	"heartbeats\x18\x01 \x03(\v2\x12.cell.v1.HeartbeatR\n" +
-	"heartbeats*z\n" +
+	"heartbeats\"\xf3\x01\n" +
+	"\x10AgentLogsRequest\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\x12$\n" +
+	"\x04task\x18\x02 \x01(\v2\x10.cell.v1.TaskRefR\x04task\x12*\n" +
+	"\x06stream\x18\x03 \x01(\x0e2\x12.cell.v1.LogStreamR\x06stream\x12\x1d\n" +
+	"\aattempt\x18\x04 \x01(\rH\x00R\aattempt\x88\x01\x01\x12\x1b\n" +
+	"\x06offset\x18\x05 \x01(\x03H\x01R\x06offset\x88\x01\x01\x12\x1b\n" +
+	"\tmax_bytes\x18\x06 \x01(\x03R\bmaxBytesB\n" +
+	"\n" +
+	"\b_attemptB\t\n" +
+	"\a_offset\"\xac\x01\n" +
+	"\x0eAgentLogsReply\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12\x16\n" +
+	"\x06offset\x18\x04 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\x03R\x04size\x12\x18\n" +
+	"\aattempt\x18\x06 \x01(\rR\aattempt\x12\x12\n" +
+	"\x04more\x18\a \x01(\bR\x04more*z\n" +
 	"\fMachineState\x12\x1d\n" +
 	"\x19MACHINE_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13MACHINE_STATE_READY\x10\x01\x12\x1a\n" +
@@ -5734,7 +5920,7 @@ func file_cell_v1_cell_proto_rawDescGZIP() []byte {
 }
 
 var file_cell_v1_cell_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
+var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
 var file_cell_v1_cell_proto_goTypes = []any{
 	(MachineState)(0),                      // 0: cell.v1.MachineState
 	(ConstraintOp)(0),                      // 1: cell.v1.ConstraintOp
@@ -5816,18 +6002,20 @@ var file_cell_v1_cell_proto_goTypes = []any{
 	(*TaskUsage)(nil),                      // 77: cell.v1.TaskUsage
 	(*Heartbeat)(nil),                      // 78: cell.v1.Heartbeat
 	(*HeartbeatBatch)(nil),                 // 79: cell.v1.HeartbeatBatch
-	nil,                                    // 80: cell.v1.Machine.LabelsEntry
-	nil,                                    // 81: cell.v1.TaskTemplate.EnvEntry
-	nil,                                    // 82: cell.v1.RegisterMachineRequest.LabelsEntry
+	(*AgentLogsRequest)(nil),               // 80: cell.v1.AgentLogsRequest
+	(*AgentLogsReply)(nil),                 // 81: cell.v1.AgentLogsReply
+	nil,                                    // 82: cell.v1.Machine.LabelsEntry
+	nil,                                    // 83: cell.v1.TaskTemplate.EnvEntry
+	nil,                                    // 84: cell.v1.RegisterMachineRequest.LabelsEntry
 }
 var file_cell_v1_cell_proto_depIdxs = []int32{
-	80, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
+	82, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
 	10, // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
 	10, // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
 	0,  // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
 	12, // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
 	1,  // 5: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
-	81, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
+	83, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
 	10, // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
 	14, // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
 	15, // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
@@ -5851,7 +6039,7 @@ var file_cell_v1_cell_proto_depIdxs = []int32{
 	20, // 27: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
 	5,  // 28: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
 	4,  // 29: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
-	82, // 30: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	84, // 30: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
 	10, // 31: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
 	13, // 32: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
 	13, // 33: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
@@ -5893,55 +6081,57 @@ var file_cell_v1_cell_proto_depIdxs = []int32{
 	12, // 69: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
 	77, // 70: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
 	78, // 71: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
-	22, // 72: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	24, // 73: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	26, // 74: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	29, // 75: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	31, // 76: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	33, // 77: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	35, // 78: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	37, // 79: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	39, // 80: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	41, // 81: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	43, // 82: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	45, // 83: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	50, // 84: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	53, // 85: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
-	56, // 86: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
-	58, // 87: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
-	62, // 88: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	65, // 89: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
-	67, // 90: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
-	69, // 91: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
-	73, // 92: cell.v1.TenantService.SetTenantPolicy:input_type -> cell.v1.SetTenantPolicyRequest
-	75, // 93: cell.v1.TenantService.ListTenantPolicies:input_type -> cell.v1.ListTenantPoliciesRequest
-	23, // 94: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	25, // 95: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	28, // 96: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	30, // 97: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	32, // 98: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	34, // 99: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	36, // 100: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	38, // 101: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	40, // 102: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	42, // 103: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	44, // 104: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	48, // 105: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	52, // 106: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	54, // 107: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
-	57, // 108: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
-	60, // 109: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
-	64, // 110: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	66, // 111: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
-	68, // 112: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
-	71, // 113: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
-	74, // 114: cell.v1.TenantService.SetTenantPolicy:output_type -> cell.v1.SetTenantPolicyResponse
-	76, // 115: cell.v1.TenantService.ListTenantPolicies:output_type -> cell.v1.ListTenantPoliciesResponse
-	94, // [94:116] is the sub-list for method output_type
-	72, // [72:94] is the sub-list for method input_type
-	72, // [72:72] is the sub-list for extension type_name
-	72, // [72:72] is the sub-list for extension extendee
-	0,  // [0:72] is the sub-list for field type_name
+	20, // 72: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,  // 73: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
+	22, // 74: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	24, // 75: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	26, // 76: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	29, // 77: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	31, // 78: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	33, // 79: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	35, // 80: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	37, // 81: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	39, // 82: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	41, // 83: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	43, // 84: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	45, // 85: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	50, // 86: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	53, // 87: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
+	56, // 88: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
+	58, // 89: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
+	62, // 90: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	65, // 91: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
+	67, // 92: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
+	69, // 93: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
+	73, // 94: cell.v1.TenantService.SetTenantPolicy:input_type -> cell.v1.SetTenantPolicyRequest
+	75, // 95: cell.v1.TenantService.ListTenantPolicies:input_type -> cell.v1.ListTenantPoliciesRequest
+	23, // 96: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	25, // 97: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	28, // 98: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	30, // 99: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	32, // 100: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	34, // 101: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	36, // 102: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	38, // 103: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	40, // 104: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	42, // 105: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	44, // 106: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	48, // 107: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	52, // 108: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	54, // 109: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
+	57, // 110: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
+	60, // 111: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
+	64, // 112: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	66, // 113: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
+	68, // 114: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
+	71, // 115: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
+	74, // 116: cell.v1.TenantService.SetTenantPolicy:output_type -> cell.v1.SetTenantPolicyResponse
+	76, // 117: cell.v1.TenantService.ListTenantPolicies:output_type -> cell.v1.ListTenantPoliciesResponse
+	96, // [96:118] is the sub-list for method output_type
+	74, // [74:96] is the sub-list for method input_type
+	74, // [74:74] is the sub-list for extension type_name
+	74, // [74:74] is the sub-list for extension extendee
+	0,  // [0:74] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
@@ -5959,13 +6149,14 @@ func file_cell_v1_cell_proto_init() {
 	file_cell_v1_cell_proto_msgTypes[37].OneofWrappers = []any{
 		(*Deletion_JobId)(nil),
 	}
+	file_cell_v1_cell_proto_msgTypes[70].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cell_v1_cell_proto_rawDesc), len(file_cell_v1_cell_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   73,
+			NumMessages:   75,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

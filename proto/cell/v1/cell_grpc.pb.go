@@ -49,7 +49,10 @@ type JobServiceClient interface {
 	StopJob(ctx context.Context, in *StopJobRequest, opts ...grpc.CallOption) (*StopJobResponse, error)
 	// Called by a scheduler that gave up on a job (or placed it again).
 	SetJobSchedulingStatus(ctx context.Context, in *SetJobSchedulingStatusRequest, opts ...grpc.CallOption) (*SetJobSchedulingStatusResponse, error)
-	// Reads a task's captured stdout or stderr from the agent that ran it.
+	// Reads a task's captured stdout or stderr from the agent that ran it,
+	// over NATS request/reply (AgentLogsRequest); the server dials nothing.
+	// UNAVAILABLE: the machine's agent did not answer in time; UNIMPLEMENTED:
+	// the machine is simulated and keeps no logs.
 	GetTaskLogs(ctx context.Context, in *GetTaskLogsRequest, opts ...grpc.CallOption) (*GetTaskLogsResponse, error)
 }
 
@@ -131,7 +134,10 @@ type JobServiceServer interface {
 	StopJob(context.Context, *StopJobRequest) (*StopJobResponse, error)
 	// Called by a scheduler that gave up on a job (or placed it again).
 	SetJobSchedulingStatus(context.Context, *SetJobSchedulingStatusRequest) (*SetJobSchedulingStatusResponse, error)
-	// Reads a task's captured stdout or stderr from the agent that ran it.
+	// Reads a task's captured stdout or stderr from the agent that ran it,
+	// over NATS request/reply (AgentLogsRequest); the server dials nothing.
+	// UNAVAILABLE: the machine's agent did not answer in time; UNIMPLEMENTED:
+	// the machine is simulated and keeps no logs.
 	GetTaskLogs(context.Context, *GetTaskLogsRequest) (*GetTaskLogsResponse, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
