@@ -18,7 +18,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/omegacell/omegacell/cellstate"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
@@ -358,6 +360,11 @@ func TestServerRestartKeepsTasksRunningAndAgentResyncs(t *testing.T) {
 	if err := syscall.Kill(pid, 0); err != nil {
 		t.Fatalf("long task's process %d died across the server restart: %v", pid, err)
 	}
+	// The agent answers log requests on the new NATS too.
+	eventually(t, "logs come back over the new NATS", func() bool {
+		_, err := c.jobs.GetTaskLogs(ctxFor(t), &cellv1.GetTaskLogsRequest{Task: &cellv1.TaskRef{JobId: short.Id}})
+		return err == nil
+	})
 	if got := attemptPID(t, a, attemptKey{taskKey{long.Id, 0}, 1}); got != pid {
 		t.Fatalf("long task pid %d after the restart, want the same process %d", got, pid)
 	}
@@ -420,6 +427,7 @@ func TestSimulatedFleetAgainstTheRealStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	subsBefore := c.ns.NumSubscriptions()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sim.Run(ctx) }()
@@ -475,6 +483,15 @@ func TestSimulatedFleetAgainstTheRealStore(t *testing.T) {
 		}
 		return true
 	})
+	// The fleet keeps no logs: it subscribes to nothing (not one logs
+	// subject per machine), and the server says so.
+	if subs := c.ns.NumSubscriptions(); subs > subsBefore+2 {
+		t.Errorf("NATS subscriptions went from %d to %d with 200 simulated machines", subsBefore, subs)
+	}
+	_, err = c.jobs.GetTaskLogs(ctxFor(t), &cellv1.GetTaskLogsRequest{Task: &cellv1.TaskRef{JobId: svc.Id}})
+	if want := "machine " + sim.Machines()[0].Id + " is simulated and keeps no logs"; status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), want) {
+		t.Errorf("logs of a simulated task: %v; want Unimplemented %q", err, want)
+	}
 	eventually(t, "simulated usage is visible", func() bool {
 		r, err := c.machines.GetMachine(ctxFor(t), &cellv1.GetMachineRequest{Id: sim.Machines()[0].Id})
 		return err == nil && len(r.Tasks) == 1 && r.Tasks[0].Usage.GetCpuMilli() > 0 && r.Machine.Usage.GetCpuMilli() > 0
