@@ -1,6 +1,7 @@
 // Package cellserver assembles a running cell server: the store
 // (cellstate) on Pebble, its gRPC API, Prometheus metrics, an embedded NATS
-// server on loopback (or an external NATS), and heartbeat liveness. `cell
+// server on loopback (or an external NATS), heartbeat liveness, and the
+// way task logs reach agents (GetTaskLogs over its NATS connection). `cell
 // server`, `cell dev`, `cell bench load` and end-to-end tests all start it
 // the same way.
 //

@@ -55,4 +55,8 @@
 //     (Change.deleted); silent schedulers without live jobs are forgotten
 //     after Options.SchedulerTTL and their number is capped; the cell's
 //     pending tasks are capped (Options.MaxPendingTasks).
+//   - Task logs are not cell state: GetTaskLogs (logs.go) asks the agent of
+//     the task's last machine over NATS request/reply on that machine's own
+//     subject, within a deadline and server-wide and per-caller bounds on
+//     calls in flight. The server never dials an address a client gave it.
 package cellstate

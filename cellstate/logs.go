@@ -227,8 +227,8 @@ func (p *logProxy) read(ctx context.Context, machine string, r *cellv1.GetTaskLo
 			if err != nil {
 				return nil, err
 			}
-			if len(page.Data) == 0 {
-				break
+			if page.Offset != next || len(page.Data) == 0 {
+				break // a short answer ends the read; the caller reads on from where it ends
 			}
 			out.Data, out.Size, more = append(out.Data, page.Data...), page.Size, page.More
 		}
