@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -301,13 +302,27 @@ func logStatus(machine string, timeout time.Duration, err error) error {
 	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return status.Errorf(codes.Unavailable, "machine %s: no agent answers for it (its agent is not running or not connected to NATS)", machine)
+		return agentUnavailable(machine, "no agent answers for it (its agent is not running or not connected to NATS)")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return status.Errorf(codes.Unavailable, "machine %s: its agent did not answer in time (at most %v)", machine, timeout)
+		return agentUnavailable(machine, fmt.Sprintf("its agent did not answer in time (at most %v)", timeout))
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "task logs: canceled")
 	}
-	return status.Errorf(codes.Unavailable, "machine %s: cannot reach its agent over NATS: %v", machine, err)
+	return agentUnavailable(machine, fmt.Sprintf("cannot reach its agent over NATS: %v", err))
+}
+
+// ReasonAgentUnavailable is the google.rpc.ErrorInfo reason (domain
+// "omegacell") on an UNAVAILABLE that a machine's agent caused, not the
+// cell server: clients tell "the server is away" from "the agent is away"
+// by it, as AIP-193 recommends, and find the machine in its metadata.
+const ReasonAgentUnavailable = "AGENT_UNAVAILABLE"
+
+func agentUnavailable(machine, why string) error {
+	st := status.New(codes.Unavailable, "machine "+machine+": "+why)
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: ReasonAgentUnavailable, Domain: "omegacell", Metadata: map[string]string{"machine": machine}}); err == nil {
+		st = d
+	}
+	return st.Err()
 }
 
 // machineSimulated reports whether a machine is labelled as simulated.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -198,6 +199,14 @@ func TestHostileLogRequestsForADeadAgent(t *testing.T) {
 		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "machine gone.example.com") || took[i] > 2*time.Second {
 			t.Fatalf("call %d: %v after %v; want Unavailable naming the machine within the 2s deadline", i, err, took[i])
 		}
+	}
+	// Clients tell the agent's absence from the server's by its ErrorInfo.
+	details := status.Convert(errs[0]).Details()
+	if len(details) != 1 {
+		t.Fatalf("details %v; want one ErrorInfo", details)
+	}
+	if info, ok := details[0].(*errdetails.ErrorInfo); !ok || info.Reason != ReasonAgentUnavailable || info.Metadata["machine"] != "gone.example.com" {
+		t.Fatalf("details %v; want an ErrorInfo %s naming the machine", details, ReasonAgentUnavailable)
 	}
 	// 100 callers and 100 gRPC handlers, and a few of gRPC's own.
 	if peak-baseG > 300 {

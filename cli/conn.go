@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -104,6 +105,9 @@ func rpcError(what string, err error) error {
 	msg := strings.Join(strings.Fields(st.Message()), " ")
 	switch st.Code() {
 	case codes.Unavailable:
+		if agentUnavailable(st) {
+			break // the server answered: a machine's agent is away
+		}
 		if strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:") || strings.Contains(msg, "certificate") {
 			msg += " (the TLS handshake failed: the credential may be revoked, expired or of another cell, or the server was started with --insecure; check --credentials)"
 			break
@@ -155,4 +159,16 @@ func openSession(cmd *cobra.Command, dial Dialer, format func() (outputFormat, e
 func (s *session) Close() {
 	s.cancel()
 	_ = s.conn.Close()
+}
+
+// agentUnavailable: the cell server answered, and said a machine's agent
+// is away (a google.rpc.ErrorInfo with reason AGENT_UNAVAILABLE); the hint
+// about --server would mislead.
+func agentUnavailable(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == "omegacell" && info.GetReason() == "AGENT_UNAVAILABLE" {
+			return true
+		}
+	}
+	return false
 }
