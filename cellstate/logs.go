@@ -32,8 +32,8 @@ import (
 //
 // Every call is bounded: a deadline (LogOptions.Timeout, or the caller's
 // if sooner) covers the wait for a slot and every page; slots bound the
-// requests in flight server-wide and per caller (the peer's host today,
-// its authenticated identity once connections carry one). A request costs
+// requests in flight server-wide and per caller (its authenticated
+// identity, or the peer's host on a connection without one). A request costs
 // the server one handler goroutine (gRPC's) and no file descriptor: NATS
 // multiplexes replies over the one connection's inbox subscription.
 
@@ -150,8 +150,13 @@ func (s *Server) GetTaskLogs(ctx context.Context, r *cellv1.GetTaskLogsRequest) 
 	return out, nil
 }
 
-// callerOf names the caller for the per-caller bound: the peer's host.
+// callerOf names the caller for the per-caller bound: its authenticated
+// identity when the connection carries one (identity.FromContext), else
+// the peer's host.
 func callerOf(ctx context.Context) string {
+	if id, ok := identity.FromContext(ctx); ok {
+		return id.String()
+	}
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return ""

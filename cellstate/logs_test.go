@@ -17,11 +17,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/identity"
 	"github.com/omegacell/omegacell/proto/limits"
 )
 
@@ -299,6 +301,64 @@ func TestLogsOfMachinesThatKeepNone(t *testing.T) {
 	} {
 		if _, err := c.logs.GetTaskLogs(ctxT(t), req); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), name) {
 			t.Errorf("bad %s: %v", name, err)
+		}
+	}
+}
+
+// Slots: a caller holds at most its own share, the cell at most its
+// total; a call that finds none free by its deadline is ResourceExhausted,
+// and released slots serve the next call.
+func TestLogSlots(t *testing.T) {
+	p := newLogProxy(LogOptions{MaxInFlight: 2, MaxInFlightPerCaller: 1}, DefaultSubjectPrefix)
+	soon := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	releaseA, err := p.acquire(soon(), "user/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.acquire(soon(), "user/a"); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "of this caller") {
+		t.Fatalf("a's second call: %v; want ResourceExhausted for the caller", err)
+	}
+	releaseB, err := p.acquire(soon(), "user/b")
+	if err != nil {
+		t.Fatalf("b is not held back by a: %v", err)
+	}
+	if _, err := p.acquire(soon(), "user/c"); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "in this cell") {
+		t.Fatalf("c with the cell full: %v; want ResourceExhausted for the cell", err)
+	}
+	releaseA()
+	releaseC, err := p.acquire(soon(), "user/c")
+	if err != nil {
+		t.Fatalf("c after a released: %v", err)
+	}
+	releaseB()
+	releaseC()
+	if n := len(p.callers); n != 0 || len(p.slots) != 0 {
+		t.Fatalf("%d callers and %d slots left after every release", n, len(p.slots))
+	}
+}
+
+func TestCallerOf(t *testing.T) {
+	alice, err := identity.New(identity.User, "alice", "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 41234}
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want string
+	}{
+		{"an identity", identity.NewContext(peer.NewContext(context.Background(), &peer.Peer{Addr: tcp}), alice), "user/alice"},
+		{"a peer's host, any port", peer.NewContext(context.Background(), &peer.Peer{Addr: tcp}), "10.0.0.7"},
+		{"nothing", context.Background(), ""},
+	}
+	for _, tt := range tests {
+		if got := callerOf(tt.ctx); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
 		}
 	}
 }
