@@ -45,7 +45,9 @@ type LogOptions struct {
 	// Timeout bounds one GetTaskLogs call, slot wait included (default 5 s).
 	Timeout time.Duration
 	// MaxInFlight bounds GetTaskLogs calls talking to agents at once,
-	// server-wide (default 64); MaxInFlightPerCaller per caller (default 8).
+	// server-wide (default 32); MaxInFlightPerCaller per caller (default 8).
+	// Each holds at most 4 MiB of output, so log reads hold at most
+	// MaxInFlight × 4 MiB of memory.
 	MaxInFlight          int
 	MaxInFlightPerCaller int
 }
@@ -53,7 +55,7 @@ type LogOptions struct {
 // Defaults and bounds of GetTaskLogs.
 const (
 	DefaultLogTimeout              = 5 * time.Second
-	DefaultLogMaxInFlight          = 64
+	DefaultLogMaxInFlight          = 32
 	DefaultLogMaxInFlightPerCaller = 8
 	// defaultLogTail is what tail_bytes 0 reads; maxLogTail keeps an
 	// answer under gRPC's default 4 MiB receive limit.
@@ -226,15 +228,15 @@ func (p *logProxy) read(ctx context.Context, machine string, r *cellv1.GetTaskLo
 		if err != nil {
 			return nil, err
 		}
-		out := &cellv1.GetTaskLogsResponse{Data: first.Data, Offset: first.Offset, Size: first.Size, Attempt: first.Attempt}
+		out := &cellv1.GetTaskLogsResponse{Offset: first.Offset, Size: first.Size, Attempt: first.Attempt}
+		out.Data = append(make([]byte, 0, min(want, first.Size-first.Offset)), first.Data...)
 		for more := first.More; more && int64(len(out.Data)) < want; {
 			next := out.Offset + int64(len(out.Data))
 			page, err := ask(&out.Attempt, &next, want-int64(len(out.Data)))
-			if err != nil {
-				return nil, err
-			}
-			if page.Offset != next || len(page.Data) == 0 {
-				break // a short answer ends the read; the caller reads on from where it ends
+			if err != nil || page.Offset != next || len(page.Data) == 0 {
+				// What was read is whole from its offset: the caller
+				// reads on from where it ends (size says more is there).
+				break
 			}
 			out.Data, out.Size, more = append(out.Data, page.Data...), page.Size, page.More
 		}
@@ -247,7 +249,10 @@ func (p *logProxy) read(ctx context.Context, machine string, r *cellv1.GetTaskLo
 		return nil, err
 	}
 	from := max(last.Size-want, 0)
-	var data []byte
+	if last.Offset < from {
+		return nil, status.Errorf(codes.Internal, "machine %s: the agent answered the tail from %d of %d bytes for a tail of %d", machine, last.Offset, last.Size, want)
+	}
+	data := make([]byte, 0, last.Size-from)
 	for next := from; next < last.Offset; {
 		page, err := ask(&last.Attempt, &next, last.Offset-next)
 		if err != nil {
@@ -260,11 +265,7 @@ func (p *logProxy) read(ctx context.Context, machine string, r *cellv1.GetTaskLo
 		data = append(data, page.Data...)
 		next += int64(len(page.Data))
 	}
-	if from == last.Offset {
-		data = last.Data
-	} else {
-		data = append(data, last.Data...)
-	}
+	data = append(data, last.Data...)
 	return &cellv1.GetTaskLogsResponse{Data: data, Offset: from, Size: last.Size, Attempt: last.Attempt}, nil
 }
 
@@ -294,7 +295,7 @@ func (p *logProxy) ask(ctx context.Context, subject string, req *cellv1.AgentLog
 		}
 		return nil, status.Errorf(code, "agent of machine %s: %s", req.MachineId, m)
 	}
-	if max(reply.Offset, reply.Size) < 0 || int64(len(reply.Data)) > req.MaxBytes {
+	if reply.Offset < 0 || reply.Offset+int64(len(reply.Data)) > reply.Size || int64(len(reply.Data)) > req.MaxBytes {
 		return nil, status.Errorf(codes.Internal, "machine %s: the agent answered %d bytes at offset %d for a page of %d", req.MachineId, len(reply.Data), reply.Offset, req.MaxBytes)
 	}
 	return reply, nil

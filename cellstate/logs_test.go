@@ -362,3 +362,53 @@ func TestCallerOf(t *testing.T) {
 		}
 	}
 }
+
+// An agent is trusted only with its own logs: a reply that is not an
+// AgentLogsReply, carries more than was asked, contradicts itself or has
+// an unknown code is refused, and its message is quoted only in part.
+func TestHostileAgentReplies(t *testing.T) {
+	c := newLogCell(t, LogOptions{Timeout: 2 * time.Second})
+	c.addMachine("liar", nil, 4000, 4*gib, 0)
+	ref := c.runningTaskOn("liar")
+	agentConn, err := nats.Connect(c.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agentConn.Close()
+	subject, _ := limits.LogsSubject(DefaultSubjectPrefix, "liar")
+	var reply atomic.Value // []byte
+	if _, err := agentConn.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond(reply.Load().([]byte)) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := agentConn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	encode := func(r *cellv1.AgentLogsReply) []byte { b, _ := proto.Marshal(r); return b }
+	tests := []struct {
+		name  string
+		reply []byte
+		tail  int64
+		code  codes.Code
+		want  string
+	}{
+		{"not a reply", []byte{0xff, 0xff, 0xff}, 0, codes.Internal, "not an AgentLogsReply"},
+		{"more than asked", encode(&cellv1.AgentLogsReply{Data: make([]byte, 200), Size: 200}), 100, codes.Internal, "answered 200 bytes"},
+		{"data beyond its size", encode(&cellv1.AgentLogsReply{Data: []byte("abc"), Offset: 5, Size: 6}), 0, codes.Internal, "answered 3 bytes at offset 5"},
+		{"unknown code", encode(&cellv1.AgentLogsReply{Code: 99, Message: "??"}), 0, codes.Unknown, "agent of machine liar: ??"},
+		{"a huge message", encode(&cellv1.AgentLogsReply{Code: uint32(codes.NotFound), Message: strings.Repeat("x", 500<<10)}), 0, codes.NotFound, "agent of machine liar: xxx"},
+		{"an honest answer", encode(&cellv1.AgentLogsReply{Data: []byte("ok\n"), Size: 3, Attempt: 1}), 0, codes.OK, ""},
+	}
+	for _, tt := range tests {
+		reply.Store(tt.reply)
+		resp, err := c.logs.GetTaskLogs(ctxT(t), &cellv1.GetTaskLogsRequest{Task: ref, TailBytes: tt.tail})
+		if status.Code(err) != tt.code || !strings.Contains(status.Convert(err).Message(), tt.want) {
+			t.Errorf("%s: %v; want %v with %q", tt.name, err, tt.code, tt.want)
+		}
+		if n := len(status.Convert(err).Message()); n > 2<<10 {
+			t.Errorf("%s: the error quotes %d bytes", tt.name, n)
+		}
+		if tt.code == codes.OK && string(resp.GetData()) != "ok\n" {
+			t.Errorf("%s: %q", tt.name, resp.GetData())
+		}
+	}
+}
