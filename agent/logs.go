@@ -129,7 +129,9 @@ func (s *logServer) answer(req *cellv1.AgentLogsRequest, page int64) *cellv1.Age
 	if ref == nil {
 		return logError(codes.InvalidArgument, "task: required")
 	}
-	if checkJobID(ref.GetJobId()) != nil {
+	// Job ids are UUIDs (36 bytes); the bound keeps errors that echo them
+	// short.
+	if len(ref.GetJobId()) > 64 || checkJobID(ref.GetJobId()) != nil {
 		return logError(codes.InvalidArgument, "task.job_id: %q cannot name a directory", clip(ref.GetJobId()))
 	}
 	file := stdoutFile

@@ -229,3 +229,56 @@ func TestLogServerFollowsItsConnection(t *testing.T) {
 		t.Fatal("a machine id that is no machine name got a subject")
 	}
 }
+
+// FuzzLogServerAnswer: whatever bytes arrive on the logs subject, the
+// agent answers without panicking, with at most a page of data that lies
+// within the file it read, and reads nothing outside its tasks directory.
+func FuzzLogServerAnswer(f *testing.F) {
+	tasks := f.TempDir()
+	for name, content := range map[string]string{
+		"job-1/0.1/stdout":   "0123456789",
+		"job-1/0.2/stderr":   "boom\n",
+		"outside/0.1/stdout": "not a job of this machine's tasks? it is, but harmless",
+	} {
+		path := filepath.Join(tasks, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			f.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			f.Fatal(err)
+		}
+	}
+	secret := filepath.Join(filepath.Dir(tasks), "secret")
+	_ = os.MkdirAll(filepath.Join(secret, "0.1"), 0o755)
+	_ = os.WriteFile(filepath.Join(secret, "0.1", "stdout"), []byte("SECRET"), 0o644)
+	s := &logServer{log: discard, tasksDir: tasks, machineID: "m1"}
+	off, att := int64(3), uint32(2)
+	for _, seed := range []*cellv1.AgentLogsRequest{
+		{MachineId: "m1", Task: &cellv1.TaskRef{JobId: "job-1"}},
+		{MachineId: "m1", Task: &cellv1.TaskRef{JobId: "job-1"}, Offset: &off, MaxBytes: 4},
+		{MachineId: "m1", Task: &cellv1.TaskRef{JobId: "job-1"}, Attempt: &att, Stream: cellv1.LogStream_LOG_STREAM_STDERR},
+		{MachineId: "m1", Task: &cellv1.TaskRef{JobId: "../secret"}},
+	} {
+		b, _ := proto.Marshal(seed)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req := &cellv1.AgentLogsRequest{}
+		if proto.Unmarshal(data, req) != nil {
+			return
+		}
+		r := s.answer(req, maxLogPage)
+		if r.Code != 0 {
+			if len(r.Data) != 0 || len(r.Message) > 1024 {
+				t.Fatalf("error reply with %d bytes of data, %d of message", len(r.Data), len(r.Message))
+			}
+			return
+		}
+		if int64(len(r.Data)) > maxLogPage || r.Offset < 0 || r.Offset+int64(len(r.Data)) > r.Size || r.More != (r.Offset+int64(len(r.Data)) < r.Size) {
+			t.Fatalf("reply %d bytes at %d of %d (more %v)", len(r.Data), r.Offset, r.Size, r.More)
+		}
+		if bytes.Contains(r.Data, []byte("SECRET")) {
+			t.Fatalf("read outside the tasks directory for %v", req)
+		}
+	})
+}
