@@ -2386,8 +2386,9 @@ type GetTaskLogsRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Task   *TaskRef               `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	Stream LogStream              `protobuf:"varint,2,opt,name=stream,proto3,enum=cell.v1.LogStream" json:"stream,omitempty"`
-	// Return at most this many bytes (0: 1 MiB): the end of the output, or
-	// with offset set, what follows offset.
+	// Return at most this many bytes (0: 1 MiB; above 4 MiB - 64 KiB: that):
+	// the end of the output, or with offset set, what follows offset. The
+	// server reads it from the agent in pages of at most 64 KiB.
 	TailBytes int64 `protobuf:"varint,3,opt,name=tail_bytes,json=tailBytes,proto3" json:"tail_bytes,omitempty"`
 	// When set, read from this byte of the latest attempt's output instead
 	// of its end (`cell job logs --follow` polls with the offset after what
