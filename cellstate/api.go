@@ -158,27 +158,6 @@ func (s *Store) Task(idOrName string, index uint32) (*cellv1.Task, error) {
 	return j.tasks[index].pb(), nil
 }
 
-// ListJobs lists jobs, newest first.
-func (s *Store) ListJobs(scheduler string, includeFinished bool) *cellv1.ListJobsResponse {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := &cellv1.ListJobsResponse{Revision: s.st.rev}
-	for _, j := range s.st.jobs {
-		if (scheduler != "" && j.job.Spec.Scheduler != scheduler) || (!includeFinished && !jobLive(j.job)) {
-			continue
-		}
-		out.Jobs = append(out.Jobs, &cellv1.JobSummary{Job: j.job, Counts: j.taskCounts()})
-	}
-	sort.Slice(out.Jobs, func(a, b int) bool {
-		ja, jb := out.Jobs[a].Job, out.Jobs[b].Job
-		if ja.SubmitTimeUnixNano != jb.SubmitTimeUnixNano {
-			return ja.SubmitTimeUnixNano > jb.SubmitTimeUnixNano
-		}
-		return ja.Id < jb.Id
-	})
-	return out
-}
-
 // GetMachine returns a machine and the tasks placed on it.
 func (s *Store) GetMachine(id string) (*cellv1.GetMachineResponse, error) {
 	s.mu.RLock()
@@ -192,17 +171,6 @@ func (s *Store) GetMachine(id string) (*cellv1.GetMachineResponse, error) {
 		out.Tasks = append(out.Tasks, s.st.task(k).pb())
 	}
 	return out, nil
-}
-
-// ListMachines lists machines by id.
-func (s *Store) ListMachines() *cellv1.ListMachinesResponse {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := &cellv1.ListMachinesResponse{Revision: s.st.rev, Machines: make([]*cellv1.Machine, 0, len(s.st.machines))}
-	for _, id := range s.st.sortedMachineIDs() {
-		out.Machines = append(out.Machines, s.st.machines[id].pb())
-	}
-	return out
 }
 
 // Schedulers returns registered scheduler names and their pending tasks.
@@ -245,44 +213,4 @@ func (s *Store) Snapshot() *Snapshot {
 		snap.tasks = append(snap.tasks, append([]*task(nil), j.tasks...))
 	}
 	return snap
-}
-
-// Chunks streams the snapshot as API messages of at most size objects;
-// the first carries the revision, the last has Last set.
-func (snap *Snapshot) Chunks(size int, send func(*cellv1.SnapshotResponse) error) error {
-	cur := &cellv1.SnapshotResponse{Revision: snap.Revision}
-	n := 0
-	flush := func(last bool) error {
-		cur.Last = last
-		if err := send(cur); err != nil {
-			return err
-		}
-		cur, n = &cellv1.SnapshotResponse{Revision: snap.Revision}, 0
-		return nil
-	}
-	for _, m := range snap.machines {
-		cur.Machines = append(cur.Machines, m.pb())
-		if n++; n >= size {
-			if err := flush(false); err != nil {
-				return err
-			}
-		}
-	}
-	for i, j := range snap.jobs {
-		cur.Jobs = append(cur.Jobs, j)
-		if n++; n >= size {
-			if err := flush(false); err != nil {
-				return err
-			}
-		}
-		for _, t := range snap.tasks[i] {
-			cur.Tasks = append(cur.Tasks, t.pb())
-			if n++; n >= size {
-				if err := flush(false); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return flush(true)
 }

@@ -121,14 +121,19 @@ func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	return g
 }
 
-// rawMessage is an already-encoded protobuf message.
-type rawMessage struct{ data []byte }
+// rawMessage is an already-encoded protobuf message: data, then suffix
+// (more fields of the same message, e.g. the cell identity; protobuf
+// merges concatenated encodings), sent without copying either.
+type rawMessage struct{ data, suffix []byte }
 
 type rawCodec struct{ encoding.CodecV2 }
 
 func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if r, ok := v.(*rawMessage); ok {
-		return mem.BufferSlice{mem.SliceBuffer(r.data)}, nil
+		if len(r.suffix) == 0 {
+			return mem.BufferSlice{mem.SliceBuffer(r.data)}, nil
+		}
+		return mem.BufferSlice{mem.SliceBuffer(r.data), mem.SliceBuffer(r.suffix)}, nil
 	}
 	return c.CodecV2.Marshal(v)
 }
@@ -201,7 +206,22 @@ func (s *Server) ListJobs(ctx context.Context, r *cellv1.ListJobsRequest) (*cell
 	if err != nil {
 		return nil, err
 	}
-	return shapeJobList(s.store.ListJobs(r.Scheduler, r.IncludeFinished), c), nil
+	size, err := pageSize(r.PageSize)
+	if err != nil {
+		return nil, err
+	}
+	q := jobQuery{scheduler: r.Scheduler, includeFinished: r.IncludeFinished}
+	after, err := decodeJobToken(r.PageToken, q)
+	if err != nil {
+		return nil, err
+	}
+	// Shaped per page: a page may hold fewer jobs than page_size, and
+	// the token continues after the last job read, shown or not.
+	page := s.store.listJobsPage(q, after, size, pageBytes)
+	next := page.NextPageToken
+	out := shapeJobList(page, c)
+	out.NextPageToken = next
+	return out, nil
 }
 
 func (s *Server) StopJob(ctx context.Context, r *cellv1.StopJobRequest) (*cellv1.StopJobResponse, error) {
@@ -262,7 +282,7 @@ func (s *Server) RegisterMachine(ctx context.Context, r *cellv1.RegisterMachineR
 	}
 	return &cellv1.RegisterMachineResponse{
 		Machine: s.withLiveness(m), Revision: rev, NatsUrl: s.natsURL, SubjectPrefix: s.prefix,
-		HeartbeatIntervalMs: s.hbEvery.Milliseconds(),
+		HeartbeatIntervalMs: s.hbEvery.Milliseconds(), Cell: s.store.Identity(),
 	}, nil
 }
 
@@ -295,11 +315,19 @@ func (s *Server) GetMachine(ctx context.Context, r *cellv1.GetMachineRequest) (*
 	return out, nil
 }
 
-func (s *Server) ListMachines(ctx context.Context, _ *cellv1.ListMachinesRequest) (*cellv1.ListMachinesResponse, error) {
+func (s *Server) ListMachines(ctx context.Context, r *cellv1.ListMachinesRequest) (*cellv1.ListMachinesResponse, error) {
 	if _, err := s.authorize(ctx, cellv1.MachineService_ListMachines_FullMethodName, nil); err != nil {
 		return nil, err
 	}
-	out := s.store.ListMachines()
+	size, err := pageSize(r.PageSize)
+	if err != nil {
+		return nil, err
+	}
+	after, err := decodeMachineToken(r.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	out := s.store.listMachinesPage(after, size, pageBytes)
 	for _, m := range out.Machines {
 		s.withLiveness(m)
 	}
@@ -334,7 +362,10 @@ func (s *Server) Snapshot(r *cellv1.SnapshotRequest, stream grpc.ServerStreaming
 	if err != nil {
 		return err
 	}
-	return shapeSnapshot(s.store.Snapshot(), c).Chunks(size, stream.Send)
+	id := s.store.identity.wire
+	return shapeSnapshot(s.store.Snapshot(), c).encodeChunks(size, chunkBytes, id, func(chunk []byte) error {
+		return stream.SendMsg(&rawMessage{data: chunk})
+	})
 }
 
 func (s *Server) Watch(r *cellv1.WatchRequest, stream grpc.ServerStreamingServer[cellv1.WatchResponse]) error {
@@ -358,19 +389,27 @@ func (s *Server) Watch(r *cellv1.WatchRequest, stream grpc.ServerStreamingServer
 	if head := s.store.Revision(); r.StartRevision > head {
 		return status.Errorf(codes.OutOfRange, "start_revision: %d is ahead of the cell's revision %d (the cell was reset or restored): resnapshot", r.StartRevision, head)
 	}
+	w := &watcher{stream: stream, view: view, identity: s.store.identity}
 	ctx := stream.Context()
+	now := s.store.opts.Now
+	// after is the newest revision this watcher has been brought up to:
+	// every change of every revision <= after that concerns it was sent.
+	// A progress notification says exactly that, so it carries after
+	// and never the head the hub reported: revisions between after and
+	// the head may still hold a change for this watcher (bug: a machine
+	// watch got progress for 1404 before its change at 1204).
 	after := r.StartRevision
 	// The watcher gets a progress notification when nothing was sent to
 	// it for `progress`, also while revisions it filters out go by.
-	due := time.Now().Add(progress)
+	due := now().Add(progress)
 	timer := time.NewTimer(progress)
 	defer timer.Stop()
 	for {
-		entries, head, wait, err := s.store.hub.read(after, 256)
+		entries, head, wait, err := s.store.hub.read(after, watchReadBatch)
 		var ce *CompactedError
 		switch {
 		case errors.As(err, &ce):
-			if err := stream.Send(&cellv1.WatchResponse{Revision: head, CompactRevision: ce.Compacted}); err != nil {
+			if err := w.send(&cellv1.WatchResponse{Revision: head, CompactRevision: ce.Compacted}); err != nil {
 				return err
 			}
 			return status.Error(codes.OutOfRange, ce.Error())
@@ -380,25 +419,25 @@ func (s *Server) Watch(r *cellv1.WatchRequest, stream grpc.ServerStreamingServer
 			return grpcError(err)
 		}
 		for _, e := range entries {
-			sent, err := s.sendEntry(stream, e, view)
+			sent, err := w.sendEntry(e)
 			if err != nil {
 				return err
 			}
 			if sent {
-				due = time.Now().Add(progress)
+				due = now().Add(progress)
 			}
 			after = e.rev
 		}
-		if now := time.Now(); !now.Before(due) {
-			if err := stream.Send(&cellv1.WatchResponse{Revision: max(head, after), ProgressNotify: true}); err != nil {
+		if t := now(); !t.Before(due) {
+			if err := w.send(&cellv1.WatchResponse{Revision: after, ProgressNotify: true}); err != nil {
 				return err
 			}
-			due = now.Add(progress)
+			due = t.Add(progress)
 		}
 		if len(entries) > 0 {
 			continue
 		}
-		timer.Reset(time.Until(due))
+		timer.Reset(due.Sub(now()))
 		select {
 		case <-wait:
 		case <-timer.C:
@@ -406,32 +445,6 @@ func (s *Server) Watch(r *cellv1.WatchRequest, stream grpc.ServerStreamingServer
 			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
-}
-
-// sendEntry sends the part of a revision that concerns the watcher and
-// reports whether anything was sent.
-func (s *Server) sendEntry(stream grpc.ServerStreamingServer[cellv1.WatchResponse], e logEntry, v watchView) (bool, error) {
-	if v.match != nil {
-		resp, all, err := e.filter(v)
-		switch {
-		case err != nil:
-			return false, grpcError(err)
-		case resp != nil:
-			return true, stream.Send(resp)
-		case !all:
-			return false, nil
-		}
-		// Every change of the revision is the watcher's: the shared
-		// encoding serves.
-	}
-	data := e.data
-	if v.redact {
-		var err error
-		if data, err = e.redactedData(); err != nil {
-			return false, grpcError(err)
-		}
-	}
-	return true, stream.SendMsg(&rawMessage{data: data})
 }
 
 func (s *Server) Commit(ctx context.Context, r *cellv1.CommitRequest) (*cellv1.CommitResponse, error) {

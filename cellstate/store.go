@@ -124,6 +124,8 @@ type Store struct {
 
 	compacted uint64 // newest revision no longer in the log (loop-owned)
 
+	identity cellIdentity // set once by Open (identity.go)
+
 	// Checkpoints (see checkpoint.go). dirty is loop-owned; a checkpoint
 	// in flight owns the set it was handed.
 	dirty          *dirtySet
@@ -197,6 +199,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.st.recoverGC()
+	if err := s.loadIdentity(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s.hub = newHub(s.st.rev, s.compacted, db)
 	s.m.setRevision(s.st.rev)
 	go s.loop()

@@ -6,6 +6,10 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )
 
 // CompactedError says a watch asked for revisions the log no longer has.
@@ -169,4 +173,133 @@ func decodeLogKey(k []byte) uint64 {
 		v = v<<8 | uint64(b)
 	}
 	return v
+}
+
+// Sizes of what the server sends. Every message stays far below the send
+// limit (MaxRequestBytes) and below what clients accept by default, so no
+// legal revision or cell can break a stream: a snapshot chunk holds at
+// most chunkBytes of objects, and a revision larger than chunkBytes is
+// sent as fragments (WatchResponse.fragment, as etcd splits large
+// revisions) of at most chunkBytes of changes each. One object larger
+// than that (a job at its size bound) travels alone.
+const (
+	chunkBytes     = 4 << 20
+	watchReadBatch = 256 // revisions read from the hub at a time
+)
+
+// Field numbers of WatchResponse beyond those of changes.go.
+const fieldWatchFragment = 5
+
+// watcher sends one watch stream's responses, each carrying the cell's
+// identity.
+type watcher struct {
+	stream   grpc.ServerStreamingServer[cellv1.WatchResponse]
+	view     watchView // what of each revision the caller may and asked to see
+	identity cellIdentity
+}
+
+// send sends a response built here (progress, compaction).
+func (w *watcher) send(r *cellv1.WatchResponse) error {
+	r.Cell = w.identity.pb
+	return w.stream.Send(r)
+}
+
+// sendEntry sends the part of a revision that concerns the watcher (and
+// that its caller may see) and reports whether anything was sent.
+func (w *watcher) sendEntry(e logEntry) (bool, error) {
+	v := w.view
+	if v.match != nil {
+		resp, all, err := e.filter(v)
+		switch {
+		case err != nil:
+			return false, grpcError(err)
+		case resp != nil:
+			data, err := marshal.Marshal(resp)
+			if err != nil {
+				return false, grpcError(err)
+			}
+			return true, w.sendData(e.rev, data)
+		case !all:
+			return false, nil
+		}
+		// Every change of the revision is the watcher's: the shared
+		// encoding serves.
+	}
+	data := e.data
+	if v.redact {
+		var err error
+		if data, err = e.redactedData(); err != nil {
+			return false, grpcError(err)
+		}
+	}
+	return true, w.sendData(e.rev, data)
+}
+
+// sendData sends one encoded revision, as fragments when it is larger
+// than chunkBytes, each with the cell identity.
+func (w *watcher) sendData(rev uint64, data []byte) error {
+	if len(data) <= chunkBytes {
+		return w.stream.SendMsg(&rawMessage{data: data, suffix: w.identity.wire})
+	}
+	frags, err := fragments(data, chunkBytes)
+	if err != nil {
+		return grpcError(fmt.Errorf("cellstate: split revision %d: %w", rev, err))
+	}
+	for _, f := range frags {
+		if err := w.stream.SendMsg(&rawMessage{data: f, suffix: w.identity.wire}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fragments splits an encoded WatchResponse into encoded responses of the
+// same revision holding at most budget bytes of changes each (one change
+// larger than budget goes alone); all but the last have fragment set.
+// It works on the wire format: changes are copied, never decoded.
+func fragments(data []byte, budget int) ([][]byte, error) {
+	var head []byte   // every field but the changes (the revision)
+	var parts [][]int // [start, end) byte ranges of changes, per fragment
+	cur, curBytes := []int(nil), 0
+	for off := 0; off < len(data); {
+		num, typ, n := protowire.ConsumeTag(data[off:])
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		m := protowire.ConsumeFieldValue(num, typ, data[off+n:])
+		if m < 0 {
+			return nil, protowire.ParseError(m)
+		}
+		start, end := off, off+n+m
+		off = end
+		if num != fieldWatchChanges {
+			head = append(head, data[start:end]...)
+			continue
+		}
+		if curBytes > 0 && curBytes+end-start > budget {
+			parts = append(parts, cur)
+			cur, curBytes = nil, 0
+		}
+		cur = append(cur, start, end)
+		curBytes += end - start
+	}
+	parts = append(parts, cur)
+	out := make([][]byte, len(parts))
+	for i, p := range parts {
+		size := len(head) + 2
+		for j := 0; j < len(p); j += 2 {
+			size += p[j+1] - p[j]
+		}
+		b := make([]byte, 0, size)
+		b = append(b, head...)
+		for j := 0; j < len(p); j += 2 {
+			b = append(b, data[p[j]:p[j+1]]...)
+		}
+		if i < len(parts)-1 {
+			b = protowire.AppendTag(b, fieldWatchFragment, protowire.VarintType)
+			b = protowire.AppendVarint(b, 1)
+		}
+		out[i] = b
+	}
+	return out, nil
 }

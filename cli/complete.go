@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/omegacell/omegacell/cellclient"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )
 
@@ -37,7 +38,7 @@ func (j *jobCommands) completeJobs(cmd *cobra.Command, args []string, _ string) 
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	defer closeConn()
-	resp, err := client.ListJobs(ctx, &cellv1.ListJobsRequest{IncludeFinished: true})
+	resp, err := cellclient.ListJobs(ctx, client, &cellv1.ListJobsRequest{IncludeFinished: true})
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
@@ -60,7 +61,7 @@ func (m *machineCommands) machineIDs(ctx context.Context) []string {
 		return nil
 	}
 	defer closeConn()
-	resp, err := client.ListMachines(ctx, &cellv1.ListMachinesRequest{})
+	resp, err := cellclient.ListMachines(ctx, client, &cellv1.ListMachinesRequest{})
 	if err != nil {
 		return nil
 	}

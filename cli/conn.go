@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/omegacell/omegacell/cellclient"
 	"github.com/omegacell/omegacell/proto/credentials"
 )
 
@@ -74,7 +75,11 @@ func DefaultServerAddress() string {
 
 // Dial returns a gRPC client connection to addr (host:port) secured as c
 // says. Connecting is lazy: an unreachable server shows up as
-// codes.Unavailable on the first call, which rpcError explains.
+// codes.Unavailable on the first call, which rpcError explains. It is the
+// one place the commands dial: every call may receive (and send) what the
+// server may send (cellclient.MaxMessageBytes), not gRPC's 4 MiB default,
+// so any answer of a legal cell (a snapshot chunk, a page, a job at its
+// size bound) reaches the command.
 func Dial(_ context.Context, addr string, c credentials.Client) (*grpc.ClientConn, error) {
 	if addr == "" {
 		return nil, errors.New("--server is empty (want host:port)")
@@ -83,7 +88,8 @@ func Dial(_ context.Context, addr string, c credentials.Client) (*grpc.ClientCon
 	if err != nil {
 		return nil, err
 	}
-	conn, err := grpc.NewClient(addr, transport)
+	conn, err := grpc.NewClient(addr, transport,
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cellclient.MaxMessageBytes), grpc.MaxCallSendMsgSize(cellclient.MaxMessageBytes)))
 	if err != nil {
 		return nil, fmt.Errorf("--server %q: %w", addr, err)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -77,7 +76,7 @@ func followLogs(ctx context.Context, client cellv1.JobServiceClient, req *cellv1
 func callLogs(ctx context.Context, client cellv1.JobServiceClient, req *cellv1.GetTaskLogsRequest) (*cellv1.GetTaskLogsResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	return client.GetTaskLogs(ctx, req, grpc.MaxCallRecvMsgSize(maxResponseBytes))
+	return client.GetTaskLogs(ctx, req)
 }
 
 // final: the task will not run again (the store requeues a task that is

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 
+	"github.com/omegacell/omegacell/cellclient"
 	"github.com/omegacell/omegacell/jobspec"
 	"github.com/omegacell/omegacell/pbconv"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
@@ -22,10 +22,6 @@ import (
 
 // callTimeout bounds each single call (not --wait, which polls).
 const callTimeout = 30 * time.Second
-
-// maxResponseBytes lets `job status` read the tasks of a large job (gRPC's
-// default limit of 4 MiB holds about 30k tasks).
-const maxResponseBytes = 256 << 20
 
 // defaultTaskRows is how many tasks `job status` lists without --all-tasks.
 const defaultTaskRows = 20
@@ -164,8 +160,7 @@ func (j *jobCommands) statusCommand() *cobra.Command {
 			}
 			defer s.Close()
 			ctx, format, client := s.ctx, s.format, cellv1.NewJobServiceClient(s.conn)
-			resp, err := client.GetJob(ctx, &cellv1.GetJobRequest{IdOrName: args[0], IncludeTasks: true},
-				grpc.MaxCallRecvMsgSize(maxResponseBytes))
+			resp, err := client.GetJob(ctx, &cellv1.GetJobRequest{IdOrName: args[0], IncludeTasks: true})
 			if err != nil {
 				return rpcError("job status", err)
 			}
@@ -304,8 +299,7 @@ func (j *jobCommands) listCommand() *cobra.Command {
 			}
 			defer s.Close()
 			ctx, format, client := s.ctx, s.format, cellv1.NewJobServiceClient(s.conn)
-			resp, err := client.ListJobs(ctx, &cellv1.ListJobsRequest{Scheduler: scheduler, IncludeFinished: all},
-				grpc.MaxCallRecvMsgSize(maxResponseBytes))
+			resp, err := cellclient.ListJobs(ctx, client, &cellv1.ListJobsRequest{Scheduler: scheduler, IncludeFinished: all})
 			if err != nil {
 				return rpcError("job list", err)
 			}
@@ -433,7 +427,7 @@ and its output follows from its start.`,
 			if follow {
 				return followLogs(cmd.Context(), client, req, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}
-			resp, err := client.GetTaskLogs(ctx, req, grpc.MaxCallRecvMsgSize(maxResponseBytes))
+			resp, err := client.GetTaskLogs(ctx, req)
 			if err != nil {
 				return rpcError("job logs", err)
 			}

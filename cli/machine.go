@@ -8,8 +8,8 @@ import (
 	"slices"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 
+	"github.com/omegacell/omegacell/cellclient"
 	"github.com/omegacell/omegacell/jobspec"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )
@@ -58,7 +58,7 @@ last sampled (- before the first sample).`,
 			}
 			defer s.Close()
 			ctx, format, client := s.ctx, s.format, cellv1.NewMachineServiceClient(s.conn)
-			resp, err := client.ListMachines(ctx, &cellv1.ListMachinesRequest{}, grpc.MaxCallRecvMsgSize(maxResponseBytes))
+			resp, err := cellclient.ListMachines(ctx, client, &cellv1.ListMachinesRequest{})
 			if err != nil {
 				return rpcError("machine list", err)
 			}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/omegacell/omegacell/cellclient"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )
 
@@ -49,7 +50,13 @@ const (
 // revision; when the watch start was compacted it reads a new snapshot,
 // and when the server is unavailable it retries with backoff from the
 // last revision it delivered (the server keeps its revisions across
-// restarts). It runs in its own goroutine and never touches the view:
+// restarts). Every answer names the cell incarnation that sent it: when a
+// watch answer comes from another one than the snapshot (another cell
+// took over the address, or the server restarted or was restored) the
+// follower reads a new snapshot before applying anything, so the copy
+// never mixes two histories. Revisions split into fragments are joined
+// before they are delivered, and the follower resumes only from whole
+// revisions. It runs in its own goroutine and never touches the view:
 // everything goes to the loop over events.
 type follower struct {
 	state  cellv1.StateServiceClient
@@ -61,6 +68,7 @@ type follower struct {
 
 func (f *follower) run(ctx context.Context) {
 	var rev uint64
+	var cell *cellv1.CellIdentity // of the snapshot the copy came from
 	reason := "start"
 	failures := 0
 	for ctx.Err() == nil {
@@ -80,9 +88,9 @@ func (f *follower) run(ctx context.Context) {
 			if !f.send(ctx, event{snapshot: chunks, reason: reason}) {
 				return
 			}
-			rev, reason = chunks[0].GetRevision(), ""
+			rev, cell, reason = chunks[0].GetRevision(), chunks[0].GetCell(), ""
 		}
-		received, err := f.watch(ctx, &rev)
+		received, err := f.watch(ctx, &rev, cell)
 		if ctx.Err() != nil {
 			return
 		}
@@ -94,9 +102,14 @@ func (f *follower) run(ctx context.Context) {
 		if !f.send(ctx, event{down: err}) {
 			return
 		}
-		if why == "compacted" {
+		switch why {
+		case "compacted":
 			f.log.Warn("watch start was compacted; reading a new snapshot", "revision", rev, "err", err)
 			reason = "compacted"
+			continue
+		case "cell-changed":
+			f.log.Warn("the cell server is another cell or was restarted; reading a new snapshot", "revision", rev, "err", err)
+			reason = "cell-changed"
 			continue
 		}
 		failures++
@@ -129,6 +142,9 @@ func (f *follower) snapshot(ctx context.Context) ([]*cellv1.SnapshotResponse, er
 			}
 			return nil, fmt.Errorf("snapshot: after %d chunks: %w", len(chunks), err)
 		}
+		if len(chunks) > 0 && !cellclient.SameCell(chunks[0].GetCell(), r.GetCell()) {
+			return nil, fmt.Errorf("snapshot: chunk %d from %s, chunk 0 from %s", len(chunks), cellclient.Describe(r.GetCell()), cellclient.Describe(chunks[0].GetCell()))
+		}
 		chunks = append(chunks, r)
 		if r.GetLast() {
 			return chunks, nil
@@ -139,10 +155,14 @@ func (f *follower) snapshot(ctx context.Context) ([]*cellv1.SnapshotResponse, er
 // errSilent ends a watch stream that went quiet for watchSilence.
 var errSilent = errors.New("watch: no message, not even a progress notification")
 
-// watch follows the stream from *rev, delivering every response and
-// advancing *rev, until the stream ends. It reports whether anything was
-// received.
-func (f *follower) watch(ctx context.Context, rev *uint64) (received bool, err error) {
+// errCellChanged ends a watch whose answers come from another cell
+// incarnation than the copy's snapshot.
+var errCellChanged = errors.New("watch: answered by another cell incarnation than the snapshot")
+
+// watch follows the stream from *rev, delivering every whole revision and
+// advancing *rev, until the stream ends or an answer comes from another
+// cell incarnation than cell. It reports whether anything was received.
+func (f *follower) watch(ctx context.Context, rev *uint64, cell *cellv1.CellIdentity) (received bool, err error) {
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stream, err := f.state.Watch(wctx, &cellv1.WatchRequest{StartRevision: *rev, ProgressIntervalMs: watchProgress.Milliseconds()})
@@ -151,6 +171,7 @@ func (f *follower) watch(ctx context.Context, rev *uint64) (received bool, err e
 	}
 	silence := time.AfterFunc(watchSilence, func() { cancel(errSilent) })
 	defer silence.Stop()
+	var whole cellclient.Assembler
 	for {
 		r, err := stream.Recv()
 		if err != nil {
@@ -161,9 +182,18 @@ func (f *follower) watch(ctx context.Context, rev *uint64) (received bool, err e
 		}
 		silence.Reset(watchSilence)
 		received = true
+		if !cellclient.SameCell(cell, r.GetCell()) {
+			return received, fmt.Errorf("%w: %s, snapshot from %s", errCellChanged, cellclient.Describe(r.GetCell()), cellclient.Describe(cell))
+		}
 		if r.GetCompactRevision() != 0 {
 			// The server ends the stream with OUT_OF_RANGE next.
 			return received, status.Errorf(codes.OutOfRange, "watch from revision %d: compacted up to revision %d", *rev, r.GetCompactRevision())
+		}
+		if r, err = whole.Add(r); err != nil {
+			return received, err
+		}
+		if r == nil {
+			continue // more fragments of this revision follow
 		}
 		if !f.send(ctx, event{watch: r}) {
 			return received, ctx.Err()
@@ -177,6 +207,8 @@ func watchEndReason(err error) string {
 	switch {
 	case errors.Is(err, errSilent):
 		return "silent"
+	case errors.Is(err, errCellChanged):
+		return "cell-changed"
 	case status.Code(err) == codes.OutOfRange:
 		return "compacted"
 	case status.Code(err) == codes.Unavailable:

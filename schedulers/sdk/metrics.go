@@ -104,9 +104,9 @@ func newMetrics(reg prometheus.Registerer, name string, start time.Time) (*metri
 	gauge(&m.queueTasks, "queue_tasks", "Pending tasks of the scheduler's jobs.")
 	gauge(&m.viewRevision, "view_revision", "Cell revision of the scheduler's local copy.")
 	counterVec(&m.resnapshots, "snapshots_total",
-		"Snapshots read into the local copy, by reason: start, compacted (the watch fell behind the change log).", "reason")
+		"Snapshots read into the local copy, by reason: start, compacted (the watch fell behind the change log), cell-changed (another cell, or a restarted server, answered).", "reason")
 	counterVec(&m.watchRestarts, "watch_restarts_total",
-		"Watch streams restarted, by reason: unavailable (server gone), silent (no progress), compacted, error.", "reason")
+		"Watch streams restarted, by reason: unavailable (server gone), silent (no progress), compacted, cell-changed, error.", "reason")
 	if err != nil {
 		return nil, fmt.Errorf("sdk: metrics of scheduler %q: %w", name, err)
 	}

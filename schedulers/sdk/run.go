@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/omegacell/omegacell/cellclient"
 	"github.com/omegacell/omegacell/pbconv/apicheck"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/credentials"
@@ -25,8 +26,8 @@ import (
 	"github.com/omegacell/omegacell/txn"
 )
 
-// maxRecvBytes lets large snapshot chunks through (the server's own limit).
-const maxRecvBytes = 64 << 20
+// maxRecvBytes is the server's own send limit.
+const maxRecvBytes = cellclient.MaxMessageBytes
 
 // Run runs one scheduler until ctx ends: it registers cfg.Name with the
 // cell, follows the cell into a local copy, and places the pending tasks

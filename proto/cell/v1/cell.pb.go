@@ -2013,8 +2013,15 @@ type ListJobsRequest struct {
 	Scheduler string `protobuf:"bytes,1,opt,name=scheduler,proto3" json:"scheduler,omitempty"`
 	// Include finished (succeeded, failed, stopped) jobs.
 	IncludeFinished bool `protobuf:"varint,2,opt,name=include_finished,json=includeFinished,proto3" json:"include_finished,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// At most this many jobs per page (0: 500; at most 5000). A page may
+	// hold fewer (pages are also bounded in bytes): follow next_page_token
+	// until it is empty.
+	PageSize uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page, with the same scheduler and
+	// include_finished; empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListJobsRequest) Reset() {
@@ -2059,6 +2066,20 @@ func (x *ListJobsRequest) GetIncludeFinished() bool {
 		return x.IncludeFinished
 	}
 	return false
+}
+
+func (x *ListJobsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListJobsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 type JobSummary struct {
@@ -2114,9 +2135,15 @@ func (x *JobSummary) GetCounts() *TaskCounts {
 }
 
 type ListJobsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Jobs          []*JobSummary          `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
-	Revision      uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first (submit time, then id). Pages continue after the last
+	// job of the previous page: jobs submitted while listing are not
+	// returned, jobs present throughout are returned exactly once.
+	Jobs []*JobSummary `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	// The cell's revision when this page was read.
+	Revision uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2163,6 +2190,13 @@ func (x *ListJobsResponse) GetRevision() uint64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *ListJobsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type StopJobRequest struct {
@@ -2616,8 +2650,11 @@ type RegisterMachineResponse struct {
 	NatsUrl             string `protobuf:"bytes,3,opt,name=nats_url,json=natsUrl,proto3" json:"nats_url,omitempty"`
 	SubjectPrefix       string `protobuf:"bytes,4,opt,name=subject_prefix,json=subjectPrefix,proto3" json:"subject_prefix,omitempty"`
 	HeartbeatIntervalMs int64  `protobuf:"varint,5,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The cell that answered: an agent that sees it change registers again
+	// and rereads its view.
+	Cell          *CellIdentity `protobuf:"bytes,6,opt,name=cell,proto3" json:"cell,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterMachineResponse) Reset() {
@@ -2683,6 +2720,13 @@ func (x *RegisterMachineResponse) GetHeartbeatIntervalMs() int64 {
 		return x.HeartbeatIntervalMs
 	}
 	return 0
+}
+
+func (x *RegisterMachineResponse) GetCell() *CellIdentity {
+	if x != nil {
+		return x.Cell
+	}
+	return nil
 }
 
 type GetMachineRequest struct {
@@ -2783,7 +2827,12 @@ func (x *GetMachineResponse) GetTasks() []*Task {
 }
 
 type ListMachinesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many machines per page (0: 500; at most 5000). A page
+	// may hold fewer: follow next_page_token until it is empty.
+	PageSize uint32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page; empty for the first page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2818,10 +2867,28 @@ func (*ListMachinesRequest) Descriptor() ([]byte, []int) {
 	return file_cell_v1_cell_proto_rawDescGZIP(), []int{29}
 }
 
+func (x *ListMachinesRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListMachinesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListMachinesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Machines      []*Machine             `protobuf:"bytes,1,rep,name=machines,proto3" json:"machines,omitempty"`
-	Revision      uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// By id. Pages continue after the last id of the previous page.
+	Machines []*Machine `protobuf:"bytes,1,rep,name=machines,proto3" json:"machines,omitempty"`
+	// The cell's revision when this page was read.
+	Revision uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2868,6 +2935,13 @@ func (x *ListMachinesResponse) GetRevision() uint64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *ListMachinesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type DrainMachineRequest struct {
@@ -3027,7 +3101,9 @@ type SnapshotResponse struct {
 	Jobs     []*Job                 `protobuf:"bytes,3,rep,name=jobs,proto3" json:"jobs,omitempty"`
 	Tasks    []*Task                `protobuf:"bytes,4,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	// True on the final chunk.
-	Last          bool `protobuf:"varint,5,opt,name=last,proto3" json:"last,omitempty"`
+	Last bool `protobuf:"varint,5,opt,name=last,proto3" json:"last,omitempty"`
+	// The cell that answered (every chunk).
+	Cell          *CellIdentity `protobuf:"bytes,6,opt,name=cell,proto3" json:"cell,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3095,6 +3171,13 @@ func (x *SnapshotResponse) GetLast() bool {
 		return x.Last
 	}
 	return false
+}
+
+func (x *SnapshotResponse) GetCell() *CellIdentity {
+	if x != nil {
+		return x.Cell
+	}
+	return nil
 }
 
 type WatchRequest struct {
@@ -3357,8 +3440,15 @@ type WatchResponse struct {
 	ProgressNotify bool      `protobuf:"varint,3,opt,name=progress_notify,json=progressNotify,proto3" json:"progress_notify,omitempty"`
 	// Non-zero: the requested start revision was compacted; resnapshot.
 	CompactRevision uint64 `protobuf:"varint,4,opt,name=compact_revision,json=compactRevision,proto3" json:"compact_revision,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// True when more responses of the same revision follow (a revision too
+	// large for one message is split; as etcd's fragment). A client
+	// applies, or resumes from, a revision only after its last response.
+	Fragment bool `protobuf:"varint,5,opt,name=fragment,proto3" json:"fragment,omitempty"`
+	// The cell that answered (every response). A client whose copy came
+	// from another cell, or another incarnation of it, must resnapshot.
+	Cell          *CellIdentity `protobuf:"bytes,6,opt,name=cell,proto3" json:"cell,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchResponse) Reset() {
@@ -3419,6 +3509,78 @@ func (x *WatchResponse) GetCompactRevision() uint64 {
 	return 0
 }
 
+func (x *WatchResponse) GetFragment() bool {
+	if x != nil {
+		return x.Fragment
+	}
+	return false
+}
+
+func (x *WatchResponse) GetCell() *CellIdentity {
+	if x != nil {
+		return x.Cell
+	}
+	return nil
+}
+
+// CellIdentity names the cell and the run of its server that answered.
+// Revisions of one cell id form one history; a new incarnation means the
+// server restarted (or was restored), so a client resnapshots rather than
+// trust that its copy continues the history it now sees.
+type CellIdentity struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A UUID created when the cell's data directory is first created.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Counts the starts of the server on that data directory (from 1).
+	Incarnation   uint64 `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CellIdentity) Reset() {
+	*x = CellIdentity{}
+	mi := &file_cell_v1_cell_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CellIdentity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CellIdentity) ProtoMessage() {}
+
+func (x *CellIdentity) ProtoReflect() protoreflect.Message {
+	mi := &file_cell_v1_cell_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CellIdentity.ProtoReflect.Descriptor instead.
+func (*CellIdentity) Descriptor() ([]byte, []int) {
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *CellIdentity) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CellIdentity) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 // Claim places one pending task on a machine.
 type Claim struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -3436,7 +3598,7 @@ type Claim struct {
 
 func (x *Claim) Reset() {
 	*x = Claim{}
-	mi := &file_cell_v1_cell_proto_msgTypes[39]
+	mi := &file_cell_v1_cell_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3448,7 +3610,7 @@ func (x *Claim) String() string {
 func (*Claim) ProtoMessage() {}
 
 func (x *Claim) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[39]
+	mi := &file_cell_v1_cell_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3461,7 +3623,7 @@ func (x *Claim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Claim.ProtoReflect.Descriptor instead.
 func (*Claim) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{39}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Claim) GetTask() *TaskRef {
@@ -3515,7 +3677,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[40]
+	mi := &file_cell_v1_cell_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3527,7 +3689,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[40]
+	mi := &file_cell_v1_cell_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3540,7 +3702,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{40}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CommitRequest) GetScheduler() string {
@@ -3595,7 +3757,7 @@ type ClaimResult struct {
 
 func (x *ClaimResult) Reset() {
 	*x = ClaimResult{}
-	mi := &file_cell_v1_cell_proto_msgTypes[41]
+	mi := &file_cell_v1_cell_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3607,7 +3769,7 @@ func (x *ClaimResult) String() string {
 func (*ClaimResult) ProtoMessage() {}
 
 func (x *ClaimResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[41]
+	mi := &file_cell_v1_cell_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3620,7 +3782,7 @@ func (x *ClaimResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimResult.ProtoReflect.Descriptor instead.
 func (*ClaimResult) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{41}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ClaimResult) GetOutcome() ClaimOutcome {
@@ -3654,7 +3816,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[42]
+	mi := &file_cell_v1_cell_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3666,7 +3828,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[42]
+	mi := &file_cell_v1_cell_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3679,7 +3841,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{42}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CommitResponse) GetRevision() uint64 {
@@ -3726,7 +3888,7 @@ type RegisterSchedulerRequest struct {
 
 func (x *RegisterSchedulerRequest) Reset() {
 	*x = RegisterSchedulerRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[43]
+	mi := &file_cell_v1_cell_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3738,7 +3900,7 @@ func (x *RegisterSchedulerRequest) String() string {
 func (*RegisterSchedulerRequest) ProtoMessage() {}
 
 func (x *RegisterSchedulerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[43]
+	mi := &file_cell_v1_cell_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3751,7 +3913,7 @@ func (x *RegisterSchedulerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSchedulerRequest.ProtoReflect.Descriptor instead.
 func (*RegisterSchedulerRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{43}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RegisterSchedulerRequest) GetName() string {
@@ -3770,7 +3932,7 @@ type RegisterSchedulerResponse struct {
 
 func (x *RegisterSchedulerResponse) Reset() {
 	*x = RegisterSchedulerResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[44]
+	mi := &file_cell_v1_cell_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3782,7 +3944,7 @@ func (x *RegisterSchedulerResponse) String() string {
 func (*RegisterSchedulerResponse) ProtoMessage() {}
 
 func (x *RegisterSchedulerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[44]
+	mi := &file_cell_v1_cell_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3795,7 +3957,7 @@ func (x *RegisterSchedulerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSchedulerResponse.ProtoReflect.Descriptor instead.
 func (*RegisterSchedulerResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{44}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RegisterSchedulerResponse) GetRevision() uint64 {
@@ -3824,7 +3986,7 @@ type SchedulerStats struct {
 
 func (x *SchedulerStats) Reset() {
 	*x = SchedulerStats{}
-	mi := &file_cell_v1_cell_proto_msgTypes[45]
+	mi := &file_cell_v1_cell_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3836,7 +3998,7 @@ func (x *SchedulerStats) String() string {
 func (*SchedulerStats) ProtoMessage() {}
 
 func (x *SchedulerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[45]
+	mi := &file_cell_v1_cell_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3849,7 +4011,7 @@ func (x *SchedulerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchedulerStats.ProtoReflect.Descriptor instead.
 func (*SchedulerStats) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{45}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SchedulerStats) GetBusyness() float64 {
@@ -3918,7 +4080,7 @@ type ReportSchedulerStatsRequest struct {
 
 func (x *ReportSchedulerStatsRequest) Reset() {
 	*x = ReportSchedulerStatsRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[46]
+	mi := &file_cell_v1_cell_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3930,7 +4092,7 @@ func (x *ReportSchedulerStatsRequest) String() string {
 func (*ReportSchedulerStatsRequest) ProtoMessage() {}
 
 func (x *ReportSchedulerStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[46]
+	mi := &file_cell_v1_cell_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3943,7 +4105,7 @@ func (x *ReportSchedulerStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSchedulerStatsRequest.ProtoReflect.Descriptor instead.
 func (*ReportSchedulerStatsRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{46}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReportSchedulerStatsRequest) GetName() string {
@@ -3968,7 +4130,7 @@ type ReportSchedulerStatsResponse struct {
 
 func (x *ReportSchedulerStatsResponse) Reset() {
 	*x = ReportSchedulerStatsResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[47]
+	mi := &file_cell_v1_cell_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3980,7 +4142,7 @@ func (x *ReportSchedulerStatsResponse) String() string {
 func (*ReportSchedulerStatsResponse) ProtoMessage() {}
 
 func (x *ReportSchedulerStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[47]
+	mi := &file_cell_v1_cell_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3993,7 +4155,7 @@ func (x *ReportSchedulerStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSchedulerStatsResponse.ProtoReflect.Descriptor instead.
 func (*ReportSchedulerStatsResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{47}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{48}
 }
 
 type ListSchedulersRequest struct {
@@ -4004,7 +4166,7 @@ type ListSchedulersRequest struct {
 
 func (x *ListSchedulersRequest) Reset() {
 	*x = ListSchedulersRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[48]
+	mi := &file_cell_v1_cell_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4016,7 +4178,7 @@ func (x *ListSchedulersRequest) String() string {
 func (*ListSchedulersRequest) ProtoMessage() {}
 
 func (x *ListSchedulersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[48]
+	mi := &file_cell_v1_cell_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4029,7 +4191,7 @@ func (x *ListSchedulersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulersRequest.ProtoReflect.Descriptor instead.
 func (*ListSchedulersRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{48}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{49}
 }
 
 type SchedulerInfo struct {
@@ -4048,7 +4210,7 @@ type SchedulerInfo struct {
 
 func (x *SchedulerInfo) Reset() {
 	*x = SchedulerInfo{}
-	mi := &file_cell_v1_cell_proto_msgTypes[49]
+	mi := &file_cell_v1_cell_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4060,7 +4222,7 @@ func (x *SchedulerInfo) String() string {
 func (*SchedulerInfo) ProtoMessage() {}
 
 func (x *SchedulerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[49]
+	mi := &file_cell_v1_cell_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4073,7 +4235,7 @@ func (x *SchedulerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchedulerInfo.ProtoReflect.Descriptor instead.
 func (*SchedulerInfo) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{49}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SchedulerInfo) GetName() string {
@@ -4127,7 +4289,7 @@ type ListSchedulersResponse struct {
 
 func (x *ListSchedulersResponse) Reset() {
 	*x = ListSchedulersResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[50]
+	mi := &file_cell_v1_cell_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4139,7 +4301,7 @@ func (x *ListSchedulersResponse) String() string {
 func (*ListSchedulersResponse) ProtoMessage() {}
 
 func (x *ListSchedulersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[50]
+	mi := &file_cell_v1_cell_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4152,7 +4314,7 @@ func (x *ListSchedulersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulersResponse.ProtoReflect.Descriptor instead.
 func (*ListSchedulersResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{50}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListSchedulersResponse) GetSchedulers() []*SchedulerInfo {
@@ -4176,7 +4338,7 @@ type TaskStateUpdate struct {
 
 func (x *TaskStateUpdate) Reset() {
 	*x = TaskStateUpdate{}
-	mi := &file_cell_v1_cell_proto_msgTypes[51]
+	mi := &file_cell_v1_cell_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4188,7 +4350,7 @@ func (x *TaskStateUpdate) String() string {
 func (*TaskStateUpdate) ProtoMessage() {}
 
 func (x *TaskStateUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[51]
+	mi := &file_cell_v1_cell_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4201,7 +4363,7 @@ func (x *TaskStateUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStateUpdate.ProtoReflect.Descriptor instead.
 func (*TaskStateUpdate) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{51}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *TaskStateUpdate) GetTask() *TaskRef {
@@ -4249,7 +4411,7 @@ type ReportTaskStatesRequest struct {
 
 func (x *ReportTaskStatesRequest) Reset() {
 	*x = ReportTaskStatesRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[52]
+	mi := &file_cell_v1_cell_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4261,7 +4423,7 @@ func (x *ReportTaskStatesRequest) String() string {
 func (*ReportTaskStatesRequest) ProtoMessage() {}
 
 func (x *ReportTaskStatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[52]
+	mi := &file_cell_v1_cell_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4274,7 +4436,7 @@ func (x *ReportTaskStatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportTaskStatesRequest.ProtoReflect.Descriptor instead.
 func (*ReportTaskStatesRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{52}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ReportTaskStatesRequest) GetMachineId() string {
@@ -4302,7 +4464,7 @@ type UpdateResult struct {
 
 func (x *UpdateResult) Reset() {
 	*x = UpdateResult{}
-	mi := &file_cell_v1_cell_proto_msgTypes[53]
+	mi := &file_cell_v1_cell_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4314,7 +4476,7 @@ func (x *UpdateResult) String() string {
 func (*UpdateResult) ProtoMessage() {}
 
 func (x *UpdateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[53]
+	mi := &file_cell_v1_cell_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4327,7 +4489,7 @@ func (x *UpdateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResult.ProtoReflect.Descriptor instead.
 func (*UpdateResult) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{53}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *UpdateResult) GetApplied() bool {
@@ -4354,7 +4516,7 @@ type ReportTaskStatesResponse struct {
 
 func (x *ReportTaskStatesResponse) Reset() {
 	*x = ReportTaskStatesResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[54]
+	mi := &file_cell_v1_cell_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4366,7 +4528,7 @@ func (x *ReportTaskStatesResponse) String() string {
 func (*ReportTaskStatesResponse) ProtoMessage() {}
 
 func (x *ReportTaskStatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[54]
+	mi := &file_cell_v1_cell_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4379,7 +4541,7 @@ func (x *ReportTaskStatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportTaskStatesResponse.ProtoReflect.Descriptor instead.
 func (*ReportTaskStatesResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{54}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ReportTaskStatesResponse) GetRevision() uint64 {
@@ -4418,7 +4580,7 @@ type IssueCredentialRequest struct {
 
 func (x *IssueCredentialRequest) Reset() {
 	*x = IssueCredentialRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[55]
+	mi := &file_cell_v1_cell_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4430,7 +4592,7 @@ func (x *IssueCredentialRequest) String() string {
 func (*IssueCredentialRequest) ProtoMessage() {}
 
 func (x *IssueCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[55]
+	mi := &file_cell_v1_cell_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4443,7 +4605,7 @@ func (x *IssueCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueCredentialRequest.ProtoReflect.Descriptor instead.
 func (*IssueCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{55}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *IssueCredentialRequest) GetRole() string {
@@ -4501,7 +4663,7 @@ type IssueCredentialResponse struct {
 
 func (x *IssueCredentialResponse) Reset() {
 	*x = IssueCredentialResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[56]
+	mi := &file_cell_v1_cell_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4513,7 +4675,7 @@ func (x *IssueCredentialResponse) String() string {
 func (*IssueCredentialResponse) ProtoMessage() {}
 
 func (x *IssueCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[56]
+	mi := &file_cell_v1_cell_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4526,7 +4688,7 @@ func (x *IssueCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueCredentialResponse.ProtoReflect.Descriptor instead.
 func (*IssueCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{56}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *IssueCredentialResponse) GetCertificatePem() []byte {
@@ -4571,7 +4733,7 @@ type RevokeCredentialRequest struct {
 
 func (x *RevokeCredentialRequest) Reset() {
 	*x = RevokeCredentialRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[57]
+	mi := &file_cell_v1_cell_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4583,7 +4745,7 @@ func (x *RevokeCredentialRequest) String() string {
 func (*RevokeCredentialRequest) ProtoMessage() {}
 
 func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[57]
+	mi := &file_cell_v1_cell_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4596,7 +4758,7 @@ func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCredentialRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{57}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RevokeCredentialRequest) GetSerial() string {
@@ -4630,7 +4792,7 @@ type RevokeCredentialResponse struct {
 
 func (x *RevokeCredentialResponse) Reset() {
 	*x = RevokeCredentialResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[58]
+	mi := &file_cell_v1_cell_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4642,7 +4804,7 @@ func (x *RevokeCredentialResponse) String() string {
 func (*RevokeCredentialResponse) ProtoMessage() {}
 
 func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[58]
+	mi := &file_cell_v1_cell_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4655,7 +4817,7 @@ func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCredentialResponse.ProtoReflect.Descriptor instead.
 func (*RevokeCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{58}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RevokeCredentialResponse) GetRevoked() bool {
@@ -4673,7 +4835,7 @@ type ListRevokedCredentialsRequest struct {
 
 func (x *ListRevokedCredentialsRequest) Reset() {
 	*x = ListRevokedCredentialsRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[59]
+	mi := &file_cell_v1_cell_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4685,7 +4847,7 @@ func (x *ListRevokedCredentialsRequest) String() string {
 func (*ListRevokedCredentialsRequest) ProtoMessage() {}
 
 func (x *ListRevokedCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[59]
+	mi := &file_cell_v1_cell_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4698,7 +4860,7 @@ func (x *ListRevokedCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevokedCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*ListRevokedCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{59}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{60}
 }
 
 type RevokedCredential struct {
@@ -4713,7 +4875,7 @@ type RevokedCredential struct {
 
 func (x *RevokedCredential) Reset() {
 	*x = RevokedCredential{}
-	mi := &file_cell_v1_cell_proto_msgTypes[60]
+	mi := &file_cell_v1_cell_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4725,7 +4887,7 @@ func (x *RevokedCredential) String() string {
 func (*RevokedCredential) ProtoMessage() {}
 
 func (x *RevokedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[60]
+	mi := &file_cell_v1_cell_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4738,7 +4900,7 @@ func (x *RevokedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedCredential.ProtoReflect.Descriptor instead.
 func (*RevokedCredential) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{60}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RevokedCredential) GetSerial() string {
@@ -4778,7 +4940,7 @@ type ListRevokedCredentialsResponse struct {
 
 func (x *ListRevokedCredentialsResponse) Reset() {
 	*x = ListRevokedCredentialsResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[61]
+	mi := &file_cell_v1_cell_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4790,7 +4952,7 @@ func (x *ListRevokedCredentialsResponse) String() string {
 func (*ListRevokedCredentialsResponse) ProtoMessage() {}
 
 func (x *ListRevokedCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[61]
+	mi := &file_cell_v1_cell_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4803,7 +4965,7 @@ func (x *ListRevokedCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevokedCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*ListRevokedCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{61}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListRevokedCredentialsResponse) GetRevoked() []*RevokedCredential {
@@ -4831,7 +4993,7 @@ type TenantPolicy struct {
 
 func (x *TenantPolicy) Reset() {
 	*x = TenantPolicy{}
-	mi := &file_cell_v1_cell_proto_msgTypes[62]
+	mi := &file_cell_v1_cell_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4843,7 +5005,7 @@ func (x *TenantPolicy) String() string {
 func (*TenantPolicy) ProtoMessage() {}
 
 func (x *TenantPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[62]
+	mi := &file_cell_v1_cell_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4856,7 +5018,7 @@ func (x *TenantPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantPolicy.ProtoReflect.Descriptor instead.
 func (*TenantPolicy) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{62}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *TenantPolicy) GetName() string {
@@ -4889,7 +5051,7 @@ type SetTenantPolicyRequest struct {
 
 func (x *SetTenantPolicyRequest) Reset() {
 	*x = SetTenantPolicyRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[63]
+	mi := &file_cell_v1_cell_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4901,7 +5063,7 @@ func (x *SetTenantPolicyRequest) String() string {
 func (*SetTenantPolicyRequest) ProtoMessage() {}
 
 func (x *SetTenantPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[63]
+	mi := &file_cell_v1_cell_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4914,7 +5076,7 @@ func (x *SetTenantPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTenantPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetTenantPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{63}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SetTenantPolicyRequest) GetPolicy() *TenantPolicy {
@@ -4934,7 +5096,7 @@ type SetTenantPolicyResponse struct {
 
 func (x *SetTenantPolicyResponse) Reset() {
 	*x = SetTenantPolicyResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[64]
+	mi := &file_cell_v1_cell_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4946,7 +5108,7 @@ func (x *SetTenantPolicyResponse) String() string {
 func (*SetTenantPolicyResponse) ProtoMessage() {}
 
 func (x *SetTenantPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[64]
+	mi := &file_cell_v1_cell_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4959,7 +5121,7 @@ func (x *SetTenantPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTenantPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetTenantPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{64}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SetTenantPolicyResponse) GetPolicy() *TenantPolicy {
@@ -4984,7 +5146,7 @@ type ListTenantPoliciesRequest struct {
 
 func (x *ListTenantPoliciesRequest) Reset() {
 	*x = ListTenantPoliciesRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[65]
+	mi := &file_cell_v1_cell_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4996,7 +5158,7 @@ func (x *ListTenantPoliciesRequest) String() string {
 func (*ListTenantPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTenantPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[65]
+	mi := &file_cell_v1_cell_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5009,7 +5171,7 @@ func (x *ListTenantPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTenantPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{65}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{66}
 }
 
 type ListTenantPoliciesResponse struct {
@@ -5023,7 +5185,7 @@ type ListTenantPoliciesResponse struct {
 
 func (x *ListTenantPoliciesResponse) Reset() {
 	*x = ListTenantPoliciesResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[66]
+	mi := &file_cell_v1_cell_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5035,7 +5197,7 @@ func (x *ListTenantPoliciesResponse) String() string {
 func (*ListTenantPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTenantPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[66]
+	mi := &file_cell_v1_cell_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5048,7 +5210,7 @@ func (x *ListTenantPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTenantPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{66}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListTenantPoliciesResponse) GetPolicies() []*TenantPolicy {
@@ -5077,7 +5239,7 @@ type TaskUsage struct {
 
 func (x *TaskUsage) Reset() {
 	*x = TaskUsage{}
-	mi := &file_cell_v1_cell_proto_msgTypes[67]
+	mi := &file_cell_v1_cell_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5089,7 +5251,7 @@ func (x *TaskUsage) String() string {
 func (*TaskUsage) ProtoMessage() {}
 
 func (x *TaskUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[67]
+	mi := &file_cell_v1_cell_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5102,7 +5264,7 @@ func (x *TaskUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskUsage.ProtoReflect.Descriptor instead.
 func (*TaskUsage) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{67}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *TaskUsage) GetTask() *TaskRef {
@@ -5140,7 +5302,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_cell_v1_cell_proto_msgTypes[68]
+	mi := &file_cell_v1_cell_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5152,7 +5314,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[68]
+	mi := &file_cell_v1_cell_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5165,7 +5327,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{68}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *Heartbeat) GetMachineId() string {
@@ -5205,7 +5367,7 @@ type HeartbeatBatch struct {
 
 func (x *HeartbeatBatch) Reset() {
 	*x = HeartbeatBatch{}
-	mi := &file_cell_v1_cell_proto_msgTypes[69]
+	mi := &file_cell_v1_cell_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5217,7 +5379,7 @@ func (x *HeartbeatBatch) String() string {
 func (*HeartbeatBatch) ProtoMessage() {}
 
 func (x *HeartbeatBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[69]
+	mi := &file_cell_v1_cell_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5230,7 +5392,7 @@ func (x *HeartbeatBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatBatch.ProtoReflect.Descriptor instead.
 func (*HeartbeatBatch) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{69}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *HeartbeatBatch) GetHeartbeats() []*Heartbeat {
@@ -5261,7 +5423,7 @@ type AgentLogsRequest struct {
 
 func (x *AgentLogsRequest) Reset() {
 	*x = AgentLogsRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[70]
+	mi := &file_cell_v1_cell_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5273,7 +5435,7 @@ func (x *AgentLogsRequest) String() string {
 func (*AgentLogsRequest) ProtoMessage() {}
 
 func (x *AgentLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[70]
+	mi := &file_cell_v1_cell_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5286,7 +5448,7 @@ func (x *AgentLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentLogsRequest.ProtoReflect.Descriptor instead.
 func (*AgentLogsRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{70}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *AgentLogsRequest) GetMachineId() string {
@@ -5352,7 +5514,7 @@ type AgentLogsReply struct {
 
 func (x *AgentLogsReply) Reset() {
 	*x = AgentLogsReply{}
-	mi := &file_cell_v1_cell_proto_msgTypes[71]
+	mi := &file_cell_v1_cell_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5364,7 +5526,7 @@ func (x *AgentLogsReply) String() string {
 func (*AgentLogsReply) ProtoMessage() {}
 
 func (x *AgentLogsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[71]
+	mi := &file_cell_v1_cell_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5377,7 +5539,7 @@ func (x *AgentLogsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentLogsReply.ProtoReflect.Descriptor instead.
 func (*AgentLogsReply) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{71}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *AgentLogsReply) GetCode() uint32 {
@@ -5565,17 +5727,21 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x03job\x18\x01 \x01(\v2\f.cell.v1.JobR\x03job\x12+\n" +
 	"\x06counts\x18\x02 \x01(\v2\x13.cell.v1.TaskCountsR\x06counts\x12#\n" +
 	"\x05tasks\x18\x03 \x03(\v2\r.cell.v1.TaskR\x05tasks\x12\x1a\n" +
-	"\brevision\x18\x04 \x01(\x04R\brevision\"Z\n" +
+	"\brevision\x18\x04 \x01(\x04R\brevision\"\x96\x01\n" +
 	"\x0fListJobsRequest\x12\x1c\n" +
 	"\tscheduler\x18\x01 \x01(\tR\tscheduler\x12)\n" +
-	"\x10include_finished\x18\x02 \x01(\bR\x0fincludeFinished\"Y\n" +
+	"\x10include_finished\x18\x02 \x01(\bR\x0fincludeFinished\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"Y\n" +
 	"\n" +
 	"JobSummary\x12\x1e\n" +
 	"\x03job\x18\x01 \x01(\v2\f.cell.v1.JobR\x03job\x12+\n" +
-	"\x06counts\x18\x02 \x01(\v2\x13.cell.v1.TaskCountsR\x06counts\"W\n" +
+	"\x06counts\x18\x02 \x01(\v2\x13.cell.v1.TaskCountsR\x06counts\"\x7f\n" +
 	"\x10ListJobsResponse\x12'\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x13.cell.v1.JobSummaryR\x04jobs\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x04R\brevision\".\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\".\n" +
 	"\x0eStopJobRequest\x12\x1c\n" +
 	"\n" +
 	"id_or_name\x18\x01 \x01(\tR\bidOrName\"M\n" +
@@ -5611,22 +5777,27 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x10gpu_memory_bytes\x18\x04 \x01(\x03R\x0egpuMemoryBytes\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x05\x10\x06R\vlog_address\"\xd7\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x05\x10\x06R\vlog_address\"\x82\x02\n" +
 	"\x17RegisterMachineResponse\x12*\n" +
 	"\amachine\x18\x01 \x01(\v2\x10.cell.v1.MachineR\amachine\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x19\n" +
 	"\bnats_url\x18\x03 \x01(\tR\anatsUrl\x12%\n" +
 	"\x0esubject_prefix\x18\x04 \x01(\tR\rsubjectPrefix\x122\n" +
-	"\x15heartbeat_interval_ms\x18\x05 \x01(\x03R\x13heartbeatIntervalMs\"#\n" +
+	"\x15heartbeat_interval_ms\x18\x05 \x01(\x03R\x13heartbeatIntervalMs\x12)\n" +
+	"\x04cell\x18\x06 \x01(\v2\x15.cell.v1.CellIdentityR\x04cell\"#\n" +
 	"\x11GetMachineRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"e\n" +
 	"\x12GetMachineResponse\x12*\n" +
 	"\amachine\x18\x01 \x01(\v2\x10.cell.v1.MachineR\amachine\x12#\n" +
-	"\x05tasks\x18\x02 \x03(\v2\r.cell.v1.TaskR\x05tasks\"\x15\n" +
-	"\x13ListMachinesRequest\"`\n" +
+	"\x05tasks\x18\x02 \x03(\v2\r.cell.v1.TaskR\x05tasks\"Q\n" +
+	"\x13ListMachinesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x88\x01\n" +
 	"\x14ListMachinesResponse\x12,\n" +
 	"\bmachines\x18\x01 \x03(\v2\x10.cell.v1.MachineR\bmachines\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x04R\brevision\";\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\";\n" +
 	"\x13DrainMachineRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05drain\x18\x02 \x01(\bR\x05drain\"^\n" +
@@ -5635,13 +5806,14 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\"0\n" +
 	"\x0fSnapshotRequest\x12\x1d\n" +
 	"\n" +
-	"chunk_size\x18\x01 \x01(\rR\tchunkSize\"\xb7\x01\n" +
+	"chunk_size\x18\x01 \x01(\rR\tchunkSize\"\xe2\x01\n" +
 	"\x10SnapshotResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12,\n" +
 	"\bmachines\x18\x02 \x03(\v2\x10.cell.v1.MachineR\bmachines\x12 \n" +
 	"\x04jobs\x18\x03 \x03(\v2\f.cell.v1.JobR\x04jobs\x12#\n" +
 	"\x05tasks\x18\x04 \x03(\v2\r.cell.v1.TaskR\x05tasks\x12\x12\n" +
-	"\x04last\x18\x05 \x01(\bR\x04last\"\x86\x01\n" +
+	"\x04last\x18\x05 \x01(\bR\x04last\x12)\n" +
+	"\x04cell\x18\x06 \x01(\v2\x15.cell.v1.CellIdentityR\x04cell\"\x86\x01\n" +
 	"\fWatchRequest\x12%\n" +
 	"\x0estart_revision\x18\x01 \x01(\x04R\rstartRevision\x120\n" +
 	"\x14progress_interval_ms\x18\x02 \x01(\x03R\x12progressIntervalMs\x12\x1d\n" +
@@ -5655,12 +5827,17 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x06object\"-\n" +
 	"\bDeletion\x12\x17\n" +
 	"\x06job_id\x18\x01 \x01(\tH\x00R\x05jobIdB\b\n" +
-	"\x06object\"\xaa\x01\n" +
+	"\x06object\"\xf1\x01\n" +
 	"\rWatchResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12)\n" +
 	"\achanges\x18\x02 \x03(\v2\x0f.cell.v1.ChangeR\achanges\x12'\n" +
 	"\x0fprogress_notify\x18\x03 \x01(\bR\x0eprogressNotify\x12)\n" +
-	"\x10compact_revision\x18\x04 \x01(\x04R\x0fcompactRevision\"\xc9\x01\n" +
+	"\x10compact_revision\x18\x04 \x01(\x04R\x0fcompactRevision\x12\x1a\n" +
+	"\bfragment\x18\x05 \x01(\bR\bfragment\x12)\n" +
+	"\x04cell\x18\x06 \x01(\v2\x15.cell.v1.CellIdentityR\x04cell\"@\n" +
+	"\fCellIdentity\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
+	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\"\xc9\x01\n" +
 	"\x05Claim\x12$\n" +
 	"\x04task\x18\x01 \x01(\v2\x10.cell.v1.TaskRefR\x04task\x12\x1d\n" +
 	"\n" +
@@ -5921,7 +6098,7 @@ func file_cell_v1_cell_proto_rawDescGZIP() []byte {
 }
 
 var file_cell_v1_cell_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
+var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
 var file_cell_v1_cell_proto_goTypes = []any{
 	(MachineState)(0),                      // 0: cell.v1.MachineState
 	(ConstraintOp)(0),                      // 1: cell.v1.ConstraintOp
@@ -5972,51 +6149,52 @@ var file_cell_v1_cell_proto_goTypes = []any{
 	(*Change)(nil),                         // 46: cell.v1.Change
 	(*Deletion)(nil),                       // 47: cell.v1.Deletion
 	(*WatchResponse)(nil),                  // 48: cell.v1.WatchResponse
-	(*Claim)(nil),                          // 49: cell.v1.Claim
-	(*CommitRequest)(nil),                  // 50: cell.v1.CommitRequest
-	(*ClaimResult)(nil),                    // 51: cell.v1.ClaimResult
-	(*CommitResponse)(nil),                 // 52: cell.v1.CommitResponse
-	(*RegisterSchedulerRequest)(nil),       // 53: cell.v1.RegisterSchedulerRequest
-	(*RegisterSchedulerResponse)(nil),      // 54: cell.v1.RegisterSchedulerResponse
-	(*SchedulerStats)(nil),                 // 55: cell.v1.SchedulerStats
-	(*ReportSchedulerStatsRequest)(nil),    // 56: cell.v1.ReportSchedulerStatsRequest
-	(*ReportSchedulerStatsResponse)(nil),   // 57: cell.v1.ReportSchedulerStatsResponse
-	(*ListSchedulersRequest)(nil),          // 58: cell.v1.ListSchedulersRequest
-	(*SchedulerInfo)(nil),                  // 59: cell.v1.SchedulerInfo
-	(*ListSchedulersResponse)(nil),         // 60: cell.v1.ListSchedulersResponse
-	(*TaskStateUpdate)(nil),                // 61: cell.v1.TaskStateUpdate
-	(*ReportTaskStatesRequest)(nil),        // 62: cell.v1.ReportTaskStatesRequest
-	(*UpdateResult)(nil),                   // 63: cell.v1.UpdateResult
-	(*ReportTaskStatesResponse)(nil),       // 64: cell.v1.ReportTaskStatesResponse
-	(*IssueCredentialRequest)(nil),         // 65: cell.v1.IssueCredentialRequest
-	(*IssueCredentialResponse)(nil),        // 66: cell.v1.IssueCredentialResponse
-	(*RevokeCredentialRequest)(nil),        // 67: cell.v1.RevokeCredentialRequest
-	(*RevokeCredentialResponse)(nil),       // 68: cell.v1.RevokeCredentialResponse
-	(*ListRevokedCredentialsRequest)(nil),  // 69: cell.v1.ListRevokedCredentialsRequest
-	(*RevokedCredential)(nil),              // 70: cell.v1.RevokedCredential
-	(*ListRevokedCredentialsResponse)(nil), // 71: cell.v1.ListRevokedCredentialsResponse
-	(*TenantPolicy)(nil),                   // 72: cell.v1.TenantPolicy
-	(*SetTenantPolicyRequest)(nil),         // 73: cell.v1.SetTenantPolicyRequest
-	(*SetTenantPolicyResponse)(nil),        // 74: cell.v1.SetTenantPolicyResponse
-	(*ListTenantPoliciesRequest)(nil),      // 75: cell.v1.ListTenantPoliciesRequest
-	(*ListTenantPoliciesResponse)(nil),     // 76: cell.v1.ListTenantPoliciesResponse
-	(*TaskUsage)(nil),                      // 77: cell.v1.TaskUsage
-	(*Heartbeat)(nil),                      // 78: cell.v1.Heartbeat
-	(*HeartbeatBatch)(nil),                 // 79: cell.v1.HeartbeatBatch
-	(*AgentLogsRequest)(nil),               // 80: cell.v1.AgentLogsRequest
-	(*AgentLogsReply)(nil),                 // 81: cell.v1.AgentLogsReply
-	nil,                                    // 82: cell.v1.Machine.LabelsEntry
-	nil,                                    // 83: cell.v1.TaskTemplate.EnvEntry
-	nil,                                    // 84: cell.v1.RegisterMachineRequest.LabelsEntry
+	(*CellIdentity)(nil),                   // 49: cell.v1.CellIdentity
+	(*Claim)(nil),                          // 50: cell.v1.Claim
+	(*CommitRequest)(nil),                  // 51: cell.v1.CommitRequest
+	(*ClaimResult)(nil),                    // 52: cell.v1.ClaimResult
+	(*CommitResponse)(nil),                 // 53: cell.v1.CommitResponse
+	(*RegisterSchedulerRequest)(nil),       // 54: cell.v1.RegisterSchedulerRequest
+	(*RegisterSchedulerResponse)(nil),      // 55: cell.v1.RegisterSchedulerResponse
+	(*SchedulerStats)(nil),                 // 56: cell.v1.SchedulerStats
+	(*ReportSchedulerStatsRequest)(nil),    // 57: cell.v1.ReportSchedulerStatsRequest
+	(*ReportSchedulerStatsResponse)(nil),   // 58: cell.v1.ReportSchedulerStatsResponse
+	(*ListSchedulersRequest)(nil),          // 59: cell.v1.ListSchedulersRequest
+	(*SchedulerInfo)(nil),                  // 60: cell.v1.SchedulerInfo
+	(*ListSchedulersResponse)(nil),         // 61: cell.v1.ListSchedulersResponse
+	(*TaskStateUpdate)(nil),                // 62: cell.v1.TaskStateUpdate
+	(*ReportTaskStatesRequest)(nil),        // 63: cell.v1.ReportTaskStatesRequest
+	(*UpdateResult)(nil),                   // 64: cell.v1.UpdateResult
+	(*ReportTaskStatesResponse)(nil),       // 65: cell.v1.ReportTaskStatesResponse
+	(*IssueCredentialRequest)(nil),         // 66: cell.v1.IssueCredentialRequest
+	(*IssueCredentialResponse)(nil),        // 67: cell.v1.IssueCredentialResponse
+	(*RevokeCredentialRequest)(nil),        // 68: cell.v1.RevokeCredentialRequest
+	(*RevokeCredentialResponse)(nil),       // 69: cell.v1.RevokeCredentialResponse
+	(*ListRevokedCredentialsRequest)(nil),  // 70: cell.v1.ListRevokedCredentialsRequest
+	(*RevokedCredential)(nil),              // 71: cell.v1.RevokedCredential
+	(*ListRevokedCredentialsResponse)(nil), // 72: cell.v1.ListRevokedCredentialsResponse
+	(*TenantPolicy)(nil),                   // 73: cell.v1.TenantPolicy
+	(*SetTenantPolicyRequest)(nil),         // 74: cell.v1.SetTenantPolicyRequest
+	(*SetTenantPolicyResponse)(nil),        // 75: cell.v1.SetTenantPolicyResponse
+	(*ListTenantPoliciesRequest)(nil),      // 76: cell.v1.ListTenantPoliciesRequest
+	(*ListTenantPoliciesResponse)(nil),     // 77: cell.v1.ListTenantPoliciesResponse
+	(*TaskUsage)(nil),                      // 78: cell.v1.TaskUsage
+	(*Heartbeat)(nil),                      // 79: cell.v1.Heartbeat
+	(*HeartbeatBatch)(nil),                 // 80: cell.v1.HeartbeatBatch
+	(*AgentLogsRequest)(nil),               // 81: cell.v1.AgentLogsRequest
+	(*AgentLogsReply)(nil),                 // 82: cell.v1.AgentLogsReply
+	nil,                                    // 83: cell.v1.Machine.LabelsEntry
+	nil,                                    // 84: cell.v1.TaskTemplate.EnvEntry
+	nil,                                    // 85: cell.v1.RegisterMachineRequest.LabelsEntry
 }
 var file_cell_v1_cell_proto_depIdxs = []int32{
-	82, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
+	83, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
 	10, // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
 	10, // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
 	0,  // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
 	12, // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
 	1,  // 5: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
-	83, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
+	84, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
 	10, // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
 	14, // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
 	15, // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
@@ -6040,99 +6218,102 @@ var file_cell_v1_cell_proto_depIdxs = []int32{
 	20, // 27: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
 	5,  // 28: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
 	4,  // 29: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
-	84, // 30: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	85, // 30: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
 	10, // 31: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
 	13, // 32: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
-	13, // 33: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
-	21, // 34: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
-	13, // 35: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
-	13, // 36: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
-	13, // 37: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
-	19, // 38: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
-	21, // 39: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
-	13, // 40: cell.v1.Change.machine:type_name -> cell.v1.Machine
-	19, // 41: cell.v1.Change.job:type_name -> cell.v1.Job
-	21, // 42: cell.v1.Change.task:type_name -> cell.v1.Task
-	47, // 43: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
-	46, // 44: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
-	20, // 45: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
-	10, // 46: cell.v1.Claim.resources:type_name -> cell.v1.Resources
-	11, // 47: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
-	6,  // 48: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
-	7,  // 49: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
-	49, // 50: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
-	20, // 51: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
-	8,  // 52: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
-	51, // 53: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
-	20, // 54: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
-	55, // 55: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
-	55, // 56: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
-	59, // 57: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
-	20, // 58: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
-	4,  // 59: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
-	61, // 60: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
-	63, // 61: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
-	70, // 62: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
-	9,  // 63: cell.v1.TenantPolicy.max_band:type_name -> cell.v1.PriorityBand
-	72, // 64: cell.v1.SetTenantPolicyRequest.policy:type_name -> cell.v1.TenantPolicy
-	72, // 65: cell.v1.SetTenantPolicyResponse.policy:type_name -> cell.v1.TenantPolicy
-	72, // 66: cell.v1.ListTenantPoliciesResponse.policies:type_name -> cell.v1.TenantPolicy
-	20, // 67: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
-	12, // 68: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
-	12, // 69: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
-	77, // 70: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
-	78, // 71: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
-	20, // 72: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,  // 73: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
-	22, // 74: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	24, // 75: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	26, // 76: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	29, // 77: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	31, // 78: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	33, // 79: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	35, // 80: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	37, // 81: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	39, // 82: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	41, // 83: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	43, // 84: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	45, // 85: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	50, // 86: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	53, // 87: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
-	56, // 88: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
-	58, // 89: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
-	62, // 90: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	65, // 91: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
-	67, // 92: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
-	69, // 93: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
-	73, // 94: cell.v1.TenantService.SetTenantPolicy:input_type -> cell.v1.SetTenantPolicyRequest
-	75, // 95: cell.v1.TenantService.ListTenantPolicies:input_type -> cell.v1.ListTenantPoliciesRequest
-	23, // 96: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	25, // 97: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	28, // 98: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	30, // 99: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	32, // 100: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	34, // 101: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	36, // 102: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	38, // 103: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	40, // 104: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	42, // 105: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	44, // 106: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	48, // 107: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	52, // 108: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	54, // 109: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
-	57, // 110: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
-	60, // 111: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
-	64, // 112: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	66, // 113: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
-	68, // 114: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
-	71, // 115: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
-	74, // 116: cell.v1.TenantService.SetTenantPolicy:output_type -> cell.v1.SetTenantPolicyResponse
-	76, // 117: cell.v1.TenantService.ListTenantPolicies:output_type -> cell.v1.ListTenantPoliciesResponse
-	96, // [96:118] is the sub-list for method output_type
-	74, // [74:96] is the sub-list for method input_type
-	74, // [74:74] is the sub-list for extension type_name
-	74, // [74:74] is the sub-list for extension extendee
-	0,  // [0:74] is the sub-list for field type_name
+	49, // 33: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
+	13, // 34: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
+	21, // 35: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
+	13, // 36: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
+	13, // 37: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
+	13, // 38: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
+	19, // 39: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
+	21, // 40: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
+	49, // 41: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
+	13, // 42: cell.v1.Change.machine:type_name -> cell.v1.Machine
+	19, // 43: cell.v1.Change.job:type_name -> cell.v1.Job
+	21, // 44: cell.v1.Change.task:type_name -> cell.v1.Task
+	47, // 45: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
+	46, // 46: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
+	49, // 47: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
+	20, // 48: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
+	10, // 49: cell.v1.Claim.resources:type_name -> cell.v1.Resources
+	11, // 50: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
+	6,  // 51: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
+	7,  // 52: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
+	50, // 53: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
+	20, // 54: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
+	8,  // 55: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
+	52, // 56: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
+	20, // 57: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
+	56, // 58: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
+	56, // 59: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
+	60, // 60: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
+	20, // 61: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
+	4,  // 62: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
+	62, // 63: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
+	64, // 64: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
+	71, // 65: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
+	9,  // 66: cell.v1.TenantPolicy.max_band:type_name -> cell.v1.PriorityBand
+	73, // 67: cell.v1.SetTenantPolicyRequest.policy:type_name -> cell.v1.TenantPolicy
+	73, // 68: cell.v1.SetTenantPolicyResponse.policy:type_name -> cell.v1.TenantPolicy
+	73, // 69: cell.v1.ListTenantPoliciesResponse.policies:type_name -> cell.v1.TenantPolicy
+	20, // 70: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
+	12, // 71: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
+	12, // 72: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
+	78, // 73: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
+	79, // 74: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
+	20, // 75: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,  // 76: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
+	22, // 77: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	24, // 78: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	26, // 79: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	29, // 80: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	31, // 81: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	33, // 82: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	35, // 83: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	37, // 84: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	39, // 85: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	41, // 86: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	43, // 87: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	45, // 88: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	51, // 89: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	54, // 90: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
+	57, // 91: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
+	59, // 92: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
+	63, // 93: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	66, // 94: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
+	68, // 95: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
+	70, // 96: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
+	74, // 97: cell.v1.TenantService.SetTenantPolicy:input_type -> cell.v1.SetTenantPolicyRequest
+	76, // 98: cell.v1.TenantService.ListTenantPolicies:input_type -> cell.v1.ListTenantPoliciesRequest
+	23, // 99: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	25, // 100: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	28, // 101: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	30, // 102: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	32, // 103: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	34, // 104: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	36, // 105: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	38, // 106: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	40, // 107: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	42, // 108: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	44, // 109: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	48, // 110: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	53, // 111: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	55, // 112: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
+	58, // 113: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
+	61, // 114: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
+	65, // 115: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	67, // 116: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
+	69, // 117: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
+	72, // 118: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
+	75, // 119: cell.v1.TenantService.SetTenantPolicy:output_type -> cell.v1.SetTenantPolicyResponse
+	77, // 120: cell.v1.TenantService.ListTenantPolicies:output_type -> cell.v1.ListTenantPoliciesResponse
+	99, // [99:121] is the sub-list for method output_type
+	77, // [77:99] is the sub-list for method input_type
+	77, // [77:77] is the sub-list for extension type_name
+	77, // [77:77] is the sub-list for extension extendee
+	0,  // [0:77] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
@@ -6150,14 +6331,14 @@ func file_cell_v1_cell_proto_init() {
 	file_cell_v1_cell_proto_msgTypes[37].OneofWrappers = []any{
 		(*Deletion_JobId)(nil),
 	}
-	file_cell_v1_cell_proto_msgTypes[70].OneofWrappers = []any{}
+	file_cell_v1_cell_proto_msgTypes[71].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cell_v1_cell_proto_rawDesc), len(file_cell_v1_cell_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   75,
+			NumMessages:   76,
 			NumExtensions: 0,
 			NumServices:   7,
 		},
