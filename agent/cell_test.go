@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/omegacell/omegacell/cellclient"
 	"github.com/omegacell/omegacell/cellstate"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/credentials"
@@ -443,7 +444,7 @@ func TestSimulatedFleetAgainstTheRealStore(t *testing.T) {
 		t.Fatal("simulation did not sync")
 	}
 	eventually(t, "all 200 machines heartbeat", func() bool {
-		r, err := c.machines.ListMachines(ctxFor(t), &cellv1.ListMachinesRequest{})
+		r, err := cellclient.ListMachines(ctxFor(t), c.machines, &cellv1.ListMachinesRequest{})
 		if err != nil || len(r.Machines) != 200 {
 			return false
 		}
@@ -630,5 +631,54 @@ func TestRestartedAgentReportsItsLostAttempt(t *testing.T) {
 	})
 	if n := a.fleet.counters.starts.Load(); n != 0 {
 		t.Fatalf("restarted agent started %d attempts, want none", n)
+	}
+}
+
+// TestTwoCellsTakingTurnsOnOneAddress: when another cell takes over the
+// server's address, and later the first cell comes back, the agent
+// registers with whichever cell answers (each answer names its cell
+// incarnation) and runs what that cell places on it.
+func TestTwoCellsTakingTurnsOnOneAddress(t *testing.T) {
+	a := newTestCell(t, 2*time.Second)
+	b := newTestCell(t, 2*time.Second)
+	b.stop()
+	ag, _ := runAgent(t, a, "m1")
+	idA := a.store.Identity().GetId()
+	if got := ag.driver.cell.GetId(); got != idA {
+		t.Fatalf("agent registered with cell %q, want A's %q", got, idA)
+	}
+	jobA := a.submit("on-a", 1, "exit 0", 0)
+	a.place(jobA, 0, "m1")
+	eventually(t, "A's task succeeded", func() bool { return a.task(jobA, 0).State == succeeded })
+
+	// B takes over A's address; a's client now reaches B.
+	a.stop()
+	b.ns, b.nc = a.ns, a.nc // one NATS server stands for the address's
+	b.addr = a.addr
+	b.start()
+	idB := b.store.Identity().GetId()
+	sessions := ag.driver.sessions.Load()
+	eventually(t, "the agent registered with cell B", func() bool {
+		r, err := a.machines.GetMachine(ctxFor(t), &cellv1.GetMachineRequest{Id: "m1"})
+		return err == nil && r.Machine.State == cellv1.MachineState_MACHINE_STATE_READY && ag.driver.sessions.Load() > sessions
+	})
+	jobB := a.submit("on-b", 1, "exit 0", 0)
+	a.place(jobB, 0, "m1")
+	eventually(t, "B's task succeeded", func() bool { return a.task(jobB, 0).State == succeeded })
+
+	// A comes back.
+	b.stop()
+	a.start()
+	eventually(t, "the agent registered with cell A again", func() bool {
+		return ag.driver.sessions.Load() > sessions+1
+	})
+	jobA2 := a.submit("on-a-again", 1, "exit 0", 0)
+	a.place(jobA2, 0, "m1")
+	eventually(t, "A's second task succeeded", func() bool { return a.task(jobA2, 0).State == succeeded })
+	if idA == idB {
+		t.Fatal("two cells share an id")
+	}
+	if _, err := a.jobs.GetJob(ctxFor(t), &cellv1.GetJobRequest{IdOrName: jobB.Id}); status.Code(err) != codes.NotFound {
+		t.Fatalf("B's job in cell A: %v, want NotFound", err)
 	}
 }

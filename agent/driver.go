@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/omegacell/omegacell/cellclient"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/credentials"
 )
@@ -49,6 +50,12 @@ type driver struct {
 	synced     chan struct{} // closed after the first view from the server
 	syncedOnce sync.Once
 	sessions   atomic.Int64 // completed view reads, for tests
+
+	// cell is the cell incarnation the current session registered with
+	// (session-owned). Views and watch answers from any other end the
+	// session: the next one registers again and rereads the view, so the
+	// fleet never mixes two cells' histories.
+	cell *cellv1.CellIdentity
 }
 
 // Limits of the driver.
@@ -61,8 +68,8 @@ const (
 	watchProgressMillis        = 1000
 	watchSilence               = 10 * watchProgressMillis * time.Millisecond
 	watchProbeTimeout          = 5 * time.Second
-	// maxRecvBytes lets snapshot chunks of large cells through.
-	maxRecvBytes = 64 << 20
+	// maxRecvBytes is the server's own send limit.
+	maxRecvBytes = cellclient.MaxMessageBytes
 )
 
 func newDriver(log *slog.Logger, server string, creds credentials.Client, f *fleet, hb *heartbeater, machineFilter string) (*driver, error) {
@@ -159,6 +166,10 @@ func (e errCompacted) Error() string {
 	return fmt.Sprintf("watch start revision was compacted (compact revision %d)", e.compactRevision)
 }
 
+// errCellChanged ends a session whose view or watch answers come from
+// another cell incarnation than the registration.
+var errCellChanged = errors.New("the cell server is another cell (or restarted) since this agent registered")
+
 // session registers, reads the view, and follows the watch until it
 // breaks.
 func (d *driver) session(ctx context.Context) error {
@@ -214,6 +225,9 @@ func (d *driver) registerAll(ctx context.Context) (uint64, error) {
 				if err == nil {
 					if first == nil {
 						first = resp
+					} else if !cellclient.SameCell(first.GetCell(), resp.GetCell()) && firstErr == nil {
+						firstErr = fmt.Errorf("register machine %s: %w: %s, then %s", req.GetId(), errCellChanged,
+							cellclient.Describe(first.GetCell()), cellclient.Describe(resp.GetCell()))
 					}
 					r := resp.GetRevision()
 					if r == 0 {
@@ -243,7 +257,11 @@ func (d *driver) registerAll(ctx context.Context) (uint64, error) {
 	if err := d.hb.configure(first.GetNatsUrl(), first.GetSubjectPrefix(), interval); err != nil {
 		return 0, fmt.Errorf("connect to NATS at %q: %w", first.GetNatsUrl(), err)
 	}
-	d.log.Debug("registered", "machines", len(machines), "revision", rev)
+	if d.cell != nil && !cellclient.SameCell(d.cell, first.GetCell()) {
+		d.log.Info("registered with a new cell incarnation", "was", cellclient.Describe(d.cell), "now", cellclient.Describe(first.GetCell()))
+	}
+	d.cell = first.GetCell()
+	d.log.Debug("registered", "machines", len(machines), "revision", rev, "cell", cellclient.Describe(d.cell))
 	return rev, nil
 }
 
@@ -277,6 +295,9 @@ func (d *driver) readView(ctx context.Context) (uint64, error) {
 		}
 		if err != nil {
 			return 0, fmt.Errorf("snapshot: %w", err)
+		}
+		if !cellclient.SameCell(d.cell, chunk.GetCell()) {
+			return 0, fmt.Errorf("snapshot: %w: %s", errCellChanged, cellclient.Describe(chunk.GetCell()))
 		}
 		if first {
 			rev = chunk.GetRevision()
@@ -324,6 +345,7 @@ func (d *driver) watch(ctx context.Context, start uint64) error {
 	}
 	received := make(chan struct{}, 1)
 	go d.watchdog(ctx, received, cancel)
+	var whole cellclient.Assembler
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
@@ -338,6 +360,15 @@ func (d *driver) watch(ctx context.Context, start uint64) error {
 		}
 		if c := resp.GetCompactRevision(); c != 0 {
 			return errCompacted{compactRevision: c}
+		}
+		if !cellclient.SameCell(d.cell, resp.GetCell()) {
+			return fmt.Errorf("watch: %w: %s, registered with %s", errCellChanged, cellclient.Describe(resp.GetCell()), cellclient.Describe(d.cell))
+		}
+		if resp, err = whole.Add(resp); err != nil {
+			return err
+		}
+		if resp == nil {
+			continue // more fragments of this revision follow
 		}
 		if down := d.fleet.applyChanges(resp.GetChanges(), resp.GetRevision(), time.Now()); len(down) > 0 {
 			// The server marks a machine up again when its heartbeats

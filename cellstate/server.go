@@ -195,6 +195,7 @@ func (s *Server) GetJob(ctx context.Context, r *cellv1.GetJobRequest) (*cellv1.G
 		return nil, err
 	}
 	out.Job = shapeJob(out.Job, c)
+	out.Cell = s.store.Identity()
 	return out, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/omegacell/omegacell/cellclient"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )
 
@@ -32,6 +33,13 @@ type waitOptions struct {
 //
 // The timeout is checked after each answer rather than imposed on the
 // calls, so the first answer is always shown.
+//
+// Every answer names the cell incarnation that sent it. When that changes
+// (the server restarted, was restored from a copy, or another cell took
+// over the address) the wait says so and starts over from what the new
+// incarnation says, never comparing it with the old one's answers; a job
+// the new incarnation does not know is reported as such, not as a
+// mistyped id.
 func waitForJob(ctx context.Context, client cellv1.JobServiceClient, id string, w io.Writer, opts waitOptions) (*cellv1.GetJobResponse, error) {
 	var deadline time.Time
 	if opts.timeout > 0 {
@@ -40,11 +48,28 @@ func waitForJob(ctx context.Context, client cellv1.JobServiceClient, id string, 
 	line := newProgressLine(w)
 	defer line.finish()
 	var last *cellv1.GetJobResponse
+	var cell *cellv1.CellIdentity // the incarnation that answered last
+	answered := false
 	for {
 		call, cancel := context.WithTimeout(ctx, callTimeout)
 		resp, err := client.GetJob(call, &cellv1.GetJobRequest{IdOrName: id})
 		cancel()
+		if err == nil && !cellclient.SameCell(cell, resp.GetCell()) {
+			if cell != nil {
+				line.show(fmt.Sprintf("the cell server changed (%s, was %s); reading the job again", cellclient.Describe(resp.GetCell()), cellclient.Describe(cell)))
+			}
+			last = nil // the old incarnation's answers say nothing about the new one
+		}
+		if err == nil {
+			cell, answered = resp.GetCell(), true
+		}
 		switch {
+		case status.Code(err) == codes.NotFound && answered:
+			// The job was there: the server now answering is another
+			// cell, or this one restored from a copy older than the job.
+			line.finish()
+			return last, fmt.Errorf("job %s was in %s, but the cell server at this address no longer knows it: another cell took over the address, or the cell was restored from an older copy",
+				id, cellclient.Describe(cell))
 		case err == nil:
 			last = resp
 			line.show(progressText(resp))

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	grpccreds "google.golang.org/grpc/credentials"
 
+	"github.com/omegacell/omegacell/cellclient"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/credentials"
 )
@@ -86,9 +88,17 @@ func TestREADME(t *testing.T) {
 	if err := os.Symlink(filepath.Join(repo, "examples"), filepath.Join(dir, "examples")); err != nil {
 		t.Fatal(err)
 	}
-	cell := exec.Command(cellBinary, cellArgs(t, quick[0][0])...)
+	// The README's cell, with its own ports and data directory: a user's
+	// `cell dev` may be running on the defaults (127.0.0.1:7070, :7071,
+	// ./cell-data), and this test must neither collide with it nor drive
+	// it. The walkthrough commands reach this cell through $CELL_ADDR, as
+	// the README's commands reach the default cell.
+	args := append(cellArgs(t, quick[0][0]), "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
+		"--nats-listen", "127.0.0.1:-1", "--data", filepath.Join(dir, "cell-data"))
+	cell := exec.Command(cellBinary, args...)
 	cell.Dir = dir
-	logf, err := os.Create(filepath.Join(dir, "cell.log"))
+	logPath := filepath.Join(dir, "cell.log")
+	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,26 +107,31 @@ func TestREADME(t *testing.T) {
 	if err := cell.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Only this goroutine calls Wait (which sets cell.ProcessState); the
+	// test learns of the exit from the channel, never from ProcessState.
 	exited := make(chan error, 1)
 	go func() { exited <- cell.Wait() }()
+	stopped := false
 	defer func() {
-		if cell.ProcessState == nil {
+		if !stopped {
 			cell.Process.Kill()
 			<-exited
 		}
 		if t.Failed() {
-			out, _ := os.ReadFile(filepath.Join(dir, "cell.log"))
+			out, _ := os.ReadFile(logPath)
 			t.Logf("cell dev output:\n%s", tail(string(out), 4000))
 		}
 	}()
 	// The cell's own admin bundle, which the walkthrough's commands find
 	// in ./cell-data/pki/admin by themselves.
-	waitForMachines(t, "127.0.0.1:7070", filepath.Join(dir, credentials.DefaultDir), 21)
+	addr := bannerAddress(t, logPath, exited, &stopped)
+	waitForMachines(t, addr, filepath.Join(dir, credentials.DefaultDir), 21)
 
 	for _, line := range walk[0] {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		cmd := exec.CommandContext(ctx, cellBinary, cellArgs(t, line)...)
 		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "CELL_ADDR="+addr)
 		out, err := cmd.CombinedOutput()
 		cancel()
 		if err != nil {
@@ -129,12 +144,35 @@ func TestREADME(t *testing.T) {
 	cell.Process.Signal(syscall.SIGINT)
 	select {
 	case err := <-exited:
+		stopped = true
 		if err != nil {
 			t.Fatalf("cell dev did not exit cleanly on SIGINT: %v", err)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("cell dev did not stop within 30 s of SIGINT")
 	}
+}
+
+// bannerAddress waits for the banner of `cell dev` in its log and returns
+// the gRPC address it serves (the test asked for a free port).
+func bannerAddress(t *testing.T, logPath string, exited <-chan error, stopped *bool) string {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^\s*gRPC API\s+(\S+)\s*$`)
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		out, _ := os.ReadFile(logPath)
+		if m := re.FindSubmatch(out); m != nil {
+			return string(m[1])
+		}
+		select {
+		case err := <-exited:
+			*stopped = true
+			t.Fatalf("cell dev exited before its banner: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Fatal("no banner from cell dev within 2 minutes")
+	return ""
 }
 
 // waitForMachines waits until the cell at addr lists at least n ready
@@ -161,7 +199,7 @@ func waitForMachines(t *testing.T, addr, credDir string, n int) {
 	client := cellv1.NewMachineServiceClient(conn)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		r, err := client.ListMachines(ctx, &cellv1.ListMachinesRequest{})
+		r, err := cellclient.ListMachines(ctx, client, &cellv1.ListMachinesRequest{})
 		cancel()
 		if err == nil {
 			ready := 0

@@ -182,12 +182,12 @@ func (f *follower) watch(ctx context.Context, rev *uint64, cell *cellv1.CellIden
 		}
 		silence.Reset(watchSilence)
 		received = true
-		if !cellclient.SameCell(cell, r.GetCell()) {
-			return received, fmt.Errorf("%w: %s, snapshot from %s", errCellChanged, cellclient.Describe(r.GetCell()), cellclient.Describe(cell))
-		}
 		if r.GetCompactRevision() != 0 {
 			// The server ends the stream with OUT_OF_RANGE next.
 			return received, status.Errorf(codes.OutOfRange, "watch from revision %d: compacted up to revision %d", *rev, r.GetCompactRevision())
+		}
+		if !cellclient.SameCell(cell, r.GetCell()) {
+			return received, fmt.Errorf("%w: %s, snapshot from %s", errCellChanged, cellclient.Describe(r.GetCell()), cellclient.Describe(cell))
 		}
 		if r, err = whole.Add(r); err != nil {
 			return received, err

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/omegacell/omegacell/cellclient"
 	"github.com/omegacell/omegacell/cellstate"
 	"github.com/omegacell/omegacell/pbconv"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
@@ -254,7 +255,7 @@ func TestThreeSchedulerProcessesShareOneCell(t *testing.T) {
 
 	// Quiescent: every job is wholly placed or marked unschedulable.
 	eventually(t, 30*time.Second, "every job placed or marked unschedulable", func() (bool, string) {
-		r, err := c.jobs.ListJobs(ctxT(t), &cellv1.ListJobsRequest{})
+		r, err := cellclient.ListJobs(ctxT(t), c.jobs, &cellv1.ListJobsRequest{})
 		if err != nil {
 			return false, err.Error()
 		}

@@ -460,9 +460,10 @@ func TestReconnectsAfterServerRestart(t *testing.T) {
 	c.start()
 	c.waitPlaced(c.submit(jobSpec("after", "batch", 100, 2, 1000, gib, 0)).Id, 10*time.Second)
 	c.checkInvariant()
-	// The copy resumed the watch where it stopped: no second snapshot.
-	if got := metric(t, s.reg, "omegacell_scheduler_snapshots_total", nil); got != 1 {
-		t.Errorf("snapshots = %v, want 1", got)
+	// The restarted server is a new incarnation of the cell: the copy is
+	// read again rather than trusted to continue (issue 11, bug 3).
+	if got := metric(t, s.reg, "omegacell_scheduler_snapshots_total", map[string]string{"reason": "cell-changed"}); got != 1 {
+		t.Errorf("snapshots after the restart = %v, want 1", got)
 	}
 }
 
@@ -740,5 +741,95 @@ func TestReadyIsCalledOnceWithTheFirstCopy(t *testing.T) {
 	case rev := <-revisions:
 		t.Errorf("Ready called again (revision %d) after a server restart", rev)
 	default:
+	}
+}
+
+// viewRecorder wraps a policy and records the machines of the view each
+// placement was decided on. Test double only: real policies keep nothing.
+type viewRecorder struct {
+	policy.Policy
+	mu   sync.Mutex
+	seen [][]string
+}
+
+func (p *viewRecorder) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng *rand.Rand) policy.Decision {
+	var ids []string
+	for _, m := range v.Machines() {
+		ids = append(ids, m.ID)
+	}
+	slices.Sort(ids)
+	p.mu.Lock()
+	p.seen = append(p.seen, ids)
+	p.mu.Unlock()
+	return p.Policy.Place(job, pending, v, rng)
+}
+
+func (p *viewRecorder) last() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.seen) == 0 {
+		return nil
+	}
+	return p.seen[len(p.seen)-1]
+}
+
+// TestTwoCellsTakingTurnsOnOneAddress reproduces bug 3 of issue 11: cell
+// B took over cell A's address, and the scheduler resnapshotted from B;
+// then A came back at a higher revision than B's, and the scheduler
+// resumed its watch from B's revision on A, mixing two cells' histories.
+// Every answer now names its cell incarnation and the scheduler reads a
+// new snapshot whenever it changes.
+func TestTwoCellsTakingTurnsOnOneAddress(t *testing.T) {
+	a := newTestCell(t, cellstate.Options{})
+	a.addMachine("a-0", nil, 4000, 8*gib, 0)
+	b := newTestCell(t, cellstate.Options{})
+	b.addMachine("b-only", nil, 64000, 64*gib, 0)
+	b.stop()
+	rec := &viewRecorder{Policy: batch.New()}
+	s := startScheduler(t, a, Config{Name: "batch", Policy: rec, Seed: 1})
+	a.waitPlaced(a.submit(jobSpec("on-a", "batch", 100, 1, 1000, gib, 0)).Id, 10*time.Second)
+	if got := rec.last(); !slices.Equal(got, []string{"a-0"}) {
+		t.Fatalf("view of cell A holds machines %v", got)
+	}
+
+	// B takes over the address (a's client, dialing the address, now
+	// talks to B).
+	a.stop()
+	b.addr = a.addr
+	b.start()
+	a.waitPlaced(a.submit(jobSpec("on-b", "batch", 100, 1, 1000, gib, 0)).Id, 10*time.Second)
+	if got := rec.last(); !slices.Equal(got, []string{"b-only"}) {
+		t.Fatalf("view after B took over holds machines %v", got)
+	}
+	bRev := b.store.Revision()
+
+	// A moves on while it is away (beyond B's revision), then comes back.
+	b.stop()
+	st, err := cellstate.Open(a.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range int(bRev) + 5 {
+		if _, _, err := st.RegisterMachine(ctxT(t), &cellv1.RegisterMachineRequest{
+			Id: fmt.Sprintf("a-%d", i+1), Capacity: &cellv1.Resources{CpuMilli: 4000, MemoryBytes: 8 * gib},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	if a.store.Revision() <= bRev {
+		t.Fatalf("cell A at revision %d, not beyond B's %d: the test would not show the mix", a.store.Revision(), bRev)
+	}
+	a.waitPlaced(a.submit(jobSpec("on-a-again", "batch", 100, 1, 1000, gib, 0)).Id, 10*time.Second)
+	got := rec.last()
+	if slices.Contains(got, "b-only") || len(got) != int(bRev)+6 {
+		t.Fatalf("view after A came back holds %d machines %v: want A's %d and none of B's", len(got), got, int(bRev)+6)
+	}
+	a.checkInvariant()
+	if n := metric(t, s.reg, "omegacell_scheduler_snapshots_total", map[string]string{"reason": "cell-changed"}); n < 1 {
+		t.Errorf("snapshots for a changed cell = %v, want at least 1", n)
 	}
 }

@@ -1940,11 +1940,13 @@ func (x *GetJobRequest) GetIncludeTasks() bool {
 }
 
 type GetJobResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Job           *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
-	Counts        *TaskCounts            `protobuf:"bytes,2,opt,name=counts,proto3" json:"counts,omitempty"`
-	Tasks         []*Task                `protobuf:"bytes,3,rep,name=tasks,proto3" json:"tasks,omitempty"`
-	Revision      uint64                 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Job      *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Counts   *TaskCounts            `protobuf:"bytes,2,opt,name=counts,proto3" json:"counts,omitempty"`
+	Tasks    []*Task                `protobuf:"bytes,3,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	Revision uint64                 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The cell that answered (`cell job run --wait` notices another one).
+	Cell          *CellIdentity `protobuf:"bytes,5,opt,name=cell,proto3" json:"cell,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2005,6 +2007,13 @@ func (x *GetJobResponse) GetRevision() uint64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *GetJobResponse) GetCell() *CellIdentity {
+	if x != nil {
+		return x.Cell
+	}
+	return nil
 }
 
 type ListJobsRequest struct {
@@ -5722,12 +5731,13 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\rGetJobRequest\x12\x1c\n" +
 	"\n" +
 	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12#\n" +
-	"\rinclude_tasks\x18\x02 \x01(\bR\fincludeTasks\"\x9e\x01\n" +
+	"\rinclude_tasks\x18\x02 \x01(\bR\fincludeTasks\"\xc9\x01\n" +
 	"\x0eGetJobResponse\x12\x1e\n" +
 	"\x03job\x18\x01 \x01(\v2\f.cell.v1.JobR\x03job\x12+\n" +
 	"\x06counts\x18\x02 \x01(\v2\x13.cell.v1.TaskCountsR\x06counts\x12#\n" +
 	"\x05tasks\x18\x03 \x03(\v2\r.cell.v1.TaskR\x05tasks\x12\x1a\n" +
-	"\brevision\x18\x04 \x01(\x04R\brevision\"\x96\x01\n" +
+	"\brevision\x18\x04 \x01(\x04R\brevision\x12)\n" +
+	"\x04cell\x18\x05 \x01(\v2\x15.cell.v1.CellIdentityR\x04cell\"\x96\x01\n" +
 	"\x0fListJobsRequest\x12\x1c\n" +
 	"\tscheduler\x18\x01 \x01(\tR\tscheduler\x12)\n" +
 	"\x10include_finished\x18\x02 \x01(\bR\x0fincludeFinished\x12\x1b\n" +
@@ -6188,132 +6198,133 @@ var file_cell_v1_cell_proto_goTypes = []any{
 	nil,                                    // 85: cell.v1.RegisterMachineRequest.LabelsEntry
 }
 var file_cell_v1_cell_proto_depIdxs = []int32{
-	83, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
-	10, // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
-	10, // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
-	0,  // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
-	12, // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
-	1,  // 5: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
-	84, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
-	10, // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
-	14, // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
-	15, // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
-	2,  // 10: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
-	16, // 11: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
-	17, // 12: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
-	3,  // 13: cell.v1.Job.state:type_name -> cell.v1.JobState
-	4,  // 14: cell.v1.Task.state:type_name -> cell.v1.TaskState
-	10, // 15: cell.v1.Task.resources:type_name -> cell.v1.Resources
-	11, // 16: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
-	12, // 17: cell.v1.Task.usage:type_name -> cell.v1.Usage
-	17, // 18: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
-	19, // 19: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
-	19, // 20: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
-	18, // 21: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
-	21, // 22: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
-	19, // 23: cell.v1.JobSummary.job:type_name -> cell.v1.Job
-	18, // 24: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
-	27, // 25: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
-	19, // 26: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
-	20, // 27: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,  // 28: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
-	4,  // 29: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
-	85, // 30: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
-	10, // 31: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
-	13, // 32: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
-	49, // 33: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
-	13, // 34: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
-	21, // 35: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
-	13, // 36: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
-	13, // 37: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
-	13, // 38: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
-	19, // 39: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
-	21, // 40: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
-	49, // 41: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
-	13, // 42: cell.v1.Change.machine:type_name -> cell.v1.Machine
-	19, // 43: cell.v1.Change.job:type_name -> cell.v1.Job
-	21, // 44: cell.v1.Change.task:type_name -> cell.v1.Task
-	47, // 45: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
-	46, // 46: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
-	49, // 47: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
-	20, // 48: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
-	10, // 49: cell.v1.Claim.resources:type_name -> cell.v1.Resources
-	11, // 50: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
-	6,  // 51: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
-	7,  // 52: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
-	50, // 53: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
-	20, // 54: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
-	8,  // 55: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
-	52, // 56: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
-	20, // 57: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
-	56, // 58: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
-	56, // 59: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
-	60, // 60: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
-	20, // 61: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
-	4,  // 62: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
-	62, // 63: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
-	64, // 64: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
-	71, // 65: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
-	9,  // 66: cell.v1.TenantPolicy.max_band:type_name -> cell.v1.PriorityBand
-	73, // 67: cell.v1.SetTenantPolicyRequest.policy:type_name -> cell.v1.TenantPolicy
-	73, // 68: cell.v1.SetTenantPolicyResponse.policy:type_name -> cell.v1.TenantPolicy
-	73, // 69: cell.v1.ListTenantPoliciesResponse.policies:type_name -> cell.v1.TenantPolicy
-	20, // 70: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
-	12, // 71: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
-	12, // 72: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
-	78, // 73: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
-	79, // 74: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
-	20, // 75: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,  // 76: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
-	22, // 77: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	24, // 78: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	26, // 79: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	29, // 80: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	31, // 81: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	33, // 82: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	35, // 83: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	37, // 84: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	39, // 85: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	41, // 86: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	43, // 87: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	45, // 88: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	51, // 89: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	54, // 90: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
-	57, // 91: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
-	59, // 92: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
-	63, // 93: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	66, // 94: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
-	68, // 95: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
-	70, // 96: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
-	74, // 97: cell.v1.TenantService.SetTenantPolicy:input_type -> cell.v1.SetTenantPolicyRequest
-	76, // 98: cell.v1.TenantService.ListTenantPolicies:input_type -> cell.v1.ListTenantPoliciesRequest
-	23, // 99: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	25, // 100: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	28, // 101: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	30, // 102: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	32, // 103: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	34, // 104: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	36, // 105: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	38, // 106: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	40, // 107: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	42, // 108: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	44, // 109: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	48, // 110: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	53, // 111: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	55, // 112: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
-	58, // 113: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
-	61, // 114: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
-	65, // 115: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	67, // 116: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
-	69, // 117: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
-	72, // 118: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
-	75, // 119: cell.v1.TenantService.SetTenantPolicy:output_type -> cell.v1.SetTenantPolicyResponse
-	77, // 120: cell.v1.TenantService.ListTenantPolicies:output_type -> cell.v1.ListTenantPoliciesResponse
-	99, // [99:121] is the sub-list for method output_type
-	77, // [77:99] is the sub-list for method input_type
-	77, // [77:77] is the sub-list for extension type_name
-	77, // [77:77] is the sub-list for extension extendee
-	0,  // [0:77] is the sub-list for field type_name
+	83,  // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
+	10,  // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
+	10,  // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
+	0,   // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
+	12,  // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
+	1,   // 5: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
+	84,  // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
+	10,  // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
+	14,  // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
+	15,  // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
+	2,   // 10: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
+	16,  // 11: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
+	17,  // 12: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
+	3,   // 13: cell.v1.Job.state:type_name -> cell.v1.JobState
+	4,   // 14: cell.v1.Task.state:type_name -> cell.v1.TaskState
+	10,  // 15: cell.v1.Task.resources:type_name -> cell.v1.Resources
+	11,  // 16: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
+	12,  // 17: cell.v1.Task.usage:type_name -> cell.v1.Usage
+	17,  // 18: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
+	19,  // 19: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
+	19,  // 20: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
+	18,  // 21: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
+	21,  // 22: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
+	49,  // 23: cell.v1.GetJobResponse.cell:type_name -> cell.v1.CellIdentity
+	19,  // 24: cell.v1.JobSummary.job:type_name -> cell.v1.Job
+	18,  // 25: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
+	27,  // 26: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
+	19,  // 27: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
+	20,  // 28: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,   // 29: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
+	4,   // 30: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
+	85,  // 31: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	10,  // 32: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
+	13,  // 33: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
+	49,  // 34: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
+	13,  // 35: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
+	21,  // 36: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
+	13,  // 37: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
+	13,  // 38: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
+	13,  // 39: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
+	19,  // 40: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
+	21,  // 41: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
+	49,  // 42: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
+	13,  // 43: cell.v1.Change.machine:type_name -> cell.v1.Machine
+	19,  // 44: cell.v1.Change.job:type_name -> cell.v1.Job
+	21,  // 45: cell.v1.Change.task:type_name -> cell.v1.Task
+	47,  // 46: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
+	46,  // 47: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
+	49,  // 48: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
+	20,  // 49: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
+	10,  // 50: cell.v1.Claim.resources:type_name -> cell.v1.Resources
+	11,  // 51: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
+	6,   // 52: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
+	7,   // 53: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
+	50,  // 54: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
+	20,  // 55: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
+	8,   // 56: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
+	52,  // 57: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
+	20,  // 58: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
+	56,  // 59: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
+	56,  // 60: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
+	60,  // 61: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
+	20,  // 62: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
+	4,   // 63: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
+	62,  // 64: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
+	64,  // 65: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
+	71,  // 66: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
+	9,   // 67: cell.v1.TenantPolicy.max_band:type_name -> cell.v1.PriorityBand
+	73,  // 68: cell.v1.SetTenantPolicyRequest.policy:type_name -> cell.v1.TenantPolicy
+	73,  // 69: cell.v1.SetTenantPolicyResponse.policy:type_name -> cell.v1.TenantPolicy
+	73,  // 70: cell.v1.ListTenantPoliciesResponse.policies:type_name -> cell.v1.TenantPolicy
+	20,  // 71: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
+	12,  // 72: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
+	12,  // 73: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
+	78,  // 74: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
+	79,  // 75: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
+	20,  // 76: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,   // 77: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
+	22,  // 78: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	24,  // 79: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	26,  // 80: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	29,  // 81: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	31,  // 82: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	33,  // 83: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	35,  // 84: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	37,  // 85: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	39,  // 86: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	41,  // 87: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	43,  // 88: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	45,  // 89: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	51,  // 90: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	54,  // 91: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
+	57,  // 92: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
+	59,  // 93: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
+	63,  // 94: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	66,  // 95: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
+	68,  // 96: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
+	70,  // 97: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
+	74,  // 98: cell.v1.TenantService.SetTenantPolicy:input_type -> cell.v1.SetTenantPolicyRequest
+	76,  // 99: cell.v1.TenantService.ListTenantPolicies:input_type -> cell.v1.ListTenantPoliciesRequest
+	23,  // 100: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	25,  // 101: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	28,  // 102: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	30,  // 103: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	32,  // 104: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	34,  // 105: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	36,  // 106: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	38,  // 107: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	40,  // 108: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	42,  // 109: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	44,  // 110: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	48,  // 111: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	53,  // 112: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	55,  // 113: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
+	58,  // 114: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
+	61,  // 115: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
+	65,  // 116: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	67,  // 117: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
+	69,  // 118: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
+	72,  // 119: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
+	75,  // 120: cell.v1.TenantService.SetTenantPolicy:output_type -> cell.v1.SetTenantPolicyResponse
+	77,  // 121: cell.v1.TenantService.ListTenantPolicies:output_type -> cell.v1.ListTenantPoliciesResponse
+	100, // [100:122] is the sub-list for method output_type
+	78,  // [78:100] is the sub-list for method input_type
+	78,  // [78:78] is the sub-list for extension type_name
+	78,  // [78:78] is the sub-list for extension extendee
+	0,   // [0:78] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
