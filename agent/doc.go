@@ -22,6 +22,9 @@
 //     a real agent, StateService.Snapshot for a fleet — then follows
 //     StateService.Watch from there (filtered to its machine for a real
 //     agent; one unfiltered stream dispatched to all machines for a fleet).
+//     Every answer names the cell incarnation (CellIdentity): a view or
+//     watch answer from another incarnation than the registration's ends
+//     the session, and the next one registers again and rereads the view.
 //  4. Task state changes go back through AgentService.ReportTaskStates,
 //     fenced by attempt: RUNNING when started, SUCCEEDED on exit 0, FAILED
 //     with the exit code (or the health-check or start failure) otherwise.

@@ -44,6 +44,16 @@
 //     re-registered only by its registrant.
 //   - Watchers of the redacted view share one redacted encoding per
 //     revision, made lazily; a revision without a job is the same bytes.
+//   - Every legal object fits the wire: Snapshot chunks are bounded in
+//     bytes (4 MiB) as well as objects, ListJobs and ListMachines are
+//     paged with cursor tokens (pages.go), and a revision larger than 4 MiB
+//     reaches watchers as fragments (WatchResponse.fragment). A progress
+//     notification for R follows every change <= R the watch selects.
+//   - The cell has an id (a UUID made with the data directory) and an
+//     incarnation (counted up at every open), durable before anything is
+//     served and carried by every Snapshot chunk, Watch response,
+//     RegisterMachine and GetJob answer (identity.go), so clients never
+//     mix two cells' (or two incarnations') histories.
 //   - Liveness (heartbeats, usage) is not revisioned: it lives in memory
 //     and only state transitions it causes (a machine marked down, its
 //     tasks lost) go through the commit loop. Only registered machines are

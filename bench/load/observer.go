@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/omegacell/omegacell/cellclient"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )
 
@@ -31,7 +32,8 @@ type observer struct {
 
 	// Owned by the run goroutine.
 	byID     map[string]*jobTrack
-	machines map[string]int32 // machine id → index+1
+	machines map[string]int32     // machine id → index+1
+	cell     *cellv1.CellIdentity // of the last snapshot or watch answer
 
 	revision    atomic.Uint64
 	resnapshots atomic.Int64
@@ -179,8 +181,11 @@ func (o *observer) follow(ctx context.Context, rev uint64) {
 var errCompacted = errors.New("watch start compacted")
 
 // receive applies watch responses until the stream ends; it returns the
-// last revision applied.
+// last revision applied. Fragments of a revision are joined first, and an
+// answer from another cell incarnation than the last one seen (a restarted
+// server) is treated as a compacted start: the observer reads a snapshot.
 func (o *observer) receive(stream cellv1.StateService_WatchClient, rev uint64) (uint64, error) {
+	var whole cellclient.Assembler
 	for {
 		r, err := stream.Recv()
 		if err != nil {
@@ -188,6 +193,17 @@ func (o *observer) receive(stream cellv1.StateService_WatchClient, rev uint64) (
 		}
 		if r.CompactRevision != 0 {
 			return rev, errCompacted
+		}
+		if !cellclient.SameCell(o.cell, r.GetCell()) {
+			o.cell = r.GetCell()
+			return rev, errCompacted
+		}
+		o.cell = r.GetCell()
+		if r, err = whole.Add(r); err != nil {
+			return rev, err
+		}
+		if r == nil {
+			continue
 		}
 		if r.ProgressNotify || len(r.Changes) == 0 {
 			continue
@@ -221,6 +237,7 @@ func (o *observer) snapshot(ctx context.Context) (uint64, error) {
 		o.task(t, now)
 	}
 	o.revision.Store(snap.revision)
+	o.cell = snap.cell
 	return snap.revision, nil
 }
 
@@ -305,6 +322,7 @@ func (o *observer) machineIndex(id string) int32 {
 // cellSnapshot is the whole cell read through StateService.Snapshot.
 type cellSnapshot struct {
 	revision uint64
+	cell     *cellv1.CellIdentity
 	machines []*cellv1.Machine
 	jobs     []*cellv1.Job
 	tasks    []*cellv1.Task
@@ -328,7 +346,7 @@ func readSnapshot(ctx context.Context, state cellv1.StateServiceClient) (*cellSn
 			return nil, fmt.Errorf("snapshot: %w", err)
 		}
 		if s.revision == 0 {
-			s.revision = r.Revision
+			s.revision, s.cell = r.Revision, r.GetCell()
 		}
 		s.machines = append(s.machines, r.Machines...)
 		s.jobs = append(s.jobs, r.Jobs...)
