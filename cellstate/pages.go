@@ -106,7 +106,11 @@ func decodeJobToken(tok string, q jobQuery) (*jobCursor, error) {
 	if f[3] != q.scheduler || f[4] != strconv.FormatBool(q.includeFinished) {
 		return nil, bad("made for other filters (scheduler, include_finished)")
 	}
-	return &jobCursor{submit: submit, id: f[2]}, nil
+	c := &jobCursor{submit: submit, id: f[2]}
+	if encodeJobToken(*c, q) != tok { // only tokens the server made
+		return nil, bad("not a job list page token")
+	}
+	return c, nil
 }
 
 const machineTokenVersion = "m1"
@@ -130,7 +134,7 @@ func decodeMachineToken(tok string) (string, error) {
 		return "", bad
 	}
 	id, ok := strings.CutPrefix(string(raw), machineTokenVersion+"|")
-	if !ok || !limits.MachineName.MatchString(id) {
+	if !ok || !limits.MachineName.MatchString(id) || encodeMachineToken(id) != tok {
 		return "", bad
 	}
 	return id, nil

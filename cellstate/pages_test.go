@@ -90,9 +90,9 @@ func TestListPages(t *testing.T) {
 	}
 }
 
-// TestListPageBytes: a page stops at its byte budget (with at least one
+// TestHostileListPageBytes: a page stops at its byte budget (with at least one
 // object) and the token continues where it stopped.
-func TestListPageBytes(t *testing.T) {
+func TestHostileListPageBytes(t *testing.T) {
 	c := newTestCell(t, Options{NoSync: true})
 	for i := range 5 {
 		spec := batchSpec(fmt.Sprintf("j-%d", i), 1, 1, 1)
@@ -126,9 +126,9 @@ func TestListPageBytes(t *testing.T) {
 	}
 }
 
-// TestListPageTokens: bad page sizes and tokens are InvalidArgument
+// TestHostileListPageTokens: bad page sizes and tokens are InvalidArgument
 // naming the field.
-func TestListPageTokens(t *testing.T) {
+func TestHostileListPageTokens(t *testing.T) {
 	c := newTestCell(t, Options{NoSync: true})
 	c.addMachine("m-1", nil, 1000, gib, 0)
 	c.addMachine("m-2", nil, 1000, gib, 0)
@@ -177,11 +177,11 @@ func TestListPageTokens(t *testing.T) {
 	}
 }
 
-// TestListPagesUnderChange: jobs and machines added while a listing pages
+// TestHostileListPagesUnderChange: jobs and machines added while a listing pages
 // through, and jobs that leave the listing (stopped, with include_finished
 // false), never make a page fail, and every object present throughout is
 // listed exactly once.
-func TestListPagesUnderChange(t *testing.T) {
+func TestHostileListPagesUnderChange(t *testing.T) {
 	for _, size := range []uint32{1, 3, 10} {
 		t.Run(fmt.Sprint("size=", size), func(t *testing.T) {
 			c := newTestCell(t, Options{NoSync: true})
@@ -247,4 +247,30 @@ func TestListPagesUnderChange(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzPageTokens: no token crashes the decoders, and a token they accept
+// is one the server could have made (it encodes back to itself).
+//
+//	go test ./cellstate -run '^$' -fuzz FuzzPageTokens -fuzztime 60s
+func FuzzPageTokens(f *testing.F) {
+	q := jobQuery{scheduler: "batch", includeFinished: true}
+	f.Add(encodeJobToken(jobCursor{submit: 1700000000000000000, id: "3f2b9a52-6f8e-4c1e-9a63-2b0d1f6e7c10"}, q))
+	f.Add(encodeMachineToken("m-001"))
+	f.Add("")
+	f.Add("!!!")
+	f.Fuzz(func(t *testing.T, tok string) {
+		if c, err := decodeJobToken(tok, q); err == nil && c != nil {
+			if again := encodeJobToken(*c, q); again != tok {
+				t.Fatalf("job token %q decodes to %+v, which encodes to %q", tok, *c, again)
+			}
+		} else if err != nil && len(err.Error()) > 300 {
+			t.Fatalf("error of %d bytes", len(err.Error()))
+		}
+		if id, err := decodeMachineToken(tok); err == nil && id != "" {
+			if again := encodeMachineToken(id); again != tok {
+				t.Fatalf("machine token %q decodes to %q, which encodes to %q", tok, id, again)
+			}
+		}
+	})
 }
