@@ -104,7 +104,7 @@ func SameCell(a, b *cellv1.CellIdentity) bool {
 	return a.GetId() == b.GetId() && a.GetIncarnation() == b.GetIncarnation()
 }
 
-// Describe names an identity for messages: "cell 1b4e…/3".
+// Describe names an identity for messages: "cell <uuid> incarnation 3".
 func Describe(c *cellv1.CellIdentity) string {
 	if c.GetId() == "" {
 		return "a cell without identity"

@@ -29,9 +29,13 @@
 //     whole cell per task): StateService.Snapshot, then StateService.Watch
 //     from the snapshot's revision, so the copy is always a prefix of the
 //     cell's history. When the watch start was compacted it reads a new
-//     snapshot; when the server is unavailable (a restart) it reconnects
-//     with backoff and resumes the watch where it stopped. Config.Ready,
-//     if set, is called once the first copy is read.
+//     snapshot; when the server is unavailable it reconnects with backoff
+//     and resumes the watch where it stopped, unless the answers now come
+//     from another cell incarnation (another cell on the address, or the
+//     server restarted or restored): then it reads a new snapshot, so the
+//     copy never mixes two histories. Revisions sent as fragments are
+//     joined before they are applied. Config.Ready, if set, is called once
+//     the first copy is read.
 //   - Queues the jobs that own pending tasks (task.scheduler == Name):
 //     higher priority first, then earlier submission. Tasks in their
 //     restart delay (task.not_before_unix_nano, set by the store) wait;
