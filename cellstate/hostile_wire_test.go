@@ -215,40 +215,40 @@ func TestFragments(t *testing.T) {
 	}
 }
 
-// largestJobSpec is a job whose every task carries as many arguments and
-// environment variables of the longest legal size as the server accepts:
-// the per-field maxima of package limits, halved until the job's total
-// size bound (if any) accepts them.
+// largestJobSpec submits a job whose task carries as many arguments of
+// the longest legal size as its spec's size bound (limits.MaxJobSpecBytes)
+// allows, and returns it.
 func largestJobSpec(t testing.TB, c *testCell, name string) *cellv1.JobSpec {
 	t.Helper()
-	nArgs, nEnv := limits.MaxArgs, limits.MaxEnv
-	for {
+	for room := limits.MaxJobSpecBytes; ; room -= 1 << 10 {
 		spec := batchSpec(name, 1, 10, 1)
-		long := strings.Repeat("a", limits.MaxStringLen)
-		for range nArgs {
-			spec.Task.Args = append(spec.Task.Args, long)
+		for proto.Size(spec)+limits.MaxStringLen+8 <= room && len(spec.Task.Args) < limits.MaxArgs {
+			spec.Task.Args = append(spec.Task.Args, strings.Repeat("a", limits.MaxStringLen))
 		}
-		spec.Task.Env = map[string]string{}
-		for i := range nEnv {
-			k := fmt.Sprintf("V%0*d", limits.MaxEnvNameLen-1, i)
-			spec.Task.Env[k] = long
+		if rest := room - proto.Size(spec) - 8; rest > 0 {
+			spec.Task.Args = append(spec.Task.Args, strings.Repeat("b", rest))
 		}
 		_, err := c.jobs.SubmitJob(ctxT(t), &cellv1.SubmitJobRequest{Spec: spec})
 		if err == nil {
 			return spec
 		}
-		if status.Code(err) != codes.InvalidArgument || (nArgs <= 1 && nEnv <= 1) {
-			t.Fatalf("submit %s: %v", name, err)
+		if status.Code(err) != codes.InvalidArgument || room < limits.MaxJobSpecBytes/2 {
+			t.Fatalf("submit %s of %d bytes: %v", name, proto.Size(spec), err)
 		}
-		nArgs, nEnv = max(1, nArgs/2), max(1, nEnv/2)
 	}
 }
 
+// bigJobs is how many largest legal jobs hold more than one message can:
+// the case (a dozen jobs of 5 MB made 69 MB > 64 MB) under the
+// per-job bound that came since.
+const bigJobs = limits.MaxRequestBytes/limits.MaxJobSpecBytes*11/10 + 1
+
 // TestHostileLargestJobsFitTheWire: a dozen jobs at the largest legal
-// args/env size (69 MB of jobs with today's bounds) made every default
-// Snapshot and ListJobs fail with ResourceExhausted. Now the snapshot is
-// chunked by bytes and ListJobs is paged: both return every job, every
-// message well within the send limit, and an unfiltered watch that
+// args/env size (69 MB of jobs with the bounds of then) made every default
+// Snapshot and ListJobs fail with ResourceExhausted. With jobs bounded to
+// MaxJobSpecBytes, it takes bigJobs of them to hold as much: the snapshot
+// is chunked by bytes and ListJobs is paged, so both return every job,
+// every message well within the send limit, and an unfiltered watch that
 // followed the submissions has every one.
 func TestHostileLargestJobsFitTheWire(t *testing.T) {
 	c := newTestCell(t, Options{NoSync: true})
@@ -257,10 +257,10 @@ func TestHostileLargestJobsFitTheWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const jobs = 12
+	const jobs = bigJobs
 	total := 0
 	for i := range jobs {
-		spec := largestJobSpec(t, c, fmt.Sprintf("big-%02d", i))
+		spec := largestJobSpec(t, c, fmt.Sprintf("big-%04d", i))
 		total += proto.Size(spec)
 	}
 	t.Logf("%d jobs of %d bytes each, %d MB in all", jobs, total/jobs, total>>20)

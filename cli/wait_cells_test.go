@@ -45,7 +45,7 @@ func (c *realCell) start(addr string) string {
 		st.Close()
 		c.t.Fatal(err)
 	}
-	c.store, c.srv = st, cellstate.NewServer(st, cellstate.ServerOptions{}).GRPCServer()
+	c.store, c.srv = st, cellstate.NewServer(st, cellstate.ServerOptions{Insecure: true}).GRPCServer()
 	go c.srv.Serve(lis)
 	return lis.Addr().String()
 }

@@ -12,20 +12,24 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/omegacell/omegacell/cellclient"
 	"github.com/omegacell/omegacell/cellserver"
 	"github.com/omegacell/omegacell/cli"
+	"github.com/omegacell/omegacell/internal/celltest"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/identity"
 	"github.com/omegacell/omegacell/proto/limits"
 )
 
 // TestHostileLargestJobsCheckListAndScheduler: a dozen jobs, each task
 // with as many arguments and environment variables of the longest legal
-// size as the cell accepts, made every default Snapshot and ListJobs fail
+// size as the cell accepted, made every default Snapshot and ListJobs fail
 // (69 MB > 64 MB): schedulers could not start and `cell check` failed
 // (one such job already broke it: the CLI kept gRPC's 4 MB receive
-// limit). Now `cell check`, `cell job list` and `cell machine list` (real
+// limit). Jobs are bounded to limits.MaxJobSpecBytes since, so it takes
+// about 1,100 largest legal jobs to hold as much. Now `cell check`, `cell job list` and `cell machine list` (real
 // child processes) and a scheduler started afterwards all work, and the
 // scheduler places every job.
 func TestHostileLargestJobsCheckListAndScheduler(t *testing.T) {
@@ -39,10 +43,14 @@ func TestHostileLargestJobsCheckListAndScheduler(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	cell := struct{ Addr string }{srv.Addr()}
+	cell := struct{ Addr, AdminDir string }{srv.Addr(), srv.AdminDir()}
+	admin, err := srv.Client(identity.Identity{Role: identity.Admin})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	conn, err := cli.Dial(ctx, cell.Addr)
+	conn, err := cli.Dial(ctx, cell.Addr, admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,37 +65,37 @@ func TestHostileLargestJobsCheckListAndScheduler(t *testing.T) {
 	}
 	jobs := cellv1.NewJobServiceClient(conn)
 	began := time.Now()
-	const n = 12
-	nArgs, nEnv, total := limits.MaxArgs, limits.MaxEnv, 0
-	long := strings.Repeat("a", limits.MaxStringLen)
+	// As many jobs at the size bound as hold more than one message can
+	// (the issue's dozen 5 MB jobs made 69 MB; jobs are bounded since).
+	const n = limits.MaxRequestBytes/limits.MaxJobSpecBytes*11/10 + 1
+	room, total := limits.MaxJobSpecBytes, 0
 	for i := 0; i < n; {
 		spec := &cellv1.JobSpec{
-			Name: fmt.Sprintf("big-%02d", i), Scheduler: "big", Priority: 100, Count: 1,
-			Task: &cellv1.TaskTemplate{Command: "/bin/true", Resources: &cellv1.Resources{CpuMilli: 10, MemoryBytes: 1 << 20}, Env: map[string]string{}},
+			Name: fmt.Sprintf("big-%04d", i), Scheduler: "big", Priority: 100, Count: 1,
+			Task: &cellv1.TaskTemplate{Command: "/bin/true", Resources: &cellv1.Resources{CpuMilli: 10, MemoryBytes: 1 << 20}},
 		}
-		for range nArgs {
-			spec.Task.Args = append(spec.Task.Args, long)
+		for proto.Size(spec)+limits.MaxStringLen+8 <= room && len(spec.Task.Args) < limits.MaxArgs {
+			spec.Task.Args = append(spec.Task.Args, strings.Repeat("a", limits.MaxStringLen))
 		}
-		for k := range nEnv {
-			spec.Task.Env[fmt.Sprintf("V%0*d", limits.MaxEnvNameLen-1, k)] = long
+		if rest := room - proto.Size(spec) - 8; rest > 0 {
+			spec.Task.Args = append(spec.Task.Args, strings.Repeat("b", rest))
 		}
 		_, err := jobs.SubmitJob(ctx, &cellv1.SubmitJobRequest{Spec: spec})
 		switch {
 		case err == nil:
 			i++
-			total += len(spec.Task.Args)*len(long) + len(spec.Task.Env)*(limits.MaxEnvNameLen+len(long))
-		case status.Code(err) == codes.InvalidArgument && nArgs+nEnv > 2 && i == 0:
-			// A bound on a job's total size: halve until it is legal.
-			nArgs, nEnv = max(1, nArgs/2), max(1, nEnv/2)
+			total += proto.Size(spec)
+		case status.Code(err) == codes.InvalidArgument && i == 0 && room > limits.MaxJobSpecBytes/2:
+			room -= 1 << 10 // the largest legal spec is a little smaller
 		default:
 			t.Fatalf("submit %s: %v", spec.Name, err)
 		}
 	}
-	t.Logf("%d jobs, %d MB of args and env, submitted in %v", n, total>>20, time.Since(began).Round(time.Millisecond))
+	t.Logf("%d jobs of %d bytes, %d MB, submitted in %v", n, total/n, total>>20, time.Since(began).Round(time.Millisecond))
 
 	run := func(args ...string) string {
 		t.Helper()
-		out, err := exec.CommandContext(ctx, cellBinary, append(args, "--server", cell.Addr)...).CombinedOutput()
+		out, err := exec.CommandContext(ctx, cellBinary, append(args, "--server", cell.Addr, "--credentials", cell.AdminDir)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("cell %s: %v\n%s", strings.Join(args, " "), err, tail(string(out), 2000))
 		}
@@ -96,10 +104,15 @@ func TestHostileLargestJobsCheckListAndScheduler(t *testing.T) {
 	if out := run("check"); !strings.Contains(out, fmt.Sprintf("1 machines, %d jobs, %d tasks", n, n)) {
 		t.Fatalf("cell check: %s", out)
 	}
-	list := run("job", "list")
+	listed := map[string]bool{}
+	for _, line := range strings.Split(run("job", "list"), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			listed[f[0]] = true
+		}
+	}
 	for i := range n {
-		if !strings.Contains(list, fmt.Sprintf("big-%02d", i)) {
-			t.Fatalf("cell job list lacks big-%02d:\n%s", i, tail(list, 2000))
+		if !listed[fmt.Sprintf("big-%04d", i)] {
+			t.Fatalf("cell job list lacks big-%04d (%d names listed)", i, len(listed))
 		}
 	}
 	if out := run("machine", "list"); !strings.Contains(out, "m0") {
@@ -109,11 +122,12 @@ func TestHostileLargestJobsCheckListAndScheduler(t *testing.T) {
 	t.Logf("check and lists in %v", time.Since(began).Round(time.Millisecond))
 
 	// A scheduler started now reads the whole cell and places every job.
+	schedCreds := (&celltest.Cell{Server: srv}).WriteCredentials(t, celltest.Identity(t, identity.Scheduler, "big"))
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
 		cmd := newSchedulerCommand()
-		cmd.SetArgs([]string{"--policy", "batch", "--name", "big", "--server", cell.Addr})
+		cmd.SetArgs([]string{"--policy", "batch", "--name", "big", "--server", cell.Addr, "--credentials", schedCreds})
 		done <- cmd.ExecuteContext(runCtx)
 	}()
 	defer func() {
