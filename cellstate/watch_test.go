@@ -223,7 +223,16 @@ func TestWatchProgressAndMachineFilter(t *testing.T) {
 	res := job.Spec.Task.Resources
 	c.state.Commit(ctxT(t), &cellv1.CommitRequest{Scheduler: "batch", Claims: []*cellv1.Claim{claim(job.Id, 0, "b", res)}})
 	c.state.Commit(ctxT(t), &cellv1.CommitRequest{Scheduler: "batch", Claims: []*cellv1.Claim{claim(job.Id, 1, "a", res)}})
+	// Progress notifications may come first (each carries the revision
+	// the watch was brought up to, which may be start+1 while the second
+	// commit is on its way); the first change must be the one on a.
 	r, err := stream.Recv()
+	for err == nil && r.ProgressNotify {
+		if r.Revision > start+1 {
+			t.Fatalf("progress for revision %d before the change at %d", r.Revision, start+2)
+		}
+		r, err = stream.Recv()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
