@@ -35,7 +35,9 @@ func startRealCell(t *testing.T) Dialer {
 		_ = st.Close()
 	})
 	addr := lis.Addr().String()
-	return func(ctx context.Context) (*grpc.ClientConn, error) { return Dial(ctx, addr, credentials.Client{Insecure: true}) }
+	return func(ctx context.Context) (*grpc.ClientConn, error) {
+		return Dial(ctx, addr, credentials.Client{Insecure: true})
+	}
 }
 
 func runTenant(t *testing.T, dial Dialer, args ...string) (string, error) {
