@@ -29,21 +29,34 @@ type authn struct {
 	revoked  *Revocations // nil: none revoked
 	now      func() time.Time
 	log      *slog.Logger
+	// refused audits a call refused here (logged rate-limited and
+	// counted in omegacell_auth_denied_total, reason "unauthenticated").
+	refused func(ctx context.Context, fullMethod string, err error)
 }
 
 var adminIdentity = identity.Identity{Role: identity.Admin}
 
-func (a *authn) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	ctx, err := a.identify(ctx)
+func (a *authn) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	idCtx, err := a.identify(ctx)
 	if err != nil {
+		method := ""
+		if info != nil {
+			method = info.FullMethod
+		}
+		a.audit(ctx, method, err)
 		return nil, err
 	}
-	return h(ctx, req)
+	return h(idCtx, req)
 }
 
-func (a *authn) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+func (a *authn) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	ctx, err := a.identify(ss.Context())
 	if err != nil {
+		method := ""
+		if info != nil {
+			method = info.FullMethod
+		}
+		a.audit(ss.Context(), method, err)
 		return err
 	}
 	return h(srv, identifiedStream{ss, ctx})
@@ -56,6 +69,12 @@ type identifiedStream struct {
 }
 
 func (s identifiedStream) Context() context.Context { return s.ctx }
+
+func (a *authn) audit(ctx context.Context, fullMethod string, err error) {
+	if a.refused != nil {
+		a.refused(ctx, fullMethod, err)
+	}
+}
 
 func (a *authn) identify(ctx context.Context) (context.Context, error) {
 	if a.insecure {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	grpccreds "google.golang.org/grpc/credentials"
@@ -70,7 +72,7 @@ func newTestCellTLS(t testing.TB, opts Options) *testCell {
 // The interceptor puts the caller's identity in every call's context, and
 // refuses a plaintext connection with Unauthenticated.
 func TestAuthnIdentifiesEveryCall(t *testing.T) {
-	c := newTestCellTLS(t, Options{})
+	c := newTestCellTLS(t, Options{Metrics: NewMetrics(prometheus.NewRegistry())})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var seen []string
@@ -91,5 +93,18 @@ func TestAuthnIdentifiesEveryCall(t *testing.T) {
 	}
 	if _, err := c.machines.ListMachines(ctx, &cellv1.ListMachinesRequest{}); err != nil {
 		t.Fatalf("admin over mTLS: %v", err)
+	}
+	// The server's own interceptor audits what it refuses: counted under
+	// reason "unauthenticated", with the method's short name.
+	denied := func() float64 {
+		return testutil.ToFloat64(c.store.m.authDenied.WithLabelValues("ListMachines", "unauthenticated"))
+	}
+	before := denied()
+	info := &grpc.UnaryServerInfo{FullMethod: cellv1.MachineService_ListMachines_FullMethodName}
+	if _, err := c.srv.authn.unary(ctx, nil, info, h); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("server's authn, no peer: %v, want Unauthenticated", err)
+	}
+	if got := denied(); got != before+1 {
+		t.Errorf("omegacell_auth_denied_total{ListMachines,unauthenticated} %v → %v, want +1", before, got)
 	}
 }

@@ -61,7 +61,7 @@ func (s *Server) identity(ctx context.Context) (identity.Identity, error) {
 func (s *Server) authorize(ctx context.Context, fullMethod string, facts func(identity.Identity) *authz.Facts) (caller, error) {
 	id, err := s.identity(ctx)
 	if err != nil {
-		s.audit.unauthenticated(ctx, fullMethod)
+		s.audit.unauthenticated(ctx, fullMethod, "no identity in the call's context")
 		return caller{}, err
 	}
 	var f *authz.Facts
@@ -92,7 +92,7 @@ func (s *Server) storeError(err error) error {
 func (s *Server) gate(ctx context.Context, fullMethod string) error {
 	id, err := s.identity(ctx)
 	if err != nil {
-		s.audit.unauthenticated(ctx, fullMethod)
+		s.audit.unauthenticated(ctx, fullMethod, "no identity in the call's context")
 		return err
 	}
 	if strings.HasPrefix(fullMethod, "/grpc.reflection.") {
@@ -197,7 +197,9 @@ func (a *auditLog) denied(err error) {
 	}
 }
 
-func (a *auditLog) unauthenticated(ctx context.Context, fullMethod string) {
+// unauthenticated audits a call refused for its credential (none, revoked,
+// expired, naming no identity); detail says which.
+func (a *auditLog) unauthenticated(ctx context.Context, fullMethod, detail string) {
 	method := "unknown"
 	if r := authz.Lookup(fullMethod); r != nil {
 		method = r.Method
@@ -208,7 +210,8 @@ func (a *auditLog) unauthenticated(ctx context.Context, fullMethod string) {
 		addr = p.Addr.String()
 	}
 	if ok, suppressed := a.allow("anonymous " + addr); ok {
-		a.log.Warn("unauthenticated call refused", "peer", addr, "method", method, "suppressed_since_last", suppressed)
+		a.log.Warn("unauthenticated call refused", "peer", addr, "method", method, "rule", "unauthenticated",
+			"detail", detail, "suppressed_since_last", suppressed)
 	}
 }
 

@@ -80,6 +80,9 @@ func NewServer(store *Store, o ServerOptions) *Server {
 		logs:  newLogProxy(o.Logs, o.SubjectPrefix),
 		stats: make(map[string]*cellv1.SchedulerStats), claims: make(map[string][2]uint64),
 	}
+	s.authn.refused = func(ctx context.Context, fullMethod string, err error) {
+		s.audit.unauthenticated(ctx, fullMethod, status.Convert(err).Message())
+	}
 	store.OnSchedulersExpired(s.forgetSchedulers)
 	return s
 }
