@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/omegacell/omegacell/cellclient"
+	"github.com/omegacell/omegacell/proto/cellclient"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )
 

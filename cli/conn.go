@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/omegacell/omegacell/cellclient"
+	"github.com/omegacell/omegacell/proto/cellclient"
 	"github.com/omegacell/omegacell/proto/credentials"
 )
 

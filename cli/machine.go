@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/omegacell/omegacell/cellclient"
+	"github.com/omegacell/omegacell/proto/cellclient"
 	"github.com/omegacell/omegacell/jobspec"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/omegacell/omegacell/cellclient"
+	"github.com/omegacell/omegacell/proto/cellclient"
 	"github.com/omegacell/omegacell/cellserver"
 	"github.com/omegacell/omegacell/cli"
 	"github.com/omegacell/omegacell/internal/celltest"

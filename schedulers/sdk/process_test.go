@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/omegacell/omegacell/cellclient"
+	"github.com/omegacell/omegacell/proto/cellclient"
 	"github.com/omegacell/omegacell/cellstate"
 	"github.com/omegacell/omegacell/pbconv"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
