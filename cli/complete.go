@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/omegacell/omegacell/proto/cellclient"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/cellclient"
 )
 
 // completionTimeout keeps shell completion snappy when the cell is slow or

@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/omegacell/omegacell/proto/cellclient"
 	"github.com/omegacell/omegacell/jobspec"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/cellclient"
 )
 
 // MachineCommand returns `machine` with list and drain. dial reaches the

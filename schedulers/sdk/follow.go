@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/omegacell/omegacell/proto/cellclient"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/cellclient"
 )
 
 // event is what the follower hands the scheduling loop, in cell order:

@@ -20,10 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/omegacell/omegacell/proto/cellclient"
 	"github.com/omegacell/omegacell/cellstate"
 	"github.com/omegacell/omegacell/pbconv"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/cellclient"
 	"github.com/omegacell/omegacell/proto/credentials"
 	"github.com/omegacell/omegacell/schedulers/policy/builtin"
 	"github.com/omegacell/omegacell/txn"
