@@ -6,13 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	grpccreds "google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/omegacell/omegacell/cellstate"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
-	"github.com/omegacell/omegacell/proto/credentials"
 	"github.com/omegacell/omegacell/proto/identity"
 	"github.com/omegacell/omegacell/proto/limits"
 )
@@ -25,15 +22,7 @@ import (
 // they were.
 func TestAuthzNATSAttacks(t *testing.T) {
 	s := startSecure(t, t.TempDir())
-	admin, err := credentials.Load(s.AdminDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(grpccreds.NewTLS(admin.ClientTLS("127.0.0.1"))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := adminConn(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	machines := cellv1.NewMachineServiceClient(conn)

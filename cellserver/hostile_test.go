@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -27,36 +26,6 @@ func eventually(t *testing.T, what string, within time.Duration, cond func() boo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// metric sums a metric's samples in the server's registry, and counts
-// its series.
-func metric(t *testing.T, c *celltest.Cell, name string) (sum float64, series int) {
-	t.Helper()
-	mfs, err := c.Server.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			series++
-			sum += value(m)
-		}
-	}
-	return sum, series
-}
-
-func value(m *dto.Metric) float64 {
-	switch {
-	case m.GetCounter() != nil:
-		return m.GetCounter().GetValue()
-	case m.GetGauge() != nil:
-		return m.GetGauge().GetValue()
-	}
-	return 0
 }
 
 // 20,000 registrations of distinct scheduler names keep at most the cap;
@@ -184,7 +153,7 @@ func TestHostileFinishedJobsAreDeletedAfterRetention(t *testing.T) {
 	if g, err := jobs.GetJob(ctx, &cellv1.GetJobRequest{IdOrName: "short"}); err != nil || g.Job.Id != second.Job.Id {
 		t.Fatalf("by name: %v %v", g, err)
 	}
-	if deleted, _ := metric(t, c, "omegacell_store_deleted_tasks_total"); deleted != 1000 {
+	if deleted, _ := c.Metric(t, "omegacell_store_deleted_tasks_total"); deleted != 1000 {
 		t.Fatalf("deleted tasks metric %v, want 1000", deleted)
 	}
 }

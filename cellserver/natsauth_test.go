@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"google.golang.org/grpc"
-	grpccreds "google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/omegacell/omegacell/cellstate"
@@ -164,15 +162,7 @@ func TestNATSAuthentication(t *testing.T) {
 // server's liveness over authenticated NATS.
 func TestHeartbeatsOverAuthenticatedNATS(t *testing.T) {
 	s := startSecure(t, t.TempDir())
-	admin, err := credentials.Load(s.AdminDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(grpccreds.NewTLS(admin.ClientTLS("127.0.0.1"))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := adminConn(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	machines := cellv1.NewMachineServiceClient(conn)

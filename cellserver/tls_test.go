@@ -32,6 +32,22 @@ func startSecure(t *testing.T, dir string) *Server {
 	return s
 }
 
+// adminConn dials s with the admin bundle it wrote; closed when the test
+// ends.
+func adminConn(t *testing.T, s *Server) *grpc.ClientConn {
+	t.Helper()
+	admin, err := credentials.Load(s.AdminDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(grpccreds.NewTLS(admin.ClientTLS("127.0.0.1"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 func mustID(t *testing.T, role identity.Role, name string, tenants ...string) identity.Identity {
 	t.Helper()
 	id, err := identity.New(role, name, tenants...)

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -38,20 +37,7 @@ type logCell struct {
 
 func newLogCell(t *testing.T, o LogOptions) *logCell {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(5 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := startNATS(t)
 	c := newTestCell(t, Options{})
 	o.Conn = nc
 	g := NewServer(c.store, ServerOptions{Insecure: true, Logs: o}).GRPCServer()
@@ -65,7 +51,7 @@ func newLogCell(t *testing.T, o LogOptions) *logCell {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(); g.Stop() }) // before the store closes
-	return &logCell{testCell: c, nc: nc, url: ns.ClientURL(), logs: cellv1.NewJobServiceClient(conn)}
+	return &logCell{testCell: c, nc: nc, url: nc.ConnectedUrl(), logs: cellv1.NewJobServiceClient(conn)}
 }
 
 // runningTaskOn submits a one-task job and places it on machine.

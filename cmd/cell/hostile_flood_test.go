@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/omegacell/omegacell/agent"
@@ -24,36 +23,6 @@ import (
 	"github.com/omegacell/omegacell/proto/identity"
 	"github.com/omegacell/omegacell/proto/limits"
 )
-
-// metric sums a metric's samples in the server's registry, and counts
-// its series.
-func metric(t *testing.T, c *celltest.Cell, name string) (sum float64, series int) {
-	t.Helper()
-	mfs, err := c.Server.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			series++
-			sum += value(m)
-		}
-	}
-	return sum, series
-}
-
-func value(m *dto.Metric) float64 {
-	switch {
-	case m.GetCounter() != nil:
-		return m.GetCounter().GetValue()
-	case m.GetGauge() != nil:
-		return m.GetGauge().GetValue()
-	}
-	return 0
-}
 
 // flood publishes heartbeat batches for unknown machines (and garbage)
 // from several connections until stop closes, and returns how many
@@ -184,13 +153,13 @@ func TestHostileHeartbeatFloodNeverMarksALiveMachineDown(t *testing.T) {
 	if tk := task(); tk.State != cellv1.TaskState_TASK_STATE_RUNNING || tk.Attempt != 1 {
 		t.Fatalf("after the flood the task is %v attempt %d; want running attempt 1", tk.State, tk.Attempt)
 	}
-	unknown, _ := metric(t, c, "omegacell_heartbeats_unknown_machine_total")
-	dropped, _ := metric(t, c, "omegacell_heartbeats_dropped_messages_total")
+	unknown, _ := c.Metric(t, "omegacell_heartbeats_unknown_machine_total")
+	dropped, _ := c.Metric(t, "omegacell_heartbeats_dropped_messages_total")
 	if unknown == 0 {
 		t.Fatalf("the flood sent %d heartbeats; the server counted none as unknown", sent)
 	}
 	for _, name := range []string{"omegacell_machine_used_cpu_millicores", "omegacell_machine_reserved_cpu_millicores"} {
-		if _, series := metric(t, c, name); series > 1 {
+		if _, series := c.Metric(t, name); series > 1 {
 			t.Errorf("%s has %d series after a flood of unknown machines; want at most 1 (m1)", name, series)
 		}
 	}

@@ -42,9 +42,10 @@ func rssBytes(t *testing.T, pid int) int64 {
 // TestHostileRetentionReturnsMemory runs `cell server` as a child
 // process, fills it with finished tasks (10 jobs of up to 100,000 tasks,
 // stopped at once), lets them pass a short retention and checks that the
-// server's Go heap comes back within 20% of the empty cell's and its RSS
-// too, but for Pebble's memtables (C memory, bounded by Options of the
-// store, resident once filled). It measures the
+// server's RSS comes back within 20% of the empty cell's, but for Pebble's
+// memtables (C memory, bounded by Options of the store, resident once
+// filled); it logs the Go heap (see below why it is not asserted). It
+// measures the
 // issue's figure at 1,000,000 tasks when OMEGACELL_RSS_TASKS=1000000 (the
 // default, 200,000, keeps `go test` short):
 //

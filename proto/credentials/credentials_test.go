@@ -81,7 +81,7 @@ func TestFindOrder(t *testing.T) {
 
 func TestServerName(t *testing.T) {
 	for in, want := range map[string]string{
-		"127.0.0.1:7070":          "127.0.0.1",
+		"127.0.0.1:17070":         "127.0.0.1",
 		"cell.example.com:7070":   "cell.example.com",
 		"[::1]:7070":              "::1",
 		"nats://127.0.0.1:4222":   "127.0.0.1",
