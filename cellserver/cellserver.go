@@ -21,6 +21,7 @@ import (
 	"github.com/omegacell/omegacell/cellstate"
 	"github.com/omegacell/omegacell/pki"
 	"github.com/omegacell/omegacell/proto/credentials"
+	"github.com/omegacell/omegacell/replication"
 )
 
 // Config is what a cell server runs with.
@@ -51,6 +52,9 @@ type Config struct {
 	MaxPendingTasks int
 	SchedulerTTL    time.Duration
 	MaxSchedulers   int
+	// Cluster makes the server one replica of a replicated cell (zero:
+	// single server; cluster.go).
+	Cluster ClusterConfig
 }
 
 // RegisterLimitFlags adds the flags of the bounds on what the cell keeps
@@ -88,6 +92,7 @@ type Server struct {
 	pki      *pki.Cell              // nil when insecure
 	revoked  *cellstate.Revocations // nil when insecure
 	natsAuth *natsAuth              // nil when insecure or external NATS
+	repl     *replication.Node      // nil in single-server mode
 }
 
 func Start(c Config, log *slog.Logger) (_ *Server, err error) {
@@ -146,6 +151,14 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, fmt.Errorf("--listen %s: %w", c.Listen, err)
 	}
 	s.addr = s.lis.Addr().String()
+	if c.Cluster.enabled() {
+		if c.NATSURL != "" {
+			return nil, errors.New("--peers: cluster mode clusters the embedded NATS servers; it cannot use --nats")
+		}
+		if err := s.startReplication(c); err != nil {
+			return nil, err
+		}
+	}
 	go func() { s.errc <- s.grpc.Serve(s.lis) }()
 	if c.Metrics != "" {
 		mux := http.NewServeMux()
@@ -175,6 +188,11 @@ func (s *Server) embedNATS(c Config) (string, error) {
 	opts := embeddedNATSOptions(host, port)
 	if err := s.secureNATS(opts); err != nil {
 		return "", err
+	}
+	if c.Cluster.enabled() {
+		if err := s.clusterNATS(c, opts); err != nil {
+			return "", err
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -219,6 +237,9 @@ func (s *Server) Close() {
 	}
 	if s.http != nil {
 		s.http.Close()
+	}
+	if s.repl != nil {
+		s.repl.Close()
 	}
 	if s.liveness != nil {
 		s.liveness.Close()

@@ -126,6 +126,8 @@ type Store struct {
 
 	identity cellIdentity // set once by Open (identity.go)
 
+	repl atomic.Pointer[replica] // nil: single server (replica.go)
+
 	// Checkpoints (see checkpoint.go). dirty is loop-owned; a checkpoint
 	// in flight owns the set it was handed.
 	dirty          *dirtySet
@@ -325,7 +327,11 @@ func (s *Store) round(batch []*request) {
 	wb := s.db.NewBatch()
 	var entries []*encodedEntry
 	var werr error
+	rp := s.repl.Load()
 	for _, r := range batch {
+		if r.err = rp.admit(r.op); r.err != nil {
+			continue
+		}
 		cs := newChangeSet(st.rev + 1)
 		st.changes = cs
 		r.result, r.err = r.op.run(st)
@@ -345,6 +351,10 @@ func (s *Store) round(batch []*request) {
 			s.dirty.add(cs, st.jobTasks)
 		}
 		st.changes = nil
+	}
+	if werr == nil && len(entries) > 0 {
+		// In cluster mode the quorum has the round before Pebble does.
+		werr = rp.append(entries)
 	}
 	if werr == nil && len(entries) > 0 {
 		werr = wb.Set(keyRevision, uint64Value(st.rev), nil)
