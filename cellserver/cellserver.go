@@ -115,6 +115,11 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.Cluster.enabled() {
+		// A replica commits nothing (not even the collector's or the
+		// liveness check's changes) before it joined the cell.
+		s.store.EnableReplication(nil, nil)
+	}
 	if c.Insecure {
 		s.log.Warn(credentials.InsecureWarning, "part", "cell server")
 	} else if err := s.setUpPKI(c); err != nil {

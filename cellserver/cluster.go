@@ -69,6 +69,7 @@ func (s *Server) clusterNATS(c Config, o *server.Options) error {
 	if err != nil {
 		return fmt.Errorf("--cluster-listen: %w", err)
 	}
+	setRaftTiming()
 	o.ServerName = cl.Name
 	o.JetStream = true
 	o.StoreDir = filepath.Join(c.DataDir, "jetstream")

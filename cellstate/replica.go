@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,8 +64,7 @@ type replica struct {
 	repl       Replicator
 	leader     atomic.Pointer[string] // the leader's gRPC address, as last known
 	leaderFrom atomic.Int64           // when this store last became leader (unix ns)
-	fenced     func(error)            // told once when an append fails
-	fenceOnce  sync.Once
+	fenced     func(error)            // told when an append fails
 }
 
 // ReasonNotLeader is the google.rpc.ErrorInfo reason (domain omegacell) of
@@ -99,8 +97,8 @@ func (e *NotLeaderError) GRPCStatus() *status.Status {
 }
 
 // EnableReplication makes s a replica, starting as follower. Call it right
-// after Open, before anything is served. fenced is told (once) when an
-// append failed: the store is then dead and the process must restart.
+// after Open, before anything is served. fenced is told when an append
+// failed: the store then refuses everything until Reload.
 func (s *Store) EnableReplication(r Replicator, fenced func(error)) {
 	rp := &replica{repl: r, fenced: fenced}
 	empty := ""
@@ -145,13 +143,20 @@ func (s *Store) leaderSince() time.Time {
 	return time.Time{}
 }
 
-// admit decides whether the loop may run op in the store's role.
-func (rp *replica) admit(op operation) error {
+// leading is the role a round runs in: it is read once per round, so a
+// round admitted as leader is appended even if the store steps down
+// meanwhile (the append's fence decides), and a follower's round is
+// never appended.
+func (rp *replica) leading() bool {
+	return rp == nil || Role(rp.role.Load()) == RoleLeader
+}
+
+// admit decides whether the loop may run op in the round's role.
+func (rp *replica) admit(op operation, leader bool) error {
 	if rp == nil {
 		return nil
 	}
 	_, apply := op.(*applyOp)
-	leader := Role(rp.role.Load()) == RoleLeader
 	switch {
 	case leader && apply:
 		return errors.New("cellstate: the leader does not apply replicated revisions")
@@ -163,8 +168,8 @@ func (rp *replica) admit(op operation) error {
 
 // append hands a leader's round to the Replicator (followers' rounds came
 // from the stream).
-func (rp *replica) append(entries []*encodedEntry) error {
-	if rp == nil || Role(rp.role.Load()) != RoleLeader {
+func (rp *replica) append(entries []*encodedEntry, leader bool) error {
+	if rp == nil || !leader {
 		return nil
 	}
 	revs := make([]*cellv1.ReplicatedRevision, len(entries))
@@ -175,11 +180,9 @@ func (rp *replica) append(entries []*encodedEntry) error {
 	if err := rp.repl.Append(revs); err != nil {
 		rp.role.Store(int32(RoleFollower))
 		err = fmt.Errorf("cellstate: replicating revisions %d-%d: %w", entries[0].rev, entries[len(entries)-1].rev, err)
-		rp.fenceOnce.Do(func() {
-			if rp.fenced != nil {
-				go rp.fenced(err)
-			}
-		})
+		if rp.fenced != nil {
+			go rp.fenced(err)
+		}
 		return err
 	}
 	return nil
@@ -326,4 +329,52 @@ func (s *Store) SetIdentity(id string, incarnation uint64) error {
 	}
 	s.identity = newCellIdentity(id, incarnation)
 	return nil
+}
+
+// Reload discards the in-memory state and rebuilds it from Pebble, then
+// serves again: a replica whose append was refused (its round's changes
+// exist only in memory) goes back to its durable revision without a
+// restart, as a follower. Only for a store that failed that way.
+func (s *Store) Reload() error {
+	if s.Err() == nil {
+		return errors.New("cellstate: reload of a store that did not fail")
+	}
+	// A failed store commits nothing, so no checkpoint starts after these.
+	s.checkpoints.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.reset()
+	s.dirty = newDirtySet()
+	if err := s.recover(); err != nil {
+		return err
+	}
+	s.st.recoverGC()
+	if s.st.rev != s.hub.headRevision() {
+		return fmt.Errorf("cellstate: reloaded revision %d, watchers saw %d", s.st.rev, s.hub.headRevision())
+	}
+	s.failMu.Lock()
+	s.failed = nil
+	s.failMu.Unlock()
+	return nil
+}
+
+// reset empties the state for a recovery, keeping what is not revisioned
+// (the scheduler clock) and the caps. Tenant policies are replaced in
+// place: submits read them without the lock.
+func (st *state) reset() {
+	fresh := newState()
+	st.rev = 0
+	st.machines, st.jobs, st.jobByName, st.schedulers = fresh.machines, fresh.jobs, fresh.jobByName, fresh.schedulers
+	st.pendingBySched, st.onMachine, st.liveJobs = fresh.pendingBySched, fresh.onMachine, fresh.liveJobs
+	st.finished = finishedQueue{}
+	empty := map[string]*cellv1.TenantPolicy{}
+	st.tenants.p.Store(&empty)
+	st.now, st.changes = 0, nil
+}
+
+// headRevision is the newest revision published to watchers.
+func (h *hub) headRevision() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.head
 }

@@ -328,8 +328,9 @@ func (s *Store) round(batch []*request) {
 	var entries []*encodedEntry
 	var werr error
 	rp := s.repl.Load()
+	leading := rp.leading() // one role for the whole round
 	for _, r := range batch {
-		if r.err = rp.admit(r.op); r.err != nil {
+		if r.err = rp.admit(r.op, leading); r.err != nil {
 			continue
 		}
 		cs := newChangeSet(st.rev + 1)
@@ -354,7 +355,7 @@ func (s *Store) round(batch []*request) {
 	}
 	if werr == nil && len(entries) > 0 {
 		// In cluster mode the quorum has the round before Pebble does.
-		werr = rp.append(entries)
+		werr = rp.append(entries, leading)
 	}
 	if werr == nil && len(entries) > 0 {
 		werr = wb.Set(keyRevision, uint64Value(st.rev), nil)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,6 +29,7 @@ const (
 	identityKey  = "identity"
 	DefaultTTL   = 2 * time.Second
 	applyBatch   = 512
+	catchUpLimit = 30 * time.Second
 	appendWait   = 5 * time.Second
 	setupTimeout = 2 * time.Minute
 )
@@ -70,8 +73,14 @@ type Node struct {
 	leading   bool
 	leaseRev  uint64
 	renewedAt time.Time
+	epoch     string             // this leadership's name, in message ids
+	reloading bool               // the store is dropping a refused round
 	follow    context.CancelFunc // stops the follower loop
 	followed  chan struct{}      // closed when it returned
+
+	caughtUp  atomic.Bool // applied the log as far as it went at start
+	startLast uint64      // where the log ended at start
+	bg        sync.WaitGroup
 
 	failOnce sync.Once
 	stop     chan struct{}
@@ -126,7 +135,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.adoptIdentity(ctx); err != nil {
 		return nil, err
 	}
-	cfg.Store.EnableReplication(appender{n}, n.fail)
+	cfg.Store.EnableReplication(appender{n}, n.fenced)
 	if err := n.checkPosition(ctx); err != nil {
 		return nil, err
 	}
@@ -191,6 +200,8 @@ func (n *Node) checkPosition(ctx context.Context) error {
 	case info.State.Msgs > 0 && rev+1 < info.State.FirstSeq:
 		return fmt.Errorf("replication: this store is at revision %d, the replicated log starts at %d: it cannot catch up from the log", rev, info.State.FirstSeq)
 	}
+	n.startLast = info.State.LastSeq
+	n.caughtUp.Store(rev >= n.startLast)
 	n.log.Info("following the replicated log", "revision", rev, "log_last", info.State.LastSeq)
 	return nil
 }
@@ -204,6 +215,7 @@ func (n *Node) Close() {
 	}
 	close(n.stop)
 	<-n.done
+	n.bg.Wait()
 	n.stopFollowing()
 	n.mu.Lock()
 	leading := n.leading
@@ -221,6 +233,38 @@ func (n *Node) Leading() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.leading
+}
+
+// fenced takes a refused append: the store drops its in-memory round
+// (Reload: back to its durable revision) and follows the log again.
+func (n *Node) fenced(err error) {
+	n.mu.Lock()
+	if n.reloading {
+		n.mu.Unlock()
+		return
+	}
+	n.reloading, n.leading = true, false
+	n.mu.Unlock()
+	n.log.Warn("an append was refused; dropping the round and following the log", "err", err)
+	n.cfg.Store.SetRole(cellstate.RoleFollower)
+	n.cfg.Store.SetLeaderAddress("")
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		// The commit loop marks the store failed right after the refusal.
+		for i := 0; i < 200 && n.cfg.Store.Err() == nil; i++ {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if rerr := n.cfg.Store.Reload(); rerr != nil {
+			n.fail(fmt.Errorf("%v; reloading the store: %w", err, rerr))
+			return
+		}
+		n.mu.Lock()
+		n.reloading = false
+		n.mu.Unlock()
+		n.log.Info("store reloaded from disk; following", "revision", n.cfg.Store.Revision())
+		n.startFollowing()
+	}()
 }
 
 func (n *Node) fail(err error) {
@@ -243,9 +287,13 @@ func (n *Node) run() {
 			return
 		case <-tick.C:
 		}
-		if n.Leading() {
+		n.mu.Lock()
+		leading, reloading := n.leading, n.reloading
+		n.mu.Unlock()
+		switch {
+		case leading:
 			n.renew()
-		} else {
+		case !reloading:
 			n.campaign()
 		}
 	}
@@ -264,8 +312,11 @@ func (n *Node) renew() {
 		n.leaseRev, n.renewedAt = newRev, time.Now()
 		return
 	}
-	if time.Since(n.renewedAt) < n.cfg.LeaseTTL/2 && !errors.Is(err, jetstream.ErrKeyExists) {
-		return // a slow renewal: try again on the next tick
+	if time.Since(n.renewedAt) < n.cfg.LeaseTTL*3/4 && !wrongLast(err) {
+		// A slow or failed renewal (the bucket's Raft group may be
+		// electing): try again on the next tick. Appends stop on their
+		// own once the lease is 3/4 of its TTL old.
+		return
 	}
 	n.log.Warn("lost the lease; stepping down", "err", err)
 	n.leading = false
@@ -275,6 +326,9 @@ func (n *Node) renew() {
 }
 
 func (n *Node) campaign() {
+	if !n.caughtUp.Load() {
+		return // a server far behind the log leaves the lead to one that is not
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaseTTL)
 	defer cancel()
 	rev, err := n.lease.Create(ctx, leaseKey, n.value)
@@ -289,14 +343,39 @@ func (n *Node) campaign() {
 	}
 	won := time.Now()
 	n.log.Info("won the lease; catching up with the log")
-	// Read the log to its end before committing anything: the follower
-	// loop applies while we wait.
-	info, err := n.stream.Info(ctx)
-	for err == nil && n.cfg.Store.Revision() < info.State.LastSeq {
-		select {
-		case <-ctx.Done():
-			err = ctx.Err()
-		case <-time.After(5 * time.Millisecond):
+	// Read the log to its end before committing anything, holding the
+	// lease meanwhile. The follower loop stops first; what it had not
+	// applied is read here message by message (no consumer to recreate
+	// if the old leader's server hosted it).
+	n.stopFollowing()
+	renewed := won
+	var last uint64
+	for {
+		if time.Since(won) > catchUpLimit {
+			err = fmt.Errorf("not caught up after %v", catchUpLimit)
+		}
+		if err == nil && time.Since(renewed) > n.cfg.LeaseTTL/4 {
+			rctx, rcancel := context.WithTimeout(context.Background(), n.cfg.LeaseTTL/2)
+			rev, err = n.lease.Update(rctx, leaseKey, n.value, rev)
+			rcancel()
+			renewed = time.Now()
+		}
+		if err == nil {
+			ictx, icancel := context.WithTimeout(context.Background(), n.cfg.LeaseTTL/2)
+			var info *jetstream.StreamInfo
+			if info, err = n.stream.Info(ictx); err == nil {
+				last = info.State.LastSeq
+				err = n.readTo(ictx, last)
+			}
+			icancel()
+			if err != nil && !errors.Is(err, errDiverged) && time.Since(won) < catchUpLimit {
+				err = nil // the log's Raft group may be electing: again
+				sleep(context.Background(), 20*time.Millisecond)
+				continue
+			}
+		}
+		if err != nil || n.cfg.Store.Revision() >= last {
+			break
 		}
 	}
 	if err != nil {
@@ -304,16 +383,52 @@ func (n *Node) campaign() {
 		dctx, dcancel := context.WithTimeout(context.Background(), time.Second)
 		_ = n.lease.Delete(dctx, leaseKey, jetstream.LastRevision(rev))
 		dcancel()
+		if errors.Is(err, errDiverged) {
+			n.fail(err)
+			return
+		}
+		n.startFollowing()
 		return
 	}
-	n.stopFollowing()
-	n.moveRaftLeaders(ctx)
 	n.mu.Lock()
-	n.leading, n.leaseRev, n.renewedAt = true, rev, won
+	n.leading, n.leaseRev, n.renewedAt, n.epoch = true, rev, renewed, fmt.Sprintf("%s-%d", n.cfg.Name, rev)
 	n.mu.Unlock()
 	n.cfg.Store.SetLeaderAddress(n.cfg.Address)
 	n.cfg.Store.SetRole(cellstate.RoleLeader)
-	n.log.Info("leading the cell", "revision", n.cfg.Store.Revision(), "log_last", info.State.LastSeq, "took", time.Since(won))
+	n.log.Info("leading the cell", "revision", n.cfg.Store.Revision(), "log_last", last, "took", time.Since(won))
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		mctx, mcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer mcancel()
+		n.moveRaftLeaders(mctx)
+	}()
+}
+
+// readTo applies the log up to last, reading it message by message.
+func (n *Node) readTo(ctx context.Context, last uint64) error {
+	for ctx.Err() == nil {
+		from := n.cfg.Store.Revision() + 1
+		if from > last {
+			return nil
+		}
+		var revs []*cellv1.ReplicatedRevision
+		for seq := from; seq <= last && len(revs) < applyBatch; seq++ {
+			m, err := n.stream.GetMsg(ctx, seq)
+			if err != nil {
+				return err
+			}
+			r := &cellv1.ReplicatedRevision{}
+			if err := proto.Unmarshal(m.Data, r); err != nil || r.Revision != seq {
+				return fmt.Errorf("%w: log message %d is not revision %d (%v)", errDiverged, seq, seq, err)
+			}
+			revs = append(revs, r)
+		}
+		if err := n.cfg.Store.Apply(context.WithoutCancel(ctx), revs); err != nil {
+			return fmt.Errorf("%w: %v", errDiverged, err)
+		}
+	}
+	return ctx.Err()
 }
 
 // moveRaftLeaders asks JetStream to move the Raft leadership of the log
@@ -353,37 +468,91 @@ func (a appender) Append(revs []*cellv1.ReplicatedRevision) error {
 	n := a.n
 	n.mu.Lock()
 	valid := n.leading && time.Since(n.renewedAt) < n.cfg.LeaseTTL*3/4
+	epoch := n.epoch
 	n.mu.Unlock()
 	if !valid {
 		return errors.New("the lease ran out before the round was appended")
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(revs))
-	for _, r := range revs {
+	deadline := time.Now().Add(appendWait)
+	msgs := make([]*nats.Msg, len(revs))
+	futures := make([]jetstream.PubAckFuture, len(revs))
+	for i, r := range revs {
 		data, err := proto.Marshal(r)
 		if err != nil {
 			return err
 		}
-		f, err := n.js.PublishMsgAsync(&nats.Msg{Subject: LogSubject, Data: data}, jetstream.WithExpectLastSequence(r.Revision-1))
-		if err != nil {
-			return fmt.Errorf("append revision %d: %w", r.Revision, err)
+		msgs[i] = &nats.Msg{Subject: LogSubject, Data: data}
+		if futures[i], err = n.js.PublishMsgAsync(msgs[i], appendOpts(epoch, r.Revision)...); err != nil {
+			futures = futures[:i]
+			break
 		}
-		futures = append(futures, f)
 	}
 	timeout := time.NewTimer(appendWait)
 	defer timeout.Stop()
-	for i, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			if ack.Sequence != revs[i].Revision {
-				return fmt.Errorf("revision %d stored at sequence %d", revs[i].Revision, ack.Sequence)
+	for i := range revs {
+		var err error
+		if i < len(futures) {
+			select {
+			case ack := <-futures[i].Ok():
+				if ack.Sequence != revs[i].Revision {
+					return fmt.Errorf("revision %d stored at sequence %d", revs[i].Revision, ack.Sequence)
+				}
+				continue
+			case err = <-futures[i].Err():
+			case <-timeout.C:
+				err = errors.New("no acknowledgement")
 			}
-		case err := <-f.Err():
-			return fmt.Errorf("append revision %d: %w", revs[i].Revision, err)
-		case <-timeout.C:
-			return fmt.Errorf("append revision %d: no acknowledgement within %s", revs[i].Revision, appendWait)
 		}
+		if wrongLast(err) {
+			return fmt.Errorf("append revision %d: another leader appended (%w)", revs[i].Revision, err)
+		}
+		// The stream may be electing its Raft leader: append again, one
+		// by one. The message id makes an append that did reach the log
+		// answer as a duplicate of itself; the expected sequence still
+		// fences any other writer.
+		return n.appendEach(revs[i:], msgs[i:], epoch, deadline)
 	}
 	return nil
+}
+
+func (n *Node) appendEach(revs []*cellv1.ReplicatedRevision, msgs []*nats.Msg, epoch string, deadline time.Time) error {
+	for i := 0; i < len(revs); {
+		d := time.Now().Add(time.Second)
+		if deadline.Before(d) {
+			d = deadline
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), d)
+		ack, err := n.js.PublishMsg(ctx, msgs[i], appendOpts(epoch, revs[i].Revision)...)
+		cancel()
+		switch {
+		case err == nil && ack.Sequence != revs[i].Revision:
+			return fmt.Errorf("revision %d stored at sequence %d", revs[i].Revision, ack.Sequence)
+		case err == nil:
+			i++
+			continue
+		case wrongLast(err):
+			return fmt.Errorf("append revision %d: another leader appended (%w)", revs[i].Revision, err)
+		case time.Now().After(deadline):
+			return fmt.Errorf("append revision %d: %w", revs[i].Revision, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+func appendOpts(epoch string, rev uint64) []jetstream.PublishOpt {
+	return []jetstream.PublishOpt{jetstream.WithExpectLastSequence(rev - 1), jetstream.WithMsgID(epoch + "-" + strconv.FormatUint(rev, 10))}
+}
+
+// wrongLast reports JetStream's refusal of an append whose expected last
+// sequence is not the stream's.
+func wrongLast(err error) bool {
+	var je jetstream.JetStreamError
+	if err == nil || !errors.As(err, &je) || je.APIError() == nil {
+		return false
+	}
+	c := je.APIError().ErrorCode
+	return c == jetstream.JSErrCodeStreamWrongLastSequence || c == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 }
 
 // startFollowing starts applying the log after the store's revision.
@@ -496,6 +665,9 @@ func (n *Node) apply(ctx context.Context, cons jetstream.Consumer) error {
 				return err
 			}
 			return fmt.Errorf("%w: %v", errDiverged, err)
+		}
+		if revs[len(revs)-1].Revision >= n.startLast {
+			n.caughtUp.Store(true)
 		}
 	}
 }
