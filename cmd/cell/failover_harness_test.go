@@ -257,3 +257,10 @@ func snapshot(ctx context.Context, conn *grpc.ClientConn) (*cellv1.SnapshotRespo
 	}
 	return all, cellstate.CheckSnapshot(all.Machines, all.Jobs, all.Tasks)
 }
+
+// dump logs the last n lines of every server's log.
+func (rs *replicaSet) dump(n int) {
+	for _, nd := range rs.nodes {
+		rs.t.Logf("%s:\n%s", nd.name, nd.tail(n))
+	}
+}

@@ -357,6 +357,7 @@ func TestFailoverPartitionedLeader(t *testing.T) {
 	}()
 	// Another server leads and commits while the old one is frozen.
 	if _, err := probeCommit(rs.all, "during", 30*time.Second); err != nil {
+		rs.dump(12)
 		t.Fatal(err)
 	}
 	old.signal(syscall.SIGCONT)
@@ -371,6 +372,7 @@ func TestFailoverPartitionedLeader(t *testing.T) {
 		}})
 		cancel()
 		if err == nil {
+			rs.dump(12)
 			t.Fatalf("the partitioned old leader %s accepted a commit (stale-%d)", old.name, i)
 		}
 	}

@@ -30,8 +30,9 @@ import (
 // answer to the leader it names (or to the next server while an election
 // is in progress) and sends the call again: nothing was done. When the
 // server it used goes away it moves on to another that is up; a call in
-// flight when a server died fails (its outcome is unknown) and the
-// caller's own retry reaches the new leader.
+// flight when a server died or stopped answering (Unavailable,
+// DeadlineExceeded) fails, its outcome unknown, and the caller's own retry
+// goes to another server.
 
 // ReasonNotLeader is the ErrorInfo reason of a write sent to a follower.
 const ReasonNotLeader = "NOT_LEADER"
@@ -144,8 +145,11 @@ func (f *follower) unary(ctx context.Context, method string, req, reply any, cc 
 		}
 		hint, nl := notLeader(err)
 		if !nl {
-			if status.Code(err) == codes.Unavailable {
-				f.moveOn("", tried) // that server is going away
+			switch status.Code(err) {
+			case codes.Unavailable, codes.DeadlineExceeded:
+				// That server is going away, or hangs (paused,
+				// partitioned): the next call tries another.
+				f.moveOn("", tried)
 			}
 			return err
 		}
@@ -169,7 +173,7 @@ func (f *follower) unary(ctx context.Context, method string, req, reply any, cc 
 func (f *follower) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	tried := *f.leader.Load()
 	s, err := streamer(context.WithValue(ctx, followerKey{}, f), desc, cc, method, opts...)
-	if err != nil && status.Code(err) == codes.Unavailable {
+	if c := status.Code(err); err != nil && (c == codes.Unavailable || c == codes.DeadlineExceeded) {
 		f.moveOn("", tried)
 	}
 	return s, err
