@@ -25,6 +25,8 @@ type commitOp struct {
 // CommitResult is the outcome of a committed transaction.
 type CommitResult struct {
 	Decision *txn.Decision
+	// preemptions attributes the victims to tenants (metrics).
+	preemptions []preemption
 }
 
 func (o commitOp) run(s *state) (any, error) {
@@ -36,11 +38,12 @@ func (o commitOp) run(s *state) (any, error) {
 		return nil, err
 	}
 	d := txn.Validate(s, o.tx)
+	ps := s.preemptionsOf(o.tx, d) // before Apply: the victims' machines
 	txn.Apply(s, d)
 	for _, k := range d.Preempted {
 		s.annotateTask(k, fmt.Sprintf("preempted by scheduler %s", o.tx.Scheduler))
 	}
-	return &CommitResult{Decision: d}, nil
+	return &CommitResult{Decision: d, preemptions: ps}, nil
 }
 
 // annotateTask sets the message of a task version installed by the

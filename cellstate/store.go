@@ -198,6 +198,7 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	s.m.attach(s) // per-tenant metrics read the ledger (tenant_metrics.go)
 	s.st.recoverGC()
 	if err := s.loadIdentity(); err != nil {
 		db.Close()
