@@ -136,11 +136,11 @@ func (m *Metrics) setRevision(rev uint64) {
 
 func opName(op operation) string {
 	switch op.(type) {
-	case commitOp:
+	case *commitOp:
 		return "commit"
-	case submitOp:
+	case *submitOp:
 		return "submit_job"
-	case stopOp:
+	case *stopOp:
 		return "stop_job"
 	case agentUpdatesOp:
 		return "task_updates"
@@ -156,6 +156,8 @@ func opName(op operation) string {
 		return "job_status"
 	case registerSchedulerOp:
 		return "register_scheduler"
+	case reapOp:
+		return "kill_tasks_of_finished_jobs"
 	case gcJobsOp:
 		return "delete_finished_jobs"
 	case expireSchedulersOp:
@@ -171,7 +173,7 @@ func (m *Metrics) observeOp(r *request, done time.Time) {
 		return
 	}
 	m.commitLatency.WithLabelValues(opName(r.op)).Observe(done.Sub(r.queued).Seconds())
-	c, ok := r.op.(commitOp)
+	c, ok := r.op.(*commitOp)
 	if !ok {
 		return
 	}
