@@ -124,7 +124,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Heartbeat messages NATS dropped because the server's subscription fell behind (a flood); machines got a fresh grace.",
 	})
 	reg.MustRegister(m.authDenied, m.unknownHeartbeats, m.droppedHeartbeats, m.gcJobs, m.gcTasks, m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
-		m.revision, m.machines, m.heartbeats, m.badMessages, m.usageCPU, m.usageMem, m.reservedCPU, m.reservedMem)
+		m.revision, m.machines, m.heartbeats, m.badMessages, m.usageCPU, m.usageMem, m.reservedCPU, m.reservedMem,
+		liveHeapGauge())
 	return m
 }
 
