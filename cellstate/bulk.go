@@ -9,7 +9,6 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/omegacell/omegacell/pbconv"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/limits"
 	"github.com/omegacell/omegacell/txn"
@@ -233,18 +232,10 @@ type submitOp struct {
 // prepareSubmit builds a submission outside the loop. guess is the
 // revision the job will most likely get (only its encoded size matters).
 func prepareSubmit(spec *cellv1.JobSpec, now int64, guess uint64) *submitOp {
-	o := &submitOp{spec: spec, id: uuid.NewString(), now: now, tasks: make([]*task, spec.Count), guess: guess}
-	res := pbconv.Resources(spec.Task.GetResources())
-	cons := txn.Compile(pbconv.Constraints(spec.Task.GetConstraints())) // once per job, shared by its tasks
-	for i := range spec.Count {
-		o.tasks[i] = &task{
-			t: &txn.Task{
-				Key: txn.TaskKey{Job: o.id, Index: i}, Scheduler: spec.Scheduler, Priority: spec.Priority,
-				State: txn.TaskPending, Resources: res, Constraints: cons, MaxPerMachine: spec.Task.GetMaxPerMachine(),
-			},
-			submitTime: now,
-			modRev:     guess,
-		}
+	o := &submitOp{spec: spec, id: uuid.NewString(), now: now, guess: guess}
+	o.tasks = newPendingTasks(o.id, spec, now)
+	for _, t := range o.tasks {
+		t.modRev = guess
 	}
 	var obj []byte
 	for i, t := range o.tasks {
@@ -292,20 +283,33 @@ func (o *submitOp) run(s *state) (any, error) {
 	if err := s.refusePending(spec.Count); err != nil {
 		return nil, err
 	}
+	queued, err := s.admission(spec) // quota.go
+	if err != nil {
+		return nil, err
+	}
 	pb := &cellv1.Job{Id: o.id, Spec: spec, State: cellv1.JobState_JOB_STATE_PENDING, SubmitTimeUnixNano: o.now}
-	j := &jobEntry{tmpl: spec.Task, tasks: o.tasks}
+	if queued != "" {
+		pb.State, pb.QueuedReason = cellv1.JobState_JOB_STATE_QUEUED, queued
+	}
+	j := &jobEntry{tmpl: spec.Task}
 	if spec.Task.GetMaxPerMachine() > 0 {
 		j.perMachine = make(map[string]uint32)
 	}
 	s.jobs[o.id] = j
 	s.jobByName[spec.Name] = o.id
 	s.installJob(j, pb)
+	if queued != "" {
+		s.enqueue(j) // no tasks until admitted (quota.go)
+		return pb, nil
+	}
+	// The prepared tasks, installed as installTask would (index: counters
+	// and quota ledger), without recording them one by one.
 	rev := s.changes.rev
+	j.tasks = o.tasks
 	for _, t := range o.tasks {
 		t.modRev = rev
+		s.index(j, t)
 	}
-	j.counts[txn.TaskPending] += uint32(len(o.tasks))
-	s.pendingBySched[spec.Scheduler] += len(o.tasks)
 	s.changes.tasks = o.tasks
 	s.changes.touchedJobs = map[string]struct{}{o.id: {}}
 	if patchRevision(o.changes, o.guess, rev) {
@@ -341,6 +345,7 @@ func (o *stopOp) run(s *state) (any, error) {
 		pb.State = cellv1.JobState_JOB_STATE_STOPPED
 		pb.FinishTimeUnixNano = s.now
 		pb.Message = "stopped by request"
+		s.dequeue(j) // if it was queued (quota.go)
 		s.installJob(j, pb)
 		o.j = j
 	} else if s.jobs[o.j.job.Id] != o.j {

@@ -15,7 +15,8 @@ import (
 	"github.com/omegacell/omegacell/txn"
 )
 
-// Commit, SubmitJob and StopJob are in bulk.go and submit.go.
+// Commit, SubmitJob and StopJob are in bulk.go; killing a finished
+// job's tasks is in slice.go.
 
 // transition applies txn.Transition and installs the result. The
 // transitions the store makes itself are legal by construction; an error
