@@ -98,6 +98,9 @@ type state struct {
 	// finished queues finished jobs by finish time for deletion after
 	// the retention (see gc.go).
 	finished finishedQueue
+	// reaping are finished jobs whose tasks are still being killed, a
+	// slice per round (slice.go).
+	reaping []reapJob
 
 	// The loop's current operation context: time and the revision being
 	// built, and where changed objects are recorded.
