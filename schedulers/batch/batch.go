@@ -24,6 +24,10 @@ type Policy struct {
 // feasible machines, 2 per task left.
 func New() *Policy { return &Policy{MinSample: 10, SampleFactor: 2} }
 
+// FairShare implements policy.FairSharer: the batch scheduler's queue is
+// ordered by weighted DRF across tenants.
+func (p *Policy) FairShare() bool { return true }
+
 // Name implements policy.Policy.
 func (p *Policy) Name() string { return Name }
 

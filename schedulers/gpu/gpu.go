@@ -61,6 +61,10 @@ func (p *Policy) coverage() int64 {
 	return DefaultCoverage
 }
 
+// FairShare implements policy.FairSharer: the GPU scheduler's queue is
+// ordered by weighted DRF across tenants.
+func (p *Policy) FairShare() bool { return true }
+
 // Name implements policy.Policy.
 func (p *Policy) Name() string { return Name }
 
