@@ -35,20 +35,28 @@ func (o commitOp) run(s *state) (any, error) {
 	if err := s.claimsOwnedBy(o.tx, o.by); err != nil {
 		return nil, err
 	}
+	var machines map[string]string
+	if len(o.tx.Preemptions) > 0 {
+		machines = victimMachines(s, o.tx.Preemptions)
+	}
 	d := txn.Validate(s, o.tx)
 	txn.Apply(s, d)
-	for _, k := range d.Preempted {
-		s.annotateTask(k, fmt.Sprintf("preempted by scheduler %s", o.tx.Scheduler))
+	if len(d.Preempted) > 0 {
+		by := preemptors(o.tx, d, machines)
+		for _, k := range d.Preempted {
+			job := by[k]
+			s.annotateTask(k, fmt.Sprintf("preempted by job %s (scheduler %s)", s.jobName(job), o.tx.Scheduler), job)
+		}
 	}
 	return &CommitResult{Decision: d}, nil
 }
 
-// annotateTask sets the message of a task version installed by the
-// current operation (not yet visible to anyone).
-func (s *state) annotateTask(k txn.TaskKey, msg string) {
+// annotateTask sets the message and preempting job of a task version
+// installed by the current operation (not yet visible to anyone).
+func (s *state) annotateTask(k txn.TaskKey, msg, preemptedBy string) {
 	t := s.task(k)
 	if t.modRev == s.changes.rev {
-		t.message = msg
+		t.message, t.preemptedBy = msg, preemptedBy
 	}
 }
 
@@ -131,7 +139,7 @@ func (s *state) transition(k txn.TaskKey, to txn.TaskState, msg string) error {
 		s.PutMachine(nm)
 	}
 	s.PutTask(nt)
-	s.annotateTask(k, msg)
+	s.annotateTask(k, msg, "")
 	return nil
 }
 
