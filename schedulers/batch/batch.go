@@ -57,7 +57,7 @@ func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng 
 			if p.Evict.Probe > 0 && p.Evict.Place(s, t, v.Candidates(rep.Constraints), rng, &d) {
 				continue
 			}
-			reason := pool.Reasons.String()
+			reason := policy.Explain(s, rep, "")
 			if p.Evict.Probe > 0 && policy.CanEvictAny(t.Priority, p.Evict.May) {
 				reason += "; and no lower-band work whose eviction makes room"
 			}

@@ -39,7 +39,6 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng 
 	}
 	perm := policy.NewPermutation(len(cands), rng)
 	h := policy.NewHeap(lessCandidate)
-	var reasons policy.Reasons
 	sample := func(want int) {
 		for found := 0; scanAll || found < want; {
 			i, ok := perm.Next()
@@ -49,8 +48,6 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng 
 			if c, r := p.score(s, w, cands[i], rep); r == txn.ReasonOK {
 				h.Push(c)
 				found++
-			} else {
-				reasons.Add(r)
 			}
 		}
 	}
@@ -59,7 +56,7 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng 
 			if h.Len() == 0 {
 				sample(max(p.MinSample, p.SampleFactor*(len(class.Tasks)-i)))
 				if h.Len() == 0 {
-					p.evictRest(class.Tasks[i:], s, rng, &reasons, d)
+					p.evictRest(class.Tasks[i:], s, rng, d)
 					return
 				}
 			}
@@ -67,7 +64,6 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng 
 			c, r := s.ClaimDevices(top.ord, t, top.devices)
 			if r != txn.ReasonOK {
 				h.Pop()
-				reasons.Add(r)
 				continue
 			}
 			d.Claims = append(d.Claims, c)
@@ -75,7 +71,6 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng 
 				h.FixTop(next)
 			} else {
 				h.Pop()
-				reasons.Add(r)
 			}
 			break
 		}
@@ -85,13 +80,11 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng 
 // placeOne places a single task on the best of every candidate: the
 // common case, without the heap.
 func (p *Policy) placeOne(t *txn.Task, cands []int32, s *policy.Scratch, w target, rng *rand.Rand, d *policy.Decision) {
-	var reasons policy.Reasons
 	var best candidate
 	found := false
 	for _, ord := range cands {
 		c, r := p.score(s, w, ord, t)
 		if r != txn.ReasonOK {
-			reasons.Add(r)
 			continue
 		}
 		if !found || lessCandidate(c, best) {
@@ -104,14 +97,13 @@ func (p *Policy) placeOne(t *txn.Task, cands []int32, s *policy.Scratch, w targe
 			d.Claims = append(d.Claims, c)
 			return
 		}
-		reasons.Add(r)
 	}
-	p.evictRest([]*txn.Task{t}, s, rng, &reasons, d)
+	p.evictRest([]*txn.Task{t}, s, rng, d)
 }
 
 // evictRest places tasks that fit nowhere by evicting lower-band work, in
 // order, and reports the rest as unplaced.
-func (p *Policy) evictRest(tasks []*txn.Task, s *policy.Scratch, rng *rand.Rand, reasons *policy.Reasons, d *policy.Decision) {
+func (p *Policy) evictRest(tasks []*txn.Task, s *policy.Scratch, rng *rand.Rand, d *policy.Decision) {
 	evicting := p.Evict.Probe > 0 && len(tasks) > 0 && policy.CanEvictAny(tasks[0].Priority, p.Evict.May)
 	var cands []int32
 	if evicting {
@@ -119,14 +111,18 @@ func (p *Policy) evictRest(tasks []*txn.Task, s *policy.Scratch, rng *rand.Rand,
 	}
 	for i, t := range tasks {
 		if !evicting || !p.Evict.Place(s, t, cands, rng, d) {
-			reason := reasons.String()
-			if evicting {
-				reason += "; and no lower-band work whose eviction makes room"
-			}
-			d.Unplace(tasks[i:], reason)
+			d.Unplace(tasks[i:], policy.Explain(s, t, "")+noVictims(evicting))
 			return
 		}
 	}
+}
+
+// noVictims is what a reason adds when eviction was tried and did not help.
+func noVictims(tried bool) string {
+	if tried {
+		return "; and no lower-band work whose eviction makes room"
+	}
+	return ""
 }
 
 // placeEvicting places a gang's class task by task: on the best-ranked
@@ -136,7 +132,6 @@ func (p *Policy) evictRest(tasks []*txn.Task, s *policy.Scratch, rng *rand.Rand,
 func (p *Policy) placeEvicting(class policy.Class, s *policy.Scratch, w target, rng *rand.Rand, d *policy.Decision) {
 	cands := candidates(s.View(), class.Rep())
 	all := evictCandidates(s.View(), class.Rep())
-	var reasons policy.Reasons
 	for i, t := range class.Tasks {
 		var best candidate
 		found := false
@@ -156,7 +151,7 @@ func (p *Policy) placeEvicting(class policy.Class, s *policy.Scratch, w target, 
 			}
 		}
 		if !p.Evict.Place(s, t, all, rng, d) {
-			d.Unplace(class.Tasks[i:], reasons.String()+"gang: no lower-band work whose eviction makes room")
+			d.Unplace(class.Tasks[i:], policy.Explain(s, t, "")+noVictims(true))
 			return
 		}
 	}
