@@ -32,6 +32,8 @@ type cell struct {
 	// mirror, if set, is kept equal to the cell for the production
 	// policies (see policies.go).
 	mirror *mirror
+	// tenants, if set, counts what each tenant holds (tenants.go).
+	tenants *tenantBook
 }
 
 // usageArea integrates resources over time (resource × seconds).
@@ -101,7 +103,11 @@ func (c *cell) PutMachine(m *txn.Machine) {
 
 // PutTask implements txn.Mutable: it replaces a task of a live job.
 func (c *cell) PutTask(t *txn.Task) {
-	c.jobs[t.Key.Job].tasks[t.Key.Index] = t
+	j := c.jobs[t.Key.Job]
+	if c.tenants != nil {
+		c.tenants.change(j.spec.Tenant, j.tasks[t.Key.Index], t)
+	}
+	j.tasks[t.Key.Index] = t
 	if c.mirror != nil {
 		c.mirror.v.PutTask(t)
 	}
@@ -119,6 +125,9 @@ func (c *cell) addJob(j *job) {
 // was lost for good. final is its last version, for the mirror; nil when
 // the job is about to be forgotten as a whole.
 func (c *cell) retireTask(j *job, i uint32, final *txn.Task) {
+	if c.tenants != nil {
+		c.tenants.change(j.spec.Tenant, j.tasks[i], nil)
+	}
 	j.tasks[i] = nil
 	j.live--
 	if c.mirror != nil && final != nil {

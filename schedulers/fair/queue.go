@@ -177,6 +177,16 @@ func (q *Queue[J]) reshare(t *tenant[J]) {
 	}
 }
 
+// Each calls f on every entry (stale ones included), in no particular
+// order.
+func (q *Queue[J]) Each(f func(J)) {
+	for b := range q.bands {
+		for _, l := range q.bands[b].items {
+			l.jobs.Each(f)
+		}
+	}
+}
+
 // Forget drops a tenant that has no queued job (its usage and weight are
 // forgotten too); it reports whether it did.
 func (q *Queue[J]) Forget(tenantName string) bool {
