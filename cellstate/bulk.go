@@ -148,11 +148,19 @@ func (o *commitOp) runClaims(s *state, from, to int) {
 		}
 		part.Claims = claims
 	}
+	var machines map[string]string
+	if len(part.Preemptions) > 0 {
+		machines = victimMachines(s, part.Preemptions)
+	}
 	d := txn.Validate(s, &part)
 	o.preemptions = append(o.preemptions, s.preemptionsOf(&part, d)...) // before Apply: the victims' machines
 	txn.Apply(s, d)
-	for _, k := range d.Preempted {
-		s.annotateTask(k, fmt.Sprintf("preempted by scheduler %s", o.tx.Scheduler))
+	if len(d.Preempted) > 0 {
+		by := preemptors(&part, d, machines)
+		for _, k := range d.Preempted {
+			job := by[k]
+			s.annotateTask(k, fmt.Sprintf("preempted by job %s (scheduler %s)", s.jobName(job), o.tx.Scheduler), job)
+		}
 	}
 	if pre == nil && from == 0 && to == len(o.tx.Claims) {
 		o.d = d // the whole transaction at once: the common case
@@ -205,12 +213,12 @@ func (o *commitOp) presets(s *state, from, to int) []txn.ClaimResult {
 	return pre
 }
 
-// annotateTask sets the message of a task version installed by the
-// current operation (not yet visible to anyone).
-func (s *state) annotateTask(k txn.TaskKey, msg string) {
+// annotateTask sets the message and preempting job of a task version
+// installed by the current operation (not yet visible to anyone).
+func (s *state) annotateTask(k txn.TaskKey, msg, preemptedBy string) {
 	t := s.task(k)
 	if t.modRev == s.changes.rev {
-		t.message = msg
+		t.message, t.preemptedBy = msg, preemptedBy
 	}
 }
 

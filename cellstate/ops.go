@@ -30,7 +30,7 @@ func (s *state) transition(k txn.TaskKey, to txn.TaskState, msg string) error {
 		s.PutMachine(nm)
 	}
 	s.PutTask(nt)
-	s.annotateTask(k, msg)
+	s.annotateTask(k, msg, "")
 	return nil
 }
 

@@ -36,6 +36,7 @@ type task struct {
 	failures    uint32
 	notBefore   int64
 	lastMachine string
+	preemptedBy string // job id whose claim preempted it (issue 12)
 	modRev      uint64
 }
 
@@ -186,7 +187,7 @@ func (s *state) PutTask(t *txn.Task) {
 		switch t.State {
 		case txn.TaskAssigned:
 			nt.assignTime, nt.startTime, nt.finishTime = s.now, 0, 0
-			nt.exitCode, nt.message = 0, ""
+			nt.exitCode, nt.message, nt.preemptedBy = 0, "", ""
 		case txn.TaskRunning:
 			nt.startTime = s.now
 		case txn.TaskPending:
@@ -371,6 +372,7 @@ func (t *task) pb() *cellv1.Task {
 		Failures:           t.failures,
 		NotBeforeUnixNano:  t.notBefore,
 		LastMachineId:      t.lastMachine,
+		PreemptedByJobId:   t.preemptedBy,
 	}
 	pbconv.TaskInto(out, t.t)
 	return out

@@ -682,6 +682,7 @@ func taskFromPB(pb *cellv1.Task, tmpl *cellv1.TaskTemplate) *task {
 		failures:    pb.Failures,
 		notBefore:   pb.NotBeforeUnixNano,
 		lastMachine: pb.LastMachineId,
+		preemptedBy: pb.PreemptedByJobId,
 		modRev:      pb.ModRevision,
 	}
 }

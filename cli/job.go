@@ -247,7 +247,7 @@ func writeJobStatus(w io.Writer, resp *cellv1.GetJobResponse, maxRows int) {
 		if task.GetState() == cellv1.TaskState_TASK_STATE_SUCCEEDED || task.GetState() == cellv1.TaskState_TASK_STATE_FAILED {
 			exit = strconv.Itoa(int(task.GetExitCode()))
 		}
-		row(t, strconv.Itoa(int(task.GetIndex())), taskStateName(task.GetState()), cmp.Or(task.GetMachineId(), "-"),
+		row(t, strconv.Itoa(int(task.GetIndex())), taskStateText(task), cmp.Or(task.GetMachineId(), "-"),
 			strconv.Itoa(int(task.GetAttempt())), strconv.Itoa(int(task.GetFailures())), exit,
 			formatTime(task.GetStartTimeUnixNano()), oneLine(task.GetMessage(), 60))
 	}

@@ -1580,8 +1580,12 @@ type Task struct {
 	NotBeforeUnixNano int64 `protobuf:"varint,19,opt,name=not_before_unix_nano,json=notBeforeUnixNano,proto3" json:"not_before_unix_nano,omitempty"`
 	// The machine of the latest placement, kept after the task leaves it.
 	LastMachineId string `protobuf:"bytes,20,opt,name=last_machine_id,json=lastMachineId,proto3" json:"last_machine_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Issue 12: the job whose claim preempted this task, set when a
+	// preemption sends it back to pending and cleared when it is placed
+	// again.
+	PreemptedByJobId string `protobuf:"bytes,120,opt,name=preempted_by_job_id,json=preemptedByJobId,proto3" json:"preempted_by_job_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -1750,6 +1754,13 @@ func (x *Task) GetNotBeforeUnixNano() int64 {
 func (x *Task) GetLastMachineId() string {
 	if x != nil {
 		return x.LastMachineId
+	}
+	return ""
+}
+
+func (x *Task) GetPreemptedByJobId() string {
+	if x != nil {
+		return x.PreemptedByJobId
 	}
 	return ""
 }
@@ -5439,7 +5450,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\rqueued_reason\x18d \x01(\tR\fqueuedReason\"6\n" +
 	"\aTaskRef\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\rR\x05index\"\xf1\x05\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\"\xa0\x06\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x1c\n" +
@@ -5462,7 +5473,8 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x05usage\x18\x11 \x01(\v2\x0e.cell.v1.UsageR\x05usage\x12\x1a\n" +
 	"\bfailures\x18\x12 \x01(\rR\bfailures\x12/\n" +
 	"\x14not_before_unix_nano\x18\x13 \x01(\x03R\x11notBeforeUnixNano\x12&\n" +
-	"\x0flast_machine_id\x18\x14 \x01(\tR\rlastMachineId\"8\n" +
+	"\x0flast_machine_id\x18\x14 \x01(\tR\rlastMachineId\x12-\n" +
+	"\x13preempted_by_job_id\x18x \x01(\tR\x10preemptedByJobId\"8\n" +
 	"\x10SubmitJobRequest\x12$\n" +
 	"\x04spec\x18\x01 \x01(\v2\x10.cell.v1.JobSpecR\x04spec\"O\n" +
 	"\x11SubmitJobResponse\x12\x1e\n" +
