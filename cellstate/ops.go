@@ -37,8 +37,13 @@ func (o commitOp) run(s *state) (any, error) {
 	}
 	d := txn.Validate(s, o.tx)
 	txn.Apply(s, d)
-	for _, k := range d.Preempted {
-		s.annotateTask(k, fmt.Sprintf("preempted by scheduler %s", o.tx.Scheduler))
+	if len(d.Preempted) > 0 {
+		by := s.preemptors(o.tx, d)
+		for _, k := range d.Preempted {
+			job := by[s.task(k).lastMachine]
+			s.annotateTask(k, fmt.Sprintf("preempted by job %s (scheduler %s)", job, o.tx.Scheduler))
+			s.markPreempted(k, job)
+		}
 	}
 	return &CommitResult{Decision: d}, nil
 }
@@ -91,7 +96,7 @@ func (o submitOp) run(s *state) (any, error) {
 	return pb, nil
 }
 
-type stopOp struct{ idOrName string }
+type stopOp struct{ idOrName, by string }
 
 func (o stopOp) run(s *state) (any, error) {
 	j, err := s.lookupJob(o.idOrName)
@@ -101,7 +106,11 @@ func (o stopOp) run(s *state) (any, error) {
 	if !jobLive(j.job) {
 		return nil, status.Errorf(codes.FailedPrecondition, "job %s is already %s", j.job.Id, jobStateName(j.job.State))
 	}
-	s.killTasks(j, "job stopped")
+	why := "job stopped"
+	if o.by != "" {
+		why = "job stopped by " + o.by
+	}
+	s.killTasks(j, why)
 	pb := proto.Clone(j.job).(*cellv1.Job)
 	pb.State = cellv1.JobState_JOB_STATE_STOPPED
 	pb.FinishTimeUnixNano = s.now
@@ -110,10 +119,12 @@ func (o stopOp) run(s *state) (any, error) {
 	return pb, nil
 }
 
-// killTasks moves every unfinished task of a job to killed.
+// killTasks moves every unfinished task of a job to killed. A task that
+// already ended (failed, lost, preempted) keeps its state: a job that
+// fails because a task failed shows that task failed, with its exit code.
 func (s *state) killTasks(j *jobEntry, why string) {
 	for _, t := range j.tasks {
-		if txn.CanTransition(t.t.State, txn.TaskKilled) {
+		if !t.t.State.Terminal() && txn.CanTransition(t.t.State, txn.TaskKilled) {
 			s.transition(t.t.Key, txn.TaskKilled, why)
 		}
 	}
@@ -130,7 +141,7 @@ func (s *state) transition(k txn.TaskKey, to txn.TaskState, msg string) error {
 	if nm != nil {
 		s.PutMachine(nm)
 	}
-	s.PutTask(nt)
+	s.putTask(nt, msg)
 	s.annotateTask(k, msg)
 	return nil
 }

@@ -621,6 +621,7 @@ func taskFromPB(pb *cellv1.Task, tmpl *cellv1.TaskTemplate) *task {
 		failures:    pb.Failures,
 		notBefore:   pb.NotBeforeUnixNano,
 		lastMachine: pb.LastMachineId,
+		events:      pb.Events,
 		modRev:      pb.ModRevision,
 	}
 }

@@ -35,6 +35,7 @@ func (p *Policy) Modes(job view.JobInfo) policy.Modes { return policy.DefaultMod
 func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng *rand.Rand) policy.Decision {
 	d := policy.Decision{Claims: make([]txn.Claim, 0, len(pending))}
 	s := policy.NewScratch(v, job.ID)
+	pending = policy.PlacePinned(s, pending, &d)
 	for _, class := range policy.Classes(pending, &d) {
 		rep := class.Rep()
 		pool := policy.NewPool(s, rep, v.Candidates(rep.Constraints), BestFit, rng)

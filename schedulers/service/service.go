@@ -44,6 +44,7 @@ func (p *Policy) Modes(job view.JobInfo) policy.Modes { return policy.DefaultMod
 func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng *rand.Rand) policy.Decision {
 	d := policy.Decision{Claims: make([]txn.Claim, 0, len(pending))}
 	s := policy.NewScratch(v, job.ID)
+	pending = policy.PlacePinned(s, pending, &d)
 	var counts map[string]int // replicas per failure domain, this decision's included
 	if job.SpreadKey != "" {
 		counts = v.JobPlacement(job.ID).DomainCounts(job.SpreadKey)
