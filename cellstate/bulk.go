@@ -160,6 +160,7 @@ func (o *commitOp) runClaims(s *state, from, to int) {
 		for _, k := range d.Preempted {
 			job := by[k]
 			s.annotateTask(k, fmt.Sprintf("preempted by job %s (scheduler %s)", s.jobName(job), o.tx.Scheduler), job)
+			s.markPreempted(k, s.jobName(job)) // the event of the eviction (events.go)
 		}
 	}
 	if pre == nil && from == 0 && to == len(o.tx.Claims) {
@@ -338,6 +339,7 @@ func (o *submitOp) run(s *state) (any, error) {
 // when every task is killed.
 type stopOp struct {
 	idOrName string
+	by       string // who asked (identity.String), named in the tasks' events
 	j        *jobEntry
 	next     int
 }
@@ -364,6 +366,10 @@ func (o *stopOp) run(s *state) (any, error) {
 		o.next = len(o.j.tasks) // deleted meanwhile: nothing is left
 		return o.j.job, nil
 	}
-	o.next = s.killFrom(o.j, o.next, "job stopped", sliceItems)
+	why := "job stopped"
+	if o.by != "" {
+		why = "job stopped by " + o.by
+	}
+	o.next = s.killFrom(o.j, o.next, why, sliceItems)
 	return o.j.job, nil
 }

@@ -29,7 +29,7 @@ func (s *state) transition(k txn.TaskKey, to txn.TaskState, msg string) error {
 	if nm != nil {
 		s.PutMachine(nm)
 	}
-	s.PutTask(nt)
+	s.putTask(nt, msg)
 	s.annotateTask(k, msg, "")
 	return nil
 }

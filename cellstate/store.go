@@ -683,6 +683,7 @@ func taskFromPB(pb *cellv1.Task, tmpl *cellv1.TaskTemplate) *task {
 		notBefore:   pb.NotBeforeUnixNano,
 		lastMachine: pb.LastMachineId,
 		preemptedBy: pb.PreemptedByJobId,
+		events:      pb.Events,
 		modRev:      pb.ModRevision,
 	}
 }
