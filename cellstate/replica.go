@@ -108,13 +108,22 @@ func (s *Store) EnableReplication(r Replicator, fenced func(error)) {
 
 // SetRole switches between follower and leader. A store becomes leader
 // only once it applied the whole stream (the caller's duty); its next
-// round appends after its revision.
+// round appends after its revision. Becoming leader rebuilds what only
+// a leader's commit loop keeps (the quota queues of queued jobs, the
+// stopped jobs whose tasks are still being killed): a follower installs
+// the leader's objects and never needed them.
 func (s *Store) SetRole(r Role) {
 	rp := s.repl.Load()
 	if rp == nil {
 		return
 	}
 	if r == RoleLeader && Role(rp.role.Load()) != RoleLeader {
+		s.mu.Lock()
+		st := s.st
+		st.queues, st.queuedTasks, st.reaping = newState().queues, 0, nil
+		st.recoverQueues()
+		st.recoverReaping()
+		s.mu.Unlock()
 		rp.leaderFrom.Store(time.Now().UnixNano())
 	}
 	rp.role.Store(int32(r))
@@ -175,7 +184,7 @@ func (rp *replica) append(entries []*encodedEntry, leader bool) error {
 	revs := make([]*cellv1.ReplicatedRevision, len(entries))
 	for i, e := range entries {
 		revs[i] = &cellv1.ReplicatedRevision{Revision: e.rev, Watch: e.data,
-			Schedulers: e.cs.schedulers, SchedulersGone: e.cs.schedulersGone, Tenants: e.cs.tenants}
+			Schedulers: e.cs.schedulers, SchedulersGone: e.cs.schedulersGone}
 	}
 	if err := rp.repl.Append(revs); err != nil {
 		rp.role.Store(int32(RoleFollower))
@@ -236,12 +245,11 @@ func (o *applyOp) run(s *state) (any, error) {
 				newJobs[o.Job.Id] = o.Job
 			}
 		case *cellv1.Change_Task:
-			j := newJobs[o.Task.JobId]
 			n := uint32(0)
-			if j != nil {
+			if j := newJobs[o.Task.JobId]; j != nil {
 				n = j.GetSpec().GetCount()
 			} else if je := s.jobs[o.Task.JobId]; je != nil {
-				n = uint32(len(je.tasks))
+				n = je.job.GetSpec().GetCount()
 			}
 			if o.Task.Index >= n {
 				return nil, fmt.Errorf("cellstate: replicated revision %d: task %s/%d of an unknown job", rev, o.Task.JobId, o.Task.Index)
@@ -264,12 +272,16 @@ func (o *applyOp) run(s *state) (any, error) {
 			j := s.jobs[pb.Id]
 			if j == nil {
 				spec := pb.GetSpec()
-				j = &jobEntry{tmpl: spec.GetTask(), tasks: make([]*task, spec.GetCount())}
+				j = &jobEntry{tmpl: spec.GetTask()}
 				if j.tmpl.GetMaxPerMachine() > 0 {
 					j.perMachine = make(map[string]uint32)
 				}
 				s.jobs[pb.Id] = j
 				s.jobByName[spec.GetName()] = pb.Id
+			}
+			// A queued job has no tasks until it is admitted (quota.go).
+			if n := int(recoveredTasks(pb)); len(j.tasks) < n {
+				j.tasks = append(j.tasks, make([]*task, n-len(j.tasks))...)
 			}
 			s.installJob(j, pb)
 		case *cellv1.Change_Task:
@@ -284,6 +296,9 @@ func (o *applyOp) run(s *state) (any, error) {
 			s.installTask(t)
 		case *cellv1.Change_Deleted:
 			s.deleteJob(s.jobs[o.Deleted.GetJobId()])
+		case *cellv1.Change_Tenant:
+			s.putTenant(o.Tenant)
+			s.changes.tenants = append(s.changes.tenants, o.Tenant)
 		}
 	}
 	for _, name := range o.r.Schedulers {
@@ -296,10 +311,6 @@ func (o *applyOp) run(s *state) (any, error) {
 		delete(s.pendingBySched, name)
 		s.seen.forget(name)
 		s.changes.schedulersGone = append(s.changes.schedulersGone, name)
-	}
-	for _, p := range o.r.Tenants {
-		s.tenants.put(p)
-		s.changes.tenants = append(s.changes.tenants, p)
 	}
 	// The leader's job versions already carry what refreshJobs decides.
 	s.changes.touchedJobs = nil
@@ -349,6 +360,7 @@ func (s *Store) Reload() error {
 		return err
 	}
 	s.st.recoverGC()
+	s.st.recoverReaping()
 	if s.st.rev != s.hub.headRevision() {
 		return fmt.Errorf("cellstate: reloaded revision %d, watchers saw %d", s.st.rev, s.hub.headRevision())
 	}
@@ -366,9 +378,9 @@ func (st *state) reset() {
 	st.rev = 0
 	st.machines, st.jobs, st.jobByName, st.schedulers = fresh.machines, fresh.jobs, fresh.jobByName, fresh.schedulers
 	st.pendingBySched, st.onMachine, st.liveJobs = fresh.pendingBySched, fresh.onMachine, fresh.liveJobs
+	st.ledger, st.queues, st.queuedTasks, st.reaping = fresh.ledger, fresh.queues, 0, nil
 	st.finished = finishedQueue{}
-	empty := map[string]*cellv1.TenantPolicy{}
-	st.tenants.p.Store(&empty)
+	st.tenants.p.Store(nil) // submits read it without the lock
 	st.now, st.changes = 0, nil
 }
 

@@ -57,7 +57,8 @@ func cellDump(t *testing.T, s *Store) map[string]string {
 	names, pending := s.Schedulers()
 	sort.Strings(names)
 	out["schedulers"] = fmt.Sprint(names, pending)
-	for _, p := range s.TenantPolicies() {
+	tenants, _ := s.Tenants()
+	for _, p := range tenants {
 		out["tenant/"+p.Name] = prototext(p)
 	}
 	return out
@@ -99,7 +100,7 @@ func TestReplicaAppliesLeaderHistory(t *testing.T) {
 	if _, err := leader.store.RegisterScheduler(ctx, "custom"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := leader.store.SetTenantPolicy(ctx, &cellv1.TenantPolicy{Name: "team-a", MaxBand: cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION}); err != nil {
+	if _, _, err := leader.store.CreateTenant(ctx, &cellv1.Tenant{Name: "team-a", MaxBand: cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION}); err != nil {
 		t.Fatal(err)
 	}
 	var jobs []*cellv1.Job

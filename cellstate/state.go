@@ -36,7 +36,11 @@ type task struct {
 	failures    uint32
 	notBefore   int64
 	lastMachine string
-	modRev      uint64
+	preemptedBy string // job id whose claim preempted it (issue 12)
+	// events of the task's last ended attempts (see events.go); shared
+	// between versions, never mutated once installed.
+	events []*cellv1.TaskEvent
+	modRev uint64
 }
 
 // jobEntry is the loop's mutable bookkeeping of one job. job and the
@@ -73,7 +77,13 @@ type state struct {
 	jobs       map[string]*jobEntry
 	jobByName  map[string]string // name -> newest job of that name
 	schedulers map[string]bool   // registered names
-	tenants    tenantPolicies    // see tenant.go
+	tenants    tenantConfigs     // see tenant.go
+
+	// ledger holds quotas and their use (quota.go); queues the queued
+	// jobs per tenant and band, queuedTasks their tasks.
+	ledger      *txn.Ledger
+	queues      map[tenantBand]*jobQueue
+	queuedTasks int
 
 	// pendingBySched counts pending tasks per owning scheduler.
 	pendingBySched map[string]int
@@ -92,6 +102,9 @@ type state struct {
 	// finished queues finished jobs by finish time for deletion after
 	// the retention (see gc.go).
 	finished finishedQueue
+	// reaping are finished jobs whose tasks are still being killed, a
+	// slice per round (slice.go).
+	reaping []reapJob
 
 	// The loop's current operation context: time and the revision being
 	// built, and where changed objects are recorded.
@@ -109,6 +122,8 @@ func newState() *state {
 		onMachine:      make(map[string]*machineTasks),
 		liveJobs:       make(map[string]int),
 		seen:           newSchedulerClock(0),
+		ledger:         txn.NewLedger(),
+		queues:         make(map[tenantBand]*jobQueue),
 	}
 }
 
@@ -167,15 +182,23 @@ func (s *state) PutMachine(m *txn.Machine) {
 
 // PutTask installs a new placement version of a task, carrying over the
 // store's own fields and stamping times for state changes.
-func (s *state) PutTask(t *txn.Task) {
+func (s *state) PutTask(t *txn.Task) { s.putTask(t, "") }
+
+// putTask is PutTask for a transition the store makes itself, for why: an
+// attempt that ends as the task goes back to pending has its events
+// archived (see events.go).
+func (s *state) putTask(t *txn.Task, why string) {
 	old := s.task(t.Key)
 	nt := *old
 	nt.t = t
+	if t.State == txn.TaskPending && old.t.State != txn.TaskPending {
+		nt.events = archive(old.events, endedAttemptEvents(old, s.now, why))
+	}
 	if t.State != old.t.State {
 		switch t.State {
 		case txn.TaskAssigned:
 			nt.assignTime, nt.startTime, nt.finishTime = s.now, 0, 0
-			nt.exitCode, nt.message = 0, ""
+			nt.exitCode, nt.message, nt.preemptedBy = 0, "", ""
 		case txn.TaskRunning:
 			nt.startTime = s.now
 		case txn.TaskPending:
@@ -211,6 +234,11 @@ func (s *state) task(k txn.TaskKey) *task {
 // installMachine makes nm the current version and records the change.
 func (s *state) installMachine(nm *machine) {
 	nm.modRev = s.changes.rev
+	var old *txn.Machine
+	if o := s.machines[nm.m.ID]; o != nil {
+		old = o.m
+	}
+	s.ledger.AccountMachine(old, nm.m)
 	s.machines[nm.m.ID] = nm
 	s.changes.machine(nm)
 }
@@ -232,6 +260,7 @@ func (s *state) installTask(nt *task) {
 // index counts a task version in the job's counters and the cell's
 // indexes; unindex takes it out.
 func (s *state) index(j *jobEntry, t *task) {
+	s.ledger.AccountTask(nil, t.t)
 	j.counts[t.t.State]++
 	if t.t.State == txn.TaskPending {
 		s.pendingBySched[t.t.Scheduler]++
@@ -255,6 +284,7 @@ func (s *state) index(j *jobEntry, t *task) {
 }
 
 func (s *state) unindex(j *jobEntry, t *task) {
+	s.ledger.AccountTask(t.t, nil)
 	j.counts[t.t.State]--
 	if t.t.State == txn.TaskPending {
 		s.pendingBySched[t.t.Scheduler]--
@@ -353,6 +383,8 @@ func (t *task) pb() *cellv1.Task {
 		Failures:           t.failures,
 		NotBeforeUnixNano:  t.notBefore,
 		LastMachineId:      t.lastMachine,
+		PreemptedByJobId:   t.preemptedBy,
+		Events:             t.events,
 	}
 	pbconv.TaskInto(out, t.t)
 	return out

@@ -106,6 +106,8 @@ func (s TaskState) Terminal() bool {
 type Task struct {
 	Key       TaskKey
 	Scheduler string
+	// Tenant is the job's tenant (quota is charged to it).
+	Tenant    string
 	Priority  int32
 	State     TaskState
 	Machine   string // set while HoldsResources
@@ -116,6 +118,9 @@ type Task struct {
 	// From the job's template; shared, never mutated.
 	Constraints   []Constraint
 	MaxPerMachine uint32
+	// Pin is the one machine a task of a system job may run on (issue
+	// 13); empty for every other task.
+	Pin string
 }
 
 // Clone returns a copy that can be changed without touching t.

@@ -1,6 +1,9 @@
 package policy
 
 import (
+	"fmt"
+	"strings"
+
 	"math/rand/v2"
 
 	"github.com/omegacell/omegacell/schedulers/view"
@@ -16,6 +19,13 @@ type Policy interface {
 	// Place decides claims for pending (tasks of job, in the order they
 	// should be placed) on v. It must not modify v or the tasks.
 	Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng *rand.Rand) Decision
+}
+
+// FairSharer is implemented by policies whose scheduler orders its queue
+// by weighted Dominant Resource Fairness across tenants (package
+// schedulers/fair) rather than by priority and submission alone.
+type FairSharer interface {
+	FairShare() bool
 }
 
 // Modes is how a decision is committed: the conflict mode (fine: resources
@@ -81,7 +91,11 @@ func (d *Decision) KeepWholeGang(job view.JobInfo, pending []*txn.Task) {
 		return
 	}
 	first := d.Unplaced[0]
-	reason := "gang: " + first.Task.String() + " could not be placed: " + first.Reason
+	reason := first.Reason
+	if !strings.HasPrefix(reason, "gang ") {
+		reason = fmt.Sprintf("gang %s needs %d tasks × (%s) at once: room for %d now, %d short; %s",
+			JobName(job), len(pending), Shape(job.Resources), len(d.Claims), len(pending)-len(d.Claims), reason)
+	}
 	d.Claims, d.Preemptions, d.Unplaced = nil, nil, d.Unplaced[:0]
 	d.Unplace(pending, reason)
 }

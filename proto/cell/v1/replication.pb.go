@@ -39,10 +39,8 @@ type ReplicatedRevision struct {
 	Schedulers []string `protobuf:"bytes,3,rep,name=schedulers,proto3" json:"schedulers,omitempty"`
 	// Scheduler registrations that expired in this revision.
 	SchedulersGone []string `protobuf:"bytes,4,rep,name=schedulers_gone,json=schedulersGone,proto3" json:"schedulers_gone,omitempty"`
-	// Tenant policies set in this revision.
-	Tenants       []*TenantPolicy `protobuf:"bytes,5,rep,name=tenants,proto3" json:"tenants,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ReplicatedRevision) Reset() {
@@ -99,13 +97,6 @@ func (x *ReplicatedRevision) GetSchedulers() []string {
 func (x *ReplicatedRevision) GetSchedulersGone() []string {
 	if x != nil {
 		return x.SchedulersGone
-	}
-	return nil
-}
-
-func (x *ReplicatedRevision) GetTenants() []*TenantPolicy {
-	if x != nil {
-		return x.Tenants
 	}
 	return nil
 }
@@ -225,15 +216,14 @@ var File_cell_v1_replication_proto protoreflect.FileDescriptor
 
 const file_cell_v1_replication_proto_rawDesc = "" +
 	"\n" +
-	"\x19cell/v1/replication.proto\x12\acell.v1\x1a\x12cell/v1/cell.proto\"\xc0\x01\n" +
+	"\x19cell/v1/replication.proto\x12\acell.v1\"\x95\x01\n" +
 	"\x12ReplicatedRevision\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x14\n" +
 	"\x05watch\x18\x02 \x01(\fR\x05watch\x12\x1e\n" +
 	"\n" +
 	"schedulers\x18\x03 \x03(\tR\n" +
 	"schedulers\x12'\n" +
-	"\x0fschedulers_gone\x18\x04 \x03(\tR\x0eschedulersGone\x12/\n" +
-	"\atenants\x18\x05 \x03(\v2\x15.cell.v1.TenantPolicyR\atenants\"E\n" +
+	"\x0fschedulers_gone\x18\x04 \x03(\tR\x0eschedulersGoneJ\x04\b\x05\x10\x06\"E\n" +
 	"\fReplicaLease\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fgrpc_address\x18\x02 \x01(\tR\vgrpcAddress\"?\n" +
@@ -258,15 +248,13 @@ var file_cell_v1_replication_proto_goTypes = []any{
 	(*ReplicatedRevision)(nil), // 0: cell.v1.ReplicatedRevision
 	(*ReplicaLease)(nil),       // 1: cell.v1.ReplicaLease
 	(*ReplicaCell)(nil),        // 2: cell.v1.ReplicaCell
-	(*TenantPolicy)(nil),       // 3: cell.v1.TenantPolicy
 }
 var file_cell_v1_replication_proto_depIdxs = []int32{
-	3, // 0: cell.v1.ReplicatedRevision.tenants:type_name -> cell.v1.TenantPolicy
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	0, // [0:0] is the sub-list for method output_type
+	0, // [0:0] is the sub-list for method input_type
+	0, // [0:0] is the sub-list for extension type_name
+	0, // [0:0] is the sub-list for extension extendee
+	0, // [0:0] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_replication_proto_init() }
@@ -274,7 +262,6 @@ func file_cell_v1_replication_proto_init() {
 	if File_cell_v1_replication_proto != nil {
 		return
 	}
-	file_cell_v1_cell_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
