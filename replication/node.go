@@ -140,8 +140,43 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.startFollowing()
+	n.waitCurrent(ctx)
 	go n.run()
 	return n, nil
+}
+
+// waitCurrent waits (bounded by ctx) until this server's copies of the log
+// and of the lease are current in their Raft groups: a server that just
+// came back is not counted on for a quorum before it caught up, so the
+// loss of another server right after does not stall the log.
+func (n *Node) waitCurrent(ctx context.Context) {
+	for _, name := range []string{StreamName, "KV_" + LeaseBucket} {
+		for ctx.Err() == nil {
+			ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			info, err := n.js.Stream(ictx, name)
+			var si *jetstream.StreamInfo
+			if err == nil {
+				si, err = info.Info(ictx)
+			}
+			cancel()
+			if err == nil && si.Cluster != nil && replicaCurrent(si.Cluster, n.cfg.Name) {
+				break
+			}
+			sleep(ctx, 100*time.Millisecond)
+		}
+	}
+}
+
+func replicaCurrent(c *jetstream.ClusterInfo, name string) bool {
+	if c.Leader == name {
+		return true
+	}
+	for _, p := range c.Replicas {
+		if p.Name == name {
+			return p.Current && p.Lag == 0
+		}
+	}
+	return false
 }
 
 // adoptIdentity makes the store serve under the replicated cell's
