@@ -93,6 +93,7 @@ type Server struct {
 	revoked  *cellstate.Revocations // nil when insecure
 	natsAuth *natsAuth              // nil when insecure or external NATS
 	repl     *replication.Node      // nil in single-server mode
+	storeDir string
 }
 
 func Start(c Config, log *slog.Logger) (_ *Server, err error) {
@@ -107,8 +108,9 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("--data: %w", err)
 	}
+	s.storeDir = filepath.Join(c.DataDir, "store")
 	s.store, err = cellstate.Open(cellstate.Options{
-		Dir: filepath.Join(c.DataDir, "store"), NoSync: c.NoSync, LogRetention: c.LogRetention, Logger: log, Metrics: metrics,
+		Dir: s.storeDir, NoSync: c.NoSync, LogRetention: c.LogRetention, Logger: log, Metrics: metrics,
 		CheckpointRevisions: c.CheckpointRevisions,
 		JobRetention:        c.JobRetention, MaxPendingTasks: c.MaxPendingTasks, SchedulerTTL: c.SchedulerTTL, MaxSchedulers: c.MaxSchedulers,
 	})

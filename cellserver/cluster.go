@@ -146,3 +146,6 @@ func (s *Server) startReplication(c Config) error {
 // Leading reports whether this server commits: always in single-server
 // mode, only while it holds the lease in cluster mode.
 func (s *Server) Leading() bool { return s.store.IsLeader() }
+
+// StoreDir is the directory of the server's store (Pebble).
+func (s *Server) StoreDir() string { return s.storeDir }

@@ -116,7 +116,7 @@ func TestSchedulerCommandPlacesJobsAndStopsOnCancel(t *testing.T) {
 func TestDevBannerNamesTheRealAddresses(t *testing.T) {
 	cell := celltest.Start(t) // port 0: not the default address
 	var out bytes.Buffer
-	printDevBanner(&out, devConfig{simulate: 3}, cell.Server)
+	printDevBanner(&out, devConfig{simulate: 3}, cell.Server, cell.Server.Addr())
 	banner := out.String()
 	for _, want := range []string{
 		"gRPC API    " + cell.Addr,
