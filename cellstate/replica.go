@@ -117,16 +117,36 @@ func (s *Store) SetRole(r Role) {
 	if rp == nil {
 		return
 	}
-	if r == RoleLeader && Role(rp.role.Load()) != RoleLeader {
-		s.mu.Lock()
-		st := s.st
-		st.queues, st.queuedTasks, st.reaping = newState().queues, 0, nil
-		st.recoverQueues()
-		st.recoverReaping()
-		s.mu.Unlock()
+	changed := Role(rp.role.Load()) != r
+	if changed && r == RoleLeader {
 		rp.leaderFrom.Store(time.Now().UnixNano())
 	}
 	rp.role.Store(int32(r))
+	if changed {
+		s.rebuildLeaderState()
+	}
+}
+
+// rebuildOp rebuilds, in the commit loop (which owns them), what only a
+// leader's loop keeps: the quota queues and the reaper's list (a
+// follower's reaper list is empty: it kills nothing itself).
+type rebuildOp struct{ leader bool }
+
+func (o rebuildOp) run(st *state) (any, error) {
+	st.queues, st.queuedTasks, st.reaping = newState().queues, 0, nil
+	if o.leader {
+		st.recoverQueues()
+		st.recoverReaping()
+	}
+	return nil, nil
+}
+
+func (s *Store) rebuildLeaderState() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, _, err := s.do(ctx, rebuildOp{leader: s.IsLeader()}); err != nil {
+		s.log.Warn("rebuilding the leader's queues", "err", err)
+	}
 }
 
 // SetLeaderAddress records where the leader serves (for NotLeaderError).
@@ -163,6 +183,9 @@ func (rp *replica) leading() bool {
 // admit decides whether the loop may run op in the round's role.
 func (rp *replica) admit(op operation, leader bool) error {
 	if rp == nil {
+		return nil
+	}
+	if _, ok := op.(rebuildOp); ok {
 		return nil
 	}
 	_, apply := op.(*applyOp)
@@ -347,6 +370,14 @@ func (s *Store) SetIdentity(id string, incarnation uint64) error {
 // exist only in memory) goes back to its durable revision without a
 // restart, as a follower. Only for a store that failed that way.
 func (s *Store) Reload() error {
+	if err := s.reload(); err != nil {
+		return err
+	}
+	s.rebuildLeaderState()
+	return nil
+}
+
+func (s *Store) reload() error {
 	if s.Err() == nil {
 		return errors.New("cellstate: reload of a store that did not fail")
 	}
@@ -360,7 +391,6 @@ func (s *Store) Reload() error {
 		return err
 	}
 	s.st.recoverGC()
-	s.st.recoverReaping()
 	if s.st.rev != s.hub.headRevision() {
 		return fmt.Errorf("cellstate: reloaded revision %d, watchers saw %d", s.st.rev, s.hub.headRevision())
 	}
@@ -378,7 +408,7 @@ func (st *state) reset() {
 	st.rev = 0
 	st.machines, st.jobs, st.jobByName, st.schedulers = fresh.machines, fresh.jobs, fresh.jobByName, fresh.schedulers
 	st.pendingBySched, st.onMachine, st.liveJobs = fresh.pendingBySched, fresh.onMachine, fresh.liveJobs
-	st.ledger, st.queues, st.queuedTasks, st.reaping = fresh.ledger, fresh.queues, 0, nil
+	st.ledger = fresh.ledger // queues and reaping: rebuildOp, in the loop
 	st.finished = finishedQueue{}
 	st.tenants.p.Store(nil) // submits read it without the lock
 	st.now, st.changes = 0, nil
