@@ -105,7 +105,7 @@ func benchReplicated(b *testing.B, n int) {
 	mc, jc, sc := cellv1.NewMachineServiceClient(conn), cellv1.NewJobServiceClient(conn), cellv1.NewStateServiceClient(conn)
 	for i := range machines {
 		if _, err := mc.RegisterMachine(ctx, &cellv1.RegisterMachineRequest{
-			Id: fmt.Sprintf("m%04d", i), Capacity: &cellv1.Resources{CpuMilli: 1 << 40, MemoryBytes: 1 << 50},
+			Id: fmt.Sprintf("m%04d", i), Capacity: &cellv1.Resources{CpuMilli: 1 << 24, MemoryBytes: 1 << 40},
 		}); err != nil {
 			b.Fatal(err)
 		}
