@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -90,7 +91,11 @@ func runShim(args []string) int {
 	if err != nil {
 		return fail("start %q: %v", args[0], err)
 	}
-	attr := &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}, Sys: &syscall.SysProcAttr{Setpgid: true}}
+	// Pdeathsig: should the shim itself be SIGKILLed, its task's leader
+	// dies with it rather than run on unsupervised. The signal follows the
+	// thread that forked, so that thread stays this goroutine's.
+	runtime.LockOSThread()
+	attr := &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}, Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}}
 	if os.Getenv(shimCgroupEnv) == "1" {
 		syscall.CloseOnExec(shimCgroupFD)
 		attr.Sys.UseCgroupFD = true

@@ -199,6 +199,13 @@ func (s *Server) GetJob(ctx context.Context, r *cellv1.GetJobRequest) (*cellv1.G
 	}
 	out.Job = shapeJob(out.Job, c)
 	out.Cell = s.store.Identity()
+	if s.liveness != nil {
+		// Each running task's latest usage sample (issue 14: job status
+		// shows used against requested).
+		for _, t := range out.Tasks {
+			s.liveness.fillTask(t)
+		}
+	}
 	return out, nil
 }
 
