@@ -834,7 +834,9 @@ type Machine struct {
 	ModRevision uint64 `protobuf:"varint,11,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
 	// The agent identity that registered the machine (agent/NAME); only it
 	// may register the machine again. Empty when registered without one.
-	RegisteredBy  string `protobuf:"bytes,13,opt,name=registered_by,json=registeredBy,proto3" json:"registered_by,omitempty"`
+	RegisteredBy string `protobuf:"bytes,13,opt,name=registered_by,json=registeredBy,proto3" json:"registered_by,omitempty"`
+	// Issue 14: set while the machine is cordoned, with a drain's progress.
+	Drain         *MachineDrain `protobuf:"bytes,170,opt,name=drain,proto3" json:"drain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -951,6 +953,13 @@ func (x *Machine) GetRegisteredBy() string {
 		return x.RegisteredBy
 	}
 	return ""
+}
+
+func (x *Machine) GetDrain() *MachineDrain {
+	if x != nil {
+		return x.Drain
+	}
+	return nil
 }
 
 // Constraint is a label selector term; all terms of a task must hold.
@@ -1214,10 +1223,12 @@ type JobSpec struct {
 	Priority int32  `protobuf:"varint,4,opt,name=priority,proto3" json:"priority,omitempty"`
 	Count    uint32 `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
 	// All-or-nothing placement of all tasks.
-	Gang          bool          `protobuf:"varint,6,opt,name=gang,proto3" json:"gang,omitempty"`
-	RetryLimit    uint32        `protobuf:"varint,7,opt,name=retry_limit,json=retryLimit,proto3" json:"retry_limit,omitempty"`
-	Kind          JobKind       `protobuf:"varint,8,opt,name=kind,proto3,enum=cell.v1.JobKind" json:"kind,omitempty"`
-	Task          *TaskTemplate `protobuf:"bytes,9,opt,name=task,proto3" json:"task,omitempty"`
+	Gang       bool          `protobuf:"varint,6,opt,name=gang,proto3" json:"gang,omitempty"`
+	RetryLimit uint32        `protobuf:"varint,7,opt,name=retry_limit,json=retryLimit,proto3" json:"retry_limit,omitempty"`
+	Kind       JobKind       `protobuf:"varint,8,opt,name=kind,proto3,enum=cell.v1.JobKind" json:"kind,omitempty"`
+	Task       *TaskTemplate `protobuf:"bytes,9,opt,name=task,proto3" json:"task,omitempty"`
+	// Issue 14: how many tasks a drain may make unavailable at once.
+	Disruption    *Disruption `protobuf:"bytes,170,opt,name=disruption,proto3" json:"disruption,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1311,6 +1322,13 @@ func (x *JobSpec) GetKind() JobKind {
 func (x *JobSpec) GetTask() *TaskTemplate {
 	if x != nil {
 		return x.Task
+	}
+	return nil
+}
+
+func (x *JobSpec) GetDisruption() *Disruption {
+	if x != nil {
+		return x.Disruption
 	}
 	return nil
 }
@@ -2956,8 +2974,16 @@ func (x *ListMachinesResponse) GetNextPageToken() string {
 type DrainMachineRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// false returns a draining machine to ready.
-	Drain         bool `protobuf:"varint,2,opt,name=drain,proto3" json:"drain,omitempty"`
+	// Legacy form of action (when it is unspecified): true drains, false
+	// uncordons.
+	Drain bool `protobuf:"varint,2,opt,name=drain,proto3" json:"drain,omitempty"`
+	// Issue 14: cordon, uncordon, or drain gradually (see DrainAction).
+	Action DrainAction `protobuf:"varint,170,opt,name=action,proto3,enum=cell.v1.DrainAction" json:"action,omitempty"`
+	// A drain's deadline from now, in milliseconds (0: one hour; at most 30
+	// days). Only with a drain.
+	DeadlineMs int64 `protobuf:"varint,171,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"`
+	// A drain leaves batch tasks to finish (until the deadline).
+	IgnoreBatch   bool `protobuf:"varint,172,opt,name=ignore_batch,json=ignoreBatch,proto3" json:"ignore_batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3002,6 +3028,27 @@ func (x *DrainMachineRequest) GetId() string {
 func (x *DrainMachineRequest) GetDrain() bool {
 	if x != nil {
 		return x.Drain
+	}
+	return false
+}
+
+func (x *DrainMachineRequest) GetAction() DrainAction {
+	if x != nil {
+		return x.Action
+	}
+	return DrainAction_DRAIN_ACTION_UNSPECIFIED
+}
+
+func (x *DrainMachineRequest) GetDeadlineMs() int64 {
+	if x != nil {
+		return x.DeadlineMs
+	}
+	return 0
+}
+
+func (x *DrainMachineRequest) GetIgnoreBatch() bool {
+	if x != nil {
+		return x.IgnoreBatch
 	}
 	return false
 }
@@ -5604,7 +5651,7 @@ var File_cell_v1_cell_proto protoreflect.FileDescriptor
 
 const file_cell_v1_cell_proto_rawDesc = "" +
 	"\n" +
-	"\x12cell/v1/cell.proto\x12\acell.v1\"\x87\x01\n" +
+	"\x12cell/v1/cell.proto\x12\acell.v1\x1a\x13cell/v1/agent.proto\"\x87\x01\n" +
 	"\tResources\x12\x1b\n" +
 	"\tcpu_milli\x18\x01 \x01(\x03R\bcpuMilli\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x1d\n" +
@@ -5617,7 +5664,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x05Usage\x12\x1b\n" +
 	"\tcpu_milli\x18\x01 \x01(\x03R\bcpuMilli\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x121\n" +
-	"\x15sample_time_unix_nano\x18\x03 \x01(\x03R\x12sampleTimeUnixNano\"\xbb\x04\n" +
+	"\x15sample_time_unix_nano\x18\x03 \x01(\x03R\x12sampleTimeUnixNano\"\xe9\x04\n" +
 	"\aMachine\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x124\n" +
 	"\x06labels\x18\x02 \x03(\v2\x1c.cell.v1.Machine.LabelsEntryR\x06labels\x12.\n" +
@@ -5631,7 +5678,8 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x05usage\x18\n" +
 	" \x01(\v2\x0e.cell.v1.UsageR\x05usage\x12!\n" +
 	"\fmod_revision\x18\v \x01(\x04R\vmodRevision\x12#\n" +
-	"\rregistered_by\x18\r \x01(\tR\fregisteredBy\x1a9\n" +
+	"\rregistered_by\x18\r \x01(\tR\fregisteredBy\x12,\n" +
+	"\x05drain\x18\xaa\x01 \x01(\v2\x15.cell.v1.MachineDrainR\x05drain\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\f\x10\rR\vlog_address\"]\n" +
@@ -5663,7 +5711,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\fhealth_check\x18\t \x01(\v2\x14.cell.v1.HealthCheckR\vhealthCheck\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8b\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc1\x02\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1c\n" +
@@ -5674,7 +5722,10 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\vretry_limit\x18\a \x01(\rR\n" +
 	"retryLimit\x12$\n" +
 	"\x04kind\x18\b \x01(\x0e2\x10.cell.v1.JobKindR\x04kind\x12)\n" +
-	"\x04task\x18\t \x01(\v2\x15.cell.v1.TaskTemplateR\x04task\"\xbe\x01\n" +
+	"\x04task\x18\t \x01(\v2\x15.cell.v1.TaskTemplateR\x04task\x124\n" +
+	"\n" +
+	"disruption\x18\xaa\x01 \x01(\v2\x13.cell.v1.DisruptionR\n" +
+	"disruption\"\xbe\x01\n" +
 	"\n" +
 	"TaskCounts\x12\x18\n" +
 	"\apending\x18\x01 \x01(\rR\apending\x12\x1a\n" +
@@ -5807,10 +5858,14 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x14ListMachinesResponse\x12,\n" +
 	"\bmachines\x18\x01 \x03(\v2\x10.cell.v1.MachineR\bmachines\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\";\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\xb0\x01\n" +
 	"\x13DrainMachineRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05drain\x18\x02 \x01(\bR\x05drain\"^\n" +
+	"\x05drain\x18\x02 \x01(\bR\x05drain\x12-\n" +
+	"\x06action\x18\xaa\x01 \x01(\x0e2\x14.cell.v1.DrainActionR\x06action\x12 \n" +
+	"\vdeadline_ms\x18\xab\x01 \x01(\x03R\n" +
+	"deadlineMs\x12\"\n" +
+	"\fignore_batch\x18\xac\x01 \x01(\bR\vignoreBatch\"^\n" +
 	"\x14DrainMachineResponse\x12*\n" +
 	"\amachine\x18\x01 \x01(\v2\x10.cell.v1.MachineR\amachine\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\"0\n" +
@@ -6196,6 +6251,9 @@ var file_cell_v1_cell_proto_goTypes = []any{
 	nil,                                    // 83: cell.v1.Machine.LabelsEntry
 	nil,                                    // 84: cell.v1.TaskTemplate.EnvEntry
 	nil,                                    // 85: cell.v1.RegisterMachineRequest.LabelsEntry
+	(*MachineDrain)(nil),                   // 86: cell.v1.MachineDrain
+	(*Disruption)(nil),                     // 87: cell.v1.Disruption
+	(DrainAction)(0),                       // 88: cell.v1.DrainAction
 }
 var file_cell_v1_cell_proto_depIdxs = []int32{
 	83,  // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
@@ -6203,128 +6261,131 @@ var file_cell_v1_cell_proto_depIdxs = []int32{
 	10,  // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
 	0,   // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
 	12,  // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
-	1,   // 5: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
-	84,  // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
-	10,  // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
-	14,  // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
-	15,  // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
-	2,   // 10: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
-	16,  // 11: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
-	17,  // 12: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
-	3,   // 13: cell.v1.Job.state:type_name -> cell.v1.JobState
-	4,   // 14: cell.v1.Task.state:type_name -> cell.v1.TaskState
-	10,  // 15: cell.v1.Task.resources:type_name -> cell.v1.Resources
-	11,  // 16: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
-	12,  // 17: cell.v1.Task.usage:type_name -> cell.v1.Usage
-	17,  // 18: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
-	19,  // 19: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
-	19,  // 20: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
-	18,  // 21: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
-	21,  // 22: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
-	49,  // 23: cell.v1.GetJobResponse.cell:type_name -> cell.v1.CellIdentity
-	19,  // 24: cell.v1.JobSummary.job:type_name -> cell.v1.Job
-	18,  // 25: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
-	27,  // 26: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
-	19,  // 27: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
-	20,  // 28: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,   // 29: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
-	4,   // 30: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
-	85,  // 31: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
-	10,  // 32: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
-	13,  // 33: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
-	49,  // 34: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
-	13,  // 35: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
-	21,  // 36: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
-	13,  // 37: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
-	13,  // 38: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
-	13,  // 39: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
-	19,  // 40: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
-	21,  // 41: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
-	49,  // 42: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
-	13,  // 43: cell.v1.Change.machine:type_name -> cell.v1.Machine
-	19,  // 44: cell.v1.Change.job:type_name -> cell.v1.Job
-	21,  // 45: cell.v1.Change.task:type_name -> cell.v1.Task
-	47,  // 46: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
-	46,  // 47: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
-	49,  // 48: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
-	20,  // 49: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
-	10,  // 50: cell.v1.Claim.resources:type_name -> cell.v1.Resources
-	11,  // 51: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
-	6,   // 52: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
-	7,   // 53: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
-	50,  // 54: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
-	20,  // 55: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
-	8,   // 56: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
-	52,  // 57: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
-	20,  // 58: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
-	56,  // 59: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
-	56,  // 60: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
-	60,  // 61: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
-	20,  // 62: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
-	4,   // 63: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
-	62,  // 64: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
-	64,  // 65: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
-	71,  // 66: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
-	9,   // 67: cell.v1.TenantPolicy.max_band:type_name -> cell.v1.PriorityBand
-	73,  // 68: cell.v1.SetTenantPolicyRequest.policy:type_name -> cell.v1.TenantPolicy
-	73,  // 69: cell.v1.SetTenantPolicyResponse.policy:type_name -> cell.v1.TenantPolicy
-	73,  // 70: cell.v1.ListTenantPoliciesResponse.policies:type_name -> cell.v1.TenantPolicy
-	20,  // 71: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
-	12,  // 72: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
-	12,  // 73: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
-	78,  // 74: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
-	79,  // 75: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
-	20,  // 76: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,   // 77: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
-	22,  // 78: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	24,  // 79: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	26,  // 80: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	29,  // 81: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	31,  // 82: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	33,  // 83: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	35,  // 84: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	37,  // 85: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	39,  // 86: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	41,  // 87: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	43,  // 88: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	45,  // 89: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	51,  // 90: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	54,  // 91: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
-	57,  // 92: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
-	59,  // 93: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
-	63,  // 94: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	66,  // 95: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
-	68,  // 96: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
-	70,  // 97: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
-	74,  // 98: cell.v1.TenantService.SetTenantPolicy:input_type -> cell.v1.SetTenantPolicyRequest
-	76,  // 99: cell.v1.TenantService.ListTenantPolicies:input_type -> cell.v1.ListTenantPoliciesRequest
-	23,  // 100: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	25,  // 101: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	28,  // 102: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	30,  // 103: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	32,  // 104: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	34,  // 105: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	36,  // 106: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	38,  // 107: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	40,  // 108: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	42,  // 109: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	44,  // 110: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	48,  // 111: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	53,  // 112: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	55,  // 113: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
-	58,  // 114: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
-	61,  // 115: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
-	65,  // 116: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	67,  // 117: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
-	69,  // 118: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
-	72,  // 119: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
-	75,  // 120: cell.v1.TenantService.SetTenantPolicy:output_type -> cell.v1.SetTenantPolicyResponse
-	77,  // 121: cell.v1.TenantService.ListTenantPolicies:output_type -> cell.v1.ListTenantPoliciesResponse
-	100, // [100:122] is the sub-list for method output_type
-	78,  // [78:100] is the sub-list for method input_type
-	78,  // [78:78] is the sub-list for extension type_name
-	78,  // [78:78] is the sub-list for extension extendee
-	0,   // [0:78] is the sub-list for field type_name
+	86,  // 5: cell.v1.Machine.drain:type_name -> cell.v1.MachineDrain
+	1,   // 6: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
+	84,  // 7: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
+	10,  // 8: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
+	14,  // 9: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
+	15,  // 10: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
+	2,   // 11: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
+	16,  // 12: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
+	87,  // 13: cell.v1.JobSpec.disruption:type_name -> cell.v1.Disruption
+	17,  // 14: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
+	3,   // 15: cell.v1.Job.state:type_name -> cell.v1.JobState
+	4,   // 16: cell.v1.Task.state:type_name -> cell.v1.TaskState
+	10,  // 17: cell.v1.Task.resources:type_name -> cell.v1.Resources
+	11,  // 18: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
+	12,  // 19: cell.v1.Task.usage:type_name -> cell.v1.Usage
+	17,  // 20: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
+	19,  // 21: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
+	19,  // 22: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
+	18,  // 23: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
+	21,  // 24: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
+	49,  // 25: cell.v1.GetJobResponse.cell:type_name -> cell.v1.CellIdentity
+	19,  // 26: cell.v1.JobSummary.job:type_name -> cell.v1.Job
+	18,  // 27: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
+	27,  // 28: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
+	19,  // 29: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
+	20,  // 30: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,   // 31: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
+	4,   // 32: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
+	85,  // 33: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	10,  // 34: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
+	13,  // 35: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
+	49,  // 36: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
+	13,  // 37: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
+	21,  // 38: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
+	13,  // 39: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
+	88,  // 40: cell.v1.DrainMachineRequest.action:type_name -> cell.v1.DrainAction
+	13,  // 41: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
+	13,  // 42: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
+	19,  // 43: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
+	21,  // 44: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
+	49,  // 45: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
+	13,  // 46: cell.v1.Change.machine:type_name -> cell.v1.Machine
+	19,  // 47: cell.v1.Change.job:type_name -> cell.v1.Job
+	21,  // 48: cell.v1.Change.task:type_name -> cell.v1.Task
+	47,  // 49: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
+	46,  // 50: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
+	49,  // 51: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
+	20,  // 52: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
+	10,  // 53: cell.v1.Claim.resources:type_name -> cell.v1.Resources
+	11,  // 54: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
+	6,   // 55: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
+	7,   // 56: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
+	50,  // 57: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
+	20,  // 58: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
+	8,   // 59: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
+	52,  // 60: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
+	20,  // 61: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
+	56,  // 62: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
+	56,  // 63: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
+	60,  // 64: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
+	20,  // 65: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
+	4,   // 66: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
+	62,  // 67: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
+	64,  // 68: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
+	71,  // 69: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
+	9,   // 70: cell.v1.TenantPolicy.max_band:type_name -> cell.v1.PriorityBand
+	73,  // 71: cell.v1.SetTenantPolicyRequest.policy:type_name -> cell.v1.TenantPolicy
+	73,  // 72: cell.v1.SetTenantPolicyResponse.policy:type_name -> cell.v1.TenantPolicy
+	73,  // 73: cell.v1.ListTenantPoliciesResponse.policies:type_name -> cell.v1.TenantPolicy
+	20,  // 74: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
+	12,  // 75: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
+	12,  // 76: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
+	78,  // 77: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
+	79,  // 78: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
+	20,  // 79: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,   // 80: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
+	22,  // 81: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	24,  // 82: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	26,  // 83: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	29,  // 84: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	31,  // 85: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	33,  // 86: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	35,  // 87: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	37,  // 88: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	39,  // 89: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	41,  // 90: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	43,  // 91: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	45,  // 92: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	51,  // 93: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	54,  // 94: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
+	57,  // 95: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
+	59,  // 96: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
+	63,  // 97: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	66,  // 98: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
+	68,  // 99: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
+	70,  // 100: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
+	74,  // 101: cell.v1.TenantService.SetTenantPolicy:input_type -> cell.v1.SetTenantPolicyRequest
+	76,  // 102: cell.v1.TenantService.ListTenantPolicies:input_type -> cell.v1.ListTenantPoliciesRequest
+	23,  // 103: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	25,  // 104: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	28,  // 105: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	30,  // 106: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	32,  // 107: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	34,  // 108: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	36,  // 109: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	38,  // 110: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	40,  // 111: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	42,  // 112: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	44,  // 113: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	48,  // 114: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	53,  // 115: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	55,  // 116: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
+	58,  // 117: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
+	61,  // 118: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
+	65,  // 119: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	67,  // 120: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
+	69,  // 121: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
+	72,  // 122: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
+	75,  // 123: cell.v1.TenantService.SetTenantPolicy:output_type -> cell.v1.SetTenantPolicyResponse
+	77,  // 124: cell.v1.TenantService.ListTenantPolicies:output_type -> cell.v1.ListTenantPoliciesResponse
+	103, // [103:125] is the sub-list for method output_type
+	81,  // [81:103] is the sub-list for method input_type
+	81,  // [81:81] is the sub-list for extension type_name
+	81,  // [81:81] is the sub-list for extension extendee
+	0,   // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
@@ -6332,6 +6393,7 @@ func file_cell_v1_cell_proto_init() {
 	if File_cell_v1_cell_proto != nil {
 		return
 	}
+	file_cell_v1_agent_proto_init()
 	file_cell_v1_cell_proto_msgTypes[23].OneofWrappers = []any{}
 	file_cell_v1_cell_proto_msgTypes[36].OneofWrappers = []any{
 		(*Change_Machine)(nil),
