@@ -128,7 +128,8 @@ func populatedCell() *fakeCell {
 		Task: &cellv1.TaskTemplate{Command: "render", Resources: &cellv1.Resources{CpuMilli: 250, MemoryBytes: 128 << 20}, DurationMs: 20000}}
 	var renderTasks []*cellv1.Task
 	for i := range 25 {
-		task := &cellv1.Task{JobId: "33333333-0000-4000-8000-000000000003", Index: uint32(24 - i), Attempt: 1, MachineId: "m-a1", StartTimeUnixNano: at(10)}
+		task := &cellv1.Task{JobId: "33333333-0000-4000-8000-000000000003", Index: uint32(24 - i), Attempt: 1, MachineId: "m-a1", StartTimeUnixNano: at(10),
+			Resources: render.Task.Resources}
 		switch {
 		case task.Index == 1:
 			task.State, task.ExitCode, task.Failures, task.Attempt = cellv1.TaskState_TASK_STATE_FAILED, 2, 2, 2
@@ -137,6 +138,7 @@ func populatedCell() *fakeCell {
 			task.State = cellv1.TaskState_TASK_STATE_SUCCEEDED
 		case task.Index < 23:
 			task.State = cellv1.TaskState_TASK_STATE_RUNNING
+			task.Usage = &cellv1.Usage{CpuMilli: int64(180 + 20*(task.Index-20)), MemoryBytes: int64(90+task.Index) << 20}
 		default:
 			task.State, task.MachineId, task.Attempt, task.StartTimeUnixNano = cellv1.TaskState_TASK_STATE_PENDING, "", 0, 0
 		}
