@@ -273,18 +273,33 @@ func TestCommands(t *testing.T) {
 		{name: "machine-list", cell: populatedCell, args: []string{"machine", "list"}},
 		{name: "machine-list-json", cell: populatedCell, args: []string{"machine", "list", "-o", "json"}},
 		{name: "machine-list-empty", cell: scriptedCell, args: []string{"machine", "list"}},
-		{name: "machine-drain", cell: populatedCell, args: []string{"machine", "drain", "m-a1"},
+		{name: "machine-drain", cell: populatedCell, args: []string{"machine", "drain", "m-a1", "--deadline", "10m", "--ignore-batch"},
 			check: func(t *testing.T, f *fakeCell) {
-				if len(f.drains) != 1 || f.drains[0].GetId() != "m-a1" || !f.drains[0].GetDrain() {
+				if len(f.drains) != 1 || f.drains[0].GetId() != "m-a1" || f.drains[0].GetAction() != cellv1.DrainAction_DRAIN_ACTION_DRAIN ||
+					f.drains[0].GetDeadlineMs() != 600_000 || !f.drains[0].GetIgnoreBatch() {
 					t.Errorf("drain requests %v", f.drains)
 				}
 			}},
 		{name: "machine-drain-undo", cell: populatedCell, args: []string{"machine", "drain", "--undo", "m-a2"},
 			check: func(t *testing.T, f *fakeCell) {
-				if len(f.drains) != 1 || f.drains[0].GetDrain() {
+				if len(f.drains) != 1 || f.drains[0].GetAction() != cellv1.DrainAction_DRAIN_ACTION_UNCORDON {
 					t.Errorf("drain requests %v", f.drains)
 				}
 			}},
+		{name: "machine-cordon", cell: populatedCell, args: []string{"machine", "cordon", "m-a2"},
+			check: func(t *testing.T, f *fakeCell) {
+				if len(f.drains) != 1 || f.drains[0].GetAction() != cellv1.DrainAction_DRAIN_ACTION_CORDON {
+					t.Errorf("cordon requests %v", f.drains)
+				}
+			}},
+		{name: "machine-uncordon", cell: populatedCell, args: []string{"machine", "uncordon", "m-a2"},
+			check: func(t *testing.T, f *fakeCell) {
+				if len(f.drains) != 1 || f.drains[0].GetAction() != cellv1.DrainAction_DRAIN_ACTION_UNCORDON {
+					t.Errorf("uncordon requests %v", f.drains)
+				}
+			}},
+		{name: "machine-status", cell: populatedCell, args: []string{"machine", "status", "m-a1"}},
+		{name: "machine-status-gpu", cell: populatedCell, args: []string{"machine", "status", "m-a2"}},
 		{name: "machine-drain-unknown", cell: populatedCell, args: []string{"machine", "drain", "m-zz"}},
 		{name: "scheduler-list", cell: populatedCell, args: []string{"scheduler", "list"}},
 		{name: "output-unknown", cell: populatedCell, args: []string{"machine", "list", "-o", "xml"}},
