@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,8 @@ import (
 	"github.com/omegacell/omegacell/internal/celltest"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/identity"
+	"github.com/omegacell/omegacell/schedulers/policy/builtin"
+	"github.com/omegacell/omegacell/schedulers/sdk"
 )
 
 // agentProcess is `cell agent` for machine m1 running as a child process
@@ -278,4 +282,134 @@ func TestJobStopKillsSetsidGrandchildAndCountsItsCPU(t *testing.T) {
 	})
 	runCellIn(t, ctx, "job", "stop", "escaper", "--server", cell.Addr, "--credentials", cell.AdminDir)
 	waitGone(t, spinner)
+}
+
+// A drain of a machine holding every replica of a service (maxUnavailable
+// 1) with real agents and the real service scheduler: sampled every
+// 100 ms, never two replicas are down at once; the drain ends by its
+// deadline with the replicas running elsewhere. A cordon then evicts
+// nothing.
+func TestDrainKeepsAServiceUp(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cell := celltest.Start(t)
+	startAgentNamed(t, cell, "m1")
+	schedCtx, stopSched := context.WithCancel(ctx)
+	schedDone := make(chan error, 1)
+	pol, err := builtin.Lookup("service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		schedDone <- sdk.Run(schedCtx, sdk.Config{Server: cell.Addr, Credentials: cell.Credentials(t, celltest.Identity(t, identity.Scheduler, "service")),
+			Name: "service", Policy: pol, Seed: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}()
+	defer func() { stopSched(); <-schedDone }()
+
+	jobs := cellv1.NewJobServiceClient(cell.Conn)
+	const replicas = 3
+	sub, err := jobs.SubmitJob(ctx, &cellv1.SubmitJobRequest{Spec: &cellv1.JobSpec{
+		Name: "web", Scheduler: "service", Priority: 200, Count: replicas, Kind: cellv1.JobKind_JOB_KIND_SERVICE,
+		Disruption: &cellv1.Disruption{MaxUnavailable: 1},
+		Task:       &cellv1.TaskTemplate{Command: "sleep", Args: []string{"600"}, Resources: &cellv1.Resources{CpuMilli: 100, MemoryBytes: 16 << 20}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := func() (n int, on map[string]int) {
+		on = map[string]int{}
+		for _, tk := range jobTasks(t, ctx, cell, sub.Job.Id) {
+			if tk.State != cellv1.TaskState_TASK_STATE_RUNNING {
+				n++
+			} else {
+				on[tk.MachineId]++
+			}
+		}
+		return n, on
+	}
+	waitFor(t, ctx, "every replica runs on m1", func() bool { n, on := down(); return n == 0 && on["m1"] == replicas })
+	startAgentNamed(t, cell, "m2")
+
+	const deadline = 90 * time.Second
+	began := time.Now()
+	drained := make(chan string, 1)
+	go func() {
+		drained <- runCellIn(t, ctx, "machine", "drain", "m1", "--deadline", deadline.String(), "--server", cell.Addr, "--credentials", cell.AdminDir)
+	}()
+	var out string
+	most, samples := 0, 0
+sample:
+	for {
+		select {
+		case out = <-drained:
+			break sample
+		case <-time.After(100 * time.Millisecond):
+		}
+		n, _ := down()
+		most, samples = max(most, n), samples+1
+		if n > 1 {
+			t.Fatalf("%d replicas down at once during the drain", n)
+		}
+	}
+	took := time.Since(began)
+	t.Logf("drain took %v; %d samples, at most %d replica down; its output:\n%s", took, samples, most, out)
+	if took > deadline {
+		t.Fatalf("the drain took %v, past its deadline %v", took, deadline)
+	}
+	if !strings.Contains(out, "evicted 3, 0 left") || strings.Contains(out, "forced") {
+		t.Fatalf("drain output %q, want all 3 evicted within the budget", out)
+	}
+	waitFor(t, ctx, "every replica runs on m2", func() bool { n, on := down(); return n == 0 && on["m2"] == replicas })
+
+	before := jobTasks(t, ctx, cell, sub.Job.Id)
+	runCellIn(t, ctx, "machine", "cordon", "m2", "--server", cell.Addr, "--credentials", cell.AdminDir)
+	// Nothing happens to the replicas: watch them for a few drain steps.
+	for range 20 {
+		time.Sleep(100 * time.Millisecond)
+		for i, tk := range jobTasks(t, ctx, cell, sub.Job.Id) {
+			if tk.State != cellv1.TaskState_TASK_STATE_RUNNING || tk.Attempt != before[i].Attempt || tk.MachineId != "m2" {
+				t.Fatalf("replica %d after a cordon: %v", i, tk)
+			}
+		}
+	}
+	status := runCellIn(t, ctx, "machine", "status", "m2", "--server", cell.Addr, "--credentials", cell.AdminDir)
+	if !strings.Contains(status, "State:") || !strings.Contains(status, "cordoned") || strings.Count(status, "\nweb ") != replicas {
+		t.Fatalf("machine status of m2:\n%s", status)
+	}
+	runCellIn(t, ctx, "job", "stop", "web", "--server", cell.Addr, "--credentials", cell.AdminDir)
+}
+
+// startAgentNamed runs `cell agent` for machine name with a credential of
+// its own and a data directory of its own.
+func startAgentNamed(t *testing.T, cell *celltest.Cell, name string) *agentProcess {
+	t.Helper()
+	credDir := cell.WriteCredentials(t, celltest.Identity(t, identity.Agent, name))
+	data := t.TempDir()
+	args := []string{"agent", "--server", cell.Addr, "--credentials", credDir, "--name", name, "--data", data,
+		"--cgroup-root", "-", "--stop-grace", "300ms", "--usage-interval", "200ms", "--cpu", "4", "--memory", "8Gi",
+		"--disk", "10Gi", "--gpus", "0", "--log-level", "warn"}
+	cmd := exec.Command(cellBinary, args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		killTaskShims(t, data)
+	})
+	machines := cellv1.NewMachineServiceClient(cell.Conn)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := machines.GetMachine(ctx, &cellv1.GetMachineRequest{Id: name})
+		cancel()
+		if err == nil {
+			return &agentProcess{cmd: cmd, data: data}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not register %s: %v", name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
