@@ -17,6 +17,8 @@ type machine struct {
 	// labelsWire is m.Labels encoded as Machine field 2. Labels change only
 	// when a machine registers; every other change (each claim) reuses it.
 	labelsWire []byte
+	// drain is set while the machine is cordoned (drain.go); immutable.
+	drain *cellv1.MachineDrain
 }
 
 // newMachineRecord makes the record of a machine version with new labels.
@@ -91,6 +93,8 @@ type state struct {
 	// an agent's GetMachine and evicting a machine (drain, down) cost what
 	// the machine holds, not a scan of the cell.
 	onMachine map[string]*machineTasks
+	// draining holds the machines whose drain is in progress (drain.go).
+	draining map[string]bool
 
 	// liveJobs counts live jobs per owning scheduler (see gc.go).
 	liveJobs map[string]int
@@ -120,6 +124,7 @@ func newState() *state {
 		schedulers:     map[string]bool{"service": true, "batch": true, "gpu": true},
 		pendingBySched: make(map[string]int),
 		onMachine:      make(map[string]*machineTasks),
+		draining:       make(map[string]bool),
 		liveJobs:       make(map[string]int),
 		seen:           newSchedulerClock(0),
 		ledger:         txn.NewLedger(),
@@ -174,6 +179,7 @@ func (s *state) PutMachine(m *txn.Machine) {
 	if old != nil {
 		nm.gpuMemoryBytes, nm.labelsWire = old.gpuMemoryBytes, old.labelsWire
 		nm.registeredBy = old.registeredBy
+		nm.drain = old.drain
 	} else {
 		nm.labelsWire = appendLabels(nil, m.Labels)
 	}
@@ -240,6 +246,7 @@ func (s *state) installMachine(nm *machine) {
 	}
 	s.ledger.AccountMachine(old, nm.m)
 	s.machines[nm.m.ID] = nm
+	s.noteDrain(nm)
 	s.changes.machine(nm)
 }
 
@@ -366,7 +373,7 @@ func (s *state) sortedMachineIDs() []string {
 // --- conversion to the API ---
 
 func (m *machine) pb() *cellv1.Machine {
-	out := &cellv1.Machine{GpuMemoryBytes: m.gpuMemoryBytes, ModRevision: m.modRev, RegisteredBy: m.registeredBy}
+	out := &cellv1.Machine{GpuMemoryBytes: m.gpuMemoryBytes, ModRevision: m.modRev, RegisteredBy: m.registeredBy, Drain: m.drain}
 	pbconv.MachineInto(out, m.m)
 	return out
 }
