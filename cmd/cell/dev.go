@@ -158,6 +158,13 @@ func printDevBanner(out interface{ Write([]byte) (int, error) }, c devConfig, sr
   metrics     %s
   schedulers  batch, service, gpu (in this process)
 `, filepath.Join(c.server.DataDir, "store"), srv.Store().Revision(), srv.Addr(), srv.NATSURL(), metricsURL(srv.MetricsAddr()))
+	if web := srv.WebURL(); web != "" {
+		login := "go run ./cmd/cell ui prints a login link"
+		if srv.AdminDir() == "" {
+			login = "no login: --insecure"
+		}
+		fmt.Fprintf(out, "  web view    %s (%s)\n", web, login)
+	}
 	if c.localAgent {
 		fmt.Fprintf(out, "  agent       this machine (tasks run as processes under %s)\n", filepath.Join(c.server.DataDir, "agent"))
 	}
