@@ -29,7 +29,7 @@ import (
 
 // The browser tests drive a real headless Chromium (Debian's chromium,
 // which .ci/run installs) with chromedp against a real cell: a server with
-// mutual TLS, the batch and service schedulers, simulated machines and a
+// mutual TLS, the batch, service and GPU schedulers, simulated machines and a
 // real agent running real processes. One browser per test binary; each
 // test opens its own browser context (cookies of its own).
 
@@ -181,7 +181,7 @@ func startCell(simulated int, realAgent bool) (_ *testCell, err error) {
 		c.wg.Add(1)
 		go func() { defer c.wg.Done(); _ = fn(ctx) }()
 	}
-	for _, name := range []string{"batch", "service"} {
+	for _, name := range []string{"batch", "service", "gpu"} {
 		pol, err := builtin.Lookup(name)
 		if err != nil {
 			return nil, err

@@ -88,15 +88,13 @@ func ring[T any](r []T, v T, n int) []T {
 }
 
 // commitLatency records the mean latency of the commits since the last
-// sample (none: no point).
+// sample (no commits: no point, rather than a misleading zero).
 func (s *series) commitLatency(now time.Time, sum float64, count uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if count > s.latCount && s.latCount > 0 {
 		ms := (sum - s.latSum) / float64(count-s.latCount) * 1000
 		s.lat = ring(s.lat, point{T: now.UnixMilli(), V: ms}, samples)
-	} else if s.latCount > 0 {
-		s.lat = ring(s.lat, point{T: now.UnixMilli(), V: 0}, samples)
 	}
 	s.latSum, s.latCount = sum, count
 }

@@ -146,10 +146,12 @@ function cellPage(app) {
   sel.onchange = () => { S.colorMode = sel.value; localStorage.setItem('colorMode', sel.value); draw(); };
   const canvas = $('#grid');
   let layout = []; // per drawn machine: [x, y, id]
-  const CELL = 9, GAP = 1, PAD = 8;
+  let CELL = 9;
+  const GAP = 1, PAD = 8;
   function draw() {
     const ids = sortedMachines();
-    const width = Math.max(600, app.clientWidth - 4);
+    CELL = ids.length < 500 ? 16 : ids.length < 3000 ? 11 : 7;
+    const width = Math.max(600, app.clientWidth - 2);
     // Layout: zones as bands; racks as blocks flowing left to right.
     let x = PAD, y = PAD, rowH = 0, zone = null, rack = null, col = 0, rackX = 0, rackY = 0, rackCols = 0;
     const racks = new Map();
@@ -254,7 +256,7 @@ function lineChart(canvas, series, opts = {}) {
   }
   if (!isFinite(minT)) { g.fillText('no data yet', L + 8, H / 2); return; }
   const span = Math.max(1, maxT - minT);
-  g.fillText(Math.round(span / 60000) + ' min', W - 40, H - 3);
+  g.fillText(span >= 120000 ? 'last ' + Math.round(span / 60000) + ' min' : 'last ' + Math.round(span / 1000) + ' s', W - 64, H - 3);
   for (const s of series) {
     g.strokeStyle = s.color; g.lineWidth = 1.5; g.beginPath();
     s.points.forEach((p, i) => {
@@ -373,7 +375,7 @@ function jobPage(app, id) {
     const tasks = r.tasks || [];
     $('#job-tasks').innerHTML = `<table><thead><tr><th>#</th><th>state</th><th>machine</th><th>attempt</th><th>exit</th><th>message</th><th>started</th><th></th></tr></thead><tbody>` +
       tasks.map(t => `<tr data-task="${t.index || 0}"><td>${t.index || 0}</td><td class="state-${stateName(t.state)}">${stateName(t.state)}</td>` +
-        `<td>${t.machineId ? `<a href="#/machine/${encodeURIComponent(t.machineId)}">${esc(t.machineId)}</a>` : ''}</td><td>${t.attempt || 0}</td><td>${t.exitCode ?? ''}</td>` +
+        `<td>${t.machineId ? `<a href="#/machine/${encodeURIComponent(t.machineId)}">${esc(t.machineId)}</a>` : ''}</td><td>${t.attempt || 0}</td><td>${t.exitCode ?? (['SUCCEEDED', 'FAILED'].includes(stateName(t.state)) ? 0 : '')}</td>` +
         `<td class="wrap">${esc(t.message)}</td><td>${nsDate(t.startTimeUnixNano)}</td><td><button class="logs-btn" data-index="${t.index || 0}">logs</button></td></tr>`).join('') +
       `</tbody></table>${(spec.count || 0) > tasks.length ? `<p class="note">${tasks.length} of ${spec.count} tasks shown</p>` : ''}`;
     for (const btn of document.querySelectorAll('.logs-btn')) btn.onclick = () => followLogs(job.id, Number(btn.dataset.index));
