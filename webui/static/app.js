@@ -115,11 +115,13 @@ function machineFraction(m, mode) {
   return v / cap;
 }
 
+const collator = new Intl.Collator(undefined, { numeric: true }); // one: localeCompare with options builds one per call
 function sortedMachines() {
   if (!S.order) {
+    const cmp = (p, q) => p < q ? -1 : p > q ? 1 : 0;
     S.order = [...S.machines.keys()].sort((a, b) => {
       const x = S.machines.get(a), y = S.machines.get(b);
-      return x[M.zone].localeCompare(y[M.zone]) || x[M.rack].localeCompare(y[M.rack]) || a.localeCompare(b, undefined, {numeric: true});
+      return cmp(x[M.zone], y[M.zone]) || cmp(x[M.rack], y[M.rack]) || collator.compare(a, b);
     });
   }
   return S.order;
@@ -200,6 +202,7 @@ function cellPage(app) {
       if (m[M.state] === 2) { g.fillStyle = COLORS.draining; g.fillRect(cx, cy + CELL - 3, CELL, 3); }
     }
     canvas.dataset.drawn = layout.length;
+    if (layout.length && !performance.getEntriesByName('omegacell-grid').length) performance.mark('omegacell-grid', { detail: layout.length }); // first grid painted
     canvas.dataset.down = ids.filter(id => S.machines.get(id)[M.state] === 3).length;
   }
   function hit(ev) {
@@ -422,12 +425,19 @@ function jobPage(app, id) {
     if (!final) followTimer = setTimeout(poll, 1000);
   }
   load();
-  let lastLoad = 0, loadTimer = null;
+  // Reload when this job's live row changed (state, counts, reason): at
+  // most once a second, whatever else changes in the cell.
+  let lastLoad = 0, loadTimer = null, seen, started = false;
   listen(ks => {
-    if (ks.has('jobs')) {
-      const wait = 1000 - (Date.now() - lastLoad);
-      if (!loadTimer) loadTimer = setTimeout(() => { loadTimer = null; lastLoad = Date.now(); load(); }, Math.max(0, wait));
-    }
+    if (!ks.has('jobs') && !ks.has('full')) return;
+    const row = S.jobs.get(id) || [...S.jobs.values()].find(j => j[J.name] === id);
+    const key = row ? JSON.stringify(row) : null;
+    if (started && key === seen) return;
+    const first = !started;
+    seen = key; started = true;
+    if (first) return; // load() above already reads it
+    const wait = 1000 - (Date.now() - lastLoad);
+    if (!loadTimer) loadTimer = setTimeout(() => { loadTimer = null; lastLoad = Date.now(); load(); }, Math.max(0, wait));
   });
   return { stop() { stopped = true; clearTimeout(followTimer); clearTimeout(loadTimer); } };
 }
@@ -486,8 +496,14 @@ function machinePage(app, id) {
     };
   }
   load();
+  let seen, started = false;
   listen(ks => {
-    if (!ks.has('machines')) return;
+    if (!ks.has('machines') && !ks.has('full')) return;
+    const key = JSON.stringify(S.machines.get(id) || null);
+    if (started && key === seen) return;
+    const first = !started;
+    seen = key; started = true;
+    if (first) return;
     const wait = 2000 - (Date.now() - last);
     if (!timer) timer = setTimeout(() => { timer = null; last = Date.now(); load(); }, Math.max(0, wait));
   });
