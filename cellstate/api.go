@@ -192,7 +192,8 @@ type Snapshot struct {
 	Revision uint64
 	machines []*machine
 	jobs     []*cellv1.Job
-	tasks    [][]*task // per job, same order as jobs
+	tasks    [][]*task        // per job, same order as jobs
+	tenants  []*cellv1.Tenant // created tenants with usage (tenancy)
 }
 
 // Snapshot captures the cell at its current durable revision.
@@ -204,6 +205,7 @@ func (s *Store) Snapshot() *Snapshot {
 		machines: make([]*machine, 0, len(s.st.machines)),
 		jobs:     make([]*cellv1.Job, 0, len(s.st.jobs)),
 		tasks:    make([][]*task, 0, len(s.st.jobs)),
+		tenants:  s.st.tenantList(),
 	}
 	for _, m := range s.st.machines {
 		snap.machines = append(snap.machines, m)

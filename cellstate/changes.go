@@ -27,8 +27,8 @@ type changeSet struct {
 	schedulersGone []string
 	// deleted are jobs deleted with all their tasks (see gc.go).
 	deleted []deletedJob
-	// tenants whose policy was set (durable, not part of the watch stream).
-	tenants []*cellv1.TenantPolicy
+	// tenants created or changed (durable objects; also watch changes).
+	tenants []*cellv1.Tenant
 }
 
 func newChangeSet(rev uint64) *changeSet { return &changeSet{rev: rev} }
@@ -110,6 +110,7 @@ const (
 	fieldChangeJob     = 2
 	fieldChangeTask    = 3
 	fieldChangeDeleted = 4
+	fieldChangeTenant  = 100
 )
 
 // Objects are marshalled without sorting map keys: nothing compares the
@@ -156,6 +157,11 @@ func encode(cs *changeSet) (*encodedEntry, error) {
 		buf = protowire.AppendTag(buf, fieldWatchChanges, protowire.BytesType)
 		buf = protowire.AppendVarint(buf, uint64(marshal.Size(del)))
 		if buf, err = marshal.MarshalAppend(buf, del); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range cs.tenants {
+		if buf, err = appendTenantChange(buf, t); err != nil {
 			return nil, err
 		}
 	}

@@ -67,26 +67,26 @@ func (o submitOp) run(s *state) (any, error) {
 	if err := s.refusePending(spec.Count); err != nil {
 		return nil, err
 	}
+	queued, err := s.admission(spec) // quota.go
+	if err != nil {
+		return nil, err
+	}
 	id := uuid.NewString()
 	pb := &cellv1.Job{Id: id, Spec: spec, State: cellv1.JobState_JOB_STATE_PENDING, SubmitTimeUnixNano: s.now}
-	j := &jobEntry{tmpl: spec.Task, tasks: make([]*task, spec.Count)}
+	if queued != "" {
+		pb.State, pb.QueuedReason = cellv1.JobState_JOB_STATE_QUEUED, queued
+	}
+	j := &jobEntry{tmpl: spec.Task}
 	if spec.Task.GetMaxPerMachine() > 0 {
 		j.perMachine = make(map[string]uint32)
 	}
 	s.jobs[id] = j
 	s.jobByName[spec.Name] = id
 	s.installJob(j, pb)
-	res := pbconv.Resources(spec.Task.GetResources())
-	cons := txn.Compile(pbconv.Constraints(spec.Task.GetConstraints())) // once per job, shared by its tasks
-	for i := range spec.Count {
-		t := &task{
-			t: &txn.Task{
-				Key: txn.TaskKey{Job: id, Index: i}, Scheduler: spec.Scheduler, Priority: spec.Priority,
-				State: txn.TaskPending, Resources: res, Constraints: cons, MaxPerMachine: spec.Task.GetMaxPerMachine(),
-			},
-			submitTime: s.now,
-		}
-		s.installTask(t)
+	if queued != "" {
+		s.enqueue(j)
+	} else {
+		s.createTasks(j, spec)
 	}
 	return pb, nil
 }
@@ -102,6 +102,7 @@ func (o stopOp) run(s *state) (any, error) {
 		return nil, status.Errorf(codes.FailedPrecondition, "job %s is already %s", j.job.Id, jobStateName(j.job.State))
 	}
 	s.killTasks(j, "job stopped")
+	s.dequeue(j) // if it was queued
 	pb := proto.Clone(j.job).(*cellv1.Job)
 	pb.State = cellv1.JobState_JOB_STATE_STOPPED
 	pb.FinishTimeUnixNano = s.now

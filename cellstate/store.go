@@ -329,6 +329,9 @@ func (s *Store) round(batch []*request) {
 		cs := newChangeSet(st.rev + 1)
 		st.changes = cs
 		r.result, r.err = r.op.run(st)
+		if r.err == nil {
+			st.admitQueued() // quota.go: room may have appeared
+		}
 		if r.err == nil && !cs.empty() {
 			st.refreshJobs()
 			e, err := encode(cs)
@@ -534,11 +537,12 @@ func (s *Store) recover() error {
 		mr.modRev = pb.ModRevision
 		mr.registeredBy = pb.RegisteredBy
 		st.machines[id] = mr
+		st.ledger.AccountMachine(nil, mr.m)
 	}
 	cons := make(map[string][]txn.Constraint, len(jobs)) // compiled once per job, shared by its tasks
 	for id, pb := range jobs {
 		cons[id] = txn.Compile(pbconv.Constraints(pb.GetSpec().GetTask().GetConstraints()))
-		j := &jobEntry{job: pb, tmpl: pb.GetSpec().GetTask(), tasks: make([]*task, pb.GetSpec().GetCount())}
+		j := &jobEntry{job: pb, tmpl: pb.GetSpec().GetTask(), tasks: make([]*task, recoveredTasks(pb))}
 		if j.tmpl.GetMaxPerMachine() > 0 {
 			j.perMachine = make(map[string]uint32)
 		}
@@ -555,9 +559,11 @@ func (s *Store) recover() error {
 		}
 		t := taskFromPB(pb, j.tmpl)
 		t.t.Constraints = cons[k.Job]
+		t.t.Tenant = j.job.GetSpec().GetTenant()
 		j.tasks[k.Index] = t
 		st.index(j, t)
 	}
+	st.recoverQueues()
 	for id, j := range st.jobs {
 		for i, t := range j.tasks {
 			if t == nil {

@@ -82,9 +82,14 @@ var Table = []Row{
 	{Service: "CredentialService", Method: "ListRevokedCredentials",
 		Scheduler: none, Agent: none, User: none},
 
-	{Service: "TenantService", Method: "SetTenantPolicy",
+	{Service: "TenantService", Method: "CreateTenant",
 		Scheduler: none, Agent: none, User: none},
-	{Service: "TenantService", Method: "ListTenantPolicies",
+	{Service: "TenantService", Method: "UpdateTenant",
+		Scheduler: none, Agent: none, User: none},
+	{Service: "TenantService", Method: "GetTenant",
+		Scheduler: all, Agent: none,
+		User: Grant{Own, "its tenants", inItsTenant}},
+	{Service: "TenantService", Method: "ListTenants",
 		Scheduler: all, Agent: none,
 		User: Grant{Own, "its tenants", nil}},
 }
@@ -123,7 +128,7 @@ func RedactJob(j *cellv1.Job) *cellv1.Job {
 	s := j.Spec
 	out := &cellv1.Job{
 		Id: j.Id, State: j.State, SubmitTimeUnixNano: j.SubmitTimeUnixNano, FinishTimeUnixNano: j.FinishTimeUnixNano,
-		UnschedulableReason: j.UnschedulableReason, Message: j.Message, ModRevision: j.ModRevision,
+		UnschedulableReason: j.UnschedulableReason, Message: j.Message, ModRevision: j.ModRevision, QueuedReason: j.QueuedReason,
 		Attempts: j.Attempts, FirstAttemptUnixNano: j.FirstAttemptUnixNano, PlacedUnixNano: j.PlacedUnixNano,
 		Spec: &cellv1.JobSpec{
 			Name: s.Name, Tenant: s.Tenant, Scheduler: s.Scheduler, Priority: s.Priority, Count: s.Count,

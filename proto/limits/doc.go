@@ -87,6 +87,10 @@
 //	    state                             RUNNING, SUCCEEDED, FAILED, KILLED
 //	    message                           <= MaxUpdateMessageLen (1 KiB)
 //	ListMachinesRequest, ListSchedulersRequest   no fields
+//	Create/UpdateTenantRequest.tenant     required; name TenantName; max_band UNSPECIFIED..PRODUCTION;
+//	                                      weight 0..1,000; quota amounts 0..MaxQuota* (tenancy.go);
+//	                                      max_pending_tasks 0..MaxTenantPendingTasks; no production borrow_limit
+//	GetTenantRequest.name                 TenantName; ListTenantsRequest no fields
 //
 // The NATS heartbeats (Heartbeat, HeartbeatBatch) are checked where they
 // are handled (cellstate's liveness), not here; log_address is gone
