@@ -208,55 +208,16 @@ func (u *UI) drain(w http.ResponseWriter, r *http.Request, id identity.Identity)
 	writeProto(w, resp)
 }
 
-// tenants: the policies the API shows this identity, and what the hub
-// counts of each tenant's use (tasks placed or running × their
-// resources) with its dominant share of the cell.
+// tenants: the tenants the API shows this identity (a user: its own),
+// with their quotas and usage as the API computes them (quota, in use,
+// borrowed, dominant share per band).
 func (u *UI) tenants(w http.ResponseWriter, r *http.Request, id identity.Identity) {
 	ctx, cancel := u.ctx(r, id)
 	defer cancel()
-	resp, err := u.opts.API.ListTenantPolicies(ctx, &cellv1.ListTenantPoliciesRequest{})
+	resp, err := u.opts.API.ListTenants(ctx, &cellv1.ListTenantsRequest{})
 	if err != nil {
 		writeAPIError(w, err)
 		return
 	}
-	pol, err := pj.Marshal(resp)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	c := newClient(id)
-	type use struct {
-		Jobs  int      `json:"jobs"`
-		Tasks int64    `json:"tasks"`
-		Use   [3]int64 `json:"use"`
-		Share float64  `json:"dominantShare"`
-	}
-	uses := map[string]*use{}
-	t := u.hub.totals()
-	u.hub.mu.RLock()
-	for _, j := range u.hub.jobs {
-		if !c.visibleJob(j.tenant) {
-			continue
-		}
-		x := uses[j.tenant]
-		if x == nil {
-			x = &use{}
-			uses[j.tenant] = x
-		}
-		x.Jobs++
-		n := int64(j.counts[bPlaced] + j.counts[bRunning])
-		x.Tasks += n
-		for i := range 3 {
-			x.Use[i] += n * j.res[i]
-		}
-	}
-	u.hub.mu.RUnlock()
-	for _, x := range uses {
-		for i := range 3 {
-			if t.Cap[i] > 0 {
-				x.Share = max(x.Share, float64(x.Use[i])/float64(t.Cap[i]))
-			}
-		}
-	}
-	writeJSON(w, map[string]any{"policies": json.RawMessage(pol), "use": uses, "cap": t.Cap})
+	writeProto(w, resp)
 }

@@ -33,6 +33,10 @@ type hub struct {
 
 	cmu     sync.Mutex
 	clients map[*client]struct{}
+
+	tmu   sync.Mutex
+	tot   totals
+	totAt time.Time
 }
 
 func newHub(conn grpc.ClientConnInterface, log *slog.Logger) *hub {
@@ -279,8 +283,18 @@ func (h *hub) clientCount() int {
 	return len(h.clients)
 }
 
-// totals sums the cell for the header of the Cell page.
+// totals sums the cell for the header of the Cell page, at most once a
+// second however many pages ask.
 func (h *hub) totals() totals {
+	h.tmu.Lock()
+	defer h.tmu.Unlock()
+	if now := time.Now(); now.Sub(h.totAt) >= time.Second {
+		h.tot, h.totAt = h.sum(), now
+	}
+	return h.tot
+}
+
+func (h *hub) sum() totals {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	var t totals

@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"cmp"
 	"sort"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
@@ -97,7 +98,7 @@ func jobFromPB(j *cellv1.Job, old *jobRow) *jobRow {
 	r := &jobRow{
 		id: j.Id, name: s.GetName(), tenant: s.GetTenant(), scheduler: s.GetScheduler(),
 		kind: int32(s.GetKind()), state: int32(j.State), submit: j.SubmitTimeUnixNano / 1e6,
-		reason: j.UnschedulableReason,
+		reason: cmp.Or(j.QueuedReason, j.UnschedulableReason),
 		res:    [3]int64{res.GetCpuMilli(), res.GetMemoryBytes(), res.GetGpuMilli()},
 	}
 	if len(r.reason) > 200 {

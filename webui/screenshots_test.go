@@ -36,8 +36,19 @@ func TestBrowserScreenshots(t *testing.T) {
 	}
 	tctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := cellv1.NewTenantServiceClient(c.conn).SetTenantPolicy(tctx, &cellv1.SetTenantPolicyRequest{Policy: &cellv1.TenantPolicy{Name: "ml", MaxBand: cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION}}); err != nil {
-		t.Fatal(err)
+	tenants := cellv1.NewTenantServiceClient(c.conn)
+	q := func(cores, gib, gpus int64) *cellv1.QuotaAmounts {
+		return &cellv1.QuotaAmounts{CpuMilli: cores * 1000, MemoryBytes: gib << 30, GpuMilli: gpus * 1000}
+	}
+	for _, tn := range []*cellv1.Tenant{
+		{Name: "ml", MaxBand: cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION, Weight: 2,
+			Production: &cellv1.BandQuota{Nominal: q(512, 2048, 64)}, Batch: &cellv1.BandQuota{Nominal: q(256, 1024, 16), BorrowLimit: q(256, 1024, 16)}},
+		{Name: "media", Batch: &cellv1.BandQuota{Nominal: q(1000, 4096, 0), BorrowLimit: q(2000, 8192, 0)}},
+		{Name: "shop", MaxBand: cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION, Production: &cellv1.BandQuota{Nominal: q(64, 256, 0)}},
+	} {
+		if _, err := tenants.UpdateTenant(tctx, &cellv1.UpdateTenantRequest{Tenant: tn}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c.submit(t, &cellv1.JobSpec{Name: "render-frames", Tenant: "media", Scheduler: "batch", Priority: 100, Count: 600, Kind: cellv1.JobKind_JOB_KIND_BATCH,
 		Task: &cellv1.TaskTemplate{Command: "/usr/bin/render", Resources: res(4000, 8192, 0), DurationMs: 60_000, Constraints: outside}})

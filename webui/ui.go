@@ -31,7 +31,7 @@ type API interface {
 	GetMachine(context.Context, *cellv1.GetMachineRequest) (*cellv1.GetMachineResponse, error)
 	DrainMachine(context.Context, *cellv1.DrainMachineRequest) (*cellv1.DrainMachineResponse, error)
 	ListSchedulers(context.Context, *cellv1.ListSchedulersRequest) (*cellv1.ListSchedulersResponse, error)
-	ListTenantPolicies(context.Context, *cellv1.ListTenantPoliciesRequest) (*cellv1.ListTenantPoliciesResponse, error)
+	ListTenants(context.Context, *cellv1.ListTenantsRequest) (*cellv1.ListTenantsResponse, error)
 }
 
 // Options are what the web view runs with.

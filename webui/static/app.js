@@ -5,7 +5,8 @@
 
 const M = { id:0, zone:1, rack:2, state:3, cap:4, alloc:7, used:10 };
 const J = { id:0, name:1, tenant:2, sched:3, kind:4, state:5, submit:6, reason:7, counts:8, res:13 };
-const JOB_STATES = ['UNSPECIFIED','PENDING','RUNNING','SUCCEEDED','FAILED','STOPPED'];
+const JOB_STATES = {0: 'UNSPECIFIED', 1: 'PENDING', 2: 'RUNNING', 3: 'SUCCEEDED', 4: 'FAILED', 5: 'STOPPED', 20: 'QUEUED'};
+const LIVE_STATES = new Set([1, 2, 20]); // pending, running, queued (admission waits for its tenant's headroom)
 const KINDS = ['', 'service', 'batch'];
 const BUCKETS = ['pending','placed','running','done','failed'];
 
@@ -278,13 +279,13 @@ function progressBar(c) {
     BUCKETS.map((b, i) => c[i] ? `<span class="${b}" style="width:${100 * c[i] / total}%"></span>` : '').join('') + '</div>';
 }
 const countsOf = j => j.slice(J.counts, J.counts + 5);
-const liveJob = j => j[J.state] <= 2;
+const liveJob = j => LIVE_STATES.has(j[J.state]);
 
 function jobsPage(app) {
   app.innerHTML = `
     <div class="controls">
       <input id="job-filter" placeholder="filter: name, tenant, scheduler" size="32">
-      <select id="job-state"><option value="live">live</option><option value="all">all</option><option value="pending">pending</option><option value="running">running</option><option value="finished">finished</option></select>
+      <select id="job-state"><option value="live">live</option><option value="all">all</option><option value="queued">queued</option><option value="pending">pending</option><option value="running">running</option><option value="finished">finished</option></select>
       <span id="job-count" class="note"></span>
       <span class="legend">${BUCKETS.map(b => `<span><i class="bar-${b}" style="background:var(--${b})"></i>${b}</span>`).join('')}</span>
     </div>
@@ -301,7 +302,8 @@ function jobsPage(app) {
       if (S.jobState === 'live' && !liveJob(j)) return false;
       if (S.jobState === 'pending' && s !== 1) return false;
       if (S.jobState === 'running' && s !== 2) return false;
-      if (S.jobState === 'finished' && s <= 2) return false;
+      if (S.jobState === 'queued' && s !== 20) return false;
+      if (S.jobState === 'finished' && LIVE_STATES.has(s)) return false;
       return !q || j[J.name].toLowerCase().includes(q) || j[J.tenant].toLowerCase().includes(q) || j[J.sched].toLowerCase().includes(q);
     };
     const rows = [...S.jobs.values()].filter(want).sort((a, b) => b[J.submit] - a[J.submit] || a[J.id].localeCompare(b[J.id]));
@@ -354,7 +356,7 @@ function jobPage(app, id) {
     const job = r.job, spec = job.spec || {}, st = stateName(job.state);
     const row = S.jobs.get(job.id);
     const c = row ? countsOf(row) : null;
-    const live = st === 'PENDING' || st === 'RUNNING';
+    const live = st === 'PENDING' || st === 'RUNNING' || st === 'QUEUED';
     $('#job-head').innerHTML = `
       <h1>${esc(spec.name)} <span class="state-${st}" id="job-state">${st}</span>
         ${live && canStop(job) ? '<button id="stop-job" class="danger">Stop job</button>' : ''}</h1>
@@ -368,6 +370,7 @@ function jobPage(app, id) {
       </div>
       ${c ? `<div class="controls">${progressBar(c)} <span class="counts" id="job-counts">${BUCKETS.map((b, i) => b + ' ' + c[i]).join(', ')}</span></div>` : ''}
       ${job.unschedulableReason ? `<p class="reason" id="explain">Pending because: ${esc(job.unschedulableReason)}</p>` : ''}
+      ${job.queuedReason ? `<p class="reason" id="queued">Queued because: ${esc(job.queuedReason)}</p>` : ''}
       ${job.message ? `<p class="note">${esc(job.message)}</p>` : ''}
       ${['events', 'rollout', 'explain', 'pendingReason'].map(k => extraSection(r, job, k)).join('')}`;
     const b = $('#stop-job');
@@ -545,21 +548,27 @@ function schedulersPage(app) {
 function tenantsPage(app) {
   app.innerHTML = `<h1>Tenants</h1><div id="tenants"><p class="note">loading…</p></div>`;
   let stopped = false, timer = null;
+  const n = x => Number(x || 0);
+  const amounts = a => a && (n(a.cpuMilli) || n(a.memoryBytes) || n(a.gpuMilli)) ? `${cores(n(a.cpuMilli))} CPU · ${gib(n(a.memoryBytes))}` + (n(a.gpuMilli) ? ` · ${n(a.gpuMilli) / 1000} GPU` : '') : '–';
   async function load() {
     try {
       const r = await api('/api/tenants');
       if (stopped) return;
-      const pol = new Map((r.policies.policies || []).map(p => [p.name, p]));
-      const names = [...new Set([...pol.keys(), ...Object.keys(r.use || {})])].sort();
-      const extra = new Set();
-      for (const p of pol.values()) for (const k of Object.keys(p)) if (!['name', 'modRevision'].includes(k)) extra.add(k);
-      const cols = [...extra];
-      $('#tenants').innerHTML = `<table><thead><tr><th>tenant</th>${cols.map(c => `<th>${esc(c)}</th>`).join('')}<th>jobs</th><th>tasks placed/running</th><th>CPU</th><th>memory</th><th>GPU</th><th>dominant share</th></tr></thead><tbody>` +
-        names.map(n => {
-          const p = pol.get(n) || {}, u = (r.use || {})[n] || { jobs: 0, tasks: 0, use: [0, 0, 0], dominantShare: 0 };
-          return `<tr data-tenant="${esc(n)}"><td>${esc(n)}</td>${cols.map(c => `<td class="wrap">${esc(typeof p[c] === 'object' ? JSON.stringify(p[c]) : p[c] ?? '')}</td>`).join('')}` +
-            `<td>${u.jobs}</td><td>${u.tasks}</td><td>${cores(u.use[0])}</td><td>${gib(u.use[1])}</td><td>${u.use[2] / 1000}</td><td>${meter(u.dominantShare * 1000, 1000)}</td></tr>`;
-        }).join('') + '</tbody></table><p class="note">Use counts tasks placed or running × their requests; dominant share is the largest fraction of the cell\'s CPU, memory or GPU.</p>';
+      const bands = [['production', 'production'], ['batch', 'batch'], ['bestEffort', 'best-effort']];
+      $('#tenants').innerHTML = `<p class="note">Cell capacity (machines not down): ${amounts(r.cellCapacity)}. Quota per band: nominal (+ borrow limit); in use is held by placed and running tasks; borrowed is in use above nominal; dominant share is the largest fraction of the cell's capacity of any kind (DRF).</p>
+        <table><thead><tr><th>tenant</th><th>weight</th><th>max band</th><th>band</th><th>quota</th><th>in use</th><th>borrowed</th><th>pending tasks / queued jobs</th><th>dominant share</th></tr></thead><tbody>` +
+        (r.tenants || []).map(t => {
+          const used = u => u && (n(u.inUse?.cpuMilli) || n(u.inUse?.memoryBytes) || n(u.inUse?.gpuMilli) || n(u.pendingTasks) || n(u.queuedJobs));
+          const rows = bands.filter(([k]) => t[k] || used((t.usage || {})[k]));
+          if (!rows.length) rows.push(['batch', 'batch']);
+          return rows.map(([k, label], i) => {
+            const q = t[k], u = (t.usage || {})[k] || {};
+            return `<tr data-tenant="${i ? '' : esc(t.name)}">` + (i ? '<td></td><td></td><td></td>' :
+              `<td>${esc(t.name)}</td><td>${t.weight || 1}</td><td>${esc(String(t.maxBand || 'PRIORITY_BAND_BATCH').replace('PRIORITY_BAND_', '').toLowerCase())}</td>`) +
+              `<td>${label}</td><td class="wrap">${q ? amounts(q.nominal) + (q.borrowLimit ? ` <span class="note">(+ ${amounts(q.borrowLimit)})</span>` : '') : '<span class="note">none</span>'}</td>` +
+              `<td>${amounts(u.inUse)}</td><td>${u.borrowed ? amounts(u.borrowed) : ''}</td><td>${n(u.pendingTasks)} / ${n(u.queuedJobs)}</td><td>${meter(n(u.dominantShare) * 1000, 1000)}</td></tr>`;
+          }).join('');
+        }).join('') + '</tbody></table>';
     } catch (e) { if (!stopped) $('#tenants').innerHTML = `<p class="reason">${esc(e.message)}</p>`; }
     if (!stopped) timer = setTimeout(load, 5000);
   }
