@@ -87,13 +87,13 @@ func (c *client) signal() {
 func (c *client) take() (full bool, ms, js map[string]struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	full, ms, js = c.full, c.ms, c.js
-	c.full = false
-	if len(ms) > 0 {
-		c.ms = map[string]struct{}{}
+	full, c.full = c.full, false
+	// The maps handed out are never written again: mark writes new ones.
+	if len(c.ms) > 0 {
+		ms, c.ms = c.ms, map[string]struct{}{}
 	}
-	if len(js) > 0 {
-		c.js = map[string]struct{}{}
+	if len(c.js) > 0 {
+		js, c.js = c.js, map[string]struct{}{}
 	}
 	return
 }
