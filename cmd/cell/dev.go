@@ -159,7 +159,14 @@ func printDevBanner(out interface{ Write([]byte) (int, error) }, c devConfig, sr
   schedulers  batch, service, gpu (in this process)
 `, filepath.Join(c.server.DataDir, "store"), srv.Store().Revision(), srv.Addr(), srv.NATSURL(), metricsURL(srv.MetricsAddr()))
 	if web := srv.WebURL(); web != "" {
-		login := "go run ./cmd/cell ui prints a login link"
+		ui := "go run ./cmd/cell ui"
+		if web != cli.DefaultWebURL {
+			ui += " --web " + web
+		}
+		if dir := srv.AdminDir(); dir != "" && filepath.Clean(dir) != filepath.Clean(credentials.DefaultDir) {
+			ui += " --credentials " + dir
+		}
+		login := "log in: " + ui + " --open"
 		if srv.AdminDir() == "" {
 			login = "no login: --insecure"
 		}
