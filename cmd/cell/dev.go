@@ -166,6 +166,20 @@ func printDevBanner(out interface{ Write([]byte) (int, error) }, c devConfig, sr
   metrics     %s
   schedulers  batch, service, gpu (in this process)
 `, filepath.Join(c.server.DataDir, "store"), srv.Store().Revision(), srv.Addr(), srv.NATSURL(), metricsURL(srv.MetricsAddr()))
+	if web := srv.WebURL(); web != "" {
+		ui := "go run ./cmd/cell ui"
+		if web != cli.DefaultWebURL {
+			ui += " --web " + web
+		}
+		if dir := srv.AdminDir(); dir != "" && filepath.Clean(dir) != filepath.Clean(credentials.DefaultDir) {
+			ui += " --credentials " + dir
+		}
+		login := "log in: " + ui + " --open"
+		if srv.AdminDir() == "" {
+			login = "no login: --insecure"
+		}
+		fmt.Fprintf(out, "  web view    %s (%s)\n", web, login)
+	}
 	if c.localAgent {
 		fmt.Fprintf(out, "  agent       this machine (tasks run as processes under %s)\n", filepath.Join(c.server.DataDir, "agent"))
 	}
