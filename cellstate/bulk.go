@@ -35,8 +35,9 @@ type commitOp struct {
 	sliceable bool
 	dup       []bool
 	// The loop's progress: claims run so far and the merged decision.
-	next int
-	d    *txn.Decision
+	next        int
+	d           *txn.Decision
+	preemptions []preemption // the victims so far, by tenant (metrics)
 }
 
 // newCommitOp does, outside the loop, what needs no cell state.
@@ -71,6 +72,8 @@ func newCommitOp(tx *txn.Transaction, by string) *commitOp {
 // CommitResult is the outcome of a committed transaction.
 type CommitResult struct {
 	Decision *txn.Decision
+	// preemptions attributes the victims to tenants (metrics).
+	preemptions []preemption
 }
 
 func (o *commitOp) more() bool { return o.d != nil && o.next < len(o.tx.Claims) }
@@ -87,7 +90,7 @@ func (o *commitOp) run(s *state) (any, error) {
 	}
 	o.runClaims(s, o.next, end)
 	o.next = end
-	return &CommitResult{Decision: o.d}, nil
+	return &CommitResult{Decision: o.d, preemptions: o.preemptions}, nil
 }
 
 // first makes the checks of the whole transaction, in its first slice.
@@ -145,10 +148,20 @@ func (o *commitOp) runClaims(s *state, from, to int) {
 		}
 		part.Claims = claims
 	}
+	var machines map[string]string
+	if len(part.Preemptions) > 0 {
+		machines = victimMachines(s, part.Preemptions)
+	}
 	d := txn.Validate(s, &part)
+	o.preemptions = append(o.preemptions, s.preemptionsOf(&part, d)...) // before Apply: the victims' machines
 	txn.Apply(s, d)
-	for _, k := range d.Preempted {
-		s.annotateTask(k, fmt.Sprintf("preempted by scheduler %s", o.tx.Scheduler))
+	if len(d.Preempted) > 0 {
+		by := preemptors(&part, d, machines)
+		for _, k := range d.Preempted {
+			job := by[k]
+			s.annotateTask(k, fmt.Sprintf("preempted by job %s (scheduler %s)", s.jobName(job), o.tx.Scheduler), job)
+			s.markPreempted(k, s.jobName(job)) // the event of the eviction (events.go)
+		}
 	}
 	if pre == nil && from == 0 && to == len(o.tx.Claims) {
 		o.d = d // the whole transaction at once: the common case
@@ -201,12 +214,12 @@ func (o *commitOp) presets(s *state, from, to int) []txn.ClaimResult {
 	return pre
 }
 
-// annotateTask sets the message of a task version installed by the
-// current operation (not yet visible to anyone).
-func (s *state) annotateTask(k txn.TaskKey, msg string) {
+// annotateTask sets the message and preempting job of a task version
+// installed by the current operation (not yet visible to anyone).
+func (s *state) annotateTask(k txn.TaskKey, msg, preemptedBy string) {
 	t := s.task(k)
 	if t.modRev == s.changes.rev {
-		t.message = msg
+		t.message, t.preemptedBy = msg, preemptedBy
 	}
 }
 
@@ -326,6 +339,7 @@ func (o *submitOp) run(s *state) (any, error) {
 // when every task is killed.
 type stopOp struct {
 	idOrName string
+	by       string // who asked (identity.String), named in the tasks' events
 	j        *jobEntry
 	next     int
 }
@@ -352,6 +366,10 @@ func (o *stopOp) run(s *state) (any, error) {
 		o.next = len(o.j.tasks) // deleted meanwhile: nothing is left
 		return o.j.job, nil
 	}
-	o.next = s.killFrom(o.j, o.next, "job stopped", sliceItems)
+	why := "job stopped"
+	if o.by != "" {
+		why = "job stopped by " + o.by
+	}
+	o.next = s.killFrom(o.j, o.next, why, sliceItems)
 	return o.j.job, nil
 }

@@ -32,6 +32,10 @@ type Metrics struct {
 	gcJobs            prometheus.Counter
 	gcTasks           prometheus.Counter
 	authDenied        *prometheus.CounterVec // see authorize.go
+	// Per tenant (tenant_metrics.go).
+	tenants         *tenantCollector
+	preemptCaused   *prometheus.CounterVec
+	preemptSuffered *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -126,6 +130,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.authDenied, m.unknownHeartbeats, m.droppedHeartbeats, m.gcJobs, m.gcTasks, m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
 		m.revision, m.machines, m.heartbeats, m.badMessages, m.usageCPU, m.usageMem, m.reservedCPU, m.reservedMem,
 		liveHeapGauge())
+	m.tenants, m.preemptCaused, m.preemptSuffered = newTenantMetrics()
+	reg.MustRegister(m.tenants, m.preemptCaused, m.preemptSuffered)
 	return m
 }
 
@@ -149,6 +155,8 @@ func opName(op operation) string {
 		return "register_machine"
 	case drainOp:
 		return "drain_machine"
+	case drainStepOp:
+		return "drain_step"
 	case markDownOp:
 		return "mark_down"
 	case markUpOp:
@@ -184,6 +192,7 @@ func (m *Metrics) observeOp(r *request, done time.Time) {
 		return
 	}
 	d := r.result.(*CommitResult).Decision
+	m.observePreemptions(r.result.(*CommitResult).preemptions)
 	switch {
 	case d.Accepted == len(d.Results):
 		m.transactions.WithLabelValues(sched, "accepted").Inc()

@@ -247,3 +247,19 @@ func recoveredTasks(pb *cellv1.Job) uint32 {
 func fmtDuration(ns int64) string {
 	return fmt.Sprintf("%.1fs", float64(ns)/1e9)
 }
+
+// rebuildLedger computes the ledger from scratch: what the state's
+// incremental one must equal (checkInvariant).
+func rebuildLedger(s *state, machines []*txn.Machine, tasks []*txn.Task) *txn.Ledger {
+	l := txn.NewLedger()
+	for _, p := range s.tenants.all() {
+		l.SetTenant(pbconv.Tenant(p))
+	}
+	for _, m := range machines {
+		l.AccountMachine(nil, m)
+	}
+	for _, t := range tasks {
+		l.AccountTask(nil, t)
+	}
+	return l
+}

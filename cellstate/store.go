@@ -143,6 +143,7 @@ type Store struct {
 	releaseAgain     int           // collector ticks left to release memory again (gc.go; gcLoop-owned)
 	gcStop           chan struct{} // closed by Close to stop gcLoop
 	gcDone           chan struct{} // closed when gcLoop returns
+	drains           drainRunner   // the drain controller (drain.go)
 	onSchedulersGone atomic.Pointer[func([]string)]
 }
 
@@ -213,6 +214,7 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	s.m.attach(s) // per-tenant metrics read the ledger (tenant_metrics.go)
 	s.st.recoverGC()
 	s.st.recoverReaping()
 	if err := s.loadIdentity(); err != nil {
@@ -224,6 +226,7 @@ func Open(opts Options) (*Store, error) {
 	s.revHint.Store(s.st.rev)
 	go s.loop()
 	go s.gcLoop()
+	s.drains.start(s)
 	return s, nil
 }
 
@@ -235,7 +238,9 @@ func (s *Store) Close() error {
 		return nil
 	default:
 	}
-	// The collector first, while the loop still answers its operations.
+	// The collector and the drain controller first, while the loop still
+	// answers their operations.
+	s.drains.close()
 	close(s.gcStop)
 	<-s.gcDone
 	close(s.stop)
@@ -602,7 +607,9 @@ func (s *Store) recover() error {
 		mr := newMachineRecord(pbconv.Machine(pb), pb.GpuMemoryBytes)
 		mr.modRev = pb.ModRevision
 		mr.registeredBy = pb.RegisteredBy
+		mr.drain = pb.Drain
 		st.machines[id] = mr
+		st.noteDrain(mr)
 		st.ledger.AccountMachine(nil, mr.m)
 	}
 	cons := make(map[string][]txn.Constraint, len(jobs)) // compiled once per job, shared by its tasks
@@ -693,6 +700,8 @@ func taskFromPB(pb *cellv1.Task, tmpl *cellv1.TaskTemplate) *task {
 		failures:    pb.Failures,
 		notBefore:   pb.NotBeforeUnixNano,
 		lastMachine: pb.LastMachineId,
+		preemptedBy: pb.PreemptedByJobId,
+		events:      pb.Events,
 		modRev:      pb.ModRevision,
 	}
 }
