@@ -167,9 +167,11 @@ func TestQuotaCommit(t *testing.T) {
 	if tk := c.task(ops.Id, 0); tk.State != cellv1.TaskState_TASK_STATE_PENDING {
 		t.Fatalf("victim is %v", tk.State)
 	}
-	// ops cannot take it back: ml's unused nominal quota is not idle.
+	// ops cannot take it back, not even on a new 2-core machine: ml's
+	// unused nominal quota (3 cores) is not idle.
+	c.addMachine("m2", nil, 2000, 8*gib, 0)
 	r, err = c.state.Commit(ctxT(t), &cellv1.CommitRequest{Scheduler: "batch",
-		Claims: []*cellv1.Claim{claim(ops.Id, 0, "m1", ops.Spec.Task.Resources)}})
+		Claims: []*cellv1.Claim{claim(ops.Id, 0, "m2", ops.Spec.Task.Resources)}})
 	if err != nil || r.Accepted != 0 || r.Results[0].Outcome != cellv1.ClaimOutcome_CLAIM_OUTCOME_QUOTA_EXCEEDED ||
 		!strings.Contains(r.Results[0].Detail, "tenant ops: batch CPU quota 0m, in use 3000m, claim 1000m: borrowing 1000m, idle 0m") {
 		t.Fatalf("claim past quota: %v %v", r, err)
@@ -189,7 +191,7 @@ func TestQuotaCommit(t *testing.T) {
 		{"omegacell_tenant_quota", map[string]string{"tenant": "ml", "band": "batch", "resource": "cpu_millicores"}, 8000},
 		{"omegacell_tenant_borrow_limit", map[string]string{"tenant": "ops", "band": "batch", "resource": "cpu_millicores"}, 8000},
 		{"omegacell_tenant_pending_tasks", map[string]string{"tenant": "ops", "band": "batch"}, 1},
-		{"omegacell_tenant_dominant_share", map[string]string{"tenant": "ml", "band": "batch"}, 5.0 / 8},
+		{"omegacell_tenant_dominant_share", map[string]string{"tenant": "ml", "band": "batch"}, 5.0 / 10},
 		{"omegacell_tenant_weight", map[string]string{"tenant": "ml"}, 1},
 		{"omegacell_production_quota_overcommit", map[string]string{"resource": "cpu_millicores"}, 0},
 	} {
