@@ -55,7 +55,7 @@ type BandUse struct {
 // in their copy the same way. A State offers it to [Validate] by
 // implementing [QuotaState]. Not safe for concurrent mutation.
 type Ledger struct {
-	tenants  map[string]*tenantEntry
+	tenants map[string]*tenantEntry
 	// quotas counts the tenant bands with a quota: without any, Validate
 	// has nothing to check (and skips the overlay).
 	quotas   int
