@@ -231,3 +231,61 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 	}
 	return 0, false
 }
+
+// TestTenantsInSnapshotAndWatch: schedulers see tenants' weights, quotas
+// and use in a snapshot, and tenant changes in the watch; an agent's
+// machine watch carries none.
+func TestTenantsInSnapshotAndWatch(t *testing.T) {
+	c := newTestCell(t, Options{})
+	c.addMachine("m1", nil, 8000, 64*gib, 0)
+	c.setTenant(&cellv1.Tenant{Name: "ml", Weight: 3, Batch: &cellv1.BandQuota{Nominal: cores(4)}})
+	job := c.submit(tenantSpec("a", "ml", 1, 1000))
+	c.place(job, 0, "m1")
+
+	stream, err := c.state.Snapshot(ctxT(t), &cellv1.SnapshotRequest{ChunkSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tenants []*cellv1.Tenant
+	var head uint64
+	for {
+		chunk, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tenants, head = append(tenants, chunk.Tenants...), chunk.Revision
+		if chunk.Last {
+			break
+		}
+	}
+	if len(tenants) != 1 || tenants[0].Weight != 3 || tenants[0].Batch.Nominal.CpuMilli != 4000 || tenants[0].Usage.Batch.InUse.CpuMilli != 1000 {
+		t.Fatalf("snapshot tenants %v", tenants)
+	}
+
+	watch := func(machine string) (found []*cellv1.Tenant) {
+		w, err := c.state.Watch(ctxT(t), &cellv1.WatchRequest{StartRevision: 0, MachineId: machine, ProgressIntervalMs: 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			r, err := w.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ch := range r.Changes {
+				if tn := ch.GetTenant(); tn != nil {
+					found = append(found, tn)
+				}
+			}
+			if r.ProgressNotify && r.Revision >= head {
+				return found
+			}
+		}
+	}
+	if got := watch(""); len(got) != 1 || got[0].Name != "ml" || got[0].Weight != 3 {
+		t.Errorf("watch tenant changes %v", got)
+	}
+	if got := watch("m1"); len(got) != 0 {
+		t.Errorf("a machine watch got tenant changes %v", got)
+	}
+}
