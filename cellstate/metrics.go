@@ -128,7 +128,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Heartbeat messages NATS dropped because the server's subscription fell behind (a flood); machines got a fresh grace.",
 	})
 	reg.MustRegister(m.authDenied, m.unknownHeartbeats, m.droppedHeartbeats, m.gcJobs, m.gcTasks, m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
-		m.revision, m.machines, m.heartbeats, m.badMessages, m.usageCPU, m.usageMem, m.reservedCPU, m.reservedMem)
+		m.revision, m.machines, m.heartbeats, m.badMessages, m.usageCPU, m.usageMem, m.reservedCPU, m.reservedMem,
+		liveHeapGauge())
 	m.tenants, m.preemptCaused, m.preemptSuffered = newTenantMetrics()
 	reg.MustRegister(m.tenants, m.preemptCaused, m.preemptSuffered)
 	return m
@@ -142,11 +143,11 @@ func (m *Metrics) setRevision(rev uint64) {
 
 func opName(op operation) string {
 	switch op.(type) {
-	case commitOp:
+	case *commitOp:
 		return "commit"
-	case submitOp:
+	case *submitOp:
 		return "submit_job"
-	case stopOp:
+	case *stopOp:
 		return "stop_job"
 	case agentUpdatesOp:
 		return "task_updates"
@@ -154,6 +155,8 @@ func opName(op operation) string {
 		return "register_machine"
 	case drainOp:
 		return "drain_machine"
+	case drainStepOp:
+		return "drain_step"
 	case markDownOp:
 		return "mark_down"
 	case markUpOp:
@@ -162,6 +165,8 @@ func opName(op operation) string {
 		return "job_status"
 	case registerSchedulerOp:
 		return "register_scheduler"
+	case reapOp:
+		return "kill_tasks_of_finished_jobs"
 	case gcJobsOp:
 		return "delete_finished_jobs"
 	case expireSchedulersOp:
@@ -177,7 +182,7 @@ func (m *Metrics) observeOp(r *request, done time.Time) {
 		return
 	}
 	m.commitLatency.WithLabelValues(opName(r.op)).Observe(done.Sub(r.queued).Seconds())
-	c, ok := r.op.(commitOp)
+	c, ok := r.op.(*commitOp)
 	if !ok {
 		return
 	}

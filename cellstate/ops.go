@@ -15,113 +15,8 @@ import (
 	"github.com/omegacell/omegacell/txn"
 )
 
-// ---------------------------------------------------------------- commit
-
-type commitOp struct {
-	tx *txn.Transaction
-	by string // the scheduler identity committing ("": not checked here)
-}
-
-// CommitResult is the outcome of a committed transaction.
-type CommitResult struct {
-	Decision *txn.Decision
-	// preemptions attributes the victims to tenants (metrics).
-	preemptions []preemption
-}
-
-func (o commitOp) run(s *state) (any, error) {
-	if !s.schedulers[o.tx.Scheduler] {
-		return nil, status.Errorf(codes.InvalidArgument, "scheduler: %q is not registered", o.tx.Scheduler)
-	}
-	s.seen.touch(o.tx.Scheduler, s.now)
-	if err := s.claimsOwnedBy(o.tx, o.by); err != nil {
-		return nil, err
-	}
-	d := txn.Validate(s, o.tx)
-	ps := s.preemptionsOf(o.tx, d) // before Apply: the victims' machines
-	txn.Apply(s, d)
-	for _, k := range d.Preempted {
-		s.annotateTask(k, fmt.Sprintf("preempted by scheduler %s", o.tx.Scheduler))
-	}
-	return &CommitResult{Decision: d, preemptions: ps}, nil
-}
-
-// annotateTask sets the message of a task version installed by the
-// current operation (not yet visible to anyone).
-func (s *state) annotateTask(k txn.TaskKey, msg string) {
-	t := s.task(k)
-	if t.modRev == s.changes.rev {
-		t.message = msg
-	}
-}
-
-// ---------------------------------------------------------------- jobs
-
-type submitOp struct{ spec *cellv1.JobSpec }
-
-func (o submitOp) run(s *state) (any, error) {
-	spec := o.spec
-	if !s.schedulers[spec.Scheduler] {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.scheduler: %q is not registered (registered: %s)", spec.Scheduler, s.schedulerNames())
-	}
-	if id, ok := s.jobByName[spec.Name]; ok && jobLive(s.jobs[id].job) {
-		return nil, status.Errorf(codes.AlreadyExists, "spec.name: a live job named %q exists (%s)", spec.Name, id)
-	}
-	if err := s.refusePending(spec.Count); err != nil {
-		return nil, err
-	}
-	queued, err := s.admission(spec) // quota.go
-	if err != nil {
-		return nil, err
-	}
-	id := uuid.NewString()
-	pb := &cellv1.Job{Id: id, Spec: spec, State: cellv1.JobState_JOB_STATE_PENDING, SubmitTimeUnixNano: s.now}
-	if queued != "" {
-		pb.State, pb.QueuedReason = cellv1.JobState_JOB_STATE_QUEUED, queued
-	}
-	j := &jobEntry{tmpl: spec.Task}
-	if spec.Task.GetMaxPerMachine() > 0 {
-		j.perMachine = make(map[string]uint32)
-	}
-	s.jobs[id] = j
-	s.jobByName[spec.Name] = id
-	s.installJob(j, pb)
-	if queued != "" {
-		s.enqueue(j)
-	} else {
-		s.createTasks(j, spec)
-	}
-	return pb, nil
-}
-
-type stopOp struct{ idOrName string }
-
-func (o stopOp) run(s *state) (any, error) {
-	j, err := s.lookupJob(o.idOrName)
-	if err != nil {
-		return nil, err
-	}
-	if !jobLive(j.job) {
-		return nil, status.Errorf(codes.FailedPrecondition, "job %s is already %s", j.job.Id, jobStateName(j.job.State))
-	}
-	s.killTasks(j, "job stopped")
-	s.dequeue(j) // if it was queued
-	pb := proto.Clone(j.job).(*cellv1.Job)
-	pb.State = cellv1.JobState_JOB_STATE_STOPPED
-	pb.FinishTimeUnixNano = s.now
-	pb.Message = "stopped by request"
-	s.installJob(j, pb)
-	return pb, nil
-}
-
-// killTasks moves every unfinished task of a job to killed.
-func (s *state) killTasks(j *jobEntry, why string) {
-	for _, t := range j.tasks {
-		if txn.CanTransition(t.t.State, txn.TaskKilled) {
-			s.transition(t.t.Key, txn.TaskKilled, why)
-		}
-	}
-}
+// Commit, SubmitJob and StopJob are in bulk.go; killing a finished
+// job's tasks is in slice.go.
 
 // transition applies txn.Transition and installs the result. The
 // transitions the store makes itself are legal by construction; an error
@@ -134,8 +29,8 @@ func (s *state) transition(k txn.TaskKey, to txn.TaskState, msg string) error {
 	if nm != nil {
 		s.PutMachine(nm)
 	}
-	s.PutTask(nt)
-	s.annotateTask(k, msg)
+	s.putTask(nt, msg)
+	s.annotateTask(k, msg, "")
 	return nil
 }
 
@@ -364,11 +259,17 @@ func (o registerMachineOp) run(s *state) (any, error) {
 		m.DeviceUsed = used
 		if m.State == txn.MachineDown {
 			m.State = txn.MachineReady
+			if old.drain != nil {
+				m.State = txn.MachineDraining // still cordoned
+			}
 		}
 		m.Seq++
 	}
 	nm := newMachineRecord(m, r.GpuMemoryBytes)
 	nm.registeredBy = by
+	if old != nil {
+		nm.drain = old.drain
+	}
 	s.installMachine(nm)
 	return nm, nil
 }
@@ -382,35 +283,6 @@ func usedDevices(m *txn.Machine) int {
 		}
 	}
 	return n
-}
-
-type drainOp struct {
-	id    string
-	drain bool
-}
-
-func (o drainOp) run(s *state) (any, error) {
-	old := s.machines[o.id]
-	if old == nil {
-		return nil, status.Errorf(codes.NotFound, "id: machine %q does not exist", o.id)
-	}
-	want := txn.MachineReady
-	if o.drain {
-		want = txn.MachineDraining
-	}
-	if old.m.State == txn.MachineDown {
-		return nil, status.Errorf(codes.FailedPrecondition, "machine %s is down", o.id)
-	}
-	if old.m.State != want {
-		m := old.m.Clone()
-		m.State = want
-		m.Seq++
-		s.PutMachine(m)
-	}
-	if o.drain {
-		s.evictAll(o.id, txn.TaskPending, "machine drained", 0)
-	}
-	return s.machines[o.id], nil
 }
 
 // evictAll moves every task holding resources on a machine to state `to`
@@ -459,6 +331,9 @@ func (o markUpOp) run(s *state) (any, error) {
 		}
 		m := old.m.Clone()
 		m.State = txn.MachineReady
+		if old.drain != nil {
+			m.State = txn.MachineDraining // still cordoned
+		}
 		m.Seq++
 		s.PutMachine(m)
 	}

@@ -176,7 +176,11 @@ func (s *Server) SubmitJob(ctx context.Context, r *cellv1.SubmitJobRequest) (*ce
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	return &cellv1.SubmitJobResponse{Job: job, Revision: rev}, nil
+	out := &cellv1.SubmitJobResponse{Job: job, Revision: rev}
+	if r.WarnInfeasible {
+		out.Warnings = s.store.InfeasibleWarnings(spec)
+	}
+	return out, nil
 }
 
 func (s *Server) GetJob(ctx context.Context, r *cellv1.GetJobRequest) (*cellv1.GetJobResponse, error) {
@@ -199,6 +203,18 @@ func (s *Server) GetJob(ctx context.Context, r *cellv1.GetJobRequest) (*cellv1.G
 	}
 	out.Job = shapeJob(out.Job, c)
 	out.Cell = s.store.Identity()
+	if r.Explain {
+		if out.Explanation, err = s.store.ExplainJob(out.Job.Id); err != nil {
+			return nil, grpcError(err)
+		}
+	}
+	if s.liveness != nil {
+		// Each running task's latest usage sample (issue 14: job status
+		// shows used against requested).
+		for _, t := range out.Tasks {
+			s.liveness.fillTask(t)
+		}
+	}
 	return out, nil
 }
 
@@ -236,12 +252,13 @@ func (s *Server) StopJob(ctx context.Context, r *cellv1.StopJobRequest) (*cellv1
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	if _, err := s.authorize(ctx, cellv1.JobService_StopJob_FullMethodName, func(identity.Identity) *authz.Facts {
+	c, err := s.authorize(ctx, cellv1.JobService_StopJob_FullMethodName, func(identity.Identity) *authz.Facts {
 		return &authz.Facts{Job: jf.id, Tenant: jf.tenant}
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
-	job, rev, err := s.store.StopJob(ctx, jf.id) // by id: the job authorized
+	job, rev, err := s.store.StopJobBy(ctx, jf.id, c.id.String()) // by id: the job authorized
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -339,13 +356,13 @@ func (s *Server) ListMachines(ctx context.Context, r *cellv1.ListMachinesRequest
 }
 
 func (s *Server) DrainMachine(ctx context.Context, r *cellv1.DrainMachineRequest) (*cellv1.DrainMachineResponse, error) {
-	if err := validateMachineID(r.Id); err != nil {
+	if err := validateDrainMachine(r); err != nil {
 		return nil, err
 	}
 	if _, err := s.authorize(ctx, cellv1.MachineService_DrainMachine_FullMethodName, nil); err != nil {
 		return nil, err
 	}
-	m, rev, err := s.store.DrainMachine(ctx, r.Id, r.Drain)
+	m, rev, err := s.store.DrainMachine(ctx, r)
 	if err != nil {
 		return nil, grpcError(err)
 	}
