@@ -1,7 +1,10 @@
 package cellstate
 
 import (
+	"bytes"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -288,4 +291,46 @@ func TestTenantsInSnapshotAndWatch(t *testing.T) {
 	if got := watch("m1"); len(got) != 0 {
 		t.Errorf("a machine watch got tenant changes %v", got)
 	}
+}
+
+// TestProductionOvercommitWarns: production quota is a guarantee, so
+// production quotas beyond the cell's capacity are logged as a warning
+// (when a tenant changes and when the store opens) and exposed as a
+// metric.
+func TestProductionOvercommitWarns(t *testing.T) {
+	var logs syncLog
+	reg := prometheus.NewRegistry()
+	c := newTestCell(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Metrics: NewMetrics(reg)})
+	c.addMachine("m1", nil, 4000, 16*gib, 0)
+	c.setTenant(&cellv1.Tenant{Name: "ml", Production: &cellv1.BandQuota{Nominal: &cellv1.QuotaAmounts{CpuMilli: 3000, MemoryBytes: 8 * gib}}})
+	if strings.Contains(logs.String(), "production quotas exceed") {
+		t.Fatalf("warned with 3 of 4 cores guaranteed:\n%s", logs.String())
+	}
+	c.setTenant(&cellv1.Tenant{Name: "web", Production: &cellv1.BandQuota{Nominal: &cellv1.QuotaAmounts{CpuMilli: 2000}}})
+	if !strings.Contains(logs.String(), "production quotas exceed the cell's capacity") || !strings.Contains(logs.String(), "over_cpu_milli=1000") {
+		t.Fatalf("no warning with 5 of 4 cores guaranteed:\n%s", logs.String())
+	}
+	for res, want := range map[string]float64{"cpu_millicores": 1000, "memory_bytes": 0, "gpu_milli": 0} {
+		if got, ok := metricValue(t, reg, "omegacell_production_quota_overcommit", map[string]string{"resource": res}); !ok || got != want {
+			t.Errorf("overcommit %s = %v (%v), want %v", res, got, ok, want)
+		}
+	}
+}
+
+// syncLog is a log destination tests read while the store writes.
+type syncLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
