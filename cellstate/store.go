@@ -215,6 +215,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.m.attach(s) // per-tenant metrics read the ledger (tenant_metrics.go)
+	s.warnOvercommit()
 	s.st.recoverGC()
 	s.st.recoverReaping()
 	if err := s.loadIdentity(); err != nil {

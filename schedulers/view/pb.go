@@ -25,6 +25,8 @@ func (v *View) ApplyChange(c *cellv1.Change) error {
 			return nil
 		}
 		return fmt.Errorf("change.deleted: names no object")
+	case *cellv1.Change_Tenant:
+		return nil // weights and quotas: the scheduler's queue order, not the view's (issue 12)
 	}
 	return fmt.Errorf("change.object: not set")
 }
