@@ -51,7 +51,6 @@ func (e Evictor) CanEvict(t *txn.Task, l *txn.Ledger) bool {
 	return e.Reclaim && l != nil && txn.BandOf(t.Priority) == txn.BandBatch && l.Quota(t.Tenant, txn.BandBatch) != nil
 }
 
-
 // Evictor places tasks by evicting lower-priority work, gang-aware: a
 // victim that belongs to a gang job is evicted whole (its tasks on other
 // machines too, as txn.Validate allows), so a unit of eviction is a single
