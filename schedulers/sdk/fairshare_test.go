@@ -139,7 +139,9 @@ func TestBorrowedQuotaIsReclaimed(t *testing.T) {
 	for i := range 4 {
 		c.addMachine(fmt.Sprintf("m%d", i), nil, 8000, 64*gib, 0)
 	}
-	cpu := func(n int64) *cellv1.QuotaAmounts { return &cellv1.QuotaAmounts{CpuMilli: n * 1000, MemoryBytes: 1 << 40} }
+	cpu := func(n int64) *cellv1.QuotaAmounts {
+		return &cellv1.QuotaAmounts{CpuMilli: n * 1000, MemoryBytes: 1 << 40}
+	}
 	c.createTenant(&cellv1.Tenant{Name: "borrower", Batch: &cellv1.BandQuota{Nominal: cpu(8), BorrowLimit: cpu(32)}})
 	startScheduler(t, c, Config{Name: "batch", Policy: batch.New(), Seed: 1})
 	fill := c.submit(tenantJob("fill", "batch", "borrower", 100, 16, 2000, 0))

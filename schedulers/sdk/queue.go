@@ -76,15 +76,15 @@ type job struct {
 // (package fair); waiting ones by wake time; parked ones in a set. Heaps
 // keep stale entries until popped, so every state change is O(log n).
 type queue struct {
-	jobs   map[string]*job
-	ready  policy.Heap[*job]
-	fair   *fair.Queue[*job] // set with fair share; then ready is unused
+	jobs  map[string]*job
+	ready policy.Heap[*job]
+	fair  *fair.Queue[*job] // set with fair share; then ready is unused
 	// batched is what the jobs popped for the batch being formed will
 	// request, per tenant: the fair order charges it ahead, so one batch
 	// does not go to the tenant that was lowest when it started.
 	batched map[string]txn.Resources
 	timers  policy.Heap[timer]
-	parked map[string]*job
+	parked  map[string]*job
 }
 
 // newFairQueue returns a queue whose ready jobs are ordered by weighted
