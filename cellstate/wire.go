@@ -84,7 +84,9 @@ func appendTaskRecord(b []byte, t *task) []byte {
 	b = appendVarint(b, 18, uint64(t.failures))
 	b = appendVarint(b, 19, uint64(t.notBefore))
 	b = appendString(b, 20, t.lastMachine)
-	return appendString(b, 120, t.preemptedBy)
+	b = appendString(b, 120, t.preemptedBy)
+	b = appendEvents(b, t.events)
+	return appendString(b, 151, k.Pin)
 }
 
 // appendLabels encodes a label map as Machine field 2 (map entries, in

@@ -268,6 +268,9 @@ func (v *validator) place(i int) ClaimResult {
 	case v.tx.Conflict == ConflictCoarse && orig.Seq != c.SeenSeq:
 		return ClaimResult{ReasonSeqChanged, fmt.Sprintf("machine %s changed: seq %d, claim saw %d", c.Machine, orig.Seq, c.SeenSeq)}
 	}
+	if t.Pin != "" && t.Pin != c.Machine {
+		return ClaimResult{ReasonConstraintViolated, fmt.Sprintf("task %s of a system job runs only on machine %s", t.Key, t.Pin)}
+	}
 	if u, bad := v.unmet(t.Constraints, orig); bad {
 		return ClaimResult{ReasonConstraintViolated, fmt.Sprintf("machine %s does not satisfy %s", c.Machine, u)}
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/omegacell/omegacell/schedulers/batch"
 	"github.com/omegacell/omegacell/schedulers/policy"
 	"github.com/omegacell/omegacell/schedulers/view"
 	"github.com/omegacell/omegacell/txn"
@@ -97,9 +98,21 @@ func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng 
 func (p *Policy) place(job view.JobInfo, pending []*txn.Task, v *view.View, rng *rand.Rand, evict bool) policy.Decision {
 	d := policy.Decision{Claims: make([]txn.Claim, 0, len(pending))}
 	s := policy.NewScratch(v, job.ID)
+	pending = policy.PlacePinned(s, pending, &d)
+	var counts map[string]int // tasks per failure domain, this decision's included
+	if job.SpreadKey != "" {
+		counts = v.JobPlacement(job.ID).DomainCounts(job.SpreadKey)
+	}
 	for _, class := range policy.Classes(pending, &d) {
 		if job.Gang && evict {
 			p.placeEvicting(class, s, p.target(p.gangWorkload(v, class.Rep())), rng, &d)
+			continue
+		}
+		if job.SpreadKey != "" {
+			// Spread asked for overrides packing (gangs into few racks,
+			// fragmentation-aware device choice): tasks go evenly over
+			// the key's values, by best fit within each.
+			batch.PlaceSpread(job, class, s, batch.BestFit, rng, p.MinSample, p.SampleFactor, counts, &d)
 			continue
 		}
 		if job.Gang {

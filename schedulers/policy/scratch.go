@@ -89,6 +89,9 @@ func (s *Scratch) Admits(ord int32, t *txn.Task) txn.Reason {
 	case m.State != txn.MachineReady:
 		return txn.ReasonMachineNotReady
 	}
+	if t.Pin != "" && t.Pin != m.ID {
+		return txn.ReasonConstraintViolated
+	}
 	if len(t.Constraints) > 0 {
 		if _, unmet := txn.FirstUnmet(t.Constraints, m.Labels); unmet {
 			return txn.ReasonConstraintViolated

@@ -14,8 +14,9 @@ type JobKind uint8
 
 const (
 	JobKindUnspecified JobKind = 0
-	JobService         JobKind = 1 // runs until stopped
-	JobBatch           JobKind = 2 // finishes
+	JobService         JobKind = 1  // runs until stopped
+	JobBatch           JobKind = 2  // finishes
+	JobSystem          JobKind = 45 // one task per matching machine (issue 13)
 )
 
 func (k JobKind) String() string {
@@ -24,6 +25,8 @@ func (k JobKind) String() string {
 		return "service"
 	case JobBatch:
 		return "batch"
+	case JobSystem:
+		return "system"
 	}
 	return "unspecified"
 }
