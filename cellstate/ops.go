@@ -69,6 +69,9 @@ func (o submitOp) run(s *state) (any, error) {
 	if id, ok := s.jobByName[spec.Name]; ok && jobLive(s.jobs[id].job) {
 		return nil, status.Errorf(codes.AlreadyExists, "spec.name: a live job named %q exists (%s)", spec.Name, id)
 	}
+	if spec.GetKind() == cellv1.JobKind_JOB_KIND_SYSTEM {
+		spec = s.systemSpec(spec) // system.go: count is the machines covered
+	}
 	if err := s.refusePending(spec.Count); err != nil {
 		return nil, err
 	}
@@ -200,7 +203,7 @@ func (s *state) refreshJobs() {
 		c := &j.counts
 		next := cellv1.JobState_JOB_STATE_PENDING
 		switch {
-		case int(c[txn.TaskSucceeded]) == len(j.tasks):
+		case int(c[txn.TaskSucceeded]) == len(j.tasks) && !isSystem(j):
 			next = cellv1.JobState_JOB_STATE_SUCCEEDED
 		case c[txn.TaskAssigned]+c[txn.TaskRunning]+c[txn.TaskSucceeded] > 0:
 			next = cellv1.JobState_JOB_STATE_RUNNING
@@ -286,7 +289,7 @@ func (s *state) afterExit(j *jobEntry, t *task) {
 	if !jobLive(j.job) {
 		return
 	}
-	service := j.job.Spec.Kind == cellv1.JobKind_JOB_KIND_SERVICE
+	service := j.job.Spec.Kind == cellv1.JobKind_JOB_KIND_SERVICE || j.job.Spec.Kind == cellv1.JobKind_JOB_KIND_SYSTEM
 	failed := t.t.State != txn.TaskSucceeded
 	if !service && !failed {
 		return
@@ -378,6 +381,7 @@ func (o registerMachineOp) run(s *state) (any, error) {
 	nm := newMachineRecord(m, r.GpuMemoryBytes)
 	nm.registeredBy = by
 	s.installMachine(nm)
+	s.reconcileMachine(r.Id) // system.go
 	return nm, nil
 }
 
@@ -418,6 +422,7 @@ func (o drainOp) run(s *state) (any, error) {
 	if o.drain {
 		s.evictAll(o.id, txn.TaskPending, "machine drained", 0)
 	}
+	s.reconcileMachine(o.id) // system.go
 	return s.machines[o.id], nil
 }
 
@@ -451,6 +456,7 @@ func (o markDownOp) run(s *state) (any, error) {
 		m.Seq++
 		s.PutMachine(m)
 		s.evictAll(id, txn.TaskLost, fmt.Sprintf("lost: machine %s stopped heartbeating", id), 0)
+		s.reconcileMachine(id) // system.go
 		downed = append(downed, id)
 	}
 	return downed, nil
@@ -469,6 +475,7 @@ func (o markUpOp) run(s *state) (any, error) {
 		m.State = txn.MachineReady
 		m.Seq++
 		s.PutMachine(m)
+		s.reconcileMachine(id) // system.go
 	}
 	return nil, nil
 }
