@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
 	"github.com/omegacell/omegacell/cellstate/authz"
@@ -31,16 +31,16 @@ type Server struct {
 	cellv1.UnimplementedSchedulerServiceServer
 	cellv1.UnimplementedTenantServiceServer
 
-	store    *Store
+	store *Store
 	// versionMD is the version header (version.go); nil: none.
 	versionMD metadata.MD
-	insecure bool      // calls without identity act as admin (authorize.go)
-	audit    *auditLog // refusals: logged, rate-limited, and counted
-	liveness *Liveness // nil: no NATS (heartbeats not tracked)
-	logs     *logProxy // GetTaskLogs' way to the agents (logs.go)
-	natsURL  string
-	prefix   string
-	hbEvery  time.Duration
+	insecure  bool      // calls without identity act as admin (authorize.go)
+	audit     *auditLog // refusals: logged, rate-limited, and counted
+	liveness  *Liveness // nil: no NATS (heartbeats not tracked)
+	logs      *logProxy // GetTaskLogs' way to the agents (logs.go)
+	natsURL   string
+	prefix    string
+	hbEvery   time.Duration
 
 	authn *authn            // identifies every caller (authn.go)
 	creds *credentialServer // CredentialService (credentials.go)
