@@ -131,28 +131,6 @@ func (s *state) markPreempted(k txn.TaskKey, byJob string) {
 	last.Message = clip("preempted by job " + byJob)
 }
 
-// preemptors names, for each victim of a commit, the job of the accepted
-// claim on its machine with the highest priority (the one that needed
-// the room).
-func (s *state) preemptors(tx *txn.Transaction, d *txn.Decision) map[string]string {
-	byMachine := make(map[string]string)
-	prio := make(map[string]int32)
-	for i, c := range tx.Claims {
-		if d.Results[i].Reason != txn.ReasonOK {
-			continue
-		}
-		j := s.jobs[c.Task.Job]
-		if j == nil {
-			continue
-		}
-		p := j.job.GetSpec().GetPriority()
-		if q, ok := prio[c.Machine]; !ok || p > q {
-			prio[c.Machine], byMachine[c.Machine] = p, j.job.GetSpec().GetName()
-		}
-	}
-	return byMachine
-}
-
 func clip(s string) string {
 	if len(s) <= maxEventMessage {
 		return s

@@ -38,8 +38,9 @@ type task struct {
 	lastMachine string
 	// events of the task's last ended attempts (see events.go); shared
 	// between versions, never mutated once installed.
-	events []*cellv1.TaskEvent
-	modRev uint64
+	events      []*cellv1.TaskEvent
+	preemptedBy string // job id whose claim preempted it (issue 12)
+	modRev      uint64
 }
 
 // jobEntry is the loop's mutable bookkeeping of one job. job and the
@@ -107,6 +108,9 @@ type state struct {
 	// finished queues finished jobs by finish time for deletion after
 	// the retention (see gc.go).
 	finished finishedQueue
+	// reaping are finished jobs whose tasks are still being killed, a
+	// slice per round (slice.go).
+	reaping []reapJob
 
 	// The loop's current operation context: time and the revision being
 	// built, and where changed objects are recorded.
@@ -201,7 +205,7 @@ func (s *state) putTask(t *txn.Task, why string) {
 		switch t.State {
 		case txn.TaskAssigned:
 			nt.assignTime, nt.startTime, nt.finishTime = s.now, 0, 0
-			nt.exitCode, nt.message = 0, ""
+			nt.exitCode, nt.message, nt.preemptedBy = 0, "", ""
 		case txn.TaskRunning:
 			nt.startTime = s.now
 		case txn.TaskPending:
@@ -387,6 +391,7 @@ func (t *task) pb() *cellv1.Task {
 		NotBeforeUnixNano:  t.notBefore,
 		LastMachineId:      t.lastMachine,
 		Events:             t.events,
+		PreemptedByJobId:   t.preemptedBy,
 	}
 	pbconv.TaskInto(out, t.t)
 	return out

@@ -84,6 +84,7 @@ func appendTaskRecord(b []byte, t *task) []byte {
 	b = appendVarint(b, 18, uint64(t.failures))
 	b = appendVarint(b, 19, uint64(t.notBefore))
 	b = appendString(b, 20, t.lastMachine)
+	b = appendString(b, 120, t.preemptedBy)
 	b = appendEvents(b, t.events)
 	return appendString(b, 151, k.Pin)
 }

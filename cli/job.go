@@ -232,6 +232,9 @@ func writeJobStatus(w io.Writer, resp *cellv1.GetJobResponse, maxRows int) {
 	if e := resp.GetExplanation(); e != "" {
 		field("Why pending", oneLine(e, 400))
 	}
+	if r := job.GetQueuedReason(); r != "" {
+		field("Queued", oneLine(r, 200)) // waiting for its tenant's quota (issue 12)
+	}
 	if r := job.GetUnschedulableReason(); r != "" {
 		field("Unschedulable", fmt.Sprintf("%s (after %d attempts)", oneLine(r, 200), job.GetAttempts()))
 	}
@@ -258,7 +261,7 @@ func writeJobStatus(w io.Writer, resp *cellv1.GetJobResponse, maxRows int) {
 		if task.GetState() == cellv1.TaskState_TASK_STATE_SUCCEEDED || task.GetState() == cellv1.TaskState_TASK_STATE_FAILED {
 			exit = strconv.Itoa(int(task.GetExitCode()))
 		}
-		row(t, strconv.Itoa(int(task.GetIndex())), taskStateName(task.GetState()), cmp.Or(task.GetMachineId(), "-"),
+		row(t, strconv.Itoa(int(task.GetIndex())), taskStateText(task), cmp.Or(task.GetMachineId(), "-"),
 			strconv.Itoa(int(task.GetAttempt())), strconv.Itoa(int(task.GetFailures())), exit,
 			formatTime(task.GetStartTimeUnixNano()), oneLine(task.GetMessage(), 60))
 	}

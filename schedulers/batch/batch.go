@@ -18,11 +18,20 @@ type Policy struct {
 	// SampleFactor is how many feasible machines are scored per task
 	// still to place in the class.
 	SampleFactor int
+	// Evict places what does not fit by evicting lower-band work
+	// (policy.LowerBand); Probe 0 turns preemption off.
+	Evict policy.Evictor
 }
 
 // New returns the batch policy with Borg-like sampling: at least 10
 // feasible machines, 2 per task left.
-func New() *Policy { return &Policy{MinSample: 10, SampleFactor: 2} }
+func New() *Policy {
+	return &Policy{MinSample: 10, SampleFactor: 2, Evict: policy.Evictor{May: policy.LowerBand, Probe: 256, Options: 8}}
+}
+
+// FairShare implements policy.FairSharer: the batch scheduler's queue is
+// ordered by weighted DRF across tenants.
+func (p *Policy) FairShare() bool { return true }
 
 // Name implements policy.Policy.
 func (p *Policy) Name() string { return Name }
@@ -52,11 +61,19 @@ func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng 
 		for i, t := range class.Tasks {
 			want := max(p.MinSample, p.SampleFactor*(len(class.Tasks)-i))
 			c, ok := pool.Place(t, want)
-			if !ok {
-				d.Unplace(class.Tasks[i:], policy.Explain(s, rep, ""))
-				break
+			if ok {
+				d.Claims = append(d.Claims, c)
+				continue
 			}
-			d.Claims = append(d.Claims, c)
+			if p.Evict.Probe > 0 && p.Evict.Place(s, t, v.Candidates(rep.Constraints), rng, &d) {
+				continue
+			}
+			reason := policy.Explain(s, rep, "")
+			if p.Evict.Probe > 0 && policy.CanEvictAny(t.Priority, p.Evict.May) {
+				reason += "; and no lower-band work whose eviction makes room"
+			}
+			d.Unplace(class.Tasks[i:], reason)
+			break
 		}
 	}
 	d.KeepWholeGang(job, pending)

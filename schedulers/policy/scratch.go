@@ -214,3 +214,24 @@ func (s *Scratch) Evicted(k txn.TaskKey) bool {
 	_, ok := s.evicted[k]
 	return ok
 }
+
+// EvictElsewhere records vt, a task holding resources on another machine
+// than the claim that evicts it (a gang victim's sibling), as evicted:
+// its machine is released in the overlay, as the commit will.
+func (s *Scratch) EvictElsewhere(vt *txn.Task) {
+	if s.Evicted(vt.Key) || !vt.State.HoldsResources() {
+		return
+	}
+	ord, ok := s.v.Ordinal(vt.Machine)
+	if !ok || s.v.MachineAt(ord) == nil {
+		return
+	}
+	o := s.touch(ord)
+	if txn.Release(o.m, vt.Resources, vt.Devices) != nil {
+		return
+	}
+	if s.evicted == nil {
+		s.evicted = make(map[txn.TaskKey]struct{})
+	}
+	s.evicted[vt.Key] = struct{}{}
+}

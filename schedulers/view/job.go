@@ -56,7 +56,9 @@ type JobInfo struct {
 	ID        string
 	Name      string
 	Scheduler string
-	Priority  int32
+	// Tenant owns the job: fair share and quota are per tenant.
+	Tenant   string
+	Priority int32
 	// Gang: all tasks are placed together or none is.
 	Gang  bool
 	Kind  JobKind
@@ -89,6 +91,7 @@ func FromPB(j *cellv1.Job) (JobInfo, error) {
 		ID:            j.GetId(),
 		Name:          spec.GetName(),
 		Scheduler:     spec.GetScheduler(),
+		Tenant:        spec.GetTenant(),
 		Priority:      spec.GetPriority(),
 		Gang:          spec.GetGang(),
 		Kind:          JobKind(spec.GetKind()),

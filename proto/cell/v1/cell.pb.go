@@ -1595,6 +1595,10 @@ type Task struct {
 	NotBeforeUnixNano int64 `protobuf:"varint,19,opt,name=not_before_unix_nano,json=notBeforeUnixNano,proto3" json:"not_before_unix_nano,omitempty"`
 	// The machine of the latest placement, kept after the task leaves it.
 	LastMachineId string `protobuf:"bytes,20,opt,name=last_machine_id,json=lastMachineId,proto3" json:"last_machine_id,omitempty"`
+	// Issue 12: the job whose claim preempted this task, set when a
+	// preemption sends it back to pending and cleared when it is placed
+	// again.
+	PreemptedByJobId string `protobuf:"bytes,120,opt,name=preempted_by_job_id,json=preemptedByJobId,proto3" json:"preempted_by_job_id,omitempty"`
 	// Issue 13: what happened to the task, oldest first: the events of its
 	// last attempts (at most 3 attempts, 16 events each). The store keeps
 	// those of ended attempts in the task; GetJob adds the current
@@ -1774,6 +1778,13 @@ func (x *Task) GetNotBeforeUnixNano() int64 {
 func (x *Task) GetLastMachineId() string {
 	if x != nil {
 		return x.LastMachineId
+	}
+	return ""
+}
+
+func (x *Task) GetPreemptedByJobId() string {
+	if x != nil {
+		return x.PreemptedByJobId
 	}
 	return ""
 }
@@ -5521,7 +5532,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\rqueued_reason\x18d \x01(\tR\fqueuedReason\"6\n" +
 	"\aTaskRef\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\rR\x05index\"\xcb\x06\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\"\xfa\x06\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x1c\n" +
@@ -5544,7 +5555,8 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x05usage\x18\x11 \x01(\v2\x0e.cell.v1.UsageR\x05usage\x12\x1a\n" +
 	"\bfailures\x18\x12 \x01(\rR\bfailures\x12/\n" +
 	"\x14not_before_unix_nano\x18\x13 \x01(\x03R\x11notBeforeUnixNano\x12&\n" +
-	"\x0flast_machine_id\x18\x14 \x01(\tR\rlastMachineId\x12+\n" +
+	"\x0flast_machine_id\x18\x14 \x01(\tR\rlastMachineId\x12-\n" +
+	"\x13preempted_by_job_id\x18x \x01(\tR\x10preemptedByJobId\x12+\n" +
 	"\x06events\x18\x96\x01 \x03(\v2\x12.cell.v1.TaskEventR\x06events\x12+\n" +
 	"\x11pinned_machine_id\x18\x97\x01 \x01(\tR\x0fpinnedMachineId\"b\n" +
 	"\x10SubmitJobRequest\x12$\n" +
