@@ -215,7 +215,9 @@ func (s *Server) GetJob(ctx context.Context, r *cellv1.GetJobRequest) (*cellv1.G
 	}
 	out.Job = shapeJob(out.Job, c)
 	out.Cell = s.store.Identity()
-	if r.Explain {
+	// Explaining is a pass over every machine: for people (users, admin),
+	// not for agents or schedulers, which have the cell's state already.
+	if r.Explain && (c.id.Role == identity.User || c.id.Role == identity.Admin) {
 		if out.Explanation, err = s.store.ExplainJob(out.Job.Id); err != nil {
 			return nil, grpcError(err)
 		}
