@@ -25,7 +25,7 @@ func (s *Store) Commit(ctx context.Context, tx *txn.Transaction) (*CommitResult,
 // the whole transaction with an authz.Denial. An empty by (admin, or an
 // insecure cell) leaves that to txn (per-claim WRONG_SCHEDULER).
 func (s *Store) CommitAs(ctx context.Context, tx *txn.Transaction, by string) (*CommitResult, uint64, error) {
-	res, rev, err := s.do(ctx, commitOp{tx: tx, by: by})
+	res, rev, err := s.do(ctx, newCommitOp(tx, by))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -34,7 +34,7 @@ func (s *Store) CommitAs(ctx context.Context, tx *txn.Transaction, by string) (*
 
 // SubmitJob creates a job and its pending tasks.
 func (s *Store) SubmitJob(ctx context.Context, spec *cellv1.JobSpec) (*cellv1.Job, uint64, error) {
-	res, rev, err := s.do(ctx, submitOp{spec: spec})
+	res, rev, err := s.do(ctx, prepareSubmit(spec, s.opts.Now().UnixNano(), s.revHint.Load()+1))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -43,7 +43,13 @@ func (s *Store) SubmitJob(ctx context.Context, spec *cellv1.JobSpec) (*cellv1.Jo
 
 // StopJob kills a job's unfinished tasks, freeing their resources.
 func (s *Store) StopJob(ctx context.Context, idOrName string) (*cellv1.Job, uint64, error) {
-	res, rev, err := s.do(ctx, stopOp{idOrName: idOrName})
+	return s.StopJobBy(ctx, idOrName, "")
+}
+
+// StopJobBy is StopJob for the identity by (as identity.String writes
+// it), which the killed tasks' events name.
+func (s *Store) StopJobBy(ctx context.Context, idOrName, by string) (*cellv1.Job, uint64, error) {
+	res, rev, err := s.do(ctx, &stopOp{idOrName: idOrName, by: by})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -127,7 +133,7 @@ func (s *Store) GetJob(idOrName string, withTasks bool) (*cellv1.GetJobResponse,
 	if withTasks {
 		out.Tasks = make([]*cellv1.Task, len(j.tasks))
 		for i, t := range j.tasks {
-			out.Tasks[i] = t.pb()
+			out.Tasks[i] = t.pbWithEvents()
 		}
 	}
 	return out, nil
@@ -145,7 +151,7 @@ func (s *Store) Task(idOrName string, index uint32) (*cellv1.Task, error) {
 	if int(index) >= len(j.tasks) {
 		return nil, status.Errorf(codes.NotFound, "task.index: job %s has %d tasks, no index %d", j.job.Id, len(j.tasks), index)
 	}
-	return j.tasks[index].pb(), nil
+	return j.tasks[index].pbWithEvents(), nil
 }
 
 // GetMachine returns a machine and the tasks placed on it.

@@ -16,8 +16,11 @@ type changeSet struct {
 	machines []*machine
 	mIdx     map[string]int
 	tasks    []*task
-	jobs     []*cellv1.Job
-	jIdx     map[string]int
+	// taskChanges, when set, are the tasks' Change entries already
+	// encoded (a submission, bulk.go).
+	taskChanges []byte
+	jobs        []*cellv1.Job
+	jIdx        map[string]int
 	// touchedJobs are jobs whose tasks changed (their state is refreshed
 	// at the end of the operation).
 	touchedJobs map[string]struct{}
@@ -132,7 +135,16 @@ type encodedEntry struct {
 // encode assembles the log entry of a change set.
 func encode(cs *changeSet) (*encodedEntry, error) {
 	e := &encodedEntry{rev: cs.rev, cs: cs}
-	buf := make([]byte, 0, 64+160*(len(cs.machines)+len(cs.tasks))+256*len(cs.jobs))
+	size := 64 + 256*len(cs.jobs)
+	for _, m := range cs.machines {
+		size += 160 + len(m.labelsWire)
+	}
+	if cs.taskChanges != nil {
+		size += len(cs.taskChanges)
+	} else {
+		size += 160 * len(cs.tasks)
+	}
+	buf := make([]byte, 0, size)
 	buf = protowire.AppendTag(buf, fieldWatchRevision, protowire.VarintType)
 	buf = protowire.AppendVarint(buf, cs.rev)
 	var obj, change []byte
@@ -147,7 +159,11 @@ func encode(cs *changeSet) (*encodedEntry, error) {
 		return nil, err
 	}
 	e.jobs[1] = len(buf)
+	buf = append(buf, cs.taskChanges...)
 	for _, t := range cs.tasks {
+		if cs.taskChanges != nil {
+			break
+		}
 		change = appendNested(change[:0], fieldChangeTask, &obj, func(b []byte) []byte { return appendTaskRecord(b, t) })
 		buf = protowire.AppendTag(buf, fieldWatchChanges, protowire.BytesType)
 		buf = protowire.AppendBytes(buf, change)

@@ -15,110 +15,8 @@ import (
 	"github.com/omegacell/omegacell/txn"
 )
 
-// ---------------------------------------------------------------- commit
-
-type commitOp struct {
-	tx *txn.Transaction
-	by string // the scheduler identity committing ("": not checked here)
-}
-
-// CommitResult is the outcome of a committed transaction.
-type CommitResult struct {
-	Decision *txn.Decision
-}
-
-func (o commitOp) run(s *state) (any, error) {
-	if !s.schedulers[o.tx.Scheduler] {
-		return nil, status.Errorf(codes.InvalidArgument, "scheduler: %q is not registered", o.tx.Scheduler)
-	}
-	s.seen.touch(o.tx.Scheduler, s.now)
-	if err := s.claimsOwnedBy(o.tx, o.by); err != nil {
-		return nil, err
-	}
-	d := txn.Validate(s, o.tx)
-	txn.Apply(s, d)
-	for _, k := range d.Preempted {
-		s.annotateTask(k, fmt.Sprintf("preempted by scheduler %s", o.tx.Scheduler))
-	}
-	return &CommitResult{Decision: d}, nil
-}
-
-// annotateTask sets the message of a task version installed by the
-// current operation (not yet visible to anyone).
-func (s *state) annotateTask(k txn.TaskKey, msg string) {
-	t := s.task(k)
-	if t.modRev == s.changes.rev {
-		t.message = msg
-	}
-}
-
-// ---------------------------------------------------------------- jobs
-
-type submitOp struct{ spec *cellv1.JobSpec }
-
-func (o submitOp) run(s *state) (any, error) {
-	spec := o.spec
-	if !s.schedulers[spec.Scheduler] {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.scheduler: %q is not registered (registered: %s)", spec.Scheduler, s.schedulerNames())
-	}
-	if id, ok := s.jobByName[spec.Name]; ok && jobLive(s.jobs[id].job) {
-		return nil, status.Errorf(codes.AlreadyExists, "spec.name: a live job named %q exists (%s)", spec.Name, id)
-	}
-	if err := s.refusePending(spec.Count); err != nil {
-		return nil, err
-	}
-	queued, err := s.admission(spec) // quota.go
-	if err != nil {
-		return nil, err
-	}
-	id := uuid.NewString()
-	pb := &cellv1.Job{Id: id, Spec: spec, State: cellv1.JobState_JOB_STATE_PENDING, SubmitTimeUnixNano: s.now}
-	if queued != "" {
-		pb.State, pb.QueuedReason = cellv1.JobState_JOB_STATE_QUEUED, queued
-	}
-	j := &jobEntry{tmpl: spec.Task}
-	if spec.Task.GetMaxPerMachine() > 0 {
-		j.perMachine = make(map[string]uint32)
-	}
-	s.jobs[id] = j
-	s.jobByName[spec.Name] = id
-	s.installJob(j, pb)
-	if queued != "" {
-		s.enqueue(j)
-	} else {
-		s.createTasks(j, spec)
-	}
-	return pb, nil
-}
-
-type stopOp struct{ idOrName string }
-
-func (o stopOp) run(s *state) (any, error) {
-	j, err := s.lookupJob(o.idOrName)
-	if err != nil {
-		return nil, err
-	}
-	if !jobLive(j.job) {
-		return nil, status.Errorf(codes.FailedPrecondition, "job %s is already %s", j.job.Id, jobStateName(j.job.State))
-	}
-	s.killTasks(j, "job stopped")
-	s.dequeue(j) // if it was queued
-	pb := proto.Clone(j.job).(*cellv1.Job)
-	pb.State = cellv1.JobState_JOB_STATE_STOPPED
-	pb.FinishTimeUnixNano = s.now
-	pb.Message = "stopped by request"
-	s.installJob(j, pb)
-	return pb, nil
-}
-
-// killTasks moves every unfinished task of a job to killed.
-func (s *state) killTasks(j *jobEntry, why string) {
-	for _, t := range j.tasks {
-		if txn.CanTransition(t.t.State, txn.TaskKilled) {
-			s.transition(t.t.Key, txn.TaskKilled, why)
-		}
-	}
-}
+// Commit, SubmitJob and StopJob are in bulk.go; killing a finished
+// job's tasks is in slice.go.
 
 // transition applies txn.Transition and installs the result. The
 // transitions the store makes itself are legal by construction; an error
@@ -131,8 +29,8 @@ func (s *state) transition(k txn.TaskKey, to txn.TaskState, msg string) error {
 	if nm != nil {
 		s.PutMachine(nm)
 	}
-	s.PutTask(nt)
-	s.annotateTask(k, msg)
+	s.putTask(nt, msg)
+	s.annotateTask(k, msg, "")
 	return nil
 }
 

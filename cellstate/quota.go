@@ -197,18 +197,26 @@ func (s *state) admit(j *jobEntry) {
 // createTasks creates a job's pending tasks.
 func (s *state) createTasks(j *jobEntry, spec *cellv1.JobSpec) {
 	j.tasks = make([]*task, spec.Count)
+	for _, t := range newPendingTasks(j.job.Id, spec, s.now) {
+		s.installTask(t)
+	}
+}
+
+// newPendingTasks makes the first versions of a job's tasks.
+func newPendingTasks(id string, spec *cellv1.JobSpec, now int64) []*task {
+	tasks := make([]*task, spec.Count)
 	res := pbconv.Resources(spec.Task.GetResources())
 	cons := txn.Compile(pbconv.Constraints(spec.Task.GetConstraints())) // once per job, shared by its tasks
 	for i := range spec.Count {
-		t := &task{
+		tasks[i] = &task{
 			t: &txn.Task{
-				Key: txn.TaskKey{Job: j.job.Id, Index: i}, Scheduler: spec.Scheduler, Tenant: spec.Tenant, Priority: spec.Priority,
+				Key: txn.TaskKey{Job: id, Index: i}, Scheduler: spec.Scheduler, Tenant: spec.Tenant, Priority: spec.Priority,
 				State: txn.TaskPending, Resources: res, Constraints: cons, MaxPerMachine: spec.Task.GetMaxPerMachine(),
 			},
-			submitTime: s.now,
+			submitTime: now,
 		}
-		s.installTask(t)
 	}
+	return tasks
 }
 
 // recoverQueues rebuilds the queues from the recovered queued jobs, in
@@ -238,4 +246,20 @@ func recoveredTasks(pb *cellv1.Job) uint32 {
 
 func fmtDuration(ns int64) string {
 	return fmt.Sprintf("%.1fs", float64(ns)/1e9)
+}
+
+// rebuildLedger computes the ledger from scratch: what the state's
+// incremental one must equal (checkInvariant).
+func rebuildLedger(s *state, machines []*txn.Machine, tasks []*txn.Task) *txn.Ledger {
+	l := txn.NewLedger()
+	for _, p := range s.tenants.all() {
+		l.SetTenant(pbconv.Tenant(p))
+	}
+	for _, m := range machines {
+		l.AccountMachine(nil, m)
+	}
+	for _, t := range tasks {
+		l.AccountTask(nil, t)
+	}
+	return l
 }

@@ -176,7 +176,11 @@ func (s *Server) SubmitJob(ctx context.Context, r *cellv1.SubmitJobRequest) (*ce
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	return &cellv1.SubmitJobResponse{Job: job, Revision: rev}, nil
+	out := &cellv1.SubmitJobResponse{Job: job, Revision: rev}
+	if r.WarnInfeasible {
+		out.Warnings = s.store.InfeasibleWarnings(spec)
+	}
+	return out, nil
 }
 
 func (s *Server) GetJob(ctx context.Context, r *cellv1.GetJobRequest) (*cellv1.GetJobResponse, error) {
@@ -204,6 +208,11 @@ func (s *Server) GetJob(ctx context.Context, r *cellv1.GetJobRequest) (*cellv1.G
 		// shows used against requested).
 		for _, t := range out.Tasks {
 			s.liveness.fillTask(t)
+		}
+	}
+	if r.Explain {
+		if out.Explanation, err = s.store.ExplainJob(out.Job.Id); err != nil {
+			return nil, grpcError(err)
 		}
 	}
 	return out, nil
@@ -243,12 +252,13 @@ func (s *Server) StopJob(ctx context.Context, r *cellv1.StopJobRequest) (*cellv1
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	if _, err := s.authorize(ctx, cellv1.JobService_StopJob_FullMethodName, func(identity.Identity) *authz.Facts {
+	c, err := s.authorize(ctx, cellv1.JobService_StopJob_FullMethodName, func(identity.Identity) *authz.Facts {
 		return &authz.Facts{Job: jf.id, Tenant: jf.tenant}
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
-	job, rev, err := s.store.StopJob(ctx, jf.id) // by id: the job authorized
+	job, rev, err := s.store.StopJobBy(ctx, jf.id, c.id.String()) // by id: the job authorized
 	if err != nil {
 		return nil, grpcError(err)
 	}

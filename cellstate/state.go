@@ -38,7 +38,11 @@ type task struct {
 	failures    uint32
 	notBefore   int64
 	lastMachine string
-	modRev      uint64
+	preemptedBy string // job id whose claim preempted it (issue 12)
+	// events of the task's last ended attempts (see events.go); shared
+	// between versions, never mutated once installed.
+	events []*cellv1.TaskEvent
+	modRev uint64
 }
 
 // jobEntry is the loop's mutable bookkeeping of one job. job and the
@@ -102,6 +106,9 @@ type state struct {
 	// finished queues finished jobs by finish time for deletion after
 	// the retention (see gc.go).
 	finished finishedQueue
+	// reaping are finished jobs whose tasks are still being killed, a
+	// slice per round (slice.go).
+	reaping []reapJob
 
 	// The loop's current operation context: time and the revision being
 	// built, and where changed objects are recorded.
@@ -181,15 +188,23 @@ func (s *state) PutMachine(m *txn.Machine) {
 
 // PutTask installs a new placement version of a task, carrying over the
 // store's own fields and stamping times for state changes.
-func (s *state) PutTask(t *txn.Task) {
+func (s *state) PutTask(t *txn.Task) { s.putTask(t, "") }
+
+// putTask is PutTask for a transition the store makes itself, for why: an
+// attempt that ends as the task goes back to pending has its events
+// archived (see events.go).
+func (s *state) putTask(t *txn.Task, why string) {
 	old := s.task(t.Key)
 	nt := *old
 	nt.t = t
+	if t.State == txn.TaskPending && old.t.State != txn.TaskPending {
+		nt.events = archive(old.events, endedAttemptEvents(old, s.now, why))
+	}
 	if t.State != old.t.State {
 		switch t.State {
 		case txn.TaskAssigned:
 			nt.assignTime, nt.startTime, nt.finishTime = s.now, 0, 0
-			nt.exitCode, nt.message = 0, ""
+			nt.exitCode, nt.message, nt.preemptedBy = 0, "", ""
 		case txn.TaskRunning:
 			nt.startTime = s.now
 		case txn.TaskPending:
@@ -375,6 +390,8 @@ func (t *task) pb() *cellv1.Task {
 		Failures:           t.failures,
 		NotBeforeUnixNano:  t.notBefore,
 		LastMachineId:      t.lastMachine,
+		PreemptedByJobId:   t.preemptedBy,
+		Events:             t.events,
 	}
 	pbconv.TaskInto(out, t.t)
 	return out

@@ -84,7 +84,10 @@ func appendTaskRecord(b []byte, t *task) []byte {
 	b = appendVarint(b, 16, t.modRev)
 	b = appendVarint(b, 18, uint64(t.failures))
 	b = appendVarint(b, 19, uint64(t.notBefore))
-	return appendString(b, 20, t.lastMachine)
+	b = appendString(b, 20, t.lastMachine)
+	b = appendString(b, 120, t.preemptedBy)
+	b = appendEvents(b, t.events)
+	return appendString(b, 151, k.Pin)
 }
 
 // appendLabels encodes a label map as Machine field 2 (map entries, in

@@ -113,7 +113,7 @@ func populatedCell() *fakeCell {
 	f.addJob(&cellv1.Job{Id: "11111111-0000-4000-8000-000000000001", Spec: web, State: cellv1.JobState_JOB_STATE_RUNNING,
 		SubmitTimeUnixNano: at(1), PlacedUnixNano: at(2)}, webTasks...)
 
-	train := &cellv1.JobSpec{Name: "train-llm", Tenant: "ml", Scheduler: "gpu", Priority: 200, Count: 4, Gang: true, Kind: cellv1.JobKind_JOB_KIND_BATCH,
+	train := &cellv1.JobSpec{Name: "train-llm", Tenant: "ml", Labels: map[string]string{"team": "llm"}, Scheduler: "gpu", Priority: 200, Count: 4, Gang: true, Kind: cellv1.JobKind_JOB_KIND_BATCH,
 		Task: &cellv1.TaskTemplate{Command: "python3", Args: []string{"train.py"},
 			Resources:   &cellv1.Resources{CpuMilli: 16000, MemoryBytes: 96 << 30, GpuMilli: 8000},
 			Constraints: []*cellv1.Constraint{{Key: "gpu.model", Op: cellv1.ConstraintOp_CONSTRAINT_OP_IN, Values: []string{"H100"}}}}}
@@ -134,6 +134,15 @@ func populatedCell() *fakeCell {
 		case task.Index == 1:
 			task.State, task.ExitCode, task.Failures, task.Attempt = cellv1.TaskState_TASK_STATE_FAILED, 2, 2, 2
 			task.Message = "exit status 2:\nout of memory"
+			ev := func(sec int, kind cellv1.TaskEventKind, attempt uint32, code int32, msg string) *cellv1.TaskEvent {
+				return &cellv1.TaskEvent{TimeUnixNano: at(sec), Kind: kind, Attempt: attempt, MachineId: "m-a1", Scheduler: "batch", ExitCode: code, Message: msg}
+			}
+			task.Events = []*cellv1.TaskEvent{
+				ev(9, cellv1.TaskEventKind_TASK_EVENT_KIND_PLACED, 1, 0, ""), ev(10, cellv1.TaskEventKind_TASK_EVENT_KIND_STARTED, 1, 0, ""),
+				ev(40, cellv1.TaskEventKind_TASK_EVENT_KIND_FAILED, 1, 2, "exit status 2"),
+				ev(41, cellv1.TaskEventKind_TASK_EVENT_KIND_PLACED, 2, 0, ""), ev(42, cellv1.TaskEventKind_TASK_EVENT_KIND_STARTED, 2, 0, ""),
+				ev(70, cellv1.TaskEventKind_TASK_EVENT_KIND_FAILED, 2, 2, "exit status 2:\nout of memory"),
+			}
 		case task.Index < 20:
 			task.State = cellv1.TaskState_TASK_STATE_SUCCEEDED
 		case task.Index < 23:
@@ -255,6 +264,9 @@ func TestCommands(t *testing.T) {
 		{name: "job-list-scheduler", cell: populatedCell, args: []string{"job", "list", "-a", "--scheduler", "batch"}},
 		{name: "job-list-json", cell: populatedCell, args: []string{"job", "list", "-o", "json", "--scheduler", "gpu"}},
 		{name: "job-list-empty", cell: scriptedCell, args: []string{"job", "list"}},
+		{name: "job-list-state", cell: populatedCell, args: []string{"job", "list", "--state", "pending,failed"}},
+		{name: "job-list-tenant-label-wide", cell: populatedCell, args: []string{"job", "list", "--tenant", "ml", "-l", "team=llm", "-o", "wide"}},
+		{name: "job-list-bad-state", cell: populatedCell, args: []string{"job", "list", "--state", "sleeping"}},
 		{name: "job-stop", cell: populatedCell, args: []string{"job", "stop", "train-llm"}},
 		{name: "job-logs", cell: populatedCell, args: []string{"job", "logs", "render"}},
 		{name: "job-logs-stderr", cell: populatedCell, args: []string{"job", "logs", "render", "--task", "1", "--stderr", "--tail", "64Ki"},

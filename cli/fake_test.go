@@ -55,6 +55,9 @@ type fakeJob struct {
 // baseTime is the fake cell's clock: job i is submitted i seconds later.
 var baseTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// The tables' ages are computed against baseTime + 10 minutes.
+func init() { now = func() time.Time { return baseTime.Add(10 * time.Minute) } }
+
 func at(seconds int) int64 { return baseTime.Add(time.Duration(seconds) * time.Second).UnixNano() }
 
 // startFakeCell serves f on 127.0.0.1:0 and returns a Dialer for it.

@@ -22,6 +22,8 @@ type Spec struct {
 	Gang       bool    `json:"gang,omitempty"`
 	RetryLimit *int64  `json:"retryLimit,omitempty"`
 	Task       *Task   `json:"task,omitempty"`
+	// Labels name the job for `cell job list -l` (issue 13).
+	Labels map[string]string `json:"labels,omitempty"`
 	// Disruption bounds a drain's evictions (issue 14).
 	Disruption *Disruption `json:"disruption,omitempty"`
 }

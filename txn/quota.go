@@ -2,6 +2,7 @@ package txn
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -463,4 +464,29 @@ func (l *Ledger) String() string {
 		fmt.Fprintf(&b, " %s:%v", n, e.use)
 	}
 	return b.String()
+}
+
+// Diff describes how l differs from o in capacity, reservation and each
+// tenant's use ("" when they agree): a ledger kept incrementally must
+// equal one rebuilt from the same machines, tasks and tenants (the
+// store's invariant check compares the two).
+func (l *Ledger) Diff(o *Ledger) string {
+	var out []string
+	if l.capacity != o.capacity || l.reserved != o.reserved {
+		out = append(out, fmt.Sprintf("capacity %v reserved %v, want %v %v", l.capacity, l.reserved, o.capacity, o.reserved))
+	}
+	for _, pair := range [2][2]*Ledger{{l, o}, {o, l}} {
+		for name := range pair[0].tenants {
+			for b := BandBestEffort; b < NumBands; b++ {
+				if a, z := l.Use(name, b), o.Use(name, b); a != z {
+					out = append(out, fmt.Sprintf("tenant %s %s: use %+v, want %+v", name, b, a, z))
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	slices.Sort(out)
+	return strings.Join(slices.Compact(out), "; ")
 }

@@ -204,9 +204,12 @@ func (v *validator) checkTasks() {
 
 // preempt evicts the victims on the overlay. A victim must hold resources
 // on a machine that a claim of this transaction targets with a priority
-// that may preempt it. It reports whether any preemption was refused.
+// that may preempt it, or be a task of a gang job with a sibling victim on
+// such a machine (a gang is evicted whole). It reports whether any
+// preemption was refused.
 func (v *validator) preempt() (failed bool) {
 	seen := make(map[TaskKey]struct{}, len(v.victims))
+	gangs := gangClaimants(v.s, v.victims, v.maxPrio)
 	for _, k := range v.victims {
 		t := v.s.Task(k)
 		var err string
@@ -216,9 +219,13 @@ func (v *validator) preempt() (failed bool) {
 		case !t.State.HoldsResources():
 			err = fmt.Sprintf("victim %s is %s", k, t.State)
 		default:
+			p, ok := v.maxPrio[t.Machine]
+			if g, isGang := gangs[k.Job]; isGang && (!ok || g > p) {
+				p, ok = g, true
+			}
 			if _, dup := seen[k]; dup {
 				err = fmt.Sprintf("victim %s named twice", k)
-			} else if p, ok := v.maxPrio[t.Machine]; !ok {
+			} else if !ok {
 				err = fmt.Sprintf("victim %s is on machine %s, which no claim targets", k, t.Machine)
 			} else if !CanPreempt(p, t.Priority) && !v.reclaimable(t) {
 				err = fmt.Sprintf("victim %s (priority %d) may not be preempted by priority %d", k, t.Priority, p)
@@ -260,6 +267,9 @@ func (v *validator) place(i int) ClaimResult {
 		return ClaimResult{ReasonMachineNotReady, fmt.Sprintf("machine %s is %s", c.Machine, orig.State)}
 	case v.tx.Conflict == ConflictCoarse && orig.Seq != c.SeenSeq:
 		return ClaimResult{ReasonSeqChanged, fmt.Sprintf("machine %s changed: seq %d, claim saw %d", c.Machine, orig.Seq, c.SeenSeq)}
+	}
+	if t.Pin != "" && t.Pin != c.Machine {
+		return ClaimResult{ReasonConstraintViolated, fmt.Sprintf("task %s of a system job runs only on machine %s", t.Key, t.Pin)}
 	}
 	if u, bad := v.unmet(t.Constraints, orig); bad {
 		return ClaimResult{ReasonConstraintViolated, fmt.Sprintf("machine %s does not satisfy %s", c.Machine, u)}
@@ -393,9 +403,14 @@ func (v *validator) splitVictims() (justified []TaskKey, unjustified []string) {
 			owners[m] = append(owners[m], t.Tenant)
 		}
 	}
+	gangs := gangClaimants(v.s, v.d.Preempted, best)
 	for _, k := range v.d.Preempted {
 		t := v.s.Task(k)
-		if p, ok := best[t.Machine]; ok && CanPreempt(p, t.Priority) {
+		p, ok := best[t.Machine]
+		if g, isGang := gangs[k.Job]; isGang && (!ok || g > p) {
+			p, ok = g, true
+		}
+		if ok && CanPreempt(p, t.Priority) {
 			justified = append(justified, k)
 			continue
 		}
@@ -406,6 +421,35 @@ func (v *validator) splitVictims() (justified []TaskKey, unjustified []string) {
 		unjustified = append(unjustified, fmt.Sprintf("victim %s not evicted: no accepted claim on machine %s needs it", k, t.Machine))
 	}
 	return justified, unjustified
+}
+
+// gangClaimants returns, per gang job among victims, the highest priority
+// of the claims (by machine, from prio) on the machines of its victims: a
+// gang is evicted whole (issue 12), so a victim of a gang job may sit on a
+// machine no claim targets when a sibling victim sits on one that a claim
+// of that priority targets.
+func gangClaimants(s State, victims []TaskKey, prio map[string]int32) map[string]int32 {
+	var out map[string]int32
+	for _, k := range victims {
+		t := s.Task(k)
+		if t == nil {
+			continue
+		}
+		p, ok := prio[t.Machine]
+		if !ok {
+			continue
+		}
+		if _, gang := s.Gang(k.Job); !gang {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]int32)
+		}
+		if q, seen := out[k.Job]; !seen || p > q {
+			out[k.Job] = p
+		}
+	}
+	return out
 }
 
 // reclaimable reports whether a batch claim on victim t's machine may

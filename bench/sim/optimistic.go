@@ -1,6 +1,9 @@
 package sim
 
-import "github.com/omegacell/omegacell/txn"
+import (
+	"github.com/omegacell/omegacell/schedulers/fair"
+	"github.com/omegacell/omegacell/txn"
+)
 
 // The monolithic and shared-state architectures share one scheduler loop:
 // take the job at the head of the queue, decide on the scheduler's copy of
@@ -58,17 +61,40 @@ func (s *sim) decided(sc *scheduler) {
 	s.startDecision(sc)
 }
 
-// jobQueue is a FIFO of jobs.
+// jobQueue is a FIFO of jobs or, with Config.Order drf, a fair.Queue.
 type jobQueue struct {
 	items []*job
 	head  int
+
+	fair *fair.Queue[*job]
+	book *tenantBook
+	cell *cell
 }
 
-func (q *jobQueue) push(j *job) { q.items = append(q.items, j) }
+func (q *jobQueue) push(j *job) {
+	if q.fair != nil {
+		q.fair.Push(j.spec.Tenant, j.spec.Priority, j)
+		return
+	}
+	q.items = append(q.items, j)
+}
 
-func (q *jobQueue) len() int { return len(q.items) - q.head }
+func (q *jobQueue) len() int {
+	if q.fair != nil {
+		return q.fair.Len()
+	}
+	return len(q.items) - q.head
+}
 
 func (q *jobQueue) pop() *job {
+	if q.fair != nil {
+		q.syncFair(q.book, q.cell.capacity)
+		j, _, ok := q.fair.Pop()
+		if !ok {
+			return nil
+		}
+		return j
+	}
 	if q.head == len(q.items) {
 		return nil
 	}
@@ -85,6 +111,10 @@ func (q *jobQueue) pop() *job {
 
 // each calls f on every queued job, head first.
 func (q *jobQueue) each(f func(*job)) {
+	if q.fair != nil {
+		q.fair.Each(f)
+		return
+	}
 	for _, j := range q.items[q.head:] {
 		f(j)
 	}

@@ -92,6 +92,8 @@ type sim struct {
 	events     uint64
 	placed     uint64
 	pending    []*txn.Task // scratch
+
+	tenantSeries *TenantSeries // nil unless the workload has tenants
 }
 
 // scheduler is one simulated scheduler (or two-level framework).
@@ -151,6 +153,7 @@ type taskRef struct {
 func newSim(cfg Config, src Source) *sim {
 	s := &sim{cfg: cfg, src: src, byKind: map[string][]*scheduler{}, dealt: map[string]int{}, byType: map[string]*typeStats{}}
 	s.cell = newCell(src.Machines(), &s.now)
+	s.startTenants()
 	if cfg.Placement.usesPolicies(cfg.Arch) {
 		s.cell.mirror = newMirror(s.cell.machines)
 		s.policies = productionPolicies()
@@ -190,6 +193,10 @@ func (s *sim) newScheduler(name, kind string) *scheduler {
 		sc.dec = &policyDecider{mirror: s.cell.mirror, policies: s.policies}
 	}
 	sc.stats.init(s.cfg.Horizon)
+	if s.cfg.Order == OrderDRF && s.cell.tenants != nil {
+		sc.queue.fair = newFairQueue(s.cell.tenants)
+		sc.queue.book, sc.queue.cell = s.cell.tenants, s.cell
+	}
 	s.scheds = append(s.scheds, sc)
 	return sc
 }
@@ -240,6 +247,8 @@ func (s *sim) run() error {
 			s.offerRound()
 		case evOfferReply:
 			s.offerReply(e.sched)
+		case evSample:
+			s.sample()
 		}
 	}
 	if s.err != nil {

@@ -22,6 +22,17 @@ type Workload struct {
 	Machines    []Machine `json:"machines"`
 	Prefill     Prefill   `json:"prefill"`
 	JobTypes    []JobType `json:"job_types"`
+	// Tenants share the cell (issue 12): their weights set each tenant's
+	// fair share when the schedulers order their queues by weighted DRF
+	// (Config.Order), and the run samples each tenant's dominant share.
+	Tenants []Tenant `json:"tenants,omitempty"`
+}
+
+// Tenant is one tenant of a workload.
+type Tenant struct {
+	Name string `json:"name"`
+	// Weight for weighted DRF, 1..1000 (0: 1).
+	Weight uint32 `json:"weight,omitempty"`
 }
 
 // Machine is a class of identical machines.
@@ -66,6 +77,8 @@ type JobType struct {
 	// GPUModels constrains tasks to machines whose gpu.model label is one
 	// of these.
 	GPUModels []string `json:"gpu_models,omitempty"`
+	// Tenant owns the jobs; one of the workload's tenants ("": none).
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Scheduler kinds. The decision-time model is configured per kind.
@@ -107,6 +120,23 @@ func (w *Workload) Validate() error {
 			return fmt.Errorf("job_types[%d].name: %q appears twice", i, jt.Name)
 		}
 		seen[jt.Name] = true
+	}
+	tenants := map[string]bool{}
+	for i, t := range w.Tenants {
+		switch {
+		case t.Name == "":
+			return fmt.Errorf("tenants[%d].name: missing", i)
+		case tenants[t.Name]:
+			return fmt.Errorf("tenants[%d].name: %q appears twice", i, t.Name)
+		case t.Weight > 1000:
+			return fmt.Errorf("tenants[%d].weight: %d is above 1000", i, t.Weight)
+		}
+		tenants[t.Name] = true
+	}
+	for i, jt := range w.JobTypes {
+		if jt.Tenant != "" && !tenants[jt.Tenant] {
+			return fmt.Errorf("job_types[%d] (%s).tenant: %q is not one of the workload's tenants", i, jt.Name, jt.Tenant)
+		}
 	}
 	p := w.Prefill
 	if p.CPUFraction < 0 || p.CPUFraction >= 1 {

@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"time"
 
+	"github.com/omegacell/omegacell/schedulers/fair"
 	"github.com/omegacell/omegacell/schedulers/policy"
 	"github.com/omegacell/omegacell/schedulers/view"
+	"github.com/omegacell/omegacell/txn"
 )
 
 // jobState is where one of the scheduler's jobs is in its queue.
@@ -69,14 +71,38 @@ type job struct {
 }
 
 // queue orders a scheduler's jobs: ready ones by priority (higher first),
-// then submission time (earlier first), then id; waiting ones by wake
-// time; parked ones in a set. Heaps keep stale entries until popped, so
-// every state change is O(log n).
+// then submission time (earlier first), then id, or, with fair share, by
+// band, then weighted DRF across tenants, then that order within a tenant
+// (package fair); waiting ones by wake time; parked ones in a set. Heaps
+// keep stale entries until popped, so every state change is O(log n).
 type queue struct {
 	jobs   map[string]*job
 	ready  policy.Heap[*job]
+	fair   *fair.Queue[*job] // set with fair share; then ready is unused
 	timers policy.Heap[timer]
 	parked map[string]*job
+}
+
+// newFairQueue returns a queue whose ready jobs are ordered by weighted
+// DRF across tenants.
+func newFairQueue() *queue {
+	q := newQueue()
+	q.fair = fair.NewQueue(queueLess)
+	return q
+}
+
+// syncShares feeds the fair order what changed in the view: tenants'
+// usage and weights, and the ready capacity.
+func (q *queue) syncShares(v *view.View) {
+	if q.fair == nil {
+		return
+	}
+	if v.TenantChanges(func(name string, usage txn.Resources, weight uint32) {
+		q.fair.SetUsage(name, usage)
+		q.fair.SetWeight(name, weight)
+	}) {
+		q.fair.SetCapacity(v.ReadyCapacity())
+	}
 }
 
 // timer is a waiting job's wake time.
@@ -128,7 +154,11 @@ func (q *queue) setReady(j *job) {
 	j.state = jobReady
 	if !j.inReady {
 		j.inReady = true
-		q.ready.Push(j)
+		if q.fair != nil {
+			q.fair.Push(j.info.Tenant, j.info.Priority, j)
+		} else {
+			q.ready.Push(j)
+		}
 	}
 }
 
@@ -182,14 +212,25 @@ func (q *queue) nextWake() (time.Time, bool) {
 
 // pop returns the first ready job in queue order, or nil.
 func (q *queue) pop() *job {
-	for q.ready.Len() > 0 {
-		j := q.ready.Pop()
+	for {
+		var j *job
+		if q.fair != nil {
+			fj, _, ok := q.fair.Pop()
+			if !ok {
+				return nil
+			}
+			j = fj
+		} else {
+			if q.ready.Len() == 0 {
+				return nil
+			}
+			j = q.ready.Pop()
+		}
 		j.inReady = false
 		if q.live(j) && j.state == jobReady {
 			return j
 		}
 	}
-	return nil
 }
 
 // counts returns how many jobs are in each state.

@@ -131,6 +131,7 @@ func (s *scheduler) idle(ctx context.Context) {
 // returns it with those tasks (in index order). Jobs with nothing pending
 // become idle; jobs whose tasks are all in their restart delay wait.
 func (s *scheduler) next(ctx context.Context, now time.Time) (*job, []*txn.Task) {
+	s.q.syncShares(s.view)
 	for j := s.q.pop(); j != nil; j = s.q.pop() {
 		pending := s.view.Pending(j.info.ID)
 		if len(pending) == 0 {
@@ -268,6 +269,7 @@ func (s *scheduler) attempt(ctx context.Context, batch []attemptJob) {
 		}
 		decided = append(decided, a)
 	}
+	fitAtomic(tx, decided, s.view.Task)
 	decidedAt := s.clock.Now()
 	s.m.decisionSeconds.Observe(decidedAt.Sub(start).Seconds())
 	if len(decided) == 0 {

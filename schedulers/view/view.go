@@ -33,6 +33,8 @@ type View struct {
 	gpuRequests map[int64]int
 	// shapes counts pending and resource-holding tasks by request.
 	shapes map[txn.Resources]int
+	// tenants: usage per tenant, ready capacity, weights (tenant.go).
+	tenants tenants
 }
 
 // labelIndex is the ready machines carrying one label key, by value.
@@ -67,8 +69,24 @@ func New() *View {
 	}
 }
 
-// Reset empties the view, as before a resnapshot.
-func (v *View) Reset() { *v = *New() }
+// Reset empties the view, as before a resnapshot. Tenants that held
+// resources or had a weight are reported by the next
+// [View.TenantChanges] (with nothing held), as is the capacity.
+func (v *View) Reset() {
+	old := v.tenants
+	*v = *New()
+	v.tenants.changed = make(map[string]struct{})
+	for n := range old.changed {
+		v.tenants.changed[n] = struct{}{}
+	}
+	for n := range old.use {
+		v.tenants.changed[n] = struct{}{}
+	}
+	for n := range old.weight {
+		v.tenants.changed[n] = struct{}{}
+	}
+	v.tenants.capChanged = !old.capacity.IsZero() || old.capChanged
+}
 
 // Revision is the cell revision this copy reflects.
 func (v *View) Revision() uint64 { return v.revision }
@@ -125,6 +143,7 @@ func (v *View) PutMachine(m *txn.Machine) {
 	old := v.machines[ord]
 	v.machines[ord] = m
 	v.reindexMachine(ord, old, m)
+	v.tenants.machineChanged(old, m)
 }
 
 // PutTask installs a new version of a task and updates the per-machine,
@@ -143,6 +162,14 @@ func (v *View) PutTask(t *txn.Task) {
 // max-per-machine (from the protobuf stream) get them now.
 func (v *View) PutJob(j JobInfo) {
 	je := v.jobEntry(j.ID)
+	if je.info.Tenant != j.Tenant {
+		for _, t := range je.tasks {
+			if t.State.HoldsResources() {
+				v.tenants.charge(je.info.Tenant, t.Resources, -1)
+				v.tenants.charge(j.Tenant, t.Resources, 1)
+			}
+		}
+	}
 	je.info, je.known = j, true
 	if len(j.Constraints) == 0 && j.MaxPerMachine == 0 {
 		return
@@ -319,6 +346,7 @@ func (v *View) track(je *jobEntry, t *txn.Task) {
 		je.residesAt[t.Key.Index] = int32(len(v.residents[ord]))
 		v.residents[ord] = append(v.residents[ord], t)
 		je.on[ord]++
+		v.tenants.charge(je.info.Tenant, t.Resources, 1)
 	}
 	if t.State == txn.TaskPending || t.State.HoldsResources() {
 		v.shapes[t.Resources]++
@@ -352,6 +380,7 @@ func (v *View) untrack(je *jobEntry, t *txn.Task) {
 		if je.on[ord]--; je.on[ord] == 0 {
 			delete(je.on, ord)
 		}
+		v.tenants.charge(je.info.Tenant, t.Resources, -1)
 	}
 	if t.State == txn.TaskPending || t.State.HoldsResources() {
 		if v.shapes[t.Resources]--; v.shapes[t.Resources] == 0 {

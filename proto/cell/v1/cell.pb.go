@@ -150,19 +150,25 @@ const (
 	JobKind_JOB_KIND_SERVICE JobKind = 1
 	// A batch job finishes; failed tasks are retried up to retry_limit.
 	JobKind_JOB_KIND_BATCH JobKind = 2
+	// Issue 13: a daemon (Kubernetes DaemonSet, Nomad system job): one task
+	// on every machine that matches the constraints, kept by the store as
+	// machines join, leave, drain or change labels (spec.count is ignored).
+	JobKind_JOB_KIND_SYSTEM JobKind = 45
 )
 
 // Enum value maps for JobKind.
 var (
 	JobKind_name = map[int32]string{
-		0: "JOB_KIND_UNSPECIFIED",
-		1: "JOB_KIND_SERVICE",
-		2: "JOB_KIND_BATCH",
+		0:  "JOB_KIND_UNSPECIFIED",
+		1:  "JOB_KIND_SERVICE",
+		2:  "JOB_KIND_BATCH",
+		45: "JOB_KIND_SYSTEM",
 	}
 	JobKind_value = map[string]int32{
 		"JOB_KIND_UNSPECIFIED": 0,
 		"JOB_KIND_SERVICE":     1,
 		"JOB_KIND_BATCH":       2,
+		"JOB_KIND_SYSTEM":      45,
 	}
 )
 
@@ -1182,6 +1188,8 @@ type JobSpec struct {
 	RetryLimit uint32        `protobuf:"varint,7,opt,name=retry_limit,json=retryLimit,proto3" json:"retry_limit,omitempty"`
 	Kind       JobKind       `protobuf:"varint,8,opt,name=kind,proto3,enum=cell.v1.JobKind" json:"kind,omitempty"`
 	Task       *TaskTemplate `protobuf:"bytes,9,opt,name=task,proto3" json:"task,omitempty"`
+	// Issue 13: labels of the job (`cell job list -l team=ml`).
+	Labels map[string]string `protobuf:"bytes,150,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Issue 14: how many tasks a drain may make unavailable at once.
 	Disruption    *Disruption `protobuf:"bytes,170,opt,name=disruption,proto3" json:"disruption,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1277,6 +1285,13 @@ func (x *JobSpec) GetKind() JobKind {
 func (x *JobSpec) GetTask() *TaskTemplate {
 	if x != nil {
 		return x.Task
+	}
+	return nil
+}
+
+func (x *JobSpec) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
 	}
 	return nil
 }
@@ -1598,8 +1613,21 @@ type Task struct {
 	NotBeforeUnixNano int64 `protobuf:"varint,19,opt,name=not_before_unix_nano,json=notBeforeUnixNano,proto3" json:"not_before_unix_nano,omitempty"`
 	// The machine of the latest placement, kept after the task leaves it.
 	LastMachineId string `protobuf:"bytes,20,opt,name=last_machine_id,json=lastMachineId,proto3" json:"last_machine_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Issue 12: the job whose claim preempted this task, set when a
+	// preemption sends it back to pending and cleared when it is placed
+	// again.
+	PreemptedByJobId string `protobuf:"bytes,120,opt,name=preempted_by_job_id,json=preemptedByJobId,proto3" json:"preempted_by_job_id,omitempty"`
+	// Issue 13: what happened to the task, oldest first: the events of its
+	// last attempts (at most 3 attempts, 16 events each). The store keeps
+	// those of ended attempts in the task; GetJob adds the current
+	// attempt's, which it derives from the fields above (the watch stream
+	// and snapshots carry only the stored ones).
+	Events []*TaskEvent `protobuf:"bytes,150,rep,name=events,proto3" json:"events,omitempty"`
+	// Issue 13: the one machine a task of a system job may run on (empty
+	// for other jobs). Validate refuses a claim elsewhere.
+	PinnedMachineId string `protobuf:"bytes,151,opt,name=pinned_machine_id,json=pinnedMachineId,proto3" json:"pinned_machine_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -1772,11 +1800,35 @@ func (x *Task) GetLastMachineId() string {
 	return ""
 }
 
+func (x *Task) GetPreemptedByJobId() string {
+	if x != nil {
+		return x.PreemptedByJobId
+	}
+	return ""
+}
+
+func (x *Task) GetEvents() []*TaskEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *Task) GetPinnedMachineId() string {
+	if x != nil {
+		return x.PinnedMachineId
+	}
+	return ""
+}
+
 type SubmitJobRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Spec          *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Spec  *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	// Issue 13: check whether any machine of the cell could ever host a
+	// task (one pass over the machines) and answer warnings if not.
+	WarnInfeasible bool `protobuf:"varint,150,opt,name=warn_infeasible,json=warnInfeasible,proto3" json:"warn_infeasible,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubmitJobRequest) Reset() {
@@ -1816,10 +1868,20 @@ func (x *SubmitJobRequest) GetSpec() *JobSpec {
 	return nil
 }
 
+func (x *SubmitJobRequest) GetWarnInfeasible() bool {
+	if x != nil {
+		return x.WarnInfeasible
+	}
+	return false
+}
+
 type SubmitJobResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Job           *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
-	Revision      uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Job      *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Revision uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Issue 13: why no machine of the cell could ever host a task (the job
+	// is accepted all the same: machines may join). At most 4.
+	Warnings      []string `protobuf:"bytes,150,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1868,12 +1930,22 @@ func (x *SubmitJobResponse) GetRevision() uint64 {
 	return 0
 }
 
+func (x *SubmitJobResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
 type GetJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A job id (UUID) or a job name; a name must be unique among live jobs.
 	IdOrName string `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
 	// Also return the job's tasks.
-	IncludeTasks  bool `protobuf:"varint,2,opt,name=include_tasks,json=includeTasks,proto3" json:"include_tasks,omitempty"`
+	IncludeTasks bool `protobuf:"varint,2,opt,name=include_tasks,json=includeTasks,proto3" json:"include_tasks,omitempty"`
+	// Issue 13: explain, over every machine of the cell, why the job's
+	// pending tasks do not fit (one pass over the machines).
+	Explain       bool `protobuf:"varint,150,opt,name=explain,proto3" json:"explain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1922,6 +1994,13 @@ func (x *GetJobRequest) GetIncludeTasks() bool {
 	return false
 }
 
+func (x *GetJobRequest) GetExplain() bool {
+	if x != nil {
+		return x.Explain
+	}
+	return false
+}
+
 type GetJobResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Job      *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
@@ -1929,7 +2008,10 @@ type GetJobResponse struct {
 	Tasks    []*Task                `protobuf:"bytes,3,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	Revision uint64                 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
 	// The cell that answered (`cell job run --wait` notices another one).
-	Cell          *CellIdentity `protobuf:"bytes,5,opt,name=cell,proto3" json:"cell,omitempty"`
+	Cell *CellIdentity `protobuf:"bytes,5,opt,name=cell,proto3" json:"cell,omitempty"`
+	// Issue 13: with explain and pending tasks, the machines counted per
+	// filter ("0/21 machines fit now: 19 didn't match zone = mars, ...").
+	Explanation   string `protobuf:"bytes,150,opt,name=explanation,proto3" json:"explanation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1997,6 +2079,13 @@ func (x *GetJobResponse) GetCell() *CellIdentity {
 		return x.Cell
 	}
 	return nil
+}
+
+func (x *GetJobResponse) GetExplanation() string {
+	if x != nil {
+		return x.Explanation
+	}
+	return ""
 }
 
 type ListJobsRequest struct {
@@ -5390,7 +5479,7 @@ var File_cell_v1_cell_proto protoreflect.FileDescriptor
 
 const file_cell_v1_cell_proto_rawDesc = "" +
 	"\n" +
-	"\x12cell/v1/cell.proto\x12\acell.v1\x1a\x13cell/v1/agent.proto\x1a\x15cell/v1/tenancy.proto\"\x87\x01\n" +
+	"\x12cell/v1/cell.proto\x12\acell.v1\x1a\x15cell/v1/observe.proto\x1a\x13cell/v1/agent.proto\x1a\x15cell/v1/tenancy.proto\"\x87\x01\n" +
 	"\tResources\x12\x1b\n" +
 	"\tcpu_milli\x18\x01 \x01(\x03R\bcpuMilli\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x1d\n" +
@@ -5450,7 +5539,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\fhealth_check\x18\t \x01(\v2\x14.cell.v1.HealthCheckR\vhealthCheck\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc1\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb3\x03\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1c\n" +
@@ -5461,10 +5550,14 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\vretry_limit\x18\a \x01(\rR\n" +
 	"retryLimit\x12$\n" +
 	"\x04kind\x18\b \x01(\x0e2\x10.cell.v1.JobKindR\x04kind\x12)\n" +
-	"\x04task\x18\t \x01(\v2\x15.cell.v1.TaskTemplateR\x04task\x124\n" +
+	"\x04task\x18\t \x01(\v2\x15.cell.v1.TaskTemplateR\x04task\x125\n" +
+	"\x06labels\x18\x96\x01 \x03(\v2\x1c.cell.v1.JobSpec.LabelsEntryR\x06labels\x124\n" +
 	"\n" +
 	"disruption\x18\xaa\x01 \x01(\v2\x13.cell.v1.DisruptionR\n" +
-	"disruption\"\xbe\x01\n" +
+	"disruption\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbe\x01\n" +
 	"\n" +
 	"TaskCounts\x12\x18\n" +
 	"\apending\x18\x01 \x01(\rR\apending\x12\x1a\n" +
@@ -5490,7 +5583,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\rqueued_reason\x18d \x01(\tR\fqueuedReason\"6\n" +
 	"\aTaskRef\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\rR\x05index\"\xf1\x05\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\"\xfa\x06\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x1c\n" +
@@ -5513,22 +5606,29 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x05usage\x18\x11 \x01(\v2\x0e.cell.v1.UsageR\x05usage\x12\x1a\n" +
 	"\bfailures\x18\x12 \x01(\rR\bfailures\x12/\n" +
 	"\x14not_before_unix_nano\x18\x13 \x01(\x03R\x11notBeforeUnixNano\x12&\n" +
-	"\x0flast_machine_id\x18\x14 \x01(\tR\rlastMachineId\"8\n" +
+	"\x0flast_machine_id\x18\x14 \x01(\tR\rlastMachineId\x12-\n" +
+	"\x13preempted_by_job_id\x18x \x01(\tR\x10preemptedByJobId\x12+\n" +
+	"\x06events\x18\x96\x01 \x03(\v2\x12.cell.v1.TaskEventR\x06events\x12+\n" +
+	"\x11pinned_machine_id\x18\x97\x01 \x01(\tR\x0fpinnedMachineId\"b\n" +
 	"\x10SubmitJobRequest\x12$\n" +
-	"\x04spec\x18\x01 \x01(\v2\x10.cell.v1.JobSpecR\x04spec\"O\n" +
+	"\x04spec\x18\x01 \x01(\v2\x10.cell.v1.JobSpecR\x04spec\x12(\n" +
+	"\x0fwarn_infeasible\x18\x96\x01 \x01(\bR\x0ewarnInfeasible\"l\n" +
 	"\x11SubmitJobResponse\x12\x1e\n" +
 	"\x03job\x18\x01 \x01(\v2\f.cell.v1.JobR\x03job\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x04R\brevision\"R\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x1b\n" +
+	"\bwarnings\x18\x96\x01 \x03(\tR\bwarnings\"m\n" +
 	"\rGetJobRequest\x12\x1c\n" +
 	"\n" +
 	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12#\n" +
-	"\rinclude_tasks\x18\x02 \x01(\bR\fincludeTasks\"\xc9\x01\n" +
+	"\rinclude_tasks\x18\x02 \x01(\bR\fincludeTasks\x12\x19\n" +
+	"\aexplain\x18\x96\x01 \x01(\bR\aexplain\"\xec\x01\n" +
 	"\x0eGetJobResponse\x12\x1e\n" +
 	"\x03job\x18\x01 \x01(\v2\f.cell.v1.JobR\x03job\x12+\n" +
 	"\x06counts\x18\x02 \x01(\v2\x13.cell.v1.TaskCountsR\x06counts\x12#\n" +
 	"\x05tasks\x18\x03 \x03(\v2\r.cell.v1.TaskR\x05tasks\x12\x1a\n" +
 	"\brevision\x18\x04 \x01(\x04R\brevision\x12)\n" +
-	"\x04cell\x18\x05 \x01(\v2\x15.cell.v1.CellIdentityR\x04cell\"\x96\x01\n" +
+	"\x04cell\x18\x05 \x01(\v2\x15.cell.v1.CellIdentityR\x04cell\x12!\n" +
+	"\vexplanation\x18\x96\x01 \x01(\tR\vexplanation\"\x96\x01\n" +
 	"\x0fListJobsRequest\x12\x1c\n" +
 	"\tscheduler\x18\x01 \x01(\tR\tscheduler\x12)\n" +
 	"\x10include_finished\x18\x02 \x01(\bR\x0fincludeFinished\x12\x1b\n" +
@@ -5785,11 +5885,12 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x10CONSTRAINT_OP_IN\x10\x01\x12\x18\n" +
 	"\x14CONSTRAINT_OP_NOT_IN\x10\x02\x12\x18\n" +
 	"\x14CONSTRAINT_OP_EXISTS\x10\x03\x12 \n" +
-	"\x1cCONSTRAINT_OP_DOES_NOT_EXIST\x10\x04*M\n" +
+	"\x1cCONSTRAINT_OP_DOES_NOT_EXIST\x10\x04*b\n" +
 	"\aJobKind\x12\x18\n" +
 	"\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10JOB_KIND_SERVICE\x10\x01\x12\x12\n" +
-	"\x0eJOB_KIND_BATCH\x10\x02*\xaf\x01\n" +
+	"\x0eJOB_KIND_BATCH\x10\x02\x12\x13\n" +
+	"\x0fJOB_KIND_SYSTEM\x10-*\xaf\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x15\n" +
@@ -5886,7 +5987,7 @@ func file_cell_v1_cell_proto_rawDescGZIP() []byte {
 }
 
 var file_cell_v1_cell_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
+var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_cell_v1_cell_proto_goTypes = []any{
 	(MachineState)(0),                      // 0: cell.v1.MachineState
 	(ConstraintOp)(0),                      // 1: cell.v1.ConstraintOp
@@ -5967,137 +6068,141 @@ var file_cell_v1_cell_proto_goTypes = []any{
 	(*AgentLogsReply)(nil),                 // 76: cell.v1.AgentLogsReply
 	nil,                                    // 77: cell.v1.Machine.LabelsEntry
 	nil,                                    // 78: cell.v1.TaskTemplate.EnvEntry
-	nil,                                    // 79: cell.v1.RegisterMachineRequest.LabelsEntry
-	(*MachineDrain)(nil),                   // 80: cell.v1.MachineDrain
-	(*Disruption)(nil),                     // 81: cell.v1.Disruption
-	(DrainAction)(0),                       // 82: cell.v1.DrainAction
-	(*Tenant)(nil),                         // 83: cell.v1.Tenant
+	nil,                                    // 79: cell.v1.JobSpec.LabelsEntry
+	nil,                                    // 80: cell.v1.RegisterMachineRequest.LabelsEntry
+	(*MachineDrain)(nil),                   // 81: cell.v1.MachineDrain
+	(*Disruption)(nil),                     // 82: cell.v1.Disruption
+	(*TaskEvent)(nil),                      // 83: cell.v1.TaskEvent
+	(DrainAction)(0),                       // 84: cell.v1.DrainAction
+	(*Tenant)(nil),                         // 85: cell.v1.Tenant
 }
 var file_cell_v1_cell_proto_depIdxs = []int32{
-	77, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
-	9,  // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
-	9,  // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
-	0,  // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
-	11, // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
-	80, // 5: cell.v1.Machine.drain:type_name -> cell.v1.MachineDrain
-	1,  // 6: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
-	78, // 7: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
-	9,  // 8: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
-	13, // 9: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
-	14, // 10: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
-	2,  // 11: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
-	15, // 12: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
-	81, // 13: cell.v1.JobSpec.disruption:type_name -> cell.v1.Disruption
-	16, // 14: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
-	3,  // 15: cell.v1.Job.state:type_name -> cell.v1.JobState
-	4,  // 16: cell.v1.Task.state:type_name -> cell.v1.TaskState
-	9,  // 17: cell.v1.Task.resources:type_name -> cell.v1.Resources
-	10, // 18: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
-	11, // 19: cell.v1.Task.usage:type_name -> cell.v1.Usage
-	16, // 20: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
-	18, // 21: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
-	18, // 22: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
-	17, // 23: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
-	20, // 24: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
-	48, // 25: cell.v1.GetJobResponse.cell:type_name -> cell.v1.CellIdentity
-	18, // 26: cell.v1.JobSummary.job:type_name -> cell.v1.Job
-	17, // 27: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
-	26, // 28: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
-	18, // 29: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
-	19, // 30: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,  // 31: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
-	4,  // 32: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
-	79, // 33: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
-	9,  // 34: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
-	12, // 35: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
-	48, // 36: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
-	12, // 37: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
-	20, // 38: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
-	12, // 39: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
-	82, // 40: cell.v1.DrainMachineRequest.action:type_name -> cell.v1.DrainAction
-	12, // 41: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
-	12, // 42: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
-	18, // 43: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
-	20, // 44: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
-	48, // 45: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
-	83, // 46: cell.v1.SnapshotResponse.tenants:type_name -> cell.v1.Tenant
-	12, // 47: cell.v1.Change.machine:type_name -> cell.v1.Machine
-	18, // 48: cell.v1.Change.job:type_name -> cell.v1.Job
-	20, // 49: cell.v1.Change.task:type_name -> cell.v1.Task
-	46, // 50: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
-	83, // 51: cell.v1.Change.tenant:type_name -> cell.v1.Tenant
-	45, // 52: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
-	48, // 53: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
-	19, // 54: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
-	9,  // 55: cell.v1.Claim.resources:type_name -> cell.v1.Resources
-	10, // 56: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
-	6,  // 57: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
-	7,  // 58: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
-	49, // 59: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
-	19, // 60: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
-	8,  // 61: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
-	51, // 62: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
-	19, // 63: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
-	55, // 64: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
-	55, // 65: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
-	59, // 66: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
-	19, // 67: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
-	4,  // 68: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
-	61, // 69: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
-	63, // 70: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
-	70, // 71: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
-	19, // 72: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
-	11, // 73: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
-	11, // 74: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
-	72, // 75: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
-	73, // 76: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
-	19, // 77: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,  // 78: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
-	21, // 79: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	23, // 80: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	25, // 81: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	28, // 82: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	30, // 83: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	32, // 84: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	34, // 85: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	36, // 86: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	38, // 87: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	40, // 88: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	42, // 89: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	44, // 90: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	50, // 91: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	53, // 92: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
-	56, // 93: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
-	58, // 94: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
-	62, // 95: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	65, // 96: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
-	67, // 97: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
-	69, // 98: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
-	22, // 99: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	24, // 100: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	27, // 101: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	29, // 102: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	31, // 103: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	33, // 104: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	35, // 105: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	37, // 106: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	39, // 107: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	41, // 108: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	43, // 109: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	47, // 110: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	52, // 111: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	54, // 112: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
-	57, // 113: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
-	60, // 114: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
-	64, // 115: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	66, // 116: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
-	68, // 117: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
-	71, // 118: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
-	99, // [99:119] is the sub-list for method output_type
-	79, // [79:99] is the sub-list for method input_type
-	79, // [79:79] is the sub-list for extension type_name
-	79, // [79:79] is the sub-list for extension extendee
-	0,  // [0:79] is the sub-list for field type_name
+	77,  // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
+	9,   // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
+	9,   // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
+	0,   // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
+	11,  // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
+	81,  // 5: cell.v1.Machine.drain:type_name -> cell.v1.MachineDrain
+	1,   // 6: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
+	78,  // 7: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
+	9,   // 8: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
+	13,  // 9: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
+	14,  // 10: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
+	2,   // 11: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
+	15,  // 12: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
+	79,  // 13: cell.v1.JobSpec.labels:type_name -> cell.v1.JobSpec.LabelsEntry
+	82,  // 14: cell.v1.JobSpec.disruption:type_name -> cell.v1.Disruption
+	16,  // 15: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
+	3,   // 16: cell.v1.Job.state:type_name -> cell.v1.JobState
+	4,   // 17: cell.v1.Task.state:type_name -> cell.v1.TaskState
+	9,   // 18: cell.v1.Task.resources:type_name -> cell.v1.Resources
+	10,  // 19: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
+	11,  // 20: cell.v1.Task.usage:type_name -> cell.v1.Usage
+	83,  // 21: cell.v1.Task.events:type_name -> cell.v1.TaskEvent
+	16,  // 22: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
+	18,  // 23: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
+	18,  // 24: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
+	17,  // 25: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
+	20,  // 26: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
+	48,  // 27: cell.v1.GetJobResponse.cell:type_name -> cell.v1.CellIdentity
+	18,  // 28: cell.v1.JobSummary.job:type_name -> cell.v1.Job
+	17,  // 29: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
+	26,  // 30: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
+	18,  // 31: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
+	19,  // 32: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,   // 33: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
+	4,   // 34: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
+	80,  // 35: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	9,   // 36: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
+	12,  // 37: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
+	48,  // 38: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
+	12,  // 39: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
+	20,  // 40: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
+	12,  // 41: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
+	84,  // 42: cell.v1.DrainMachineRequest.action:type_name -> cell.v1.DrainAction
+	12,  // 43: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
+	12,  // 44: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
+	18,  // 45: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
+	20,  // 46: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
+	48,  // 47: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
+	85,  // 48: cell.v1.SnapshotResponse.tenants:type_name -> cell.v1.Tenant
+	12,  // 49: cell.v1.Change.machine:type_name -> cell.v1.Machine
+	18,  // 50: cell.v1.Change.job:type_name -> cell.v1.Job
+	20,  // 51: cell.v1.Change.task:type_name -> cell.v1.Task
+	46,  // 52: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
+	85,  // 53: cell.v1.Change.tenant:type_name -> cell.v1.Tenant
+	45,  // 54: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
+	48,  // 55: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
+	19,  // 56: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
+	9,   // 57: cell.v1.Claim.resources:type_name -> cell.v1.Resources
+	10,  // 58: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
+	6,   // 59: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
+	7,   // 60: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
+	49,  // 61: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
+	19,  // 62: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
+	8,   // 63: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
+	51,  // 64: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
+	19,  // 65: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
+	55,  // 66: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
+	55,  // 67: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
+	59,  // 68: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
+	19,  // 69: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
+	4,   // 70: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
+	61,  // 71: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
+	63,  // 72: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
+	70,  // 73: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
+	19,  // 74: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
+	11,  // 75: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
+	11,  // 76: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
+	72,  // 77: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
+	73,  // 78: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
+	19,  // 79: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,   // 80: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
+	21,  // 81: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	23,  // 82: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	25,  // 83: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	28,  // 84: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	30,  // 85: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	32,  // 86: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	34,  // 87: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	36,  // 88: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	38,  // 89: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	40,  // 90: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	42,  // 91: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	44,  // 92: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	50,  // 93: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	53,  // 94: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
+	56,  // 95: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
+	58,  // 96: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
+	62,  // 97: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	65,  // 98: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
+	67,  // 99: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
+	69,  // 100: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
+	22,  // 101: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	24,  // 102: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	27,  // 103: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	29,  // 104: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	31,  // 105: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	33,  // 106: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	35,  // 107: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	37,  // 108: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	39,  // 109: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	41,  // 110: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	43,  // 111: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	47,  // 112: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	52,  // 113: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	54,  // 114: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
+	57,  // 115: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
+	60,  // 116: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
+	64,  // 117: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	66,  // 118: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
+	68,  // 119: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
+	71,  // 120: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
+	101, // [101:121] is the sub-list for method output_type
+	81,  // [81:101] is the sub-list for method input_type
+	81,  // [81:81] is the sub-list for extension type_name
+	81,  // [81:81] is the sub-list for extension extendee
+	0,   // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
@@ -6105,6 +6210,7 @@ func file_cell_v1_cell_proto_init() {
 	if File_cell_v1_cell_proto != nil {
 		return
 	}
+	file_cell_v1_observe_proto_init()
 	file_cell_v1_agent_proto_init()
 	file_cell_v1_tenancy_proto_init()
 	file_cell_v1_cell_proto_msgTypes[23].OneofWrappers = []any{}
@@ -6125,7 +6231,7 @@ func file_cell_v1_cell_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cell_v1_cell_proto_rawDesc), len(file_cell_v1_cell_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   71,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   6,
 		},
