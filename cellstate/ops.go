@@ -87,7 +87,7 @@ func (s *state) refreshJobs() {
 		c := &j.counts
 		next := cellv1.JobState_JOB_STATE_PENDING
 		switch {
-		case int(c[txn.TaskSucceeded]) == len(j.tasks):
+		case int(c[txn.TaskSucceeded]) == len(j.tasks) && !isSystem(j):
 			next = cellv1.JobState_JOB_STATE_SUCCEEDED
 		case c[txn.TaskAssigned]+c[txn.TaskRunning]+c[txn.TaskSucceeded] > 0:
 			next = cellv1.JobState_JOB_STATE_RUNNING
@@ -173,7 +173,7 @@ func (s *state) afterExit(j *jobEntry, t *task) {
 	if !jobLive(j.job) {
 		return
 	}
-	service := j.job.Spec.Kind == cellv1.JobKind_JOB_KIND_SERVICE
+	service := j.job.Spec.Kind == cellv1.JobKind_JOB_KIND_SERVICE || j.job.Spec.Kind == cellv1.JobKind_JOB_KIND_SYSTEM
 	failed := t.t.State != txn.TaskSucceeded
 	if !service && !failed {
 		return
@@ -259,12 +259,19 @@ func (o registerMachineOp) run(s *state) (any, error) {
 		m.DeviceUsed = used
 		if m.State == txn.MachineDown {
 			m.State = txn.MachineReady
+			if old.drain != nil {
+				m.State = txn.MachineDraining // still cordoned
+			}
 		}
 		m.Seq++
 	}
 	nm := newMachineRecord(m, r.GpuMemoryBytes)
 	nm.registeredBy = by
+	if old != nil {
+		nm.drain = old.drain
+	}
 	s.installMachine(nm)
+	s.reconcileMachine(r.Id) // system.go
 	return nm, nil
 }
 
@@ -277,35 +284,6 @@ func usedDevices(m *txn.Machine) int {
 		}
 	}
 	return n
-}
-
-type drainOp struct {
-	id    string
-	drain bool
-}
-
-func (o drainOp) run(s *state) (any, error) {
-	old := s.machines[o.id]
-	if old == nil {
-		return nil, status.Errorf(codes.NotFound, "id: machine %q does not exist", o.id)
-	}
-	want := txn.MachineReady
-	if o.drain {
-		want = txn.MachineDraining
-	}
-	if old.m.State == txn.MachineDown {
-		return nil, status.Errorf(codes.FailedPrecondition, "machine %s is down", o.id)
-	}
-	if old.m.State != want {
-		m := old.m.Clone()
-		m.State = want
-		m.Seq++
-		s.PutMachine(m)
-	}
-	if o.drain {
-		s.evictAll(o.id, txn.TaskPending, "machine drained", 0)
-	}
-	return s.machines[o.id], nil
 }
 
 // evictAll moves every task holding resources on a machine to state `to`
@@ -338,6 +316,7 @@ func (o markDownOp) run(s *state) (any, error) {
 		m.Seq++
 		s.PutMachine(m)
 		s.evictAll(id, txn.TaskLost, fmt.Sprintf("lost: machine %s stopped heartbeating", id), 0)
+		s.reconcileMachine(id) // system.go
 		downed = append(downed, id)
 	}
 	return downed, nil
@@ -354,8 +333,12 @@ func (o markUpOp) run(s *state) (any, error) {
 		}
 		m := old.m.Clone()
 		m.State = txn.MachineReady
+		if old.drain != nil {
+			m.State = txn.MachineDraining // still cordoned
+		}
 		m.Seq++
 		s.PutMachine(m)
+		s.reconcileMachine(id) // system.go
 	}
 	return nil, nil
 }
@@ -394,6 +377,8 @@ func jobStateName(st cellv1.JobState) string {
 		return "failed"
 	case cellv1.JobState_JOB_STATE_STOPPED:
 		return "stopped"
+	case cellv1.JobState_JOB_STATE_QUEUED:
+		return "queued"
 	}
 	return st.String()
 }

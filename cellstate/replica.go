@@ -289,6 +289,7 @@ func (o *applyOp) run(s *state) (any, error) {
 			pb := o.Machine
 			nm := newMachineRecord(pbconv.Machine(pb), pb.GpuMemoryBytes)
 			nm.registeredBy = pb.RegisteredBy
+			nm.drain = pb.Drain
 			s.installMachine(nm)
 		case *cellv1.Change_Job:
 			pb := o.Job
@@ -408,7 +409,7 @@ func (st *state) reset() {
 	st.rev = 0
 	st.machines, st.jobs, st.jobByName, st.schedulers = fresh.machines, fresh.jobs, fresh.jobByName, fresh.schedulers
 	st.pendingBySched, st.onMachine, st.liveJobs = fresh.pendingBySched, fresh.onMachine, fresh.liveJobs
-	st.ledger = fresh.ledger // queues and reaping: rebuildOp, in the loop
+	st.ledger, st.draining = fresh.ledger, fresh.draining // queues and reaping: rebuildOp, in the loop
 	st.finished = finishedQueue{}
 	st.tenants.p.Store(nil) // submits read it without the lock
 	st.now, st.changes = 0, nil

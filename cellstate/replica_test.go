@@ -143,7 +143,7 @@ func TestReplicaAppliesLeaderHistory(t *testing.T) {
 	if _, _, err := leader.store.StopJob(ctx, jobs[1].Id); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := leader.store.DrainMachine(ctx, "m2", true); err != nil {
+	if _, _, err := leader.store.DrainMachine(ctx, &cellv1.DrainMachineRequest{Id: "m2", Drain: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := leader.store.markDown(ctx, []string{"m3"}); err != nil {

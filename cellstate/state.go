@@ -17,6 +17,8 @@ type machine struct {
 	// labelsWire is m.Labels encoded as Machine field 2. Labels change only
 	// when a machine registers; every other change (each claim) reuses it.
 	labelsWire []byte
+	// drain is set while the machine is cordoned (drain.go); immutable.
+	drain *cellv1.MachineDrain
 }
 
 // newMachineRecord makes the record of a machine version with new labels.
@@ -55,6 +57,10 @@ type jobEntry struct {
 	// slot[i] is task i's position in its machine's machineTasks while it
 	// holds resources (allocated on the job's first placement).
 	slot []int32
+	// System jobs only (system.go): the compiled constraints, and the
+	// index of the task pinned to each machine.
+	cons      []txn.Constraint
+	byMachine map[string]uint32
 }
 
 // machineTasks lists the tasks holding resources on one machine, in no
@@ -81,7 +87,9 @@ type state struct {
 
 	// ledger holds quotas and their use (quota.go); queues the queued
 	// jobs per tenant and band, queuedTasks their tasks.
-	ledger      *txn.Ledger
+	ledger *txn.Ledger
+	// systemJobs are the live system jobs (system.go).
+	systemJobs  map[string]*jobEntry
 	queues      map[tenantBand]*jobQueue
 	queuedTasks int
 
@@ -91,6 +99,8 @@ type state struct {
 	// an agent's GetMachine and evicting a machine (drain, down) cost what
 	// the machine holds, not a scan of the cell.
 	onMachine map[string]*machineTasks
+	// draining holds the machines whose drain is in progress (drain.go).
+	draining map[string]bool
 
 	// liveJobs counts live jobs per owning scheduler (see gc.go).
 	liveJobs map[string]int
@@ -120,9 +130,11 @@ func newState() *state {
 		schedulers:     map[string]bool{"service": true, "batch": true, "gpu": true},
 		pendingBySched: make(map[string]int),
 		onMachine:      make(map[string]*machineTasks),
+		draining:       make(map[string]bool),
 		liveJobs:       make(map[string]int),
 		seen:           newSchedulerClock(0),
 		ledger:         txn.NewLedger(),
+		systemJobs:     make(map[string]*jobEntry),
 		queues:         make(map[tenantBand]*jobQueue),
 	}
 }
@@ -174,6 +186,7 @@ func (s *state) PutMachine(m *txn.Machine) {
 	if old != nil {
 		nm.gpuMemoryBytes, nm.labelsWire = old.gpuMemoryBytes, old.labelsWire
 		nm.registeredBy = old.registeredBy
+		nm.drain = old.drain
 	} else {
 		nm.labelsWire = appendLabels(nil, m.Labels)
 	}
@@ -240,6 +253,7 @@ func (s *state) installMachine(nm *machine) {
 	}
 	s.ledger.AccountMachine(old, nm.m)
 	s.machines[nm.m.ID] = nm
+	s.noteDrain(nm)
 	s.changes.machine(nm)
 }
 
@@ -366,7 +380,7 @@ func (s *state) sortedMachineIDs() []string {
 // --- conversion to the API ---
 
 func (m *machine) pb() *cellv1.Machine {
-	out := &cellv1.Machine{GpuMemoryBytes: m.gpuMemoryBytes, ModRevision: m.modRev, RegisteredBy: m.registeredBy}
+	out := &cellv1.Machine{GpuMemoryBytes: m.gpuMemoryBytes, ModRevision: m.modRev, RegisteredBy: m.registeredBy, Drain: m.drain}
 	pbconv.MachineInto(out, m.m)
 	return out
 }
