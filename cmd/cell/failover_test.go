@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -153,14 +155,15 @@ func checkLedger(t *testing.T, name string, conn *grpc.ClientConn, jobs map[stri
 }
 
 // probeCommit submits a one-task job until the cell accepts it and
-// returns when it did.
+// returns when it did. Each attempt has its own name: an attempt that
+// timed out may still have been committed.
 func probeCommit(conn *grpc.ClientConn, name string, within time.Duration) (time.Time, error) {
 	jc := cellv1.NewJobServiceClient(conn)
 	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err := jc.SubmitJob(ctx, &cellv1.SubmitJobRequest{Spec: &cellv1.JobSpec{
-			Name: name, Scheduler: "batch", Priority: 100, Count: 1,
+			Name: fmt.Sprintf("%s-%d", name, attempt), Scheduler: "batch", Priority: 100, Count: 1,
 			Task: &cellv1.TaskTemplate{Command: "x", Resources: &cellv1.Resources{CpuMilli: 1, MemoryBytes: 1}},
 		}})
 		cancel()
@@ -403,7 +406,7 @@ func TestFailoverPartitionedLeader(t *testing.T) {
 			names[j.Spec.Name] = true
 		}
 		for _, n := range []string{"before", "during", "after"} {
-			if !names[n] {
+			if !slices.ContainsFunc(slices.Collect(maps.Keys(names)), func(k string) bool { return strings.HasPrefix(k, n+"-") }) {
 				t.Fatalf("%s: job %s missing", nd.name, n)
 			}
 		}
