@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/omegacell/omegacell/cellstate"
-	"github.com/omegacell/omegacell/internal/buildinfo"
+	"github.com/omegacell/omegacell/proto/buildinfo"
 	"github.com/omegacell/omegacell/pki"
 	"github.com/omegacell/omegacell/proto/credentials"
 	"github.com/omegacell/omegacell/webui"

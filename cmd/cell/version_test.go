@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/omegacell/omegacell/internal/buildinfo"
+	"github.com/omegacell/omegacell/proto/buildinfo"
 	"github.com/omegacell/omegacell/internal/celltest"
 )
 
