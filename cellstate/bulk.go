@@ -2,6 +2,7 @@ package cellstate
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
@@ -325,7 +326,10 @@ func (o *submitOp) run(s *state) (any, error) {
 	// The prepared tasks, installed as installTask would (index: counters
 	// and quota ledger), without recording them one by one.
 	rev := s.changes.rev
-	j.tasks = o.tasks
+	// The job's slice is the loop's to change (each later install writes
+	// an element); the change set's is the log's, which watchers read
+	// while the loop goes on: two slices, the same versions.
+	j.tasks = slices.Clone(o.tasks)
 	for _, t := range o.tasks {
 		t.modRev = rev
 		s.index(j, t)
