@@ -6,14 +6,26 @@ import (
 	"testing"
 )
 
-// TestFairnessDRF runs the fairness workload for an hour: under weighted
-// DRF every tenant's dominant share ends within 3 points of its weight's
-// share and Jain's index is near 1; in arrival order it is not.
-func TestFairnessDRF(t *testing.T) {
+// smallFairness is the fairness workload on a quarter of its cell with a
+// quarter of its arrivals (the same saturation), so the tests stay fast
+// under the race detector.
+func smallFairness(t *testing.T) *Workload {
 	w, err := LoadWorkload("fairness")
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.Machines[0].Count /= 4
+	for i := range w.JobTypes {
+		w.JobTypes[i].InterarrivalSeconds.Mean *= 4
+	}
+	return w
+}
+
+// TestFairnessDRF runs the fairness workload for an hour: under weighted
+// DRF every tenant's dominant share ends within 3 points of its weight's
+// share and Jain's index is near 1; in arrival order it is not.
+func TestFairnessDRF(t *testing.T) {
+	w := smallFairness(t)
 	run := func(order Order) *Result {
 		cfg := DefaultConfig()
 		cfg.Horizon, cfg.Order, cfg.Placement = 3600, order, PlacementPolicies
@@ -82,12 +94,9 @@ job_types:
 // tenant (txn.Validate refuses claims past it, as in the store), and the
 // other tenants take the rest.
 func TestWorkloadQuotaIsEnforced(t *testing.T) {
-	w, err := LoadWorkload("fairness")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// 10% of the cell's 3,200 cores, nothing to borrow.
-	w.Tenants[2].Batch = &Quota{CPUMilli: 320_000, MemoryMiB: 1 << 30}
+	w := smallFairness(t)
+	// 10% of the cell's 800 cores, nothing to borrow.
+	w.Tenants[2].Batch = &Quota{CPUMilli: 80_000, MemoryMiB: 1 << 30}
 	if err := w.Validate(); err != nil {
 		t.Fatal(err)
 	}
