@@ -22,6 +22,7 @@ import (
 	"github.com/omegacell/omegacell/internal/buildinfo"
 	"github.com/omegacell/omegacell/pki"
 	"github.com/omegacell/omegacell/proto/credentials"
+	"github.com/omegacell/omegacell/webui"
 )
 
 // Config is what a cell server runs with.
@@ -89,6 +90,8 @@ type Server struct {
 	pki      *pki.Cell              // nil when insecure
 	revoked  *cellstate.Revocations // nil when insecure
 	natsAuth *natsAuth              // nil when insecure or external NATS
+	ui       *webui.UI              // the web view (nil when metrics are off)
+	uiConn   *grpc.ClientConn
 }
 
 func Start(c Config, log *slog.Logger) (_ *Server, err error) {
@@ -151,6 +154,9 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 	if c.Metrics != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+		if err := s.startWebView(mux, api, metrics); err != nil {
+			return nil, err
+		}
 		ml, err := net.Listen("tcp", c.Metrics)
 		if err != nil {
 			return nil, fmt.Errorf("--metrics %s: %w", c.Metrics, err)
@@ -162,7 +168,7 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 			}
 		}()
 		s.metrics = ml.Addr().String()
-		log.Info("metrics", "url", "http://"+s.metrics+"/metrics")
+		log.Info("metrics and web view", "metrics", "http://"+s.metrics+"/metrics", "web", s.WebURL())
 	}
 	log.Info("cell server ready", "grpc", s.addr, "nats", s.natsURL, "data", c.DataDir, "revision", s.store.Revision())
 	return s, nil
@@ -206,6 +212,7 @@ func (s *Server) Wait(ctx context.Context) error {
 // Close shuts everything down: watchers first, then gRPC (gracefully, for
 // at most 5 s), metrics, liveness, NATS and the store.
 func (s *Server) Close() {
+	s.closeWebView()
 	if s.store != nil {
 		s.store.CloseWatchers()
 	}

@@ -79,16 +79,6 @@ func (s *Store) RegisterMachineAs(ctx context.Context, req *cellv1.RegisterMachi
 	return res.(*machine).pb(), rev, nil
 }
 
-// DrainMachine marks a machine draining (its tasks go back to their
-// schedulers) or returns it to ready.
-func (s *Store) DrainMachine(ctx context.Context, id string, drain bool) (*cellv1.Machine, uint64, error) {
-	res, rev, err := s.do(ctx, drainOp{id: id, drain: drain})
-	if err != nil {
-		return nil, 0, err
-	}
-	return res.(*machine).pb(), rev, nil
-}
-
 // ReportTaskStates applies an agent's task updates, each fenced by attempt.
 func (s *Store) ReportTaskStates(ctx context.Context, machineID string, updates []*cellv1.TaskStateUpdate) ([]*cellv1.UpdateResult, uint64, error) {
 	res, rev, err := s.do(ctx, agentUpdatesOp{machine: machineID, updates: updates})

@@ -160,7 +160,7 @@ func (o *commitOp) runClaims(s *state, from, to int) {
 		for _, k := range d.Preempted {
 			job := by[k]
 			s.annotateTask(k, fmt.Sprintf("preempted by job %s (scheduler %s)", s.jobName(job), o.tx.Scheduler), job)
-			s.markPreempted(k, s.jobName(job)) // events.go
+			s.markPreempted(k, s.jobName(job)) // the event of the eviction (events.go)
 		}
 	}
 	if pre == nil && from == 0 && to == len(o.tx.Claims) {
@@ -346,7 +346,7 @@ func (o *submitOp) run(s *state) (any, error) {
 // when every task is killed.
 type stopOp struct {
 	idOrName string
-	by       string // the identity stopping it, for the tasks' events ("": unnamed)
+	by       string // who asked (identity.String), named in the tasks' events
 	j        *jobEntry
 	next     int
 }

@@ -259,11 +259,17 @@ func (o registerMachineOp) run(s *state) (any, error) {
 		m.DeviceUsed = used
 		if m.State == txn.MachineDown {
 			m.State = txn.MachineReady
+			if old.drain != nil {
+				m.State = txn.MachineDraining // still cordoned
+			}
 		}
 		m.Seq++
 	}
 	nm := newMachineRecord(m, r.GpuMemoryBytes)
 	nm.registeredBy = by
+	if old != nil {
+		nm.drain = old.drain
+	}
 	s.installMachine(nm)
 	s.reconcileMachine(r.Id) // system.go
 	return nm, nil
@@ -278,36 +284,6 @@ func usedDevices(m *txn.Machine) int {
 		}
 	}
 	return n
-}
-
-type drainOp struct {
-	id    string
-	drain bool
-}
-
-func (o drainOp) run(s *state) (any, error) {
-	old := s.machines[o.id]
-	if old == nil {
-		return nil, status.Errorf(codes.NotFound, "id: machine %q does not exist", o.id)
-	}
-	want := txn.MachineReady
-	if o.drain {
-		want = txn.MachineDraining
-	}
-	if old.m.State == txn.MachineDown {
-		return nil, status.Errorf(codes.FailedPrecondition, "machine %s is down", o.id)
-	}
-	if old.m.State != want {
-		m := old.m.Clone()
-		m.State = want
-		m.Seq++
-		s.PutMachine(m)
-	}
-	if o.drain {
-		s.evictAll(o.id, txn.TaskPending, "machine drained", 0)
-	}
-	s.reconcileMachine(o.id) // system.go
-	return s.machines[o.id], nil
 }
 
 // evictAll moves every task holding resources on a machine to state `to`
@@ -357,6 +333,9 @@ func (o markUpOp) run(s *state) (any, error) {
 		}
 		m := old.m.Clone()
 		m.State = txn.MachineReady
+		if old.drain != nil {
+			m.State = txn.MachineDraining // still cordoned
+		}
 		m.Seq++
 		s.PutMachine(m)
 		s.reconcileMachine(id) // system.go

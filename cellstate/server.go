@@ -222,6 +222,13 @@ func (s *Server) GetJob(ctx context.Context, r *cellv1.GetJobRequest) (*cellv1.G
 			return nil, grpcError(err)
 		}
 	}
+	if s.liveness != nil {
+		// Each running task's latest usage sample (issue 14: job status
+		// shows used against requested).
+		for _, t := range out.Tasks {
+			s.liveness.fillTask(t)
+		}
+	}
 	return out, nil
 }
 
@@ -363,13 +370,13 @@ func (s *Server) ListMachines(ctx context.Context, r *cellv1.ListMachinesRequest
 }
 
 func (s *Server) DrainMachine(ctx context.Context, r *cellv1.DrainMachineRequest) (*cellv1.DrainMachineResponse, error) {
-	if err := validateMachineID(r.Id); err != nil {
+	if err := validateDrainMachine(r); err != nil {
 		return nil, err
 	}
 	if _, err := s.authorize(ctx, cellv1.MachineService_DrainMachine_FullMethodName, nil); err != nil {
 		return nil, err
 	}
-	m, rev, err := s.store.DrainMachine(ctx, r.Id, r.Drain)
+	m, rev, err := s.store.DrainMachine(ctx, r)
 	if err != nil {
 		return nil, grpcError(err)
 	}

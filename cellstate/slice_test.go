@@ -233,7 +233,7 @@ func TestFailedJobIsReaped(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The task that failed stays failed (issue 13); the others are killed.
+		// The failed task keeps its state (and exit code); the rest are killed.
 		return r.Job.State == cellv1.JobState_JOB_STATE_FAILED && r.Counts.Killed == n-1 && r.Counts.Failed == 1
 	})
 	c.checkInvariant()

@@ -138,6 +138,7 @@ type Store struct {
 
 	gcStop           chan struct{} // closed by Close to stop gcLoop
 	gcDone           chan struct{} // closed when gcLoop returns
+	drains           drainRunner   // the drain controller (drain.go)
 	onSchedulersGone atomic.Pointer[func([]string)]
 }
 
@@ -213,6 +214,7 @@ func Open(opts Options) (*Store, error) {
 	s.revHint.Store(s.st.rev)
 	go s.loop()
 	go s.gcLoop()
+	s.drains.start(s)
 	return s, nil
 }
 
@@ -224,7 +226,9 @@ func (s *Store) Close() error {
 		return nil
 	default:
 	}
-	// The collector first, while the loop still answers its operations.
+	// The collector and the drain controller first, while the loop still
+	// answers their operations.
+	s.drains.close()
 	close(s.gcStop)
 	<-s.gcDone
 	close(s.stop)
@@ -591,7 +595,9 @@ func (s *Store) recover() error {
 		mr := newMachineRecord(pbconv.Machine(pb), pb.GpuMemoryBytes)
 		mr.modRev = pb.ModRevision
 		mr.registeredBy = pb.RegisteredBy
+		mr.drain = pb.Drain
 		st.machines[id] = mr
+		st.noteDrain(mr)
 		st.ledger.AccountMachine(nil, mr.m)
 	}
 	cons := make(map[string][]txn.Constraint, len(jobs)) // compiled once per job, shared by its tasks

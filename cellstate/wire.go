@@ -2,6 +2,7 @@ package cellstate
 
 import (
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/omegacell/omegacell/txn"
 )
@@ -126,7 +127,14 @@ func appendMachineRecord(b []byte, m *machine) []byte {
 	b = appendVarint(b, 7, x.Seq)
 	b = appendVarint(b, 9, uint64(m.gpuMemoryBytes))
 	b = appendVarint(b, 11, m.modRev)
-	return appendString(b, 13, m.registeredBy)
+	b = appendString(b, 13, m.registeredBy)
+	if m.drain != nil {
+		// Rare (cordoned machines only): the generic encoder will do.
+		d, _ := proto.Marshal(m.drain)
+		b = protowire.AppendTag(b, 170, protowire.BytesType)
+		b = protowire.AppendBytes(b, d)
+	}
+	return b
 }
 
 // appendNested appends field f holding the message that enc writes,

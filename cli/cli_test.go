@@ -128,7 +128,8 @@ func populatedCell() *fakeCell {
 		Task: &cellv1.TaskTemplate{Command: "render", Resources: &cellv1.Resources{CpuMilli: 250, MemoryBytes: 128 << 20}, DurationMs: 20000}}
 	var renderTasks []*cellv1.Task
 	for i := range 25 {
-		task := &cellv1.Task{JobId: "33333333-0000-4000-8000-000000000003", Index: uint32(24 - i), Attempt: 1, MachineId: "m-a1", StartTimeUnixNano: at(10)}
+		task := &cellv1.Task{JobId: "33333333-0000-4000-8000-000000000003", Index: uint32(24 - i), Attempt: 1, MachineId: "m-a1", StartTimeUnixNano: at(10),
+			Resources: render.Task.Resources}
 		switch {
 		case task.Index == 1:
 			task.State, task.ExitCode, task.Failures, task.Attempt = cellv1.TaskState_TASK_STATE_FAILED, 2, 2, 2
@@ -146,6 +147,7 @@ func populatedCell() *fakeCell {
 			task.State = cellv1.TaskState_TASK_STATE_SUCCEEDED
 		case task.Index < 23:
 			task.State = cellv1.TaskState_TASK_STATE_RUNNING
+			task.Usage = &cellv1.Usage{CpuMilli: int64(180 + 20*(task.Index-20)), MemoryBytes: int64(90+task.Index) << 20}
 		default:
 			task.State, task.MachineId, task.Attempt, task.StartTimeUnixNano = cellv1.TaskState_TASK_STATE_PENDING, "", 0, 0
 		}
@@ -283,18 +285,33 @@ func TestCommands(t *testing.T) {
 		{name: "machine-list", cell: populatedCell, args: []string{"machine", "list"}},
 		{name: "machine-list-json", cell: populatedCell, args: []string{"machine", "list", "-o", "json"}},
 		{name: "machine-list-empty", cell: scriptedCell, args: []string{"machine", "list"}},
-		{name: "machine-drain", cell: populatedCell, args: []string{"machine", "drain", "m-a1"},
+		{name: "machine-drain", cell: populatedCell, args: []string{"machine", "drain", "m-a1", "--deadline", "10m", "--ignore-batch"},
 			check: func(t *testing.T, f *fakeCell) {
-				if len(f.drains) != 1 || f.drains[0].GetId() != "m-a1" || !f.drains[0].GetDrain() {
+				if len(f.drains) != 1 || f.drains[0].GetId() != "m-a1" || f.drains[0].GetAction() != cellv1.DrainAction_DRAIN_ACTION_DRAIN ||
+					f.drains[0].GetDeadlineMs() != 600_000 || !f.drains[0].GetIgnoreBatch() {
 					t.Errorf("drain requests %v", f.drains)
 				}
 			}},
 		{name: "machine-drain-undo", cell: populatedCell, args: []string{"machine", "drain", "--undo", "m-a2"},
 			check: func(t *testing.T, f *fakeCell) {
-				if len(f.drains) != 1 || f.drains[0].GetDrain() {
+				if len(f.drains) != 1 || f.drains[0].GetAction() != cellv1.DrainAction_DRAIN_ACTION_UNCORDON {
 					t.Errorf("drain requests %v", f.drains)
 				}
 			}},
+		{name: "machine-cordon", cell: populatedCell, args: []string{"machine", "cordon", "m-a2"},
+			check: func(t *testing.T, f *fakeCell) {
+				if len(f.drains) != 1 || f.drains[0].GetAction() != cellv1.DrainAction_DRAIN_ACTION_CORDON {
+					t.Errorf("cordon requests %v", f.drains)
+				}
+			}},
+		{name: "machine-uncordon", cell: populatedCell, args: []string{"machine", "uncordon", "m-a2"},
+			check: func(t *testing.T, f *fakeCell) {
+				if len(f.drains) != 1 || f.drains[0].GetAction() != cellv1.DrainAction_DRAIN_ACTION_UNCORDON {
+					t.Errorf("uncordon requests %v", f.drains)
+				}
+			}},
+		{name: "machine-status", cell: populatedCell, args: []string{"machine", "status", "m-a1"}},
+		{name: "machine-status-gpu", cell: populatedCell, args: []string{"machine", "status", "m-a2"}},
 		{name: "machine-drain-unknown", cell: populatedCell, args: []string{"machine", "drain", "m-zz"}},
 		{name: "scheduler-list", cell: populatedCell, args: []string{"scheduler", "list"}},
 		{name: "output-unknown", cell: populatedCell, args: []string{"machine", "list", "-o", "xml"}},

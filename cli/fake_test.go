@@ -239,13 +239,38 @@ func (f *fakeCell) DrainMachine(_ context.Context, req *cellv1.DrainMachineReque
 	f.drains = append(f.drains, req)
 	for _, m := range f.machines {
 		if m.GetId() == req.GetId() {
-			m.State = cellv1.MachineState_MACHINE_STATE_READY
-			if req.GetDrain() {
-				m.State = cellv1.MachineState_MACHINE_STATE_DRAINING
+			m.State, m.Drain = cellv1.MachineState_MACHINE_STATE_DRAINING, &cellv1.MachineDrain{CordonTimeUnixNano: at(50)}
+			switch req.GetAction() {
+			case cellv1.DrainAction_DRAIN_ACTION_UNCORDON:
+				m.State, m.Drain = cellv1.MachineState_MACHINE_STATE_READY, nil
+			case cellv1.DrainAction_DRAIN_ACTION_DRAIN:
+				// The fake drains at once: two tasks evicted in 4 s.
+				m.Drain.Draining, m.Drain.DrainStartUnixNano, m.Drain.DoneUnixNano = true, at(50), at(54)
+				m.Drain.DeadlineUnixNano, m.Drain.Evicted, m.Drain.IgnoreBatch = at(50)+req.GetDeadlineMs()*1e6, 2, req.GetIgnoreBatch()
 			}
 			m.Seq++
 			return &cellv1.DrainMachineResponse{Machine: m, Revision: 44}, nil
 		}
+	}
+	return nil, status.Errorf(codes.NotFound, "machine %q not found", req.GetId())
+}
+
+func (f *fakeCell) GetMachine(_ context.Context, req *cellv1.GetMachineRequest) (*cellv1.GetMachineResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.machines {
+		if m.GetId() != req.GetId() {
+			continue
+		}
+		out := &cellv1.GetMachineResponse{Machine: m}
+		for _, j := range f.jobs {
+			for _, t := range j.tasks {
+				if s := t.GetState(); t.GetMachineId() == m.GetId() && (s == cellv1.TaskState_TASK_STATE_RUNNING || s == cellv1.TaskState_TASK_STATE_ASSIGNED) {
+					out.Tasks = append(out.Tasks, t)
+				}
+			}
+		}
+		return out, nil
 	}
 	return nil, status.Errorf(codes.NotFound, "machine %q not found", req.GetId())
 }

@@ -221,6 +221,9 @@ func writeJobStatus(w io.Writer, resp *cellv1.GetJobResponse, maxRows int) {
 	if k := spec.GetTask().GetSpreadKey(); k != "" {
 		field("Spread over", k)
 	}
+	if d := disruptionText(spec); d != "" {
+		field("Disruption", d)
+	}
 	field("Command", strings.Join(append([]string{spec.GetTask().GetCommand()}, spec.GetTask().GetArgs()...), " "))
 	field("Submitted", formatTime(job.GetSubmitTimeUnixNano()))
 	if job.GetPlacedUnixNano() != 0 {
@@ -229,11 +232,11 @@ func writeJobStatus(w io.Writer, resp *cellv1.GetJobResponse, maxRows int) {
 	if job.GetFinishTimeUnixNano() != 0 {
 		field("Finished", formatTime(job.GetFinishTimeUnixNano()))
 	}
-	if e := resp.GetExplanation(); e != "" {
-		field("Why pending", oneLine(e, 400))
-	}
 	if r := job.GetQueuedReason(); r != "" {
 		field("Queued", oneLine(r, 200)) // waiting for its tenant's quota (issue 12)
+	}
+	if e := resp.GetExplanation(); e != "" {
+		field("Why pending", oneLine(e, 400))
 	}
 	if r := job.GetUnschedulableReason(); r != "" {
 		field("Unschedulable", fmt.Sprintf("%s (after %d attempts)", oneLine(r, 200), job.GetAttempts()))
@@ -250,7 +253,7 @@ func writeJobStatus(w io.Writer, resp *cellv1.GetJobResponse, maxRows int) {
 	slices.SortFunc(tasks, func(a, b *cellv1.Task) int { return cmp.Compare(a.GetIndex(), b.GetIndex()) })
 	fmt.Fprintln(w)
 	t = newTable(w)
-	row(t, "TASK", "STATE", "MACHINE", "ATTEMPT", "FAILURES", "EXIT", "STARTED", "MESSAGE")
+	row(t, "TASK", "STATE", "MACHINE", "ATTEMPT", "FAILURES", "EXIT", "STARTED", "CPU USED/REQ", "MEMORY USED/REQ", "MESSAGE")
 	for i, task := range tasks {
 		if maxRows >= 0 && i == maxRows {
 			t.Flush()
@@ -263,7 +266,7 @@ func writeJobStatus(w io.Writer, resp *cellv1.GetJobResponse, maxRows int) {
 		}
 		row(t, strconv.Itoa(int(task.GetIndex())), taskStateText(task), cmp.Or(task.GetMachineId(), "-"),
 			strconv.Itoa(int(task.GetAttempt())), strconv.Itoa(int(task.GetFailures())), exit,
-			formatTime(task.GetStartTimeUnixNano()), oneLine(task.GetMessage(), 60))
+			formatTime(task.GetStartTimeUnixNano()), taskCPU(task), taskMemory(task), oneLine(task.GetMessage(), 60))
 	}
 	t.Flush()
 }

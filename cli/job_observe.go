@@ -193,6 +193,8 @@ func writeJobTable(w io.Writer, jobs []*cellv1.JobSummary, now time.Time, wide b
 		note := "-"
 		if r := job.GetUnschedulableReason(); r != "" {
 			note = "unschedulable: " + oneLine(r, noteLen)
+		} else if r := job.GetQueuedReason(); r != "" {
+			note = "queued: " + oneLine(r, noteLen) // waiting for its tenant's quota (issue 12)
 		} else if m := job.GetMessage(); m != "" && job.GetState() == cellv1.JobState_JOB_STATE_FAILED {
 			note = oneLine(m, noteLen)
 		}

@@ -170,6 +170,14 @@ func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 			out.RetryLimit = uint32(n)
 		}
 	}
+	if d := s.Disruption; d != nil && d.MaxUnavailable != nil {
+		p := root.key("disruption").key("maxUnavailable")
+		if n := *d.MaxUnavailable; n < 1 || n > int64(out.Count) {
+			c.failf(p, "%d is out of range 1..%d (the job's count)", n, out.Count)
+		} else {
+			out.Disruption = &cellv1.Disruption{MaxUnavailable: uint32(n)}
+		}
+	}
 	return out
 }
 

@@ -39,6 +39,8 @@
 //	  team: ml
 //	gang: true                   # place all tasks or none; default false
 //	retryLimit: 2                # retries of a failed task, 0..100; default 3
+//	disruption:                  # what a machine drain may take down at once
+//	  maxUnavailable: 1          # 1..count; default 1 for a service, no limit for batch
 //	task:                        # required
 //	  command: python            # required
 //	  args: ["train.py", "--epochs", "3"]   # strings (quote numbers)

@@ -42,6 +42,9 @@ func Document(spec *cellv1.JobSpec) *Spec {
 	if t := spec.GetTask(); t != nil {
 		s.Task = taskDocument(t)
 	}
+	if n := int64(spec.GetDisruption().GetMaxUnavailable()); n > 0 {
+		s.Disruption = &Disruption{MaxUnavailable: &n}
+	}
 	return s
 }
 

@@ -24,6 +24,14 @@ type Spec struct {
 	Task       *Task   `json:"task,omitempty"`
 	// Labels name the job for `cell job list -l` (issue 13).
 	Labels map[string]string `json:"labels,omitempty"`
+	// Disruption bounds a drain's evictions (issue 14).
+	Disruption *Disruption `json:"disruption,omitempty"`
+}
+
+// Disruption is a job's disruption budget: at most MaxUnavailable of its
+// tasks down at once through voluntary evictions (a machine drain).
+type Disruption struct {
+	MaxUnavailable *int64 `json:"maxUnavailable,omitempty"`
 }
 
 // Task is the template every task of the job runs.

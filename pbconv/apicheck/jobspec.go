@@ -54,6 +54,9 @@ func JobSpec(spec *cellv1.JobSpec) error {
 	if err := jobLabels("spec.labels", spec.Labels); err != nil {
 		return err
 	}
+	if err := disruption(spec.Disruption, spec.Count); err != nil {
+		return err
+	}
 	if n := proto.Size(spec); n > limits.MaxJobSpecBytes {
 		return fail("spec", "encodes to %d bytes, more than the %d a job may take", n, limits.MaxJobSpecBytes)
 	}

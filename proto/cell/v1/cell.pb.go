@@ -795,7 +795,9 @@ type Machine struct {
 	ModRevision uint64 `protobuf:"varint,11,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
 	// The agent identity that registered the machine (agent/NAME); only it
 	// may register the machine again. Empty when registered without one.
-	RegisteredBy  string `protobuf:"bytes,13,opt,name=registered_by,json=registeredBy,proto3" json:"registered_by,omitempty"`
+	RegisteredBy string `protobuf:"bytes,13,opt,name=registered_by,json=registeredBy,proto3" json:"registered_by,omitempty"`
+	// Issue 14: set while the machine is cordoned, with a drain's progress.
+	Drain         *MachineDrain `protobuf:"bytes,170,opt,name=drain,proto3" json:"drain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -912,6 +914,13 @@ func (x *Machine) GetRegisteredBy() string {
 		return x.RegisteredBy
 	}
 	return ""
+}
+
+func (x *Machine) GetDrain() *MachineDrain {
+	if x != nil {
+		return x.Drain
+	}
+	return nil
 }
 
 // Constraint is a label selector term; all terms of a task must hold.
@@ -1180,7 +1189,9 @@ type JobSpec struct {
 	Kind       JobKind       `protobuf:"varint,8,opt,name=kind,proto3,enum=cell.v1.JobKind" json:"kind,omitempty"`
 	Task       *TaskTemplate `protobuf:"bytes,9,opt,name=task,proto3" json:"task,omitempty"`
 	// Issue 13: labels of the job (`cell job list -l team=ml`).
-	Labels        map[string]string `protobuf:"bytes,150,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Labels map[string]string `protobuf:"bytes,150,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Issue 14: how many tasks a drain may make unavailable at once.
+	Disruption    *Disruption `protobuf:"bytes,170,opt,name=disruption,proto3" json:"disruption,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1281,6 +1292,13 @@ func (x *JobSpec) GetTask() *TaskTemplate {
 func (x *JobSpec) GetLabels() map[string]string {
 	if x != nil {
 		return x.Labels
+	}
+	return nil
+}
+
+func (x *JobSpec) GetDisruption() *Disruption {
+	if x != nil {
+		return x.Disruption
 	}
 	return nil
 }
@@ -3011,8 +3029,16 @@ func (x *ListMachinesResponse) GetNextPageToken() string {
 type DrainMachineRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// false returns a draining machine to ready.
-	Drain         bool `protobuf:"varint,2,opt,name=drain,proto3" json:"drain,omitempty"`
+	// Legacy form of action (when it is unspecified): true drains, false
+	// uncordons.
+	Drain bool `protobuf:"varint,2,opt,name=drain,proto3" json:"drain,omitempty"`
+	// Issue 14: cordon, uncordon, or drain gradually (see DrainAction).
+	Action DrainAction `protobuf:"varint,170,opt,name=action,proto3,enum=cell.v1.DrainAction" json:"action,omitempty"`
+	// A drain's deadline from now, in milliseconds (0: one hour; at most 30
+	// days). Only with a drain.
+	DeadlineMs int64 `protobuf:"varint,171,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"`
+	// A drain leaves batch tasks to finish (until the deadline).
+	IgnoreBatch   bool `protobuf:"varint,172,opt,name=ignore_batch,json=ignoreBatch,proto3" json:"ignore_batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3057,6 +3083,27 @@ func (x *DrainMachineRequest) GetId() string {
 func (x *DrainMachineRequest) GetDrain() bool {
 	if x != nil {
 		return x.Drain
+	}
+	return false
+}
+
+func (x *DrainMachineRequest) GetAction() DrainAction {
+	if x != nil {
+		return x.Action
+	}
+	return DrainAction_DRAIN_ACTION_UNSPECIFIED
+}
+
+func (x *DrainMachineRequest) GetDeadlineMs() int64 {
+	if x != nil {
+		return x.DeadlineMs
+	}
+	return 0
+}
+
+func (x *DrainMachineRequest) GetIgnoreBatch() bool {
+	if x != nil {
+		return x.IgnoreBatch
 	}
 	return false
 }
@@ -5433,7 +5480,7 @@ var File_cell_v1_cell_proto protoreflect.FileDescriptor
 
 const file_cell_v1_cell_proto_rawDesc = "" +
 	"\n" +
-	"\x12cell/v1/cell.proto\x12\acell.v1\x1a\x15cell/v1/observe.proto\x1a\x15cell/v1/tenancy.proto\"\x87\x01\n" +
+	"\x12cell/v1/cell.proto\x12\acell.v1\x1a\x13cell/v1/agent.proto\x1a\x15cell/v1/observe.proto\x1a\x15cell/v1/tenancy.proto\"\x87\x01\n" +
 	"\tResources\x12\x1b\n" +
 	"\tcpu_milli\x18\x01 \x01(\x03R\bcpuMilli\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x1d\n" +
@@ -5446,7 +5493,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x05Usage\x12\x1b\n" +
 	"\tcpu_milli\x18\x01 \x01(\x03R\bcpuMilli\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x121\n" +
-	"\x15sample_time_unix_nano\x18\x03 \x01(\x03R\x12sampleTimeUnixNano\"\xbb\x04\n" +
+	"\x15sample_time_unix_nano\x18\x03 \x01(\x03R\x12sampleTimeUnixNano\"\xe9\x04\n" +
 	"\aMachine\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x124\n" +
 	"\x06labels\x18\x02 \x03(\v2\x1c.cell.v1.Machine.LabelsEntryR\x06labels\x12.\n" +
@@ -5460,7 +5507,8 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x05usage\x18\n" +
 	" \x01(\v2\x0e.cell.v1.UsageR\x05usage\x12!\n" +
 	"\fmod_revision\x18\v \x01(\x04R\vmodRevision\x12#\n" +
-	"\rregistered_by\x18\r \x01(\tR\fregisteredBy\x1a9\n" +
+	"\rregistered_by\x18\r \x01(\tR\fregisteredBy\x12,\n" +
+	"\x05drain\x18\xaa\x01 \x01(\v2\x15.cell.v1.MachineDrainR\x05drain\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\f\x10\rR\vlog_address\"]\n" +
@@ -5492,7 +5540,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\fhealth_check\x18\t \x01(\v2\x14.cell.v1.HealthCheckR\vhealthCheck\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfd\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb3\x03\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1c\n" +
@@ -5504,7 +5552,10 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"retryLimit\x12$\n" +
 	"\x04kind\x18\b \x01(\x0e2\x10.cell.v1.JobKindR\x04kind\x12)\n" +
 	"\x04task\x18\t \x01(\v2\x15.cell.v1.TaskTemplateR\x04task\x125\n" +
-	"\x06labels\x18\x96\x01 \x03(\v2\x1c.cell.v1.JobSpec.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\x96\x01 \x03(\v2\x1c.cell.v1.JobSpec.LabelsEntryR\x06labels\x124\n" +
+	"\n" +
+	"disruption\x18\xaa\x01 \x01(\v2\x13.cell.v1.DisruptionR\n" +
+	"disruption\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbe\x01\n" +
@@ -5648,10 +5699,14 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x14ListMachinesResponse\x12,\n" +
 	"\bmachines\x18\x01 \x03(\v2\x10.cell.v1.MachineR\bmachines\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\";\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\xb0\x01\n" +
 	"\x13DrainMachineRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05drain\x18\x02 \x01(\bR\x05drain\"^\n" +
+	"\x05drain\x18\x02 \x01(\bR\x05drain\x12-\n" +
+	"\x06action\x18\xaa\x01 \x01(\x0e2\x14.cell.v1.DrainActionR\x06action\x12 \n" +
+	"\vdeadline_ms\x18\xab\x01 \x01(\x03R\n" +
+	"deadlineMs\x12\"\n" +
+	"\fignore_batch\x18\xac\x01 \x01(\bR\vignoreBatch\"^\n" +
 	"\x14DrainMachineResponse\x12*\n" +
 	"\amachine\x18\x01 \x01(\v2\x10.cell.v1.MachineR\amachine\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\"0\n" +
@@ -6016,133 +6071,139 @@ var file_cell_v1_cell_proto_goTypes = []any{
 	nil,                                    // 78: cell.v1.TaskTemplate.EnvEntry
 	nil,                                    // 79: cell.v1.JobSpec.LabelsEntry
 	nil,                                    // 80: cell.v1.RegisterMachineRequest.LabelsEntry
-	(*TaskEvent)(nil),                      // 81: cell.v1.TaskEvent
-	(*Tenant)(nil),                         // 82: cell.v1.Tenant
+	(*MachineDrain)(nil),                   // 81: cell.v1.MachineDrain
+	(*Disruption)(nil),                     // 82: cell.v1.Disruption
+	(*TaskEvent)(nil),                      // 83: cell.v1.TaskEvent
+	(DrainAction)(0),                       // 84: cell.v1.DrainAction
+	(*Tenant)(nil),                         // 85: cell.v1.Tenant
 }
 var file_cell_v1_cell_proto_depIdxs = []int32{
-	77, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
-	9,  // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
-	9,  // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
-	0,  // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
-	11, // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
-	1,  // 5: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
-	78, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
-	9,  // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
-	13, // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
-	14, // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
-	2,  // 10: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
-	15, // 11: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
-	79, // 12: cell.v1.JobSpec.labels:type_name -> cell.v1.JobSpec.LabelsEntry
-	16, // 13: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
-	3,  // 14: cell.v1.Job.state:type_name -> cell.v1.JobState
-	4,  // 15: cell.v1.Task.state:type_name -> cell.v1.TaskState
-	9,  // 16: cell.v1.Task.resources:type_name -> cell.v1.Resources
-	10, // 17: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
-	11, // 18: cell.v1.Task.usage:type_name -> cell.v1.Usage
-	81, // 19: cell.v1.Task.events:type_name -> cell.v1.TaskEvent
-	16, // 20: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
-	18, // 21: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
-	18, // 22: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
-	17, // 23: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
-	20, // 24: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
-	48, // 25: cell.v1.GetJobResponse.cell:type_name -> cell.v1.CellIdentity
-	18, // 26: cell.v1.JobSummary.job:type_name -> cell.v1.Job
-	17, // 27: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
-	26, // 28: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
-	18, // 29: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
-	19, // 30: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,  // 31: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
-	4,  // 32: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
-	80, // 33: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
-	9,  // 34: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
-	12, // 35: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
-	48, // 36: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
-	12, // 37: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
-	20, // 38: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
-	12, // 39: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
-	12, // 40: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
-	12, // 41: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
-	18, // 42: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
-	20, // 43: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
-	48, // 44: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
-	82, // 45: cell.v1.SnapshotResponse.tenants:type_name -> cell.v1.Tenant
-	12, // 46: cell.v1.Change.machine:type_name -> cell.v1.Machine
-	18, // 47: cell.v1.Change.job:type_name -> cell.v1.Job
-	20, // 48: cell.v1.Change.task:type_name -> cell.v1.Task
-	46, // 49: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
-	82, // 50: cell.v1.Change.tenant:type_name -> cell.v1.Tenant
-	45, // 51: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
-	48, // 52: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
-	19, // 53: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
-	9,  // 54: cell.v1.Claim.resources:type_name -> cell.v1.Resources
-	10, // 55: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
-	6,  // 56: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
-	7,  // 57: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
-	49, // 58: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
-	19, // 59: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
-	8,  // 60: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
-	51, // 61: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
-	19, // 62: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
-	55, // 63: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
-	55, // 64: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
-	59, // 65: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
-	19, // 66: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
-	4,  // 67: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
-	61, // 68: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
-	63, // 69: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
-	70, // 70: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
-	19, // 71: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
-	11, // 72: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
-	11, // 73: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
-	72, // 74: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
-	73, // 75: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
-	19, // 76: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,  // 77: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
-	21, // 78: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	23, // 79: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	25, // 80: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	28, // 81: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	30, // 82: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	32, // 83: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	34, // 84: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	36, // 85: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	38, // 86: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	40, // 87: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	42, // 88: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	44, // 89: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	50, // 90: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	53, // 91: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
-	56, // 92: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
-	58, // 93: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
-	62, // 94: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	65, // 95: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
-	67, // 96: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
-	69, // 97: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
-	22, // 98: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	24, // 99: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	27, // 100: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	29, // 101: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	31, // 102: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	33, // 103: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	35, // 104: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	37, // 105: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	39, // 106: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	41, // 107: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	43, // 108: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	47, // 109: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	52, // 110: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	54, // 111: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
-	57, // 112: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
-	60, // 113: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
-	64, // 114: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	66, // 115: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
-	68, // 116: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
-	71, // 117: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
-	98, // [98:118] is the sub-list for method output_type
-	78, // [78:98] is the sub-list for method input_type
-	78, // [78:78] is the sub-list for extension type_name
-	78, // [78:78] is the sub-list for extension extendee
-	0,  // [0:78] is the sub-list for field type_name
+	77,  // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
+	9,   // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
+	9,   // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
+	0,   // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
+	11,  // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
+	81,  // 5: cell.v1.Machine.drain:type_name -> cell.v1.MachineDrain
+	1,   // 6: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
+	78,  // 7: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
+	9,   // 8: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
+	13,  // 9: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
+	14,  // 10: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
+	2,   // 11: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
+	15,  // 12: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
+	79,  // 13: cell.v1.JobSpec.labels:type_name -> cell.v1.JobSpec.LabelsEntry
+	82,  // 14: cell.v1.JobSpec.disruption:type_name -> cell.v1.Disruption
+	16,  // 15: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
+	3,   // 16: cell.v1.Job.state:type_name -> cell.v1.JobState
+	4,   // 17: cell.v1.Task.state:type_name -> cell.v1.TaskState
+	9,   // 18: cell.v1.Task.resources:type_name -> cell.v1.Resources
+	10,  // 19: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
+	11,  // 20: cell.v1.Task.usage:type_name -> cell.v1.Usage
+	83,  // 21: cell.v1.Task.events:type_name -> cell.v1.TaskEvent
+	16,  // 22: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
+	18,  // 23: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
+	18,  // 24: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
+	17,  // 25: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
+	20,  // 26: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
+	48,  // 27: cell.v1.GetJobResponse.cell:type_name -> cell.v1.CellIdentity
+	18,  // 28: cell.v1.JobSummary.job:type_name -> cell.v1.Job
+	17,  // 29: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
+	26,  // 30: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
+	18,  // 31: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
+	19,  // 32: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,   // 33: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
+	4,   // 34: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
+	80,  // 35: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	9,   // 36: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
+	12,  // 37: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
+	48,  // 38: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
+	12,  // 39: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
+	20,  // 40: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
+	12,  // 41: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
+	84,  // 42: cell.v1.DrainMachineRequest.action:type_name -> cell.v1.DrainAction
+	12,  // 43: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
+	12,  // 44: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
+	18,  // 45: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
+	20,  // 46: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
+	48,  // 47: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
+	85,  // 48: cell.v1.SnapshotResponse.tenants:type_name -> cell.v1.Tenant
+	12,  // 49: cell.v1.Change.machine:type_name -> cell.v1.Machine
+	18,  // 50: cell.v1.Change.job:type_name -> cell.v1.Job
+	20,  // 51: cell.v1.Change.task:type_name -> cell.v1.Task
+	46,  // 52: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
+	85,  // 53: cell.v1.Change.tenant:type_name -> cell.v1.Tenant
+	45,  // 54: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
+	48,  // 55: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
+	19,  // 56: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
+	9,   // 57: cell.v1.Claim.resources:type_name -> cell.v1.Resources
+	10,  // 58: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
+	6,   // 59: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
+	7,   // 60: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
+	49,  // 61: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
+	19,  // 62: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
+	8,   // 63: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
+	51,  // 64: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
+	19,  // 65: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
+	55,  // 66: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
+	55,  // 67: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
+	59,  // 68: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
+	19,  // 69: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
+	4,   // 70: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
+	61,  // 71: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
+	63,  // 72: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
+	70,  // 73: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
+	19,  // 74: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
+	11,  // 75: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
+	11,  // 76: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
+	72,  // 77: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
+	73,  // 78: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
+	19,  // 79: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,   // 80: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
+	21,  // 81: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	23,  // 82: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	25,  // 83: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	28,  // 84: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	30,  // 85: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	32,  // 86: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	34,  // 87: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	36,  // 88: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	38,  // 89: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	40,  // 90: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	42,  // 91: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	44,  // 92: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	50,  // 93: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	53,  // 94: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
+	56,  // 95: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
+	58,  // 96: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
+	62,  // 97: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	65,  // 98: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
+	67,  // 99: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
+	69,  // 100: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
+	22,  // 101: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	24,  // 102: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	27,  // 103: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	29,  // 104: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	31,  // 105: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	33,  // 106: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	35,  // 107: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	37,  // 108: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	39,  // 109: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	41,  // 110: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	43,  // 111: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	47,  // 112: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	52,  // 113: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	54,  // 114: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
+	57,  // 115: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
+	60,  // 116: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
+	64,  // 117: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	66,  // 118: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
+	68,  // 119: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
+	71,  // 120: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
+	101, // [101:121] is the sub-list for method output_type
+	81,  // [81:101] is the sub-list for method input_type
+	81,  // [81:81] is the sub-list for extension type_name
+	81,  // [81:81] is the sub-list for extension extendee
+	0,   // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
@@ -6150,6 +6211,7 @@ func file_cell_v1_cell_proto_init() {
 	if File_cell_v1_cell_proto != nil {
 		return
 	}
+	file_cell_v1_agent_proto_init()
 	file_cell_v1_observe_proto_init()
 	file_cell_v1_tenancy_proto_init()
 	file_cell_v1_cell_proto_msgTypes[23].OneofWrappers = []any{}
