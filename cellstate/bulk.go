@@ -1,6 +1,8 @@
 package cellstate
 
 import (
+	"slices"
+
 	"fmt"
 
 	"github.com/google/uuid"
@@ -325,7 +327,7 @@ func (o *submitOp) run(s *state) (any, error) {
 	// The prepared tasks, installed as installTask would (index: counters
 	// and quota ledger), without recording them one by one.
 	rev := s.changes.rev
-	j.tasks = o.tasks
+	j.tasks = slices.Clone(o.tasks) // not shared with the change set, which watchers read after the round
 	for _, t := range o.tasks {
 		t.modRev = rev
 		s.index(j, t)
