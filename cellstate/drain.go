@@ -174,6 +174,9 @@ func (s *state) setDrain(old *machine, d *cellv1.MachineDrain) {
 	nm.m = m
 	nm.drain = d
 	s.installMachine(&nm)
+	if m.State != old.m.State {
+		s.reconcileMachine(m.ID) // system.go: a system job leaves a cordoned machine, returns when uncordoned
+	}
 }
 
 // noteDrain keeps s.draining: the machines whose drain is in progress.

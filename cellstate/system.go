@@ -17,8 +17,8 @@ import (
 //
 // The store keeps the per-machine task set, because it is the one place
 // that sees every machine change: in the same operation (so the same
-// commit round and revision) as a machine registers, changes labels,
-// drains, goes down or comes back, [state.reconcileMachine] adds a task
+// commit round and revision) as a machine registers, changes labels, is
+// cordoned or drained (drain.go's setDrain), goes down or comes back, [state.reconcileMachine] adds a task
 // pinned to a newly eligible machine, sends the killed task of a machine
 // that is eligible again back to pending, and kills the task of a machine
 // that no longer is. Each task is pinned to its machine (Task.pinned
