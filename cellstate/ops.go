@@ -374,6 +374,8 @@ func jobStateName(st cellv1.JobState) string {
 		return "failed"
 	case cellv1.JobState_JOB_STATE_STOPPED:
 		return "stopped"
+	case cellv1.JobState_JOB_STATE_QUEUED:
+		return "queued"
 	}
 	return st.String()
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/omegacell/omegacell/proto/credentials"
-	"github.com/omegacell/omegacell/webui/login"
+	"github.com/omegacell/omegacell/proto/login"
 )
 
 // WebEnv names the environment variable of the web view's address.
@@ -24,7 +24,7 @@ const WebEnv = "CELL_WEB"
 const DefaultWebURL = "http://127.0.0.1:7071/"
 
 // UICommand returns `cell ui`: a login link to the cell's web view, made
-// with the caller's credential (package webui/login), printed, and opened
+// with the caller's credential (package proto/login), printed, and opened
 // in a browser only when asked.
 func UICommand() *cobra.Command {
 	var web string

@@ -11,7 +11,7 @@ import (
 
 	"github.com/omegacell/omegacell/pki"
 	"github.com/omegacell/omegacell/proto/identity"
-	"github.com/omegacell/omegacell/webui/login"
+	"github.com/omegacell/omegacell/proto/login"
 )
 
 // `cell ui` prints a login link whose token the cell's CA accepts for the

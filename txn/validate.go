@@ -92,8 +92,10 @@ type validator struct {
 	// reclaimers lists, per machine, the tenants of batch claims that
 	// may reclaim borrowed quota there (only with victims and quotas).
 	reclaimers map[string][]string
-	// borrows marks the claims accepted by borrowing idle capacity.
+	// borrows marks the claims accepted by borrowing idle capacity;
+	// took holds the overlay entry each accepted claim's quota went to.
 	borrows []bool
+	took    []*ovEntry
 	// unmetOn remembers, per constraint list (the job's, shared by its
 	// tasks) and machine, the outcome of FirstUnmet: the claims of one job
 	// on one machine evaluate its terms once per transaction.
@@ -122,9 +124,10 @@ func (v *validator) run() {
 	v.claimed = make(map[TaskKey]struct{}, len(v.tx.Claims))
 	v.tasks = make([]*Task, len(v.tx.Claims))
 	if qs, ok := v.s.(QuotaState); ok {
-		if l := qs.Ledger(); l != nil {
+		if l := qs.Ledger(); l != nil && l.HasQuotas() {
 			v.q = &quotaOverlay{l: l}
 			v.borrows = make([]bool, len(v.tx.Claims))
+			v.took = make([]*ovEntry, len(v.tx.Claims))
 		}
 	}
 
@@ -189,7 +192,7 @@ func (v *validator) checkTasks() {
 					if p, ok := v.maxPrio[c.Machine]; !ok || t.Priority > p {
 						v.maxPrio[c.Machine] = t.Priority
 					}
-					if v.q != nil && BandOf(t.Priority) == BandBatch && v.q.l.Quota(t.Tenant, BandBatch) != nil {
+					if v.q != nil && BandOf(t.Priority) == BandBatch && v.q.entry(t.Tenant, BandBatch).q != nil {
 						if v.reclaimers == nil {
 							v.reclaimers = make(map[string][]string)
 						}
@@ -281,22 +284,18 @@ func (v *validator) place(i int) ClaimResult {
 			return ClaimResult{ReasonMaxPerMachine, fmt.Sprintf("machine %s already runs %d tasks of job %s (max %d)", c.Machine, n, t.Key.Job, t.MaxPerMachine)}
 		}
 	}
-	var borrows bool
-	if v.q != nil {
-		var r ClaimResult
-		if r, borrows = v.q.check(t, c.Resources); r.Reason != ReasonOK {
-			return r
-		}
-	}
 	m := v.overlay(c.Machine)
 	if r := Fits(m, c.Resources, c.Devices); r != ReasonOK {
 		return ClaimResult{r, fmt.Sprintf("on machine %s: free %v, claim %v", c.Machine, m.Free(), c.Resources)}
 	}
-	Allocate(m, c.Resources, c.Devices)
 	if v.q != nil {
-		v.q.add(t.Tenant, BandOf(t.Priority), c.Resources)
-		v.borrows[i] = borrows
+		r, borrows, e := v.q.check(t, c.Resources) // takes the quota if it allows the claim
+		if r.Reason != ReasonOK {
+			return r
+		}
+		v.borrows[i], v.took[i] = borrows, e
 	}
+	Allocate(m, c.Resources, c.Devices)
 	if t.MaxPerMachine > 0 {
 		if v.placedOn == nil {
 			v.placedOn = make(map[[2]string]uint32)
@@ -396,7 +395,7 @@ func (v *validator) splitVictims() (justified []TaskKey, unjustified []string) {
 		if p, ok := best[m]; !ok || t.Priority > p {
 			best[m] = t.Priority
 		}
-		if v.q != nil && !v.borrows[i] && BandOf(t.Priority) == BandBatch && v.q.l.Quota(t.Tenant, BandBatch) != nil {
+		if v.q != nil && !v.borrows[i] && BandOf(t.Priority) == BandBatch && v.q.entry(t.Tenant, BandBatch).q != nil {
 			if owners == nil {
 				owners = make(map[string][]string)
 			}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/omegacell/omegacell/proto/identity"
-	"github.com/omegacell/omegacell/webui/login"
+	"github.com/omegacell/omegacell/proto/login"
 )
 
 // Sessions: `cell ui` makes a login token with the user's credential (see

@@ -14,7 +14,7 @@ import (
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/credentials"
-	"github.com/omegacell/omegacell/webui/login"
+	"github.com/omegacell/omegacell/proto/login"
 )
 
 // browserless is an HTTP client with a cookie jar (a browser's session

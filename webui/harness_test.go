@@ -24,7 +24,7 @@ import (
 	"github.com/omegacell/omegacell/proto/identity"
 	"github.com/omegacell/omegacell/schedulers/policy/builtin"
 	"github.com/omegacell/omegacell/schedulers/sdk"
-	"github.com/omegacell/omegacell/webui/login"
+	"github.com/omegacell/omegacell/proto/login"
 )
 
 // The browser tests drive a real headless Chromium (Debian's chromium,

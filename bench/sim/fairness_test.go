@@ -77,3 +77,44 @@ job_types:
 		t.Errorf("two-level with drf: %v, want an order error", err)
 	}
 }
+
+// TestWorkloadQuotaIsEnforced: a batch quota in the workload file caps its
+// tenant (txn.Validate refuses claims past it, as in the store), and the
+// other tenants take the rest.
+func TestWorkloadQuotaIsEnforced(t *testing.T) {
+	w, err := LoadWorkload("fairness")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10% of the cell's 3,200 cores, nothing to borrow.
+	w.Tenants[2].Batch = &Quota{CPUMilli: 320_000, MemoryMiB: 1 << 30}
+	if err := w.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Horizon, cfg.Order, cfg.Placement = 1800, OrderDRF, PlacementPolicies
+	r, err := Run(cfg, NewSynthetic(w, cfg.Seed, cfg.Horizon))
+	if err != nil {
+		t.Fatal(err)
+	}
+	capped := r.TenantSeries.Tenants[2]
+	for i, s := range capped.Shares {
+		if s > 0.1+1e-9 {
+			t.Fatalf("tenant %s at %.0fs: share %.4f above its 10%% quota", capped.Name, r.TenantSeries.Times[i], s)
+		}
+	}
+	if capped.MeanShare < 0.09 {
+		t.Errorf("tenant %s: mean share %.3f, want about its 10%% quota", capped.Name, capped.MeanShare)
+	}
+	// The weights 1 and 2 of the others split the remaining 90%.
+	a, b := r.TenantSeries.Tenants[0].MeanShare, r.TenantSeries.Tenants[1].MeanShare
+	if math.Abs(a+b-0.9) > 0.03 || math.Abs(b/a-2) > 0.3 {
+		t.Errorf("uncapped tenants' shares %.3f and %.3f, want about 0.30 and 0.60", a, b)
+	}
+	bad := *w
+	bad.Tenants = append([]Tenant(nil), w.Tenants...)
+	bad.Tenants[0].Production = &Quota{CPUMilli: 1, BorrowCPUMilli: 1}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "production quota does not borrow") {
+		t.Errorf("production borrow limit: %v", err)
+	}
+}

@@ -69,6 +69,11 @@ type jobQueue struct {
 	fair *fair.Queue[*job]
 	book *tenantBook
 	cell *cell
+	// held are jobs of tenants at their quota, per tenant: DRF would put
+	// them first forever (their share stays low) while every claim is
+	// refused, so they wait here, as the store's admission queues them,
+	// until the tenant has room again.
+	held map[string][]*job
 }
 
 func (q *jobQueue) push(j *job) {
@@ -81,7 +86,11 @@ func (q *jobQueue) push(j *job) {
 
 func (q *jobQueue) len() int {
 	if q.fair != nil {
-		return q.fair.Len()
+		n := q.fair.Len()
+		for _, js := range q.held {
+			n += len(js)
+		}
+		return n
 	}
 	return len(q.items) - q.head
 }
@@ -89,11 +98,19 @@ func (q *jobQueue) len() int {
 func (q *jobQueue) pop() *job {
 	if q.fair != nil {
 		q.syncFair(q.book, q.cell.capacity)
-		j, _, ok := q.fair.Pop()
-		if !ok {
-			return nil
+		for {
+			j, _, ok := q.fair.Pop()
+			if !ok {
+				return nil
+			}
+			if !q.atQuota(j) {
+				return j
+			}
+			if q.held == nil {
+				q.held = make(map[string][]*job)
+			}
+			q.held[j.spec.Tenant] = append(q.held[j.spec.Tenant], j)
 		}
-		return j
 	}
 	if q.head == len(q.items) {
 		return nil
@@ -113,6 +130,11 @@ func (q *jobQueue) pop() *job {
 func (q *jobQueue) each(f func(*job)) {
 	if q.fair != nil {
 		q.fair.Each(f)
+		for _, t := range q.book.names {
+			for _, j := range q.held[t] {
+				f(j)
+			}
+		}
 		return
 	}
 	for _, j := range q.items[q.head:] {

@@ -153,11 +153,11 @@ type taskRef struct {
 func newSim(cfg Config, src Source) *sim {
 	s := &sim{cfg: cfg, src: src, byKind: map[string][]*scheduler{}, dealt: map[string]int{}, byType: map[string]*typeStats{}}
 	s.cell = newCell(src.Machines(), &s.now)
-	s.startTenants()
 	if cfg.Placement.usesPolicies(cfg.Arch) {
 		s.cell.mirror = newMirror(s.cell.machines)
 		s.policies = productionPolicies()
 	}
+	s.startTenants() // after the mirror (it takes the tenants too), before the schedulers (their queues)
 	s.prefill = s.newScheduler("prefill", "prefill")
 	// The prefill is the cell's initial state, not a scheduler under
 	// study: it always takes first fit (a policy could preempt the prefill).
@@ -293,6 +293,7 @@ func (s *sim) newJob(spec *JobSpec, sc *scheduler) *job {
 		t := &block[i]
 		t.Key = txn.TaskKey{Job: spec.ID, Index: uint32(i)}
 		t.Scheduler = sc.name
+		t.Tenant = spec.Tenant
 		t.Priority = spec.Priority
 		t.State = txn.TaskPending
 		t.Resources = spec.resources(i)

@@ -98,6 +98,13 @@ func (s *sim) startTenants() {
 		return
 	}
 	s.cell.tenants = newTenantBook(src.Tenants())
+	for _, t := range src.Tenants() {
+		tt := t.txnTenant()
+		s.cell.ledger.SetTenant(tt)
+		if s.cell.mirror != nil {
+			s.cell.mirror.v.PutTenant(tt)
+		}
+	}
 	s.tenantSeries = &TenantSeries{}
 	var sum uint32
 	for _, name := range s.cell.tenants.names {
@@ -186,7 +193,32 @@ func (q *jobQueue) syncFair(b *tenantBook, capacity txn.Resources) {
 	q.fair.SetCapacity(capacity)
 	for _, name := range b.names {
 		q.fair.SetUsage(name, b.use[name])
+		if held := q.held[name]; len(held) > 0 && !q.atQuota(held[0]) {
+			for _, j := range held {
+				q.fair.Push(name, j.spec.Priority, j)
+			}
+			delete(q.held, name)
+		}
 	}
+}
+
+// atQuota reports whether one more task of j would take its tenant past
+// its band's quota plus borrow limit (the ledger's use now; txn.Validate
+// makes the real check at commit).
+func (q *jobQueue) atQuota(j *job) bool {
+	l := q.cell.ledger
+	b := txn.BandOf(j.spec.Priority)
+	quota := l.Quota(j.spec.Tenant, b)
+	if quota == nil {
+		return false
+	}
+	limit := quota.Nominal
+	if b == txn.BandBatch {
+		limit = limit.Add(quota.BorrowLimit)
+	}
+	after := l.Use(j.spec.Tenant, b).InUse.Add(j.spec.resources(0))
+	after.DiskBytes, limit.DiskBytes = 0, 0
+	return !after.LessOrEqual(limit)
 }
 
 // newFairQueue returns a DRF queue weighted as the book says.

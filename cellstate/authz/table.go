@@ -132,7 +132,7 @@ func RedactJob(j *cellv1.Job) *cellv1.Job {
 		Attempts: j.Attempts, FirstAttemptUnixNano: j.FirstAttemptUnixNano, PlacedUnixNano: j.PlacedUnixNano,
 		Spec: &cellv1.JobSpec{
 			Name: s.Name, Tenant: s.Tenant, Scheduler: s.Scheduler, Priority: s.Priority, Count: s.Count,
-			Gang: s.Gang, RetryLimit: s.RetryLimit, Kind: s.Kind,
+			Gang: s.Gang, RetryLimit: s.RetryLimit, Kind: s.Kind, Labels: s.Labels, Disruption: s.Disruption,
 			Task: &cellv1.TaskTemplate{
 				Resources: t.Resources, Constraints: t.Constraints, SpreadKey: t.SpreadKey,
 				MaxPerMachine: t.MaxPerMachine, DurationMs: t.DurationMs,

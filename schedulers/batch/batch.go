@@ -26,7 +26,7 @@ type Policy struct {
 // New returns the batch policy with Borg-like sampling: at least 10
 // feasible machines, 2 per task left.
 func New() *Policy {
-	return &Policy{MinSample: 10, SampleFactor: 2, Evict: policy.Evictor{May: policy.LowerBand, Probe: 256, Options: 8}}
+	return &Policy{MinSample: 10, SampleFactor: 2, Evict: policy.Evictor{May: policy.LowerBand, Reclaim: true, Probe: 256, Options: 8}}
 }
 
 // FairShare implements policy.FairSharer: the batch scheduler's queue is
@@ -69,7 +69,7 @@ func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng 
 				continue
 			}
 			reason := policy.Explain(s, rep, "")
-			if p.Evict.Probe > 0 && policy.CanEvictAny(t.Priority, p.Evict.May) {
+			if p.Evict.CanEvict(t, v.Ledger()) {
 				reason += "; and no lower-band work whose eviction makes room"
 			}
 			d.Unplace(class.Tasks[i:], reason)

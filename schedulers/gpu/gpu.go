@@ -50,7 +50,7 @@ type Policy struct {
 // from the view; imbalance weighs half as much as fragmentation.
 func New() *Policy {
 	return &Policy{RackKey: "rack", MinSample: 16, SampleFactor: 2, ScanAll: 4096, BalanceWeight: 500,
-		Evict: policy.Evictor{May: policy.LowerBand, Probe: 256, Options: 8}}
+		Evict: policy.Evictor{May: policy.LowerBand, Reclaim: true, Probe: 256, Options: 8}}
 }
 
 // WithWorkload returns a copy of p that measures fragmentation against w.
@@ -81,7 +81,7 @@ func (p *Policy) Modes(job view.JobInfo) policy.Modes { return policy.DefaultMod
 // Place implements policy.Policy.
 func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng *rand.Rand) policy.Decision {
 	d := p.place(job, pending, v, rng, false)
-	if job.Gang && len(d.Claims) == 0 && p.Evict.Probe > 0 && policy.CanEvictAny(job.Priority, p.Evict.May) {
+	if job.Gang && len(d.Claims) == 0 && len(pending) > 0 && p.Evict.CanEvict(pending[0], v.Ledger()) {
 		if e := p.place(job, pending, v, rng, true); len(e.Claims) > 0 {
 			return e
 		}

@@ -104,7 +104,7 @@ func (p *Policy) placeOne(t *txn.Task, cands []int32, s *policy.Scratch, w targe
 // evictRest places tasks that fit nowhere by evicting lower-band work, in
 // order, and reports the rest as unplaced.
 func (p *Policy) evictRest(tasks []*txn.Task, s *policy.Scratch, rng *rand.Rand, d *policy.Decision) {
-	evicting := p.Evict.Probe > 0 && len(tasks) > 0 && policy.CanEvictAny(tasks[0].Priority, p.Evict.May)
+	evicting := len(tasks) > 0 && p.Evict.CanEvict(tasks[0], s.View().Ledger())
 	var cands []int32
 	if evicting {
 		cands = evictCandidates(s.View(), tasks[0])

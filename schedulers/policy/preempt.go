@@ -15,10 +15,40 @@ func LowerBand(claimant, victim int32) bool {
 	return txn.BandOf(victim) < txn.BandOf(claimant) && txn.CanPreempt(claimant, victim)
 }
 
-// CanEvictAny reports whether a task of priority p may evict anything
-// under rule may: some lower priority exists that it may preempt.
-func CanEvictAny(p int32, may func(claimant, victim int32) bool) bool {
-	return may(p, txn.PriorityBestEffort)
+// Reclaimable reports whether claimant may evict victim to reclaim batch
+// quota that victim's tenant borrowed, as txn.Validate allows it (issue
+// 12): both are batch, of different tenants; the claimant's tenant has a
+// batch quota and stays within its nominal part with the claim; the
+// victim's tenant uses more than its nominal batch quota of a kind the
+// victim holds. l is the copy's ledger (nil: no quotas).
+func Reclaimable(l *txn.Ledger, claimant, victim *txn.Task) bool {
+	if l == nil || claimant.Tenant == victim.Tenant || txn.BandOf(victim.Priority) != txn.BandBatch || txn.BandOf(claimant.Priority) != txn.BandBatch {
+		return false
+	}
+	q := l.Quota(claimant.Tenant, txn.BandBatch)
+	if q == nil {
+		return false
+	}
+	after := l.Use(claimant.Tenant, txn.BandBatch).InUse.Add(claimant.Resources)
+	after.DiskBytes = 0
+	if !after.LessOrEqual(q.Nominal) {
+		return false
+	}
+	b, r := l.Borrowed(victim.Tenant, txn.BandBatch), victim.Resources
+	return (r.CPUMilli > 0 && b.CPUMilli > 0) || (r.MemoryBytes > 0 && b.MemoryBytes > 0) || (r.GPUMilli > 0 && b.GPUMilli > 0)
+}
+
+// CanEvict reports whether t may evict anything under the evictor's
+// rules: some lower priority exists that it may preempt, or it may
+// reclaim borrowed batch quota.
+func (e Evictor) CanEvict(t *txn.Task, l *txn.Ledger) bool {
+	if e.Probe <= 0 {
+		return false
+	}
+	if e.May(t.Priority, txn.PriorityBestEffort) {
+		return true
+	}
+	return e.Reclaim && l != nil && txn.BandOf(t.Priority) == txn.BandBatch && l.Quota(t.Tenant, txn.BandBatch) != nil
 }
 
 // Evictor places tasks by evicting lower-priority work, gang-aware: a
@@ -33,6 +63,9 @@ func CanEvictAny(p int32, may func(claimant, victim int32) bool) bool {
 type Evictor struct {
 	// May is the preemption rule (claimant, victim priority).
 	May func(claimant, victim int32) bool
+	// Reclaim also lets a batch task whose tenant is within its nominal
+	// quota evict batch tasks of tenants that borrow ([Reclaimable]).
+	Reclaim bool
 	// Probe bounds the machines examined per task; Options stops the
 	// search once this many machines with a working set of victims were
 	// found.
@@ -86,7 +119,7 @@ func cmpBool(a, b bool) int {
 // their gang siblings elsewhere), records the claim and every victim in
 // d, and reports whether it did. Machines are examined in a random order.
 func (e Evictor) Place(s *Scratch, t *txn.Task, cands []int32, rng *rand.Rand, d *Decision) bool {
-	if !CanEvictAny(t.Priority, e.May) {
+	if !e.CanEvict(t, s.View().Ledger()) {
 		return false
 	}
 	perm := NewPermutation(len(cands), rng)
@@ -150,13 +183,21 @@ func (e Evictor) unitsOn(s *Scratch, ord int32, t *txn.Task) []unit {
 	m := s.Machine(ord)
 	var units []unit
 	gangAt := map[string]int{}
+	ledger := s.View().Ledger()
 	for _, r := range s.View().TasksOn(ord) {
-		if !e.May(t.Priority, r.Priority) || s.Evicted(r.Key) {
+		if s.Evicted(r.Key) {
+			continue
+		}
+		byPriority := e.May(t.Priority, r.Priority)
+		if !byPriority && !(e.Reclaim && Reclaimable(ledger, t, r)) {
 			continue
 		}
 		size := Fraction(r.Resources.CPUMilli, m.Capacity.CPUMilli) + Fraction(r.Resources.MemoryBytes, m.Capacity.MemoryBytes) +
 			Fraction(r.Resources.GPUMilli, m.Capacity.GPUMilli)
 		info, _ := s.View().Job(r.Key.Job)
+		if info.Gang && !byPriority {
+			continue // a reclaimed task is evicted alone; txn evicts gangs whole only by priority
+		}
 		if !info.Gang {
 			units = append(units, unit{job: r.Key.Job, here: []*txn.Task{r}, all: []*txn.Task{r}, prio: r.Priority, size: size, submit: info.SubmitTime})
 			continue

@@ -76,11 +76,15 @@ type job struct {
 // (package fair); waiting ones by wake time; parked ones in a set. Heaps
 // keep stale entries until popped, so every state change is O(log n).
 type queue struct {
-	jobs   map[string]*job
-	ready  policy.Heap[*job]
-	fair   *fair.Queue[*job] // set with fair share; then ready is unused
-	timers policy.Heap[timer]
-	parked map[string]*job
+	jobs  map[string]*job
+	ready policy.Heap[*job]
+	fair  *fair.Queue[*job] // set with fair share; then ready is unused
+	// batched is what the jobs popped for the batch being formed will
+	// request, per tenant: the fair order charges it ahead, so one batch
+	// does not go to the tenant that was lowest when it started.
+	batched map[string]txn.Resources
+	timers  policy.Heap[timer]
+	parked  map[string]*job
 }
 
 // newFairQueue returns a queue whose ready jobs are ordered by weighted
@@ -98,11 +102,37 @@ func (q *queue) syncShares(v *view.View) {
 		return
 	}
 	if v.TenantChanges(func(name string, usage txn.Resources, weight uint32) {
-		q.fair.SetUsage(name, usage)
+		q.fair.SetUsage(name, usage.Add(q.batched[name]))
 		q.fair.SetWeight(name, weight)
 	}) {
 		q.fair.SetCapacity(v.ReadyCapacity())
 	}
+}
+
+// chargeBatched charges tenant ahead for tasks popped into the batch
+// being formed (requests, as if all are placed).
+func (q *queue) chargeBatched(v *view.View, tenant string, pending []*txn.Task) {
+	if q.fair == nil {
+		return
+	}
+	if q.batched == nil {
+		q.batched = make(map[string]txn.Resources)
+	}
+	r := q.batched[tenant]
+	for _, t := range pending {
+		r = r.Add(t.Resources)
+	}
+	q.batched[tenant] = r
+	q.fair.SetUsage(tenant, v.TenantUsage(tenant).Add(r))
+}
+
+// endBatch drops the charges of the previous batch: from now on the
+// view's usage (which holds whatever that batch placed) is the truth.
+func (q *queue) endBatch(v *view.View) {
+	for tenant := range q.batched {
+		q.fair.SetUsage(tenant, v.TenantUsage(tenant))
+	}
+	clear(q.batched)
 }
 
 // timer is a waiting job's wake time.

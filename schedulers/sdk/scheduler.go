@@ -204,10 +204,12 @@ type attemptJob struct {
 // nextBatch pops the jobs to attempt together: the head of the queue and,
 // unless it is a gang, the following ready jobs of the same modes.
 func (s *scheduler) nextBatch(ctx context.Context, now time.Time) []attemptJob {
+	s.q.endBatch(s.view)
 	j, pending := s.next(ctx, now)
 	if j == nil {
 		return nil
 	}
+	s.q.chargeBatched(s.view, j.info.Tenant, pending)
 	batch := []attemptJob{{j: j, pending: pending}}
 	if j.info.Gang {
 		return batch
@@ -225,6 +227,7 @@ func (s *scheduler) nextBatch(ctx context.Context, now time.Time) []attemptJob {
 			break
 		}
 		batch = append(batch, attemptJob{j: k, pending: p})
+		s.q.chargeBatched(s.view, k.info.Tenant, p)
 		tasks += len(p)
 	}
 	return batch

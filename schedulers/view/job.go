@@ -111,6 +111,7 @@ func (j JobInfo) NewTask(index uint32) *txn.Task {
 	return &txn.Task{
 		Key:           txn.TaskKey{Job: j.ID, Index: index},
 		Scheduler:     j.Scheduler,
+		Tenant:        j.Tenant,
 		Priority:      j.Priority,
 		State:         txn.TaskPending,
 		Resources:     j.Resources,

@@ -96,5 +96,17 @@ func (v *View) TenantChanges(tenant func(name string, usage txn.Resources, weigh
 	return capacityChanged
 }
 
+// PutTenant installs a tenant's configuration (from the snapshot or the
+// watch): its quotas into the ledger, its weight for fair share.
+func (v *View) PutTenant(t txn.Tenant) {
+	v.ledger.SetTenant(t)
+	v.SetTenantWeight(t.Name, t.Weight)
+}
+
+// Ledger implements txn.QuotaState: the quotas and their use in this
+// copy, kept as the store keeps its own, so txn.Validate on the view
+// refuses what the store would refuse for quota.
+func (v *View) Ledger() *txn.Ledger { return v.ledger }
+
 // Tenants lists the tenants holding resources now, with what they hold.
 func (v *View) Tenants() map[string]txn.Resources { return v.tenants.use }

@@ -1,6 +1,7 @@
 package view
 
 import (
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"maps"
 	"testing"
 
@@ -46,7 +47,9 @@ func TestTenantUsage(t *testing.T) {
 	}
 	// A job whose task arrives first counts under "" until it is known.
 	b := JobInfo{ID: "b", Scheduler: "s", Tenant: "web", Count: 1, Resources: txn.Resources{GPUMilli: 1000}}
-	place(b.NewTask(0), "m1")
+	early := b.NewTask(0)
+	early.Tenant = "" // as the stream sends it: the job names the tenant
+	place(early, "m1")
 	if u := v.TenantUsage(""); u.GPUMilli != 1000 {
 		t.Errorf("unknown job's usage under \"\": %v", u)
 	}
@@ -75,5 +78,27 @@ func TestTenantUsage(t *testing.T) {
 	got, c := changes()
 	if !c || len(got) != 2 || !got["ml"].IsZero() || !got["web"].IsZero() {
 		t.Errorf("after Reset: %v (capacity changed %v), want ml and web with nothing", got, c)
+	}
+}
+
+// TestTenantFromStream: a tenant change of the watch sets the weight and
+// the quota the view's ledger holds (a txn.QuotaState).
+func TestTenantFromStream(t *testing.T) {
+	v := New()
+	err := v.ApplyChange(&cellv1.Change{Object: &cellv1.Change_Tenant{Tenant: &cellv1.Tenant{
+		Name: "ml", Weight: 3, Batch: &cellv1.BandQuota{Nominal: &cellv1.QuotaAmounts{GpuMilli: 8000}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.TenantWeight("ml") != 3 {
+		t.Errorf("weight %d, want 3", v.TenantWeight("ml"))
+	}
+	var qs txn.QuotaState = v
+	if q := qs.Ledger().Quota("ml", txn.BandBatch); q == nil || q.Nominal.GPUMilli != 8000 {
+		t.Errorf("ledger quota %+v, want 8 GPUs nominal", q)
+	}
+	if err := v.ApplyChange(&cellv1.Change{Object: &cellv1.Change_Tenant{Tenant: &cellv1.Tenant{}}}); err == nil {
+		t.Error("a tenant without a name was accepted")
 	}
 }

@@ -35,6 +35,9 @@ type View struct {
 	shapes map[txn.Resources]int
 	// tenants: usage per tenant, ready capacity, weights (tenant.go).
 	tenants tenants
+	// ledger: quotas and their use, as the store keeps them, so claims
+	// are pre-checked against quota by txn.Validate (a txn.QuotaState).
+	ledger *txn.Ledger
 }
 
 // labelIndex is the ready machines carrying one label key, by value.
@@ -66,6 +69,7 @@ func New() *View {
 		withPending: make(map[string]struct{}),
 		gpuRequests: make(map[int64]int),
 		shapes:      make(map[txn.Resources]int),
+		ledger:      txn.NewLedger(),
 	}
 }
 
@@ -144,6 +148,7 @@ func (v *View) PutMachine(m *txn.Machine) {
 	v.machines[ord] = m
 	v.reindexMachine(ord, old, m)
 	v.tenants.machineChanged(old, m)
+	v.ledger.AccountMachine(old, m)
 }
 
 // PutTask installs a new version of a task and updates the per-machine,
@@ -162,15 +167,18 @@ func (v *View) PutTask(t *txn.Task) {
 // max-per-machine (from the protobuf stream) get them now.
 func (v *View) PutJob(j JobInfo) {
 	je := v.jobEntry(j.ID)
-	if je.info.Tenant != j.Tenant {
+	retenant := !je.known || je.info.Tenant != j.Tenant
+	je.info, je.known = j, true
+	if retenant {
 		for _, t := range je.tasks {
-			if t.State.HoldsResources() {
-				v.tenants.charge(je.info.Tenant, t.Resources, -1)
-				v.tenants.charge(j.Tenant, t.Resources, 1)
+			if t.Tenant != j.Tenant {
+				// Tasks of the stream carry no tenant: their job names it.
+				nt := *t
+				nt.Tenant = j.Tenant
+				v.PutTask(&nt)
 			}
 		}
 	}
-	je.info, je.known = j, true
 	if len(j.Constraints) == 0 && j.MaxPerMachine == 0 {
 		return
 	}
@@ -346,8 +354,9 @@ func (v *View) track(je *jobEntry, t *txn.Task) {
 		je.residesAt[t.Key.Index] = int32(len(v.residents[ord]))
 		v.residents[ord] = append(v.residents[ord], t)
 		je.on[ord]++
-		v.tenants.charge(je.info.Tenant, t.Resources, 1)
+		v.tenants.charge(t.Tenant, t.Resources, 1)
 	}
+	v.ledger.AccountTask(nil, t)
 	if t.State == txn.TaskPending || t.State.HoldsResources() {
 		v.shapes[t.Resources]++
 		if t.Resources.GPUMilli > 0 {
@@ -380,8 +389,9 @@ func (v *View) untrack(je *jobEntry, t *txn.Task) {
 		if je.on[ord]--; je.on[ord] == 0 {
 			delete(je.on, ord)
 		}
-		v.tenants.charge(je.info.Tenant, t.Resources, -1)
+		v.tenants.charge(t.Tenant, t.Resources, -1)
 	}
+	v.ledger.AccountTask(t, nil)
 	if t.State == txn.TaskPending || t.State.HoldsResources() {
 		if v.shapes[t.Resources]--; v.shapes[t.Resources] == 0 {
 			delete(v.shapes, t.Resources)
