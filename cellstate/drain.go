@@ -148,6 +148,7 @@ func (o drainOp) run(s *state) (any, error) {
 		return nil, status.Errorf(codes.InvalidArgument, "action: unknown drain action %d", o.req.GetAction())
 	}
 	s.setDrain(old, d)
+	s.reconcileMachine(id) // a cordoned machine leaves system jobs (system.go)
 	if d.GetDraining() {
 		s.drainMachine(id) // the first step at once: a machine with nothing to wait for is done now
 	}
