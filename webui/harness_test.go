@@ -22,9 +22,9 @@ import (
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/credentials"
 	"github.com/omegacell/omegacell/proto/identity"
+	"github.com/omegacell/omegacell/proto/login"
 	"github.com/omegacell/omegacell/schedulers/policy/builtin"
 	"github.com/omegacell/omegacell/schedulers/sdk"
-	"github.com/omegacell/omegacell/proto/login"
 )
 
 // The browser tests drive a real headless Chromium (Debian's chromium,
