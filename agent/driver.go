@@ -76,12 +76,7 @@ func newDriver(log *slog.Logger, server string, creds credentials.Client, f *fle
 	if server == "" {
 		return nil, errors.New("server: the cell server address is required")
 	}
-	transport, err := creds.DialOption(server)
-	if err != nil {
-		return nil, err
-	}
-	cc, err := grpc.NewClient(server,
-		transport,
+	cc, err := cellclient.Dial(server, creds,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvBytes)),
 		// Reconnect soon after a server restart (gRPC's default first
 		// backoff is a second, growing 1.6× per failure), with jitter so a

@@ -19,9 +19,10 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/omegacell/omegacell/cellstate"
-	"github.com/omegacell/omegacell/internal/buildinfo"
 	"github.com/omegacell/omegacell/pki"
+	"github.com/omegacell/omegacell/proto/buildinfo"
 	"github.com/omegacell/omegacell/proto/credentials"
+	"github.com/omegacell/omegacell/replication"
 	"github.com/omegacell/omegacell/webui"
 )
 
@@ -53,6 +54,9 @@ type Config struct {
 	MaxPendingTasks int
 	SchedulerTTL    time.Duration
 	MaxSchedulers   int
+	// Cluster makes the server one replica of a replicated cell (zero:
+	// single server; cluster.go).
+	Cluster ClusterConfig
 }
 
 // RegisterLimitFlags adds the flags of the bounds on what the cell keeps
@@ -90,7 +94,9 @@ type Server struct {
 	pki      *pki.Cell              // nil when insecure
 	revoked  *cellstate.Revocations // nil when insecure
 	natsAuth *natsAuth              // nil when insecure or external NATS
-	ui       *webui.UI              // the web view (nil when metrics are off)
+	repl     *replication.Node      // nil in single-server mode
+	storeDir string
+	ui       *webui.UI // the web view (nil when metrics are off)
 	uiConn   *grpc.ClientConn
 }
 
@@ -106,13 +112,19 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("--data: %w", err)
 	}
+	s.storeDir = filepath.Join(c.DataDir, "store")
 	s.store, err = cellstate.Open(cellstate.Options{
-		Dir: filepath.Join(c.DataDir, "store"), NoSync: c.NoSync, LogRetention: c.LogRetention, Logger: log, Metrics: metrics,
+		Dir: s.storeDir, NoSync: c.NoSync, LogRetention: c.LogRetention, Logger: log, Metrics: metrics,
 		CheckpointRevisions: c.CheckpointRevisions,
 		JobRetention:        c.JobRetention, MaxPendingTasks: c.MaxPendingTasks, SchedulerTTL: c.SchedulerTTL, MaxSchedulers: c.MaxSchedulers,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if c.Cluster.enabled() {
+		// A replica commits nothing (not even the collector's or the
+		// liveness check's changes) before it joined the cell.
+		s.store.EnableReplication(nil, nil)
 	}
 	if c.Insecure {
 		s.log.Warn(credentials.InsecureWarning, "part", "cell server")
@@ -150,6 +162,14 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, fmt.Errorf("--listen %s: %w", c.Listen, err)
 	}
 	s.addr = s.lis.Addr().String()
+	if c.Cluster.enabled() {
+		if c.NATSURL != "" {
+			return nil, errors.New("--peers: cluster mode clusters the embedded NATS servers; it cannot use --nats")
+		}
+		if err := s.startReplication(c); err != nil {
+			return nil, err
+		}
+	}
 	go func() { s.errc <- s.grpc.Serve(s.lis) }()
 	if c.Metrics != "" {
 		mux := http.NewServeMux()
@@ -182,6 +202,11 @@ func (s *Server) embedNATS(c Config) (string, error) {
 	opts := embeddedNATSOptions(host, port)
 	if err := s.secureNATS(opts); err != nil {
 		return "", err
+	}
+	if c.Cluster.enabled() {
+		if err := s.clusterNATS(c, opts); err != nil {
+			return "", err
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -227,6 +252,9 @@ func (s *Server) Close() {
 	}
 	if s.http != nil {
 		s.http.Close()
+	}
+	if s.repl != nil {
+		s.repl.Close()
 	}
 	if s.liveness != nil {
 		s.liveness.Close()

@@ -75,4 +75,13 @@
 //     the task's last machine over NATS request/reply on that machine's own
 //     subject, within a deadline and server-wide and per-caller bounds on
 //     calls in flight. The server never dials an address a client gave it.
+//   - Replication (replica.go, package replication): in cluster mode the
+//     commit loop reads the store's role once per round. A leader's round
+//     is handed to the Replicator (the JetStream log, fenced on the
+//     previous revision) after it is built and before Pebble, answers and
+//     watchers; a refused append fails the round and the store reloads its
+//     durable state. A follower's loop takes only the leader's revisions
+//     (applyOp installs the leader's objects, group-committed like any
+//     round) and refuses everything else with NotLeaderError. Without
+//     replication the two calls are nil checks.
 package cellstate

@@ -216,7 +216,7 @@ func (s *state) drainMachine(id string) {
 		batch := j.job.GetSpec().GetKind() != cellv1.JobKind_JOB_KIND_SERVICE
 		switch {
 		case forced:
-			s.requeue(k, fmt.Sprintf("evicted: machine %s drained (deadline reached)", id), 0)
+			s.requeue(k, "machine drained (deadline reached)", 0)
 			d.Forced++
 			continue
 		case batch && d.IgnoreBatch:
@@ -232,7 +232,7 @@ func (s *state) drainMachine(id string) {
 				continue
 			}
 		}
-		s.requeue(k, fmt.Sprintf("evicted: machine %s drained", id), 0)
+		s.requeue(k, "machine drained", 0)
 		d.Evicted++
 	}
 	d.Remaining = uint32(len(s.tasksOn(id)))

@@ -342,6 +342,9 @@ func (s *Store) gcLoop() {
 			return
 		case <-t.C:
 		}
+		if !s.IsLeader() {
+			continue // a follower applies the leader's deletions (replica.go)
+		}
 		if err := s.collect(); err != nil && s.Err() == nil {
 			s.log.Warn("garbage collection", "err", err)
 		}

@@ -396,6 +396,13 @@ func (l *Liveness) check(now time.Time) {
 	var back []string
 	l.mu.Lock()
 	l.noticeLoss(now)
+	// In a replicated cell only the leader marks machines, and a new
+	// leader gives every machine a fresh grace from its election: what
+	// the followers heard is not evidence (replica.go).
+	leader := l.store.IsLeader()
+	if since := l.store.leaderSince(); since.After(l.blind) {
+		l.blind = since
+	}
 	// Silence is measured up to what the server has heard, not up to now.
 	heard := l.watermark()
 	for id := range l.machines {
@@ -432,6 +439,9 @@ func (l *Liveness) check(now time.Time) {
 	sort.Slice(silent, func(a, b int) bool { return silent[a].last.Before(silent[b].last) })
 	if len(silent) > l.opts.MaxDownPerCheck {
 		silent = silent[:l.opts.MaxDownPerCheck]
+	}
+	if !leader {
+		silent, back = nil, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -133,6 +133,8 @@ type Store struct {
 
 	identity cellIdentity // set once by Open (identity.go)
 
+	repl atomic.Pointer[replica] // nil: single server (replica.go)
+
 	// Checkpoints (see checkpoint.go). dirty is loop-owned; a checkpoint
 	// in flight owns the set it was handed.
 	dirty          *dirtySet
@@ -362,7 +364,13 @@ func (s *Store) round(batch []*request) (carry []*request) {
 	st := s.st
 	st.now = s.opts.Now().UnixNano()
 	wb := s.db.NewBatch()
-	entries, werr := s.apply(st, batch, wb)
+	rp := s.repl.Load()
+	leading := rp.leading() // one role for the whole round (replica.go)
+	entries, werr := s.apply(st, batch, wb, rp, leading)
+	if werr == nil && len(entries) > 0 {
+		// In cluster mode the quorum has the round before Pebble does.
+		werr = rp.append(entries, leading)
+	}
 	if werr == nil && len(entries) > 0 {
 		werr = s.persist(wb, st.rev)
 	}
@@ -406,9 +414,12 @@ func (s *Store) round(batch []*request) (carry []*request) {
 // to wb. An operation that fails leaves the state untouched and gets no
 // revision. A non-nil error means wb could not be built: the state holds
 // changes that will never be durable.
-func (s *Store) apply(st *state, batch []*request, wb *pebble.Batch) ([]*encodedEntry, error) {
+func (s *Store) apply(st *state, batch []*request, wb *pebble.Batch, rp *replica, leading bool) ([]*encodedEntry, error) {
 	var entries []*encodedEntry
 	for _, r := range batch {
+		if r.err = rp.admit(r.op, leading); r.err != nil {
+			continue
+		}
 		cs := newChangeSet(st.rev + 1)
 		st.changes = cs
 		r.result, r.err = r.op.run(st)

@@ -84,11 +84,7 @@ func Dial(_ context.Context, addr string, c credentials.Client) (*grpc.ClientCon
 	if addr == "" {
 		return nil, errors.New("--server is empty (want host:port)")
 	}
-	transport, err := c.DialOption(addr)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := grpc.NewClient(addr, transport,
+	conn, err := cellclient.Dial(addr, c,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cellclient.MaxMessageBytes), grpc.MaxCallSendMsgSize(cellclient.MaxMessageBytes)))
 	if err != nil {
 		return nil, fmt.Errorf("--server %q: %w", addr, err)

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/omegacell/omegacell/internal/buildinfo"
+	"github.com/omegacell/omegacell/proto/buildinfo"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/cellclient"
 )

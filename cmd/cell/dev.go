@@ -27,6 +27,7 @@ type devConfig struct {
 	simulate   int
 	profile    string
 	localAgent bool
+	replicas   int // servers of a replicated cell (dev_replicas.go)
 	// stopTasks: Ctrl-C stops the local agent's tasks too.
 	stopTasks bool
 }
@@ -60,6 +61,7 @@ again). --stop-tasks-on-exit stops them at Ctrl-C instead.`,
 	f.IntVar(&c.simulate, "simulate", 0, "also run this many simulated machines")
 	f.StringVar(&c.profile, "profile", "", "shape of the simulated machines, e.g. zones=3,racks=4,gpu-fraction=0.25,gpu-model=H100 (see cell agent --help)")
 	f.BoolVar(&c.localAgent, "local-agent", true, "run a real agent on this machine")
+	f.IntVar(&c.replicas, "replicas", 1, "servers of the cell: 3 runs a replicated cell of three servers in this process (data in --data/replica-N)")
 	f.BoolVar(&c.stopTasks, "stop-tasks-on-exit", false, "stop the local agent's tasks at Ctrl-C (default: leave them running for the next cell dev on --data)")
 	f.BoolVar(&c.server.Insecure, "insecure", false, "no TLS and no authentication (trusted machines only; logged as a warning)")
 	f.StringSliceVar(&c.server.TLSSANs, "tls-san", nil, "extra host names or IP addresses for the server's certificate")
@@ -80,11 +82,15 @@ func runDev(ctx context.Context, c devConfig, log *slog.Logger, out interface{ W
 	if c.simulate < 0 {
 		return fmt.Errorf("--simulate: %d is negative", c.simulate)
 	}
-	srv, err := cellserver.Start(c.server, log)
+	srv, servers, addr, err := startDevServers(c, log)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -108,7 +114,7 @@ func runDev(ctx context.Context, c devConfig, log *slog.Logger, out interface{ W
 		if err != nil {
 			return err
 		}
-		cfg := sdk.Config{Server: srv.Addr(), Credentials: creds, Name: name, Policy: pol, Seed: 1, Logger: log, Registerer: srv.Registry()}
+		cfg := sdk.Config{Server: addr, Credentials: creds, Name: name, Policy: pol, Seed: 1, Logger: log, Registerer: srv.Registry()}
 		run("scheduler "+name, func(ctx context.Context) error { return sdk.Run(ctx, cfg) })
 	}
 	if c.localAgent {
@@ -119,7 +125,7 @@ func runDev(ctx context.Context, c devConfig, log *slog.Logger, out interface{ W
 			return err
 		}
 		a, err := agent.New(ctx, agent.Config{
-			Server: srv.Addr(), Credentials: creds, Name: name, DataDir: filepath.Join(c.server.DataDir, "agent"),
+			Server: addr, Credentials: creds, Name: name, DataDir: filepath.Join(c.server.DataDir, "agent"),
 			Labels: map[string]string{"zone": "local", "rack": "local"}, GPUs: -1, Logger: log.With("agent", "local"),
 			StopTasksOnExit: c.stopTasks,
 		})
@@ -137,13 +143,16 @@ func runDev(ctx context.Context, c devConfig, log *slog.Logger, out interface{ W
 		if err != nil {
 			return err
 		}
-		sim, err := agent.NewSimulation(agent.SimConfig{Server: srv.Addr(), Credentials: creds, Prefix: "sim", Machines: c.simulate, Profile: profile, Logger: log.With("agent", "simulated")})
+		sim, err := agent.NewSimulation(agent.SimConfig{Server: addr, Credentials: creds, Prefix: "sim", Machines: c.simulate, Profile: profile, Logger: log.With("agent", "simulated")})
 		if err != nil {
 			return fmt.Errorf("simulated machines: %w", err)
 		}
 		run("simulated machines", sim.Run)
 	}
-	printDevBanner(out, c, srv)
+	printDevBanner(out, c, srv, addr)
+	if len(servers) > 1 {
+		fmt.Fprintf(out, "  replicas    %d servers: %s (writes follow the leader)\n", len(servers), addr)
+	}
 
 	select {
 	case <-ctx.Done():
@@ -158,14 +167,14 @@ func runDev(ctx context.Context, c devConfig, log *slog.Logger, out interface{ W
 	return err
 }
 
-func printDevBanner(out interface{ Write([]byte) (int, error) }, c devConfig, srv *cellserver.Server) {
+func printDevBanner(out interface{ Write([]byte) (int, error) }, c devConfig, srv *cellserver.Server, addr string) {
 	fmt.Fprintf(out, `omegacell dev cell is up
   store       %s (Pebble), revision %d
   gRPC API    %s
   NATS        %s
   metrics     %s
   schedulers  batch, service, gpu (in this process)
-`, filepath.Join(c.server.DataDir, "store"), srv.Store().Revision(), srv.Addr(), srv.NATSURL(), metricsURL(srv.MetricsAddr()))
+`, srv.StoreDir(), srv.Store().Revision(), srv.Addr(), srv.NATSURL(), metricsURL(srv.MetricsAddr()))
 	if web := srv.WebURL(); web != "" {
 		ui := "go run ./cmd/cell ui"
 		if web != cli.DefaultWebURL {
@@ -194,8 +203,8 @@ func printDevBanner(out interface{ Write([]byte) (int, error) }, c devConfig, sr
 	// The commands reach 127.0.0.1:7070 by default; name any other address
 	// and credentials found elsewhere than ./cell-data/pki/admin.
 	server := ""
-	if srv.Addr() != cli.DefaultAddress {
-		server = " --server " + srv.Addr()
+	if addr != cli.DefaultAddress {
+		server = " --server " + addr
 	}
 	if dir := srv.AdminDir(); dir != "" && filepath.Clean(dir) != filepath.Clean(credentials.DefaultDir) {
 		server += " --credentials " + dir

@@ -117,7 +117,7 @@ func TestSchedulerCommandPlacesJobsAndStopsOnCancel(t *testing.T) {
 func TestDevBannerNamesTheRealAddresses(t *testing.T) {
 	cell := celltest.Start(t) // port 0: not the default address
 	var out bytes.Buffer
-	printDevBanner(&out, devConfig{simulate: 3}, cell.Server)
+	printDevBanner(&out, devConfig{simulate: 3}, cell.Server, cell.Server.Addr())
 	banner := out.String()
 	for _, want := range []string{
 		"gRPC API    " + cell.Addr,
@@ -139,7 +139,7 @@ func TestDevBannerNamesTheRealAddresses(t *testing.T) {
 func TestDevBannerNamesTheWebView(t *testing.T) {
 	cell := celltest.StartWith(t, func(c *cellserver.Config) { c.Metrics = "127.0.0.1:0" })
 	var out bytes.Buffer
-	printDevBanner(&out, devConfig{}, cell.Server)
+	printDevBanner(&out, devConfig{}, cell.Server, cell.Server.Addr())
 	web := "http://" + cell.Server.MetricsAddr() + "/"
 	if want := "web view    " + web + " (log in: go run ./cmd/cell ui --web " + web + " --credentials " + cell.AdminDir + " --open)"; !strings.Contains(out.String(), want) {
 		t.Errorf("banner lacks %q:\n%s", want, out.String())

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,6 +10,7 @@ import (
 
 func newServerCommand() *cobra.Command {
 	var c cellserver.Config
+	var peers []string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the cell-state store and its gRPC API",
@@ -26,11 +26,8 @@ cert.pem, key.pem), which every cell command run from the directory above
 and users with ` + "`cell credentials issue`" + `. --insecure turns all of that off.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := cellserver.Start(c, slog.Default())
-			if err != nil {
-				return err
-			}
-			return s.Wait(cmd.Context())
+			c.Cluster.Peers = peers
+			return runServer(cmd.Context(), c)
 		},
 	}
 	f := cmd.Flags()
@@ -46,6 +43,11 @@ and users with ` + "`cell credentials issue`" + `. --insecure turns all of that 
 	f.BoolVar(&c.Insecure, "insecure", false, "no TLS and no authentication: anyone who reaches the ports is admin (trusted machines only; logged as a warning)")
 	f.StringSliceVar(&c.TLSSANs, "tls-san", nil, "extra host names or IP addresses for the server's certificate (repeatable), e.g. the address clients dial")
 	c.RegisterLimitFlags(f)
+	f.StringVar(&c.Cluster.Name, "name", "", "cluster mode: this server's name in the cell (unique)")
+	f.StringVar(&c.Cluster.Listen, "cluster-listen", "127.0.0.1:7072", "cluster mode: address of the cluster routes between the cell's servers")
+	f.StringSliceVar(&peers, "peers", nil, "cluster mode: the cluster addresses of every server of the cell (host:port,...); empty: a single server")
+	f.StringVar(&c.Cluster.Advertise, "advertise", "", "cluster mode: the gRPC address clients reach this server at (default --listen)")
+	f.DurationVar(&c.Cluster.LeaseTTL, "lease-ttl", 0, "cluster mode: a leader silent this long is replaced (default 2s)")
 	f.BoolVar(&c.NoSync, "unsafe-no-sync", false, "skip fsync on commit (benchmarks only: acknowledged commits can be lost)")
 	return cmd
 }

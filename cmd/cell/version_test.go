@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/omegacell/omegacell/internal/buildinfo"
 	"github.com/omegacell/omegacell/internal/celltest"
+	"github.com/omegacell/omegacell/proto/buildinfo"
 )
 
 // `cell version` prints this binary's version and the server's, read from

@@ -96,19 +96,15 @@ func Run(ctx context.Context, cfg Config) error {
 // decides or commits.
 const eventBuffer = 1024
 
-// Dial returns a client connection to a cell server (host:port), secured
+// Dial returns a client connection to a cell server (host:port, or the
+// servers of a replicated cell separated by commas: see cellclient.Dial), secured
 // as c says, that reconnects soon after a server restart. Connecting is
 // lazy.
 func Dial(addr string, c credentials.Client) (*grpc.ClientConn, error) {
 	if addr == "" {
 		return nil, errors.New("sdk: server address is empty (want host:port)")
 	}
-	transport, err := c.DialOption(addr)
-	if err != nil {
-		return nil, fmt.Errorf("sdk: %w", err)
-	}
-	conn, err := grpc.NewClient(addr,
-		transport,
+	conn, err := cellclient.Dial(addr, c,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvBytes), grpc.MaxCallSendMsgSize(maxRecvBytes)),
 		// gRPC's default first reconnect wait is a second; a scheduler
 		// should be back soon after a server restart.

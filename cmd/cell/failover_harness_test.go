@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/omegacell/omegacell/cellstate"
+	"github.com/omegacell/omegacell/pki"
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/cellclient"
+	"github.com/omegacell/omegacell/proto/credentials"
+)
+
+// replicaSet is a replicated cell of `cell server` child processes on
+// loopback: each with its own data directory, gRPC and route ports, all
+// sharing one CA (made here, as an operator copies it).
+type replicaSet struct {
+	t     *testing.T
+	dir   string
+	nodes []*replicaNode
+	admin credentials.Client
+	all   *grpc.ClientConn // follows the leader over every address
+}
+
+type replicaNode struct {
+	name, data, addr, route string
+	peers                   string
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	leading bool
+	ready   chan struct{} // closed at the next "cell server ready"
+	log     []string
+	conn    *grpc.ClientConn // this server only
+}
+
+func startReplicaSet(t *testing.T, n int, extra ...string) *replicaSet {
+	t.Helper()
+	rs := &replicaSet{t: t, dir: t.TempDir()}
+	var routes []string
+	for i := range n {
+		nd := &replicaNode{name: "s" + string(rune('1'+i)), addr: freeAddr(t), route: freeAddr(t)}
+		nd.data = filepath.Join(rs.dir, nd.name)
+		rs.nodes = append(rs.nodes, nd)
+		routes = append(routes, nd.route)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cell, err := pki.Ensure(filepath.Join(rs.nodes[0].data, "pki"), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for _, nd := range rs.nodes {
+		nd.peers = strings.Join(routes, ",")
+		addrs = append(addrs, nd.addr)
+		dst := filepath.Join(nd.data, "pki")
+		if err := os.MkdirAll(dst, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{pki.CAFile, pki.CAKeyFile} {
+			b, err := os.ReadFile(filepath.Join(cell.Dir, f))
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dst, f), b, 0o600)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b, err := credentials.Load(cell.AdminDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.admin = credentials.Client{Bundle: b}
+	for _, nd := range rs.nodes {
+		rs.start(nd, extra...)
+	}
+	for _, nd := range rs.nodes {
+		rs.waitReady(nd)
+		if nd.conn, err = cellclient.Dial(nd.addr, rs.admin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rs.all, err = cellclient.Dial(strings.Join(addrs, ","), rs.admin); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.close)
+	return rs
+}
+
+// start runs nd's server (again, on the same data and ports).
+func (rs *replicaSet) start(nd *replicaNode, extra ...string) {
+	args := append([]string{"server", "--data", nd.data, "--listen", nd.addr, "--metrics", "", "--nats-listen", "127.0.0.1:-1",
+		"--name", nd.name, "--cluster-listen", nd.route, "--peers", nd.peers,
+		// No agents heartbeat in these tests: machines must not be marked
+		// down (and their tasks requeued) during a run.
+		"--grace", "1h"}, extra...)
+	cmd := exec.Command(cellBinary, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		rs.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		rs.t.Fatal(err)
+	}
+	nd.mu.Lock()
+	nd.cmd, nd.leading, nd.ready = cmd, false, make(chan struct{})
+	ready := nd.ready
+	nd.mu.Unlock()
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			nd.mu.Lock()
+			if nd.cmd == cmd { // not a previous process's last words
+				nd.log = append(nd.log, line)
+				switch {
+				case strings.Contains(line, `msg="leading the cell"`):
+					nd.leading = true
+				case strings.Contains(line, `msg="lost the lease`), strings.Contains(line, "replica must restart"),
+					strings.Contains(line, "an append was refused"):
+					nd.leading = false
+				case strings.Contains(line, `msg="cell server ready"`):
+					select {
+					case <-ready:
+					default:
+						close(ready)
+					}
+				}
+			}
+			nd.mu.Unlock()
+		}
+	}()
+}
+
+func (rs *replicaSet) waitReady(nd *replicaNode) {
+	rs.t.Helper()
+	nd.mu.Lock()
+	ready := nd.ready
+	nd.mu.Unlock()
+	select {
+	case <-ready:
+	case <-time.After(2 * time.Minute):
+		rs.t.Fatalf("%s did not become ready; its log:\n%s", nd.name, nd.tail(40))
+	}
+}
+
+func (nd *replicaNode) tail(n int) string {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return strings.Join(nd.log[max(0, len(nd.log)-n):], "\n")
+}
+
+func (nd *replicaNode) isLeading() bool {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return nd.leading && nd.cmd != nil
+}
+
+func (nd *replicaNode) signal(sig syscall.Signal) {
+	nd.mu.Lock()
+	cmd := nd.cmd
+	if sig == syscall.SIGKILL {
+		nd.leading = false
+	}
+	nd.mu.Unlock()
+	if cmd != nil {
+		cmd.Process.Signal(sig)
+	}
+}
+
+// kill SIGKILLs nd and waits for the process to end.
+func (nd *replicaNode) kill() {
+	nd.mu.Lock()
+	cmd := nd.cmd
+	nd.cmd, nd.leading = nil, false
+	nd.mu.Unlock()
+	if cmd != nil {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	}
+}
+
+// leader waits until exactly one running node says it leads.
+func (rs *replicaSet) leader(within time.Duration) *replicaNode {
+	rs.t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		var l []*replicaNode
+		for _, nd := range rs.nodes {
+			if nd.isLeading() {
+				l = append(l, nd)
+			}
+		}
+		if len(l) == 1 {
+			return l[0]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rs.t.Fatalf("no single leader within %v", within)
+	return nil
+}
+
+func (rs *replicaSet) close() {
+	if rs.all != nil {
+		rs.all.Close()
+	}
+	for _, nd := range rs.nodes {
+		nd.kill()
+		if nd.conn != nil {
+			nd.conn.Close()
+		}
+	}
+}
+
+// revision is the revision a server has applied (a one-machine page).
+func revision(ctx context.Context, conn *grpc.ClientConn) (uint64, error) {
+	r, err := cellv1.NewMachineServiceClient(conn).ListMachines(ctx, &cellv1.ListMachinesRequest{PageSize: 1})
+	if err != nil {
+		return 0, err
+	}
+	return r.Revision, nil
+}
+
+// snapshot reads a server's whole cell and checks the invariant.
+func snapshot(ctx context.Context, conn *grpc.ClientConn) (*cellv1.SnapshotResponse, error) {
+	stream, err := cellv1.NewStateServiceClient(conn).Snapshot(ctx, &cellv1.SnapshotRequest{})
+	if err != nil {
+		return nil, err
+	}
+	all := &cellv1.SnapshotResponse{}
+	for {
+		r, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		all.Machines = append(all.Machines, r.Machines...)
+		all.Jobs = append(all.Jobs, r.Jobs...)
+		all.Tasks = append(all.Tasks, r.Tasks...)
+		all.Revision, all.Cell = r.Revision, r.Cell
+		if r.Last {
+			break
+		}
+	}
+	return all, cellstate.CheckSnapshot(all.Machines, all.Jobs, all.Tasks)
+}
+
+// dump logs the last n lines of every server's log.
+func (rs *replicaSet) dump(n int) {
+	for _, nd := range rs.nodes {
+		rs.t.Logf("%s:\n%s", nd.name, nd.tail(n))
+	}
+}

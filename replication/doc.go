@@ -1,0 +1,39 @@
+// Package replication makes a cell of three (or five) cell servers out of
+// one: the change log of the cell-state store is an R3 NATS JetStream
+// stream, written by one leader and applied by every other server.
+//
+// Contract:
+//   - The stream CELL_LOG holds one message per revision, at the stream
+//     sequence equal to the revision (a cellv1.ReplicatedRevision: the
+//     revision's encoded WatchResponse plus the scheduler registrations and
+//     tenant policies it set). JetStream replicates it with Raft: a
+//     message is acknowledged once a quorum of servers stored it.
+//   - One server leads: it holds the key "leader" of the KV bucket
+//     CELL_LEASE, whose TTL (Config.LeaseTTL, default 2 s) expires it
+//     unless the leader renews it (every TTL/8). Only the leader's store
+//     commits (cellstate.RoleLeader); each round's revisions are appended
+//     with Nats-Expected-Last-Sequence = the revision before, and the
+//     round is acknowledged to callers and published to watchers only
+//     after the quorum acknowledged every revision of it. So the log has
+//     a single writer: an append from any other history (a deposed leader
+//     that still believes it leads: paused, partitioned) is refused by
+//     JetStream, and a store whose append was refused reports ErrFenced
+//     and is restarted from its disk as a follower. A leader also stops
+//     appending once its lease is older than 3/4 of the TTL.
+//   - A new leader first applies the log to its end (it was following it
+//     already), then commits; its first append is fenced on its revision.
+//   - Followers apply the log continuously (ordered consumer from their
+//     revision + 1) through their store's commit loop: same revisions,
+//     same objects, group-committed to their own Pebble and published to
+//     their own watchers. They serve reads (Snapshot, Watch, GetJob, lists,
+//     logs) and answer writes with Unavailable + ErrorInfo NOT_LEADER
+//     naming the leader's address (clients follow it: proto/cellclient).
+//   - Every server serves under the replicated cell's identity (bucket
+//     CELL_META, written once by the first server), so a client that moves
+//     between servers keeps its watch and its revision numbers.
+//   - Guarantee: no acknowledged revision is lost while a majority of the
+//     servers (and their JetStream data) survives. Not guaranteed: a
+//     revision whose append timed out may or may not be in the log (the
+//     caller got an error: the outcome is unknown, as with any RPC that
+//     fails in flight); losing a majority of servers' disks loses the cell.
+package replication
