@@ -93,7 +93,9 @@ const maxTasksShown = 2000
 func (u *UI) job(w http.ResponseWriter, r *http.Request, id identity.Identity) {
 	ctx, cancel := u.ctx(r, id)
 	defer cancel()
-	resp, err := u.opts.API.GetJob(ctx, &cellv1.GetJobRequest{IdOrName: r.URL.Query().Get("id"), IncludeTasks: true})
+	// Explain: why pending tasks fit nowhere, machine by machine (issue
+	// 13); the page asks at most once a second, when the job changed.
+	resp, err := u.opts.API.GetJob(ctx, &cellv1.GetJobRequest{IdOrName: r.URL.Query().Get("id"), IncludeTasks: true, Explain: true})
 	if err != nil {
 		writeAPIError(w, err)
 		return

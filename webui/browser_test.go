@@ -212,3 +212,36 @@ func TestBrowserUnauthenticatedGetsNoData(t *testing.T) {
 		t.Error("an unauthenticated action stopped the job")
 	}
 }
+
+// Draining a machine from its page (admin, with the confirmation) drains
+// it in the cell, and the grid marks it.
+func TestBrowserDrainMachine(t *testing.T) {
+	ctx := tab(t, 3*time.Minute)
+	c := shared(t)
+	const id = "sim-39"
+	navigate(t, ctx, c.loginURL(t, c.admin))
+	navigate(t, ctx, c.web+"/#/machine/"+id)
+	waitJS(t, ctx, "the drain button", `document.querySelector('#drain') && document.querySelector('#drain').textContent === 'Drain'`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#drain"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the confirmation", `!document.querySelector('#modal').hidden && document.querySelector('#modal-text').textContent.includes('`+id+`')`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#modal-ok"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the page to offer undrain", `document.querySelector('#drain') && document.querySelector('#drain').textContent === 'Undrain'`)
+	rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := cellv1.NewMachineServiceClient(c.conn).GetMachine(rctx, &cellv1.GetMachineRequest{Id: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Machine.GetDrain() == nil && m.Machine.State != cellv1.MachineState_MACHINE_STATE_DRAINING {
+		t.Fatalf("machine %s: state %s, drain %v; want it draining", id, m.Machine.State, m.Machine.GetDrain())
+	}
+	waitJS(t, ctx, "the live row to say draining", `S.machines.get('`+id+`')[3] === 2`)
+	// Undrain it again for the other tests.
+	if _, err := cellv1.NewMachineServiceClient(c.conn).DrainMachine(rctx, &cellv1.DrainMachineRequest{Id: id, Drain: false}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -80,6 +80,9 @@ func machineFromPB(m *cellv1.Machine, old *machineRow) *machineRow {
 		r.state = mDown
 	default:
 		r.state = mReady
+		if m.GetDrain() != nil {
+			r.state = mDraining // cordoned: nothing new is placed on it
+		}
 	}
 	r.cap = [3]int64{m.GetCapacity().GetCpuMilli(), m.GetCapacity().GetMemoryBytes(), m.GetCapacity().GetGpuMilli()}
 	r.alloc = [3]int64{m.GetAllocated().GetCpuMilli(), m.GetAllocated().GetMemoryBytes(), m.GetAllocated().GetGpuMilli()}

@@ -337,6 +337,7 @@ const canStop = job => S.me && (S.me.admin || (S.me.tenants || []).includes(job.
 function jobPage(app, id) {
   app.innerHTML = `<div id="job-head"><p class="note">loading…</p></div>
     <h2>Tasks</h2><div id="job-tasks"></div>
+    <h2>Events (newest first)</h2><div id="job-events"></div>
     <div id="job-logs" hidden><h2 id="logs-title"></h2><pre id="logs"></pre></div>
     <h2>All fields</h2><div id="job-more"></div>`;
   let stopped = false, fetching = false, again = false, followTimer = null, logTask = null;
@@ -369,10 +370,10 @@ function jobPage(app, id) {
         <div class="card"><div class="k">submitted</div><div class="v">${age(Number(job.submitTimeUnixNano) / 1e6)} ago</div></div>
       </div>
       ${c ? `<div class="controls">${progressBar(c)} <span class="counts" id="job-counts">${BUCKETS.map((b, i) => b + ' ' + c[i]).join(', ')}</span></div>` : ''}
-      ${job.unschedulableReason ? `<p class="reason" id="explain">Pending because: ${esc(job.unschedulableReason)}</p>` : ''}
+      ${r.explanation || job.unschedulableReason ? `<p class="reason" id="explain">Pending because: ${esc(r.explanation || job.unschedulableReason)}</p>` : ''}
       ${job.queuedReason ? `<p class="reason" id="queued">Queued because: ${esc(job.queuedReason)}</p>` : ''}
       ${job.message ? `<p class="note">${esc(job.message)}</p>` : ''}
-      ${['events', 'rollout', 'explain', 'pendingReason'].map(k => extraSection(r, job, k)).join('')}`;
+      ${['rollout', 'pendingReason'].map(k => extraSection(r, job, k)).join('')}`;
     const b = $('#stop-job');
     if (b) b.onclick = async () => {
       if (!await confirmAction(`Stop job ${spec.name}? Its tasks are killed.`)) return;
@@ -385,7 +386,13 @@ function jobPage(app, id) {
         `<td class="wrap">${esc(t.message)}</td><td>${nsDate(t.startTimeUnixNano)}</td><td><button class="logs-btn" data-index="${t.index || 0}">logs</button></td></tr>`).join('') +
       `</tbody></table>${(spec.count || 0) > tasks.length ? `<p class="note">${tasks.length} of ${spec.count} tasks shown</p>` : ''}`;
     for (const btn of document.querySelectorAll('.logs-btn')) btn.onclick = () => followLogs(job.id, Number(btn.dataset.index));
-    const more = { ...r }; delete more.tasks;
+    const events = tasks.flatMap(t => (t.events || []).map(e => ({ ...e, task: t.index || 0 })))
+      .sort((a, b) => Number(b.timeUnixNano || 0) - Number(a.timeUnixNano || 0)).slice(0, 200);
+    $('#job-events').innerHTML = events.length ? `<table><thead><tr><th>time</th><th>task</th><th>event</th><th>attempt</th><th>machine</th><th>exit</th><th>message</th></tr></thead><tbody>` +
+      events.map(e => `<tr><td>${nsDate(e.timeUnixNano)}</td><td>${e.task}</td><td>${esc(String(e.kind || '').replace('TASK_EVENT_KIND_', '').toLowerCase())}</td><td>${e.attempt || ''}</td>` +
+        `<td>${esc(e.machineId || '')}</td><td>${e.exitCode ?? ''}</td><td class="wrap">${esc(e.message || (e.scheduler ? 'by ' + e.scheduler : ''))}</td></tr>`).join('') + '</tbody></table>'
+      : '<p class="note">no events</p>';
+    const more = { ...r }; delete more.tasks; delete more.explanation;
     $('#job-more').innerHTML = kvTable(flatten(more));
   }
   function extraSection(r, job, key) {
@@ -473,7 +480,8 @@ function machinePage(app, id) {
     for (const t of tasks) for (const d of t.devices || []) if (shares[d.device || 0]) shares[d.device || 0].push(`${t.jobId.slice(0, 8)}/${t.index || 0}: ${(d.milli || 0) / 1000}`);
     $('#machine').innerHTML = `
       <h1>${esc(m.id)} <span class="state-${st}" id="machine-state">${st}</span>
-      ${S.me && S.me.admin ? `<button id="drain" class="danger">${st === 'DRAINING' ? 'Undrain' : 'Drain'}</button>` : ''}</h1>
+      ${m.drain && st !== 'DRAINING' ? '<span class="state-DRAINING">CORDONED</span>' : ''}
+      ${S.me && S.me.admin ? `<button id="drain" class="danger">${st === 'DRAINING' || m.drain ? 'Undrain' : 'Drain'}</button>` : ''}</h1>
       <table class="kv">
         <tr><td>CPU</td><td>reserved ${cores(n(al.cpuMilli))} of ${cores(n(cap.cpuMilli))} ${meter(n(al.cpuMilli), n(cap.cpuMilli))} · used ${cores(n(u.cpuMilli))} ${meter(n(u.cpuMilli), n(cap.cpuMilli))}</td></tr>
         <tr><td>memory</td><td>reserved ${gib(n(al.memoryBytes))} of ${gib(n(cap.memoryBytes))} ${meter(n(al.memoryBytes), n(cap.memoryBytes))} · used ${gib(n(u.memoryBytes))}</td></tr>
@@ -482,6 +490,7 @@ function machinePage(app, id) {
         <tr><td>last heartbeat</td><td>${m.lastHeartbeatUnixNano ? age(Number(m.lastHeartbeatUnixNano) / 1e6) + ' ago' : 'none since the server started'}</td></tr>
         <tr><td>registered by</td><td>${esc(m.registeredBy || '')}</td></tr>
       </table>
+      ${m.drain ? `<h2>${m.drain.draining ? 'Drain' : 'Cordon'}</h2>${kvTable(flatten(m.drain))}` : ''}
       <h2>Labels</h2>${kvTable(m.labels)}
       ${devs.length ? `<h2>GPU devices</h2><table><thead><tr><th>device</th><th>used</th><th>shares (task: GPUs)</th></tr></thead><tbody>${devs.map((d, i) =>
         `<tr><td>${i}</td><td>${meter(d, 1000)}</td><td class="wrap">${esc(shares[i].join(', '))}</td></tr>`).join('')}</tbody></table>` : ''}
@@ -493,7 +502,7 @@ function machinePage(app, id) {
       }).join('')}</tbody></table>`;
     const b = $('#drain');
     if (b) b.onclick = async () => {
-      const drain = st !== 'DRAINING';
+      const drain = st !== 'DRAINING' && !m.drain;
       if (!await confirmAction(drain ? `Drain ${m.id}? No new tasks are placed on it.` : `Undrain ${m.id}?`)) return;
       try { await api('/api/drain', { method: 'POST', body: JSON.stringify({ machine: m.id, drain }) }); load(); } catch (e) { alert(e.message); }
     };
