@@ -31,8 +31,6 @@ func (v *View) ApplyChange(c *cellv1.Change) error {
 			return nil
 		}
 		return fmt.Errorf("change.deleted: names no object")
-	case *cellv1.Change_Tenant:
-		return nil // weights and quotas: the scheduler's queue order, not the view's (issue 12)
 	}
 	return fmt.Errorf("change.object: not set")
 }
