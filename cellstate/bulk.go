@@ -318,7 +318,7 @@ func (o *submitOp) run(s *state) (any, error) {
 	// The prepared tasks, installed as installTask would (index: counters
 	// and quota ledger), without recording them one by one.
 	rev := s.changes.rev
-	j.tasks = o.tasks
+	j.tasks = append([]*task(nil), o.tasks...) // the job's own slice: later versions replace its elements, never the revision's
 	for _, t := range o.tasks {
 		t.modRev = rev
 		s.index(j, t)
