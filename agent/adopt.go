@@ -42,14 +42,15 @@ type pidRecord struct {
 	taskStart, shimStart uint64
 }
 
-// readPidFile parses "<task pid> <start> <shim pid> <start>".
+// readPidFile parses "<task pid> <start> <shim pid> <start>" (the task's
+// pid is 0 while the shim has not started it yet).
 func readPidFile(dir string) (pidRecord, error) {
 	data, err := os.ReadFile(filepath.Join(dir, pidFile))
 	if err != nil {
 		return pidRecord{}, err
 	}
 	var r pidRecord
-	if _, err := fmt.Sscan(string(data), &r.task, &r.taskStart, &r.shim, &r.shimStart); err != nil || r.task <= 0 || r.shim <= 0 {
+	if _, err := fmt.Sscan(string(data), &r.task, &r.taskStart, &r.shim, &r.shimStart); err != nil || r.task < 0 || r.shim <= 0 {
 		return pidRecord{}, fmt.Errorf("pid file %q: not <task pid> <start> <shim pid> <start>", strings.TrimSpace(string(data)))
 	}
 	return r, nil
@@ -169,6 +170,7 @@ func (r *processRuntime) adopt(f *foundAttempt) *procHandle {
 	h := r.newHandle(f.key, f.dir, cg)
 	h.adopted = true
 	h.shimPid, h.shimStart, h.taskPid = f.ids.shim, f.ids.shimStart, f.ids.task
+	close(h.ready)
 	if !f.live {
 		h.ended = true
 		return h

@@ -324,11 +324,11 @@ func attemptPID(t *testing.T, a *Agent, k attemptKey) int {
 	var pid int
 	eventually(t, "the attempt's pid file exists", func() bool {
 		data, err := os.ReadFile(filepath.Join(a.fleet.rt.(*processRuntime).attemptDir(k), pidFile))
-		if err != nil {
+		if err != nil || len(strings.Fields(string(data))) != 4 {
 			return false
 		}
 		pid, err = strconv.Atoi(strings.Fields(string(data))[0])
-		return err == nil
+		return err == nil && pid > 0
 	})
 	return pid
 }
@@ -585,7 +585,7 @@ func taskPID(t *testing.T, data string, k attemptKey) int {
 			return false
 		}
 		pid, err = strconv.Atoi(strings.Fields(string(b))[0])
-		return err == nil
+		return err == nil && pid > 0 // 0: the shim has not started the task yet
 	})
 	return pid
 }
@@ -744,5 +744,71 @@ func TestTwoCellsTakingTurnsOnOneAddress(t *testing.T) {
 	}
 	if _, err := a.jobs.GetJob(ctxFor(t), &cellv1.GetJobRequest{IdOrName: jobB.Id}); status.Code(err) != codes.NotFound {
 		t.Fatalf("B's job in cell A: %v, want NotFound", err)
+	}
+}
+
+// An agent SIGKILLed with many tasks running, and a new one started on its
+// data directory: how long until it has adopted every task (registered,
+// read its view and the job, resumed each attempt). AGENT_RESTART_TASKS
+// sets how many (default 20; the report's figure uses 100).
+func TestAgentRestartAdoptsManyTasks(t *testing.T) {
+	n := uint32(20)
+	if s := os.Getenv("AGENT_RESTART_TASKS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v <= 0 || v > 1000 {
+			t.Fatalf("AGENT_RESTART_TASKS=%q: want 1..1000", s)
+		}
+		n = uint32(v)
+	}
+	c := newTestCell(t, time.Minute)
+	data := t.TempDir()
+	agentA := startAgentProcess(t, c, "m1", data)
+	r, err := c.jobs.SubmitJob(ctxFor(t), &cellv1.SubmitJobRequest{Spec: &cellv1.JobSpec{
+		Name: "many", Scheduler: "batch", Priority: 100, Count: n, Kind: cellv1.JobKind_JOB_KIND_BATCH,
+		Task: &cellv1.TaskTemplate{Command: "sleep", Args: []string{"600"}, Resources: &cellv1.Resources{CpuMilli: 10, MemoryBytes: 8 << 20}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := r.Job
+	started := time.Now()
+	for i := range n {
+		c.place(job, i, "m1")
+	}
+	running := func() int {
+		g, err := c.jobs.GetJob(ctxFor(t), &cellv1.GetJobRequest{IdOrName: job.Id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(g.Counts.Running)
+	}
+	waitLong := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Minute)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting until %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitLong("every task runs", func() bool { return running() == int(n) })
+	t.Logf("%d tasks started in %v", n, time.Since(started).Round(time.Millisecond))
+	if err := agentA.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = agentA.Wait()
+
+	began := time.Now()
+	a, _ := runAgentIn(t, c, "m1", data)
+	waitLong("every task is adopted", func() bool { return a.fleet.runningCount() == int(n) })
+	took := time.Since(began)
+	t.Logf("agent restart with %d running tasks: all adopted %v after the new agent started", n, took.Round(time.Millisecond))
+	if got := running(); got != int(n) {
+		t.Fatalf("%d tasks running on the server after the restart, want %d", got, n)
+	}
+	if a.fleet.counters.starts.Load() != int64(n) || a.fleet.counters.startFailures.Load() != 0 {
+		t.Fatalf("restarted agent: %d starts (resumes), %d start failures; want %d and 0",
+			a.fleet.counters.starts.Load(), a.fleet.counters.startFailures.Load(), n)
 	}
 }

@@ -72,8 +72,8 @@ func TestCgroupLimitsEnforced(t *testing.T) {
 		}
 	}
 	procs, _ := os.ReadFile(filepath.Join(cg.dir, "cgroup.procs"))
-	if !slices.Contains(strings.Fields(string(procs)), strconv.Itoa(s.h.taskPid)) {
-		t.Fatalf("task pid %d not in its cgroup's procs %q", s.h.taskPid, procs)
+	if pid, _ := s.h.pids(); !slices.Contains(strings.Fields(string(procs)), strconv.Itoa(pid)) {
+		t.Fatalf("task pid %d not in its cgroup's procs %q", pid, procs)
 	}
 	s.h.stop()
 	s.wait(t)

@@ -138,7 +138,6 @@ func (r *processRuntime) start(spec taskSpec, exited func(exitResult)) (runHandl
 	if err != nil {
 		return nil, fmt.Errorf("start the task's shim: %w", err)
 	}
-	defer readyR.Close()
 
 	env := r.env(spec, dir)
 	cmd := &exec.Cmd{
@@ -173,35 +172,60 @@ func (r *processRuntime) start(spec taskSpec, exited func(exitResult)) (runHandl
 	err = cmd.Start()
 	readyW.Close()
 	if err != nil {
+		readyR.Close()
 		if cg != nil {
 			cg.remove()
 		}
 		return nil, fmt.Errorf("start the shim of %q: %w", tmpl.GetCommand(), err)
 	}
-	_ = readyR.SetReadDeadline(time.Now().Add(shimStartTimeout))
-	answer, _ := io.ReadAll(io.LimitReader(readyR, 4096))
-	if line := strings.TrimSpace(string(answer)); line != "ok" {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if cg != nil {
-			cg.kill()
-			cg.remove()
+	h := r.newHandle(key, dir, cg)
+	h.cmd = cmd
+	h.shimPid = cmd.Process.Pid
+	// A first pid file names the shim at once (task pid 0: not known yet),
+	// so an agent that dies from here on leaves the attempt to the next
+	// one; the shim completes the file before it answers.
+	if p, err := procstat.ReadProcess("/proc", h.shimPid); err == nil {
+		h.shimStart = p.StartTicks
+		// O_EXCL: never over the shim's own, complete file.
+		if f, err := os.OpenFile(filepath.Join(dir, pidFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); err == nil {
+			fmt.Fprintf(f, "0 0 %d %d\n", h.shimPid, p.StartTicks)
+			f.Close()
 		}
+	}
+	// The shim's answer comes once it has started the task (a Go program
+	// starting up: tens of milliseconds on a busy machine). The fleet calls
+	// start under its lock, so the answer is awaited elsewhere; a task that
+	// could not start ends as FAILED with the shim's reason.
+	go h.handshake(readyR, tmpl, env, exited)
+	return h, nil
+}
+
+// handshake waits for the shim's answer, then for the attempt's end.
+func (h *procHandle) handshake(ready *os.File, tmpl *cellv1.TaskTemplate, env []string, exited func(exitResult)) {
+	_ = ready.SetReadDeadline(time.Now().Add(shimStartTimeout))
+	answer, _ := io.ReadAll(io.LimitReader(ready, 4096))
+	ready.Close()
+	if line := strings.TrimSpace(string(answer)); line != "ok" {
 		why, found := strings.CutPrefix(line, "err ")
 		if !found {
 			why = fmt.Sprintf("start %q: its shim did not start it (answered %q)", tmpl.GetCommand(), line)
 		}
-		return nil, errors.New(why)
+		h.mu.Lock()
+		h.startFailure = why
+		h.mu.Unlock()
+		close(h.ready)
+		_ = h.cmd.Process.Kill()
+		h.waitChild(exited)
+		return
 	}
-	h := r.newHandle(key, dir, cg)
-	h.cmd = cmd
-	h.shimPid = cmd.Process.Pid
-	if ids, err := readPidFile(dir); err == nil {
+	if ids, err := readPidFile(h.dir); err == nil {
+		h.mu.Lock()
 		h.taskPid, h.shimStart = ids.task, ids.shimStart
+		h.mu.Unlock()
 	}
+	close(h.ready)
 	h.startProber(tmpl, env)
-	go h.waitChild(exited)
-	return h, nil
+	h.waitChild(exited)
 }
 
 func (r *processRuntime) newHandle(key attemptKey, dir string, cg *taskCgroup) *procHandle {
@@ -214,6 +238,7 @@ func (r *processRuntime) newHandle(key attemptKey, dir string, cg *taskCgroup) *
 		grace:  r.grace,
 		pidfd:  -1,
 		done:   make(chan struct{}),
+		ready:  make(chan struct{}),
 	}
 	r.mu.Lock()
 	r.handles[h] = true
@@ -279,15 +304,22 @@ type procHandle struct {
 	cgroup *taskCgroup
 	grace  time.Duration
 	done   chan struct{} // closed when the attempt has ended
+	// ready is closed once the shim answered (the task runs, or
+	// startFailure says why not); taskPid and shimStart are known then.
+	ready chan struct{}
 
-	cmd       *exec.Cmd // the shim, when this agent started it
-	pidfd     int       // the adopted shim's pidfd; -1 when none
-	shimPid   int
-	shimStart uint64
-	taskPid   int // the task's leader (informative: the shim owns it)
-	adopted   bool
+	cmd     *exec.Cmd // the shim, when this agent started it
+	pidfd   int       // the adopted shim's pidfd; -1 when none
+	shimPid int
+	adopted bool
 
 	mu sync.Mutex
+	// shimStart and taskPid (the task's leader; informative: the shim
+	// owns it) come from the pid file.
+	shimStart    uint64
+	taskPid      int
+	startFailure string
+
 	// ended: the shim is gone; its pid must not be signalled any more.
 	ended         bool
 	stopRequested bool
@@ -332,6 +364,8 @@ func (h *procHandle) signalShimLocked(sig syscall.Signal) {
 		err = h.cmd.Process.Signal(sig)
 	case h.pidfd >= 0:
 		err = unix.PidfdSendSignal(h.pidfd, sig, nil, 0)
+	case h.shimStart == 0:
+		return // adopted, and gone before it could be watched
 	default:
 		if p, rerr := procstat.ReadProcess("/proc", h.shimPid); rerr == nil && p.StartTicks == h.shimStart {
 			err = syscall.Kill(h.shimPid, sig)
@@ -396,13 +430,15 @@ func (h *procHandle) finish(exited func(exitResult)) {
 // result turns how the leader ended into the state to report.
 func (h *procHandle) result(st exitStatus, known, oom bool) exitResult {
 	h.mu.Lock()
-	health, stopped := h.healthFailure, h.stopRequested
+	health, stopped, startFailure := h.healthFailure, h.stopRequested, h.startFailure
 	h.mu.Unlock()
 	code, how := st.describe()
 	if !known {
 		code, how = -1, "exit status unknown: its shim ended without recording it"
 	}
 	switch {
+	case startFailure != "" && !stopped:
+		return exitResult{state: cellv1.TaskState_TASK_STATE_FAILED, exitCode: -1, message: startFailure}
 	case health != "":
 		return exitResult{state: cellv1.TaskState_TASK_STATE_FAILED, exitCode: code, message: "health check failed: " + health}
 	case stopped:
@@ -413,4 +449,12 @@ func (h *procHandle) result(st exitStatus, known, oom bool) exitResult {
 		return exitResult{state: cellv1.TaskState_TASK_STATE_SUCCEEDED, message: how}
 	}
 	return exitResult{state: cellv1.TaskState_TASK_STATE_FAILED, exitCode: code, message: how}
+}
+
+// pids returns the task's and the shim's pid (the task's is known once
+// ready is closed).
+func (h *procHandle) pids() (task, shim int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.taskPid, h.shimPid
 }

@@ -62,6 +62,7 @@ func startAttempt(t *testing.T, r *processRuntime, spec taskSpec) started {
 		t.Fatalf("start: %v", err)
 	}
 	ph := h.(*procHandle)
+	<-ph.ready
 	t.Cleanup(func() {
 		ph.stop()
 		<-ph.done
@@ -136,8 +137,10 @@ func TestProcessStartErrors(t *testing.T) {
 	r := newTestRuntime(t, time.Second)
 	spec := shellSpec(0, "true")
 	spec.template.Command = "omegacell-no-such-command"
-	if _, err := r.start(spec, func(exitResult) {}); err == nil || !strings.Contains(err.Error(), "executable file not found") {
-		t.Fatalf("start of a missing command: %v, want executable file not found", err)
+	// The shim reports it: the attempt ends as FAILED with its reason.
+	s := startAttempt(t, r, spec)
+	if res := s.wait(t); res.state != failed || !strings.Contains(res.message, "executable file not found") {
+		t.Fatalf("start of a missing command: %+v, want FAILED, executable file not found", res)
 	}
 	// The attempt's directory now exists: the attempt never starts again.
 	spec.template.Command = "true"
@@ -350,8 +353,11 @@ func TestRuntimeAdoptsAttemptsOfAnEarlierOne(t *testing.T) {
 		}
 		handles = append(handles, h.(*procHandle))
 	}
-	keepPID := handles[0].taskPid
-	dropShim := handles[2].shimPid
+	for _, h := range handles {
+		<-h.ready
+	}
+	keepPID, _ := handles[0].pids()
+	_, dropShim := handles[2].pids()
 	waitForFile(t, filepath.Join(first.attemptDir(keep.key()), stdoutFile), "line 2")
 	if n := first.detachAll(); n != 3 {
 		t.Fatalf("detachAll = %d, want 3", n)
@@ -409,7 +415,7 @@ func TestRuntimeAdoptsAttemptsOfAnEarlierOne(t *testing.T) {
 	waitDead(t, dropShim)
 
 	kept := startAttempt(t, second, keep)
-	if !kept.h.adopted || kept.h.taskPid != keepPID {
+	if pid, _ := kept.h.pids(); !kept.h.adopted || pid != keepPID {
 		t.Fatalf("resumed handle = %+v, want adopted with task pid %d", kept.h, keepPID)
 	}
 	size := func() int64 {
@@ -448,7 +454,8 @@ func TestProcUsageSamplesARealTask(t *testing.T) {
 	// machine may give it little of a core.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		p, err := procstat.ReadProcess("/proc", s.h.taskPid)
+		pid, _ := s.h.pids()
+		p, err := procstat.ReadProcess("/proc", pid)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -201,7 +201,7 @@ func signalTree(root int, sig syscall.Signal) {
 
 // writeAtomic replaces file with data (write, then rename).
 func writeAtomic(file string, data []byte) error {
-	tmp := file + ".tmp"
+	tmp := fmt.Sprintf("%s.tmp%d", file, os.Getpid())
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		return err
 	}

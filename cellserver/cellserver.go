@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/omegacell/omegacell/cellstate"
+	"github.com/omegacell/omegacell/proto/buildinfo"
 	"github.com/omegacell/omegacell/pki"
 	"github.com/omegacell/omegacell/proto/credentials"
 	"github.com/omegacell/omegacell/webui"
@@ -142,7 +143,7 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 	}
 	// Task logs travel over the server's NATS connection to each machine's
 	// agent (request/reply); the server dials no address a client gave it.
-	api := cellstate.NewServer(s.store, cellstate.ServerOptions{Liveness: s.liveness, NATSURL: s.natsURL, HeartbeatInterval: c.Heartbeat,
+	api := cellstate.NewServer(s.store, cellstate.ServerOptions{Version: buildinfo.Version(), Liveness: s.liveness, NATSURL: s.natsURL, HeartbeatInterval: c.Heartbeat,
 		Insecure: c.Insecure, Revocations: s.revoked, Signer: s.signer(), Logs: cellstate.LogOptions{Conn: s.nc}})
 	s.grpc = api.GRPCServer(s.grpcCreds()...)
 	if s.lis, err = net.Listen("tcp", c.Listen); err != nil {

@@ -287,6 +287,9 @@ func patchRevision(changes []byte, guess, rev uint64) bool {
 
 func (o *submitOp) run(s *state) (any, error) {
 	spec := o.spec
+	if spec.GetKind() == cellv1.JobKind_JOB_KIND_SYSTEM {
+		spec = s.systemSpec(spec) // system.go: count is the machines covered
+	}
 	if !s.schedulers[spec.Scheduler] {
 		return nil, status.Errorf(codes.InvalidArgument, "spec.scheduler: %q is not registered (registered: %s)", spec.Scheduler, s.schedulerNames())
 	}
@@ -313,6 +316,10 @@ func (o *submitOp) run(s *state) (any, error) {
 	s.installJob(j, pb)
 	if queued != "" {
 		s.enqueue(j) // no tasks until admitted (quota.go)
+		return pb, nil
+	}
+	if isSystem(j) {
+		s.createSystemTasks(j) // system.go: one per eligible machine, pinned
 		return pb, nil
 	}
 	// The prepared tasks, installed as installTask would (index: counters

@@ -148,6 +148,7 @@ func (o drainOp) run(s *state) (any, error) {
 		return nil, status.Errorf(codes.InvalidArgument, "action: unknown drain action %d", o.req.GetAction())
 	}
 	s.setDrain(old, d)
+	s.reconcileMachine(id) // a cordoned machine leaves system jobs (system.go)
 	if d.GetDraining() {
 		s.drainMachine(id) // the first step at once: a machine with nothing to wait for is done now
 	}
@@ -215,7 +216,7 @@ func (s *state) drainMachine(id string) {
 		batch := j.job.GetSpec().GetKind() != cellv1.JobKind_JOB_KIND_SERVICE
 		switch {
 		case forced:
-			s.requeue(k, fmt.Sprintf("evicted: machine %s drained (deadline reached)", id), 0)
+			s.requeue(k, "machine drained (deadline reached)", 0)
 			d.Forced++
 			continue
 		case batch && d.IgnoreBatch:
@@ -231,7 +232,7 @@ func (s *state) drainMachine(id string) {
 				continue
 			}
 		}
-		s.requeue(k, fmt.Sprintf("evicted: machine %s drained", id), 0)
+		s.requeue(k, "machine drained", 0)
 		d.Evicted++
 	}
 	d.Remaining = uint32(len(s.tasksOn(id)))

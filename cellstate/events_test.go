@@ -63,7 +63,7 @@ func TestTaskEventsAcrossAttemptsAndRestart(t *testing.T) {
 		c.report("m1", update(job.Id, 0, a, cellv1.TaskState_TASK_STATE_FAILED, int32(a)))
 	}
 	want := []string{
-		"2 PLACED on m2 by batch", "2 STARTED on m2", "2 EVICTED on m2: evicted: machine m2 drained",
+		"2 PLACED on m2 by batch", "2 STARTED on m2", "2 EVICTED on m2: machine drained",
 		"3 PLACED on m1 by batch", "3 FAILED on m1 code 3",
 		"4 PLACED on m1 by batch", "4 FAILED on m1 code 4",
 	}
@@ -115,7 +115,7 @@ func TestTaskEventsDrainPreemptStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"1 PLACED on m1 by batch", "1 STARTED on m1", "1 EVICTED on m1: evicted: machine m1 drained",
+		"1 PLACED on m1 by batch", "1 STARTED on m1", "1 EVICTED on m1: machine drained",
 		"2 PLACED on m2 by batch", "2 PREEMPTED on m2: preempted by job high",
 		"2 KILLED: job stopped by admin",
 	}
@@ -157,4 +157,62 @@ func TestExplainAndInfeasibleWarning(t *testing.T) {
 			t.Errorf("%s: explanation %q, want %q", tc.name, g.Explanation, tc.want)
 		}
 	}
+}
+
+func TestSystemJobFollowsMachines(t *testing.T) {
+	c := newTestCell(t, Options{})
+	c.addMachine("m1", map[string]string{"role": "node"}, 4000, 4*gib, 0)
+	c.addMachine("m2", map[string]string{"role": "gateway"}, 4000, 4*gib, 0)
+	spec := batchSpec("logs", 1, 100, gib)
+	spec.Scheduler, spec.Kind = "service", cellv1.JobKind_JOB_KIND_SYSTEM
+	spec.Task.Constraints = []*cellv1.Constraint{{Key: "role", Op: cellv1.ConstraintOp_CONSTRAINT_OP_IN, Values: []string{"node"}}}
+	job := c.submit(spec)
+	pins := func() map[string]cellv1.TaskState {
+		t.Helper()
+		r, err := c.jobs.GetJob(ctxT(t), &cellv1.GetJobRequest{IdOrName: job.Id, IncludeTasks: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(r.Job.Spec.Count) != len(r.Tasks) {
+			t.Errorf("spec.count %d, %d tasks", r.Job.Spec.Count, len(r.Tasks))
+		}
+		out := map[string]cellv1.TaskState{}
+		for _, tk := range r.Tasks {
+			out[tk.PinnedMachineId] = tk.State
+		}
+		return out
+	}
+	const pending, killed = cellv1.TaskState_TASK_STATE_PENDING, cellv1.TaskState_TASK_STATE_KILLED
+	check := func(when string, want map[string]cellv1.TaskState) {
+		t.Helper()
+		if got := pins(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: tasks by machine %v, want %v", when, got, want)
+		}
+	}
+	check("at submit", map[string]cellv1.TaskState{"m1": pending})
+	// A claim on another machine than the pinned one is refused.
+	r, err := c.state.Commit(ctxT(t), &cellv1.CommitRequest{Scheduler: "service", Claims: []*cellv1.Claim{claim(job.Id, 0, "m2", spec.Task.Resources)}})
+	if err != nil || r.Accepted != 0 {
+		t.Fatalf("claim off the pinned machine: %v %v", r, err)
+	}
+	c.place(job, 0, "m1")
+	c.addMachine("m3", map[string]string{"role": "node"}, 4000, 4*gib, 0)
+	check("m3 joins", map[string]cellv1.TaskState{"m1": cellv1.TaskState_TASK_STATE_ASSIGNED, "m3": pending})
+	c.addMachine("m2", map[string]string{"role": "node"}, 4000, 4*gib, 0) // relabelled
+	check("m2 relabelled", map[string]cellv1.TaskState{"m1": cellv1.TaskState_TASK_STATE_ASSIGNED, "m2": pending, "m3": pending})
+	if _, err := c.machines.DrainMachine(ctxT(t), &cellv1.DrainMachineRequest{Id: "m1", Drain: true}); err != nil {
+		t.Fatal(err)
+	}
+	check("m1 drained", map[string]cellv1.TaskState{"m1": killed, "m2": pending, "m3": pending})
+	c.restart(Options{})
+	check("after a restart", map[string]cellv1.TaskState{"m1": killed, "m2": pending, "m3": pending})
+	if _, err := c.machines.DrainMachine(ctxT(t), &cellv1.DrainMachineRequest{Id: "m1", Drain: false}); err != nil {
+		t.Fatal(err)
+	}
+	check("m1 back", map[string]cellv1.TaskState{"m1": pending, "m2": pending, "m3": pending})
+	got, _ := c.jobs.GetJob(ctxT(t), &cellv1.GetJobRequest{IdOrName: job.Id})
+	if got.Job.State == cellv1.JobState_JOB_STATE_SUCCEEDED {
+		t.Error("a system job succeeded")
+	}
+	c.checkInvariant()
 }

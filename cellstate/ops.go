@@ -87,7 +87,7 @@ func (s *state) refreshJobs() {
 		c := &j.counts
 		next := cellv1.JobState_JOB_STATE_PENDING
 		switch {
-		case int(c[txn.TaskSucceeded]) == len(j.tasks):
+		case int(c[txn.TaskSucceeded]) == len(j.tasks) && !isSystem(j):
 			next = cellv1.JobState_JOB_STATE_SUCCEEDED
 		case c[txn.TaskAssigned]+c[txn.TaskRunning]+c[txn.TaskSucceeded] > 0:
 			next = cellv1.JobState_JOB_STATE_RUNNING
@@ -173,7 +173,7 @@ func (s *state) afterExit(j *jobEntry, t *task) {
 	if !jobLive(j.job) {
 		return
 	}
-	service := j.job.Spec.Kind == cellv1.JobKind_JOB_KIND_SERVICE
+	service := j.job.Spec.Kind == cellv1.JobKind_JOB_KIND_SERVICE || j.job.Spec.Kind == cellv1.JobKind_JOB_KIND_SYSTEM
 	failed := t.t.State != txn.TaskSucceeded
 	if !service && !failed {
 		return
@@ -271,6 +271,7 @@ func (o registerMachineOp) run(s *state) (any, error) {
 		nm.drain = old.drain
 	}
 	s.installMachine(nm)
+	s.reconcileMachine(r.Id) // system.go
 	return nm, nil
 }
 
@@ -315,6 +316,7 @@ func (o markDownOp) run(s *state) (any, error) {
 		m.Seq++
 		s.PutMachine(m)
 		s.evictAll(id, txn.TaskLost, fmt.Sprintf("lost: machine %s stopped heartbeating", id), 0)
+		s.reconcileMachine(id) // system.go
 		downed = append(downed, id)
 	}
 	return downed, nil
@@ -336,6 +338,7 @@ func (o markUpOp) run(s *state) (any, error) {
 		}
 		m.Seq++
 		s.PutMachine(m)
+		s.reconcileMachine(id) // system.go
 	}
 	return nil, nil
 }

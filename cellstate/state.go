@@ -57,6 +57,10 @@ type jobEntry struct {
 	// slot[i] is task i's position in its machine's machineTasks while it
 	// holds resources (allocated on the job's first placement).
 	slot []int32
+	// System jobs only (system.go): the compiled constraints, and the
+	// index of the task pinned to each machine.
+	cons      []txn.Constraint
+	byMachine map[string]uint32
 }
 
 // machineTasks lists the tasks holding resources on one machine, in no
@@ -83,7 +87,9 @@ type state struct {
 
 	// ledger holds quotas and their use (quota.go); queues the queued
 	// jobs per tenant and band, queuedTasks their tasks.
-	ledger      *txn.Ledger
+	ledger *txn.Ledger
+	// systemJobs are the live system jobs (system.go).
+	systemJobs  map[string]*jobEntry
 	queues      map[tenantBand]*jobQueue
 	queuedTasks int
 
@@ -128,6 +134,7 @@ func newState() *state {
 		liveJobs:       make(map[string]int),
 		seen:           newSchedulerClock(0),
 		ledger:         txn.NewLedger(),
+		systemJobs:     make(map[string]*jobEntry),
 		queues:         make(map[tenantBand]*jobQueue),
 	}
 }

@@ -638,6 +638,9 @@ func (s *Store) recover() error {
 		st.index(j, t)
 	}
 	st.recoverQueues()
+	for _, j := range st.jobs {
+		st.recoverSystemJob(j) // system.go
+	}
 	for id, j := range st.jobs {
 		for i, t := range j.tasks {
 			if t == nil {

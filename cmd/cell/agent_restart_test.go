@@ -108,8 +108,9 @@ func attemptPIDs(t *testing.T, data, job string, n int) []int {
 		for {
 			b, _ := os.ReadFile(filepath.Join(data, "tasks", job, fmt.Sprintf("%d.1", i), ".omegacell-pid"))
 			if f := strings.Fields(string(b)); len(f) == 4 {
-				pids[i], _ = strconv.Atoi(f[0])
-				break
+				if pids[i], _ = strconv.Atoi(f[0]); pids[i] > 0 { // 0: not started yet
+					break
+				}
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("no pid file for task %d of %s", i, job)

@@ -34,6 +34,11 @@ func TestExamplesParse(t *testing.T) {
 				t.Errorf("replicas are not spread over racks: %v", s.Task)
 			}
 		},
+		"node-exporter.yaml": func(t *testing.T, s *cellv1.JobSpec) {
+			if s.Kind != cellv1.JobKind_JOB_KIND_SYSTEM || s.Scheduler != "service" || s.Labels["team"] == "" {
+				t.Errorf("not a labelled system job: %v", s)
+			}
+		},
 		"batch-array.yaml": func(t *testing.T, s *cellv1.JobSpec) {
 			if s.Kind != cellv1.JobKind_JOB_KIND_BATCH || s.Count < 100 {
 				t.Errorf("not a large batch array: %v", s)

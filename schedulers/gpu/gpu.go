@@ -104,15 +104,15 @@ func (p *Policy) place(job view.JobInfo, pending []*txn.Task, v *view.View, rng 
 		counts = v.JobPlacement(job.ID).DomainCounts(job.SpreadKey)
 	}
 	for _, class := range policy.Classes(pending, &d) {
-		if job.Gang && evict {
-			p.placeEvicting(class, s, p.target(p.gangWorkload(v, class.Rep())), rng, &d)
-			continue
-		}
 		if job.SpreadKey != "" {
 			// Spread asked for overrides packing (gangs into few racks,
 			// fragmentation-aware device choice): tasks go evenly over
 			// the key's values, by best fit within each.
 			batch.PlaceSpread(job, class, s, batch.BestFit, rng, p.MinSample, p.SampleFactor, counts, &d)
+			continue
+		}
+		if job.Gang && evict {
+			p.placeEvicting(class, s, p.target(p.gangWorkload(v, class.Rep())), rng, &d)
 			continue
 		}
 		if job.Gang {

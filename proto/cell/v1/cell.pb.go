@@ -1944,7 +1944,8 @@ type GetJobRequest struct {
 	// Also return the job's tasks.
 	IncludeTasks bool `protobuf:"varint,2,opt,name=include_tasks,json=includeTasks,proto3" json:"include_tasks,omitempty"`
 	// Issue 13: explain, over every machine of the cell, why the job's
-	// pending tasks do not fit (one pass over the machines).
+	// pending tasks do not fit (one pass over the machines). Answered for
+	// users and admins; ignored for agents and schedulers.
 	Explain       bool `protobuf:"varint,150,opt,name=explain,proto3" json:"explain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
