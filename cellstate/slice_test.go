@@ -51,7 +51,7 @@ func TestSlicedCommitInterleaves(t *testing.T) {
 	for i := range 100 {
 		c.addMachine(machineName(i), nil, 1<<30, 1<<40, 0)
 	}
-	n := uint32(limits.MaxClaimsPerCommit - 1)
+	n := uint32(8*sliceItems - 1)
 	j := c.submit(batchSpec("wide", n, 1, 1))
 	start := c.store.Revision()
 	req := spreadClaims(j, 0, n, func(i uint32) string { return machineName(int(i % 100)) })
