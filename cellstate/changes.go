@@ -29,6 +29,10 @@ type changeSet struct {
 	deleted []deletedJob
 	// tenants whose policy was set (durable, not part of the watch stream).
 	tenants []*cellv1.TenantPolicy
+	// Issue 13: job versions made, and version keys trimmed (durable, not
+	// part of the watch stream; versions.go).
+	versions     []versionWrite
+	versionsGone [][]byte
 }
 
 func newChangeSet(rev uint64) *changeSet { return &changeSet{rev: rev} }

@@ -62,13 +62,14 @@ func (o submitOp) run(s *state) (any, error) {
 		return nil, status.Errorf(codes.InvalidArgument, "spec.scheduler: %q is not registered (registered: %s)", spec.Scheduler, s.schedulerNames())
 	}
 	if id, ok := s.jobByName[spec.Name]; ok && jobLive(s.jobs[id].job) {
-		return nil, status.Errorf(codes.AlreadyExists, "spec.name: a live job named %q exists (%s)", spec.Name, id)
+		return s.updateJob(s.jobs[id], spec, "submitted") // a new version (update.go)
 	}
 	if err := s.refusePending(spec.Count); err != nil {
 		return nil, err
 	}
 	id := uuid.NewString()
-	pb := &cellv1.Job{Id: id, Spec: spec, State: cellv1.JobState_JOB_STATE_PENDING, SubmitTimeUnixNano: s.now}
+	pb := &cellv1.Job{Id: id, Spec: spec, State: cellv1.JobState_JOB_STATE_PENDING, SubmitTimeUnixNano: s.now,
+		Version: 1, TemplateVersion: 1}
 	j := &jobEntry{tmpl: spec.Task, tasks: make([]*task, spec.Count)}
 	if spec.Task.GetMaxPerMachine() > 0 {
 		j.perMachine = make(map[string]uint32)
@@ -76,6 +77,7 @@ func (o submitOp) run(s *state) (any, error) {
 	s.jobs[id] = j
 	s.jobByName[spec.Name] = id
 	s.installJob(j, pb)
+	s.recordVersion(j, spec, 1, "submitted")
 	res := pbconv.Resources(spec.Task.GetResources())
 	cons := txn.Compile(pbconv.Constraints(spec.Task.GetConstraints())) // once per job, shared by its tasks
 	for i := range spec.Count {
@@ -85,6 +87,7 @@ func (o submitOp) run(s *state) (any, error) {
 				State: txn.TaskPending, Resources: res, Constraints: cons, MaxPerMachine: spec.Task.GetMaxPerMachine(),
 			},
 			submitTime: s.now,
+			version:    1, versionTime: s.now,
 		}
 		s.installTask(t)
 	}
@@ -179,6 +182,7 @@ func (o setJobStatusOp) run(s *state) (any, error) {
 // the current operation, and applies the job-level rules: a batch job
 // succeeds when all its tasks did; a job is placed when none is pending.
 func (s *state) refreshJobs() {
+	s.driveRollouts() // may change tasks of the touched jobs (update.go)
 	for id := range s.changes.touchedJobs {
 		j := s.jobs[id]
 		old := j.job
@@ -188,7 +192,8 @@ func (s *state) refreshJobs() {
 		c := &j.counts
 		next := cellv1.JobState_JOB_STATE_PENDING
 		switch {
-		case int(c[txn.TaskSucceeded]) == len(j.tasks):
+		case c[txn.TaskSucceeded] > 0 && int(c[txn.TaskSucceeded]+c[txn.TaskKilled]) == len(j.tasks):
+			// All succeeded but the slots a scale down retired.
 			next = cellv1.JobState_JOB_STATE_SUCCEEDED
 		case c[txn.TaskAssigned]+c[txn.TaskRunning]+c[txn.TaskSucceeded] > 0:
 			next = cellv1.JobState_JOB_STATE_RUNNING
@@ -235,6 +240,9 @@ func (o agentUpdatesOp) run(s *state) (any, error) {
 
 func (s *state) agentUpdate(machineID string, u *cellv1.TaskStateUpdate) error {
 	k := pbconv.TaskKey(u.Task)
+	if done, err := s.readinessUpdate(machineID, u); done {
+		return err
+	}
 	nt, nm, err := txn.ValidateAgentUpdate(s, txn.AgentUpdate{Task: k, Machine: machineID, Attempt: u.Attempt, State: txn.TaskState(u.State)})
 	if err != nil {
 		return err
@@ -246,6 +254,7 @@ func (s *state) agentUpdate(machineID string, u *cellv1.TaskStateUpdate) error {
 	t := s.task(k)
 	t.exitCode, t.message = u.ExitCode, u.Message
 	if nt.State == txn.TaskRunning {
+		s.markReady(t, u.Ready)
 		return nil
 	}
 	s.afterExit(s.jobs[k.Job], t)
@@ -280,7 +289,7 @@ func (s *state) afterExit(j *jobEntry, t *task) {
 		return
 	}
 	if failed {
-		t.failures++
+		s.countFailure(j, t, service)
 	}
 	if !service && t.failures > j.job.Spec.RetryLimit {
 		s.failJob(j, fmt.Sprintf("task %d failed %d times (retry limit %d): %s", t.t.Key.Index, t.failures, j.job.Spec.RetryLimit, exitDescription(t)))

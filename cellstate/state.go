@@ -37,6 +37,12 @@ type task struct {
 	notBefore   int64
 	lastMachine string
 	modRev      uint64
+	// Issue 13 (update.go): the template version this task runs or will
+	// run, since when; whether its attempt is ready, since when.
+	version     uint64
+	versionTime int64
+	ready       bool
+	readyTime   int64
 }
 
 // jobEntry is the loop's mutable bookkeeping of one job. job and the
@@ -51,6 +57,11 @@ type jobEntry struct {
 	// slot[i] is task i's position in its machine's machineTasks while it
 	// holds resources (allocated on the job's first placement).
 	slot []int32
+	// Issue 13 (update.go): the kept versions, oldest first; tasks that
+	// are ready and that crash-loop (kept by index/unindex).
+	versions     []*cellv1.JobVersion
+	readyCount   uint32
+	crashLooping uint32
 }
 
 // machineTasks lists the tasks holding resources on one machine, in no
@@ -92,6 +103,8 @@ type state struct {
 	// finished queues finished jobs by finish time for deletion after
 	// the retention (see gc.go).
 	finished finishedQueue
+	// rolling holds the live jobs whose rollout runs (update.go).
+	rolling map[string]struct{}
 
 	// The loop's current operation context: time and the revision being
 	// built, and where changed objects are recorded.
@@ -189,6 +202,7 @@ func (s *state) PutTask(t *txn.Task) {
 	if t.Machine != "" {
 		nt.lastMachine = t.Machine
 	}
+	s.stampTask(&nt, old)
 	s.installTask(&nt)
 }
 
@@ -233,6 +247,7 @@ func (s *state) installTask(nt *task) {
 // indexes; unindex takes it out.
 func (s *state) index(j *jobEntry, t *task) {
 	j.counts[t.t.State]++
+	j.countHealth(t, 1)
 	if t.t.State == txn.TaskPending {
 		s.pendingBySched[t.t.Scheduler]++
 	}
@@ -256,6 +271,7 @@ func (s *state) index(j *jobEntry, t *task) {
 
 func (s *state) unindex(j *jobEntry, t *task) {
 	j.counts[t.t.State]--
+	j.countHealth(t, -1)
 	if t.t.State == txn.TaskPending {
 		s.pendingBySched[t.t.Scheduler]--
 	}
@@ -296,6 +312,7 @@ func (s *state) tasksOn(machineID string) []txn.TaskKey {
 func (s *state) installJob(j *jobEntry, pb *cellv1.Job) {
 	pb.ModRevision = s.changes.rev
 	s.noteFinished(j.job, pb)
+	s.noteRollout(pb)
 	j.job = pb
 	s.changes.job(pb)
 }
@@ -303,15 +320,21 @@ func (s *state) installJob(j *jobEntry, pb *cellv1.Job) {
 // counts returns a job's task counts in API form.
 func (j *jobEntry) taskCounts() *cellv1.TaskCounts {
 	c := &j.counts
-	return &cellv1.TaskCounts{
-		Pending:   c[txn.TaskPending],
-		Assigned:  c[txn.TaskAssigned],
-		Running:   c[txn.TaskRunning],
-		Succeeded: c[txn.TaskSucceeded],
-		Failed:    c[txn.TaskFailed],
-		Lost:      c[txn.TaskLost],
-		Killed:    c[txn.TaskKilled] + c[txn.TaskPreempted],
+	out := &cellv1.TaskCounts{
+		Pending:      c[txn.TaskPending],
+		Assigned:     c[txn.TaskAssigned],
+		Running:      c[txn.TaskRunning],
+		Succeeded:    c[txn.TaskSucceeded],
+		Failed:       c[txn.TaskFailed],
+		Lost:         c[txn.TaskLost],
+		Killed:       c[txn.TaskKilled] + c[txn.TaskPreempted],
+		Ready:        j.readyCount,
+		CrashLooping: j.crashLooping,
 	}
+	if jobLive(j.job) { // killed tasks of a live job are retired slots
+		out.Retired, out.Killed = c[txn.TaskKilled], c[txn.TaskPreempted]
+	}
+	return out
 }
 
 // live reports whether a job still has work to do.
@@ -353,6 +376,10 @@ func (t *task) pb() *cellv1.Task {
 		Failures:           t.failures,
 		NotBeforeUnixNano:  t.notBefore,
 		LastMachineId:      t.lastMachine,
+		Version:            t.version,
+		VersionTimeUnixNano: t.versionTime,
+		Ready:              t.ready,
+		ReadyTimeUnixNano:  t.readyTime,
 	}
 	pbconv.TaskInto(out, t.t)
 	return out

@@ -404,6 +404,9 @@ func writeEntry(wb *pebble.Batch, e *encodedEntry) error {
 			return err
 		}
 	}
+	if err := writeVersions(wb, e.cs); err != nil {
+		return err
+	}
 	return writeTenants(wb, e.cs.tenants)
 }
 
@@ -538,7 +541,7 @@ func (s *Store) recover() error {
 	cons := make(map[string][]txn.Constraint, len(jobs)) // compiled once per job, shared by its tasks
 	for id, pb := range jobs {
 		cons[id] = txn.Compile(pbconv.Constraints(pb.GetSpec().GetTask().GetConstraints()))
-		j := &jobEntry{job: pb, tmpl: pb.GetSpec().GetTask(), tasks: make([]*task, pb.GetSpec().GetCount())}
+		j := &jobEntry{job: pb, tmpl: pb.GetSpec().GetTask(), tasks: make([]*task, jobSlots(pb))}
 		if j.tmpl.GetMaxPerMachine() > 0 {
 			j.perMachine = make(map[string]uint32)
 		}
@@ -557,6 +560,9 @@ func (s *Store) recover() error {
 		t.t.Constraints = cons[k.Job]
 		j.tasks[k.Index] = t
 		st.index(j, t)
+	}
+	if err := s.recoverVersions(); err != nil {
+		return err
 	}
 	for id, j := range st.jobs {
 		for i, t := range j.tasks {
@@ -622,6 +628,10 @@ func taskFromPB(pb *cellv1.Task, tmpl *cellv1.TaskTemplate) *task {
 		notBefore:   pb.NotBeforeUnixNano,
 		lastMachine: pb.LastMachineId,
 		modRev:      pb.ModRevision,
+		version:     pb.Version,
+		versionTime: pb.VersionTimeUnixNano,
+		ready:       pb.Ready,
+		readyTime:   pb.ReadyTimeUnixNano,
 	}
 }
 

@@ -83,7 +83,15 @@ func appendTaskRecord(b []byte, t *task) []byte {
 	b = appendVarint(b, 16, t.modRev)
 	b = appendVarint(b, 18, uint64(t.failures))
 	b = appendVarint(b, 19, uint64(t.notBefore))
-	return appendString(b, 20, t.lastMachine)
+	b = appendString(b, 20, t.lastMachine)
+	// Issue 13: version and readiness.
+	b = appendVarint(b, 130, t.version)
+	if t.ready {
+		b = protowire.AppendTag(b, 131, protowire.VarintType)
+		b = protowire.AppendVarint(b, 1)
+	}
+	b = appendVarint(b, 132, uint64(t.readyTime))
+	return appendVarint(b, 133, uint64(t.versionTime))
 }
 
 // appendLabels encodes a label map as Machine field 2 (map entries, in

@@ -1104,10 +1104,14 @@ type TaskTemplate struct {
 	// At most this many tasks of the job per machine (0: no limit).
 	MaxPerMachine uint32 `protobuf:"varint,7,opt,name=max_per_machine,json=maxPerMachine,proto3" json:"max_per_machine,omitempty"`
 	// How long the task "runs" on a simulated machine (0: until stopped).
-	DurationMs    int64        `protobuf:"varint,8,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
-	HealthCheck   *HealthCheck `protobuf:"bytes,9,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DurationMs  int64        `protobuf:"varint,8,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	HealthCheck *HealthCheck `protobuf:"bytes,9,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"`
+	// Issue 13: a readiness probe. A replica counts as running (for the
+	// job, a rollout and `job run --wait`) only once it passed; without one
+	// a replica is ready when it runs.
+	ReadinessCheck *HealthCheck `protobuf:"bytes,130,opt,name=readiness_check,json=readinessCheck,proto3" json:"readiness_check,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *TaskTemplate) Reset() {
@@ -1203,6 +1207,13 @@ func (x *TaskTemplate) GetHealthCheck() *HealthCheck {
 	return nil
 }
 
+func (x *TaskTemplate) GetReadinessCheck() *HealthCheck {
+	if x != nil {
+		return x.ReadinessCheck
+	}
+	return nil
+}
+
 // JobSpec is what a user submits.
 type JobSpec struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -1214,10 +1225,12 @@ type JobSpec struct {
 	Priority int32  `protobuf:"varint,4,opt,name=priority,proto3" json:"priority,omitempty"`
 	Count    uint32 `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
 	// All-or-nothing placement of all tasks.
-	Gang          bool          `protobuf:"varint,6,opt,name=gang,proto3" json:"gang,omitempty"`
-	RetryLimit    uint32        `protobuf:"varint,7,opt,name=retry_limit,json=retryLimit,proto3" json:"retry_limit,omitempty"`
-	Kind          JobKind       `protobuf:"varint,8,opt,name=kind,proto3,enum=cell.v1.JobKind" json:"kind,omitempty"`
-	Task          *TaskTemplate `protobuf:"bytes,9,opt,name=task,proto3" json:"task,omitempty"`
+	Gang       bool          `protobuf:"varint,6,opt,name=gang,proto3" json:"gang,omitempty"`
+	RetryLimit uint32        `protobuf:"varint,7,opt,name=retry_limit,json=retryLimit,proto3" json:"retry_limit,omitempty"`
+	Kind       JobKind       `protobuf:"varint,8,opt,name=kind,proto3,enum=cell.v1.JobKind" json:"kind,omitempty"`
+	Task       *TaskTemplate `protobuf:"bytes,9,opt,name=task,proto3" json:"task,omitempty"`
+	// Issue 13: how a service's replicas move to a new version.
+	Update        *UpdateStrategy `protobuf:"bytes,130,opt,name=update,proto3" json:"update,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1315,16 +1328,31 @@ func (x *JobSpec) GetTask() *TaskTemplate {
 	return nil
 }
 
+func (x *JobSpec) GetUpdate() *UpdateStrategy {
+	if x != nil {
+		return x.Update
+	}
+	return nil
+}
+
 // TaskCounts counts a job's tasks by state.
 type TaskCounts struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pending       uint32                 `protobuf:"varint,1,opt,name=pending,proto3" json:"pending,omitempty"`
-	Assigned      uint32                 `protobuf:"varint,2,opt,name=assigned,proto3" json:"assigned,omitempty"`
-	Running       uint32                 `protobuf:"varint,3,opt,name=running,proto3" json:"running,omitempty"`
-	Succeeded     uint32                 `protobuf:"varint,4,opt,name=succeeded,proto3" json:"succeeded,omitempty"`
-	Failed        uint32                 `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
-	Lost          uint32                 `protobuf:"varint,6,opt,name=lost,proto3" json:"lost,omitempty"`
-	Killed        uint32                 `protobuf:"varint,7,opt,name=killed,proto3" json:"killed,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Pending   uint32                 `protobuf:"varint,1,opt,name=pending,proto3" json:"pending,omitempty"`
+	Assigned  uint32                 `protobuf:"varint,2,opt,name=assigned,proto3" json:"assigned,omitempty"`
+	Running   uint32                 `protobuf:"varint,3,opt,name=running,proto3" json:"running,omitempty"`
+	Succeeded uint32                 `protobuf:"varint,4,opt,name=succeeded,proto3" json:"succeeded,omitempty"`
+	Failed    uint32                 `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
+	Lost      uint32                 `protobuf:"varint,6,opt,name=lost,proto3" json:"lost,omitempty"`
+	Killed    uint32                 `protobuf:"varint,7,opt,name=killed,proto3" json:"killed,omitempty"`
+	// Issue 13: running tasks that passed their readiness check.
+	Ready uint32 `protobuf:"varint,130,opt,name=ready,proto3" json:"ready,omitempty"`
+	// Issue 13: replicas failing over and over (restart backoff), never
+	// ready since.
+	CrashLooping uint32 `protobuf:"varint,131,opt,name=crash_looping,json=crashLooping,proto3" json:"crash_looping,omitempty"`
+	// Issue 13: task slots a scale down or rollout retired (killed tasks of
+	// a live job; not counted in killed).
+	Retired       uint32 `protobuf:"varint,132,opt,name=retired,proto3" json:"retired,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1408,6 +1436,27 @@ func (x *TaskCounts) GetKilled() uint32 {
 	return 0
 }
 
+func (x *TaskCounts) GetReady() uint32 {
+	if x != nil {
+		return x.Ready
+	}
+	return 0
+}
+
+func (x *TaskCounts) GetCrashLooping() uint32 {
+	if x != nil {
+		return x.CrashLooping
+	}
+	return 0
+}
+
+func (x *TaskCounts) GetRetired() uint32 {
+	if x != nil {
+		return x.Retired
+	}
+	return 0
+}
+
 type Job struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	Id                 string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1424,8 +1473,18 @@ type Job struct {
 	Attempts             uint32 `protobuf:"varint,9,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	FirstAttemptUnixNano int64  `protobuf:"varint,10,opt,name=first_attempt_unix_nano,json=firstAttemptUnixNano,proto3" json:"first_attempt_unix_nano,omitempty"`
 	PlacedUnixNano       int64  `protobuf:"varint,11,opt,name=placed_unix_nano,json=placedUnixNano,proto3" json:"placed_unix_nano,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Issue 13: the spec's version (1 at submit, +1 per change).
+	Version uint64 `protobuf:"varint,130,opt,name=version,proto3" json:"version,omitempty"`
+	// Issue 13: the latest change of the task template and its progress.
+	Rollout *Rollout `protobuf:"bytes,131,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// Issue 13: the version whose task template the tasks should run (the
+	// newest version that changed it); a task of an older one is replaced.
+	TemplateVersion uint64 `protobuf:"varint,132,opt,name=template_version,json=templateVersion,proto3" json:"template_version,omitempty"`
+	// Issue 13: task indexes in use (> count after a scale down or during
+	// a rollout with surge; tasks beyond the desired ones are killed).
+	TaskSlots     uint32 `protobuf:"varint,133,opt,name=task_slots,json=taskSlots,proto3" json:"task_slots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -1535,6 +1594,34 @@ func (x *Job) GetPlacedUnixNano() int64 {
 	return 0
 }
 
+func (x *Job) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Job) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+func (x *Job) GetTemplateVersion() uint64 {
+	if x != nil {
+		return x.TemplateVersion
+	}
+	return 0
+}
+
+func (x *Job) GetTaskSlots() uint32 {
+	if x != nil {
+		return x.TaskSlots
+	}
+	return 0
+}
+
 // TaskRef names one task.
 type TaskRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1615,8 +1702,16 @@ type Task struct {
 	NotBeforeUnixNano int64 `protobuf:"varint,19,opt,name=not_before_unix_nano,json=notBeforeUnixNano,proto3" json:"not_before_unix_nano,omitempty"`
 	// The machine of the latest placement, kept after the task leaves it.
 	LastMachineId string `protobuf:"bytes,20,opt,name=last_machine_id,json=lastMachineId,proto3" json:"last_machine_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Issue 13: the job version whose template this attempt runs.
+	Version uint64 `protobuf:"varint,130,opt,name=version,proto3" json:"version,omitempty"`
+	// Issue 13: the attempt passed its readiness check (and since when).
+	Ready             bool  `protobuf:"varint,131,opt,name=ready,proto3" json:"ready,omitempty"`
+	ReadyTimeUnixNano int64 `protobuf:"varint,132,opt,name=ready_time_unix_nano,json=readyTimeUnixNano,proto3" json:"ready_time_unix_nano,omitempty"`
+	// Issue 13: when the task was given its version (a rollout's deadline
+	// counts from here).
+	VersionTimeUnixNano int64 `protobuf:"varint,133,opt,name=version_time_unix_nano,json=versionTimeUnixNano,proto3" json:"version_time_unix_nano,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -1787,6 +1882,34 @@ func (x *Task) GetLastMachineId() string {
 		return x.LastMachineId
 	}
 	return ""
+}
+
+func (x *Task) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Task) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *Task) GetReadyTimeUnixNano() int64 {
+	if x != nil {
+		return x.ReadyTimeUnixNano
+	}
+	return 0
+}
+
+func (x *Task) GetVersionTimeUnixNano() int64 {
+	if x != nil {
+		return x.VersionTimeUnixNano
+	}
+	return 0
 }
 
 type SubmitJobRequest struct {
@@ -4338,9 +4461,12 @@ type TaskStateUpdate struct {
 	Task    *TaskRef               `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	Attempt uint32                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// RUNNING, SUCCEEDED, FAILED or KILLED.
-	State         TaskState `protobuf:"varint,3,opt,name=state,proto3,enum=cell.v1.TaskState" json:"state,omitempty"`
-	ExitCode      int32     `protobuf:"varint,4,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
-	Message       string    `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	State    TaskState `protobuf:"varint,3,opt,name=state,proto3,enum=cell.v1.TaskState" json:"state,omitempty"`
+	ExitCode int32     `protobuf:"varint,4,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	Message  string    `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// Issue 13: with state RUNNING, whether the attempt passes its
+	// readiness check (an agent may report it again as it changes).
+	Ready         bool `protobuf:"varint,130,opt,name=ready,proto3" json:"ready,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4408,6 +4534,13 @@ func (x *TaskStateUpdate) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *TaskStateUpdate) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
 }
 
 type ReportTaskStatesRequest struct {
@@ -5604,7 +5737,7 @@ var File_cell_v1_cell_proto protoreflect.FileDescriptor
 
 const file_cell_v1_cell_proto_rawDesc = "" +
 	"\n" +
-	"\x12cell/v1/cell.proto\x12\acell.v1\"\x87\x01\n" +
+	"\x12cell/v1/cell.proto\x12\acell.v1\x1a\x1acell/v1/update_types.proto\"\x87\x01\n" +
 	"\tResources\x12\x1b\n" +
 	"\tcpu_milli\x18\x01 \x01(\x03R\bcpuMilli\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x1d\n" +
@@ -5648,7 +5781,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"intervalMs\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\x12+\n" +
-	"\x11failure_threshold\x18\x05 \x01(\rR\x10failureThreshold\"\xb0\x03\n" +
+	"\x11failure_threshold\x18\x05 \x01(\rR\x10failureThreshold\"\xf0\x03\n" +
 	"\fTaskTemplate\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\tR\acommand\x12\x12\n" +
 	"\x04args\x18\x02 \x03(\tR\x04args\x120\n" +
@@ -5660,10 +5793,11 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x0fmax_per_machine\x18\a \x01(\rR\rmaxPerMachine\x12\x1f\n" +
 	"\vduration_ms\x18\b \x01(\x03R\n" +
 	"durationMs\x127\n" +
-	"\fhealth_check\x18\t \x01(\v2\x14.cell.v1.HealthCheckR\vhealthCheck\x1a6\n" +
+	"\fhealth_check\x18\t \x01(\v2\x14.cell.v1.HealthCheckR\vhealthCheck\x12>\n" +
+	"\x0freadiness_check\x18\x82\x01 \x01(\v2\x14.cell.v1.HealthCheckR\x0ereadinessCheck\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8b\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbd\x02\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1c\n" +
@@ -5674,7 +5808,8 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\vretry_limit\x18\a \x01(\rR\n" +
 	"retryLimit\x12$\n" +
 	"\x04kind\x18\b \x01(\x0e2\x10.cell.v1.JobKindR\x04kind\x12)\n" +
-	"\x04task\x18\t \x01(\v2\x15.cell.v1.TaskTemplateR\x04task\"\xbe\x01\n" +
+	"\x04task\x18\t \x01(\v2\x15.cell.v1.TaskTemplateR\x04task\x120\n" +
+	"\x06update\x18\x82\x01 \x01(\v2\x17.cell.v1.UpdateStrategyR\x06update\"\x96\x02\n" +
 	"\n" +
 	"TaskCounts\x12\x18\n" +
 	"\apending\x18\x01 \x01(\rR\apending\x12\x1a\n" +
@@ -5683,7 +5818,10 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\tsucceeded\x18\x04 \x01(\rR\tsucceeded\x12\x16\n" +
 	"\x06failed\x18\x05 \x01(\rR\x06failed\x12\x12\n" +
 	"\x04lost\x18\x06 \x01(\rR\x04lost\x12\x16\n" +
-	"\x06killed\x18\a \x01(\rR\x06killed\"\xb7\x03\n" +
+	"\x06killed\x18\a \x01(\rR\x06killed\x12\x15\n" +
+	"\x05ready\x18\x82\x01 \x01(\rR\x05ready\x12$\n" +
+	"\rcrash_looping\x18\x83\x01 \x01(\rR\fcrashLooping\x12\x19\n" +
+	"\aretired\x18\x84\x01 \x01(\rR\aretired\"\xcb\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x04spec\x18\x02 \x01(\v2\x10.cell.v1.JobSpecR\x04spec\x12'\n" +
@@ -5696,10 +5834,15 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\battempts\x18\t \x01(\rR\battempts\x125\n" +
 	"\x17first_attempt_unix_nano\x18\n" +
 	" \x01(\x03R\x14firstAttemptUnixNano\x12(\n" +
-	"\x10placed_unix_nano\x18\v \x01(\x03R\x0eplacedUnixNano\"6\n" +
+	"\x10placed_unix_nano\x18\v \x01(\x03R\x0eplacedUnixNano\x12\x19\n" +
+	"\aversion\x18\x82\x01 \x01(\x04R\aversion\x12+\n" +
+	"\arollout\x18\x83\x01 \x01(\v2\x10.cell.v1.RolloutR\arollout\x12*\n" +
+	"\x10template_version\x18\x84\x01 \x01(\x04R\x0ftemplateVersion\x12\x1e\n" +
+	"\n" +
+	"task_slots\x18\x85\x01 \x01(\rR\ttaskSlots\"6\n" +
 	"\aTaskRef\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\rR\x05index\"\xf1\x05\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\"\x8b\a\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x1c\n" +
@@ -5722,7 +5865,11 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x05usage\x18\x11 \x01(\v2\x0e.cell.v1.UsageR\x05usage\x12\x1a\n" +
 	"\bfailures\x18\x12 \x01(\rR\bfailures\x12/\n" +
 	"\x14not_before_unix_nano\x18\x13 \x01(\x03R\x11notBeforeUnixNano\x12&\n" +
-	"\x0flast_machine_id\x18\x14 \x01(\tR\rlastMachineId\"8\n" +
+	"\x0flast_machine_id\x18\x14 \x01(\tR\rlastMachineId\x12\x19\n" +
+	"\aversion\x18\x82\x01 \x01(\x04R\aversion\x12\x15\n" +
+	"\x05ready\x18\x83\x01 \x01(\bR\x05ready\x120\n" +
+	"\x14ready_time_unix_nano\x18\x84\x01 \x01(\x03R\x11readyTimeUnixNano\x124\n" +
+	"\x16version_time_unix_nano\x18\x85\x01 \x01(\x03R\x13versionTimeUnixNano\"8\n" +
 	"\x10SubmitJobRequest\x12$\n" +
 	"\x04spec\x18\x01 \x01(\v2\x10.cell.v1.JobSpecR\x04spec\"O\n" +
 	"\x11SubmitJobResponse\x12\x1e\n" +
@@ -5901,13 +6048,14 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x16ListSchedulersResponse\x126\n" +
 	"\n" +
 	"schedulers\x18\x01 \x03(\v2\x16.cell.v1.SchedulerInfoR\n" +
-	"schedulers\"\xb2\x01\n" +
+	"schedulers\"\xc9\x01\n" +
 	"\x0fTaskStateUpdate\x12$\n" +
 	"\x04task\x18\x01 \x01(\v2\x10.cell.v1.TaskRefR\x04task\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\x12(\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x12.cell.v1.TaskStateR\x05state\x12\x1b\n" +
 	"\texit_code\x18\x04 \x01(\x05R\bexitCode\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\"l\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x12\x15\n" +
+	"\x05ready\x18\x82\x01 \x01(\bR\x05ready\"l\n" +
 	"\x17ReportTaskStatesRequest\x12\x1d\n" +
 	"\n" +
 	"machine_id\x18\x01 \x01(\tR\tmachineId\x122\n" +
@@ -6196,6 +6344,8 @@ var file_cell_v1_cell_proto_goTypes = []any{
 	nil,                                    // 83: cell.v1.Machine.LabelsEntry
 	nil,                                    // 84: cell.v1.TaskTemplate.EnvEntry
 	nil,                                    // 85: cell.v1.RegisterMachineRequest.LabelsEntry
+	(*UpdateStrategy)(nil),                 // 86: cell.v1.UpdateStrategy
+	(*Rollout)(nil),                        // 87: cell.v1.Rollout
 }
 var file_cell_v1_cell_proto_depIdxs = []int32{
 	83,  // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
@@ -6208,123 +6358,126 @@ var file_cell_v1_cell_proto_depIdxs = []int32{
 	10,  // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
 	14,  // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
 	15,  // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
-	2,   // 10: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
-	16,  // 11: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
-	17,  // 12: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
-	3,   // 13: cell.v1.Job.state:type_name -> cell.v1.JobState
-	4,   // 14: cell.v1.Task.state:type_name -> cell.v1.TaskState
-	10,  // 15: cell.v1.Task.resources:type_name -> cell.v1.Resources
-	11,  // 16: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
-	12,  // 17: cell.v1.Task.usage:type_name -> cell.v1.Usage
-	17,  // 18: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
-	19,  // 19: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
-	19,  // 20: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
-	18,  // 21: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
-	21,  // 22: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
-	49,  // 23: cell.v1.GetJobResponse.cell:type_name -> cell.v1.CellIdentity
-	19,  // 24: cell.v1.JobSummary.job:type_name -> cell.v1.Job
-	18,  // 25: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
-	27,  // 26: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
-	19,  // 27: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
-	20,  // 28: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,   // 29: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
-	4,   // 30: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
-	85,  // 31: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
-	10,  // 32: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
-	13,  // 33: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
-	49,  // 34: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
-	13,  // 35: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
-	21,  // 36: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
-	13,  // 37: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
-	13,  // 38: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
-	13,  // 39: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
-	19,  // 40: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
-	21,  // 41: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
-	49,  // 42: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
-	13,  // 43: cell.v1.Change.machine:type_name -> cell.v1.Machine
-	19,  // 44: cell.v1.Change.job:type_name -> cell.v1.Job
-	21,  // 45: cell.v1.Change.task:type_name -> cell.v1.Task
-	47,  // 46: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
-	46,  // 47: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
-	49,  // 48: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
-	20,  // 49: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
-	10,  // 50: cell.v1.Claim.resources:type_name -> cell.v1.Resources
-	11,  // 51: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
-	6,   // 52: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
-	7,   // 53: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
-	50,  // 54: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
-	20,  // 55: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
-	8,   // 56: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
-	52,  // 57: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
-	20,  // 58: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
-	56,  // 59: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
-	56,  // 60: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
-	60,  // 61: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
-	20,  // 62: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
-	4,   // 63: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
-	62,  // 64: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
-	64,  // 65: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
-	71,  // 66: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
-	9,   // 67: cell.v1.TenantPolicy.max_band:type_name -> cell.v1.PriorityBand
-	73,  // 68: cell.v1.SetTenantPolicyRequest.policy:type_name -> cell.v1.TenantPolicy
-	73,  // 69: cell.v1.SetTenantPolicyResponse.policy:type_name -> cell.v1.TenantPolicy
-	73,  // 70: cell.v1.ListTenantPoliciesResponse.policies:type_name -> cell.v1.TenantPolicy
-	20,  // 71: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
-	12,  // 72: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
-	12,  // 73: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
-	78,  // 74: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
-	79,  // 75: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
-	20,  // 76: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,   // 77: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
-	22,  // 78: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	24,  // 79: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	26,  // 80: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	29,  // 81: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	31,  // 82: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	33,  // 83: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	35,  // 84: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	37,  // 85: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	39,  // 86: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	41,  // 87: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	43,  // 88: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	45,  // 89: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	51,  // 90: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	54,  // 91: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
-	57,  // 92: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
-	59,  // 93: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
-	63,  // 94: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	66,  // 95: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
-	68,  // 96: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
-	70,  // 97: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
-	74,  // 98: cell.v1.TenantService.SetTenantPolicy:input_type -> cell.v1.SetTenantPolicyRequest
-	76,  // 99: cell.v1.TenantService.ListTenantPolicies:input_type -> cell.v1.ListTenantPoliciesRequest
-	23,  // 100: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	25,  // 101: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	28,  // 102: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	30,  // 103: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	32,  // 104: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	34,  // 105: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	36,  // 106: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	38,  // 107: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	40,  // 108: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	42,  // 109: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	44,  // 110: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	48,  // 111: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	53,  // 112: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	55,  // 113: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
-	58,  // 114: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
-	61,  // 115: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
-	65,  // 116: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	67,  // 117: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
-	69,  // 118: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
-	72,  // 119: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
-	75,  // 120: cell.v1.TenantService.SetTenantPolicy:output_type -> cell.v1.SetTenantPolicyResponse
-	77,  // 121: cell.v1.TenantService.ListTenantPolicies:output_type -> cell.v1.ListTenantPoliciesResponse
-	100, // [100:122] is the sub-list for method output_type
-	78,  // [78:100] is the sub-list for method input_type
-	78,  // [78:78] is the sub-list for extension type_name
-	78,  // [78:78] is the sub-list for extension extendee
-	0,   // [0:78] is the sub-list for field type_name
+	15,  // 10: cell.v1.TaskTemplate.readiness_check:type_name -> cell.v1.HealthCheck
+	2,   // 11: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
+	16,  // 12: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
+	86,  // 13: cell.v1.JobSpec.update:type_name -> cell.v1.UpdateStrategy
+	17,  // 14: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
+	3,   // 15: cell.v1.Job.state:type_name -> cell.v1.JobState
+	87,  // 16: cell.v1.Job.rollout:type_name -> cell.v1.Rollout
+	4,   // 17: cell.v1.Task.state:type_name -> cell.v1.TaskState
+	10,  // 18: cell.v1.Task.resources:type_name -> cell.v1.Resources
+	11,  // 19: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
+	12,  // 20: cell.v1.Task.usage:type_name -> cell.v1.Usage
+	17,  // 21: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
+	19,  // 22: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
+	19,  // 23: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
+	18,  // 24: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
+	21,  // 25: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
+	49,  // 26: cell.v1.GetJobResponse.cell:type_name -> cell.v1.CellIdentity
+	19,  // 27: cell.v1.JobSummary.job:type_name -> cell.v1.Job
+	18,  // 28: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
+	27,  // 29: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
+	19,  // 30: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
+	20,  // 31: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,   // 32: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
+	4,   // 33: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
+	85,  // 34: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	10,  // 35: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
+	13,  // 36: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
+	49,  // 37: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
+	13,  // 38: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
+	21,  // 39: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
+	13,  // 40: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
+	13,  // 41: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
+	13,  // 42: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
+	19,  // 43: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
+	21,  // 44: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
+	49,  // 45: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
+	13,  // 46: cell.v1.Change.machine:type_name -> cell.v1.Machine
+	19,  // 47: cell.v1.Change.job:type_name -> cell.v1.Job
+	21,  // 48: cell.v1.Change.task:type_name -> cell.v1.Task
+	47,  // 49: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
+	46,  // 50: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
+	49,  // 51: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
+	20,  // 52: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
+	10,  // 53: cell.v1.Claim.resources:type_name -> cell.v1.Resources
+	11,  // 54: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
+	6,   // 55: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
+	7,   // 56: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
+	50,  // 57: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
+	20,  // 58: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
+	8,   // 59: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
+	52,  // 60: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
+	20,  // 61: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
+	56,  // 62: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
+	56,  // 63: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
+	60,  // 64: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
+	20,  // 65: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
+	4,   // 66: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
+	62,  // 67: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
+	64,  // 68: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
+	71,  // 69: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
+	9,   // 70: cell.v1.TenantPolicy.max_band:type_name -> cell.v1.PriorityBand
+	73,  // 71: cell.v1.SetTenantPolicyRequest.policy:type_name -> cell.v1.TenantPolicy
+	73,  // 72: cell.v1.SetTenantPolicyResponse.policy:type_name -> cell.v1.TenantPolicy
+	73,  // 73: cell.v1.ListTenantPoliciesResponse.policies:type_name -> cell.v1.TenantPolicy
+	20,  // 74: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
+	12,  // 75: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
+	12,  // 76: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
+	78,  // 77: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
+	79,  // 78: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
+	20,  // 79: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,   // 80: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
+	22,  // 81: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	24,  // 82: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	26,  // 83: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	29,  // 84: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	31,  // 85: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	33,  // 86: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	35,  // 87: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	37,  // 88: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	39,  // 89: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	41,  // 90: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	43,  // 91: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	45,  // 92: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	51,  // 93: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	54,  // 94: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
+	57,  // 95: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
+	59,  // 96: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
+	63,  // 97: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	66,  // 98: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
+	68,  // 99: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
+	70,  // 100: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
+	74,  // 101: cell.v1.TenantService.SetTenantPolicy:input_type -> cell.v1.SetTenantPolicyRequest
+	76,  // 102: cell.v1.TenantService.ListTenantPolicies:input_type -> cell.v1.ListTenantPoliciesRequest
+	23,  // 103: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	25,  // 104: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	28,  // 105: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	30,  // 106: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	32,  // 107: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	34,  // 108: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	36,  // 109: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	38,  // 110: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	40,  // 111: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	42,  // 112: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	44,  // 113: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	48,  // 114: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	53,  // 115: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	55,  // 116: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
+	58,  // 117: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
+	61,  // 118: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
+	65,  // 119: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	67,  // 120: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
+	69,  // 121: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
+	72,  // 122: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
+	75,  // 123: cell.v1.TenantService.SetTenantPolicy:output_type -> cell.v1.SetTenantPolicyResponse
+	77,  // 124: cell.v1.TenantService.ListTenantPolicies:output_type -> cell.v1.ListTenantPoliciesResponse
+	103, // [103:125] is the sub-list for method output_type
+	81,  // [81:103] is the sub-list for method input_type
+	81,  // [81:81] is the sub-list for extension type_name
+	81,  // [81:81] is the sub-list for extension extendee
+	0,   // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
@@ -6332,6 +6485,7 @@ func file_cell_v1_cell_proto_init() {
 	if File_cell_v1_cell_proto != nil {
 		return
 	}
+	file_cell_v1_update_types_proto_init()
 	file_cell_v1_cell_proto_msgTypes[23].OneofWrappers = []any{}
 	file_cell_v1_cell_proto_msgTypes[36].OneofWrappers = []any{
 		(*Change_Machine)(nil),
