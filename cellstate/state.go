@@ -366,20 +366,20 @@ func (m *machine) pb() *cellv1.Machine {
 
 func (t *task) pb() *cellv1.Task {
 	out := &cellv1.Task{
-		ExitCode:           t.exitCode,
-		Message:            t.message,
-		SubmitTimeUnixNano: t.submitTime,
-		AssignTimeUnixNano: t.assignTime,
-		StartTimeUnixNano:  t.startTime,
-		FinishTimeUnixNano: t.finishTime,
-		ModRevision:        t.modRev,
-		Failures:           t.failures,
-		NotBeforeUnixNano:  t.notBefore,
-		LastMachineId:      t.lastMachine,
-		Version:            t.version,
+		ExitCode:            t.exitCode,
+		Message:             t.message,
+		SubmitTimeUnixNano:  t.submitTime,
+		AssignTimeUnixNano:  t.assignTime,
+		StartTimeUnixNano:   t.startTime,
+		FinishTimeUnixNano:  t.finishTime,
+		ModRevision:         t.modRev,
+		Failures:            t.failures,
+		NotBeforeUnixNano:   t.notBefore,
+		LastMachineId:       t.lastMachine,
+		Version:             t.version,
 		VersionTimeUnixNano: t.versionTime,
-		Ready:              t.ready,
-		ReadyTimeUnixNano:  t.readyTime,
+		Ready:               t.ready,
+		ReadyTimeUnixNano:   t.readyTime,
 	}
 	pbconv.TaskInto(out, t.t)
 	return out
