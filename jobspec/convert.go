@@ -143,6 +143,9 @@ func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 		}
 	}
 	out.Kind = kind
+	if s.Update != nil {
+		out.Update = c.update(s.Update, root.key("update"), kind)
+	}
 
 	out.Priority = txn.PriorityBatch
 	if kind == cellv1.JobKind_JOB_KIND_SERVICE {
@@ -254,6 +257,9 @@ func (c *converter) task(t *Task, p fieldPath, count uint32) *cellv1.TaskTemplat
 	}
 	if t.HealthCheck != nil {
 		out.HealthCheck = c.healthCheck(t.HealthCheck, p.key("healthCheck"))
+	}
+	if t.ReadinessCheck != nil {
+		out.ReadinessCheck = c.healthCheck(t.ReadinessCheck, p.key("readinessCheck"))
 	}
 	return out
 }
