@@ -148,6 +148,9 @@ func (r *processRuntime) start(spec taskSpec, exited func(exitResult)) (runHandl
 	if p := newProber(tmpl.GetHealthCheck(), dir, env); p != nil {
 		go p.run(h.done, h.unhealthy)
 	}
+	if p := newProber(tmpl.GetReadinessCheck(), dir, env); p != nil && spec.ready != nil {
+		go p.runReadiness(h.done, spec.ready)
+	}
 	go h.wait(exited)
 	return h, nil
 }
