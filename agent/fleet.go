@@ -191,7 +191,11 @@ func (l *localTask) wanted() cellv1.TaskState {
 // jobEntry caches a job's task template (immutable once submitted).
 type jobEntry struct {
 	template *cellv1.TaskTemplate
-	version  uint64 // the job's template version (issue 13): a newer one replaces it
+	version  uint64 // the job's template version (issue 13): tasks stamped with another refetch
+	// refetched: read from the server after the last change the watch
+	// brought; a task stamped with another version then starts with it
+	// (the job moved on; a task not started yet takes the newest template).
+	refetched bool
 	fetching bool
 	failures int
 	retryAt  time.Time
@@ -335,8 +339,8 @@ func (f *fleet) putJobLocked(j *cellv1.Job, now time.Time) {
 		e = &jobEntry{lastUsed: now}
 		f.jobs[j.GetId()] = e
 	}
-	if v := j.GetTemplateVersion(); e.template == nil || v > e.version {
-		e.template, e.version = tmpl, v
+	if v := j.GetTemplateVersion(); e.template == nil || v != e.version {
+		e.template, e.version, e.refetched = tmpl, v, false
 		f.markJobDirtyLocked(j.GetId())
 	}
 }
@@ -364,9 +368,7 @@ func (f *fleet) jobFetchedAt(id string, tmpl *cellv1.TaskTemplate, v uint64, err
 		}
 		return
 	}
-	if e.template == nil || v >= e.version {
-		e.template, e.version = tmpl, v
-	}
+	e.template, e.version, e.refetched = tmpl, v, true
 	f.markJobDirtyLocked(id)
 }
 
@@ -562,8 +564,8 @@ func (m *machine) retiringTask(key taskKey) bool {
 
 // templateLocked returns the cached template of a job, and whether it must
 // be fetched now.
-// A template older than the version stamped on the task (issue 13) is
-// fetched again.
+// A template of another version than the one stamped on the task (issue
+// 13) is fetched again.
 func (f *fleet) templateLocked(job string, version uint64, now time.Time) (*cellv1.TaskTemplate, bool) {
 	e := f.jobs[job]
 	if e == nil {
@@ -571,7 +573,7 @@ func (f *fleet) templateLocked(job string, version uint64, now time.Time) (*cell
 		f.jobs[job] = e
 	}
 	e.lastUsed = now
-	if e.template != nil && e.version >= version {
+	if e.template != nil && (version == 0 || e.version == version || e.refetched) {
 		return e.template, false
 	}
 	if e.fetching || now.Before(e.retryAt) {

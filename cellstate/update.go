@@ -40,7 +40,7 @@ func templateVersion(pb *cellv1.Job) uint64 { return max(pb.GetTemplateVersion()
 // recordVersion keeps a new version of a job and forgets the oldest
 // beyond the bound; both are written with the operation's revision.
 func (s *state) recordVersion(j *jobEntry, spec *cellv1.JobSpec, v uint64, cause string) {
-	jv := &cellv1.JobVersion{Version: v, Spec: spec, SubmitTimeUnixNano: s.now, Cause: cause}
+	jv := &cellv1.JobVersion{Version: v, Spec: spec, SubmitTimeUnixNano: s.now, Cause: cause, TemplateVersion: templateVersion(j.job)}
 	j.versions = append(j.versions, jv)
 	id := j.job.Id
 	s.changes.versions = append(s.changes.versions, versionWrite{job: id, v: jv})
@@ -121,6 +121,12 @@ func (s *state) updateJob(j *jobEntry, spec *cellv1.JobSpec, cause string) (any,
 	templateChanged := !proto.Equal(old.GetSpec().GetTask(), spec.GetTask())
 	if templateChanged {
 		pb.TemplateVersion = v
+		for i := len(j.versions) - 1; i >= 0; i-- { // a template kept from before keeps its number
+			if jv := j.versions[i]; proto.Equal(jv.Spec.GetTask(), spec.GetTask()) && jv.TemplateVersion != 0 {
+				pb.TemplateVersion = jv.TemplateVersion
+				break
+			}
+		}
 	}
 	service := jobKind(spec) == cellv1.JobKind_JOB_KIND_SERVICE
 	if service && templateChanged {
@@ -272,7 +278,7 @@ func (s *state) reconcile(j *jobEntry) {
 	slots := make([]slotView, len(j.tasks))
 	for i, t := range j.tasks {
 		slots[i] = slotView{index: uint32(i), retired: t.t.State == txn.TaskKilled,
-			current: t.version >= target, healthy: s.healthy(t, target, st)}
+			current: max(t.version, 1) == target, healthy: s.healthy(t, target, st)}
 	}
 	plan := planReplicas(slots, spec.Count, st, isRolling)
 	if !plan.empty() {
@@ -309,7 +315,7 @@ func (s *state) healthy(t *task, target uint64, st strategy) bool {
 	if t.t.State != txn.TaskRunning || !t.ready {
 		return false
 	}
-	return t.version < target || s.now-t.readyTime >= st.minHealthy
+	return max(t.version, 1) != target || s.now-t.readyTime >= st.minHealthy
 }
 
 // rolloutProgress counts a rollout's replicas, and ends it: succeeded
@@ -325,7 +331,7 @@ func (s *state) rolloutProgress(j *jobEntry, st strategy) {
 		if t.t.State == txn.TaskKilled {
 			continue
 		}
-		if t.version < target {
+		if max(t.version, 1) != target {
 			old++
 			continue
 		}

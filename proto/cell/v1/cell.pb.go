@@ -1477,8 +1477,9 @@ type Job struct {
 	Version uint64 `protobuf:"varint,130,opt,name=version,proto3" json:"version,omitempty"`
 	// Issue 13: the latest change of the task template and its progress.
 	Rollout *Rollout `protobuf:"bytes,131,opt,name=rollout,proto3" json:"rollout,omitempty"`
-	// Issue 13: the version whose task template the tasks should run (the
-	// newest version that changed it); a task of an older one is replaced.
+	// Issue 13: the version that first had the current task template; a
+	// task stamped with another one is replaced (a revert reuses the
+	// number of the version it goes back to).
 	TemplateVersion uint64 `protobuf:"varint,132,opt,name=template_version,json=templateVersion,proto3" json:"template_version,omitempty"`
 	// Issue 13: task indexes in use (> count after a scale down or during
 	// a rollout with surge; tasks beyond the desired ones are killed).

@@ -389,9 +389,13 @@ type JobVersion struct {
 	Spec               *JobSpec               `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
 	SubmitTimeUnixNano int64                  `protobuf:"varint,3,opt,name=submit_time_unix_nano,json=submitTimeUnixNano,proto3" json:"submit_time_unix_nano,omitempty"`
 	// What made it: submit, revert of N, scale, auto-revert of N.
-	Cause         string `protobuf:"bytes,4,opt,name=cause,proto3" json:"cause,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Cause string `protobuf:"bytes,4,opt,name=cause,proto3" json:"cause,omitempty"`
+	// The version that first had this task template: tasks stamped with it
+	// run this template (a revert to an earlier template reuses its number,
+	// so replicas already running it are kept).
+	TemplateVersion uint64 `protobuf:"varint,5,opt,name=template_version,json=templateVersion,proto3" json:"template_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *JobVersion) Reset() {
@@ -450,6 +454,13 @@ func (x *JobVersion) GetCause() string {
 		return x.Cause
 	}
 	return ""
+}
+
+func (x *JobVersion) GetTemplateVersion() uint64 {
+	if x != nil {
+		return x.TemplateVersion
+	}
+	return 0
 }
 
 type ListJobVersionsResponse struct {
@@ -753,13 +764,14 @@ const file_cell_v1_update_proto_rawDesc = "" +
 	"\brevision\x18\v \x01(\x04R\brevision\"6\n" +
 	"\x16ListJobVersionsRequest\x12\x1c\n" +
 	"\n" +
-	"id_or_name\x18\x01 \x01(\tR\bidOrName\"\x95\x01\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\"\xc0\x01\n" +
 	"\n" +
 	"JobVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12$\n" +
 	"\x04spec\x18\x02 \x01(\v2\x10.cell.v1.JobSpecR\x04spec\x121\n" +
 	"\x15submit_time_unix_nano\x18\x03 \x01(\x03R\x12submitTimeUnixNano\x12\x14\n" +
-	"\x05cause\x18\x04 \x01(\tR\x05cause\"{\n" +
+	"\x05cause\x18\x04 \x01(\tR\x05cause\x12)\n" +
+	"\x10template_version\x18\x05 \x01(\x04R\x0ftemplateVersion\"{\n" +
 	"\x17ListJobVersionsResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\acurrent\x18\x02 \x01(\x04R\acurrent\x12/\n" +
