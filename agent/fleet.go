@@ -192,10 +192,11 @@ func (l *localTask) wanted() cellv1.TaskState {
 type jobEntry struct {
 	template *cellv1.TaskTemplate
 	version  uint64 // the job's template version (issue 13): tasks stamped with another refetch
-	// refetched: read from the server after the last change the watch
-	// brought; a task stamped with another version then starts with it
-	// (the job moved on; a task not started yet takes the newest template).
-	refetched bool
+	// wanted is the version a fetch was made for; refetchedFor, the one
+	// the last fetch answered for: a task stamped with that version starts
+	// with what the fetch returned (the job moved on; a task not started
+	// yet takes the newest template). One fetch per version at most.
+	wanted, refetchedFor uint64
 	fetching bool
 	failures int
 	retryAt  time.Time
@@ -340,7 +341,7 @@ func (f *fleet) putJobLocked(j *cellv1.Job, now time.Time) {
 		f.jobs[j.GetId()] = e
 	}
 	if v := j.GetTemplateVersion(); e.template == nil || v != e.version {
-		e.template, e.version, e.refetched = tmpl, v, false
+		e.template, e.version = tmpl, v
 		f.markJobDirtyLocked(j.GetId())
 	}
 }
@@ -368,7 +369,7 @@ func (f *fleet) jobFetchedAt(id string, tmpl *cellv1.TaskTemplate, v uint64, err
 		}
 		return
 	}
-	e.template, e.version, e.refetched = tmpl, v, true
+	e.template, e.version, e.refetchedFor = tmpl, v, e.wanted
 	f.markJobDirtyLocked(id)
 }
 
@@ -573,13 +574,13 @@ func (f *fleet) templateLocked(job string, version uint64, now time.Time) (*cell
 		f.jobs[job] = e
 	}
 	e.lastUsed = now
-	if e.template != nil && (version == 0 || e.version == version || e.refetched) {
+	if e.template != nil && (version == 0 || e.version == version || e.refetchedFor == version) {
 		return e.template, false
 	}
 	if e.fetching || now.Before(e.retryAt) {
 		return nil, false
 	}
-	e.fetching = true
+	e.fetching, e.wanted = true, version
 	return nil, true
 }
 
