@@ -197,10 +197,10 @@ type jobEntry struct {
 	// with what the fetch returned (the job moved on; a task not started
 	// yet takes the newest template). One fetch per version at most.
 	wanted, refetchedFor uint64
-	fetching bool
-	failures int
-	retryAt  time.Time
-	lastUsed time.Time
+	fetching             bool
+	failures             int
+	retryAt              time.Time
+	lastUsed             time.Time
 }
 
 func newFleet(log *slog.Logger, rt runner) *fleet {
