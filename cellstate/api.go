@@ -25,7 +25,7 @@ func (s *Store) Commit(ctx context.Context, tx *txn.Transaction) (*CommitResult,
 // the whole transaction with an authz.Denial. An empty by (admin, or an
 // insecure cell) leaves that to txn (per-claim WRONG_SCHEDULER).
 func (s *Store) CommitAs(ctx context.Context, tx *txn.Transaction, by string) (*CommitResult, uint64, error) {
-	res, rev, err := s.do(ctx, commitOp{tx: tx, by: by})
+	res, rev, err := s.do(ctx, newCommitOp(tx, by))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -34,7 +34,7 @@ func (s *Store) CommitAs(ctx context.Context, tx *txn.Transaction, by string) (*
 
 // SubmitJob creates a job and its pending tasks.
 func (s *Store) SubmitJob(ctx context.Context, spec *cellv1.JobSpec) (*cellv1.Job, uint64, error) {
-	res, rev, err := s.do(ctx, submitOp{spec: spec})
+	res, rev, err := s.do(ctx, prepareSubmit(spec, s.opts.Now().UnixNano(), s.revHint.Load()+1))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -43,7 +43,7 @@ func (s *Store) SubmitJob(ctx context.Context, spec *cellv1.JobSpec) (*cellv1.Jo
 
 // StopJob kills a job's unfinished tasks, freeing their resources.
 func (s *Store) StopJob(ctx context.Context, idOrName string) (*cellv1.Job, uint64, error) {
-	res, rev, err := s.do(ctx, stopOp{idOrName: idOrName})
+	res, rev, err := s.do(ctx, &stopOp{idOrName: idOrName})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -192,7 +192,8 @@ type Snapshot struct {
 	Revision uint64
 	machines []*machine
 	jobs     []*cellv1.Job
-	tasks    [][]*task // per job, same order as jobs
+	tasks    [][]*task        // per job, same order as jobs
+	tenants  []*cellv1.Tenant // created tenants with usage (tenancy)
 }
 
 // Snapshot captures the cell at its current durable revision.
@@ -204,6 +205,7 @@ func (s *Store) Snapshot() *Snapshot {
 		machines: make([]*machine, 0, len(s.st.machines)),
 		jobs:     make([]*cellv1.Job, 0, len(s.st.jobs)),
 		tasks:    make([][]*task, 0, len(s.st.jobs)),
+		tenants:  s.st.tenantList(),
 	}
 	for _, m := range s.st.machines {
 		snap.machines = append(snap.machines, m)

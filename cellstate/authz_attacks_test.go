@@ -47,7 +47,7 @@ func newAuthzScene(t *testing.T) *authzScene {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	_, err := s.admin.tenants.SetTenantPolicy(ctx, &cellv1.SetTenantPolicyRequest{Policy: &cellv1.TenantPolicy{Name: "team-a", MaxBand: cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION}})
+	_, err := s.admin.tenants.CreateTenant(ctx, &cellv1.CreateTenantRequest{Tenant: &cellv1.Tenant{Name: "team-a", MaxBand: cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION}})
 	must("tenant policy", err)
 	for _, a := range []struct {
 		cl *client
@@ -90,7 +90,7 @@ func newAuthzScene(t *testing.T) *authzScene {
 type cellState struct {
 	snap       *cellv1.SnapshotResponse
 	schedulers *cellv1.ListSchedulersResponse
-	tenants    *cellv1.ListTenantPoliciesResponse
+	tenants    *cellv1.ListTenantsResponse
 }
 
 func (s *authzScene) state(t *testing.T) cellState {
@@ -103,7 +103,7 @@ func (s *authzScene) state(t *testing.T) cellState {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp, err := s.admin.tenants.ListTenantPolicies(ctxT(t), &cellv1.ListTenantPoliciesRequest{})
+	tp, err := s.admin.tenants.ListTenants(ctxT(t), &cellv1.ListTenantsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,8 +239,8 @@ func TestAuthzAttacks(t *testing.T) {
 			_, err := cl.jobs.SubmitJob(ctxT(t), &cellv1.SubmitJobRequest{Spec: spec})
 			return err
 		}},
-		{"5 raise one's own tenant's band", s.mallory, "user/mallory", "SetTenantPolicy", "role", func(cl *client) error {
-			_, err := cl.tenants.SetTenantPolicy(ctxT(t), &cellv1.SetTenantPolicyRequest{Policy: &cellv1.TenantPolicy{Name: "team-b", MaxBand: cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION}})
+		{"5 raise one's own tenant's band", s.mallory, "user/mallory", "UpdateTenant", "role", func(cl *client) error {
+			_, err := cl.tenants.UpdateTenant(ctxT(t), &cellv1.UpdateTenantRequest{Tenant: &cellv1.Tenant{Name: "team-b", MaxBand: cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION}})
 			return err
 		}},
 		{"6 drain a machine as a user", s.mallory, "user/mallory", "DrainMachine", "role", func(cl *client) error {
@@ -495,13 +495,19 @@ func TestAuthzOwnersSeeTheirs(t *testing.T) {
 		t.Errorf("fleet watch saw %v", seen)
 	}
 
-	tp, err := s.mallory.tenants.ListTenantPolicies(ctxT(t), &cellv1.ListTenantPoliciesRequest{})
-	if err != nil || len(tp.Policies) != 0 {
-		t.Errorf("mallory sees tenant policies %v %v", tp, err)
+	tp, err := s.mallory.tenants.ListTenants(ctxT(t), &cellv1.ListTenantsRequest{})
+	if err != nil || len(tp.Tenants) != 0 {
+		t.Errorf("mallory sees tenants %v %v", tp, err)
 	}
-	tp, err = s.alice.tenants.ListTenantPolicies(ctxT(t), &cellv1.ListTenantPoliciesRequest{})
-	if err != nil || len(tp.Policies) != 1 || tp.Policies[0].MaxBand != cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION {
-		t.Errorf("alice sees tenant policies %v %v", tp, err)
+	tp, err = s.alice.tenants.ListTenants(ctxT(t), &cellv1.ListTenantsRequest{})
+	if err != nil || len(tp.Tenants) != 1 || tp.Tenants[0].MaxBand != cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION {
+		t.Errorf("alice sees tenants %v %v", tp, err)
+	}
+	if _, err := s.mallory.tenants.GetTenant(ctxT(t), &cellv1.GetTenantRequest{Name: "team-a"}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("mallory gets team-a: %v", err)
+	}
+	if got, err := s.alice.tenants.GetTenant(ctxT(t), &cellv1.GetTenantRequest{Name: "team-a"}); err != nil || got.Tenant.GetName() != "team-a" {
+		t.Errorf("alice gets team-a: %v %v", got, err)
 	}
 }
 
@@ -509,12 +515,12 @@ func TestAuthzOwnersSeeTheirs(t *testing.T) {
 // deciding the band a tenant's users may submit at.
 func TestAuthzTenantPolicyIsDurable(t *testing.T) {
 	c := newTestCell(t, Options{})
-	if _, _, err := c.store.SetTenantPolicy(ctxT(t), &cellv1.TenantPolicy{Name: "team-a", MaxBand: cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION}); err != nil {
+	if _, _, err := c.store.CreateTenant(ctxT(t), &cellv1.Tenant{Name: "team-a", MaxBand: cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION}); err != nil {
 		t.Fatal(err)
 	}
 	c.submit(batchSpec("after-policy", 1, 100, gib)) // a revision after the policy's
 	c.restart(Options{})
-	got := c.store.TenantPolicies()
+	got, _ := c.store.Tenants()
 	if len(got) != 1 || got[0].Name != "team-a" || got[0].MaxBand != cellv1.PriorityBand_PRIORITY_BAND_PRODUCTION || got[0].ModRevision != 1 {
 		t.Fatalf("after restart: %v", got)
 	}

@@ -69,10 +69,17 @@ func benchCellWith(b *testing.B, machines int, o Options, mtls bool) *testCell {
 // submitTasks submits jobs until `tasks` pending tasks exist; returns the
 // job ids (each MaxTasksPerJob tasks but the last).
 func submitTasks(b *testing.B, c *testCell, tasks int, name string) []*cellv1.Job {
+	return submitTasksIn(b, c, tasks, name, "")
+}
+
+// submitTasksIn is submitTasks with the jobs in a tenant.
+func submitTasksIn(b *testing.B, c *testCell, tasks int, name, tenant string) []*cellv1.Job {
 	var jobs []*cellv1.Job
 	for i := 0; tasks > 0; i++ {
 		n := min(tasks, MaxTasksPerJob)
-		jobs = append(jobs, c.submit(batchSpec(fmt.Sprintf("%s-%d", name, i), uint32(n), 10, 1<<20)))
+		spec := batchSpec(fmt.Sprintf("%s-%d", name, i), uint32(n), 10, 1<<20)
+		spec.Tenant = tenant
+		jobs = append(jobs, c.submit(spec))
 		tasks -= n
 	}
 	return jobs
@@ -89,15 +96,28 @@ func BenchmarkCommitThroughput(b *testing.B) {
 	// What durability costs: the same without fsync. Not a product figure.
 	b.Run("unsafe-no-sync", func(b *testing.B) { benchCommitThroughput(b, Options{NoSync: true}) })
 	b.Run("unsafe-no-sync-mtls", func(b *testing.B) { benchCommitThroughputWith(b, Options{NoSync: true}, true) })
+	// The same as synced with every claim's tenant under a batch quota:
+	// what quota checks cost (quota_bench_test.go).
+	b.Run("synced-quota", benchCommitThroughputQuota)
 }
 
 func benchCommitThroughput(b *testing.B, opts Options) { benchCommitThroughputWith(b, opts, false) }
 
 func benchCommitThroughputWith(b *testing.B, opts Options, mtls bool) {
+	benchCommitThroughputAs(b, opts, mtls, nil)
+}
+
+// benchCommitThroughputAs runs the benchmark; setup (if set) prepares the
+// cell and returns the tenant the jobs are submitted in.
+func benchCommitThroughputAs(b *testing.B, opts Options, mtls bool, setup func(*testCell) string) {
 	const machines, clients, perTxn = 10_000, 4, 1000
 	c := benchCellWith(b, machines, opts, mtls)
 	txns := b.N
-	jobs := submitTasks(b, c, txns*perTxn, "load")
+	tenant := ""
+	if setup != nil {
+		tenant = setup(c)
+	}
+	jobs := submitTasksIn(b, c, txns*perTxn, "load", tenant)
 	reqs := make([]*cellv1.CommitRequest, txns)
 	rng := rand.New(rand.NewPCG(1, 2))
 	next := 0

@@ -16,8 +16,11 @@ type changeSet struct {
 	machines []*machine
 	mIdx     map[string]int
 	tasks    []*task
-	jobs     []*cellv1.Job
-	jIdx     map[string]int
+	// taskChanges, when set, are the tasks' Change entries already
+	// encoded (a submission, bulk.go).
+	taskChanges []byte
+	jobs        []*cellv1.Job
+	jIdx        map[string]int
 	// touchedJobs are jobs whose tasks changed (their state is refreshed
 	// at the end of the operation).
 	touchedJobs map[string]struct{}
@@ -27,8 +30,8 @@ type changeSet struct {
 	schedulersGone []string
 	// deleted are jobs deleted with all their tasks (see gc.go).
 	deleted []deletedJob
-	// tenants whose policy was set (durable, not part of the watch stream).
-	tenants []*cellv1.TenantPolicy
+	// tenants created or changed (durable objects; also watch changes).
+	tenants []*cellv1.Tenant
 	// Issue 13: job versions made, and version keys trimmed (durable, not
 	// part of the watch stream; versions.go).
 	versions     []versionWrite
@@ -114,6 +117,7 @@ const (
 	fieldChangeJob     = 2
 	fieldChangeTask    = 3
 	fieldChangeDeleted = 4
+	fieldChangeTenant  = 100
 )
 
 // Objects are marshalled without sorting map keys: nothing compares the
@@ -135,7 +139,16 @@ type encodedEntry struct {
 // encode assembles the log entry of a change set.
 func encode(cs *changeSet) (*encodedEntry, error) {
 	e := &encodedEntry{rev: cs.rev, cs: cs}
-	buf := make([]byte, 0, 64+160*(len(cs.machines)+len(cs.tasks))+256*len(cs.jobs))
+	size := 64 + 256*len(cs.jobs)
+	for _, m := range cs.machines {
+		size += 160 + len(m.labelsWire)
+	}
+	if cs.taskChanges != nil {
+		size += len(cs.taskChanges)
+	} else {
+		size += 160 * len(cs.tasks)
+	}
+	buf := make([]byte, 0, size)
 	buf = protowire.AppendTag(buf, fieldWatchRevision, protowire.VarintType)
 	buf = protowire.AppendVarint(buf, cs.rev)
 	var obj, change []byte
@@ -150,7 +163,11 @@ func encode(cs *changeSet) (*encodedEntry, error) {
 		return nil, err
 	}
 	e.jobs[1] = len(buf)
+	buf = append(buf, cs.taskChanges...)
 	for _, t := range cs.tasks {
+		if cs.taskChanges != nil {
+			break
+		}
 		change = appendNested(change[:0], fieldChangeTask, &obj, func(b []byte) []byte { return appendTaskRecord(b, t) })
 		buf = protowire.AppendTag(buf, fieldWatchChanges, protowire.BytesType)
 		buf = protowire.AppendBytes(buf, change)
@@ -160,6 +177,11 @@ func encode(cs *changeSet) (*encodedEntry, error) {
 		buf = protowire.AppendTag(buf, fieldWatchChanges, protowire.BytesType)
 		buf = protowire.AppendVarint(buf, uint64(marshal.Size(del)))
 		if buf, err = marshal.MarshalAppend(buf, del); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range cs.tenants {
+		if buf, err = appendTenantChange(buf, t); err != nil {
 			return nil, err
 		}
 	}

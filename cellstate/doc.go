@@ -5,9 +5,15 @@
 //   - Every request is checked by package apicheck (each field against
 //     proto/limits) before anything else, and refused with
 //     InvalidArgument naming the field; errors quote at most 100 bytes of
-//     a value. What reaches the commit loop is bounded, so no single
-//     operation can stall it for long (BenchmarkCommitLoopHostile
-//     measures the worst legal request of each kind).
+//     a value. No round of the commit loop holds more than a slice of any
+//     request (slice.go): a submission's tasks are built and encoded
+//     before the loop; an incremental commit and a stopped or failed
+//     job's kills are applied 4,096 items per round, each slice its own
+//     revision, with other callers' operations between slices, the
+//     caller answered after the last; what must be atomic (all-or-nothing
+//     or preempting transactions, gangs) is bounded by
+//     limits.MaxAtomicClaims (BenchmarkCommitLoopHostile measures the
+//     worst legal request of each kind).
 //   - One commit loop owns all state changes. It takes operations (commit
 //     a transaction, submit or stop a job, register or drain a machine, an
 //     agent's task updates, mark a machine down, ...) one at a time in

@@ -291,12 +291,13 @@ func (s *state) refuseScheduler() error {
 }
 
 // refusePending says why a job of n more pending tasks is refused (nil:
-// accept). The cap is cell-wide; a per-tenant cap comes with tenant quotas.
+// accept). The cap is cell-wide; the per-tenant cap is a band quota's
+// max_pending_tasks (quota.go).
 func (s *state) refusePending(n uint32) error {
 	if s.limits.maxPending <= 0 {
 		return nil
 	}
-	pending := 0
+	pending := s.queuedTasks // queued jobs' tasks become pending when admitted
 	for _, p := range s.pendingBySched {
 		pending += p
 	}

@@ -105,13 +105,18 @@ func spreadClaims(j *cellv1.Job, from, to uint32, machine func(i uint32) string)
 
 // BenchmarkCommitLoopHostile replays the worst legal request of each kind
 // while two clients send normal scheduler traffic (10-claim transactions,
-// back to back), through gRPC on loopback to a synced store, and reports
-// the commit loop's round time over the measured phase (p50, p99, max:
-// every round, hostile or not) and each hostile request's own latency. One
-// op is one replay of every kind: back to back (with-hostile), or one
-// hostile request a second (with-hostile-paced); normal-only is the same
-// traffic with 3 s of nothing else per op, for comparison. Issue 11's
-// target: round p99 <= 50 ms.
+// back to back), through gRPC on loopback to a synced store. It reports the
+// commit loop's round time over the measured phase (round-p50/p99/max:
+// every round, hostile or not, which is what every caller waits behind)
+// and the normal commits' own latency (normal-commit-p50/p99/max), and
+// logs each hostile request's latency. The kinds: the largest job (100,000
+// tasks, a 64 KiB spec), an incremental commit of 100,000 claims (sliced),
+// the largest atomic commit (10,000 all-or-nothing claims against the
+// worst constraints), the largest agent report, and stopping a
+// 100,000-task job (sliced). The three sub-benchmarks: normal-only (3 s of
+// normal traffic per op), with-hostile-paced (one hostile request a
+// second), with-hostile (back to back). Issue 11's target: round p99 <=
+// 50 ms.
 func BenchmarkCommitLoopHostile(b *testing.B) {
 	b.Run("normal-only", func(b *testing.B) { benchCommitLoop(b, false, 0) })
 	b.Run("with-hostile", func(b *testing.B) { benchCommitLoop(b, true, 0) })
@@ -164,13 +169,16 @@ func benchCommitLoop(b *testing.B, hostile bool, pace time.Duration) {
 			}
 			return err
 		}},
-		{name: "commit-10000-claims-worst-constraints", prepare: func(it int) {
-			s := batchSpec(fmt.Sprintf("picky-%d", it), 10_000, 1, 1)
+		{name: "commit-10000-claims-all-or-nothing-worst-constraints", prepare: func(it int) {
+			// The largest transaction applied in one round: atomic, and
+			// every claim evaluates the worst constraint set.
+			s := batchSpec(fmt.Sprintf("picky-%d", it), limits.MaxAtomicClaims, 1, 1)
 			s.Task.Constraints = worstConstraints()
-			req = spreadClaims(c.submit(s), 0, 10_000, onMachine)
+			req = spreadClaims(c.submit(s), 0, limits.MaxAtomicClaims, onMachine)
+			req.CommitMode = cellv1.CommitMode_COMMIT_MODE_ALL_OR_NOTHING
 		}, run: func(it int) error {
 			resp, err := c.state.Commit(ctx, req)
-			if err == nil && resp.Accepted != 10_000 {
+			if err == nil && resp.Accepted != limits.MaxAtomicClaims {
 				err = fmt.Errorf("accepted %d", resp.Accepted)
 			}
 			return err
@@ -230,6 +238,9 @@ func benchCommitLoop(b *testing.B, hostile bool, pace time.Duration) {
 	}
 	time.Sleep(200 * time.Millisecond) // normal traffic under way
 	rounds.reset()
+	latMu.Lock()
+	normalLat = normalLat[:0]
+	latMu.Unlock()
 	b.ResetTimer()
 	for it := range b.N {
 		if !hostile {
@@ -259,10 +270,14 @@ func benchCommitLoop(b *testing.B, hostile bool, pace time.Duration) {
 	b.ReportMetric(float64(p99.Microseconds())/1000, "round-p99-ms")
 	b.ReportMetric(float64(maxRound.Microseconds())/1000, "round-max-ms")
 	b.ReportMetric(float64(n), "rounds")
+	latMu.Lock()
 	sort.Slice(normalLat, func(a, c int) bool { return normalLat[a] < normalLat[c] })
-	if len(normalLat) > 0 {
-		b.ReportMetric(float64(normalLat[len(normalLat)*99/100].Microseconds())/1000, "normal-commit-p99-ms")
+	if n := len(normalLat); n > 0 {
+		b.ReportMetric(float64(normalLat[n/2].Microseconds())/1000, "normal-commit-p50-ms")
+		b.ReportMetric(float64(normalLat[n*99/100].Microseconds())/1000, "normal-commit-p99-ms")
+		b.ReportMetric(float64(normalLat[n-1].Microseconds())/1000, "normal-commit-max-ms")
 	}
+	latMu.Unlock()
 	for _, k := range kinds {
 		if len(k.lat) == 0 {
 			continue

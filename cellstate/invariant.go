@@ -37,6 +37,9 @@ func checkInvariant(s *state) error {
 	if indexed != holding {
 		return fmt.Errorf("index: %d tasks indexed on machines, %d hold resources", indexed, holding)
 	}
+	if d := s.ledger.Diff(rebuildLedger(s, machines, tasks)); d != "" {
+		return fmt.Errorf("quota ledger: %s", d) // quota.go
+	}
 	return txn.CheckInvariant(machines, tasks)
 }
 

@@ -32,6 +32,10 @@ type Metrics struct {
 	gcJobs            prometheus.Counter
 	gcTasks           prometheus.Counter
 	authDenied        *prometheus.CounterVec // see authorize.go
+	// Per tenant (tenant_metrics.go).
+	tenants         *tenantCollector
+	preemptCaused   *prometheus.CounterVec
+	preemptSuffered *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -124,7 +128,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Heartbeat messages NATS dropped because the server's subscription fell behind (a flood); machines got a fresh grace.",
 	})
 	reg.MustRegister(m.authDenied, m.unknownHeartbeats, m.droppedHeartbeats, m.gcJobs, m.gcTasks, m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
-		m.revision, m.machines, m.heartbeats, m.badMessages, m.usageCPU, m.usageMem, m.reservedCPU, m.reservedMem)
+		m.revision, m.machines, m.heartbeats, m.badMessages, m.usageCPU, m.usageMem, m.reservedCPU, m.reservedMem,
+		liveHeapGauge())
+	m.tenants, m.preemptCaused, m.preemptSuffered = newTenantMetrics()
+	reg.MustRegister(m.tenants, m.preemptCaused, m.preemptSuffered)
 	return m
 }
 
@@ -136,11 +143,11 @@ func (m *Metrics) setRevision(rev uint64) {
 
 func opName(op operation) string {
 	switch op.(type) {
-	case commitOp:
+	case *commitOp:
 		return "commit"
-	case submitOp:
+	case *submitOp:
 		return "submit_job"
-	case stopOp:
+	case *stopOp:
 		return "stop_job"
 	case agentUpdatesOp:
 		return "task_updates"
@@ -156,6 +163,8 @@ func opName(op operation) string {
 		return "job_status"
 	case registerSchedulerOp:
 		return "register_scheduler"
+	case reapOp:
+		return "kill_tasks_of_finished_jobs"
 	case gcJobsOp:
 		return "delete_finished_jobs"
 	case expireSchedulersOp:
@@ -171,7 +180,7 @@ func (m *Metrics) observeOp(r *request, done time.Time) {
 		return
 	}
 	m.commitLatency.WithLabelValues(opName(r.op)).Observe(done.Sub(r.queued).Seconds())
-	c, ok := r.op.(commitOp)
+	c, ok := r.op.(*commitOp)
 	if !ok {
 		return
 	}
@@ -181,6 +190,7 @@ func (m *Metrics) observeOp(r *request, done time.Time) {
 		return
 	}
 	d := r.result.(*CommitResult).Decision
+	m.observePreemptions(r.result.(*CommitResult).preemptions)
 	switch {
 	case d.Accepted == len(d.Results):
 		m.transactions.WithLabelValues(sched, "accepted").Inc()

@@ -249,6 +249,7 @@ func (snap *Snapshot) encodeChunks(maxObjects, maxBytes int, identity []byte, se
 		fieldJobs     = 3
 		fieldTasks    = 4
 		fieldLast     = 5
+		fieldTenants  = 100
 	)
 	newChunk := func() []byte {
 		b := make([]byte, 0, 64<<10)
@@ -271,6 +272,15 @@ func (snap *Snapshot) encodeChunks(maxObjects, maxBytes int, identity []byte, se
 		cur = protowire.AppendBytes(cur, item)
 		n++
 		return nil
+	}
+	for _, t := range snap.tenants {
+		var err error
+		if item, err = marshal.MarshalAppend(item[:0], t); err != nil {
+			return err
+		}
+		if err := add(fieldTenants); err != nil {
+			return err
+		}
 	}
 	for _, m := range snap.machines {
 		item = appendMachineRecord(item[:0], m)

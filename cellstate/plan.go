@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/omegacell/omegacell/pbconv"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/txn"
 )
@@ -67,54 +67,20 @@ func (s *Store) PlanJob(spec *cellv1.JobSpec) *cellv1.PlanJobResponse {
 }
 
 // feasibility says whether a task of spec fits some machine of the cell
-// now (free resources on a ready machine) and ever (an empty machine).
+// now and ever (the machine empty), counted and explained by the same
+// filters every policy explains pending tasks with (txn.Explainer).
 func (s *state) feasibility(spec *cellv1.JobSpec) *cellv1.Feasibility {
 	p := newPlacement(spec)
-	f := &cellv1.Feasibility{}
-	unmet := map[string]int{}
-	small := 0
-	for _, m := range s.machines {
-		if c, bad := txn.FirstUnmet(p.cons, m.m.Labels); bad {
-			unmet[constraintText(c)]++
-			continue
-		}
-		if !p.res.LessOrEqual(m.m.Capacity) {
-			small++
-			continue
-		}
-		f.MachinesEver++
-		if m.m.State == txn.MachineReady && txn.FitsAnywhere(m.m, p.res) {
-			f.MachinesNow++
-		}
+	e := txn.NewExplainer(&txn.Task{Resources: p.res, Constraints: p.cons, MaxPerMachine: p.perM}, spec.Task.GetSpreadKey())
+	for _, id := range s.sortedMachineIDs() { // deterministic wording
+		e.Add(s.machines[id].m, 0)
 	}
-	f.Ever, f.Now = f.MachinesEver > 0, f.MachinesNow > 0
-	if f.Now {
-		return f
-	}
-	var why []string
-	keys := make([]string, 0, len(unmet))
-	for k := range unmet {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		why = append(why, fmt.Sprintf("%d do not match %s", unmet[k], k))
-	}
-	if small > 0 {
-		why = append(why, fmt.Sprintf("%d are smaller than a task (%v)", small, p.res))
-	}
-	if f.MachinesEver > 0 {
-		why = append(why, fmt.Sprintf("%d could host a task but lack free resources now", f.MachinesEver))
-	}
-	f.Reason = fmt.Sprintf("0/%d machines fit now", len(s.machines))
-	if len(why) > 0 {
-		f.Reason += ": " + strings.Join(why, ", ")
+	f := &cellv1.Feasibility{MachinesNow: uint32(e.Now.Fit), MachinesEver: uint32(e.Ever.Fit)}
+	f.Now, f.Ever = f.MachinesNow > 0, f.MachinesEver > 0
+	if !f.Now {
+		f.Reason = e.Reason()
 	}
 	return f
-}
-
-func constraintText(c txn.Constraint) string {
-	return fmt.Sprintf("%v", c)
 }
 
 // specDiff lists the fields that differ between two specs, by their JSON
@@ -162,6 +128,14 @@ func diffMessage(prefix string, a, b protoreflect.Message, out *[]*cellv1.FieldD
 // JSON, enums by name, strings quoted, the rest as Go prints them).
 func valueText(parent protoreflect.Message, fd protoreflect.FieldDescriptor, v protoreflect.Value) string {
 	switch {
+	case fd.FullName() == "cell.v1.TaskTemplate.constraints": // as a spec writes them
+		var out []string
+		if t, ok := parent.Interface().(*cellv1.TaskTemplate); ok {
+			for _, c := range pbconv.Constraints(t.GetConstraints()) {
+				out = append(out, c.String())
+			}
+		}
+		return "[" + strings.Join(out, ", ") + "]"
 	case fd.IsList() || fd.IsMap() || fd.Kind() == protoreflect.MessageKind:
 		m := parent.Type().New()
 		m.Set(fd, v)

@@ -122,7 +122,7 @@ func (e logEntry) filter(v watchView) (resp *cellv1.WatchResponse, all bool, err
 			if v.jobs {
 				n += len(e.cs.jobs)
 			}
-			if every {
+			if every && len(e.cs.tenants) == 0 { // tenants are not an agent's
 				return nil, n > 0, nil
 			}
 		}
@@ -169,7 +169,7 @@ func shapeSnapshot(snap *Snapshot, c caller) *Snapshot {
 	if c.access == authz.All {
 		return snap
 	}
-	out := &Snapshot{Revision: snap.Revision, machines: snap.machines, jobs: make([]*cellv1.Job, 0, len(snap.jobs)), tasks: snap.tasks}
+	out := &Snapshot{Revision: snap.Revision, machines: snap.machines, jobs: make([]*cellv1.Job, 0, len(snap.jobs)), tasks: snap.tasks, tenants: snap.tenants}
 	if c.access != authz.Own {
 		for _, j := range snap.jobs {
 			out.jobs = append(out.jobs, authz.RedactJob(j))
@@ -177,7 +177,7 @@ func shapeSnapshot(snap *Snapshot, c caller) *Snapshot {
 		return out
 	}
 	speaks := c.id.SpeaksFor
-	out.machines = nil
+	out.machines, out.tenants = nil, nil
 	for _, m := range snap.machines {
 		if speaks(m.m.ID) {
 			out.machines = append(out.machines, m)

@@ -84,7 +84,13 @@ type state struct {
 	jobs       map[string]*jobEntry
 	jobByName  map[string]string // name -> newest job of that name
 	schedulers map[string]bool   // registered names
-	tenants    tenantPolicies    // see tenant.go
+	tenants    tenantConfigs     // see tenant.go
+
+	// ledger holds quotas and their use (quota.go); queues the queued
+	// jobs per tenant and band, queuedTasks their tasks.
+	ledger      *txn.Ledger
+	queues      map[tenantBand]*jobQueue
+	queuedTasks int
 
 	// pendingBySched counts pending tasks per owning scheduler.
 	pendingBySched map[string]int
@@ -103,6 +109,9 @@ type state struct {
 	// finished queues finished jobs by finish time for deletion after
 	// the retention (see gc.go).
 	finished finishedQueue
+	// reaping are finished jobs whose tasks are still being killed, a
+	// slice per round (slice.go).
+	reaping []reapJob
 	// rolling holds the live jobs whose rollout runs (update.go).
 	rolling map[string]struct{}
 
@@ -122,6 +131,8 @@ func newState() *state {
 		onMachine:      make(map[string]*machineTasks),
 		liveJobs:       make(map[string]int),
 		seen:           newSchedulerClock(0),
+		ledger:         txn.NewLedger(),
+		queues:         make(map[tenantBand]*jobQueue),
 	}
 }
 
@@ -225,6 +236,11 @@ func (s *state) task(k txn.TaskKey) *task {
 // installMachine makes nm the current version and records the change.
 func (s *state) installMachine(nm *machine) {
 	nm.modRev = s.changes.rev
+	var old *txn.Machine
+	if o := s.machines[nm.m.ID]; o != nil {
+		old = o.m
+	}
+	s.ledger.AccountMachine(old, nm.m)
 	s.machines[nm.m.ID] = nm
 	s.changes.machine(nm)
 }
@@ -246,6 +262,7 @@ func (s *state) installTask(nt *task) {
 // index counts a task version in the job's counters and the cell's
 // indexes; unindex takes it out.
 func (s *state) index(j *jobEntry, t *task) {
+	s.ledger.AccountTask(nil, t.t)
 	j.counts[t.t.State]++
 	j.countHealth(t, 1)
 	if t.t.State == txn.TaskPending {
@@ -270,6 +287,7 @@ func (s *state) index(j *jobEntry, t *task) {
 }
 
 func (s *state) unindex(j *jobEntry, t *task) {
+	s.ledger.AccountTask(t.t, nil)
 	j.counts[t.t.State]--
 	j.countHealth(t, -1)
 	if t.t.State == txn.TaskPending {

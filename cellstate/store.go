@@ -123,6 +123,9 @@ type Store struct {
 	failed error // set when a durable write failed; the store is dead
 
 	compacted uint64 // newest revision no longer in the log (loop-owned)
+	// revHint is the newest durable revision, for work done outside the
+	// loop that only needs an estimate (bulk.go).
+	revHint atomic.Uint64
 
 	identity cellIdentity // set once by Open (identity.go)
 
@@ -198,13 +201,16 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	s.m.attach(s) // per-tenant metrics read the ledger (tenant_metrics.go)
 	s.st.recoverGC()
+	s.st.recoverReaping()
 	if err := s.loadIdentity(); err != nil {
 		db.Close()
 		return nil, err
 	}
 	s.hub = newHub(s.st.rev, s.compacted, db)
 	s.m.setRevision(s.st.rev)
+	s.revHint.Store(s.st.rev)
 	go s.loop()
 	go s.gcLoop()
 	return s, nil
@@ -271,18 +277,36 @@ func (s *Store) do(ctx context.Context, op operation) (any, uint64, error) {
 
 // loop is the single commit loop: it takes rounds of queued operations,
 // applies them one at a time, writes the round with one synced batch, and
-// only then answers and publishes.
+// only then answers and publishes. An operation too large for one round
+// (slice.go) is carried: each round runs one slice of it first, then the
+// operations queued meanwhile, so its size never shows in anyone else's
+// wait; its caller is answered after its last slice is durable.
 func (s *Store) loop() {
 	defer close(s.stopped)
 	batch := make([]*request, 0, s.opts.MaxBatch)
+	var carry []*request
 	for {
-		batch = batch[:0]
-		select {
-		case r := <-s.reqs:
-			batch = append(batch, r)
-		case <-s.stop:
-			s.drainClosed()
-			return
+		batch = append(batch[:0], carry...)
+		if len(batch) == 0 && len(s.st.reaping) == 0 {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			case <-s.stop:
+				s.drainClosed()
+				return
+			}
+		} else {
+			select {
+			case <-s.stop:
+				// Finish what was started (a few rounds), answering
+				// its callers, then refuse the rest.
+				for len(carry) > 0 {
+					carry = s.round(carry)
+				}
+				s.drainClosed()
+				return
+			default:
+			}
 		}
 	fill:
 		for len(batch) < s.opts.MaxBatch {
@@ -293,7 +317,7 @@ func (s *Store) loop() {
 				break fill
 			}
 		}
-		s.round(batch)
+		carry = s.round(s.withReaper(batch))
 	}
 }
 
@@ -309,55 +333,21 @@ func (s *Store) drainClosed() {
 	}
 }
 
-// round applies one batch of operations and commits it durably.
-func (s *Store) round(batch []*request) {
+// round applies one batch of operations, commits it durably, answers and
+// publishes. It returns the requests whose operations have slices left.
+func (s *Store) round(batch []*request) (carry []*request) {
 	start := time.Now()
 	if err := s.Err(); err != nil {
-		for _, r := range batch {
-			r.err = fmt.Errorf("%w: %v", ErrClosed, err)
-			close(r.done)
-		}
-		return
+		s.fail(batch, fmt.Errorf("%w: %v", ErrClosed, err))
+		return nil
 	}
 	s.mu.Lock()
 	st := s.st
 	st.now = s.opts.Now().UnixNano()
 	wb := s.db.NewBatch()
-	var entries []*encodedEntry
-	var werr error
-	for _, r := range batch {
-		cs := newChangeSet(st.rev + 1)
-		st.changes = cs
-		r.result, r.err = r.op.run(st)
-		if r.err == nil && !cs.empty() {
-			st.refreshJobs()
-			e, err := encode(cs)
-			if err == nil {
-				err = writeEntry(wb, e)
-			}
-			if err != nil {
-				werr = err
-				break
-			}
-			st.rev = cs.rev
-			r.rev = cs.rev
-			entries = append(entries, e)
-			s.dirty.add(cs, st.jobTasks)
-		}
-		st.changes = nil
-	}
+	entries, werr := s.apply(st, batch, wb)
 	if werr == nil && len(entries) > 0 {
-		werr = wb.Set(keyRevision, uint64Value(st.rev), nil)
-		if werr == nil {
-			werr = s.maybeCompact(wb, st.rev)
-		}
-		if werr == nil {
-			opt := pebble.Sync
-			if s.opts.NoSync {
-				opt = pebble.NoSync
-			}
-			werr = wb.Commit(opt)
-		}
+		werr = s.persist(wb, st.rev)
 	}
 	wb.Close()
 	if werr == nil {
@@ -373,19 +363,87 @@ func (s *Store) round(batch []*request) {
 		s.failed = fmt.Errorf("cellstate: durable write failed: %w", werr)
 		s.failMu.Unlock()
 		s.log.Error("store failed; refusing further operations", "err", werr)
-		for _, r := range batch {
-			r.result, r.rev, r.err = nil, 0, s.failed
-			close(r.done)
-		}
-		return
+		s.fail(batch, s.failed)
+		return nil
 	}
+	s.revHint.Store(st.rev)
 	s.hub.publish(entries)
 	done := time.Now()
 	for _, r := range batch {
+		if r.err == nil && r.more() {
+			carry = append(carry, r)
+			continue
+		}
+		if r.done == nil {
+			continue // the loop's own work (the reaper)
+		}
 		close(r.done)
 		s.m.observeOp(r, done)
 	}
 	s.m.observeRound(len(batch), len(entries), done.Sub(start), st.rev)
+	return carry
+}
+
+// apply runs each operation of a round (one slice of a sliced one) on the
+// state, in order (the caller holds the write lock), and adds the revision of each that changed something
+// to wb. An operation that fails leaves the state untouched and gets no
+// revision. A non-nil error means wb could not be built: the state holds
+// changes that will never be durable.
+func (s *Store) apply(st *state, batch []*request, wb *pebble.Batch) ([]*encodedEntry, error) {
+	var entries []*encodedEntry
+	for _, r := range batch {
+		cs := newChangeSet(st.rev + 1)
+		st.changes = cs
+		r.result, r.err = r.op.run(st)
+		if r.err == nil {
+			st.admitQueued() // quota.go: room may have appeared
+		}
+		if r.err == nil && !cs.empty() {
+			st.refreshJobs()
+			e, err := encode(cs)
+			if err == nil {
+				err = writeEntry(wb, e)
+			}
+			if err != nil {
+				st.changes = nil
+				return nil, err
+			}
+			st.rev = cs.rev
+			r.rev = cs.rev
+			entries = append(entries, e)
+			s.dirty.add(cs, st.jobTasks)
+		}
+		st.changes = nil
+	}
+	return entries, nil
+}
+
+// persist completes a round's batch (the revision, log compaction) and
+// writes it with one synced commit: when it returns nil, every revision
+// of the round is durable and may be acknowledged and published.
+func (s *Store) persist(wb *pebble.Batch, rev uint64) error {
+	if err := wb.Set(keyRevision, uint64Value(rev), nil); err != nil {
+		return err
+	}
+	if err := s.maybeCompact(wb, rev); err != nil {
+		return err
+	}
+	opt := pebble.Sync
+	if s.opts.NoSync {
+		opt = pebble.NoSync
+	}
+	return wb.Commit(opt)
+}
+
+// fail answers every caller of a round with err.
+func (s *Store) fail(batch []*request, err error) {
+	for _, r := range batch {
+		if r.done == nil {
+			continue
+		}
+		r.result, r.rev, r.err = nil, 0, err
+		close(r.done)
+	}
 }
 
 // writeEntry writes a revision's log record (and the rare scheduler
@@ -537,11 +595,12 @@ func (s *Store) recover() error {
 		mr.modRev = pb.ModRevision
 		mr.registeredBy = pb.RegisteredBy
 		st.machines[id] = mr
+		st.ledger.AccountMachine(nil, mr.m)
 	}
 	cons := make(map[string][]txn.Constraint, len(jobs)) // compiled once per job, shared by its tasks
 	for id, pb := range jobs {
 		cons[id] = txn.Compile(pbconv.Constraints(pb.GetSpec().GetTask().GetConstraints()))
-		j := &jobEntry{job: pb, tmpl: pb.GetSpec().GetTask(), tasks: make([]*task, jobSlots(pb))}
+		j := &jobEntry{job: pb, tmpl: pb.GetSpec().GetTask(), tasks: make([]*task, recoveredSlots(pb))}
 		if j.tmpl.GetMaxPerMachine() > 0 {
 			j.perMachine = make(map[string]uint32)
 		}
@@ -558,12 +617,14 @@ func (s *Store) recover() error {
 		}
 		t := taskFromPB(pb, j.tmpl)
 		t.t.Constraints = cons[k.Job]
+		t.t.Tenant = j.job.GetSpec().GetTenant()
 		j.tasks[k.Index] = t
 		st.index(j, t)
 	}
 	if err := s.recoverVersions(); err != nil {
 		return err
 	}
+	st.recoverQueues()
 	for id, j := range st.jobs {
 		for i, t := range j.tasks {
 			if t == nil {

@@ -65,6 +65,8 @@ func (j *jobEntry) version(v uint64) *cellv1.JobVersion {
 func checkUpdate(j *jobEntry, spec *cellv1.JobSpec) error {
 	old := j.job.GetSpec()
 	switch {
+	case j.job.State == cellv1.JobState_JOB_STATE_QUEUED:
+		return status.Errorf(codes.FailedPrecondition, "spec.name: the live job %s waits for quota (%s); stop it to submit another version", spec.Name, j.job.QueuedReason)
 	case old.GetTenant() != spec.GetTenant():
 		return status.Errorf(codes.AlreadyExists, "spec.name: a live job named %q exists in tenant %q (%s); names are unique in the cell", spec.Name, old.GetTenant(), j.job.Id)
 	case old.GetScheduler() != spec.GetScheduler():
@@ -188,8 +190,8 @@ func (s *state) retarget(j *jobEntry, k txn.TaskKey, p placement, msg string) {
 	} else if s.transition(k, txn.TaskPending, msg) != nil {
 		return
 	}
-	t = s.task(k) // the version this operation installed
-	j.countHealth(t, -1)
+	t = s.task(k)   // the version this operation installed
+	s.unindex(j, t) // its counts, health and quota ledger change with it
 	nt := t.t.Clone()
 	nt.Resources, nt.Constraints, nt.Priority, nt.MaxPerMachine = p.res, p.cons, p.prio, p.perM
 	t.t = nt
@@ -198,7 +200,7 @@ func (s *state) retarget(j *jobEntry, k txn.TaskKey, p placement, msg string) {
 	if msg != "" {
 		t.message = msg
 	}
-	j.countHealth(t, 1)
+	s.index(j, t)
 }
 
 // addSlot appends a new pending task to a job.
@@ -209,7 +211,7 @@ func (s *state) addSlot(j *jobEntry, p placement) {
 		j.slot = append(j.slot, 0)
 	}
 	s.installTask(&task{
-		t: &txn.Task{Key: txn.TaskKey{Job: j.job.Id, Index: idx}, Scheduler: p.sched, Priority: p.prio,
+		t: &txn.Task{Key: txn.TaskKey{Job: j.job.Id, Index: idx}, Scheduler: p.sched, Tenant: j.job.Spec.GetTenant(), Priority: p.prio,
 			State: txn.TaskPending, Resources: p.res, Constraints: p.cons, MaxPerMachine: p.perM},
 		submitTime: s.now, version: templateVersion(j.job), versionTime: s.now,
 	})
@@ -551,4 +553,13 @@ func (j *jobEntry) countHealth(t *task, d int) {
 func crashLooping(j *jobEntry, t *task) bool {
 	return t.failures >= crashLoopFailures && !t.ready && t.t.State != txn.TaskKilled &&
 		j.job.GetSpec().GetKind() == cellv1.JobKind_JOB_KIND_SERVICE
+}
+
+// recoveredSlots is how many task slots a recovered job has (a queued
+// job none yet).
+func recoveredSlots(pb *cellv1.Job) int {
+	if recoveredTasks(pb) == 0 {
+		return 0
+	}
+	return jobSlots(pb)
 }

@@ -317,7 +317,7 @@ func TestPlanJobCounts(t *testing.T) {
 	}
 	huge := serviceSpec("web", 1, "/bin/v1")
 	huge.Task.Resources.CpuMilli = 64000
-	if p := plan(huge); p.Feasibility.Ever || !strings.Contains(p.Feasibility.Reason, "smaller than a task") || p.Stop != 2 {
+	if p := plan(huge); p.Feasibility.Ever || !strings.Contains(p.Feasibility.Reason, "too little cpu") || p.Stop != 2 {
 		t.Errorf("infeasible scale-down: %v", p)
 	}
 	mars := serviceSpec("web", 3, "/bin/v1")

@@ -222,6 +222,9 @@ func writeJobStatus(w io.Writer, resp *cellv1.GetJobResponse, maxRows int) {
 	if job.GetFinishTimeUnixNano() != 0 {
 		field("Finished", formatTime(job.GetFinishTimeUnixNano()))
 	}
+	if r := job.GetQueuedReason(); r != "" {
+		field("Queued", oneLine(r, 200)) // waiting for its tenant's quota (issue 12)
+	}
 	if r := job.GetUnschedulableReason(); r != "" {
 		field("Unschedulable", fmt.Sprintf("%s (after %d attempts)", oneLine(r, 200), job.GetAttempts()))
 	}
@@ -346,6 +349,9 @@ func writeJobList(w io.Writer, jobs []*cellv1.JobSummary) {
 		note := "-"
 		if r := job.GetUnschedulableReason(); r != "" {
 			note = "unschedulable: " + oneLine(r, 50)
+		}
+		if r := job.GetQueuedReason(); r != "" {
+			note = "queued: " + oneLine(r, 60)
 		}
 		row(t, job.GetSpec().GetName(), job.GetId(), job.GetSpec().GetScheduler(), strconv.Itoa(int(job.GetSpec().GetPriority())),
 			displayState(job, c), strconv.Itoa(int(job.GetSpec().GetCount())),

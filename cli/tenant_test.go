@@ -54,23 +54,34 @@ func runTenant(t *testing.T, dial Dialer, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// TestTenantSetAndList sets policies on a real cell and lists them (golden).
-func TestTenantSetAndList(t *testing.T) {
+// TestTenantCommands creates tenants on a real cell, sets their quotas,
+// lists them and shows a status (golden; an empty cell, so no use yet).
+func TestTenantCommands(t *testing.T) {
 	dial := startRealCell(t)
 	var got bytes.Buffer
 	for _, args := range [][]string{
 		{"tenant", "list"},
-		{"tenant", "set", "team-a", "--max-band", "production"},
-		{"tenant", "set", "team-b", "--max-band", "best-effort"},
-		{"tenant", "set", "team-a", "--max-band", "batch"},
+		{"tenant", "create", "team-a", "--max-band", "production", "--weight", "3"},
+		{"tenant", "create", "team-b", "--max-band", "best-effort"},
+		{"tenant", "create", "team-a"},
+		{"tenant", "update", "team-a", "--max-band", "batch"},
+		{"tenant", "set-quota", "team-a", "--band", "batch", "--cpu", "64", "--memory", "256Gi", "--gpu", "8", "--borrow-gpu", "4", "--pending-tasks", "1000"},
+		{"tenant", "set-quota", "team-a", "--band", "production", "--cpu", "8", "--memory", "32Gi", "--gpu", "0.5"},
+		{"tenant", "set-quota", "team-a", "--band", "production", "--cpu", "8", "--borrow-cpu", "1"},
+		{"tenant", "set-quota", "team-a", "--band", "best-effort", "--cpu", "8"},
+		{"tenant", "set-quota", "team-a", "--band", "batch", "--cpu", "-1"},
+		{"tenant", "set-quota", "team-b", "--band", "batch", "--remove"},
 		{"tenant", "list"},
-		{"tenant", "set", "team-c", "--max-band", "urgent"},
-		{"tenant", "set", "Team_C", "--max-band", "batch"},
-		{"tenant", "set", "team-c"},
+		{"tenant", "status", "team-a"},
+		{"tenant", "status", "nobody"},
+		{"tenant", "create", "team-c", "--max-band", "urgent"},
+		{"tenant", "create", "Team_C"},
+		{"tenant", "create", "team-c", "--weight", "5000"},
 		{"tenant", "list", "-o", "json"},
+		{"tenant", "status", "team-a", "-o", "yaml"},
 	} {
 		out, err := runTenant(t, dial, args...)
 		got.Write(transcript(args, out, "", err))
 	}
-	checkGolden(t, "tenant-set-list", got.Bytes())
+	checkGolden(t, "tenant-commands", got.Bytes())
 }

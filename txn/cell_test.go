@@ -22,6 +22,37 @@ type cell struct {
 	machines map[string]*txn.Machine
 	tasks    map[txn.TaskKey]*txn.Task
 	gangs    map[string]bool // jobs placed whole or not at all
+	// ledger, when set (withQuotas), makes the cell a txn.QuotaState:
+	// PutMachine and PutTask feed it, as the store's state does.
+	ledger  *txn.Ledger
+	tenants []txn.Tenant
+}
+
+// Ledger implements txn.QuotaState (nil: no quotas).
+func (c *cell) Ledger() *txn.Ledger { return c.ledger }
+
+// withQuotas installs tenants and builds the ledger from the cell's
+// machines and tasks (call it after the cell is set up by hand).
+func (c *cell) withQuotas(tenants ...txn.Tenant) *cell {
+	c.tenants = tenants
+	c.ledger = rebuildLedger(c)
+	return c
+}
+
+// rebuildLedger computes a ledger from scratch: what the incremental one
+// must always equal.
+func rebuildLedger(c *cell) *txn.Ledger {
+	l := txn.NewLedger()
+	for _, t := range c.tenants {
+		l.SetTenant(t)
+	}
+	for _, m := range c.machines {
+		l.AccountMachine(nil, m)
+	}
+	for _, t := range c.tasks {
+		l.AccountTask(nil, t)
+	}
+	return l
 }
 
 func newCell() *cell {
@@ -30,8 +61,19 @@ func newCell() *cell {
 
 func (c *cell) Machine(id string) *txn.Machine { return c.machines[id] }
 func (c *cell) Task(k txn.TaskKey) *txn.Task   { return c.tasks[k] }
-func (c *cell) PutMachine(m *txn.Machine)      { c.machines[m.ID] = m }
-func (c *cell) PutTask(t *txn.Task)            { c.tasks[t.Key] = t }
+func (c *cell) PutMachine(m *txn.Machine) {
+	if c.ledger != nil {
+		c.ledger.AccountMachine(c.machines[m.ID], m)
+	}
+	c.machines[m.ID] = m
+}
+
+func (c *cell) PutTask(t *txn.Task) {
+	if c.ledger != nil {
+		c.ledger.AccountTask(c.tasks[t.Key], t)
+	}
+	c.tasks[t.Key] = t
+}
 func (c *cell) Gang(job string) (uint32, bool) {
 	if !c.gangs[job] {
 		return 0, false
@@ -69,6 +111,9 @@ func (c *cell) clone() *cell {
 		ct.Constraints = slices.Clone(t.Constraints)
 		out.tasks[k] = ct
 	}
+	if c.ledger != nil {
+		out.withQuotas(c.tenants...)
+	}
 	return out
 }
 
@@ -105,7 +150,7 @@ func sameMachine(a, b *txn.Machine) bool {
 }
 
 func sameTask(a, b *txn.Task) bool {
-	return a != nil && b != nil && a.Key == b.Key && a.Scheduler == b.Scheduler && a.Priority == b.Priority &&
+	return a != nil && b != nil && a.Key == b.Key && a.Scheduler == b.Scheduler && a.Tenant == b.Tenant && a.Priority == b.Priority &&
 		a.State == b.State && a.Machine == b.Machine && a.Resources == b.Resources && slices.Equal(a.Devices, b.Devices) &&
 		a.Attempt == b.Attempt && a.MaxPerMachine == b.MaxPerMachine &&
 		slices.EqualFunc(a.Constraints, b.Constraints, func(x, y txn.Constraint) bool {
@@ -269,6 +314,25 @@ func checkInvariant(c *cell) []string {
 	return bad
 }
 
+// reclaims reports whether an accepted batch claim of d on victim v's
+// machine, of a tenant with a batch quota other than v's, justifies
+// evicting v because v's tenant borrowed (above its nominal batch quota)
+// before the transaction.
+func reclaims(before *cell, tx *txn.Transaction, d *txn.Decision, v *txn.Task) bool {
+	l := before.ledger
+	if l == nil || txn.BandOf(v.Priority) != txn.BandBatch || l.Borrowed(v.Tenant, txn.BandBatch).IsZero() {
+		return false
+	}
+	for i, c := range tx.Claims {
+		t := before.tasks[c.Task]
+		if d.Results[i].Reason == txn.ReasonOK && c.Machine == v.Machine && t.Tenant != v.Tenant &&
+			txn.BandOf(t.Priority) == txn.BandBatch && l.Quota(t.Tenant, txn.BandBatch) != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // checkDecision checks a decision against the cell it was validated on
 // (before Apply): results and Accepted agree, accepted tasks were pending
 // and come back assigned to their claim's machine with Attempt+1 and the
@@ -299,11 +363,14 @@ func checkDecision(before *cell, tx *txn.Transaction, d *txn.Decision) []string 
 		victims[k] = true
 		// Some claim of the transaction targets the victim's machine with
 		// a priority that may preempt it.
+		// Or (quotas) a batch claim of another tenant that has a batch
+		// quota, accepted, reclaims from the victim's tenant, which
+		// borrowed before the transaction.
 		v := before.tasks[k]
 		if v == nil || !slices.ContainsFunc(tx.Claims, func(c txn.Claim) bool {
 			t := before.tasks[c.Task]
 			return c.Machine == v.Machine && t != nil && t.Scheduler == tx.Scheduler && txn.CanPreempt(t.Priority, v.Priority)
-		}) {
+		}) && !reclaims(before, tx, d, v) {
 			bad = append(bad, fmt.Sprintf("victim %s (%+v) is preempted without a claim of higher priority on its machine", k, v))
 		}
 	}

@@ -67,6 +67,10 @@ func (v *validator) failGang(g *gangClaims, i int) {
 		m := v.overlay(c.Machine)
 		// Release cannot fail: the claim was allocated on this overlay.
 		_ = Release(m, c.Resources, c.Devices)
+		if v.q != nil {
+			v.q.add(v.tasks[k].Tenant, BandOf(v.tasks[k].Priority), Resources{}.Sub(c.Resources))
+			v.borrows[k] = false
+		}
 		if v.tasks[k].MaxPerMachine > 0 {
 			v.placedOn[[2]string{job, c.Machine}]--
 		}

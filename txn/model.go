@@ -106,6 +106,8 @@ func (s TaskState) Terminal() bool {
 type Task struct {
 	Key       TaskKey
 	Scheduler string
+	// Tenant is the job's tenant (quota is charged to it).
+	Tenant    string
 	Priority  int32
 	State     TaskState
 	Machine   string // set while HoldsResources

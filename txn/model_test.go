@@ -73,7 +73,7 @@ func TestStateNames(t *testing.T) {
 		{txn.TaskState(9).String(), "TaskState(9)"},
 		{txn.TaskKey{Job: "j", Index: 3}.String(), "j/3"},
 		{txn.Reason(0).String(), "Reason(0)"},
-		{txn.Reason(20).String(), "Reason(20)"},
+		{txn.Reason(21).String(), "Reason(21)"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -104,14 +104,15 @@ func TestAllReasons(t *testing.T) {
 		}
 		names[r.String()] = true
 	}
-	if last := all[len(all)-1]; last != txn.ReasonMaxPerMachine {
-		t.Errorf("last reason is %v, want max_per_machine", last)
+	if last := all[len(all)-1]; last != txn.ReasonQuotaExceeded {
+		t.Errorf("last reason is %v, want quota_exceeded", last)
 	}
 	conflicts := map[txn.Reason]bool{
 		txn.ReasonTaskNotPending: true, txn.ReasonMachineUnknown: true, txn.ReasonMachineNotReady: true,
 		txn.ReasonMachineDraining: true, txn.ReasonInsufficientCPU: true, txn.ReasonInsufficientMemory: true,
 		txn.ReasonInsufficientDisk: true, txn.ReasonInsufficientGPU: true, txn.ReasonSeqChanged: true,
 		txn.ReasonConstraintViolated: true, txn.ReasonAborted: true, txn.ReasonMaxPerMachine: true,
+		txn.ReasonQuotaExceeded: true, // quota frees as tasks end: worth retrying on fresher state
 	}
 	for _, r := range all {
 		if r.IsConflict() != conflicts[r] {

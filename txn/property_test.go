@@ -33,6 +33,8 @@ type workload struct {
 	jobs int
 	// stats count what happened, so a test can check it exercised Validate.
 	stats map[string]int
+	// tenants, when set, are given to submitted jobs at random.
+	tenants []string
 }
 
 var (
@@ -78,6 +80,9 @@ func (w *workload) submit(maxTasks int) {
 		panic(err)
 	}
 	template := txn.Task{Scheduler: schedulers[w.pick(len(schedulers))], Priority: priorities[w.pick(len(priorities))], State: txn.TaskPending, Resources: r}
+	if len(w.tenants) > 0 {
+		template.Tenant = w.tenants[w.pick(len(w.tenants))]
+	}
 	if w.chance(20) {
 		template.Constraints = []txn.Constraint{{Key: "zone", Op: txn.OpIn, Values: []string{"a", "b"}[:1+w.pick(2)]}}
 	}
@@ -237,6 +242,15 @@ func (w *workload) commit(tx *txn.Transaction) []string {
 	w.stats["claims"] += len(tx.Claims)
 	w.stats["accepted"] += d.Accepted
 	w.stats["preempted"] += len(d.Preempted)
+	for _, k := range d.Preempted {
+		v := before.tasks[k]
+		if !slices.ContainsFunc(tx.Claims, func(c txn.Claim) bool {
+			t := before.tasks[c.Task]
+			return c.Machine == v.Machine && t != nil && txn.CanPreempt(t.Priority, v.Priority)
+		}) {
+			w.stats["reclaimed"]++
+		}
+	}
 	for _, r := range d.Results {
 		w.stats[r.Reason.String()]++
 	}

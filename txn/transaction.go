@@ -68,8 +68,11 @@ const (
 	ReasonInvalidPreemption  Reason = 17
 	ReasonAborted            Reason = 18
 	ReasonMaxPerMachine      Reason = 19
+	// ReasonQuotaExceeded: the claim would take its tenant past its
+	// band's quota (plus, in batch, what it may borrow).
+	ReasonQuotaExceeded Reason = 20
 
-	numReasons = 20
+	numReasons = 21
 )
 
 var reasonNames = [numReasons]string{
@@ -77,7 +80,7 @@ var reasonNames = [numReasons]string{
 	"resources_mismatch", "machine_unknown", "machine_not_ready", "machine_draining",
 	"insufficient_cpu", "insufficient_memory", "insufficient_disk", "insufficient_gpu",
 	"invalid_devices", "seq_changed", "constraint_violated", "invalid_preemption", "aborted",
-	"max_per_machine",
+	"max_per_machine", "quota_exceeded",
 }
 
 func (r Reason) String() string {
@@ -102,7 +105,7 @@ func (r Reason) IsConflict() bool {
 	switch r {
 	case ReasonTaskNotPending, ReasonMachineNotReady, ReasonMachineDraining, ReasonInsufficientCPU,
 		ReasonInsufficientMemory, ReasonInsufficientDisk, ReasonInsufficientGPU, ReasonSeqChanged,
-		ReasonConstraintViolated, ReasonAborted, ReasonMaxPerMachine, ReasonMachineUnknown:
+		ReasonConstraintViolated, ReasonAborted, ReasonMaxPerMachine, ReasonMachineUnknown, ReasonQuotaExceeded:
 		return true
 	}
 	return false

@@ -87,6 +87,13 @@ type validator struct {
 	// gangs holds, per gang job with claims in tx, the claims placed so
 	// far (to give back if one fails) and whether the gang has failed.
 	gangs map[string]*gangClaims
+	// q is the transaction's overlay of the ledger; nil without quotas.
+	q *quotaOverlay
+	// reclaimers lists, per machine, the tenants of batch claims that
+	// may reclaim borrowed quota there (only with victims and quotas).
+	reclaimers map[string][]string
+	// borrows marks the claims accepted by borrowing idle capacity.
+	borrows []bool
 	// unmetOn remembers, per constraint list (the job's, shared by its
 	// tasks) and machine, the outcome of FirstUnmet: the claims of one job
 	// on one machine evaluate its terms once per transaction.
@@ -114,6 +121,12 @@ func (v *validator) run() {
 	v.touched = make(map[string]int, min(len(v.tx.Claims), 1024))
 	v.claimed = make(map[TaskKey]struct{}, len(v.tx.Claims))
 	v.tasks = make([]*Task, len(v.tx.Claims))
+	if qs, ok := v.s.(QuotaState); ok {
+		if l := qs.Ledger(); l != nil {
+			v.q = &quotaOverlay{l: l}
+			v.borrows = make([]bool, len(v.tx.Claims))
+		}
+	}
 
 	v.checkTasks()
 	v.checkGangs()
@@ -176,6 +189,12 @@ func (v *validator) checkTasks() {
 					if p, ok := v.maxPrio[c.Machine]; !ok || t.Priority > p {
 						v.maxPrio[c.Machine] = t.Priority
 					}
+					if v.q != nil && BandOf(t.Priority) == BandBatch && v.q.l.Quota(t.Tenant, BandBatch) != nil {
+						if v.reclaimers == nil {
+							v.reclaimers = make(map[string][]string)
+						}
+						v.reclaimers[c.Machine] = append(v.reclaimers[c.Machine], t.Tenant)
+					}
 				}
 			}
 		}
@@ -201,7 +220,7 @@ func (v *validator) preempt() (failed bool) {
 				err = fmt.Sprintf("victim %s named twice", k)
 			} else if p, ok := v.maxPrio[t.Machine]; !ok {
 				err = fmt.Sprintf("victim %s is on machine %s, which no claim targets", k, t.Machine)
-			} else if !CanPreempt(p, t.Priority) {
+			} else if !CanPreempt(p, t.Priority) && !v.reclaimable(t) {
 				err = fmt.Sprintf("victim %s (priority %d) may not be preempted by priority %d", k, t.Priority, p)
 			} else if m := v.overlay(t.Machine); m == nil {
 				err = fmt.Sprintf("victim %s is on unknown machine %s", k, t.Machine)
@@ -215,6 +234,9 @@ func (v *validator) preempt() (failed bool) {
 			continue
 		}
 		seen[k] = struct{}{}
+		if v.q != nil {
+			v.q.add(t.Tenant, BandOf(t.Priority), Resources{}.Sub(t.Resources))
+		}
 		v.d.Preempted = append(v.d.Preempted, k)
 		victim := t.Clone()
 		victim.State, victim.Machine, victim.Devices = TaskPending, "", nil
@@ -249,11 +271,22 @@ func (v *validator) place(i int) ClaimResult {
 			return ClaimResult{ReasonMaxPerMachine, fmt.Sprintf("machine %s already runs %d tasks of job %s (max %d)", c.Machine, n, t.Key.Job, t.MaxPerMachine)}
 		}
 	}
+	var borrows bool
+	if v.q != nil {
+		var r ClaimResult
+		if r, borrows = v.q.check(t, c.Resources); r.Reason != ReasonOK {
+			return r
+		}
+	}
 	m := v.overlay(c.Machine)
 	if r := Fits(m, c.Resources, c.Devices); r != ReasonOK {
 		return ClaimResult{r, fmt.Sprintf("on machine %s: free %v, claim %v", c.Machine, m.Free(), c.Resources)}
 	}
 	Allocate(m, c.Resources, c.Devices)
+	if v.q != nil {
+		v.q.add(t.Tenant, BandOf(t.Priority), c.Resources)
+		v.borrows[i] = borrows
+	}
 	if t.MaxPerMachine > 0 {
 		if v.placedOn == nil {
 			v.placedOn = make(map[[2]string]uint32)
@@ -343,13 +376,21 @@ func (v *validator) splitVictims() (justified []TaskKey, unjustified []string) {
 		return nil, nil
 	}
 	best := make(map[string]int32)
+	var owners map[string][]string // per machine: tenants of accepted non-borrowing batch claims with a quota
 	for i, r := range v.d.Results {
 		if r.Reason != ReasonOK {
 			continue
 		}
+		t := v.tasks[i]
 		m := v.tx.Claims[i].Machine
-		if p, ok := best[m]; !ok || v.tasks[i].Priority > p {
-			best[m] = v.tasks[i].Priority
+		if p, ok := best[m]; !ok || t.Priority > p {
+			best[m] = t.Priority
+		}
+		if v.q != nil && !v.borrows[i] && BandOf(t.Priority) == BandBatch && v.q.l.Quota(t.Tenant, BandBatch) != nil {
+			if owners == nil {
+				owners = make(map[string][]string)
+			}
+			owners[m] = append(owners[m], t.Tenant)
 		}
 	}
 	for _, k := range v.d.Preempted {
@@ -358,9 +399,42 @@ func (v *validator) splitVictims() (justified []TaskKey, unjustified []string) {
 			justified = append(justified, k)
 			continue
 		}
+		if reclaimedBy(owners[t.Machine], t) {
+			justified = append(justified, k)
+			continue
+		}
 		unjustified = append(unjustified, fmt.Sprintf("victim %s not evicted: no accepted claim on machine %s needs it", k, t.Machine))
 	}
 	return justified, unjustified
+}
+
+// reclaimable reports whether a batch claim on victim t's machine may
+// preempt it to reclaim quota t's tenant borrowed (see
+// quotaOverlay.mayReclaim), judged on the overlay before t is evicted.
+func (v *validator) reclaimable(t *Task) bool {
+	for _, tenant := range v.reclaimers[t.Machine] {
+		if v.q.mayReclaim(tenant, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// reclaimedBy reports whether an accepted claim of a quota owner (owners:
+// tenants of the machine's accepted batch claims that did not borrow)
+// justifies evicting batch victim t of another tenant. The victim was
+// borrowing when preempt judged it (reclaimable); here it is enough that
+// a quota owner's claim on its machine was accepted without borrowing.
+func reclaimedBy(owners []string, t *Task) bool {
+	if BandOf(t.Priority) != BandBatch {
+		return false
+	}
+	for _, o := range owners {
+		if o != t.Tenant {
+			return true
+		}
+	}
+	return false
 }
 
 // Apply installs a decision's new objects into s.

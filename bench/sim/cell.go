@@ -32,7 +32,17 @@ type cell struct {
 	// mirror, if set, is kept equal to the cell for the production
 	// policies (see policies.go).
 	mirror *mirror
+
+	// ledger keeps tenants' quotas and use exactly as the store's state
+	// does (every task and machine version goes through it), so
+	// txn.Validate enforces the same quotas here (txn.QuotaState).
+	// Tenants' quotas are set with ledger.SetTenant; tasks carry their
+	// job's tenant.
+	ledger *txn.Ledger
 }
+
+// Ledger implements txn.QuotaState.
+func (c *cell) Ledger() *txn.Ledger { return c.ledger }
 
 // usageArea integrates resources over time (resource × seconds).
 type usageArea struct {
@@ -42,7 +52,7 @@ type usageArea struct {
 }
 
 func newCell(machines []*txn.Machine, now *float64) *cell {
-	c := &cell{index: make(map[string]int32, len(machines)), jobs: make(map[string]*job), now: now}
+	c := &cell{index: make(map[string]int32, len(machines)), jobs: make(map[string]*job), now: now, ledger: txn.NewLedger()}
 	for _, m := range machines {
 		c.addMachine(m)
 	}
@@ -91,6 +101,7 @@ func (c *cell) PutMachine(m *txn.Machine) {
 	i := c.index[m.ID]
 	c.account()
 	c.uncount(c.machines[i])
+	c.ledger.AccountMachine(c.machines[i], m)
 	c.machines[i] = m
 	c.hints[i] = hintOf(m)
 	c.count(m)
@@ -101,7 +112,9 @@ func (c *cell) PutMachine(m *txn.Machine) {
 
 // PutTask implements txn.Mutable: it replaces a task of a live job.
 func (c *cell) PutTask(t *txn.Task) {
-	c.jobs[t.Key.Job].tasks[t.Key.Index] = t
+	tasks := c.jobs[t.Key.Job].tasks
+	c.ledger.AccountTask(tasks[t.Key.Index], t)
+	tasks[t.Key.Index] = t
 	if c.mirror != nil {
 		c.mirror.v.PutTask(t)
 	}
@@ -110,6 +123,9 @@ func (c *cell) PutTask(t *txn.Task) {
 // addJob adds a submitted job with its pending tasks.
 func (c *cell) addJob(j *job) {
 	c.jobs[j.spec.ID] = j
+	for _, t := range j.tasks {
+		c.ledger.AccountTask(nil, t)
+	}
 	if c.mirror != nil {
 		c.mirror.addJob(j)
 	}
@@ -119,6 +135,7 @@ func (c *cell) addJob(j *job) {
 // was lost for good. final is its last version, for the mirror; nil when
 // the job is about to be forgotten as a whole.
 func (c *cell) retireTask(j *job, i uint32, final *txn.Task) {
+	c.ledger.AccountTask(j.tasks[i], nil)
 	j.tasks[i] = nil
 	j.live--
 	if c.mirror != nil && final != nil {
@@ -140,6 +157,7 @@ func (c *cell) addMachine(m *txn.Machine) {
 	i := int32(len(c.machines))
 	c.index[m.ID] = i
 	c.machines = append(c.machines, m)
+	c.ledger.AccountMachine(nil, m)
 	c.hints = append(c.hints, hintOf(m))
 	c.count(m)
 	if c.mirror != nil {

@@ -19,7 +19,7 @@ import (
 // Every RPC of the API has exactly one row, and every row is an RPC.
 func TestAuthzTableCoversEveryRPC(t *testing.T) {
 	want := map[string]bool{}
-	for _, fd := range []protoreflect.FileDescriptor{cellv1.File_cell_v1_cell_proto, cellv1.File_cell_v1_update_proto} {
+	for _, fd := range []protoreflect.FileDescriptor{cellv1.File_cell_v1_cell_proto, cellv1.File_cell_v1_tenancy_proto, cellv1.File_cell_v1_update_proto} {
 		for i := 0; i < fd.Services().Len(); i++ {
 			sd := fd.Services().Get(i)
 			for j := 0; j < sd.Methods().Len(); j++ {
@@ -104,7 +104,10 @@ func TestAuthzDecide(t *testing.T) {
 		{"user stops elsewhere", m("JobService", "StopJob"), alice, Facts{Tenant: "team-b"}, None, RuleTenant},
 		{"user lists its jobs", m("JobService", "ListJobs"), alice, Facts{}, Own, ""},
 		{"user snapshots", m("StateService", "Snapshot"), alice, Facts{}, None, RuleRole},
-		{"user sets a policy", m("TenantService", "SetTenantPolicy"), alice, Facts{}, None, RuleRole},
+		{"user updates a tenant", m("TenantService", "UpdateTenant"), alice, Facts{}, None, RuleRole},
+		{"user creates a tenant", m("TenantService", "CreateTenant"), alice, Facts{}, None, RuleRole},
+		{"user gets its tenant", m("TenantService", "GetTenant"), alice, Facts{Tenant: "team-a"}, Own, ""},
+		{"user gets another tenant", m("TenantService", "GetTenant"), alice, Facts{Tenant: "team-b"}, None, RuleTenant},
 		{"unknown method", "/cell.v1.JobService/Nope", admin, Facts{}, None, RuleUnknownMethod},
 	}
 	for _, c := range cases {

@@ -95,9 +95,14 @@ var Table = []Row{
 	{Service: "CredentialService", Method: "ListRevokedCredentials",
 		Scheduler: none, Agent: none, User: none},
 
-	{Service: "TenantService", Method: "SetTenantPolicy",
+	{Service: "TenantService", Method: "CreateTenant",
 		Scheduler: none, Agent: none, User: none},
-	{Service: "TenantService", Method: "ListTenantPolicies",
+	{Service: "TenantService", Method: "UpdateTenant",
+		Scheduler: none, Agent: none, User: none},
+	{Service: "TenantService", Method: "GetTenant",
+		Scheduler: all, Agent: none,
+		User: Grant{Own, "its tenants", inItsTenant}},
+	{Service: "TenantService", Method: "ListTenants",
 		Scheduler: all, Agent: none,
 		User: Grant{Own, "its tenants", nil}},
 }
@@ -138,7 +143,7 @@ func RedactJob(j *cellv1.Job) *cellv1.Job {
 	s := j.Spec
 	out := &cellv1.Job{
 		Id: j.Id, State: j.State, SubmitTimeUnixNano: j.SubmitTimeUnixNano, FinishTimeUnixNano: j.FinishTimeUnixNano,
-		UnschedulableReason: j.UnschedulableReason, Message: j.Message, ModRevision: j.ModRevision,
+		UnschedulableReason: j.UnschedulableReason, Message: j.Message, ModRevision: j.ModRevision, QueuedReason: j.QueuedReason,
 		Attempts: j.Attempts, FirstAttemptUnixNano: j.FirstAttemptUnixNano, PlacedUnixNano: j.PlacedUnixNano,
 		Version: j.Version, Rollout: j.Rollout, TemplateVersion: j.TemplateVersion, TaskSlots: j.TaskSlots,
 		Spec: &cellv1.JobSpec{

@@ -34,6 +34,8 @@ func JobSpec(spec *cellv1.JobSpec) error {
 		return fail("spec.priority", "%d is outside 0..%d", spec.Priority, limits.MaxPriority)
 	case spec.Count == 0 || spec.Count > limits.MaxTasksPerJob:
 		return fail("spec.count", "%d is outside 1..%d", spec.Count, limits.MaxTasksPerJob)
+	case spec.Gang && spec.Count > limits.MaxAtomicClaims:
+		return fail("spec.count", "%d: a gang job has at most %d tasks (it is placed in one transaction)", spec.Count, limits.MaxAtomicClaims)
 	case spec.RetryLimit > limits.MaxRetryLimit:
 		return fail("spec.retry_limit", "%d exceeds %d", spec.RetryLimit, limits.MaxRetryLimit)
 	case spec.Kind != cellv1.JobKind_JOB_KIND_UNSPECIFIED && spec.Kind != cellv1.JobKind_JOB_KIND_SERVICE && spec.Kind != cellv1.JobKind_JOB_KIND_BATCH:

@@ -84,8 +84,12 @@ func Commit(r *cellv1.CommitRequest) error {
 		return fail("claims", "a transaction needs at least one claim")
 	case len(r.Claims) > limits.MaxClaimsPerCommit:
 		return fail("claims", "%d claims exceed %d per transaction", len(r.Claims), limits.MaxClaimsPerCommit)
-	case len(r.Preemptions) > limits.MaxClaimsPerCommit:
-		return fail("preemptions", "%d exceed %d", len(r.Preemptions), limits.MaxClaimsPerCommit)
+	case len(r.Preemptions) > limits.MaxAtomicClaims:
+		return fail("preemptions", "%d exceed %d", len(r.Preemptions), limits.MaxAtomicClaims)
+	case len(r.Claims) > limits.MaxAtomicClaims && r.CommitMode == cellv1.CommitMode_COMMIT_MODE_ALL_OR_NOTHING:
+		return fail("claims", "%d claims exceed %d per all-or-nothing transaction", len(r.Claims), limits.MaxAtomicClaims)
+	case len(r.Claims) > limits.MaxAtomicClaims && len(r.Preemptions) > 0:
+		return fail("claims", "%d claims exceed %d per transaction with preemptions", len(r.Claims), limits.MaxAtomicClaims)
 	case r.ConflictMode < 0 || r.ConflictMode > cellv1.ConflictMode_CONFLICT_MODE_COARSE:
 		return fail("conflict_mode", "unknown mode %d", int32(r.ConflictMode))
 	case r.CommitMode < 0 || r.CommitMode > cellv1.CommitMode_COMMIT_MODE_ALL_OR_NOTHING:

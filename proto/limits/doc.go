@@ -31,7 +31,7 @@
 //	  tenant                              "" or TenantName (1-63)
 //	  scheduler                           SchedulerName (1-63); must be registered
 //	  priority                            0..MaxPriority (10,000)
-//	  count                               1..MaxTasksPerJob (100,000)
+//	  count                               1..MaxTasksPerJob (100,000); a gang 1..MaxAtomicClaims (10,000)
 //	  retry_limit                         0..MaxRetryLimit (1,000)
 //	  kind                                UNSPECIFIED, SERVICE, BATCH
 //	  task (TaskTemplate)                 required
@@ -81,12 +81,13 @@
 //	CommitRequest.scheduler               SchedulerName; must be registered
 //	  conflict_mode                       UNSPECIFIED, FINE, COARSE
 //	  commit_mode                         UNSPECIFIED, INCREMENTAL, ALL_OR_NOTHING
-//	  claims                              1..MaxClaimsPerCommit (100,000), of at most MaxJobsPerCommit (256) jobs
+//	  claims                              1..MaxClaimsPerCommit (100,000), of at most MaxJobsPerCommit (256) jobs;
+//	                                      <= MaxAtomicClaims (10,000) if ALL_OR_NOTHING, with preemptions, or of a gang job
 //	    task (TaskRef)                    job_id a UUID; index < MaxTasksPerJob
 //	    machine_id                        MachineName
 //	    resources                         required; >= 0; <= the largest machine
 //	    devices                           <= MaxGPUsPerMachine (64); device < 64; milli 1..1000
-//	  preemptions                         <= MaxClaimsPerCommit, each a TaskRef
+//	  preemptions                         <= MaxAtomicClaims (10,000), each a TaskRef
 //	RegisterSchedulerRequest.name         SchedulerName
 //	ReportSchedulerStatsRequest.name      SchedulerName; must be registered
 //	  stats                               required; busyness finite 0..1; conflict_fraction
@@ -97,6 +98,10 @@
 //	    state                             RUNNING, SUCCEEDED, FAILED, KILLED
 //	    message                           <= MaxUpdateMessageLen (1 KiB)
 //	ListMachinesRequest, ListSchedulersRequest   no fields
+//	Create/UpdateTenantRequest.tenant     required; name TenantName; max_band UNSPECIFIED..PRODUCTION;
+//	                                      weight 0..1,000; quota amounts 0..MaxQuota* (tenancy.go);
+//	                                      max_pending_tasks 0..MaxTenantPendingTasks; no production borrow_limit
+//	GetTenantRequest.name                 TenantName; ListTenantsRequest no fields
 //
 // The NATS heartbeats (Heartbeat, HeartbeatBatch) are checked where they
 // are handled (cellstate's liveness), not here; log_address is gone

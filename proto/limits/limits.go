@@ -7,6 +7,7 @@ import "regexp"
 const (
 	MaxTasksPerJob      = 100_000 // JobSpec.count
 	MaxClaimsPerCommit  = 100_000 // claims (and preemptions) of one transaction
+	MaxAtomicClaims     = 10_000  // claims of an all-or-nothing or preempting transaction, preemptions, tasks of a gang job (issue 11: see below)
 	MaxUpdatesPerReport = 1_000   // task-state updates of one agent report (the agent sends at most 1,000)
 	// MaxUpdateMessageLen bounds TaskStateUpdate.message: an exit reason,
 	// not a log (agents send at most 1 KiB).
@@ -69,6 +70,15 @@ const (
 	// into the revision. The SDK batches at most 64 jobs per transaction.
 	// (Victims' jobs are not counted: see doc.go.)
 	MaxJobsPerCommit = 256
+
+	// MaxAtomicClaims bounds what the commit loop must apply in one round
+	// because it is atomic: an all-or-nothing transaction's claims, the
+	// claims and the preemptions of a transaction with preemptions (its
+	// victims are justified by its claims), and so the tasks of a gang job
+	// (placed whole, in one transaction). Any other transaction, however
+	// large, is applied a slice at a time (cellstate/slice.go). 10,000
+	// tasks of 8 GPUs is an 80,000-GPU gang; the SDK sends larger
+	// incremental placements with preemptions in parts.
 
 	// MaxQuoted is how many bytes of an offending value an error message
 	// quotes (see Quote).

@@ -42,7 +42,7 @@ func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng 
 			want := max(p.MinSample, p.SampleFactor*(len(class.Tasks)-i))
 			c, ok := pool.Place(t, want)
 			if !ok {
-				d.Unplace(class.Tasks[i:], pool.Reasons.String())
+				d.Unplace(class.Tasks[i:], policy.Explain(s, rep, ""))
 				break
 			}
 			d.Claims = append(d.Claims, c)

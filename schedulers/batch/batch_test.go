@@ -192,7 +192,7 @@ func TestUnplacedReasonCountsRefusals(t *testing.T) {
 		t.Fatalf("unplaced = %+v", d.Unplaced)
 	}
 	// Ready machines: m0..m3 and gpu0; m0, m2, gpu0 are in z0.
-	want := "no machine fits (of 5 examined: constraint_violated 3, insufficient_cpu 2)"
+	want := "no machine can ever fit: 0/5 machines fit even when empty: 3 didn't match zone != z0, 2 too little cpu (need 8500m, at most 8000m)"
 	if got := d.Unplaced[0].Reason; !strings.Contains(got, want) {
 		t.Errorf("reason %q, want %q", got, want)
 	}

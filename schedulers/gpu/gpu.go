@@ -75,7 +75,7 @@ func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng 
 	for _, class := range policy.Classes(pending, &d) {
 		if job.Gang {
 			w := p.target(p.gangWorkload(v, class.Rep()))
-			if reason, ok := p.placeGang(class, s, w, rng, &d); !ok {
+			if reason, ok := p.placeGang(policy.JobName(job), class, s, w, rng, &d); !ok {
 				d.Unplace(class.Tasks, reason)
 			}
 			continue
@@ -147,26 +147,23 @@ type rack struct {
 
 // placeGang claims every task of class or, if that is impossible, nothing;
 // it returns the reason when it claims nothing.
-func (p *Policy) placeGang(class policy.Class, s *policy.Scratch, w target, rng *rand.Rand, d *policy.Decision) (string, bool) {
+func (p *Policy) placeGang(name string, class policy.Class, s *policy.Scratch, w target, rng *rand.Rand, d *policy.Decision) (string, bool) {
 	rep, n := class.Rep(), len(class.Tasks)
 	cands := candidates(s.View(), rep)
 	rotation := 0
 	if len(cands) > 0 {
 		rotation = rng.IntN(len(cands))
 	}
-	var refused policy.Reasons
 	var racks []*rack
 	rackIndex := make(map[string]*rack)
 	total := 0
 	for i, ord := range cands {
 		if r := s.Admits(ord, rep); r != txn.ReasonOK {
-			refused.Add(r)
 			continue
 		}
 		m := s.Machine(ord)
 		devices, r := policy.FitOn(m, rep.Resources)
 		if r != txn.ReasonOK {
-			refused.Add(r)
 			continue
 		}
 		score, _, _ := w.rankDevices(m, rep.Resources, devices)
@@ -183,11 +180,8 @@ func (p *Policy) placeGang(class policy.Class, s *policy.Scratch, w target, rng 
 		total += sl.fits
 	}
 	if total < n {
-		reason := fmt.Sprintf("gang of %d tasks: room for %d on %d feasible machines", n, total, len(cands)-refused.Examined())
-		if refused.Examined() > 0 {
-			reason += "; " + refused.String()
-		}
-		return reason, false
+		return fmt.Sprintf("gang %s needs %d tasks × (%s) at once: room for %d now, %d short; %s",
+			name, n, policy.Shape(rep.Resources), total, n-total, policy.Explain(s, rep, "")), false
 	}
 	plan := planGang(racks, n)
 	leftover := class.Tasks
@@ -216,7 +210,8 @@ func (p *Policy) placeGang(class policy.Class, s *policy.Scratch, w target, rng 
 		}
 	}
 	if len(leftover) > 0 {
-		return fmt.Sprintf("gang of %d tasks: only %d could be claimed", n, n-len(leftover)), false
+		return fmt.Sprintf("gang %s needs %d tasks × (%s) at once: only %d could be claimed; %s",
+			name, n, policy.Shape(rep.Resources), n-len(leftover), policy.Explain(s, rep, "")), false
 	}
 	return "", true
 }

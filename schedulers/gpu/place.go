@@ -38,7 +38,6 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng 
 	}
 	perm := policy.NewPermutation(len(cands), rng)
 	h := policy.NewHeap(lessCandidate)
-	var reasons policy.Reasons
 	sample := func(want int) {
 		for found := 0; scanAll || found < want; {
 			i, ok := perm.Next()
@@ -48,8 +47,6 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng 
 			if c, r := p.score(s, w, cands[i], rep); r == txn.ReasonOK {
 				h.Push(c)
 				found++
-			} else {
-				reasons.Add(r)
 			}
 		}
 	}
@@ -58,7 +55,7 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng 
 			if h.Len() == 0 {
 				sample(max(p.MinSample, p.SampleFactor*(len(class.Tasks)-i)))
 				if h.Len() == 0 {
-					d.Unplace(class.Tasks[i:], reasons.String())
+					d.Unplace(class.Tasks[i:], policy.Explain(s, rep, ""))
 					return
 				}
 			}
@@ -66,7 +63,6 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng 
 			c, r := s.ClaimDevices(top.ord, t, top.devices)
 			if r != txn.ReasonOK {
 				h.Pop()
-				reasons.Add(r)
 				continue
 			}
 			d.Claims = append(d.Claims, c)
@@ -74,7 +70,6 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng 
 				h.FixTop(next)
 			} else {
 				h.Pop()
-				reasons.Add(r)
 			}
 			break
 		}
@@ -84,13 +79,11 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng 
 // placeOne places a single task on the best of every candidate: the
 // common case, without the heap.
 func (p *Policy) placeOne(t *txn.Task, cands []int32, s *policy.Scratch, w target, d *policy.Decision) {
-	var reasons policy.Reasons
 	var best candidate
 	found := false
 	for _, ord := range cands {
 		c, r := p.score(s, w, ord, t)
 		if r != txn.ReasonOK {
-			reasons.Add(r)
 			continue
 		}
 		if !found || lessCandidate(c, best) {
@@ -103,9 +96,8 @@ func (p *Policy) placeOne(t *txn.Task, cands []int32, s *policy.Scratch, w targe
 			d.Claims = append(d.Claims, c)
 			return
 		}
-		reasons.Add(r)
 	}
-	d.Unplace([]*txn.Task{t}, reasons.String())
+	d.Unplace([]*txn.Task{t}, policy.Explain(s, t, ""))
 }
 
 // score checks t on machine ord of the call's overlay and ranks it.

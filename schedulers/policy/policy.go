@@ -1,6 +1,9 @@
 package policy
 
 import (
+	"fmt"
+	"strings"
+
 	"math/rand/v2"
 
 	"github.com/omegacell/omegacell/schedulers/view"
@@ -81,7 +84,11 @@ func (d *Decision) KeepWholeGang(job view.JobInfo, pending []*txn.Task) {
 		return
 	}
 	first := d.Unplaced[0]
-	reason := "gang: " + first.Task.String() + " could not be placed: " + first.Reason
+	reason := first.Reason
+	if !strings.HasPrefix(reason, "gang ") {
+		reason = fmt.Sprintf("gang %s needs %d tasks × (%s) at once: room for %d now, %d short; %s",
+			JobName(job), len(pending), Shape(job.Resources), len(d.Claims), len(pending)-len(d.Claims), reason)
+	}
 	d.Claims, d.Preemptions, d.Unplaced = nil, nil, d.Unplaced[:0]
 	d.Unplace(pending, reason)
 }

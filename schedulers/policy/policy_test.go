@@ -260,8 +260,8 @@ func TestKeepWholeGang(t *testing.T) {
 	pending := []*txn.Task{{Key: txn.TaskKey{Job: "g", Index: 0}}, {Key: txn.TaskKey{Job: "g", Index: 1}}}
 	d := Decision{Claims: []txn.Claim{{Task: pending[0].Key}}, Preemptions: []txn.TaskKey{{Job: "x"}},
 		Unplaced: []Unplaced{{Task: pending[1].Key, Reason: "no room"}}}
-	d.KeepWholeGang(view.JobInfo{Gang: true}, pending)
-	if len(d.Claims) != 0 || len(d.Preemptions) != 0 || len(d.Unplaced) != 2 || d.Unplaced[0].Reason != "gang: g/1 could not be placed: no room" {
+	d.KeepWholeGang(view.JobInfo{ID: "g", Name: "train", Gang: true, Resources: txn.Resources{GPUMilli: 8000}}, pending)
+	if len(d.Claims) != 0 || len(d.Preemptions) != 0 || len(d.Unplaced) != 2 || d.Unplaced[0].Reason != "gang train needs 2 tasks × (8 GPUs) at once: room for 1 now, 1 short; no room" {
 		t.Errorf("decision = %+v", d)
 	}
 	kept := Decision{Claims: []txn.Claim{{Task: pending[0].Key}}, Unplaced: []Unplaced{{Task: pending[1].Key, Reason: "no room"}}}

@@ -268,6 +268,7 @@ func (s *scheduler) attempt(ctx context.Context, batch []attemptJob) {
 		}
 		decided = append(decided, a)
 	}
+	fitAtomic(tx, decided, s.view.Task)
 	decidedAt := s.clock.Now()
 	s.m.decisionSeconds.Observe(decidedAt.Sub(start).Seconds())
 	if len(decided) == 0 {

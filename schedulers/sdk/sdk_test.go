@@ -283,7 +283,7 @@ func TestPreemptionFreesResourcesAndVictimsAreReplaced(t *testing.T) {
 	// no room for them: the filler job is marked unschedulable.
 	eventually(t, 10*time.Second, "victims pending and filler marked unschedulable", func() (bool, string) {
 		r := c.getJob(filler.Id)
-		return r.Counts.Pending == 4 && strings.Contains(r.Job.UnschedulableReason, "insufficient_cpu"),
+		return r.Counts.Pending == 4 && strings.Contains(r.Job.UnschedulableReason, "insufficient cpu"),
 			fmt.Sprintf("counts %v, reason %q", r.Counts, r.Job.UnschedulableReason)
 	})
 	for _, tk := range c.getJob(filler.Id).Tasks {
@@ -362,7 +362,7 @@ func TestUnschedulableJobIsMarkedAndRetriedWhenAMachineIsAdded(t *testing.T) {
 		return r.Job.UnschedulableReason != "", fmt.Sprint(r.Job)
 	})
 	r := c.getJob(job.Id)
-	if want := "1 of 1 pending tasks unplaced: no machine fits (of 2 examined: insufficient_cpu 2)"; r.Job.UnschedulableReason != want {
+	if want := "1 of 1 pending tasks unplaced: no machine can ever fit: 0/2 machines fit even when empty: 2 too little cpu (need 4000m, at most 2000m)"; r.Job.UnschedulableReason != want {
 		t.Errorf("reason = %q, want %q", r.Job.UnschedulableReason, want)
 	}
 	if r.Job.Attempts != 1 || r.Job.FirstAttemptUnixNano == 0 {

@@ -76,7 +76,6 @@ func (p *Policy) placeClass(job view.JobInfo, class policy.Class, s *policy.Scra
 		live.Push(int32(i))
 	}
 	spreading := job.SpreadKey != "" && len(s.View().LabelValues(job.SpreadKey)) > 0
-	var refused policy.Reasons
 	canPreempt := true
 	for i, t := range class.Tasks {
 		placed := false
@@ -88,7 +87,6 @@ func (p *Policy) placeClass(job view.JobInfo, class policy.Class, s *policy.Scra
 			perDomain := (len(class.Tasks) - i + live.Len() - 1) / live.Len()
 			c, ok := dom.pool.Place(t, max(p.MinSample, p.SampleFactor*perDomain))
 			if !ok {
-				refused.Merge(&dom.pool.Reasons)
 				live.Pop()
 				continue
 			}
@@ -110,7 +108,7 @@ func (p *Policy) placeClass(job view.JobInfo, class policy.Class, s *policy.Scra
 			}
 			canPreempt = false
 		}
-		d.Unplace([]*txn.Task{t}, refused.String()+"; and no lower-priority tasks whose eviction makes room")
+		d.Unplace([]*txn.Task{t}, policy.Explain(s, rep, job.SpreadKey)+"; evicting lower-priority tasks makes no room either")
 	}
 }
 

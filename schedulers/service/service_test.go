@@ -266,11 +266,11 @@ func TestUnplacedReason(t *testing.T) {
 	if len(d.Unplaced) != 1 {
 		t.Fatalf("unplaced = %+v", d.Unplaced)
 	}
-	want := "no machine fits (of 2 examined: insufficient_cpu 2); and no lower-priority tasks whose eviction makes room"
+	want := "0/2 machines fit now: 2 insufficient cpu (need 2000m, at most 1000m free); 2 would fit when empty; evicting lower-priority tasks makes no room either"
 	if got := d.Unplaced[0].Reason; got != want {
 		t.Errorf("reason %q, want %q", got, want)
 	}
-	if !slices.ContainsFunc(d.Unplaced, func(u policy.Unplaced) bool { return strings.Contains(u.Reason, "insufficient_cpu") }) {
+	if !slices.ContainsFunc(d.Unplaced, func(u policy.Unplaced) bool { return strings.Contains(u.Reason, "insufficient cpu") }) {
 		t.Error("reason does not name the short resource")
 	}
 }

@@ -202,17 +202,22 @@ const (
 	JobState_JOB_STATE_SUCCEEDED   JobState = 3
 	JobState_JOB_STATE_FAILED      JobState = 4
 	JobState_JOB_STATE_STOPPED     JobState = 5
+	// Issue 12: admitted neither yet: the job fits its tenant's quota but
+	// not the tenant's headroom now (Job.queued_reason says which). It has
+	// no tasks until admitted, in submission order, when room appears.
+	JobState_JOB_STATE_QUEUED JobState = 20
 )
 
 // Enum value maps for JobState.
 var (
 	JobState_name = map[int32]string{
-		0: "JOB_STATE_UNSPECIFIED",
-		1: "JOB_STATE_PENDING",
-		2: "JOB_STATE_RUNNING",
-		3: "JOB_STATE_SUCCEEDED",
-		4: "JOB_STATE_FAILED",
-		5: "JOB_STATE_STOPPED",
+		0:  "JOB_STATE_UNSPECIFIED",
+		1:  "JOB_STATE_PENDING",
+		2:  "JOB_STATE_RUNNING",
+		3:  "JOB_STATE_SUCCEEDED",
+		4:  "JOB_STATE_FAILED",
+		5:  "JOB_STATE_STOPPED",
+		20: "JOB_STATE_QUEUED",
 	}
 	JobState_value = map[string]int32{
 		"JOB_STATE_UNSPECIFIED": 0,
@@ -221,6 +226,7 @@ var (
 		"JOB_STATE_SUCCEEDED":   3,
 		"JOB_STATE_FAILED":      4,
 		"JOB_STATE_STOPPED":     5,
+		"JOB_STATE_QUEUED":      20,
 	}
 )
 
@@ -494,6 +500,9 @@ const (
 	// was not.
 	ClaimOutcome_CLAIM_OUTCOME_ABORTED         ClaimOutcome = 18
 	ClaimOutcome_CLAIM_OUTCOME_MAX_PER_MACHINE ClaimOutcome = 19
+	// Issue 12: the claim would take its tenant past its band's quota
+	// (plus, in batch, what it may borrow of idle capacity).
+	ClaimOutcome_CLAIM_OUTCOME_QUOTA_EXCEEDED ClaimOutcome = 20
 )
 
 // Enum value maps for ClaimOutcome.
@@ -519,6 +528,7 @@ var (
 		17: "CLAIM_OUTCOME_INVALID_PREEMPTION",
 		18: "CLAIM_OUTCOME_ABORTED",
 		19: "CLAIM_OUTCOME_MAX_PER_MACHINE",
+		20: "CLAIM_OUTCOME_QUOTA_EXCEEDED",
 	}
 	ClaimOutcome_value = map[string]int32{
 		"CLAIM_OUTCOME_UNSPECIFIED":              0,
@@ -541,6 +551,7 @@ var (
 		"CLAIM_OUTCOME_INVALID_PREEMPTION":       17,
 		"CLAIM_OUTCOME_ABORTED":                  18,
 		"CLAIM_OUTCOME_MAX_PER_MACHINE":          19,
+		"CLAIM_OUTCOME_QUOTA_EXCEEDED":           20,
 	}
 )
 
@@ -569,62 +580,6 @@ func (x ClaimOutcome) Number() protoreflect.EnumNumber {
 // Deprecated: Use ClaimOutcome.Descriptor instead.
 func (ClaimOutcome) EnumDescriptor() ([]byte, []int) {
 	return file_cell_v1_cell_proto_rawDescGZIP(), []int{8}
-}
-
-// PriorityBand is a Borg priority band (see JobSpec.priority).
-type PriorityBand int32
-
-const (
-	PriorityBand_PRIORITY_BAND_UNSPECIFIED PriorityBand = 0
-	// Priorities below 100.
-	PriorityBand_PRIORITY_BAND_BEST_EFFORT PriorityBand = 1
-	// Priorities 100..199.
-	PriorityBand_PRIORITY_BAND_BATCH PriorityBand = 2
-	// Priorities 200 and above.
-	PriorityBand_PRIORITY_BAND_PRODUCTION PriorityBand = 3
-)
-
-// Enum value maps for PriorityBand.
-var (
-	PriorityBand_name = map[int32]string{
-		0: "PRIORITY_BAND_UNSPECIFIED",
-		1: "PRIORITY_BAND_BEST_EFFORT",
-		2: "PRIORITY_BAND_BATCH",
-		3: "PRIORITY_BAND_PRODUCTION",
-	}
-	PriorityBand_value = map[string]int32{
-		"PRIORITY_BAND_UNSPECIFIED": 0,
-		"PRIORITY_BAND_BEST_EFFORT": 1,
-		"PRIORITY_BAND_BATCH":       2,
-		"PRIORITY_BAND_PRODUCTION":  3,
-	}
-)
-
-func (x PriorityBand) Enum() *PriorityBand {
-	p := new(PriorityBand)
-	*p = x
-	return p
-}
-
-func (x PriorityBand) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (PriorityBand) Descriptor() protoreflect.EnumDescriptor {
-	return file_cell_v1_cell_proto_enumTypes[9].Descriptor()
-}
-
-func (PriorityBand) Type() protoreflect.EnumType {
-	return &file_cell_v1_cell_proto_enumTypes[9]
-}
-
-func (x PriorityBand) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use PriorityBand.Descriptor instead.
-func (PriorityBand) EnumDescriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{9}
 }
 
 // Resources is an amount of each resource kind.
@@ -1483,7 +1438,10 @@ type Job struct {
 	TemplateVersion uint64 `protobuf:"varint,132,opt,name=template_version,json=templateVersion,proto3" json:"template_version,omitempty"`
 	// Issue 13: task indexes in use (> count after a scale down or during
 	// a rollout with surge; tasks beyond the desired ones are killed).
-	TaskSlots     uint32 `protobuf:"varint,133,opt,name=task_slots,json=taskSlots,proto3" json:"task_slots,omitempty"`
+	TaskSlots uint32 `protobuf:"varint,133,opt,name=task_slots,json=taskSlots,proto3" json:"task_slots,omitempty"`
+	// Issue 12: why the job is QUEUED, e.g. "tenant ml: batch GPU quota
+	// 64000m, in use 64000m, job needs 8000m".
+	QueuedReason  string `protobuf:"bytes,100,opt,name=queued_reason,json=queuedReason,proto3" json:"queued_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1621,6 +1579,13 @@ func (x *Job) GetTaskSlots() uint32 {
 		return x.TaskSlots
 	}
 	return 0
+}
+
+func (x *Job) GetQueuedReason() string {
+	if x != nil {
+		return x.QueuedReason
+	}
+	return ""
 }
 
 // TaskRef names one task.
@@ -3236,7 +3201,9 @@ type SnapshotResponse struct {
 	// True on the final chunk.
 	Last bool `protobuf:"varint,5,opt,name=last,proto3" json:"last,omitempty"`
 	// The cell that answered (every chunk).
-	Cell          *CellIdentity `protobuf:"bytes,6,opt,name=cell,proto3" json:"cell,omitempty"`
+	Cell *CellIdentity `protobuf:"bytes,6,opt,name=cell,proto3" json:"cell,omitempty"`
+	// Issue 12: the created tenants (first chunk), with usage.
+	Tenants       []*Tenant `protobuf:"bytes,100,rep,name=tenants,proto3" json:"tenants,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3309,6 +3276,13 @@ func (x *SnapshotResponse) GetLast() bool {
 func (x *SnapshotResponse) GetCell() *CellIdentity {
 	if x != nil {
 		return x.Cell
+	}
+	return nil
+}
+
+func (x *SnapshotResponse) GetTenants() []*Tenant {
+	if x != nil {
+		return x.Tenants
 	}
 	return nil
 }
@@ -3388,6 +3362,7 @@ type Change struct {
 	//	*Change_Job
 	//	*Change_Task
 	//	*Change_Deleted
+	//	*Change_Tenant
 	Object        isChange_Object `protobuf_oneof:"object"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3466,6 +3441,15 @@ func (x *Change) GetDeleted() *Deletion {
 	return nil
 }
 
+func (x *Change) GetTenant() *Tenant {
+	if x != nil {
+		if x, ok := x.Object.(*Change_Tenant); ok {
+			return x.Tenant
+		}
+	}
+	return nil
+}
+
 type isChange_Object interface {
 	isChange_Object()
 }
@@ -3486,6 +3470,11 @@ type Change_Deleted struct {
 	Deleted *Deletion `protobuf:"bytes,4,opt,name=deleted,proto3,oneof"`
 }
 
+type Change_Tenant struct {
+	// Issue 12: a tenant created or changed (not sent to agents).
+	Tenant *Tenant `protobuf:"bytes,100,opt,name=tenant,proto3,oneof"`
+}
+
 func (*Change_Machine) isChange_Object() {}
 
 func (*Change_Job) isChange_Object() {}
@@ -3493,6 +3482,8 @@ func (*Change_Job) isChange_Object() {}
 func (*Change_Task) isChange_Object() {}
 
 func (*Change_Deleted) isChange_Object() {}
+
+func (*Change_Tenant) isChange_Object() {}
 
 // Deletion says an object is gone from the cell. A deleted job takes all
 // its tasks with it (one change, not one per task): the cell deletes a
@@ -5118,258 +5109,6 @@ func (x *ListRevokedCredentialsResponse) GetRevoked() []*RevokedCredential {
 	return nil
 }
 
-// TenantPolicy is what an admin decided about one tenant. A tenant without
-// a policy gets the defaults (max_band: batch). Tenancy (weights, quotas
-// per band) extends this message.
-type TenantPolicy struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// A DNS label, as JobSpec.tenant.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The highest band the tenant's users may submit jobs at (unspecified:
-	// batch).
-	MaxBand PriorityBand `protobuf:"varint,2,opt,name=max_band,json=maxBand,proto3,enum=cell.v1.PriorityBand" json:"max_band,omitempty"`
-	// Revision of the change that last set this policy (set by the server).
-	ModRevision   uint64 `protobuf:"varint,3,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *TenantPolicy) Reset() {
-	*x = TenantPolicy{}
-	mi := &file_cell_v1_cell_proto_msgTypes[63]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *TenantPolicy) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*TenantPolicy) ProtoMessage() {}
-
-func (x *TenantPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[63]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use TenantPolicy.ProtoReflect.Descriptor instead.
-func (*TenantPolicy) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{63}
-}
-
-func (x *TenantPolicy) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *TenantPolicy) GetMaxBand() PriorityBand {
-	if x != nil {
-		return x.MaxBand
-	}
-	return PriorityBand_PRIORITY_BAND_UNSPECIFIED
-}
-
-func (x *TenantPolicy) GetModRevision() uint64 {
-	if x != nil {
-		return x.ModRevision
-	}
-	return 0
-}
-
-type SetTenantPolicyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Policy        *TenantPolicy          `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *SetTenantPolicyRequest) Reset() {
-	*x = SetTenantPolicyRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[64]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *SetTenantPolicyRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*SetTenantPolicyRequest) ProtoMessage() {}
-
-func (x *SetTenantPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[64]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use SetTenantPolicyRequest.ProtoReflect.Descriptor instead.
-func (*SetTenantPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{64}
-}
-
-func (x *SetTenantPolicyRequest) GetPolicy() *TenantPolicy {
-	if x != nil {
-		return x.Policy
-	}
-	return nil
-}
-
-type SetTenantPolicyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Policy        *TenantPolicy          `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
-	Revision      uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *SetTenantPolicyResponse) Reset() {
-	*x = SetTenantPolicyResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[65]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *SetTenantPolicyResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*SetTenantPolicyResponse) ProtoMessage() {}
-
-func (x *SetTenantPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[65]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use SetTenantPolicyResponse.ProtoReflect.Descriptor instead.
-func (*SetTenantPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{65}
-}
-
-func (x *SetTenantPolicyResponse) GetPolicy() *TenantPolicy {
-	if x != nil {
-		return x.Policy
-	}
-	return nil
-}
-
-func (x *SetTenantPolicyResponse) GetRevision() uint64 {
-	if x != nil {
-		return x.Revision
-	}
-	return 0
-}
-
-type ListTenantPoliciesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ListTenantPoliciesRequest) Reset() {
-	*x = ListTenantPoliciesRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[66]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ListTenantPoliciesRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ListTenantPoliciesRequest) ProtoMessage() {}
-
-func (x *ListTenantPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[66]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ListTenantPoliciesRequest.ProtoReflect.Descriptor instead.
-func (*ListTenantPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{66}
-}
-
-type ListTenantPoliciesResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// By name.
-	Policies      []*TenantPolicy `protobuf:"bytes,1,rep,name=policies,proto3" json:"policies,omitempty"`
-	Revision      uint64          `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ListTenantPoliciesResponse) Reset() {
-	*x = ListTenantPoliciesResponse{}
-	mi := &file_cell_v1_cell_proto_msgTypes[67]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ListTenantPoliciesResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ListTenantPoliciesResponse) ProtoMessage() {}
-
-func (x *ListTenantPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[67]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ListTenantPoliciesResponse.ProtoReflect.Descriptor instead.
-func (*ListTenantPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{67}
-}
-
-func (x *ListTenantPoliciesResponse) GetPolicies() []*TenantPolicy {
-	if x != nil {
-		return x.Policies
-	}
-	return nil
-}
-
-func (x *ListTenantPoliciesResponse) GetRevision() uint64 {
-	if x != nil {
-		return x.Revision
-	}
-	return 0
-}
-
 // TaskUsage is the sampled consumption of one task attempt.
 type TaskUsage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -5382,7 +5121,7 @@ type TaskUsage struct {
 
 func (x *TaskUsage) Reset() {
 	*x = TaskUsage{}
-	mi := &file_cell_v1_cell_proto_msgTypes[68]
+	mi := &file_cell_v1_cell_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5394,7 +5133,7 @@ func (x *TaskUsage) String() string {
 func (*TaskUsage) ProtoMessage() {}
 
 func (x *TaskUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[68]
+	mi := &file_cell_v1_cell_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5407,7 +5146,7 @@ func (x *TaskUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskUsage.ProtoReflect.Descriptor instead.
 func (*TaskUsage) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{68}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *TaskUsage) GetTask() *TaskRef {
@@ -5445,7 +5184,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_cell_v1_cell_proto_msgTypes[69]
+	mi := &file_cell_v1_cell_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5457,7 +5196,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[69]
+	mi := &file_cell_v1_cell_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5470,7 +5209,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{69}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *Heartbeat) GetMachineId() string {
@@ -5510,7 +5249,7 @@ type HeartbeatBatch struct {
 
 func (x *HeartbeatBatch) Reset() {
 	*x = HeartbeatBatch{}
-	mi := &file_cell_v1_cell_proto_msgTypes[70]
+	mi := &file_cell_v1_cell_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5522,7 +5261,7 @@ func (x *HeartbeatBatch) String() string {
 func (*HeartbeatBatch) ProtoMessage() {}
 
 func (x *HeartbeatBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[70]
+	mi := &file_cell_v1_cell_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5535,7 +5274,7 @@ func (x *HeartbeatBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatBatch.ProtoReflect.Descriptor instead.
 func (*HeartbeatBatch) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{70}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *HeartbeatBatch) GetHeartbeats() []*Heartbeat {
@@ -5566,7 +5305,7 @@ type AgentLogsRequest struct {
 
 func (x *AgentLogsRequest) Reset() {
 	*x = AgentLogsRequest{}
-	mi := &file_cell_v1_cell_proto_msgTypes[71]
+	mi := &file_cell_v1_cell_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5578,7 +5317,7 @@ func (x *AgentLogsRequest) String() string {
 func (*AgentLogsRequest) ProtoMessage() {}
 
 func (x *AgentLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[71]
+	mi := &file_cell_v1_cell_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5591,7 +5330,7 @@ func (x *AgentLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentLogsRequest.ProtoReflect.Descriptor instead.
 func (*AgentLogsRequest) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{71}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *AgentLogsRequest) GetMachineId() string {
@@ -5657,7 +5396,7 @@ type AgentLogsReply struct {
 
 func (x *AgentLogsReply) Reset() {
 	*x = AgentLogsReply{}
-	mi := &file_cell_v1_cell_proto_msgTypes[72]
+	mi := &file_cell_v1_cell_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5669,7 +5408,7 @@ func (x *AgentLogsReply) String() string {
 func (*AgentLogsReply) ProtoMessage() {}
 
 func (x *AgentLogsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_cell_v1_cell_proto_msgTypes[72]
+	mi := &file_cell_v1_cell_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5682,7 +5421,7 @@ func (x *AgentLogsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentLogsReply.ProtoReflect.Descriptor instead.
 func (*AgentLogsReply) Descriptor() ([]byte, []int) {
-	return file_cell_v1_cell_proto_rawDescGZIP(), []int{72}
+	return file_cell_v1_cell_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *AgentLogsReply) GetCode() uint32 {
@@ -5738,7 +5477,7 @@ var File_cell_v1_cell_proto protoreflect.FileDescriptor
 
 const file_cell_v1_cell_proto_rawDesc = "" +
 	"\n" +
-	"\x12cell/v1/cell.proto\x12\acell.v1\x1a\x1acell/v1/update_types.proto\"\x87\x01\n" +
+	"\x12cell/v1/cell.proto\x12\acell.v1\x1a\x1acell/v1/update_types.proto\x1a\x15cell/v1/tenancy.proto\"\x87\x01\n" +
 	"\tResources\x12\x1b\n" +
 	"\tcpu_milli\x18\x01 \x01(\x03R\bcpuMilli\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x1d\n" +
@@ -5822,7 +5561,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x06killed\x18\a \x01(\rR\x06killed\x12\x15\n" +
 	"\x05ready\x18\x82\x01 \x01(\rR\x05ready\x12$\n" +
 	"\rcrash_looping\x18\x83\x01 \x01(\rR\fcrashLooping\x12\x19\n" +
-	"\aretired\x18\x84\x01 \x01(\rR\aretired\"\xcb\x04\n" +
+	"\aretired\x18\x84\x01 \x01(\rR\aretired\"\xf0\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x04spec\x18\x02 \x01(\v2\x10.cell.v1.JobSpecR\x04spec\x12'\n" +
@@ -5840,7 +5579,8 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\arollout\x18\x83\x01 \x01(\v2\x10.cell.v1.RolloutR\arollout\x12*\n" +
 	"\x10template_version\x18\x84\x01 \x01(\x04R\x0ftemplateVersion\x12\x1e\n" +
 	"\n" +
-	"task_slots\x18\x85\x01 \x01(\rR\ttaskSlots\"6\n" +
+	"task_slots\x18\x85\x01 \x01(\rR\ttaskSlots\x12#\n" +
+	"\rqueued_reason\x18d \x01(\tR\fqueuedReason\"6\n" +
 	"\aTaskRef\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\"\x8b\a\n" +
@@ -5964,24 +5704,26 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\"0\n" +
 	"\x0fSnapshotRequest\x12\x1d\n" +
 	"\n" +
-	"chunk_size\x18\x01 \x01(\rR\tchunkSize\"\xe2\x01\n" +
+	"chunk_size\x18\x01 \x01(\rR\tchunkSize\"\x8d\x02\n" +
 	"\x10SnapshotResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12,\n" +
 	"\bmachines\x18\x02 \x03(\v2\x10.cell.v1.MachineR\bmachines\x12 \n" +
 	"\x04jobs\x18\x03 \x03(\v2\f.cell.v1.JobR\x04jobs\x12#\n" +
 	"\x05tasks\x18\x04 \x03(\v2\r.cell.v1.TaskR\x05tasks\x12\x12\n" +
 	"\x04last\x18\x05 \x01(\bR\x04last\x12)\n" +
-	"\x04cell\x18\x06 \x01(\v2\x15.cell.v1.CellIdentityR\x04cell\"\x86\x01\n" +
+	"\x04cell\x18\x06 \x01(\v2\x15.cell.v1.CellIdentityR\x04cell\x12)\n" +
+	"\atenants\x18d \x03(\v2\x0f.cell.v1.TenantR\atenants\"\x86\x01\n" +
 	"\fWatchRequest\x12%\n" +
 	"\x0estart_revision\x18\x01 \x01(\x04R\rstartRevision\x120\n" +
 	"\x14progress_interval_ms\x18\x02 \x01(\x03R\x12progressIntervalMs\x12\x1d\n" +
 	"\n" +
-	"machine_id\x18\x03 \x01(\tR\tmachineId\"\xb6\x01\n" +
+	"machine_id\x18\x03 \x01(\tR\tmachineId\"\xe1\x01\n" +
 	"\x06Change\x12,\n" +
 	"\amachine\x18\x01 \x01(\v2\x10.cell.v1.MachineH\x00R\amachine\x12 \n" +
 	"\x03job\x18\x02 \x01(\v2\f.cell.v1.JobH\x00R\x03job\x12#\n" +
 	"\x04task\x18\x03 \x01(\v2\r.cell.v1.TaskH\x00R\x04task\x12-\n" +
-	"\adeleted\x18\x04 \x01(\v2\x11.cell.v1.DeletionH\x00R\adeletedB\b\n" +
+	"\adeleted\x18\x04 \x01(\v2\x11.cell.v1.DeletionH\x00R\adeleted\x12)\n" +
+	"\x06tenant\x18d \x01(\v2\x0f.cell.v1.TenantH\x00R\x06tenantB\b\n" +
 	"\x06object\"-\n" +
 	"\bDeletion\x12\x17\n" +
 	"\x06job_id\x18\x01 \x01(\tH\x00R\x05jobIdB\b\n" +
@@ -6093,20 +5835,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x0enot_after_unix\x18\x03 \x01(\x03R\fnotAfterUnix\x12!\n" +
 	"\frevoked_unix\x18\x04 \x01(\x03R\vrevokedUnix\"V\n" +
 	"\x1eListRevokedCredentialsResponse\x124\n" +
-	"\arevoked\x18\x01 \x03(\v2\x1a.cell.v1.RevokedCredentialR\arevoked\"w\n" +
-	"\fTenantPolicy\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x120\n" +
-	"\bmax_band\x18\x02 \x01(\x0e2\x15.cell.v1.PriorityBandR\amaxBand\x12!\n" +
-	"\fmod_revision\x18\x03 \x01(\x04R\vmodRevision\"G\n" +
-	"\x16SetTenantPolicyRequest\x12-\n" +
-	"\x06policy\x18\x01 \x01(\v2\x15.cell.v1.TenantPolicyR\x06policy\"d\n" +
-	"\x17SetTenantPolicyResponse\x12-\n" +
-	"\x06policy\x18\x01 \x01(\v2\x15.cell.v1.TenantPolicyR\x06policy\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x04R\brevision\"\x1b\n" +
-	"\x19ListTenantPoliciesRequest\"k\n" +
-	"\x1aListTenantPoliciesResponse\x121\n" +
-	"\bpolicies\x18\x01 \x03(\v2\x15.cell.v1.TenantPolicyR\bpolicies\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x04R\brevision\"q\n" +
+	"\arevoked\x18\x01 \x03(\v2\x1a.cell.v1.RevokedCredentialR\arevoked\"q\n" +
 	"\tTaskUsage\x12$\n" +
 	"\x04task\x18\x01 \x01(\v2\x10.cell.v1.TaskRefR\x04task\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\x12$\n" +
@@ -6154,14 +5883,15 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\aJobKind\x12\x18\n" +
 	"\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10JOB_KIND_SERVICE\x10\x01\x12\x12\n" +
-	"\x0eJOB_KIND_BATCH\x10\x02*\x99\x01\n" +
+	"\x0eJOB_KIND_BATCH\x10\x02*\xaf\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x15\n" +
 	"\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n" +
 	"\x10JOB_STATE_FAILED\x10\x04\x12\x15\n" +
-	"\x11JOB_STATE_STOPPED\x10\x05*\xe7\x01\n" +
+	"\x11JOB_STATE_STOPPED\x10\x05\x12\x14\n" +
+	"\x10JOB_STATE_QUEUED\x10\x14*\xe7\x01\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12TASK_STATE_PENDING\x10\x01\x12\x17\n" +
@@ -6184,7 +5914,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"CommitMode\x12\x1b\n" +
 	"\x17COMMIT_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COMMIT_MODE_INCREMENTAL\x10\x01\x12\x1e\n" +
-	"\x1aCOMMIT_MODE_ALL_OR_NOTHING\x10\x02*\xcf\x05\n" +
+	"\x1aCOMMIT_MODE_ALL_OR_NOTHING\x10\x02*\xf1\x05\n" +
 	"\fClaimOutcome\x12\x1d\n" +
 	"\x19CLAIM_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16CLAIM_OUTCOME_ACCEPTED\x10\x01\x12\x1e\n" +
@@ -6206,12 +5936,8 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"!CLAIM_OUTCOME_CONSTRAINT_VIOLATED\x10\x10\x12$\n" +
 	" CLAIM_OUTCOME_INVALID_PREEMPTION\x10\x11\x12\x19\n" +
 	"\x15CLAIM_OUTCOME_ABORTED\x10\x12\x12!\n" +
-	"\x1dCLAIM_OUTCOME_MAX_PER_MACHINE\x10\x13*\x83\x01\n" +
-	"\fPriorityBand\x12\x1d\n" +
-	"\x19PRIORITY_BAND_UNSPECIFIED\x10\x00\x12\x1d\n" +
-	"\x19PRIORITY_BAND_BEST_EFFORT\x10\x01\x12\x17\n" +
-	"\x13PRIORITY_BAND_BATCH\x10\x02\x12\x1c\n" +
-	"\x18PRIORITY_BAND_PRODUCTION\x10\x032\xbf\x03\n" +
+	"\x1dCLAIM_OUTCOME_MAX_PER_MACHINE\x10\x13\x12 \n" +
+	"\x1cCLAIM_OUTCOME_QUOTA_EXCEEDED\x10\x142\xbf\x03\n" +
 	"\n" +
 	"JobService\x12B\n" +
 	"\tSubmitJob\x12\x19.cell.v1.SubmitJobRequest\x1a\x1a.cell.v1.SubmitJobResponse\x129\n" +
@@ -6239,10 +5965,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x11CredentialService\x12T\n" +
 	"\x0fIssueCredential\x12\x1f.cell.v1.IssueCredentialRequest\x1a .cell.v1.IssueCredentialResponse\x12W\n" +
 	"\x10RevokeCredential\x12 .cell.v1.RevokeCredentialRequest\x1a!.cell.v1.RevokeCredentialResponse\x12i\n" +
-	"\x16ListRevokedCredentials\x12&.cell.v1.ListRevokedCredentialsRequest\x1a'.cell.v1.ListRevokedCredentialsResponse2\xc4\x01\n" +
-	"\rTenantService\x12T\n" +
-	"\x0fSetTenantPolicy\x12\x1f.cell.v1.SetTenantPolicyRequest\x1a .cell.v1.SetTenantPolicyResponse\x12]\n" +
-	"\x12ListTenantPolicies\x12\".cell.v1.ListTenantPoliciesRequest\x1a#.cell.v1.ListTenantPoliciesResponseB5Z3github.com/omegacell/omegacell/proto/cell/v1;cellv1b\x06proto3"
+	"\x16ListRevokedCredentials\x12&.cell.v1.ListRevokedCredentialsRequest\x1a'.cell.v1.ListRevokedCredentialsResponseB5Z3github.com/omegacell/omegacell/proto/cell/v1;cellv1b\x06proto3"
 
 var (
 	file_cell_v1_cell_proto_rawDescOnce sync.Once
@@ -6256,8 +5979,8 @@ func file_cell_v1_cell_proto_rawDescGZIP() []byte {
 	return file_cell_v1_cell_proto_rawDescData
 }
 
-var file_cell_v1_cell_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
+var file_cell_v1_cell_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
 var file_cell_v1_cell_proto_goTypes = []any{
 	(MachineState)(0),                      // 0: cell.v1.MachineState
 	(ConstraintOp)(0),                      // 1: cell.v1.ConstraintOp
@@ -6268,217 +5991,206 @@ var file_cell_v1_cell_proto_goTypes = []any{
 	(ConflictMode)(0),                      // 6: cell.v1.ConflictMode
 	(CommitMode)(0),                        // 7: cell.v1.CommitMode
 	(ClaimOutcome)(0),                      // 8: cell.v1.ClaimOutcome
-	(PriorityBand)(0),                      // 9: cell.v1.PriorityBand
-	(*Resources)(nil),                      // 10: cell.v1.Resources
-	(*DeviceShare)(nil),                    // 11: cell.v1.DeviceShare
-	(*Usage)(nil),                          // 12: cell.v1.Usage
-	(*Machine)(nil),                        // 13: cell.v1.Machine
-	(*Constraint)(nil),                     // 14: cell.v1.Constraint
-	(*HealthCheck)(nil),                    // 15: cell.v1.HealthCheck
-	(*TaskTemplate)(nil),                   // 16: cell.v1.TaskTemplate
-	(*JobSpec)(nil),                        // 17: cell.v1.JobSpec
-	(*TaskCounts)(nil),                     // 18: cell.v1.TaskCounts
-	(*Job)(nil),                            // 19: cell.v1.Job
-	(*TaskRef)(nil),                        // 20: cell.v1.TaskRef
-	(*Task)(nil),                           // 21: cell.v1.Task
-	(*SubmitJobRequest)(nil),               // 22: cell.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),              // 23: cell.v1.SubmitJobResponse
-	(*GetJobRequest)(nil),                  // 24: cell.v1.GetJobRequest
-	(*GetJobResponse)(nil),                 // 25: cell.v1.GetJobResponse
-	(*ListJobsRequest)(nil),                // 26: cell.v1.ListJobsRequest
-	(*JobSummary)(nil),                     // 27: cell.v1.JobSummary
-	(*ListJobsResponse)(nil),               // 28: cell.v1.ListJobsResponse
-	(*StopJobRequest)(nil),                 // 29: cell.v1.StopJobRequest
-	(*StopJobResponse)(nil),                // 30: cell.v1.StopJobResponse
-	(*SetJobSchedulingStatusRequest)(nil),  // 31: cell.v1.SetJobSchedulingStatusRequest
-	(*SetJobSchedulingStatusResponse)(nil), // 32: cell.v1.SetJobSchedulingStatusResponse
-	(*GetTaskLogsRequest)(nil),             // 33: cell.v1.GetTaskLogsRequest
-	(*GetTaskLogsResponse)(nil),            // 34: cell.v1.GetTaskLogsResponse
-	(*RegisterMachineRequest)(nil),         // 35: cell.v1.RegisterMachineRequest
-	(*RegisterMachineResponse)(nil),        // 36: cell.v1.RegisterMachineResponse
-	(*GetMachineRequest)(nil),              // 37: cell.v1.GetMachineRequest
-	(*GetMachineResponse)(nil),             // 38: cell.v1.GetMachineResponse
-	(*ListMachinesRequest)(nil),            // 39: cell.v1.ListMachinesRequest
-	(*ListMachinesResponse)(nil),           // 40: cell.v1.ListMachinesResponse
-	(*DrainMachineRequest)(nil),            // 41: cell.v1.DrainMachineRequest
-	(*DrainMachineResponse)(nil),           // 42: cell.v1.DrainMachineResponse
-	(*SnapshotRequest)(nil),                // 43: cell.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),               // 44: cell.v1.SnapshotResponse
-	(*WatchRequest)(nil),                   // 45: cell.v1.WatchRequest
-	(*Change)(nil),                         // 46: cell.v1.Change
-	(*Deletion)(nil),                       // 47: cell.v1.Deletion
-	(*WatchResponse)(nil),                  // 48: cell.v1.WatchResponse
-	(*CellIdentity)(nil),                   // 49: cell.v1.CellIdentity
-	(*Claim)(nil),                          // 50: cell.v1.Claim
-	(*CommitRequest)(nil),                  // 51: cell.v1.CommitRequest
-	(*ClaimResult)(nil),                    // 52: cell.v1.ClaimResult
-	(*CommitResponse)(nil),                 // 53: cell.v1.CommitResponse
-	(*RegisterSchedulerRequest)(nil),       // 54: cell.v1.RegisterSchedulerRequest
-	(*RegisterSchedulerResponse)(nil),      // 55: cell.v1.RegisterSchedulerResponse
-	(*SchedulerStats)(nil),                 // 56: cell.v1.SchedulerStats
-	(*ReportSchedulerStatsRequest)(nil),    // 57: cell.v1.ReportSchedulerStatsRequest
-	(*ReportSchedulerStatsResponse)(nil),   // 58: cell.v1.ReportSchedulerStatsResponse
-	(*ListSchedulersRequest)(nil),          // 59: cell.v1.ListSchedulersRequest
-	(*SchedulerInfo)(nil),                  // 60: cell.v1.SchedulerInfo
-	(*ListSchedulersResponse)(nil),         // 61: cell.v1.ListSchedulersResponse
-	(*TaskStateUpdate)(nil),                // 62: cell.v1.TaskStateUpdate
-	(*ReportTaskStatesRequest)(nil),        // 63: cell.v1.ReportTaskStatesRequest
-	(*UpdateResult)(nil),                   // 64: cell.v1.UpdateResult
-	(*ReportTaskStatesResponse)(nil),       // 65: cell.v1.ReportTaskStatesResponse
-	(*IssueCredentialRequest)(nil),         // 66: cell.v1.IssueCredentialRequest
-	(*IssueCredentialResponse)(nil),        // 67: cell.v1.IssueCredentialResponse
-	(*RevokeCredentialRequest)(nil),        // 68: cell.v1.RevokeCredentialRequest
-	(*RevokeCredentialResponse)(nil),       // 69: cell.v1.RevokeCredentialResponse
-	(*ListRevokedCredentialsRequest)(nil),  // 70: cell.v1.ListRevokedCredentialsRequest
-	(*RevokedCredential)(nil),              // 71: cell.v1.RevokedCredential
-	(*ListRevokedCredentialsResponse)(nil), // 72: cell.v1.ListRevokedCredentialsResponse
-	(*TenantPolicy)(nil),                   // 73: cell.v1.TenantPolicy
-	(*SetTenantPolicyRequest)(nil),         // 74: cell.v1.SetTenantPolicyRequest
-	(*SetTenantPolicyResponse)(nil),        // 75: cell.v1.SetTenantPolicyResponse
-	(*ListTenantPoliciesRequest)(nil),      // 76: cell.v1.ListTenantPoliciesRequest
-	(*ListTenantPoliciesResponse)(nil),     // 77: cell.v1.ListTenantPoliciesResponse
-	(*TaskUsage)(nil),                      // 78: cell.v1.TaskUsage
-	(*Heartbeat)(nil),                      // 79: cell.v1.Heartbeat
-	(*HeartbeatBatch)(nil),                 // 80: cell.v1.HeartbeatBatch
-	(*AgentLogsRequest)(nil),               // 81: cell.v1.AgentLogsRequest
-	(*AgentLogsReply)(nil),                 // 82: cell.v1.AgentLogsReply
-	nil,                                    // 83: cell.v1.Machine.LabelsEntry
-	nil,                                    // 84: cell.v1.TaskTemplate.EnvEntry
-	nil,                                    // 85: cell.v1.RegisterMachineRequest.LabelsEntry
-	(*UpdateStrategy)(nil),                 // 86: cell.v1.UpdateStrategy
-	(*Rollout)(nil),                        // 87: cell.v1.Rollout
+	(*Resources)(nil),                      // 9: cell.v1.Resources
+	(*DeviceShare)(nil),                    // 10: cell.v1.DeviceShare
+	(*Usage)(nil),                          // 11: cell.v1.Usage
+	(*Machine)(nil),                        // 12: cell.v1.Machine
+	(*Constraint)(nil),                     // 13: cell.v1.Constraint
+	(*HealthCheck)(nil),                    // 14: cell.v1.HealthCheck
+	(*TaskTemplate)(nil),                   // 15: cell.v1.TaskTemplate
+	(*JobSpec)(nil),                        // 16: cell.v1.JobSpec
+	(*TaskCounts)(nil),                     // 17: cell.v1.TaskCounts
+	(*Job)(nil),                            // 18: cell.v1.Job
+	(*TaskRef)(nil),                        // 19: cell.v1.TaskRef
+	(*Task)(nil),                           // 20: cell.v1.Task
+	(*SubmitJobRequest)(nil),               // 21: cell.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),              // 22: cell.v1.SubmitJobResponse
+	(*GetJobRequest)(nil),                  // 23: cell.v1.GetJobRequest
+	(*GetJobResponse)(nil),                 // 24: cell.v1.GetJobResponse
+	(*ListJobsRequest)(nil),                // 25: cell.v1.ListJobsRequest
+	(*JobSummary)(nil),                     // 26: cell.v1.JobSummary
+	(*ListJobsResponse)(nil),               // 27: cell.v1.ListJobsResponse
+	(*StopJobRequest)(nil),                 // 28: cell.v1.StopJobRequest
+	(*StopJobResponse)(nil),                // 29: cell.v1.StopJobResponse
+	(*SetJobSchedulingStatusRequest)(nil),  // 30: cell.v1.SetJobSchedulingStatusRequest
+	(*SetJobSchedulingStatusResponse)(nil), // 31: cell.v1.SetJobSchedulingStatusResponse
+	(*GetTaskLogsRequest)(nil),             // 32: cell.v1.GetTaskLogsRequest
+	(*GetTaskLogsResponse)(nil),            // 33: cell.v1.GetTaskLogsResponse
+	(*RegisterMachineRequest)(nil),         // 34: cell.v1.RegisterMachineRequest
+	(*RegisterMachineResponse)(nil),        // 35: cell.v1.RegisterMachineResponse
+	(*GetMachineRequest)(nil),              // 36: cell.v1.GetMachineRequest
+	(*GetMachineResponse)(nil),             // 37: cell.v1.GetMachineResponse
+	(*ListMachinesRequest)(nil),            // 38: cell.v1.ListMachinesRequest
+	(*ListMachinesResponse)(nil),           // 39: cell.v1.ListMachinesResponse
+	(*DrainMachineRequest)(nil),            // 40: cell.v1.DrainMachineRequest
+	(*DrainMachineResponse)(nil),           // 41: cell.v1.DrainMachineResponse
+	(*SnapshotRequest)(nil),                // 42: cell.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),               // 43: cell.v1.SnapshotResponse
+	(*WatchRequest)(nil),                   // 44: cell.v1.WatchRequest
+	(*Change)(nil),                         // 45: cell.v1.Change
+	(*Deletion)(nil),                       // 46: cell.v1.Deletion
+	(*WatchResponse)(nil),                  // 47: cell.v1.WatchResponse
+	(*CellIdentity)(nil),                   // 48: cell.v1.CellIdentity
+	(*Claim)(nil),                          // 49: cell.v1.Claim
+	(*CommitRequest)(nil),                  // 50: cell.v1.CommitRequest
+	(*ClaimResult)(nil),                    // 51: cell.v1.ClaimResult
+	(*CommitResponse)(nil),                 // 52: cell.v1.CommitResponse
+	(*RegisterSchedulerRequest)(nil),       // 53: cell.v1.RegisterSchedulerRequest
+	(*RegisterSchedulerResponse)(nil),      // 54: cell.v1.RegisterSchedulerResponse
+	(*SchedulerStats)(nil),                 // 55: cell.v1.SchedulerStats
+	(*ReportSchedulerStatsRequest)(nil),    // 56: cell.v1.ReportSchedulerStatsRequest
+	(*ReportSchedulerStatsResponse)(nil),   // 57: cell.v1.ReportSchedulerStatsResponse
+	(*ListSchedulersRequest)(nil),          // 58: cell.v1.ListSchedulersRequest
+	(*SchedulerInfo)(nil),                  // 59: cell.v1.SchedulerInfo
+	(*ListSchedulersResponse)(nil),         // 60: cell.v1.ListSchedulersResponse
+	(*TaskStateUpdate)(nil),                // 61: cell.v1.TaskStateUpdate
+	(*ReportTaskStatesRequest)(nil),        // 62: cell.v1.ReportTaskStatesRequest
+	(*UpdateResult)(nil),                   // 63: cell.v1.UpdateResult
+	(*ReportTaskStatesResponse)(nil),       // 64: cell.v1.ReportTaskStatesResponse
+	(*IssueCredentialRequest)(nil),         // 65: cell.v1.IssueCredentialRequest
+	(*IssueCredentialResponse)(nil),        // 66: cell.v1.IssueCredentialResponse
+	(*RevokeCredentialRequest)(nil),        // 67: cell.v1.RevokeCredentialRequest
+	(*RevokeCredentialResponse)(nil),       // 68: cell.v1.RevokeCredentialResponse
+	(*ListRevokedCredentialsRequest)(nil),  // 69: cell.v1.ListRevokedCredentialsRequest
+	(*RevokedCredential)(nil),              // 70: cell.v1.RevokedCredential
+	(*ListRevokedCredentialsResponse)(nil), // 71: cell.v1.ListRevokedCredentialsResponse
+	(*TaskUsage)(nil),                      // 72: cell.v1.TaskUsage
+	(*Heartbeat)(nil),                      // 73: cell.v1.Heartbeat
+	(*HeartbeatBatch)(nil),                 // 74: cell.v1.HeartbeatBatch
+	(*AgentLogsRequest)(nil),               // 75: cell.v1.AgentLogsRequest
+	(*AgentLogsReply)(nil),                 // 76: cell.v1.AgentLogsReply
+	nil,                                    // 77: cell.v1.Machine.LabelsEntry
+	nil,                                    // 78: cell.v1.TaskTemplate.EnvEntry
+	nil,                                    // 79: cell.v1.RegisterMachineRequest.LabelsEntry
+	(*UpdateStrategy)(nil),                 // 80: cell.v1.UpdateStrategy
+	(*Rollout)(nil),                        // 81: cell.v1.Rollout
+	(*Tenant)(nil),                         // 82: cell.v1.Tenant
 }
 var file_cell_v1_cell_proto_depIdxs = []int32{
-	83,  // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
-	10,  // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
-	10,  // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
-	0,   // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
-	12,  // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
-	1,   // 5: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
-	84,  // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
-	10,  // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
-	14,  // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
-	15,  // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
-	15,  // 10: cell.v1.TaskTemplate.readiness_check:type_name -> cell.v1.HealthCheck
-	2,   // 11: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
-	16,  // 12: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
-	86,  // 13: cell.v1.JobSpec.update:type_name -> cell.v1.UpdateStrategy
-	17,  // 14: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
-	3,   // 15: cell.v1.Job.state:type_name -> cell.v1.JobState
-	87,  // 16: cell.v1.Job.rollout:type_name -> cell.v1.Rollout
-	4,   // 17: cell.v1.Task.state:type_name -> cell.v1.TaskState
-	10,  // 18: cell.v1.Task.resources:type_name -> cell.v1.Resources
-	11,  // 19: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
-	12,  // 20: cell.v1.Task.usage:type_name -> cell.v1.Usage
-	17,  // 21: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
-	19,  // 22: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
-	19,  // 23: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
-	18,  // 24: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
-	21,  // 25: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
-	49,  // 26: cell.v1.GetJobResponse.cell:type_name -> cell.v1.CellIdentity
-	19,  // 27: cell.v1.JobSummary.job:type_name -> cell.v1.Job
-	18,  // 28: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
-	27,  // 29: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
-	19,  // 30: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
-	20,  // 31: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,   // 32: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
-	4,   // 33: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
-	85,  // 34: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
-	10,  // 35: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
-	13,  // 36: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
-	49,  // 37: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
-	13,  // 38: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
-	21,  // 39: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
-	13,  // 40: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
-	13,  // 41: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
-	13,  // 42: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
-	19,  // 43: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
-	21,  // 44: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
-	49,  // 45: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
-	13,  // 46: cell.v1.Change.machine:type_name -> cell.v1.Machine
-	19,  // 47: cell.v1.Change.job:type_name -> cell.v1.Job
-	21,  // 48: cell.v1.Change.task:type_name -> cell.v1.Task
-	47,  // 49: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
-	46,  // 50: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
-	49,  // 51: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
-	20,  // 52: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
-	10,  // 53: cell.v1.Claim.resources:type_name -> cell.v1.Resources
-	11,  // 54: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
-	6,   // 55: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
-	7,   // 56: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
-	50,  // 57: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
-	20,  // 58: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
-	8,   // 59: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
-	52,  // 60: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
-	20,  // 61: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
-	56,  // 62: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
-	56,  // 63: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
-	60,  // 64: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
-	20,  // 65: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
-	4,   // 66: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
-	62,  // 67: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
-	64,  // 68: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
-	71,  // 69: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
-	9,   // 70: cell.v1.TenantPolicy.max_band:type_name -> cell.v1.PriorityBand
-	73,  // 71: cell.v1.SetTenantPolicyRequest.policy:type_name -> cell.v1.TenantPolicy
-	73,  // 72: cell.v1.SetTenantPolicyResponse.policy:type_name -> cell.v1.TenantPolicy
-	73,  // 73: cell.v1.ListTenantPoliciesResponse.policies:type_name -> cell.v1.TenantPolicy
-	20,  // 74: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
-	12,  // 75: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
-	12,  // 76: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
-	78,  // 77: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
-	79,  // 78: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
-	20,  // 79: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,   // 80: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
-	22,  // 81: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	24,  // 82: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	26,  // 83: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	29,  // 84: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	31,  // 85: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	33,  // 86: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	35,  // 87: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	37,  // 88: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	39,  // 89: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	41,  // 90: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	43,  // 91: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	45,  // 92: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	51,  // 93: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	54,  // 94: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
-	57,  // 95: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
-	59,  // 96: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
-	63,  // 97: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	66,  // 98: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
-	68,  // 99: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
-	70,  // 100: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
-	74,  // 101: cell.v1.TenantService.SetTenantPolicy:input_type -> cell.v1.SetTenantPolicyRequest
-	76,  // 102: cell.v1.TenantService.ListTenantPolicies:input_type -> cell.v1.ListTenantPoliciesRequest
-	23,  // 103: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	25,  // 104: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	28,  // 105: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	30,  // 106: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	32,  // 107: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	34,  // 108: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	36,  // 109: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	38,  // 110: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	40,  // 111: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	42,  // 112: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	44,  // 113: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	48,  // 114: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	53,  // 115: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	55,  // 116: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
-	58,  // 117: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
-	61,  // 118: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
-	65,  // 119: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	67,  // 120: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
-	69,  // 121: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
-	72,  // 122: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
-	75,  // 123: cell.v1.TenantService.SetTenantPolicy:output_type -> cell.v1.SetTenantPolicyResponse
-	77,  // 124: cell.v1.TenantService.ListTenantPolicies:output_type -> cell.v1.ListTenantPoliciesResponse
-	103, // [103:125] is the sub-list for method output_type
-	81,  // [81:103] is the sub-list for method input_type
-	81,  // [81:81] is the sub-list for extension type_name
-	81,  // [81:81] is the sub-list for extension extendee
-	0,   // [0:81] is the sub-list for field type_name
+	77, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
+	9,  // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
+	9,  // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
+	0,  // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
+	11, // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
+	1,  // 5: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
+	78, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
+	9,  // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
+	13, // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
+	14, // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
+	14, // 10: cell.v1.TaskTemplate.readiness_check:type_name -> cell.v1.HealthCheck
+	2,  // 11: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
+	15, // 12: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
+	80, // 13: cell.v1.JobSpec.update:type_name -> cell.v1.UpdateStrategy
+	16, // 14: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
+	3,  // 15: cell.v1.Job.state:type_name -> cell.v1.JobState
+	81, // 16: cell.v1.Job.rollout:type_name -> cell.v1.Rollout
+	4,  // 17: cell.v1.Task.state:type_name -> cell.v1.TaskState
+	9,  // 18: cell.v1.Task.resources:type_name -> cell.v1.Resources
+	10, // 19: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
+	11, // 20: cell.v1.Task.usage:type_name -> cell.v1.Usage
+	16, // 21: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
+	18, // 22: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
+	18, // 23: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
+	17, // 24: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
+	20, // 25: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
+	48, // 26: cell.v1.GetJobResponse.cell:type_name -> cell.v1.CellIdentity
+	18, // 27: cell.v1.JobSummary.job:type_name -> cell.v1.Job
+	17, // 28: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
+	26, // 29: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
+	18, // 30: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
+	19, // 31: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,  // 32: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
+	4,  // 33: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
+	79, // 34: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	9,  // 35: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
+	12, // 36: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
+	48, // 37: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
+	12, // 38: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
+	20, // 39: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
+	12, // 40: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
+	12, // 41: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
+	12, // 42: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
+	18, // 43: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
+	20, // 44: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
+	48, // 45: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
+	82, // 46: cell.v1.SnapshotResponse.tenants:type_name -> cell.v1.Tenant
+	12, // 47: cell.v1.Change.machine:type_name -> cell.v1.Machine
+	18, // 48: cell.v1.Change.job:type_name -> cell.v1.Job
+	20, // 49: cell.v1.Change.task:type_name -> cell.v1.Task
+	46, // 50: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
+	82, // 51: cell.v1.Change.tenant:type_name -> cell.v1.Tenant
+	45, // 52: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
+	48, // 53: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
+	19, // 54: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
+	9,  // 55: cell.v1.Claim.resources:type_name -> cell.v1.Resources
+	10, // 56: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
+	6,  // 57: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
+	7,  // 58: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
+	49, // 59: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
+	19, // 60: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
+	8,  // 61: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
+	51, // 62: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
+	19, // 63: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
+	55, // 64: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
+	55, // 65: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
+	59, // 66: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
+	19, // 67: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
+	4,  // 68: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
+	61, // 69: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
+	63, // 70: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
+	70, // 71: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
+	19, // 72: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
+	11, // 73: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
+	11, // 74: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
+	72, // 75: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
+	73, // 76: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
+	19, // 77: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,  // 78: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
+	21, // 79: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	23, // 80: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	25, // 81: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	28, // 82: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	30, // 83: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	32, // 84: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	34, // 85: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	36, // 86: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	38, // 87: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	40, // 88: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	42, // 89: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	44, // 90: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	50, // 91: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	53, // 92: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
+	56, // 93: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
+	58, // 94: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
+	62, // 95: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	65, // 96: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
+	67, // 97: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
+	69, // 98: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
+	22, // 99: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	24, // 100: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	27, // 101: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	29, // 102: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	31, // 103: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	33, // 104: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	35, // 105: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	37, // 106: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	39, // 107: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	41, // 108: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	43, // 109: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	47, // 110: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	52, // 111: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	54, // 112: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
+	57, // 113: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
+	60, // 114: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
+	64, // 115: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	66, // 116: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
+	68, // 117: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
+	71, // 118: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
+	99, // [99:119] is the sub-list for method output_type
+	79, // [79:99] is the sub-list for method input_type
+	79, // [79:79] is the sub-list for extension type_name
+	79, // [79:79] is the sub-list for extension extendee
+	0,  // [0:79] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
@@ -6487,26 +6199,28 @@ func file_cell_v1_cell_proto_init() {
 		return
 	}
 	file_cell_v1_update_types_proto_init()
+	file_cell_v1_tenancy_proto_init()
 	file_cell_v1_cell_proto_msgTypes[23].OneofWrappers = []any{}
 	file_cell_v1_cell_proto_msgTypes[36].OneofWrappers = []any{
 		(*Change_Machine)(nil),
 		(*Change_Job)(nil),
 		(*Change_Task)(nil),
 		(*Change_Deleted)(nil),
+		(*Change_Tenant)(nil),
 	}
 	file_cell_v1_cell_proto_msgTypes[37].OneofWrappers = []any{
 		(*Deletion_JobId)(nil),
 	}
-	file_cell_v1_cell_proto_msgTypes[71].OneofWrappers = []any{}
+	file_cell_v1_cell_proto_msgTypes[66].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cell_v1_cell_proto_rawDesc), len(file_cell_v1_cell_proto_rawDesc)),
-			NumEnums:      10,
-			NumMessages:   76,
+			NumEnums:      9,
+			NumMessages:   71,
 			NumExtensions: 0,
-			NumServices:   7,
+			NumServices:   6,
 		},
 		GoTypes:           file_cell_v1_cell_proto_goTypes,
 		DependencyIndexes: file_cell_v1_cell_proto_depIdxs,
