@@ -75,4 +75,13 @@
 //     the task's last machine over NATS request/reply on that machine's own
 //     subject, within a deadline and server-wide and per-caller bounds on
 //     calls in flight. The server never dials an address a client gave it.
+//   - Changing a running job (issue 13; update.go, rollout.go, plan.go,
+//     versions.go): SubmitJob on a live name of the same tenant makes a
+//     new version; the newest limits.MaxJobVersions specs are durable
+//     under jv/ and deleted with the job. A service whose template changed
+//     is rolled out by a controller inside the commit loop, driven by the
+//     changes of its tasks and by a clock only while a rollout runs;
+//     every step is one operation, so waves never overlap and a restart
+//     resumes from the durable job and task fields. PlanJob reads the
+//     state under the read lock and changes nothing.
 package cellstate
