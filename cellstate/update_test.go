@@ -268,6 +268,12 @@ func TestUpdateRefusals(t *testing.T) {
 		!strings.Contains(err.Error(), "spec.scheduler") {
 		t.Errorf("changing the scheduler: %v", err)
 	}
+	withUpdate := batchSpec("b", 1, 100, 1<<20)
+	withUpdate.Update = &cellv1.UpdateStrategy{AutoRevert: true}
+	if _, err := c.jobs.SubmitJob(ctxT(t), &cellv1.SubmitJobRequest{Spec: withUpdate}); status.Code(err) != codes.InvalidArgument ||
+		!strings.Contains(err.Error(), "spec.update") {
+		t.Errorf("update on a batch job: %v", err)
+	}
 	same, err := c.jobs.SubmitJob(ctxT(t), &cellv1.SubmitJobRequest{Spec: serviceSpec("web", 2, "/bin/v1")})
 	if err != nil || same.Revision != 0 || same.Job.Version != 1 {
 		t.Errorf("an identical spec changes nothing: %v %v", same, err)
