@@ -311,7 +311,10 @@ func (o *submitOp) run(s *state) (any, error) {
 	// The prepared tasks, installed as installTask would (index: counters
 	// and quota ledger), without recording them one by one.
 	rev := s.changes.rev
-	j.tasks = o.tasks
+	// The job gets its own slice: the change set's is read by watchers
+	// after the round, while later operations replace the job's elements
+	// (a data race under -race when they shared one backing array).
+	j.tasks = append([]*task(nil), o.tasks...)
 	for _, t := range o.tasks {
 		t.modRev = rev
 		s.index(j, t)
