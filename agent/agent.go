@@ -64,6 +64,11 @@ type Config struct {
 	// are kept at most, newest first (default 1000).
 	KeepFinished        time.Duration
 	MaxFinishedAttempts int
+	// StopTasksOnExit stops every task (SIGTERM, StopGrace, SIGKILL) when
+	// Run returns. Otherwise the tasks keep running under their shims and
+	// the next agent on this DataDir adopts them: `cell agent` and `cell
+	// dev` leave them running unless --stop-tasks-on-exit is given.
+	StopTasksOnExit bool
 
 	Logger *slog.Logger
 }
@@ -89,6 +94,7 @@ type Agent struct {
 	stopMetrics func()
 	rt          *processRuntime
 	keep        retention
+	stopTasks   bool
 }
 
 // New detects the machine, prepares the data directory and resource
@@ -122,7 +128,6 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	killLeftovers(log, cfg.DataDir, "/proc")
 
 	var cgroups *cgroupTree
 	if cfg.CgroupRoot == "-" {
@@ -130,7 +135,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	} else if cgroups, err = setupCgroups(cfg.CgroupRoot, cfg.Name); err != nil {
 		log.Warn("resource limits are not enforced: cgroup v2 is not usable", "reason", err)
 	}
-	rt := newProcessRuntime(log, cfg.DataDir, cfg.StopGrace, cgroups)
+	// The attempts an earlier agent left are found now and adopted or
+	// stopped once the server's view is known (adopt.go).
+	rt, err := newProcessRuntime(log, cfg.DataDir, cfg.StopGrace, cgroups)
+	if err != nil {
+		return nil, err
+	}
 
 	f := newFleet(log, rt)
 	f.add(reg)
@@ -146,7 +156,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{log: log, reg: reg, fleet: f, driver: d, grace: cfg.StopGrace, stopMetrics: func() {}, rt: rt, keep: keep}
+	a := &Agent{log: log, reg: reg, fleet: f, driver: d, grace: cfg.StopGrace, stopMetrics: func() {}, rt: rt, keep: keep, stopTasks: cfg.StopTasksOnExit}
 	if cfg.MetricsListen != "" {
 		if a.metricsAddr, a.stopMetrics, err = serveMetrics(cfg.MetricsListen, f, d); err != nil {
 			return nil, err
@@ -157,11 +167,13 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	return a, nil
 }
 
-// Run registers the machine and runs its tasks until ctx ends. Then it
-// stops every task (SIGTERM, grace, SIGKILL) and returns; it reports
-// nothing on the way out: the server notices the missing heartbeats, marks
-// the machine down and returns its tasks to their schedulers as lost, the
-// same as for a machine that died.
+// Run registers the machine and runs its tasks until ctx ends. Then,
+// unless StopTasksOnExit, it leaves the tasks running under their shims
+// and returns: the next agent on the same data directory adopts them, and
+// if none comes back within the server's grace period the server marks the
+// machine down and returns its tasks to their schedulers as lost. With
+// StopTasksOnExit it stops every task first (SIGTERM, grace, SIGKILL) and
+// reports nothing: the missed-heartbeat rule gives the verdict.
 func (a *Agent) Run(ctx context.Context) error {
 	gcCtx, stopGC := context.WithCancel(ctx)
 	gcDone := make(chan struct{})
@@ -172,12 +184,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	err := a.driver.run(ctx)
 	stopGC()
 	<-gcDone
-	if n := a.fleet.stopAll(); n > 0 {
-		a.log.Info("stopping tasks before exit", "tasks", n)
-	}
-	deadline := time.Now().Add(a.grace + 5*time.Second)
-	for a.fleet.runningCount() > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	if a.stopTasks {
+		if n := a.fleet.stopAll(); n > 0 {
+			a.log.Info("stopping tasks before exit", "tasks", n)
+		}
+		deadline := time.Now().Add(a.grace + 5*time.Second)
+		for a.fleet.runningCount() > 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	} else if n := a.rt.detachAll(); n > 0 {
+		a.log.Info("leaving tasks running; an agent started again on this data directory adopts them", "tasks", n)
 	}
 	a.stopMetrics()
 	return err

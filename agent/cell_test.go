@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/omegacell/omegacell/agent/procstat"
 	"github.com/omegacell/omegacell/cellstate"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/cellclient"
@@ -180,11 +181,14 @@ func runAgent(t *testing.T, c *testCell, name string) (*Agent, context.CancelFun
 	return runAgentIn(t, c, name, t.TempDir())
 }
 
-// runAgentIn starts a real agent on the given data directory.
+// runAgentIn starts a real agent on the given data directory; it stops its
+// tasks when it exits.
 func runAgentIn(t *testing.T, c *testCell, name, data string) (*Agent, context.CancelFunc) {
 	t.Helper()
+	t.Cleanup(func() { killShims(t, data) })
 	a, err := New(context.Background(), Config{
-		Server: c.addr, Name: name, DataDir: data, Labels: map[string]string{"zone": "z1"},
+		StopTasksOnExit: true,
+		Server:          c.addr, Name: name, DataDir: data, Labels: map[string]string{"zone": "z1"},
 		CPUMilli: 4000, MemoryBytes: 8 << 30, DiskBytes: 10 << 30, GPUs: 0,
 		UsageInterval: 200 * time.Millisecond, StopGrace: 300 * time.Millisecond, CgroupRoot: "-",
 		MetricsListen: "127.0.0.1:0", Logger: discard, Credentials: credentials.Client{Insecure: true},
@@ -320,11 +324,11 @@ func attemptPID(t *testing.T, a *Agent, k attemptKey) int {
 	var pid int
 	eventually(t, "the attempt's pid file exists", func() bool {
 		data, err := os.ReadFile(filepath.Join(a.fleet.rt.(*processRuntime).attemptDir(k), pidFile))
-		if err != nil {
+		if err != nil || len(strings.Fields(string(data))) != 4 {
 			return false
 		}
 		pid, err = strconv.Atoi(strings.Fields(string(data))[0])
-		return err == nil
+		return err == nil && pid > 0
 	})
 	return pid
 }
@@ -541,15 +545,34 @@ func startAgentProcess(t *testing.T, c *testCell, name, data string) *exec.Cmd {
 		"--server", c.addr, "--insecure", "--name", name, "--data", data, "--cgroup-root", "-", "--stop-grace", "300ms",
 		"--usage-interval", "200ms", "--cpu", "4", "--memory", "8Gi", "--disk", "10Gi", "--gpus", "0",
 	}, " "))
+	if os.Getenv("AGENT_TEST_LOGS") != "" {
+		cmd.Stderr = os.Stderr
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); killShims(t, data) })
 	eventually(t, "the agent process registered "+name, func() bool {
 		_, err := c.machines.GetMachine(ctxFor(t), &cellv1.GetMachineRequest{Id: name})
 		return err == nil
 	})
 	return cmd
+}
+
+// killShims kills every task an agent on data left running (a test never
+// leaves processes behind): its shim kills the tree on SIGUSR1.
+func killShims(t *testing.T, data string) {
+	files, _ := filepath.Glob(filepath.Join(data, "tasks", "*", "*", pidFile))
+	for _, file := range files {
+		ids, err := readPidFile(filepath.Dir(file))
+		if err != nil {
+			continue
+		}
+		if p, err := procstat.ReadProcess("/proc", ids.shim); err == nil && p.StartTicks == ids.shimStart {
+			_ = syscall.Kill(ids.shim, syscall.SIGUSR1)
+			waitDead(t, ids.shim)
+		}
+	}
 }
 
 // taskPID reads the pid file of an attempt in an agent's data directory.
@@ -558,11 +581,11 @@ func taskPID(t *testing.T, data string, k attemptKey) int {
 	var pid int
 	eventually(t, "the attempt's pid file exists", func() bool {
 		b, err := os.ReadFile(filepath.Join(data, "tasks", k.job, fmt.Sprintf("%d.%d", k.index, k.attempt), pidFile))
-		if err != nil || len(strings.Fields(string(b))) != 2 {
+		if err != nil || len(strings.Fields(string(b))) != 4 {
 			return false
 		}
 		pid, err = strconv.Atoi(strings.Fields(string(b))[0])
-		return err == nil
+		return err == nil && pid > 0 // 0: the shim has not started the task yet
 	})
 	return pid
 }
@@ -607,31 +630,72 @@ func TestSIGKILLedAgentsTaskRunsElsewhere(t *testing.T) {
 	}
 }
 
-// An agent killed and restarted before the server noticed: the attempt it
-// was running is reported lost (never started twice), its leftover process
-// is killed, and the server places the task again.
-func TestRestartedAgentReportsItsLostAttempt(t *testing.T) {
-	c := newTestCell(t, time.Minute) // the machine is never marked down here
-	data := t.TempDir()
-	agentA := startAgentProcess(t, c, "m1", data)
-	job := c.submit("crash", 1, "sleep 60", 1)
-	c.place(job, 0, "m1")
-	eventually(t, "the task runs", func() bool { return c.task(job, 0).State == runningS })
-	orphan := taskPID(t, data, attemptKey{taskKey{job.Id, 0}, 1})
-	if err := agentA.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = agentA.Wait()
+// An agent SIGTERMed or SIGKILLed and started again on its data directory
+// within the server's grace adopts its tasks: the running one keeps its
+// pid, attempt and log (which goes on growing) and is charged no failure,
+// its usage is sampled again; the one that ended while no agent ran is
+// reported with its real exit code.
+func TestRestartedAgentAdoptsItsTasks(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(unixSignalName(sig), func(t *testing.T) {
+			c := newTestCell(t, 10*time.Second)
+			data := t.TempDir()
+			agentA := startAgentProcess(t, c, "m1", data)
+			ticker := c.submit("ticker", 1, `i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.05; done`, 0)
+			ends := c.submit("ends", 1, `while [ ! -f release ]; do sleep 0.02; done; exit 3`, 0)
+			c.place(ticker, 0, "m1")
+			c.place(ends, 0, "m1")
+			eventually(t, "both tasks run", func() bool {
+				return c.task(ticker, 0).State == runningS && c.task(ends, 0).State == runningS
+			})
+			tk := attemptKey{taskKey{ticker.Id, 0}, 1}
+			pid := taskPID(t, data, tk)
+			if err := agentA.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			_ = agentA.Wait()
+			if err := syscall.Kill(pid, 0); err != nil {
+				t.Fatalf("the task died with its agent (%s): %v", unixSignalName(sig), err)
+			}
+			endsDir := filepath.Join(data, "tasks", ends.Id, "0.1")
+			if err := os.WriteFile(filepath.Join(endsDir, "release"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			waitForFile(t, filepath.Join(endsDir, exitFile), "exit 3")
+			logFile := filepath.Join(data, "tasks", ticker.Id, "0.1", stdoutFile)
+			fi, _ := os.Stat(logFile)
+			before := fi.Size()
 
-	a, _ := runAgentIn(t, c, "m1", data)
-	waitDead(t, orphan)
-	eventually(t, "the lost attempt is reported and the task placed again", func() bool {
-		tk := c.task(job, 0)
-		return tk.State == pending && tk.Failures == 1 && strings.Contains(tk.Message, "attempt 1 was lost")
-	})
-	if n := a.fleet.counters.starts.Load(); n != 0 {
-		t.Fatalf("restarted agent started %d attempts, want none", n)
+			startAgentProcess(t, c, "m1", data)
+			eventually(t, "the end missed while the agent was down is reported with its exit code", func() bool {
+				// A failure with retry limit 0 fails the job (which marks
+				// the task killed); the exit code is the task's own.
+				e := c.task(ends, 0)
+				return e.Failures == 1 && e.ExitCode == 3 && strings.Contains(e.Message, "exited with code 3")
+			})
+			eventually(t, "the resumed task's usage is sampled", func() bool {
+				r, err := c.machines.GetMachine(ctxFor(t), &cellv1.GetMachineRequest{Id: "m1"})
+				return err == nil && len(r.Tasks) == 1 && r.Tasks[0].GetUsage().GetMemoryBytes() > 0
+			})
+			if got := c.task(ticker, 0); got.State != runningS || got.Attempt != 1 || got.Failures != 0 {
+				t.Fatalf("ticker after the agent restart = %v, want running attempt 1 with no failure", got)
+			}
+			if got := taskPID(t, data, tk); got != pid {
+				t.Fatalf("ticker pid %d after the restart, want %d", got, pid)
+			}
+			eventually(t, "the log goes on", func() bool {
+				fi, err := os.Stat(logFile)
+				return err == nil && fi.Size() > before
+			})
+		})
 	}
+}
+
+func unixSignalName(sig syscall.Signal) string {
+	if sig == syscall.SIGTERM {
+		return "SIGTERM"
+	}
+	return "SIGKILL"
 }
 
 // TestTwoCellsTakingTurnsOnOneAddress: when another cell takes over the
@@ -680,5 +744,71 @@ func TestTwoCellsTakingTurnsOnOneAddress(t *testing.T) {
 	}
 	if _, err := a.jobs.GetJob(ctxFor(t), &cellv1.GetJobRequest{IdOrName: jobB.Id}); status.Code(err) != codes.NotFound {
 		t.Fatalf("B's job in cell A: %v, want NotFound", err)
+	}
+}
+
+// An agent SIGKILLed with many tasks running, and a new one started on its
+// data directory: how long until it has adopted every task (registered,
+// read its view and the job, resumed each attempt). AGENT_RESTART_TASKS
+// sets how many (default 20; the report's figure uses 100).
+func TestAgentRestartAdoptsManyTasks(t *testing.T) {
+	n := uint32(20)
+	if s := os.Getenv("AGENT_RESTART_TASKS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v <= 0 || v > 1000 {
+			t.Fatalf("AGENT_RESTART_TASKS=%q: want 1..1000", s)
+		}
+		n = uint32(v)
+	}
+	c := newTestCell(t, time.Minute)
+	data := t.TempDir()
+	agentA := startAgentProcess(t, c, "m1", data)
+	r, err := c.jobs.SubmitJob(ctxFor(t), &cellv1.SubmitJobRequest{Spec: &cellv1.JobSpec{
+		Name: "many", Scheduler: "batch", Priority: 100, Count: n, Kind: cellv1.JobKind_JOB_KIND_BATCH,
+		Task: &cellv1.TaskTemplate{Command: "sleep", Args: []string{"600"}, Resources: &cellv1.Resources{CpuMilli: 10, MemoryBytes: 8 << 20}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := r.Job
+	started := time.Now()
+	for i := range n {
+		c.place(job, i, "m1")
+	}
+	running := func() int {
+		g, err := c.jobs.GetJob(ctxFor(t), &cellv1.GetJobRequest{IdOrName: job.Id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(g.Counts.Running)
+	}
+	waitLong := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Minute)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting until %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitLong("every task runs", func() bool { return running() == int(n) })
+	t.Logf("%d tasks started in %v", n, time.Since(started).Round(time.Millisecond))
+	if err := agentA.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = agentA.Wait()
+
+	began := time.Now()
+	a, _ := runAgentIn(t, c, "m1", data)
+	waitLong("every task is adopted", func() bool { return a.fleet.runningCount() == int(n) })
+	took := time.Since(began)
+	t.Logf("agent restart with %d running tasks: all adopted %v after the new agent started", n, took.Round(time.Millisecond))
+	if got := running(); got != int(n) {
+		t.Fatalf("%d tasks running on the server after the restart, want %d", got, n)
+	}
+	if a.fleet.counters.starts.Load() != int64(n) || a.fleet.counters.startFailures.Load() != 0 {
+		t.Fatalf("restarted agent: %d starts (resumes), %d start failures; want %d and 0",
+			a.fleet.counters.starts.Load(), a.fleet.counters.startFailures.Load(), n)
 	}
 }

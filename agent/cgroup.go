@@ -29,7 +29,15 @@ const cpuPeriodMicros = 100_000
 
 type cgroupTree struct {
 	dir string
+	// shimsFD is the directory of <agent>/shims, the cgroup the tasks'
+	// shims run in (outside the tasks' limits, and outside the agent's own
+	// cgroup, so a service manager that stops the agent's cgroup leaves
+	// the tasks running); -1 when it could not be made.
+	shimsFD int
 }
+
+// shimsCgroup is the leaf cgroup of the shims under the agent's.
+const shimsCgroup = "shims"
 
 // setupCgroups prepares the agent's cgroup under mount, or says why limits
 // cannot be enforced there.
@@ -66,22 +74,44 @@ func setupCgroups(mount, agentName string) (*cgroupTree, error) {
 	if err := delegate(dir); err != nil {
 		return nil, err
 	}
-	t := &cgroupTree{dir: dir}
-	t.removeLeftovers()
+	t := &cgroupTree{dir: dir, shimsFD: -1}
+	shims := filepath.Join(dir, shimsCgroup)
+	if err := os.Mkdir(shims, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("create cgroup: %w", err)
+	}
+	fd, err := syscall.Open(shims, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open cgroup %s: %w", shims, err)
+	}
+	t.shimsFD = fd
+	t.removeEmpty()
 	return t, nil
 }
 
-// removeLeftovers kills and removes the attempt cgroups an earlier agent
-// left behind.
-func (t *cgroupTree) removeLeftovers() {
+// removeEmpty removes the attempt cgroups an earlier agent left empty.
+// Those that still hold processes belong to attempts the agent adopts or
+// discards once it knows what the server holds (adopt.go).
+func (t *cgroupTree) removeEmpty() {
 	entries, _ := os.ReadDir(t.dir)
 	for _, e := range entries {
-		if e.IsDir() {
-			c := &taskCgroup{dir: filepath.Join(t.dir, e.Name()), fd: -1}
-			c.kill()
-			c.remove()
+		if e.IsDir() && e.Name() != shimsCgroup {
+			_ = syscall.Rmdir(filepath.Join(t.dir, e.Name()))
 		}
 	}
+}
+
+// existing returns the cgroup of an attempt an earlier agent started, or
+// nil when there is none.
+func (t *cgroupTree) existing(k attemptKey) *taskCgroup {
+	dir := t.attemptDir(k)
+	if _, err := os.Stat(dir); err != nil {
+		return nil
+	}
+	return &taskCgroup{dir: dir, fd: -1}
+}
+
+func (t *cgroupTree) attemptDir(k attemptKey) string {
+	return filepath.Join(t.dir, cgroupName(fmt.Sprintf("%s_%d_%d", k.job, k.index, k.attempt)))
 }
 
 // delegate enables the cpu and memory controllers for the children of dir.
@@ -147,7 +177,7 @@ type taskCgroup struct {
 }
 
 func (t *cgroupTree) create(k attemptKey, res *cellv1.Resources) (*taskCgroup, error) {
-	dir := filepath.Join(t.dir, cgroupName(fmt.Sprintf("%s_%d_%d", k.job, k.index, k.attempt)))
+	dir := t.attemptDir(k)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create cgroup %s: %w", dir, err)
 	}

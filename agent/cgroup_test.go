@@ -59,7 +59,8 @@ func TestCgroupLimitsEnforced(t *testing.T) {
 	if err != nil {
 		t.Skipf("cgroup v2 not usable here: %v", err)
 	}
-	r := newProcessRuntime(discard, t.TempDir(), time.Second, tree)
+	r := newRuntimeOn(t, t.TempDir(), time.Second)
+	r.cgroups = tree
 	spec := shellSpec(0, "sleep 60")
 	spec.task.Resources = &cellv1.Resources{CpuMilli: 500, MemoryBytes: 64 << 20}
 	s := startAttempt(t, r, spec)
@@ -71,8 +72,8 @@ func TestCgroupLimitsEnforced(t *testing.T) {
 		}
 	}
 	procs, _ := os.ReadFile(filepath.Join(cg.dir, "cgroup.procs"))
-	if !slices.Contains(strings.Fields(string(procs)), strconv.Itoa(s.h.pid)) {
-		t.Fatalf("task pid %d not in its cgroup's procs %q", s.h.pid, procs)
+	if pid, _ := s.h.pids(); !slices.Contains(strings.Fields(string(procs)), strconv.Itoa(pid)) {
+		t.Fatalf("task pid %d not in its cgroup's procs %q", pid, procs)
 	}
 	s.h.stop()
 	s.wait(t)

@@ -31,14 +31,22 @@ func Command() *cobra.Command {
 		keepFinished                           time.Duration
 		maxFinished                            int
 		credDir                                string
-		insecure                               bool
+		insecure, stopTasksOnExit              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the node agent of this machine (or --simulate N machines)",
 		Long: `Run the node agent: register this machine with the cell, heartbeat over
-NATS, run the tasks placed here as child processes (logs under --data,
+NATS, run the tasks placed here as real processes (logs under --data,
 cgroup v2 limits where available) and report their states.
+
+Stopping the agent (SIGTERM, Ctrl-C) leaves its tasks running: an agent
+started again on the same --data adopts them (same pids, same attempts,
+logs continue) if it is back within the server's grace period (10 s by
+default); otherwise the server marks the machine down and places the tasks
+elsewhere, and the restarted agent stops what it left. An agent upgrade is
+not an outage. --stop-tasks-on-exit stops every task before exiting
+instead.
 
 With --simulate N, run N simulated machines in this process instead: same
 protocol, tasks "run" for their duration_ms without a process. --profile
@@ -57,7 +65,7 @@ defaults are ` + DefaultProfileString + `. For example:
 			ctx, stop := signal.NotifyContext(cmp.Or(cmd.Context(), context.Background()), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if simulate > 0 {
-				for _, f := range []string{"labels", "data", "cpu", "memory", "disk", "gpus", "gpu-model", "gpu-memory", "cgroup-root", "stop-grace", "keep-finished", "max-finished-attempts"} {
+				for _, f := range []string{"stop-tasks-on-exit", "labels", "data", "cpu", "memory", "disk", "gpus", "gpu-model", "gpu-memory", "cgroup-root", "stop-grace", "keep-finished", "max-finished-attempts"} {
 					if cmd.Flags().Changed(f) {
 						return fmt.Errorf("--%s describes a real machine; with --simulate use --profile (%s)", f, ProfileKeys)
 					}
@@ -90,6 +98,7 @@ defaults are ` + DefaultProfileString + `. For example:
 				Heartbeat: heartbeat, UsageInterval: usageInterval, StopGrace: stopGrace,
 				CgroupRoot: cgroupRoot, MetricsListen: metrics, Logger: log,
 				KeepFinished: keepFinished, MaxFinishedAttempts: maxFinished,
+				StopTasksOnExit: stopTasksOnExit,
 			}
 			if keepFinished <= 0 {
 				return fmt.Errorf("--keep-finished %v: want a positive duration", keepFinished)
@@ -143,6 +152,7 @@ defaults are ` + DefaultProfileString + `. For example:
 	f.DurationVar(&heartbeat, "heartbeat", 0, "heartbeat interval (default: the server's, normally 1s)")
 	f.DurationVar(&usageInterval, "usage-interval", DefaultUsageInterval, "how often heartbeats carry usage samples")
 	f.DurationVar(&stopGrace, "stop-grace", DefaultStopGrace, "time between SIGTERM and SIGKILL when stopping a task")
+	f.BoolVar(&stopTasksOnExit, "stop-tasks-on-exit", false, "stop every task (SIGTERM, --stop-grace, SIGKILL) when the agent exits, instead of leaving them to the next agent on --data")
 	f.StringVar(&metrics, "metrics", "", "Prometheus /metrics listen address (empty: off)")
 	f.DurationVar(&keepFinished, "keep-finished", DefaultKeepFinished, "how long the directories and logs of finished task attempts are kept")
 	f.IntVar(&maxFinished, "max-finished-attempts", DefaultMaxFinishedAttempts, "at most this many finished attempts' directories are kept, newest first")

@@ -102,6 +102,9 @@ type machine struct {
 	// synced is set once the view came from the server; before that the
 	// machine starts and stops nothing.
 	synced bool
+	// leftoversChecked: the attempts an earlier agent left were compared
+	// with the first view.
+	leftoversChecked bool
 
 	// local is the latest attempt of each task here; retiring holds older
 	// attempts that are being stopped.
@@ -508,12 +511,15 @@ func (f *fleet) syncMachineLocked(m *machine, now time.Time, w *work) {
 		ak := attemptKey{key, v.GetAttempt()}
 		l := &localTask{key: ak, resources: v.GetResources()}
 		m.local[key] = l
-		if v.GetState() != cellv1.TaskState_TASK_STATE_RUNNING {
+		if v.GetState() != cellv1.TaskState_TASK_STATE_RUNNING || f.rt.resumable(ak) {
+			// To start, or to resume: an earlier agent on this machine
+			// started it and left it running (or its exit recorded).
 			waiting = append(waiting, l)
 		} else {
-			// Running on the server but not here: an earlier agent on
-			// this machine started it and is gone. Never start an attempt
-			// twice; report it lost as a failure.
+			// Running on the server but not here, and nothing left of
+			// it: an earlier agent's attempt that cannot be resumed (its
+			// data directory is gone). Never start an attempt twice;
+			// report it lost as a failure.
 			l.phase = exited
 			l.result = exitResult{state: cellv1.TaskState_TASK_STATE_FAILED, exitCode: -1,
 				message: fmt.Sprintf("attempt %d was lost: the agent restarted while it ran", ak.attempt)}
@@ -540,6 +546,16 @@ func (f *fleet) syncMachineLocked(m *machine, now time.Time, w *work) {
 		f.startLocked(m, l, m.view[key], tmpl, now)
 		if u := f.reportLocked(l, m.view[key], now); u != nil {
 			updates = append(updates, u)
+		}
+	}
+	if !m.leftoversChecked {
+		// The first view: what an earlier agent left that the server no
+		// longer holds here is stopped.
+		m.leftoversChecked = true
+		for _, k := range f.rt.leftovers() {
+			if v := m.view[k.taskKey]; v == nil || v.GetAttempt() != k.attempt {
+				f.rt.discard(k)
+			}
 		}
 	}
 	for len(updates) > 0 {

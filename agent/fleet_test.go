@@ -20,6 +20,33 @@ type fakeRunner struct {
 	started  []attemptKey
 	handles  map[attemptKey]*fakeHandle
 	startErr error
+	// left are attempts "an earlier agent" left; discarded those the
+	// fleet discarded.
+	left      map[attemptKey]bool
+	discarded []attemptKey
+}
+
+func (r *fakeRunner) resumable(k attemptKey) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.left[k]
+}
+
+func (r *fakeRunner) leftovers() []attemptKey {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []attemptKey
+	for k := range r.left {
+		out = append(out, k)
+	}
+	return out
+}
+
+func (r *fakeRunner) discard(k attemptKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.left, k)
+	r.discarded = append(r.discarded, k)
 }
 
 type fakeHandle struct {
@@ -47,6 +74,7 @@ func (r *fakeRunner) start(spec taskSpec, exited func(exitResult)) (runHandle, e
 		return nil, r.startErr
 	}
 	h := &fakeHandle{exited: exited}
+	delete(r.left, spec.key())
 	if r.handles == nil {
 		r.handles = make(map[attemptKey]*fakeHandle)
 	}

@@ -25,7 +25,18 @@ import (
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func newTestRuntime(t *testing.T, grace time.Duration) *processRuntime {
-	return newProcessRuntime(discard, t.TempDir(), grace, nil)
+	return newRuntimeOn(t, t.TempDir(), grace)
+}
+
+// newRuntimeOn makes a runtime on a data directory (which adopts what an
+// earlier runtime there left).
+func newRuntimeOn(t *testing.T, data string, grace time.Duration) *processRuntime {
+	t.Helper()
+	r, err := newProcessRuntime(discard, data, grace, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func shellSpec(index uint32, script string) taskSpec {
@@ -51,6 +62,7 @@ func startAttempt(t *testing.T, r *processRuntime, spec taskSpec) started {
 		t.Fatalf("start: %v", err)
 	}
 	ph := h.(*procHandle)
+	<-ph.ready
 	t.Cleanup(func() {
 		ph.stop()
 		<-ph.done
@@ -125,8 +137,10 @@ func TestProcessStartErrors(t *testing.T) {
 	r := newTestRuntime(t, time.Second)
 	spec := shellSpec(0, "true")
 	spec.template.Command = "omegacell-no-such-command"
-	if _, err := r.start(spec, func(exitResult) {}); err == nil || !strings.Contains(err.Error(), "executable file not found") {
-		t.Fatalf("start of a missing command: %v, want executable file not found", err)
+	// The shim reports it: the attempt ends as FAILED with its reason.
+	s := startAttempt(t, r, spec)
+	if res := s.wait(t); res.state != failed || !strings.Contains(res.message, "executable file not found") {
+		t.Fatalf("start of a missing command: %+v, want FAILED, executable file not found", res)
 	}
 	// The attempt's directory now exists: the attempt never starts again.
 	spec.template.Command = "true"
@@ -316,52 +330,117 @@ func TestHealthyTaskKeepsRunning(t *testing.T) {
 	}
 }
 
-func TestKillLeftovers(t *testing.T) {
+// A runtime started again on the same data directory resumes what the
+// earlier one left running (same pid, logs continue), reports the recorded
+// exit of what ended meanwhile, discards what it is told to, and kills
+// processes of a pid file from before shims (never one whose start time
+// says its pid was reused).
+func TestRuntimeAdoptsAttemptsOfAnEarlierOne(t *testing.T) {
 	data := t.TempDir()
-	leftover := exec.Command("sleep", "60")
-	leftover.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	first := newRuntimeOn(t, data, time.Second)
+	spec := func(index uint32, script string) taskSpec {
+		s := shellSpec(index, script)
+		return s
+	}
+	keep := spec(0, `i=0; while :; do echo line $i; i=$((i+1)); sleep 0.05; done`)
+	ends := spec(1, `while [ ! -f release ]; do sleep 0.02; done; exit 7`)
+	drop := spec(2, `sleep 60 & setsid sleep 61 & wait`)
+	var handles []*procHandle
+	for _, sp := range []taskSpec{keep, ends, drop} {
+		h, err := first.start(sp, func(exitResult) { t.Errorf("the first runtime reported %v after detaching", sp.key()) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		handles = append(handles, h.(*procHandle))
+	}
+	for _, h := range handles {
+		<-h.ready
+	}
+	keepPID, _ := handles[0].pids()
+	_, dropShim := handles[2].pids()
+	waitForFile(t, filepath.Join(first.attemptDir(keep.key()), stdoutFile), "line 2")
+	if n := first.detachAll(); n != 3 {
+		t.Fatalf("detachAll = %d, want 3", n)
+	}
+	// The task ends while no agent watches it.
+	if err := os.WriteFile(filepath.Join(first.attemptDir(ends.key()), "release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitForFile(t, filepath.Join(first.attemptDir(ends.key()), exitFile), "exit 7")
+
+	// Legacy pid files: one names a live process group, one a reused pid.
+	legacy := exec.Command("sleep", "60")
+	legacy.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	innocent := exec.Command("sleep", "60")
 	innocent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	for _, c := range []*exec.Cmd{leftover, innocent} {
+	for _, c := range []*exec.Cmd{legacy, innocent} {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
 	}
-	write := func(attempt string, pid int, ticks uint64) string {
-		dir := filepath.Join(data, "tasks", "job-1", attempt)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		file := filepath.Join(dir, pidFile)
-		if err := os.WriteFile(file, fmt.Appendf(nil, "%d %d\n", pid, ticks), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return file
-	}
-	p, err := procstat.ReadProcess("/proc", leftover.Process.Pid)
+	p, err := procstat.ReadProcess("/proc", legacy.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := []string{
-		write("0.1", leftover.Process.Pid, p.StartTicks),
-		// Same pid file format, but the start time names another process
-		// that once had this pid: it must survive.
-		write("1.1", innocent.Process.Pid, 1),
+	for name, content := range map[string]string{
+		"3.1": fmt.Sprintf("%d %d\n", legacy.Process.Pid, p.StartTicks),
+		"4.1": fmt.Sprintf("%d 1\n", innocent.Process.Pid),
+	} {
+		dir := filepath.Join(data, "tasks", "job-1", name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, pidFile), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	killLeftovers(discard, data, "/proc")
 
-	err = leftover.Wait()
-	if ws, ok := leftover.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("leftover ended with %v, want SIGKILL", err)
+	second := newRuntimeOn(t, data, time.Second)
+	if err := legacy.Wait(); err == nil {
+		t.Fatal("the legacy process group was not killed")
 	}
 	if err := innocent.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Fatalf("process with a different start time was killed: %v", err)
 	}
-	for _, f := range files {
-		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("pid file %s not removed", f)
+	for _, sp := range []taskSpec{keep, ends, drop} {
+		if !second.resumable(sp.key()) {
+			t.Fatalf("%v is not resumable", sp.key())
 		}
+	}
+	if got := fmt.Sprint(second.leftovers()); got != fmt.Sprint([]attemptKey{keep.key(), ends.key(), drop.key()}) {
+		t.Fatalf("leftovers = %s", got)
+	}
+	second.discard(drop.key())
+	waitDead(t, dropShim)
+
+	kept := startAttempt(t, second, keep)
+	if pid, _ := kept.h.pids(); !kept.h.adopted || pid != keepPID {
+		t.Fatalf("resumed handle = %+v, want adopted with task pid %d", kept.h, keepPID)
+	}
+	size := func() int64 {
+		fi, _ := os.Stat(filepath.Join(kept.dir, stdoutFile))
+		return fi.Size()
+	}
+	before := size()
+	deadline := time.Now().Add(10 * time.Second)
+	for size() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the resumed task's log did not grow")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ended := startAttempt(t, second, ends)
+	if res := ended.wait(t); res.state != failed || res.exitCode != 7 {
+		t.Fatalf("attempt that ended while no agent watched = %+v, want FAILED with exit code 7", res)
+	}
+	kept.h.stop()
+	if res := kept.wait(t); res.state != killed {
+		t.Fatalf("resumed attempt after stop = %+v, want KILLED", res)
+	}
+	waitDead(t, keepPID)
+	if len(second.leftovers()) != 0 {
+		t.Fatalf("leftovers after resuming = %v", second.leftovers())
 	}
 }
 
@@ -375,7 +454,8 @@ func TestProcUsageSamplesARealTask(t *testing.T) {
 	// machine may give it little of a core.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		p, err := procstat.ReadProcess("/proc", s.h.pid)
+		pid, _ := s.h.pids()
+		p, err := procstat.ReadProcess("/proc", pid)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,15 @@ type runner interface {
 	// called); errAttemptStarted means this attempt already ran on this
 	// machine, under this agent or an earlier one.
 	start(spec taskSpec, exited func(exitResult)) (runHandle, error)
+	// resumable reports whether an earlier agent on this machine started
+	// attempt k and left it for this one to adopt: start then resumes it
+	// (or reports how it ended while no agent watched).
+	resumable(k attemptKey) bool
+	// leftovers lists the attempts an earlier agent left that were not
+	// resumed; discard stops one the server no longer holds here. Neither
+	// blocks.
+	leftovers() []attemptKey
+	discard(k attemptKey)
 }
 
 // runHandle is a started attempt.

@@ -28,6 +28,11 @@ func (simRuntime) start(spec taskSpec, exited func(exitResult)) (runHandle, erro
 	return h, nil
 }
 
+// A simulated machine keeps nothing across agent restarts.
+func (simRuntime) resumable(attemptKey) bool { return false }
+func (simRuntime) leftovers() []attemptKey   { return nil }
+func (simRuntime) discard(attemptKey)        {}
+
 func (h *simHandle) stop() {
 	h.mu.Lock()
 	if h.timer != nil {

@@ -22,8 +22,10 @@ type machineUsage struct {
 
 // procUsage samples a real machine from /proc, and each attempt from its
 // cgroup when it has one (exact, includes exited children) or else from
-// the processes of its process group (RSS summed over them, so shared pages
-// count once per process).
+// the process tree under its shim, setsid escapees included (CPU of the
+// live processes plus what exited children left in their parents'
+// cutime/cstime; RSS summed over them, so shared pages count once per
+// process).
 type procUsage struct {
 	log         *slog.Logger
 	root        string
@@ -58,7 +60,7 @@ func (u *procUsage) sample(now time.Time, machines []machineRunning) []machineUs
 		}
 		u.prevMachine = cur
 	}
-	var groups map[int]procstat.Process
+	var trees map[int]procstat.Process
 	seen := make(map[attemptKey]bool)
 	for i, m := range machines {
 		for _, t := range m.tasks {
@@ -73,15 +75,15 @@ func (u *procUsage) sample(now time.Time, machines []machineRunning) []machineUs
 					continue
 				}
 			} else {
-				if groups == nil {
+				if trees == nil {
 					procs, err := procstat.Scan(u.root)
 					if err != nil {
 						u.log.Warn("cannot sample task usage", "err", err)
 						break
 					}
-					groups = procstat.GroupTotals(procs)
+					trees = procstat.TreeTotals(procs, shimPIDs(machines))
 				}
-				g, ok := groups[h.pid]
+				g, ok := trees[h.shimPid]
 				if !ok {
 					continue // exited since the list was taken
 				}
@@ -91,6 +93,11 @@ func (u *procUsage) sample(now time.Time, machines []machineRunning) []machineUs
 			prev, ok := u.prevTask[t.key]
 			if !ok {
 				prev = cpuReading{at: t.started} // CPU time is 0 at start
+				if h.adopted {
+					// Started before this agent: its rate is known
+					// from the next sample on.
+					prev = cpuReading{cpu: cpu, at: now}
+				}
 			}
 			milli := int64(0)
 			if elapsed := now.Sub(prev.at); elapsed > 0 && cpu > prev.cpu {
@@ -108,6 +115,21 @@ func (u *procUsage) sample(now time.Time, machines []machineRunning) []machineUs
 	for k := range u.prevTask {
 		if !seen[k] {
 			delete(u.prevTask, k)
+		}
+	}
+	return out
+}
+
+// shimPIDs lists the shims of the running attempts: each task's tree is
+// what descends from its shim, a child subreaper that keeps every orphan
+// of the tree (setsid included).
+func shimPIDs(machines []machineRunning) []int {
+	var out []int
+	for _, m := range machines {
+		for _, t := range m.tasks {
+			if h, ok := t.handle.(*procHandle); ok {
+				out = append(out, h.shimPid)
+			}
 		}
 	}
 	return out

@@ -19,8 +19,10 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/omegacell/omegacell/cellstate"
+	"github.com/omegacell/omegacell/internal/buildinfo"
 	"github.com/omegacell/omegacell/pki"
 	"github.com/omegacell/omegacell/proto/credentials"
+	"github.com/omegacell/omegacell/webui"
 )
 
 // Config is what a cell server runs with.
@@ -88,6 +90,8 @@ type Server struct {
 	pki      *pki.Cell              // nil when insecure
 	revoked  *cellstate.Revocations // nil when insecure
 	natsAuth *natsAuth              // nil when insecure or external NATS
+	ui       *webui.UI              // the web view (nil when metrics are off)
+	uiConn   *grpc.ClientConn
 }
 
 func Start(c Config, log *slog.Logger) (_ *Server, err error) {
@@ -139,7 +143,7 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 	}
 	// Task logs travel over the server's NATS connection to each machine's
 	// agent (request/reply); the server dials no address a client gave it.
-	api := cellstate.NewServer(s.store, cellstate.ServerOptions{Liveness: s.liveness, NATSURL: s.natsURL, HeartbeatInterval: c.Heartbeat,
+	api := cellstate.NewServer(s.store, cellstate.ServerOptions{Version: buildinfo.Version(), Liveness: s.liveness, NATSURL: s.natsURL, HeartbeatInterval: c.Heartbeat,
 		Insecure: c.Insecure, Revocations: s.revoked, Signer: s.signer(), Logs: cellstate.LogOptions{Conn: s.nc}})
 	s.grpc = api.GRPCServer(s.grpcCreds()...)
 	if s.lis, err = net.Listen("tcp", c.Listen); err != nil {
@@ -150,6 +154,9 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 	if c.Metrics != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+		if err := s.startWebView(mux, api, metrics); err != nil {
+			return nil, err
+		}
 		ml, err := net.Listen("tcp", c.Metrics)
 		if err != nil {
 			return nil, fmt.Errorf("--metrics %s: %w", c.Metrics, err)
@@ -161,7 +168,7 @@ func Start(c Config, log *slog.Logger) (_ *Server, err error) {
 			}
 		}()
 		s.metrics = ml.Addr().String()
-		log.Info("metrics", "url", "http://"+s.metrics+"/metrics")
+		log.Info("metrics and web view", "metrics", "http://"+s.metrics+"/metrics", "web", s.WebURL())
 	}
 	log.Info("cell server ready", "grpc", s.addr, "nats", s.natsURL, "data", c.DataDir, "revision", s.store.Revision())
 	return s, nil
@@ -205,6 +212,7 @@ func (s *Server) Wait(ctx context.Context) error {
 // Close shuts everything down: watchers first, then gRPC (gracefully, for
 // at most 5 s), metrics, liveness, NATS and the store.
 func (s *Server) Close() {
+	s.closeWebView()
 	if s.store != nil {
 		s.store.CloseWatchers()
 	}

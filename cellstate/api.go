@@ -43,7 +43,13 @@ func (s *Store) SubmitJob(ctx context.Context, spec *cellv1.JobSpec) (*cellv1.Jo
 
 // StopJob kills a job's unfinished tasks, freeing their resources.
 func (s *Store) StopJob(ctx context.Context, idOrName string) (*cellv1.Job, uint64, error) {
-	res, rev, err := s.do(ctx, &stopOp{idOrName: idOrName})
+	return s.StopJobBy(ctx, idOrName, "")
+}
+
+// StopJobBy is StopJob for the identity by (as identity.String writes
+// it), which the killed tasks' events name.
+func (s *Store) StopJobBy(ctx context.Context, idOrName, by string) (*cellv1.Job, uint64, error) {
+	res, rev, err := s.do(ctx, &stopOp{idOrName: idOrName, by: by})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -67,16 +73,6 @@ func (s *Store) RegisterMachine(ctx context.Context, req *cellv1.RegisterMachine
 // an insecure cell) keeps the machine's registrant.
 func (s *Store) RegisterMachineAs(ctx context.Context, req *cellv1.RegisterMachineRequest, by string) (*cellv1.Machine, uint64, error) {
 	res, rev, err := s.do(ctx, registerMachineOp{req: req, by: by})
-	if err != nil {
-		return nil, 0, err
-	}
-	return res.(*machine).pb(), rev, nil
-}
-
-// DrainMachine marks a machine draining (its tasks go back to their
-// schedulers) or returns it to ready.
-func (s *Store) DrainMachine(ctx context.Context, id string, drain bool) (*cellv1.Machine, uint64, error) {
-	res, rev, err := s.do(ctx, drainOp{id: id, drain: drain})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -137,7 +133,7 @@ func (s *Store) GetJob(idOrName string, withTasks bool) (*cellv1.GetJobResponse,
 	if withTasks {
 		out.Tasks = make([]*cellv1.Task, len(j.tasks))
 		for i, t := range j.tasks {
-			out.Tasks[i] = t.pb()
+			out.Tasks[i] = t.pbWithEvents()
 		}
 	}
 	return out, nil
@@ -155,7 +151,7 @@ func (s *Store) Task(idOrName string, index uint32) (*cellv1.Task, error) {
 	if int(index) >= len(j.tasks) {
 		return nil, status.Errorf(codes.NotFound, "task.index: job %s has %d tasks, no index %d", j.job.Id, len(j.tasks), index)
 	}
-	return j.tasks[index].pb(), nil
+	return j.tasks[index].pbWithEvents(), nil
 }
 
 // GetMachine returns a machine and the tasks placed on it.

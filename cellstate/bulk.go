@@ -148,11 +148,20 @@ func (o *commitOp) runClaims(s *state, from, to int) {
 		}
 		part.Claims = claims
 	}
+	var machines map[string]string
+	if len(part.Preemptions) > 0 {
+		machines = victimMachines(s, part.Preemptions)
+	}
 	d := txn.Validate(s, &part)
 	o.preemptions = append(o.preemptions, s.preemptionsOf(&part, d)...) // before Apply: the victims' machines
 	txn.Apply(s, d)
-	for _, k := range d.Preempted {
-		s.annotateTask(k, fmt.Sprintf("preempted by scheduler %s", o.tx.Scheduler))
+	if len(d.Preempted) > 0 {
+		by := preemptors(&part, d, machines)
+		for _, k := range d.Preempted {
+			job := by[k]
+			s.annotateTask(k, fmt.Sprintf("preempted by job %s (scheduler %s)", s.jobName(job), o.tx.Scheduler), job)
+			s.markPreempted(k, s.jobName(job)) // the event of the eviction (events.go)
+		}
 	}
 	if pre == nil && from == 0 && to == len(o.tx.Claims) {
 		o.d = d // the whole transaction at once: the common case
@@ -205,12 +214,12 @@ func (o *commitOp) presets(s *state, from, to int) []txn.ClaimResult {
 	return pre
 }
 
-// annotateTask sets the message of a task version installed by the
-// current operation (not yet visible to anyone).
-func (s *state) annotateTask(k txn.TaskKey, msg string) {
+// annotateTask sets the message and preempting job of a task version
+// installed by the current operation (not yet visible to anyone).
+func (s *state) annotateTask(k txn.TaskKey, msg, preemptedBy string) {
 	t := s.task(k)
 	if t.modRev == s.changes.rev {
-		t.message = msg
+		t.message, t.preemptedBy = msg, preemptedBy
 	}
 }
 
@@ -278,6 +287,9 @@ func patchRevision(changes []byte, guess, rev uint64) bool {
 
 func (o *submitOp) run(s *state) (any, error) {
 	spec := o.spec
+	if spec.GetKind() == cellv1.JobKind_JOB_KIND_SYSTEM {
+		spec = s.systemSpec(spec) // system.go: count is the machines covered
+	}
 	if !s.schedulers[spec.Scheduler] {
 		return nil, status.Errorf(codes.InvalidArgument, "spec.scheduler: %q is not registered (registered: %s)", spec.Scheduler, s.schedulerNames())
 	}
@@ -308,6 +320,10 @@ func (o *submitOp) run(s *state) (any, error) {
 		s.enqueue(j) // no tasks until admitted (quota.go)
 		return pb, nil
 	}
+	if isSystem(j) {
+		s.createSystemTasks(j) // system.go: one per eligible machine, pinned
+		return pb, nil
+	}
 	// The prepared tasks, installed as installTask would (index: counters
 	// and quota ledger), without recording them one by one.
 	rev := s.changes.rev
@@ -335,6 +351,7 @@ func (o *submitOp) run(s *state) (any, error) {
 // when every task is killed.
 type stopOp struct {
 	idOrName string
+	by       string // who asked (identity.String), named in the tasks' events
 	j        *jobEntry
 	next     int
 }
@@ -361,6 +378,10 @@ func (o *stopOp) run(s *state) (any, error) {
 		o.next = len(o.j.tasks) // deleted meanwhile: nothing is left
 		return o.j.job, nil
 	}
-	o.next = s.killFrom(o.j, o.next, "job stopped", sliceItems)
+	why := "job stopped"
+	if o.by != "" {
+		why = "job stopped by " + o.by
+	}
+	o.next = s.killFrom(o.j, o.next, why, sliceItems)
 	return o.j.job, nil
 }

@@ -58,6 +58,10 @@ const gcBatchTasks = 200_000
 // over minutes.
 const releaseAfterTasks = 100_000
 
+// releaseTicks is how many collector ticks after such a collection memory
+// is given back again.
+const releaseTicks = 2
+
 // finishedJob is a job in the deletion queue.
 type finishedJob struct {
 	at int64 // when it finished (loop clock)
@@ -368,7 +372,15 @@ func (s *Store) collect() error {
 		s.log.Info("deleted finished jobs past their retention", "jobs", jobs, "tasks", tasks, "retention", s.opts.JobRetention)
 		s.m.gcDeleted(jobs, tasks)
 	}
-	if tasks >= releaseAfterTasks {
+	switch {
+	case tasks >= releaseAfterTasks:
+		s.release()
+		s.releaseAgain = releaseTicks
+	case s.releaseAgain > 0:
+		// Once more on the next ticks: what was still in flight at the
+		// first release (responses, a flush's compactions in C memory)
+		// is garbage by now, and an idle cell collects nothing by itself.
+		s.releaseAgain--
 		s.release()
 	}
 	if s.opts.SchedulerTTL <= 0 {
@@ -416,6 +428,11 @@ func (s *Store) gcDue() bool {
 // leave memory; its successor's pages are not touched until written) and
 // the Go heap's free pages (at once, not over minutes).
 func (s *Store) release() {
+	// A checkpoint in flight holds the versions it writes, deleted ones
+	// included: let it finish, so the collection below finds them garbage.
+	for wait := time.Now().Add(30 * time.Second); s.checkpointBusy.Load() && time.Now().Before(wait) && !s.closing(); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	s.hub.release()
 	if err := s.db.Flush(); err != nil {
 		s.log.Warn("flushing the memtable after deleting jobs", "err", err)

@@ -155,6 +155,8 @@ func opName(op operation) string {
 		return "register_machine"
 	case drainOp:
 		return "drain_machine"
+	case drainStepOp:
+		return "drain_step"
 	case markDownOp:
 		return "mark_down"
 	case markUpOp:

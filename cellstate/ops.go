@@ -29,8 +29,8 @@ func (s *state) transition(k txn.TaskKey, to txn.TaskState, msg string) error {
 	if nm != nil {
 		s.PutMachine(nm)
 	}
-	s.PutTask(nt)
-	s.annotateTask(k, msg)
+	s.putTask(nt, msg)
+	s.annotateTask(k, msg, "")
 	return nil
 }
 
@@ -88,7 +88,7 @@ func (s *state) refreshJobs() {
 		c := &j.counts
 		next := cellv1.JobState_JOB_STATE_PENDING
 		switch {
-		case c[txn.TaskSucceeded] > 0 && int(c[txn.TaskSucceeded]+c[txn.TaskKilled]) == len(j.tasks):
+		case c[txn.TaskSucceeded] > 0 && int(c[txn.TaskSucceeded]+c[txn.TaskKilled]) == len(j.tasks) && !isSystem(j):
 			// All succeeded but the slots a scale down retired.
 			next = cellv1.JobState_JOB_STATE_SUCCEEDED
 		case c[txn.TaskAssigned]+c[txn.TaskRunning]+c[txn.TaskSucceeded] > 0:
@@ -179,7 +179,7 @@ func (s *state) afterExit(j *jobEntry, t *task) {
 	if !jobLive(j.job) {
 		return
 	}
-	service := j.job.Spec.Kind == cellv1.JobKind_JOB_KIND_SERVICE
+	service := j.job.Spec.Kind == cellv1.JobKind_JOB_KIND_SERVICE || j.job.Spec.Kind == cellv1.JobKind_JOB_KIND_SYSTEM
 	failed := t.t.State != txn.TaskSucceeded
 	if !service && !failed {
 		return
@@ -265,12 +265,19 @@ func (o registerMachineOp) run(s *state) (any, error) {
 		m.DeviceUsed = used
 		if m.State == txn.MachineDown {
 			m.State = txn.MachineReady
+			if old.drain != nil {
+				m.State = txn.MachineDraining // still cordoned
+			}
 		}
 		m.Seq++
 	}
 	nm := newMachineRecord(m, r.GpuMemoryBytes)
 	nm.registeredBy = by
+	if old != nil {
+		nm.drain = old.drain
+	}
 	s.installMachine(nm)
+	s.reconcileMachine(r.Id) // system.go
 	return nm, nil
 }
 
@@ -283,35 +290,6 @@ func usedDevices(m *txn.Machine) int {
 		}
 	}
 	return n
-}
-
-type drainOp struct {
-	id    string
-	drain bool
-}
-
-func (o drainOp) run(s *state) (any, error) {
-	old := s.machines[o.id]
-	if old == nil {
-		return nil, status.Errorf(codes.NotFound, "id: machine %q does not exist", o.id)
-	}
-	want := txn.MachineReady
-	if o.drain {
-		want = txn.MachineDraining
-	}
-	if old.m.State == txn.MachineDown {
-		return nil, status.Errorf(codes.FailedPrecondition, "machine %s is down", o.id)
-	}
-	if old.m.State != want {
-		m := old.m.Clone()
-		m.State = want
-		m.Seq++
-		s.PutMachine(m)
-	}
-	if o.drain {
-		s.evictAll(o.id, txn.TaskPending, "machine drained", 0)
-	}
-	return s.machines[o.id], nil
 }
 
 // evictAll moves every task holding resources on a machine to state `to`
@@ -344,6 +322,7 @@ func (o markDownOp) run(s *state) (any, error) {
 		m.Seq++
 		s.PutMachine(m)
 		s.evictAll(id, txn.TaskLost, fmt.Sprintf("lost: machine %s stopped heartbeating", id), 0)
+		s.reconcileMachine(id) // system.go
 		downed = append(downed, id)
 	}
 	return downed, nil
@@ -360,8 +339,12 @@ func (o markUpOp) run(s *state) (any, error) {
 		}
 		m := old.m.Clone()
 		m.State = txn.MachineReady
+		if old.drain != nil {
+			m.State = txn.MachineDraining // still cordoned
+		}
 		m.Seq++
 		s.PutMachine(m)
+		s.reconcileMachine(id) // system.go
 	}
 	return nil, nil
 }
@@ -400,6 +383,8 @@ func jobStateName(st cellv1.JobState) string {
 		return "failed"
 	case cellv1.JobState_JOB_STATE_STOPPED:
 		return "stopped"
+	case cellv1.JobState_JOB_STATE_QUEUED:
+		return "queued"
 	}
 	return st.String()
 }

@@ -246,6 +246,9 @@ func (o scaleOp) run(s *state) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if isSystem(j) {
+		return nil, status.Errorf(codes.FailedPrecondition, "job %s is a system job: one task per eligible machine, no count to scale", j.job.GetSpec().GetName())
+	}
 	spec := proto.Clone(j.job.Spec).(*cellv1.JobSpec)
 	spec.Count = o.count
 	if m := spec.Task.GetMaxPerMachine(); m > o.count {

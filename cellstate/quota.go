@@ -196,6 +196,10 @@ func (s *state) admit(j *jobEntry) {
 
 // createTasks creates a job's pending tasks.
 func (s *state) createTasks(j *jobEntry, spec *cellv1.JobSpec) {
+	if spec.GetKind() == cellv1.JobKind_JOB_KIND_SYSTEM {
+		s.createSystemTasks(j) // system.go
+		return
+	}
 	j.tasks = make([]*task, spec.Count)
 	for _, t := range newPendingTasks(j.job.Id, spec, s.now) {
 		s.installTask(t)

@@ -1,7 +1,10 @@
 package cellstate
 
 import (
+	"bytes"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -167,9 +170,11 @@ func TestQuotaCommit(t *testing.T) {
 	if tk := c.task(ops.Id, 0); tk.State != cellv1.TaskState_TASK_STATE_PENDING {
 		t.Fatalf("victim is %v", tk.State)
 	}
-	// ops cannot take it back: ml's unused nominal quota is not idle.
+	// ops cannot take it back, not even on a new 2-core machine: ml's
+	// unused nominal quota (3 cores) is not idle.
+	c.addMachine("m2", nil, 2000, 8*gib, 0)
 	r, err = c.state.Commit(ctxT(t), &cellv1.CommitRequest{Scheduler: "batch",
-		Claims: []*cellv1.Claim{claim(ops.Id, 0, "m1", ops.Spec.Task.Resources)}})
+		Claims: []*cellv1.Claim{claim(ops.Id, 0, "m2", ops.Spec.Task.Resources)}})
 	if err != nil || r.Accepted != 0 || r.Results[0].Outcome != cellv1.ClaimOutcome_CLAIM_OUTCOME_QUOTA_EXCEEDED ||
 		!strings.Contains(r.Results[0].Detail, "tenant ops: batch CPU quota 0m, in use 3000m, claim 1000m: borrowing 1000m, idle 0m") {
 		t.Fatalf("claim past quota: %v %v", r, err)
@@ -189,7 +194,7 @@ func TestQuotaCommit(t *testing.T) {
 		{"omegacell_tenant_quota", map[string]string{"tenant": "ml", "band": "batch", "resource": "cpu_millicores"}, 8000},
 		{"omegacell_tenant_borrow_limit", map[string]string{"tenant": "ops", "band": "batch", "resource": "cpu_millicores"}, 8000},
 		{"omegacell_tenant_pending_tasks", map[string]string{"tenant": "ops", "band": "batch"}, 1},
-		{"omegacell_tenant_dominant_share", map[string]string{"tenant": "ml", "band": "batch"}, 5.0 / 8},
+		{"omegacell_tenant_dominant_share", map[string]string{"tenant": "ml", "band": "batch"}, 5.0 / 10},
 		{"omegacell_tenant_weight", map[string]string{"tenant": "ml"}, 1},
 		{"omegacell_production_quota_overcommit", map[string]string{"resource": "cpu_millicores"}, 0},
 	} {
@@ -228,4 +233,104 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 		}
 	}
 	return 0, false
+}
+
+// TestTenantsInSnapshotAndWatch: schedulers see tenants' weights, quotas
+// and use in a snapshot, and tenant changes in the watch; an agent's
+// machine watch carries none.
+func TestTenantsInSnapshotAndWatch(t *testing.T) {
+	c := newTestCell(t, Options{})
+	c.addMachine("m1", nil, 8000, 64*gib, 0)
+	c.setTenant(&cellv1.Tenant{Name: "ml", Weight: 3, Batch: &cellv1.BandQuota{Nominal: cores(4)}})
+	job := c.submit(tenantSpec("a", "ml", 1, 1000))
+	c.place(job, 0, "m1")
+
+	stream, err := c.state.Snapshot(ctxT(t), &cellv1.SnapshotRequest{ChunkSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tenants []*cellv1.Tenant
+	var head uint64
+	for {
+		chunk, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tenants, head = append(tenants, chunk.Tenants...), chunk.Revision
+		if chunk.Last {
+			break
+		}
+	}
+	if len(tenants) != 1 || tenants[0].Weight != 3 || tenants[0].Batch.Nominal.CpuMilli != 4000 || tenants[0].Usage.Batch.InUse.CpuMilli != 1000 {
+		t.Fatalf("snapshot tenants %v", tenants)
+	}
+
+	watch := func(machine string) (found []*cellv1.Tenant) {
+		w, err := c.state.Watch(ctxT(t), &cellv1.WatchRequest{StartRevision: 0, MachineId: machine, ProgressIntervalMs: 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			r, err := w.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ch := range r.Changes {
+				if tn := ch.GetTenant(); tn != nil {
+					found = append(found, tn)
+				}
+			}
+			if r.ProgressNotify && r.Revision >= head {
+				return found
+			}
+		}
+	}
+	if got := watch(""); len(got) != 1 || got[0].Name != "ml" || got[0].Weight != 3 {
+		t.Errorf("watch tenant changes %v", got)
+	}
+	if got := watch("m1"); len(got) != 0 {
+		t.Errorf("a machine watch got tenant changes %v", got)
+	}
+}
+
+// TestProductionOvercommitWarns: production quota is a guarantee, so
+// production quotas beyond the cell's capacity are logged as a warning
+// (when a tenant changes and when the store opens) and exposed as a
+// metric.
+func TestProductionOvercommitWarns(t *testing.T) {
+	var logs syncLog
+	reg := prometheus.NewRegistry()
+	c := newTestCell(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Metrics: NewMetrics(reg)})
+	c.addMachine("m1", nil, 4000, 16*gib, 0)
+	c.setTenant(&cellv1.Tenant{Name: "ml", Production: &cellv1.BandQuota{Nominal: &cellv1.QuotaAmounts{CpuMilli: 3000, MemoryBytes: 8 * gib}}})
+	if strings.Contains(logs.String(), "production quotas exceed") {
+		t.Fatalf("warned with 3 of 4 cores guaranteed:\n%s", logs.String())
+	}
+	c.setTenant(&cellv1.Tenant{Name: "web", Production: &cellv1.BandQuota{Nominal: &cellv1.QuotaAmounts{CpuMilli: 2000}}})
+	if !strings.Contains(logs.String(), "production quotas exceed the cell's capacity") || !strings.Contains(logs.String(), "over_cpu_milli=1000") {
+		t.Fatalf("no warning with 5 of 4 cores guaranteed:\n%s", logs.String())
+	}
+	for res, want := range map[string]float64{"cpu_millicores": 1000, "memory_bytes": 0, "gpu_milli": 0} {
+		if got, ok := metricValue(t, reg, "omegacell_production_quota_overcommit", map[string]string{"resource": res}); !ok || got != want {
+			t.Errorf("overcommit %s = %v (%v), want %v", res, got, ok, want)
+		}
+	}
+}
+
+// syncLog is a log destination tests read while the store writes.
+type syncLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }

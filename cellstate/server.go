@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -30,14 +31,16 @@ type Server struct {
 	cellv1.UnimplementedSchedulerServiceServer
 	cellv1.UnimplementedTenantServiceServer
 
-	store    *Store
-	insecure bool      // calls without identity act as admin (authorize.go)
-	audit    *auditLog // refusals: logged, rate-limited, and counted
-	liveness *Liveness // nil: no NATS (heartbeats not tracked)
-	logs     *logProxy // GetTaskLogs' way to the agents (logs.go)
-	natsURL  string
-	prefix   string
-	hbEvery  time.Duration
+	store *Store
+	// versionMD is the version header (version.go); nil: none.
+	versionMD metadata.MD
+	insecure  bool      // calls without identity act as admin (authorize.go)
+	audit     *auditLog // refusals: logged, rate-limited, and counted
+	liveness  *Liveness // nil: no NATS (heartbeats not tracked)
+	logs      *logProxy // GetTaskLogs' way to the agents (logs.go)
+	natsURL   string
+	prefix    string
+	hbEvery   time.Duration
 
 	authn *authn            // identifies every caller (authn.go)
 	creds *credentialServer // CredentialService (credentials.go)
@@ -63,6 +66,9 @@ type ServerOptions struct {
 	Signer      Signer
 	// Logs bound GetTaskLogs and carry it to the agents (logs.go).
 	Logs LogOptions
+	// Version names the server's build in a response header (version.go;
+	// empty: none).
+	Version string
 }
 
 // NewServer wraps a store.
@@ -82,6 +88,9 @@ func NewServer(store *Store, o ServerOptions) *Server {
 	}
 	s.authn.refused = func(ctx context.Context, fullMethod string, err error) {
 		s.audit.unauthenticated(ctx, fullMethod, status.Convert(err).Message())
+	}
+	if o.Version != "" {
+		s.versionMD = metadata.Pairs(VersionHeader, o.Version)
 	}
 	store.OnSchedulersExpired(s.forgetSchedulers)
 	return s
@@ -112,6 +121,9 @@ func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	}, opts...)
 	// After opts: the identity is in the context when the gate runs.
 	opts = append(opts, grpc.ChainUnaryInterceptor(s.gateUnary), grpc.ChainStreamInterceptor(s.gateStream))
+	if s.versionMD != nil {
+		opts = append(opts, grpc.ChainUnaryInterceptor(s.versionUnary))
+	}
 	g := grpc.NewServer(opts...)
 	cellv1.RegisterJobServiceServer(g, s)
 	cellv1.RegisterMachineServiceServer(g, s)
@@ -177,7 +189,11 @@ func (s *Server) SubmitJob(ctx context.Context, r *cellv1.SubmitJobRequest) (*ce
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	return &cellv1.SubmitJobResponse{Job: job, Revision: rev}, nil
+	out := &cellv1.SubmitJobResponse{Job: job, Revision: rev}
+	if r.WarnInfeasible {
+		out.Warnings = s.store.InfeasibleWarnings(spec)
+	}
+	return out, nil
 }
 
 func (s *Server) GetJob(ctx context.Context, r *cellv1.GetJobRequest) (*cellv1.GetJobResponse, error) {
@@ -200,6 +216,20 @@ func (s *Server) GetJob(ctx context.Context, r *cellv1.GetJobRequest) (*cellv1.G
 	}
 	out.Job = shapeJob(out.Job, c)
 	out.Cell = s.store.Identity()
+	// Explaining is a pass over every machine: for people (users, admin),
+	// not for agents or schedulers, which have the cell's state already.
+	if r.Explain && (c.id.Role == identity.User || c.id.Role == identity.Admin) {
+		if out.Explanation, err = s.store.ExplainJob(out.Job.Id); err != nil {
+			return nil, grpcError(err)
+		}
+	}
+	if s.liveness != nil {
+		// Each running task's latest usage sample (issue 14: job status
+		// shows used against requested).
+		for _, t := range out.Tasks {
+			s.liveness.fillTask(t)
+		}
+	}
 	return out, nil
 }
 
@@ -237,12 +267,13 @@ func (s *Server) StopJob(ctx context.Context, r *cellv1.StopJobRequest) (*cellv1
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	if _, err := s.authorize(ctx, cellv1.JobService_StopJob_FullMethodName, func(identity.Identity) *authz.Facts {
+	c, err := s.authorize(ctx, cellv1.JobService_StopJob_FullMethodName, func(identity.Identity) *authz.Facts {
 		return &authz.Facts{Job: jf.id, Tenant: jf.tenant}
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
-	job, rev, err := s.store.StopJob(ctx, jf.id) // by id: the job authorized
+	job, rev, err := s.store.StopJobBy(ctx, jf.id, c.id.String()) // by id: the job authorized
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -340,13 +371,13 @@ func (s *Server) ListMachines(ctx context.Context, r *cellv1.ListMachinesRequest
 }
 
 func (s *Server) DrainMachine(ctx context.Context, r *cellv1.DrainMachineRequest) (*cellv1.DrainMachineResponse, error) {
-	if err := validateMachineID(r.Id); err != nil {
+	if err := validateDrainMachine(r); err != nil {
 		return nil, err
 	}
 	if _, err := s.authorize(ctx, cellv1.MachineService_DrainMachine_FullMethodName, nil); err != nil {
 		return nil, err
 	}
-	m, rev, err := s.store.DrainMachine(ctx, r.Id, r.Drain)
+	m, rev, err := s.store.DrainMachine(ctx, r)
 	if err != nil {
 		return nil, grpcError(err)
 	}

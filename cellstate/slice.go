@@ -75,7 +75,10 @@ type reapJob struct {
 func (s *state) killFrom(j *jobEntry, from int, why string, budget int) int {
 	i := from
 	for ; i < len(j.tasks) && i-from < budget; i++ {
-		if t := j.tasks[i]; txn.CanTransition(t.t.State, txn.TaskKilled) {
+		// A task that already ended (failed, lost, preempted) keeps its
+		// state: a job that fails because a task failed shows that task
+		// failed, with its exit code.
+		if t := j.tasks[i]; !t.t.State.Terminal() && txn.CanTransition(t.t.State, txn.TaskKilled) {
 			s.transition(t.t.Key, txn.TaskKilled, why)
 		}
 	}
@@ -108,7 +111,7 @@ func (s *state) recoverReaping() {
 // killable reports whether some task of j may still be killed.
 func (j *jobEntry) killable() bool {
 	for st, n := range j.counts {
-		if n > 0 && txn.CanTransition(txn.TaskState(st), txn.TaskKilled) {
+		if n > 0 && !txn.TaskState(st).Terminal() && txn.CanTransition(txn.TaskState(st), txn.TaskKilled) {
 			return true
 		}
 	}

@@ -233,7 +233,8 @@ func TestFailedJobIsReaped(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return r.Job.State == cellv1.JobState_JOB_STATE_FAILED && r.Counts.Killed == n
+		// The failed task keeps its state (and exit code); the rest are killed.
+		return r.Job.State == cellv1.JobState_JOB_STATE_FAILED && r.Counts.Killed == n-1 && r.Counts.Failed == 1
 	})
 	c.checkInvariant()
 }

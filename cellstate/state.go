@@ -17,6 +17,8 @@ type machine struct {
 	// labelsWire is m.Labels encoded as Machine field 2. Labels change only
 	// when a machine registers; every other change (each claim) reuses it.
 	labelsWire []byte
+	// drain is set while the machine is cordoned (drain.go); immutable.
+	drain *cellv1.MachineDrain
 }
 
 // newMachineRecord makes the record of a machine version with new labels.
@@ -36,7 +38,11 @@ type task struct {
 	failures    uint32
 	notBefore   int64
 	lastMachine string
-	modRev      uint64
+	preemptedBy string // job id whose claim preempted it (issue 12)
+	// events of the task's last ended attempts (see events.go); shared
+	// between versions, never mutated once installed.
+	events []*cellv1.TaskEvent
+	modRev uint64
 	// Issue 13 (update.go): the template version this task runs or will
 	// run, since when; whether its attempt is ready, since when.
 	version     uint64
@@ -62,6 +68,10 @@ type jobEntry struct {
 	versions     []*cellv1.JobVersion
 	readyCount   uint32
 	crashLooping uint32
+	// System jobs only (system.go): the compiled constraints, and the
+	// index of the task pinned to each machine.
+	cons      []txn.Constraint
+	byMachine map[string]uint32
 }
 
 // machineTasks lists the tasks holding resources on one machine, in no
@@ -88,7 +98,9 @@ type state struct {
 
 	// ledger holds quotas and their use (quota.go); queues the queued
 	// jobs per tenant and band, queuedTasks their tasks.
-	ledger      *txn.Ledger
+	ledger *txn.Ledger
+	// systemJobs are the live system jobs (system.go).
+	systemJobs  map[string]*jobEntry
 	queues      map[tenantBand]*jobQueue
 	queuedTasks int
 
@@ -98,6 +110,8 @@ type state struct {
 	// an agent's GetMachine and evicting a machine (drain, down) cost what
 	// the machine holds, not a scan of the cell.
 	onMachine map[string]*machineTasks
+	// draining holds the machines whose drain is in progress (drain.go).
+	draining map[string]bool
 
 	// liveJobs counts live jobs per owning scheduler (see gc.go).
 	liveJobs map[string]int
@@ -129,9 +143,11 @@ func newState() *state {
 		schedulers:     map[string]bool{"service": true, "batch": true, "gpu": true},
 		pendingBySched: make(map[string]int),
 		onMachine:      make(map[string]*machineTasks),
+		draining:       make(map[string]bool),
 		liveJobs:       make(map[string]int),
 		seen:           newSchedulerClock(0),
 		ledger:         txn.NewLedger(),
+		systemJobs:     make(map[string]*jobEntry),
 		queues:         make(map[tenantBand]*jobQueue),
 	}
 }
@@ -183,6 +199,7 @@ func (s *state) PutMachine(m *txn.Machine) {
 	if old != nil {
 		nm.gpuMemoryBytes, nm.labelsWire = old.gpuMemoryBytes, old.labelsWire
 		nm.registeredBy = old.registeredBy
+		nm.drain = old.drain
 	} else {
 		nm.labelsWire = appendLabels(nil, m.Labels)
 	}
@@ -191,15 +208,23 @@ func (s *state) PutMachine(m *txn.Machine) {
 
 // PutTask installs a new placement version of a task, carrying over the
 // store's own fields and stamping times for state changes.
-func (s *state) PutTask(t *txn.Task) {
+func (s *state) PutTask(t *txn.Task) { s.putTask(t, "") }
+
+// putTask is PutTask for a transition the store makes itself, for why: an
+// attempt that ends as the task goes back to pending has its events
+// archived (see events.go).
+func (s *state) putTask(t *txn.Task, why string) {
 	old := s.task(t.Key)
 	nt := *old
 	nt.t = t
+	if t.State == txn.TaskPending && old.t.State != txn.TaskPending {
+		nt.events = archive(old.events, endedAttemptEvents(old, s.now, why))
+	}
 	if t.State != old.t.State {
 		switch t.State {
 		case txn.TaskAssigned:
 			nt.assignTime, nt.startTime, nt.finishTime = s.now, 0, 0
-			nt.exitCode, nt.message = 0, ""
+			nt.exitCode, nt.message, nt.preemptedBy = 0, "", ""
 		case txn.TaskRunning:
 			nt.startTime = s.now
 		case txn.TaskPending:
@@ -242,6 +267,7 @@ func (s *state) installMachine(nm *machine) {
 	}
 	s.ledger.AccountMachine(old, nm.m)
 	s.machines[nm.m.ID] = nm
+	s.noteDrain(nm)
 	s.changes.machine(nm)
 }
 
@@ -377,7 +403,7 @@ func (s *state) sortedMachineIDs() []string {
 // --- conversion to the API ---
 
 func (m *machine) pb() *cellv1.Machine {
-	out := &cellv1.Machine{GpuMemoryBytes: m.gpuMemoryBytes, ModRevision: m.modRev, RegisteredBy: m.registeredBy}
+	out := &cellv1.Machine{GpuMemoryBytes: m.gpuMemoryBytes, ModRevision: m.modRev, RegisteredBy: m.registeredBy, Drain: m.drain}
 	pbconv.MachineInto(out, m.m)
 	return out
 }
@@ -394,6 +420,8 @@ func (t *task) pb() *cellv1.Task {
 		Failures:            t.failures,
 		NotBeforeUnixNano:   t.notBefore,
 		LastMachineId:       t.lastMachine,
+		PreemptedByJobId:    t.preemptedBy,
+		Events:              t.events,
 		Version:             t.version,
 		VersionTimeUnixNano: t.versionTime,
 		Ready:               t.ready,

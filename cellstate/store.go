@@ -100,6 +100,10 @@ func (o *Options) defaults() {
 	}
 }
 
+// MemTableBytes is the size of Pebble's memtables (see Open). Two arenas
+// of this size stay resident in a cell that has written that much log.
+const MemTableBytes = 16 << 20
+
 // ErrClosed is returned for operations on a closed or failed store.
 var ErrClosed = errors.New("cellstate: store is closed")
 
@@ -136,8 +140,10 @@ type Store struct {
 	checkpointBusy atomic.Bool
 	checkpoints    sync.WaitGroup
 
+	releaseAgain     int           // collector ticks left to release memory again (gc.go; gcLoop-owned)
 	gcStop           chan struct{} // closed by Close to stop gcLoop
 	gcDone           chan struct{} // closed when gcLoop returns
+	drains           drainRunner   // the drain controller (drain.go)
 	onSchedulersGone atomic.Pointer[func([]string)]
 }
 
@@ -162,16 +168,23 @@ type operation interface {
 // state from Pebble.
 func Open(opts Options) (*Store, error) {
 	opts.defaults()
-	// Large memtables: the log is written as one big value per revision,
-	// and fewer flushes mean less compaction work competing with commits.
+	// Memtables of 16 MB: Pebble keeps two arenas resident once they are
+	// filled (the current one and one recycled for the next), whatever the
+	// cell holds, so their size is memory that never comes back after a
+	// retention sweep (issue 11: 2 x 64 MB kept the RSS of a cell that had
+	// seen a million tasks at four times the empty cell's). Flushing every
+	// 16 MB of log costs little (a few flushes a second at the highest
+	// commit rates); a revision over half a memtable (a 100,000-task
+	// submission) is flushed as its own table. Up to 8 may wait for a
+	// flush before writes stall.
 	// L0 may hold many files before compacting: most of what is flushed is
 	// log that compaction of the log will soon delete whole (range
 	// deletions drop covered files without rewriting them), so compacting
 	// it early only copies bytes that are about to vanish.
 	db, err := pebble.Open(opts.Dir, &pebble.Options{
 		Logger:                      quietLogger{opts.Logger},
-		MemTableSize:                64 << 20,
-		MemTableStopWritesThreshold: 4,
+		MemTableSize:                MemTableBytes,
+		MemTableStopWritesThreshold: 8,
 		L0CompactionThreshold:       16,
 		L0StopWritesThreshold:       64,
 	})
@@ -202,6 +215,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.m.attach(s) // per-tenant metrics read the ledger (tenant_metrics.go)
+	s.warnOvercommit()
 	s.st.recoverGC()
 	s.st.recoverReaping()
 	if err := s.loadIdentity(); err != nil {
@@ -213,6 +227,7 @@ func Open(opts Options) (*Store, error) {
 	s.revHint.Store(s.st.rev)
 	go s.loop()
 	go s.gcLoop()
+	s.drains.start(s)
 	return s, nil
 }
 
@@ -224,7 +239,9 @@ func (s *Store) Close() error {
 		return nil
 	default:
 	}
-	// The collector first, while the loop still answers its operations.
+	// The collector and the drain controller first, while the loop still
+	// answers their operations.
+	s.drains.close()
 	close(s.gcStop)
 	<-s.gcDone
 	close(s.stop)
@@ -594,7 +611,9 @@ func (s *Store) recover() error {
 		mr := newMachineRecord(pbconv.Machine(pb), pb.GpuMemoryBytes)
 		mr.modRev = pb.ModRevision
 		mr.registeredBy = pb.RegisteredBy
+		mr.drain = pb.Drain
 		st.machines[id] = mr
+		st.noteDrain(mr)
 		st.ledger.AccountMachine(nil, mr.m)
 	}
 	cons := make(map[string][]txn.Constraint, len(jobs)) // compiled once per job, shared by its tasks
@@ -625,6 +644,9 @@ func (s *Store) recover() error {
 		return err
 	}
 	st.recoverQueues()
+	for _, j := range st.jobs {
+		st.recoverSystemJob(j) // system.go
+	}
 	for id, j := range st.jobs {
 		for i, t := range j.tasks {
 			if t == nil {
@@ -688,6 +710,8 @@ func taskFromPB(pb *cellv1.Task, tmpl *cellv1.TaskTemplate) *task {
 		failures:    pb.Failures,
 		notBefore:   pb.NotBeforeUnixNano,
 		lastMachine: pb.LastMachineId,
+		preemptedBy: pb.PreemptedByJobId,
+		events:      pb.Events,
 		modRev:      pb.ModRevision,
 		version:     pb.Version,
 		versionTime: pb.VersionTimeUnixNano,

@@ -203,7 +203,7 @@ func (s *Server) CreateTenant(ctx context.Context, r *cellv1.CreateTenantRequest
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	s.warnOvercommit()
+	s.store.warnOvercommit()
 	return &cellv1.CreateTenantResponse{Tenant: out, Revision: rev}, nil
 }
 
@@ -218,7 +218,7 @@ func (s *Server) UpdateTenant(ctx context.Context, r *cellv1.UpdateTenantRequest
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	s.warnOvercommit()
+	s.store.warnOvercommit()
 	return &cellv1.UpdateTenantResponse{Tenant: out, Revision: rev}, nil
 }
 
@@ -266,10 +266,11 @@ func normalTenant(t *cellv1.Tenant) *cellv1.Tenant {
 
 // warnOvercommit logs when production quotas exceed the cell's capacity:
 // a guarantee the cell cannot keep (also the metric
-// omegacell_production_quota_overcommit).
-func (s *Server) warnOvercommit() {
-	if over := s.store.ProductionOvercommit(); !over.IsZero() {
-		s.store.log.Warn("production quotas exceed the cell's capacity: the guarantee cannot be kept",
+// omegacell_production_quota_overcommit). Checked when the store opens
+// and whenever a tenant changes.
+func (s *Store) warnOvercommit() {
+	if over := s.ProductionOvercommit(); !over.IsZero() {
+		s.log.Warn("production quotas exceed the cell's capacity: the guarantee cannot be kept",
 			"over_cpu_milli", over.CPUMilli, "over_memory_bytes", over.MemoryBytes, "over_gpu_milli", over.GPUMilli)
 	}
 }

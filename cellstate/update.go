@@ -82,15 +82,18 @@ func checkUpdate(j *jobEntry, spec *cellv1.JobSpec) error {
 }
 
 func jobKind(spec *cellv1.JobSpec) cellv1.JobKind {
-	if spec.GetKind() == cellv1.JobKind_JOB_KIND_SERVICE {
-		return spec.GetKind()
+	if k := spec.GetKind(); k == cellv1.JobKind_JOB_KIND_SERVICE || k == cellv1.JobKind_JOB_KIND_SYSTEM {
+		return k
 	}
 	return cellv1.JobKind_JOB_KIND_BATCH
 }
 
 func kindName(k cellv1.JobKind) string {
-	if k == cellv1.JobKind_JOB_KIND_SERVICE {
+	switch k {
+	case cellv1.JobKind_JOB_KIND_SERVICE:
 		return "service"
+	case cellv1.JobKind_JOB_KIND_SYSTEM:
+		return "system job"
 	}
 	return "batch job"
 }
@@ -157,11 +160,12 @@ func (s *state) updateJob(j *jobEntry, spec *cellv1.JobSpec, cause string) (any,
 			s.retarget(j, t.t.Key, place, "")
 		}
 	}
-	if service {
+	switch {
+	case service:
 		s.reconcile(j)
-	} else {
+	case jobKind(spec) == cellv1.JobKind_JOB_KIND_BATCH:
 		s.scaleBatch(j, place)
-	}
+	} // a system job's tasks follow its machines (system.go), not a count
 	return j.job, nil
 }
 

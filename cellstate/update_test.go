@@ -75,7 +75,7 @@ func TestResolveStrategy(t *testing.T) {
 	}
 }
 
-func serviceSpec(name string, count uint32, cmd string) *cellv1.JobSpec {
+func webSpec(name string, count uint32, cmd string) *cellv1.JobSpec {
 	return &cellv1.JobSpec{
 		Name: name, Scheduler: "service", Priority: 100, Count: count, Kind: cellv1.JobKind_JOB_KIND_SERVICE,
 		Task: &cellv1.TaskTemplate{Command: cmd, Resources: &cellv1.Resources{CpuMilli: 100, MemoryBytes: 1 << 20}},
@@ -127,7 +127,7 @@ func (c *testCell) fakeAgentsWatching(jobID string, ready func(*cellv1.Task) boo
 func TestRollingUpdateKeepsReplicasReady(t *testing.T) {
 	c := newTestCell(t, Options{})
 	c.addMachine("m1", nil, 64000, 64*gib, 0)
-	spec := serviceSpec("web", 6, "/bin/v1")
+	spec := webSpec("web", 6, "/bin/v1")
 	spec.Update = &cellv1.UpdateStrategy{MaxSurge: &cellv1.IntOrPercent{}, MaxUnavailable: &cellv1.IntOrPercent{Value: 1}}
 	job := c.submit(spec)
 	always := func(*cellv1.Task) bool { return true }
@@ -135,7 +135,7 @@ func TestRollingUpdateKeepsReplicasReady(t *testing.T) {
 	if r.Counts.Ready != 6 || r.Job.Version != 1 {
 		t.Fatalf("v1: %v version %d", r.Counts, r.Job.Version)
 	}
-	v2 := serviceSpec("web", 6, "/bin/v2")
+	v2 := webSpec("web", 6, "/bin/v2")
 	v2.Update = spec.Update
 	if got := c.submit(v2); got.Id != job.Id || got.Version != 2 || got.Rollout.GetState() != cellv1.RolloutState_ROLLOUT_STATE_RUNNING {
 		t.Fatalf("resubmitting a live job's name: %v", got)
@@ -168,14 +168,14 @@ func TestRolloutFailsAndRevertsAutomatically(t *testing.T) {
 	c := newTestCell(t, Options{})
 	c.addMachine("m1", nil, 64000, 64*gib, 0)
 	probe := &cellv1.HealthCheck{Exec: []string{"/bin/ready"}}
-	spec := serviceSpec("api", 3, "/bin/v1")
+	spec := webSpec("api", 3, "/bin/v1")
 	spec.Task.ReadinessCheck = probe
 	spec.Update = &cellv1.UpdateStrategy{HealthyDeadlineMs: 300, AutoRevert: true}
 	job := c.submit(spec)
 	// Version 2's replicas never pass their readiness check.
 	readyUnlessV2 := func(tk *cellv1.Task) bool { return tk.Version != 2 }
 	c.fakeAgents(job.Id, readyUnlessV2)
-	v2 := serviceSpec("api", 3, "/bin/v2-broken")
+	v2 := webSpec("api", 3, "/bin/v2-broken")
 	v2.Task.ReadinessCheck, v2.Update = probe, spec.Update
 	c.submit(v2)
 	deadline := time.Now().Add(20 * time.Second)
@@ -206,7 +206,7 @@ func TestScaleHistoryRevertAndRestart(t *testing.T) {
 	c := newTestCell(t, Options{})
 	c.addMachine("m1", nil, 64000, 64*gib, 0)
 	vs := cellv1.NewJobVersionServiceClient(c.conn)
-	job := c.submit(serviceSpec("web", 3, "/bin/v1"))
+	job := c.submit(webSpec("web", 3, "/bin/v1"))
 	always := func(*cellv1.Task) bool { return true }
 	c.fakeAgents(job.Id, always)
 
@@ -262,7 +262,7 @@ func TestScaleHistoryRevertAndRestart(t *testing.T) {
 
 func TestUpdateRefusals(t *testing.T) {
 	c := newTestCell(t, Options{})
-	c.submit(serviceSpec("web", 2, "/bin/v1"))
+	c.submit(webSpec("web", 2, "/bin/v1"))
 	batch := batchSpec("web", 2, 100, 1<<20)
 	if _, err := c.jobs.SubmitJob(ctxT(t), &cellv1.SubmitJobRequest{Spec: batch}); status.Code(err) != codes.FailedPrecondition ||
 		!strings.Contains(err.Error(), "spec.scheduler") {
@@ -274,7 +274,7 @@ func TestUpdateRefusals(t *testing.T) {
 		!strings.Contains(err.Error(), "spec.update") {
 		t.Errorf("update on a batch job: %v", err)
 	}
-	same, err := c.jobs.SubmitJob(ctxT(t), &cellv1.SubmitJobRequest{Spec: serviceSpec("web", 2, "/bin/v1")})
+	same, err := c.jobs.SubmitJob(ctxT(t), &cellv1.SubmitJobRequest{Spec: webSpec("web", 2, "/bin/v1")})
 	if err != nil || same.Revision != 0 || same.Job.Version != 1 {
 		t.Errorf("an identical spec changes nothing: %v %v", same, err)
 	}
@@ -309,24 +309,24 @@ func TestPlanJobCounts(t *testing.T) {
 		}
 		return p
 	}
-	if p := plan(serviceSpec("web", 3, "/bin/v1")); p.Exists || p.Create != 3 || !p.Feasibility.Now || !p.Feasibility.Ever {
+	if p := plan(webSpec("web", 3, "/bin/v1")); p.Exists || p.Create != 3 || !p.Feasibility.Now || !p.Feasibility.Ever {
 		t.Errorf("a new job: %v", p)
 	}
-	job := c.submit(serviceSpec("web", 3, "/bin/v1"))
+	job := c.submit(webSpec("web", 3, "/bin/v1"))
 	c.fakeAgents(job.Id, func(*cellv1.Task) bool { return true })
-	if p := plan(serviceSpec("web", 3, "/bin/v1")); !p.Exists || len(p.Diff) != 0 {
+	if p := plan(webSpec("web", 3, "/bin/v1")); !p.Exists || len(p.Diff) != 0 {
 		t.Errorf("no change: %v", p)
 	}
-	p := plan(serviceSpec("web", 5, "/bin/v2"))
+	p := plan(webSpec("web", 5, "/bin/v2"))
 	if p.Create != 2 || p.Replace != 3 || len(p.Diff) != 2 || p.Diff[0].Path != "count" || p.Diff[1].Path != "task.command" {
 		t.Errorf("count and command: %v", p)
 	}
-	huge := serviceSpec("web", 1, "/bin/v1")
+	huge := webSpec("web", 1, "/bin/v1")
 	huge.Task.Resources.CpuMilli = 64000
 	if p := plan(huge); p.Feasibility.Ever || !strings.Contains(p.Feasibility.Reason, "too little cpu") || p.Stop != 2 {
 		t.Errorf("infeasible scale-down: %v", p)
 	}
-	mars := serviceSpec("web", 3, "/bin/v1")
+	mars := webSpec("web", 3, "/bin/v1")
 	mars.Task.Constraints = []*cellv1.Constraint{{Key: "zone", Op: cellv1.ConstraintOp_CONSTRAINT_OP_IN, Values: []string{"mars"}}}
 	if p := plan(mars); p.Feasibility.Ever || !strings.Contains(p.Feasibility.Reason, "zone") {
 		t.Errorf("zone = mars: %v", p.Feasibility)

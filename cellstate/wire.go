@@ -2,6 +2,7 @@ package cellstate
 
 import (
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/omegacell/omegacell/txn"
 )
@@ -92,7 +93,10 @@ func appendTaskRecord(b []byte, t *task) []byte {
 	b = appendVarint(b, 16, t.modRev)
 	b = appendVarint(b, 18, uint64(t.failures))
 	b = appendVarint(b, 19, uint64(t.notBefore))
-	return appendString(b, 20, t.lastMachine)
+	b = appendString(b, 20, t.lastMachine)
+	b = appendString(b, 120, t.preemptedBy)
+	b = appendEvents(b, t.events)
+	return appendString(b, 151, k.Pin)
 }
 
 // appendLabels encodes a label map as Machine field 2 (map entries, in
@@ -132,7 +136,14 @@ func appendMachineRecord(b []byte, m *machine) []byte {
 	b = appendVarint(b, 7, x.Seq)
 	b = appendVarint(b, 9, uint64(m.gpuMemoryBytes))
 	b = appendVarint(b, 11, m.modRev)
-	return appendString(b, 13, m.registeredBy)
+	b = appendString(b, 13, m.registeredBy)
+	if m.drain != nil {
+		// Rare (cordoned machines only): the generic encoder will do.
+		d, _ := proto.Marshal(m.drain)
+		b = protowire.AppendTag(b, 170, protowire.BytesType)
+		b = protowire.AppendBytes(b, d)
+	}
+	return b
 }
 
 // appendNested appends field f holding the message that enc writes,

@@ -113,7 +113,7 @@ func populatedCell() *fakeCell {
 	f.addJob(&cellv1.Job{Id: "11111111-0000-4000-8000-000000000001", Spec: web, State: cellv1.JobState_JOB_STATE_RUNNING,
 		SubmitTimeUnixNano: at(1), PlacedUnixNano: at(2)}, webTasks...)
 
-	train := &cellv1.JobSpec{Name: "train-llm", Tenant: "ml", Scheduler: "gpu", Priority: 200, Count: 4, Gang: true, Kind: cellv1.JobKind_JOB_KIND_BATCH,
+	train := &cellv1.JobSpec{Name: "train-llm", Tenant: "ml", Labels: map[string]string{"team": "llm"}, Scheduler: "gpu", Priority: 200, Count: 4, Gang: true, Kind: cellv1.JobKind_JOB_KIND_BATCH,
 		Task: &cellv1.TaskTemplate{Command: "python3", Args: []string{"train.py"},
 			Resources:   &cellv1.Resources{CpuMilli: 16000, MemoryBytes: 96 << 30, GpuMilli: 8000},
 			Constraints: []*cellv1.Constraint{{Key: "gpu.model", Op: cellv1.ConstraintOp_CONSTRAINT_OP_IN, Values: []string{"H100"}}}}}
@@ -128,15 +128,26 @@ func populatedCell() *fakeCell {
 		Task: &cellv1.TaskTemplate{Command: "render", Resources: &cellv1.Resources{CpuMilli: 250, MemoryBytes: 128 << 20}, DurationMs: 20000}}
 	var renderTasks []*cellv1.Task
 	for i := range 25 {
-		task := &cellv1.Task{JobId: "33333333-0000-4000-8000-000000000003", Index: uint32(24 - i), Attempt: 1, MachineId: "m-a1", StartTimeUnixNano: at(10)}
+		task := &cellv1.Task{JobId: "33333333-0000-4000-8000-000000000003", Index: uint32(24 - i), Attempt: 1, MachineId: "m-a1", StartTimeUnixNano: at(10),
+			Resources: render.Task.Resources}
 		switch {
 		case task.Index == 1:
 			task.State, task.ExitCode, task.Failures, task.Attempt = cellv1.TaskState_TASK_STATE_FAILED, 2, 2, 2
 			task.Message = "exit status 2:\nout of memory"
+			ev := func(sec int, kind cellv1.TaskEventKind, attempt uint32, code int32, msg string) *cellv1.TaskEvent {
+				return &cellv1.TaskEvent{TimeUnixNano: at(sec), Kind: kind, Attempt: attempt, MachineId: "m-a1", Scheduler: "batch", ExitCode: code, Message: msg}
+			}
+			task.Events = []*cellv1.TaskEvent{
+				ev(9, cellv1.TaskEventKind_TASK_EVENT_KIND_PLACED, 1, 0, ""), ev(10, cellv1.TaskEventKind_TASK_EVENT_KIND_STARTED, 1, 0, ""),
+				ev(40, cellv1.TaskEventKind_TASK_EVENT_KIND_FAILED, 1, 2, "exit status 2"),
+				ev(41, cellv1.TaskEventKind_TASK_EVENT_KIND_PLACED, 2, 0, ""), ev(42, cellv1.TaskEventKind_TASK_EVENT_KIND_STARTED, 2, 0, ""),
+				ev(70, cellv1.TaskEventKind_TASK_EVENT_KIND_FAILED, 2, 2, "exit status 2:\nout of memory"),
+			}
 		case task.Index < 20:
 			task.State = cellv1.TaskState_TASK_STATE_SUCCEEDED
 		case task.Index < 23:
 			task.State = cellv1.TaskState_TASK_STATE_RUNNING
+			task.Usage = &cellv1.Usage{CpuMilli: int64(180 + 20*(task.Index-20)), MemoryBytes: int64(90+task.Index) << 20}
 		default:
 			task.State, task.MachineId, task.Attempt, task.StartTimeUnixNano = cellv1.TaskState_TASK_STATE_PENDING, "", 0, 0
 		}
@@ -262,6 +273,9 @@ func TestCommands(t *testing.T) {
 		{name: "job-list-scheduler", cell: populatedCell, args: []string{"job", "list", "-a", "--scheduler", "batch"}},
 		{name: "job-list-json", cell: populatedCell, args: []string{"job", "list", "-o", "json", "--scheduler", "gpu"}},
 		{name: "job-list-empty", cell: scriptedCell, args: []string{"job", "list"}},
+		{name: "job-list-state", cell: populatedCell, args: []string{"job", "list", "--state", "pending,failed"}},
+		{name: "job-list-tenant-label-wide", cell: populatedCell, args: []string{"job", "list", "--tenant", "ml", "-l", "team=llm", "-o", "wide"}},
+		{name: "job-list-bad-state", cell: populatedCell, args: []string{"job", "list", "--state", "sleeping"}},
 		{name: "job-stop", cell: populatedCell, args: []string{"job", "stop", "train-llm"}},
 		{name: "job-logs", cell: populatedCell, args: []string{"job", "logs", "render"}},
 		{name: "job-logs-stderr", cell: populatedCell, args: []string{"job", "logs", "render", "--task", "1", "--stderr", "--tail", "64Ki"},
@@ -280,18 +294,33 @@ func TestCommands(t *testing.T) {
 		{name: "machine-list", cell: populatedCell, args: []string{"machine", "list"}},
 		{name: "machine-list-json", cell: populatedCell, args: []string{"machine", "list", "-o", "json"}},
 		{name: "machine-list-empty", cell: scriptedCell, args: []string{"machine", "list"}},
-		{name: "machine-drain", cell: populatedCell, args: []string{"machine", "drain", "m-a1"},
+		{name: "machine-drain", cell: populatedCell, args: []string{"machine", "drain", "m-a1", "--deadline", "10m", "--ignore-batch"},
 			check: func(t *testing.T, f *fakeCell) {
-				if len(f.drains) != 1 || f.drains[0].GetId() != "m-a1" || !f.drains[0].GetDrain() {
+				if len(f.drains) != 1 || f.drains[0].GetId() != "m-a1" || f.drains[0].GetAction() != cellv1.DrainAction_DRAIN_ACTION_DRAIN ||
+					f.drains[0].GetDeadlineMs() != 600_000 || !f.drains[0].GetIgnoreBatch() {
 					t.Errorf("drain requests %v", f.drains)
 				}
 			}},
 		{name: "machine-drain-undo", cell: populatedCell, args: []string{"machine", "drain", "--undo", "m-a2"},
 			check: func(t *testing.T, f *fakeCell) {
-				if len(f.drains) != 1 || f.drains[0].GetDrain() {
+				if len(f.drains) != 1 || f.drains[0].GetAction() != cellv1.DrainAction_DRAIN_ACTION_UNCORDON {
 					t.Errorf("drain requests %v", f.drains)
 				}
 			}},
+		{name: "machine-cordon", cell: populatedCell, args: []string{"machine", "cordon", "m-a2"},
+			check: func(t *testing.T, f *fakeCell) {
+				if len(f.drains) != 1 || f.drains[0].GetAction() != cellv1.DrainAction_DRAIN_ACTION_CORDON {
+					t.Errorf("cordon requests %v", f.drains)
+				}
+			}},
+		{name: "machine-uncordon", cell: populatedCell, args: []string{"machine", "uncordon", "m-a2"},
+			check: func(t *testing.T, f *fakeCell) {
+				if len(f.drains) != 1 || f.drains[0].GetAction() != cellv1.DrainAction_DRAIN_ACTION_UNCORDON {
+					t.Errorf("uncordon requests %v", f.drains)
+				}
+			}},
+		{name: "machine-status", cell: populatedCell, args: []string{"machine", "status", "m-a1"}},
+		{name: "machine-status-gpu", cell: populatedCell, args: []string{"machine", "status", "m-a2"}},
 		{name: "machine-drain-unknown", cell: populatedCell, args: []string{"machine", "drain", "m-zz"}},
 		{name: "scheduler-list", cell: populatedCell, args: []string{"scheduler", "list"}},
 		{name: "output-unknown", cell: populatedCell, args: []string{"machine", "list", "-o", "xml"}},

@@ -26,8 +26,9 @@
 //     attempt) to Err, and returns nil when the task has ended or on
 //     Ctrl-C.
 //   - Tables are aligned with text/tabwriter, sorted (jobs by submission,
-//     machines and schedulers by name) and carry no clock-dependent values
-//     such as ages: times are absolute, in UTC.
+//     machines and schedulers by name). Times are absolute, in UTC, except
+//     the ages of `job list` and of `job status`'s events (as kubectl
+//     shows them), computed against the package clock that tests fix.
 //
 // Job specs are parsed with package jobspec, which also renders amounts
 // ("500m", "512Mi") for the tables.

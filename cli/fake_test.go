@@ -55,6 +55,9 @@ type fakeJob struct {
 // baseTime is the fake cell's clock: job i is submitted i seconds later.
 var baseTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// The tables' ages are computed against baseTime + 10 minutes.
+func init() { now = func() time.Time { return baseTime.Add(10 * time.Minute) } }
+
 func at(seconds int) int64 { return baseTime.Add(time.Duration(seconds) * time.Second).UnixNano() }
 
 // startFakeCell serves f on 127.0.0.1:0 and returns a Dialer for it.
@@ -237,13 +240,38 @@ func (f *fakeCell) DrainMachine(_ context.Context, req *cellv1.DrainMachineReque
 	f.drains = append(f.drains, req)
 	for _, m := range f.machines {
 		if m.GetId() == req.GetId() {
-			m.State = cellv1.MachineState_MACHINE_STATE_READY
-			if req.GetDrain() {
-				m.State = cellv1.MachineState_MACHINE_STATE_DRAINING
+			m.State, m.Drain = cellv1.MachineState_MACHINE_STATE_DRAINING, &cellv1.MachineDrain{CordonTimeUnixNano: at(50)}
+			switch req.GetAction() {
+			case cellv1.DrainAction_DRAIN_ACTION_UNCORDON:
+				m.State, m.Drain = cellv1.MachineState_MACHINE_STATE_READY, nil
+			case cellv1.DrainAction_DRAIN_ACTION_DRAIN:
+				// The fake drains at once: two tasks evicted in 4 s.
+				m.Drain.Draining, m.Drain.DrainStartUnixNano, m.Drain.DoneUnixNano = true, at(50), at(54)
+				m.Drain.DeadlineUnixNano, m.Drain.Evicted, m.Drain.IgnoreBatch = at(50)+req.GetDeadlineMs()*1e6, 2, req.GetIgnoreBatch()
 			}
 			m.Seq++
 			return &cellv1.DrainMachineResponse{Machine: m, Revision: 44}, nil
 		}
+	}
+	return nil, status.Errorf(codes.NotFound, "machine %q not found", req.GetId())
+}
+
+func (f *fakeCell) GetMachine(_ context.Context, req *cellv1.GetMachineRequest) (*cellv1.GetMachineResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.machines {
+		if m.GetId() != req.GetId() {
+			continue
+		}
+		out := &cellv1.GetMachineResponse{Machine: m}
+		for _, j := range f.jobs {
+			for _, t := range j.tasks {
+				if s := t.GetState(); t.GetMachineId() == m.GetId() && (s == cellv1.TaskState_TASK_STATE_RUNNING || s == cellv1.TaskState_TASK_STATE_ASSIGNED) {
+					out.Tasks = append(out.Tasks, t)
+				}
+			}
+		}
+		return out, nil
 	}
 	return nil, status.Errorf(codes.NotFound, "machine %q not found", req.GetId())
 }

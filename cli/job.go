@@ -91,10 +91,13 @@ stopped.`,
 			defer closeConn()
 
 			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			resp, err := client.SubmitJob(ctx, &cellv1.SubmitJobRequest{Spec: spec})
+			resp, err := client.SubmitJob(ctx, &cellv1.SubmitJobRequest{Spec: spec, WarnInfeasible: true})
 			cancel()
 			if err != nil {
 				return rpcError("job run", err)
+			}
+			for _, w := range resp.GetWarnings() {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+w)
 			}
 			job := resp.GetJob()
 			out := cmd.OutOrStdout()
@@ -163,7 +166,7 @@ func (j *jobCommands) statusCommand() *cobra.Command {
 			}
 			defer s.Close()
 			ctx, format, client := s.ctx, s.format, cellv1.NewJobServiceClient(s.conn)
-			resp, err := client.GetJob(ctx, &cellv1.GetJobRequest{IdOrName: args[0], IncludeTasks: true})
+			resp, err := client.GetJob(ctx, &cellv1.GetJobRequest{IdOrName: args[0], IncludeTasks: true, Explain: true})
 			if err != nil {
 				return rpcError("job status", err)
 			}
@@ -175,6 +178,11 @@ func (j *jobCommands) statusCommand() *cobra.Command {
 				rows = -1
 			}
 			writeJobStatus(cmd.OutOrStdout(), resp, rows)
+			events := defaultEventRows
+			if allTasks {
+				events = -1
+			}
+			writeTaskEvents(cmd.OutOrStdout(), resp.GetTasks(), now(), events)
 			return nil
 		},
 	}
@@ -201,7 +209,10 @@ func writeJobStatus(w io.Writer, resp *cellv1.GetJobResponse, maxRows int) {
 	}
 	field("Kind", kind)
 	field("State", displayState(job, resp.GetCounts()))
-	field("Tasks", fmt.Sprintf("%d: %s", spec.GetCount(), countsText(resp.GetCounts())))
+	field("Tasks", fmt.Sprintf("%d: %s", taskTotal(resp.GetCounts()), countsText(resp.GetCounts())))
+	if len(spec.GetLabels()) > 0 {
+		field("Labels", formatLabels(spec.GetLabels()))
+	}
 	updateFields(field, job, resp.GetCounts())
 	field("Resources", resourcesText(spec.GetTask().GetResources())+" per task")
 	if cs := pbconv.Constraints(spec.GetTask().GetConstraints()); len(cs) > 0 {
@@ -214,6 +225,9 @@ func writeJobStatus(w io.Writer, resp *cellv1.GetJobResponse, maxRows int) {
 	if k := spec.GetTask().GetSpreadKey(); k != "" {
 		field("Spread over", k)
 	}
+	if d := disruptionText(spec); d != "" {
+		field("Disruption", d)
+	}
 	field("Command", strings.Join(append([]string{spec.GetTask().GetCommand()}, spec.GetTask().GetArgs()...), " "))
 	field("Submitted", formatTime(job.GetSubmitTimeUnixNano()))
 	if job.GetPlacedUnixNano() != 0 {
@@ -224,6 +238,9 @@ func writeJobStatus(w io.Writer, resp *cellv1.GetJobResponse, maxRows int) {
 	}
 	if r := job.GetQueuedReason(); r != "" {
 		field("Queued", oneLine(r, 200)) // waiting for its tenant's quota (issue 12)
+	}
+	if e := resp.GetExplanation(); e != "" {
+		field("Why pending", oneLine(e, 400))
 	}
 	if r := job.GetUnschedulableReason(); r != "" {
 		field("Unschedulable", fmt.Sprintf("%s (after %d attempts)", oneLine(r, 200), job.GetAttempts()))
@@ -240,7 +257,7 @@ func writeJobStatus(w io.Writer, resp *cellv1.GetJobResponse, maxRows int) {
 	slices.SortFunc(tasks, func(a, b *cellv1.Task) int { return cmp.Compare(a.GetIndex(), b.GetIndex()) })
 	fmt.Fprintln(w)
 	t = newTable(w)
-	row(t, "TASK", "STATE", "MACHINE", "ATTEMPT", "FAILURES", "EXIT", "STARTED", "MESSAGE")
+	row(t, "TASK", "STATE", "MACHINE", "ATTEMPT", "FAILURES", "EXIT", "STARTED", "CPU USED/REQ", "MEMORY USED/REQ", "MESSAGE")
 	for i, task := range tasks {
 		if maxRows >= 0 && i == maxRows {
 			t.Flush()
@@ -251,9 +268,9 @@ func writeJobStatus(w io.Writer, resp *cellv1.GetJobResponse, maxRows int) {
 		if task.GetState() == cellv1.TaskState_TASK_STATE_SUCCEEDED || task.GetState() == cellv1.TaskState_TASK_STATE_FAILED {
 			exit = strconv.Itoa(int(task.GetExitCode()))
 		}
-		row(t, strconv.Itoa(int(task.GetIndex())), taskStateName(task.GetState()), cmp.Or(task.GetMachineId(), "-"),
+		row(t, strconv.Itoa(int(task.GetIndex())), taskStateText(task), cmp.Or(task.GetMachineId(), "-"),
 			strconv.Itoa(int(task.GetAttempt())), strconv.Itoa(int(task.GetFailures())), exit,
-			formatTime(task.GetStartTimeUnixNano()), oneLine(task.GetMessage(), 60))
+			formatTime(task.GetStartTimeUnixNano()), taskCPU(task), taskMemory(task), oneLine(task.GetMessage(), 60))
 	}
 	t.Flush()
 }
@@ -298,11 +315,19 @@ func resourcesText(r *cellv1.Resources) string {
 func (j *jobCommands) listCommand() *cobra.Command {
 	var all bool
 	var scheduler string
+	var filter jobFilter
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List live jobs (--all: finished ones too)",
-		Args:  cobra.NoArgs,
+		Example: `  cell job list --state pending,failed --tenant ml
+  cell job list -l team=ml -o wide`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			finished, err := filter.parse()
+			if err != nil {
+				return err
+			}
+			all = all || finished
 			s, err := openSession(cmd, j.dial, j.format)
 			if err != nil {
 				return err
@@ -313,6 +338,7 @@ func (j *jobCommands) listCommand() *cobra.Command {
 			if err != nil {
 				return rpcError("job list", err)
 			}
+			resp.Jobs = slices.DeleteFunc(resp.Jobs, func(s *cellv1.JobSummary) bool { return !filter.keep(s) })
 			if format != formatTable {
 				return writeProto(cmd.OutOrStdout(), format, resp)
 			}
@@ -324,41 +350,14 @@ func (j *jobCommands) listCommand() *cobra.Command {
 				fmt.Fprintf(cmd.ErrOrStderr(), "no jobs%s\n", hint)
 				return nil
 			}
-			writeJobList(cmd.OutOrStdout(), resp.GetJobs())
+			writeJobTable(cmd.OutOrStdout(), resp.GetJobs(), now(), wideOutput(cmd))
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "include finished (succeeded, failed, stopped) jobs")
 	cmd.Flags().StringVar(&scheduler, "scheduler", "", "only jobs of this scheduler")
+	filter.addFlags(cmd)
 	return cmd
-}
-
-// writeJobList prints one row per job, oldest first.
-func writeJobList(w io.Writer, jobs []*cellv1.JobSummary) {
-	jobs = slices.Clone(jobs)
-	slices.SortFunc(jobs, func(a, b *cellv1.JobSummary) int {
-		return cmp.Or(
-			cmp.Compare(a.GetJob().GetSubmitTimeUnixNano(), b.GetJob().GetSubmitTimeUnixNano()),
-			cmp.Compare(a.GetJob().GetSpec().GetName(), b.GetJob().GetSpec().GetName()),
-			cmp.Compare(a.GetJob().GetId(), b.GetJob().GetId()))
-	})
-	t := newTable(w)
-	row(t, "NAME", "ID", "SCHEDULER", "PRIORITY", "STATE", "TASKS", "PENDING", "PLACED", "RUNNING", "DONE", "FAILED", "SUBMITTED", "NOTE")
-	for _, s := range jobs {
-		job, c := s.GetJob(), s.GetCounts()
-		note := "-"
-		if r := job.GetUnschedulableReason(); r != "" {
-			note = "unschedulable: " + oneLine(r, 50)
-		}
-		if r := job.GetQueuedReason(); r != "" {
-			note = "queued: " + oneLine(r, 60)
-		}
-		row(t, job.GetSpec().GetName(), job.GetId(), job.GetSpec().GetScheduler(), strconv.Itoa(int(job.GetSpec().GetPriority())),
-			displayState(job, c), strconv.Itoa(int(job.GetSpec().GetCount())),
-			strconv.Itoa(int(c.GetPending())), strconv.Itoa(int(c.GetAssigned())), strconv.Itoa(int(c.GetRunning())),
-			strconv.Itoa(int(c.GetSucceeded())), strconv.Itoa(int(c.GetFailed())), formatTime(job.GetSubmitTimeUnixNano()), note)
-	}
-	t.Flush()
 }
 
 func (j *jobCommands) stopCommand() *cobra.Command {

@@ -14,19 +14,20 @@ import (
 	"github.com/omegacell/omegacell/proto/cellclient"
 )
 
-// MachineCommand returns `machine` with list and drain. dial reaches the
-// cell; with a nil dial the command gets its own --server flag.
+// MachineCommand returns `machine` with list, status, cordon, uncordon and
+// drain. dial reaches the cell; with a nil dial the command gets its own
+// --server flag.
 func MachineCommand(dial Dialer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "machine",
-		Short: "List machines and drain them",
+		Short: "List machines, show one, cordon and drain them",
 		Args:  cobra.NoArgs,
 	}
 	if dial == nil {
 		dial = ServerFlag(cmd.PersistentFlags())
 	}
 	m := &machineCommands{dial: dial, format: addOutputFlag(cmd)}
-	cmd.AddCommand(m.listCommand(), m.drainCommand())
+	cmd.AddCommand(m.listCommand(), m.statusCommand(), m.cordonCommand(true), m.cordonCommand(false), m.drainCommand())
 	return cmd
 }
 
@@ -91,44 +92,10 @@ func writeMachineList(w io.Writer, machines []*cellv1.Machine) {
 		if capacity.GetGpuMilli() > 0 {
 			gpu = jobspec.FormatGPU(alloc.GetGpuMilli()) + "/" + jobspec.FormatGPU(capacity.GetGpuMilli())
 		}
-		row(t, mc.GetId(), machineStateName(mc.GetState()),
+		row(t, mc.GetId(), machineStateText(mc),
 			jobspec.FormatCPU(alloc.GetCpuMilli())+"/"+jobspec.FormatCPU(capacity.GetCpuMilli()), cpuUsed,
 			jobspec.HumanBytes(alloc.GetMemoryBytes())+"/"+jobspec.HumanBytes(capacity.GetMemoryBytes()), memUsed,
 			gpu, formatLabels(mc.GetLabels()))
 	}
 	t.Flush()
-}
-
-func (m *machineCommands) drainCommand() *cobra.Command {
-	var undo bool
-	cmd := &cobra.Command{
-		Use:   "drain ID",
-		Short: "Drain a machine (no new tasks are placed on it); --undo makes it ready again",
-		Args:  cobra.ExactArgs(1),
-		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-			if len(args) > 0 {
-				return nil, cobra.ShellCompDirectiveNoFileComp
-			}
-			return m.machineIDs(cmd.Context()), cobra.ShellCompDirectiveNoFileComp
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openSession(cmd, m.dial, m.format)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx, format, client := s.ctx, s.format, cellv1.NewMachineServiceClient(s.conn)
-			resp, err := client.DrainMachine(ctx, &cellv1.DrainMachineRequest{Id: args[0], Drain: !undo})
-			if err != nil {
-				return rpcError("machine drain", err)
-			}
-			if format != formatTable {
-				return writeProto(cmd.OutOrStdout(), format, resp)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "machine %s is %s\n", resp.GetMachine().GetId(), machineStateName(resp.GetMachine().GetState()))
-			return nil
-		},
-	}
-	cmd.Flags().BoolVar(&undo, "undo", false, "return a draining machine to ready")
-	return cmd
 }

@@ -38,15 +38,17 @@ func addOutputFlag(cmd *cobra.Command) func() (outputFormat, error) {
 
 // outputFlagOn adds -o to flags, which belong to cmd.
 func outputFlagOn(cmd *cobra.Command, flags *pflag.FlagSet) func() (outputFormat, error) {
-	s := flags.StringP("output", "o", string(formatTable), "output format: table, json or yaml")
+	s := flags.StringP("output", "o", string(formatTable), "output format: table, wide (a table with more columns), json or yaml")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
-		[]string{string(formatTable), string(formatJSON), string(formatYAML)}, cobra.ShellCompDirectiveNoFileComp))
+		[]string{string(formatTable), "wide", string(formatJSON), string(formatYAML)}, cobra.ShellCompDirectiveNoFileComp))
 	return func() (outputFormat, error) {
 		switch f := outputFormat(strings.ToLower(*s)); f {
 		case formatTable, formatJSON, formatYAML:
 			return f, nil
+		case "wide": // a table; commands with more columns check wideOutput
+			return formatTable, nil
 		}
-		return "", fmt.Errorf("-o %q: want table, json or yaml", *s)
+		return "", fmt.Errorf("-o %q: want table, wide, json or yaml", *s)
 	}
 }
 

@@ -166,6 +166,9 @@ func progressText(resp *cellv1.GetJobResponse) string {
 	if r := job.GetUnschedulableReason(); r != "" {
 		s += "  (unschedulable: " + oneLine(r, 80) + ")"
 	}
+	if r := job.GetQueuedReason(); r != "" {
+		s += "  (queued: " + oneLine(r, 80) + ")"
+	}
 	return s
 }
 

@@ -98,6 +98,26 @@ func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 		c.failf(root.key("tenant"), "%s: want 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit", limits.Quote(s.Tenant))
 	}
 
+	kind := cellv1.JobKind_JOB_KIND_UNSPECIFIED
+	switch s.Kind {
+	case "":
+	case "service":
+		kind = cellv1.JobKind_JOB_KIND_SERVICE
+	case "batch":
+		kind = cellv1.JobKind_JOB_KIND_BATCH
+	case "system":
+		kind = cellv1.JobKind_JOB_KIND_SYSTEM
+		// count bounds the machines a system job may cover.
+		out.Count = MaxCount
+		if s.Gang {
+			c.failf(root.key("gang"), "a system job runs one task per machine as machines come and go; it cannot be a gang")
+		}
+	default:
+		c.failf(root.key("kind"), "%s: want service, batch or system", limits.Quote(s.Kind))
+	}
+	c.labels(s.Labels, root.key("labels"))
+	out.Labels = s.Labels
+
 	var task *cellv1.TaskTemplate
 	if s.Count != nil {
 		if n := *s.Count; n < 1 || n > MaxCount {
@@ -113,20 +133,9 @@ func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 		out.Task = task
 	}
 
-	kind := cellv1.JobKind_JOB_KIND_UNSPECIFIED
-	switch s.Kind {
-	case "":
-	case "service":
-		kind = cellv1.JobKind_JOB_KIND_SERVICE
-	case "batch":
-		kind = cellv1.JobKind_JOB_KIND_BATCH
-	default:
-		c.failf(root.key("kind"), "%s: want service or batch", limits.Quote(s.Kind))
-	}
-
 	out.Scheduler = s.Scheduler
 	switch {
-	case s.Scheduler == "" && kind == cellv1.JobKind_JOB_KIND_SERVICE:
+	case s.Scheduler == "" && (kind == cellv1.JobKind_JOB_KIND_SERVICE || kind == cellv1.JobKind_JOB_KIND_SYSTEM):
 		out.Scheduler = SchedulerService
 	case s.Scheduler == "" && task.GetResources().GetGpuMilli() > 0:
 		out.Scheduler = SchedulerGPU
@@ -148,7 +157,7 @@ func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 	}
 
 	out.Priority = txn.PriorityBatch
-	if kind == cellv1.JobKind_JOB_KIND_SERVICE {
+	if kind == cellv1.JobKind_JOB_KIND_SERVICE || kind == cellv1.JobKind_JOB_KIND_SYSTEM {
 		out.Priority = txn.PriorityProduction
 	}
 	if s.Priority != nil {
@@ -162,6 +171,14 @@ func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 			c.failf(root.key("retryLimit"), "%d is out of range 0..%d", n, MaxRetryLimit)
 		} else {
 			out.RetryLimit = uint32(n)
+		}
+	}
+	if d := s.Disruption; d != nil && d.MaxUnavailable != nil {
+		p := root.key("disruption").key("maxUnavailable")
+		if n := *d.MaxUnavailable; n < 1 || n > int64(out.Count) {
+			c.failf(p, "%d is out of range 1..%d (the job's count)", n, out.Count)
+		} else {
+			out.Disruption = &cellv1.Disruption{MaxUnavailable: uint32(n)}
 		}
 	}
 	return out
@@ -398,4 +415,22 @@ func (c *converter) healthCheck(h *HealthCheck, p fieldPath) *cellv1.HealthCheck
 		}
 	}
 	return out
+}
+
+// labels checks a job's labels: as many as a machine may have, keys like
+// label keys, values short text.
+func (c *converter) labels(labels map[string]string, p fieldPath) {
+	if len(labels) > limits.MaxLabels {
+		c.failf(p, "%d labels; at most %d are allowed", len(labels), limits.MaxLabels)
+		return
+	}
+	for _, k := range sortedKeys(labels) {
+		if err := validLabelKey(k); err != nil {
+			c.failf(p.key(k), "%v", err)
+			continue
+		}
+		if err := limits.CheckText(labels[k], limits.MaxLabelValueLen); err != nil {
+			c.failf(p.key(k), "%v", err)
+		}
+	}
 }

@@ -33,10 +33,14 @@
 //	tenant: ml-research          # optional; [a-z0-9-]{1,63}, alphanumeric at both ends
 //	scheduler: gpu               # service | batch | gpu | a custom scheduler's name
 //	priority: production         # production (200) | batch (100) | best-effort (0) | 0..1000
-//	kind: batch                  # service | batch
-//	count: 4                     # tasks, 1..100000; default 1
+//	kind: batch                  # service | batch | system (one task per matching machine)
+//	count: 4                     # tasks, 1..100000; default 1 (system: most machines covered, default 100000)
+//	labels:                      # optional; `cell job list -l team=ml`
+//	  team: ml
 //	gang: true                   # place all tasks or none; default false
 //	retryLimit: 2                # retries of a failed task, 0..100; default 3
+//	disruption:                  # what a machine drain may take down at once
+//	  maxUnavailable: 1          # 1..count; default 1 for a service, no limit for batch
 //	task:                        # required
 //	  command: python            # required
 //	  args: ["train.py", "--epochs", "3"]   # strings (quote numbers)
@@ -91,9 +95,14 @@
 // rollout controller lives in the cell store (cellstate/rollout.go says why).
 //
 // Defaults: kind is service when the scheduler is "service", batch
-// otherwise. The scheduler, when absent, is "service" for kind service,
+// otherwise. A system job (Kubernetes' DaemonSet, Nomad's system job)
+// runs one task on every machine that satisfies its constraints, and the
+// store follows machines that join, leave, drain or change labels; it
+// restarts its tasks as a service does and cannot be a gang. The
+// scheduler, when absent, is "service" for kinds service and system,
 // "gpu" when GPUs are requested, and "batch" otherwise. The priority, when
-// absent, is production for services and batch for batch jobs. Durations
+// absent, is production for services and system jobs and batch for
+// batch jobs. Durations
 // use Go's syntax (30s, 5m, 1h30m) and must be whole milliseconds. Label
 // keys are letters, digits and . _ / - (rack, gpu.model, example.com/team),
 // label values letters, digits and . _ - (both at most 63 characters).

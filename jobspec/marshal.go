@@ -29,17 +29,23 @@ func Document(spec *cellv1.JobSpec) *Spec {
 		Count:      &count,
 		Gang:       spec.GetGang(),
 		RetryLimit: &retry,
+		Labels:     spec.GetLabels(),
 	}
 	switch spec.GetKind() {
 	case cellv1.JobKind_JOB_KIND_SERVICE:
 		s.Kind = "service"
 	case cellv1.JobKind_JOB_KIND_BATCH:
 		s.Kind = "batch"
+	case cellv1.JobKind_JOB_KIND_SYSTEM:
+		s.Kind = "system"
 	}
 	if t := spec.GetTask(); t != nil {
 		s.Task = taskDocument(t)
 	}
 	s.Update = updateDocument(spec.GetUpdate())
+	if n := int64(spec.GetDisruption().GetMaxUnavailable()); n > 0 {
+		s.Disruption = &Disruption{MaxUnavailable: &n}
+	}
 	return s
 }
 

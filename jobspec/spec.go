@@ -23,6 +23,16 @@ type Spec struct {
 	RetryLimit *int64  `json:"retryLimit,omitempty"`
 	Task       *Task   `json:"task,omitempty"`
 	Update     *Update `json:"update,omitempty"` // issue 13 (update.go)
+	// Labels name the job for `cell job list -l` (issue 13).
+	Labels map[string]string `json:"labels,omitempty"`
+	// Disruption bounds a drain's evictions (issue 14).
+	Disruption *Disruption `json:"disruption,omitempty"`
+}
+
+// Disruption is a job's disruption budget: at most MaxUnavailable of its
+// tasks down at once through voluntary evictions (a machine drain).
+type Disruption struct {
+	MaxUnavailable *int64 `json:"maxUnavailable,omitempty"`
 }
 
 // Task is the template every task of the job runs.

@@ -121,6 +121,7 @@ func Task(t *cellv1.Task, tmpl *cellv1.TaskTemplate) *txn.Task {
 		Attempt:       t.GetAttempt(),
 		Constraints:   Constraints(tmpl.GetConstraints()),
 		MaxPerMachine: tmpl.GetMaxPerMachine(),
+		Pin:           t.GetPinnedMachineId(),
 	}
 }
 
@@ -135,6 +136,7 @@ func TaskInto(dst *cellv1.Task, t *txn.Task) {
 	dst.Resources = ResourcesPB(t.Resources)
 	dst.Devices = DevicesPB(t.Devices)
 	dst.Attempt = t.Attempt
+	dst.PinnedMachineId = t.Pin
 }
 
 // Claim converts an API claim.

@@ -67,9 +67,9 @@ func (v *validator) failGang(g *gangClaims, i int) {
 		m := v.overlay(c.Machine)
 		// Release cannot fail: the claim was allocated on this overlay.
 		_ = Release(m, c.Resources, c.Devices)
-		if v.q != nil {
-			v.q.add(v.tasks[k].Tenant, BandOf(v.tasks[k].Priority), Resources{}.Sub(c.Resources))
-			v.borrows[k] = false
+		if v.q != nil && v.took[k] != nil {
+			v.q.addTo(v.took[k], BandOf(v.tasks[k].Priority), Resources{}.Sub(c.Resources))
+			v.borrows[k], v.took[k] = false, nil
 		}
 		if v.tasks[k].MaxPerMachine > 0 {
 			v.placedOn[[2]string{job, c.Machine}]--

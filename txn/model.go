@@ -118,6 +118,9 @@ type Task struct {
 	// From the job's template; shared, never mutated.
 	Constraints   []Constraint
 	MaxPerMachine uint32
+	// Pin is the one machine a task of a system job may run on (issue
+	// 13); empty for every other task.
+	Pin string
 }
 
 // Clone returns a copy that can be changed without touching t.

@@ -55,7 +55,10 @@ type BandUse struct {
 // in their copy the same way. A State offers it to [Validate] by
 // implementing [QuotaState]. Not safe for concurrent mutation.
 type Ledger struct {
-	tenants  map[string]*tenantEntry
+	tenants map[string]*tenantEntry
+	// quotas counts the tenant bands with a quota: without any, Validate
+	// has nothing to check (and skips the overlay).
+	quotas   int
 	capacity Resources
 	// reserved is, per kind, the sum over tenants and the production and
 	// batch bands of max(nominal, in use) where the band has a quota and
@@ -86,11 +89,17 @@ func (l *Ledger) SetTenant(t Tenant) {
 	e := l.entry(t.Name)
 	for b := BandBatch; b < NumBands; b++ {
 		l.reserved = l.reserved.Sub(e.reservedBy(b))
+		if e.cfg.Quota[b] != nil {
+			l.quotas--
+		}
 	}
 	t.Quota[BandBestEffort] = nil
 	e.cfg, e.created = t, true
 	for b := BandBatch; b < NumBands; b++ {
 		l.reserved = l.reserved.Add(e.reservedBy(b))
+		if t.Quota[b] != nil {
+			l.quotas++
+		}
 	}
 }
 
@@ -126,6 +135,9 @@ func (l *Ledger) Tenants(f func(t Tenant, created bool)) {
 		f(e.cfg, e.created)
 	}
 }
+
+// HasQuotas reports whether any tenant has a quota.
+func (l *Ledger) HasQuotas() bool { return l.quotas > 0 }
 
 // Capacity is the capacity of the cell's machines that are not down.
 func (l *Ledger) Capacity() Resources { return l.capacity }
@@ -362,10 +374,15 @@ type QuotaState interface {
 // ---------------------------------------------------------------- Validate
 
 // quotaOverlay is a transaction's private change to the ledger: what its
-// victims gave back and its claims took, per tenant and band.
+// victims gave back and its claims took, per tenant and band. Each
+// tenant and band the transaction touches is looked up in the ledger
+// once (ovEntry); the claims of a tenant then cost no map lookup beyond
+// the entry's.
 type quotaOverlay struct {
 	l        *Ledger
-	delta    map[tenantBand]Resources
+	m        map[tenantBand]*ovEntry
+	last     *ovEntry // the entry of the previous lookup (claims come in runs of one job)
+	lastKey  tenantBand
 	reserved Resources // change to l.reserved
 }
 
@@ -374,30 +391,51 @@ type tenantBand struct {
 	band   Band
 }
 
-func (o *quotaOverlay) inUse(tenant string, b Band) Resources {
-	return o.l.Use(tenant, b).InUse.Add(o.delta[tenantBand{tenant, b}])
+// ovEntry is one tenant and band on the overlay.
+type ovEntry struct {
+	q     *Quota    // nil: not limited
+	inUse Resources // the ledger's in-use plus the transaction's changes
+}
+
+func (o *quotaOverlay) entry(tenant string, b Band) *ovEntry {
+	k := tenantBand{tenant, b}
+	if o.last != nil && o.lastKey == k {
+		return o.last
+	}
+	e := o.m[k]
+	if e == nil {
+		e = &ovEntry{}
+		if te := o.l.tenants[tenant]; te != nil {
+			e.inUse = te.use[b].InUse
+			if b != BandBestEffort {
+				e.q = te.cfg.Quota[b]
+			}
+		}
+		if o.m == nil {
+			o.m = make(map[tenantBand]*ovEntry)
+		}
+		o.m[k] = e
+	}
+	o.last, o.lastKey = e, k
+	return e
 }
 
 // add changes a tenant's in-use on the overlay by r.
 func (o *quotaOverlay) add(tenant string, b Band, r Resources) {
-	r = quotaKinds(r)
-	if o.delta == nil {
-		o.delta = make(map[tenantBand]Resources)
-	}
-	k := tenantBand{tenant, b}
-	if b != BandBestEffort {
-		before := o.reservedBy(tenant, b, o.inUse(tenant, b))
-		after := o.reservedBy(tenant, b, o.inUse(tenant, b).Add(r))
-		o.reserved = o.reserved.Add(after.Sub(before))
-	}
-	o.delta[k] = o.delta[k].Add(r)
+	o.addTo(o.entry(tenant, b), b, r)
 }
 
-func (o *quotaOverlay) reservedBy(tenant string, b Band, u Resources) Resources {
-	if q := o.l.Quota(tenant, b); q != nil {
-		return maxRes(q.Nominal, u)
+func (o *quotaOverlay) addTo(e *ovEntry, b Band, r Resources) {
+	r = quotaKinds(r)
+	after := e.inUse.Add(r)
+	switch {
+	case b == BandBestEffort:
+	case e.q == nil:
+		o.reserved = o.reserved.Add(r)
+	default:
+		o.reserved = o.reserved.Add(maxRes(e.q.Nominal, after).Sub(maxRes(e.q.Nominal, e.inUse)))
 	}
-	return u
+	e.inUse = after
 }
 
 func (o *quotaOverlay) idle() Resources {
@@ -407,42 +445,47 @@ func (o *quotaOverlay) idle() Resources {
 // borrowing reports whether a tenant's in-use of a band on the overlay is
 // above its nominal quota in a kind that r takes.
 func (o *quotaOverlay) borrowing(tenant string, b Band, r Resources) bool {
-	q := o.l.Quota(tenant, b)
-	if q == nil {
+	e := o.entry(tenant, b)
+	if e.q == nil {
 		return false
 	}
-	u := o.inUse(tenant, b)
-	return (r.CPUMilli > 0 && u.CPUMilli > q.Nominal.CPUMilli) ||
-		(r.MemoryBytes > 0 && u.MemoryBytes > q.Nominal.MemoryBytes) ||
-		(r.GPUMilli > 0 && u.GPUMilli > q.Nominal.GPUMilli)
+	u, n := e.inUse, e.q.Nominal
+	return (r.CPUMilli > 0 && u.CPUMilli > n.CPUMilli) ||
+		(r.MemoryBytes > 0 && u.MemoryBytes > n.MemoryBytes) ||
+		(r.GPUMilli > 0 && u.GPUMilli > n.GPUMilli)
 }
 
 // check decides whether task t may take r more of its tenant's quota on
-// the overlay. It reports whether the claim borrows (batch above nominal).
-func (o *quotaOverlay) check(t *Task, r Resources) (ClaimResult, bool) {
+// the overlay, and if so takes it. It reports whether the claim borrows
+// (batch above nominal) and the entry to give the quota back to.
+func (o *quotaOverlay) check(t *Task, r Resources) (ClaimResult, bool, *ovEntry) {
 	b := BandOf(t.Priority)
-	q := o.l.Quota(t.Tenant, b)
+	e := o.entry(t.Tenant, b)
+	q := e.q
 	if q == nil {
-		return ClaimResult{Reason: ReasonOK}, false
+		o.addTo(e, b, r)
+		return ClaimResult{Reason: ReasonOK}, false, e
 	}
 	r = quotaKinds(r)
-	used := o.inUse(t.Tenant, b)
+	used := e.inUse
 	after := used.Add(r)
 	k, over := exceeds(after, q.Nominal)
 	if !over {
-		return ClaimResult{Reason: ReasonOK}, false
+		o.addTo(e, b, r)
+		return ClaimResult{Reason: ReasonOK}, false, e
 	}
 	if b != BandBatch {
-		return ClaimResult{ReasonQuotaExceeded, fmt.Sprintf("tenant %s: %s %s quota %s, in use %s, claim %s", t.Tenant, b, k.name, k.fmt(q.Nominal), k.fmt(used), k.fmt(r))}, false
+		return ClaimResult{ReasonQuotaExceeded, fmt.Sprintf("tenant %s: %s %s quota %s, in use %s, claim %s", t.Tenant, b, k.name, k.fmt(q.Nominal), k.fmt(used), k.fmt(r))}, false, nil
 	}
 	if k, over := exceeds(after, q.Nominal.Add(q.BorrowLimit)); over {
-		return ClaimResult{ReasonQuotaExceeded, fmt.Sprintf("tenant %s: batch %s quota %s + borrow limit %s, in use %s, claim %s", t.Tenant, k.name, k.fmt(q.Nominal), k.fmt(q.BorrowLimit), k.fmt(used), k.fmt(r))}, false
+		return ClaimResult{ReasonQuotaExceeded, fmt.Sprintf("tenant %s: batch %s quota %s + borrow limit %s, in use %s, claim %s", t.Tenant, k.name, k.fmt(q.Nominal), k.fmt(q.BorrowLimit), k.fmt(used), k.fmt(r))}, false, nil
 	}
 	extra := floor0(after.Sub(q.Nominal)).Sub(floor0(used.Sub(q.Nominal)))
 	if k, short := exceeds(extra, o.idle()); short {
-		return ClaimResult{ReasonQuotaExceeded, fmt.Sprintf("tenant %s: batch %s quota %s, in use %s, claim %s: borrowing %s, idle %s", t.Tenant, k.name, k.fmt(q.Nominal), k.fmt(used), k.fmt(r), k.fmt(extra), k.fmt(o.idle()))}, false
+		return ClaimResult{ReasonQuotaExceeded, fmt.Sprintf("tenant %s: batch %s quota %s, in use %s, claim %s: borrowing %s, idle %s", t.Tenant, k.name, k.fmt(q.Nominal), k.fmt(used), k.fmt(r), k.fmt(extra), k.fmt(o.idle()))}, false, nil
 	}
-	return ClaimResult{Reason: ReasonOK}, true
+	o.addTo(e, b, r)
+	return ClaimResult{Reason: ReasonOK}, true, e
 }
 
 // mayReclaim reports whether a batch claim of tenant claimant may preempt
@@ -450,7 +493,7 @@ func (o *quotaOverlay) check(t *Task, r Resources) (ClaimResult, bool) {
 // tenant that borrows (above its nominal batch quota in a kind the victim
 // holds), and the claimant has a batch quota of its own.
 func (o *quotaOverlay) mayReclaim(claimant string, victim *Task) bool {
-	if o == nil || claimant == victim.Tenant || BandOf(victim.Priority) != BandBatch || o.l.Quota(claimant, BandBatch) == nil {
+	if o == nil || claimant == victim.Tenant || BandOf(victim.Priority) != BandBatch || o.entry(claimant, BandBatch).q == nil {
 		return false
 	}
 	return o.borrowing(victim.Tenant, BandBatch, victim.Resources)

@@ -92,8 +92,10 @@ type validator struct {
 	// reclaimers lists, per machine, the tenants of batch claims that
 	// may reclaim borrowed quota there (only with victims and quotas).
 	reclaimers map[string][]string
-	// borrows marks the claims accepted by borrowing idle capacity.
+	// borrows marks the claims accepted by borrowing idle capacity;
+	// took holds the overlay entry each accepted claim's quota went to.
 	borrows []bool
+	took    []*ovEntry
 	// unmetOn remembers, per constraint list (the job's, shared by its
 	// tasks) and machine, the outcome of FirstUnmet: the claims of one job
 	// on one machine evaluate its terms once per transaction.
@@ -122,9 +124,10 @@ func (v *validator) run() {
 	v.claimed = make(map[TaskKey]struct{}, len(v.tx.Claims))
 	v.tasks = make([]*Task, len(v.tx.Claims))
 	if qs, ok := v.s.(QuotaState); ok {
-		if l := qs.Ledger(); l != nil {
+		if l := qs.Ledger(); l != nil && l.HasQuotas() {
 			v.q = &quotaOverlay{l: l}
 			v.borrows = make([]bool, len(v.tx.Claims))
+			v.took = make([]*ovEntry, len(v.tx.Claims))
 		}
 	}
 
@@ -189,7 +192,7 @@ func (v *validator) checkTasks() {
 					if p, ok := v.maxPrio[c.Machine]; !ok || t.Priority > p {
 						v.maxPrio[c.Machine] = t.Priority
 					}
-					if v.q != nil && BandOf(t.Priority) == BandBatch && v.q.l.Quota(t.Tenant, BandBatch) != nil {
+					if v.q != nil && BandOf(t.Priority) == BandBatch && v.q.entry(t.Tenant, BandBatch).q != nil {
 						if v.reclaimers == nil {
 							v.reclaimers = make(map[string][]string)
 						}
@@ -204,9 +207,12 @@ func (v *validator) checkTasks() {
 
 // preempt evicts the victims on the overlay. A victim must hold resources
 // on a machine that a claim of this transaction targets with a priority
-// that may preempt it. It reports whether any preemption was refused.
+// that may preempt it, or be a task of a gang job with a sibling victim on
+// such a machine (a gang is evicted whole). It reports whether any
+// preemption was refused.
 func (v *validator) preempt() (failed bool) {
 	seen := make(map[TaskKey]struct{}, len(v.victims))
+	gangs := gangClaimants(v.s, v.victims, v.maxPrio)
 	for _, k := range v.victims {
 		t := v.s.Task(k)
 		var err string
@@ -216,9 +222,13 @@ func (v *validator) preempt() (failed bool) {
 		case !t.State.HoldsResources():
 			err = fmt.Sprintf("victim %s is %s", k, t.State)
 		default:
+			p, ok := v.maxPrio[t.Machine]
+			if g, isGang := gangs[k.Job]; isGang && (!ok || g > p) {
+				p, ok = g, true
+			}
 			if _, dup := seen[k]; dup {
 				err = fmt.Sprintf("victim %s named twice", k)
-			} else if p, ok := v.maxPrio[t.Machine]; !ok {
+			} else if !ok {
 				err = fmt.Sprintf("victim %s is on machine %s, which no claim targets", k, t.Machine)
 			} else if !CanPreempt(p, t.Priority) && !v.reclaimable(t) {
 				err = fmt.Sprintf("victim %s (priority %d) may not be preempted by priority %d", k, t.Priority, p)
@@ -261,6 +271,9 @@ func (v *validator) place(i int) ClaimResult {
 	case v.tx.Conflict == ConflictCoarse && orig.Seq != c.SeenSeq:
 		return ClaimResult{ReasonSeqChanged, fmt.Sprintf("machine %s changed: seq %d, claim saw %d", c.Machine, orig.Seq, c.SeenSeq)}
 	}
+	if t.Pin != "" && t.Pin != c.Machine {
+		return ClaimResult{ReasonConstraintViolated, fmt.Sprintf("task %s of a system job runs only on machine %s", t.Key, t.Pin)}
+	}
 	if u, bad := v.unmet(t.Constraints, orig); bad {
 		return ClaimResult{ReasonConstraintViolated, fmt.Sprintf("machine %s does not satisfy %s", c.Machine, u)}
 	}
@@ -271,22 +284,18 @@ func (v *validator) place(i int) ClaimResult {
 			return ClaimResult{ReasonMaxPerMachine, fmt.Sprintf("machine %s already runs %d tasks of job %s (max %d)", c.Machine, n, t.Key.Job, t.MaxPerMachine)}
 		}
 	}
-	var borrows bool
-	if v.q != nil {
-		var r ClaimResult
-		if r, borrows = v.q.check(t, c.Resources); r.Reason != ReasonOK {
-			return r
-		}
-	}
 	m := v.overlay(c.Machine)
 	if r := Fits(m, c.Resources, c.Devices); r != ReasonOK {
 		return ClaimResult{r, fmt.Sprintf("on machine %s: free %v, claim %v", c.Machine, m.Free(), c.Resources)}
 	}
-	Allocate(m, c.Resources, c.Devices)
 	if v.q != nil {
-		v.q.add(t.Tenant, BandOf(t.Priority), c.Resources)
-		v.borrows[i] = borrows
+		r, borrows, e := v.q.check(t, c.Resources) // takes the quota if it allows the claim
+		if r.Reason != ReasonOK {
+			return r
+		}
+		v.borrows[i], v.took[i] = borrows, e
 	}
+	Allocate(m, c.Resources, c.Devices)
 	if t.MaxPerMachine > 0 {
 		if v.placedOn == nil {
 			v.placedOn = make(map[[2]string]uint32)
@@ -386,16 +395,21 @@ func (v *validator) splitVictims() (justified []TaskKey, unjustified []string) {
 		if p, ok := best[m]; !ok || t.Priority > p {
 			best[m] = t.Priority
 		}
-		if v.q != nil && !v.borrows[i] && BandOf(t.Priority) == BandBatch && v.q.l.Quota(t.Tenant, BandBatch) != nil {
+		if v.q != nil && !v.borrows[i] && BandOf(t.Priority) == BandBatch && v.q.entry(t.Tenant, BandBatch).q != nil {
 			if owners == nil {
 				owners = make(map[string][]string)
 			}
 			owners[m] = append(owners[m], t.Tenant)
 		}
 	}
+	gangs := gangClaimants(v.s, v.d.Preempted, best)
 	for _, k := range v.d.Preempted {
 		t := v.s.Task(k)
-		if p, ok := best[t.Machine]; ok && CanPreempt(p, t.Priority) {
+		p, ok := best[t.Machine]
+		if g, isGang := gangs[k.Job]; isGang && (!ok || g > p) {
+			p, ok = g, true
+		}
+		if ok && CanPreempt(p, t.Priority) {
 			justified = append(justified, k)
 			continue
 		}
@@ -406,6 +420,35 @@ func (v *validator) splitVictims() (justified []TaskKey, unjustified []string) {
 		unjustified = append(unjustified, fmt.Sprintf("victim %s not evicted: no accepted claim on machine %s needs it", k, t.Machine))
 	}
 	return justified, unjustified
+}
+
+// gangClaimants returns, per gang job among victims, the highest priority
+// of the claims (by machine, from prio) on the machines of its victims: a
+// gang is evicted whole (issue 12), so a victim of a gang job may sit on a
+// machine no claim targets when a sibling victim sits on one that a claim
+// of that priority targets.
+func gangClaimants(s State, victims []TaskKey, prio map[string]int32) map[string]int32 {
+	var out map[string]int32
+	for _, k := range victims {
+		t := s.Task(k)
+		if t == nil {
+			continue
+		}
+		p, ok := prio[t.Machine]
+		if !ok {
+			continue
+		}
+		if _, gang := s.Gang(k.Job); !gang {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]int32)
+		}
+		if q, seen := out[k.Job]; !seen || p > q {
+			out[k.Job] = p
+		}
+	}
+	return out
 }
 
 // reclaimable reports whether a batch claim on victim t's machine may

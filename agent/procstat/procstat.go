@@ -18,13 +18,19 @@ const TicksPerSecond = 100
 
 // Process is one reading of /proc/<pid>/stat.
 type Process struct {
-	PID  int
-	PPID int
+	// State is the one-letter state (R, S, D, Z for a zombie, ...).
+	State byte
+	PID   int
+	PPID  int
 	// PGRP is the process group; the agent starts each task as the leader
 	// of its own group, so a task's processes share its PGRP.
 	PGRP int
 	// CPUTicks is user plus system time, in USER_HZ ticks.
 	CPUTicks uint64
+	// ChildCPUTicks is the user plus system time of the children this
+	// process waited for (cutime + cstime): the CPU of a process that
+	// exited and was reaped moves there, so a tree's total stays monotone.
+	ChildCPUTicks uint64
 	// StartTicks is when the process started, in ticks after boot; with PID
 	// it identifies a process across PID reuse.
 	StartTicks uint64
@@ -64,6 +70,8 @@ func ParseStat(data []byte, pageSize int) (Process, error) {
 		pgrp      = 5 - 3
 		utime     = 14 - 3
 		stime     = 15 - 3
+		cutime    = 16 - 3
+		cstime    = 17 - 3
 		starttime = 22 - 3
 		rss       = 24 - 3
 	)
@@ -86,15 +94,21 @@ func ParseStat(data []byte, pageSize int) (Process, error) {
 		return v
 	}
 	p := Process{
-		PID:        pid,
-		PPID:       int(signed(ppid, "ppid")),
-		PGRP:       int(signed(pgrp, "pgrp")),
-		CPUTicks:   num(utime, "utime") + num(stime, "stime"),
-		StartTicks: num(starttime, "starttime"),
-		RSSBytes:   signed(rss, "rss") * int64(pageSize),
+		PID:      pid,
+		PPID:     int(signed(ppid, "ppid")),
+		PGRP:     int(signed(pgrp, "pgrp")),
+		CPUTicks: num(utime, "utime") + num(stime, "stime"),
+		// cutime and cstime are signed in proc(5) but never negative.
+		ChildCPUTicks: uint64(max(signed(cutime, "cutime"), 0) + max(signed(cstime, "cstime"), 0)),
+		StartTicks:    num(starttime, "starttime"),
+		RSSBytes:      signed(rss, "rss") * int64(pageSize),
 	}
 	return p, parseErr
 }
+
+// Alive reports whether p still runs: not a zombie (exited, not reaped)
+// nor dead.
+func (p Process) Alive() bool { return p.State != 'Z' && p.State != 'X' && p.State != 'x' }
 
 // Scan reads every process under root. Processes that vanish or cannot be
 // parsed while scanning are skipped.
@@ -131,6 +145,60 @@ func GroupTotals(procs []Process) map[int]Process {
 		g.CPUTicks += p.CPUTicks
 		g.RSSBytes += p.RSSBytes
 		out[p.PGRP] = g
+	}
+	return out
+}
+
+// TreeTotals sums, for each root pid, the processes descending from it
+// (the root itself excluded: it is the task's supervisor, the shim): CPU
+// ticks including the children they reaped, and RSS. The root's own
+// ChildCPUTicks are added too, as a supervisor that is a child subreaper
+// reaps the tree's orphans and their CPU moves to it. A process whose
+// parent is outside the tree is not counted, so processes that left the
+// tree by being re-parented elsewhere are not either (a subreaper root
+// keeps every orphan of its tree). Roots that are not running are absent.
+func TreeTotals(procs []Process, roots []int) map[int]Process {
+	children := make(map[int][]int, len(procs))
+	byPID := make(map[int]Process, len(procs))
+	for _, p := range procs {
+		byPID[p.PID] = p
+		children[p.PPID] = append(children[p.PPID], p.PID)
+	}
+	out := make(map[int]Process, len(roots))
+	for _, root := range roots {
+		r, ok := byPID[root]
+		if !ok {
+			continue
+		}
+		t := Process{PID: root, PGRP: r.PGRP, StartTicks: r.StartTicks, CPUTicks: r.ChildCPUTicks}
+		stack := append([]int(nil), children[root]...)
+		for len(stack) > 0 {
+			pid := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			p := byPID[pid]
+			t.CPUTicks += p.CPUTicks + p.ChildCPUTicks
+			t.RSSBytes += p.RSSBytes
+			stack = append(stack, children[pid]...)
+		}
+		out[root] = t
+	}
+	return out
+}
+
+// Descendants lists the pids descending from root (root excluded), parents
+// before their children.
+func Descendants(procs []Process, root int) []int {
+	children := make(map[int][]int, len(procs))
+	for _, p := range procs {
+		children[p.PPID] = append(children[p.PPID], p.PID)
+	}
+	var out []int
+	queue := append([]int(nil), children[root]...)
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		out = append(out, pid)
+		queue = append(queue, children[pid]...)
 	}
 	return out
 }

@@ -118,6 +118,28 @@ func TestGroupTotals(t *testing.T) {
 	}
 }
 
+func TestTreeTotals(t *testing.T) {
+	// 10 is the shim (it reaped children worth 4 ticks); 11 the task; 12 a
+	// setsid grandchild in another group; 13 an orphan re-parented to the
+	// shim; 20 and 21 are outside the tree.
+	procs := []Process{
+		{PID: 10, PPID: 1, PGRP: 10, CPUTicks: 1000, ChildCPUTicks: 4, RSSBytes: 1 << 20},
+		{PID: 11, PPID: 10, PGRP: 11, CPUTicks: 5, ChildCPUTicks: 2, RSSBytes: 100},
+		{PID: 12, PPID: 11, PGRP: 12, CPUTicks: 7, RSSBytes: 10},
+		{PID: 13, PPID: 10, PGRP: 13, CPUTicks: 1, RSSBytes: 20},
+		{PID: 20, PPID: 1, PGRP: 20, CPUTicks: 50, RSSBytes: 1},
+		{PID: 21, PPID: 20, PGRP: 11, CPUTicks: 50, RSSBytes: 1},
+	}
+	got := TreeTotals(procs, []int{10, 99})
+	want := map[int]Process{10: {PID: 10, PGRP: 10, CPUTicks: 4 + 5 + 2 + 7 + 1, RSSBytes: 130}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("TreeTotals = %v, want %v", got, want)
+	}
+	if got, want := fmt.Sprint(Descendants(procs, 10)), "[11 13 12]"; got != want {
+		t.Fatalf("Descendants = %s, want %s", got, want)
+	}
+}
+
 // The helper child touches 64 MiB and spins on the CPU until killed.
 const helperEnv = "PROCSTAT_TEST_HELPER"
 

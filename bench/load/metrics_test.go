@@ -5,6 +5,7 @@ import (
 	"context"
 	"math"
 	"runtime/pprof"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,9 +91,15 @@ func TestProfileByLabel(t *testing.T) {
 	if err := pprof.StartCPUProfile(&buf); err != nil {
 		t.Skipf("CPU profile busy: %v", err)
 	}
+	// burn spins until the process has used d of CPU (not of wall time:
+	// on a loaded machine 300 ms of wall time may hold a few ms of CPU).
 	burn := func(d time.Duration) {
+		start := processCPU(t)
 		x := 0
-		for end := time.Now().Add(d); time.Now().Before(end); x++ {
+		for processCPU(t)-start < d {
+			for i := 0; i < 1_000_000; i++ {
+				x++
+			}
 		}
 		_ = x
 	}
@@ -121,4 +128,13 @@ func TestProfileByLabel(t *testing.T) {
 	if _, err := profileByLabel([]byte("not gzip"), componentLabel); err == nil {
 		t.Error("a corrupt profile was read")
 	}
+}
+
+// processCPU is the CPU time (user + system) this process has used.
+func processCPU(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

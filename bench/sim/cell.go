@@ -39,6 +39,8 @@ type cell struct {
 	// Tenants' quotas are set with ledger.SetTenant; tasks carry their
 	// job's tenant.
 	ledger *txn.Ledger
+	// tenants, if set, counts what each tenant holds (tenants.go).
+	tenants *tenantBook
 }
 
 // Ledger implements txn.QuotaState.
@@ -112,9 +114,13 @@ func (c *cell) PutMachine(m *txn.Machine) {
 
 // PutTask implements txn.Mutable: it replaces a task of a live job.
 func (c *cell) PutTask(t *txn.Task) {
-	tasks := c.jobs[t.Key.Job].tasks
-	c.ledger.AccountTask(tasks[t.Key.Index], t)
-	tasks[t.Key.Index] = t
+	j := c.jobs[t.Key.Job]
+	old := j.tasks[t.Key.Index]
+	c.ledger.AccountTask(old, t)
+	if c.tenants != nil {
+		c.tenants.change(j.spec.Tenant, old, t)
+	}
+	j.tasks[t.Key.Index] = t
 	if c.mirror != nil {
 		c.mirror.v.PutTask(t)
 	}
@@ -136,6 +142,9 @@ func (c *cell) addJob(j *job) {
 // the job is about to be forgotten as a whole.
 func (c *cell) retireTask(j *job, i uint32, final *txn.Task) {
 	c.ledger.AccountTask(j.tasks[i], nil)
+	if c.tenants != nil {
+		c.tenants.change(j.spec.Tenant, j.tasks[i], nil)
+	}
 	j.tasks[i] = nil
 	j.live--
 	if c.mirror != nil && final != nil {

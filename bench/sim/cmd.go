@@ -547,6 +547,11 @@ func writeSweep(w io.Writer, res *SweepResult, dir string, chartNames, formats [
 	if err != nil {
 		return err
 	}
+	tenantCharts, err := res.WriteTenantCharts(dir, formats)
+	if err != nil {
+		return err
+	}
+	charts = append(charts, tenantCharts...)
 	for _, f := range append(files, charts...) {
 		fmt.Fprintln(w, f)
 	}
@@ -580,7 +585,11 @@ func chartCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for _, f := range files {
+			tenantCharts, err := res.WriteTenantCharts(out, formats)
+			if err != nil {
+				return err
+			}
+			for _, f := range append(files, tenantCharts...) {
 				fmt.Fprintln(cmd.OutOrStdout(), f)
 			}
 			return nil

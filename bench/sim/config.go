@@ -78,8 +78,33 @@ type Config struct {
 	MinOfferCPUMilli int64
 	// Placement is the placement algorithm of the decision step.
 	Placement Placement
+	// Order is how each scheduler orders its queue: OrderFIFO (arrival
+	// order, the paper's) or OrderDRF (weighted DRF across the workload's
+	// tenants, then FIFO by priority within a tenant: package
+	// schedulers/fair, as the batch and GPU schedulers do).
+	Order Order
+	// SampleSeconds is how often each tenant's dominant share is sampled
+	// when the workload has tenants (0: 1/240 of the horizon).
+	SampleSeconds float64
 	// Progress, if set, is called now and then with the simulated time.
 	Progress func(simulated float64)
+}
+
+// Order is the order of a scheduler's queue.
+type Order string
+
+const (
+	OrderFIFO Order = "fifo"
+	OrderDRF  Order = "drf"
+)
+
+// ParseOrder parses fifo or drf.
+func ParseOrder(s string) (Order, error) {
+	switch Order(s) {
+	case OrderFIFO, OrderDRF:
+		return Order(s), nil
+	}
+	return "", fmt.Errorf("order %q: want fifo or drf", s)
 }
 
 // DefaultConfig is the paper's baseline: t_job = 0.1 s and t_task = 5 ms
@@ -104,6 +129,7 @@ func DefaultConfig() Config {
 		OfferInterval:       1,
 		MinOfferCPUMilli:    1000,
 		Placement:           PlacementAuto,
+		Order:               OrderFIFO,
 	}
 }
 
@@ -142,6 +168,15 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParsePlacement(string(c.Placement)); err != nil {
 		return fmt.Errorf("placement: %w", err)
+	}
+	if _, err := ParseOrder(string(c.Order)); err != nil {
+		return fmt.Errorf("order: %w", err)
+	}
+	if c.Order == OrderDRF && c.Arch == TwoLevel {
+		return fmt.Errorf("order: drf orders a scheduler's own queue; two-level offers already go by dominant share (use fifo)")
+	}
+	if c.SampleSeconds < 0 {
+		return fmt.Errorf("sample_seconds: %v must not be negative", c.SampleSeconds)
 	}
 	if c.Placement == PlacementPolicies && c.Arch == TwoLevel {
 		return fmt.Errorf("placement: the policies decide on a copy of the whole cell; a two-level offer is not one (use first-fit or auto)")

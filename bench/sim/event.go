@@ -10,6 +10,7 @@ const (
 	evRetry                           // a job that found no room goes back to its queue
 	evOfferRound                      // two-level: the allocator makes an offer
 	evOfferReply                      // two-level: a framework answers its offer
+	evSample                          // tenants' dominant shares are sampled
 )
 
 // event is one entry of the simulator's agenda. Which pointer is set

@@ -30,6 +30,11 @@ type Result struct {
 	// the number of task placements committed.
 	Events      uint64 `json:"events"`
 	TasksPlaced uint64 `json:"tasks_placed"`
+
+	// Order is the queue order (fifo or drf); TenantSeries the tenants'
+	// dominant shares over time when the workload has tenants.
+	Order        string        `json:"order"`
+	TenantSeries *TenantSeries `json:"tenant_series,omitempty"`
 }
 
 // SchedulerStats are one scheduler's metrics.
@@ -219,6 +224,8 @@ func (s *sim) result() *Result {
 		Machines:        len(s.cell.machines),
 		Events:          s.events,
 		TasksPlaced:     s.placed,
+		Order:           string(s.cfg.Order),
+		TenantSeries:    s.finishTenants(),
 	}
 	if s.cell.mirror != nil {
 		r.Placement = string(PlacementPolicies)

@@ -1,6 +1,9 @@
 package sim
 
-import "github.com/omegacell/omegacell/txn"
+import (
+	"github.com/omegacell/omegacell/schedulers/fair"
+	"github.com/omegacell/omegacell/txn"
+)
 
 // The monolithic and shared-state architectures share one scheduler loop:
 // take the job at the head of the queue, decide on the scheduler's copy of
@@ -58,17 +61,57 @@ func (s *sim) decided(sc *scheduler) {
 	s.startDecision(sc)
 }
 
-// jobQueue is a FIFO of jobs.
+// jobQueue is a FIFO of jobs or, with Config.Order drf, a fair.Queue.
 type jobQueue struct {
 	items []*job
 	head  int
+
+	fair *fair.Queue[*job]
+	book *tenantBook
+	cell *cell
+	// held are jobs of tenants at their quota, per tenant: DRF would put
+	// them first forever (their share stays low) while every claim is
+	// refused, so they wait here, as the store's admission queues them,
+	// until the tenant has room again.
+	held map[string][]*job
 }
 
-func (q *jobQueue) push(j *job) { q.items = append(q.items, j) }
+func (q *jobQueue) push(j *job) {
+	if q.fair != nil {
+		q.fair.Push(j.spec.Tenant, j.spec.Priority, j)
+		return
+	}
+	q.items = append(q.items, j)
+}
 
-func (q *jobQueue) len() int { return len(q.items) - q.head }
+func (q *jobQueue) len() int {
+	if q.fair != nil {
+		n := q.fair.Len()
+		for _, js := range q.held {
+			n += len(js)
+		}
+		return n
+	}
+	return len(q.items) - q.head
+}
 
 func (q *jobQueue) pop() *job {
+	if q.fair != nil {
+		q.syncFair(q.book, q.cell.capacity)
+		for {
+			j, _, ok := q.fair.Pop()
+			if !ok {
+				return nil
+			}
+			if !q.atQuota(j) {
+				return j
+			}
+			if q.held == nil {
+				q.held = make(map[string][]*job)
+			}
+			q.held[j.spec.Tenant] = append(q.held[j.spec.Tenant], j)
+		}
+	}
 	if q.head == len(q.items) {
 		return nil
 	}
@@ -85,6 +128,15 @@ func (q *jobQueue) pop() *job {
 
 // each calls f on every queued job, head first.
 func (q *jobQueue) each(f func(*job)) {
+	if q.fair != nil {
+		q.fair.Each(f)
+		for _, t := range q.book.names {
+			for _, j := range q.held[t] {
+				f(j)
+			}
+		}
+		return
+	}
 	for _, j := range q.items[q.head:] {
 		f(j)
 	}

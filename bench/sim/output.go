@@ -36,6 +36,8 @@ var metrics = func() []Metric {
 		Metric{"gpu_allocation", "GPU allocation ratio", "fraction of GPU capacity", func(r *Result) float64 { return r.Cell.GPUAllocation }},
 		Metric{"gpu_stranded", "Stranded GPU (fragmentation)", "fraction of GPU capacity", func(r *Result) float64 { return r.Cell.GPUStranded }},
 		Metric{"tasks_placed", "Tasks placed", "tasks", func(r *Result) float64 { return float64(r.TasksPlaced) }},
+		Metric{"jain_mean", "Jain's index of tenants' weighted dominant shares (mean after warm-up)", "index (1: perfectly fair)", jainMean},
+		Metric{"share_gap", "Largest gap between a tenant's dominant share and its weight's share", "fraction of the cell", shareGap},
 	)
 }()
 

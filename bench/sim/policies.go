@@ -89,6 +89,7 @@ func jobInfo(j *job) view.JobInfo {
 		ID:            spec.ID,
 		Name:          spec.ID,
 		Scheduler:     j.sched.name,
+		Tenant:        spec.Tenant,
 		Priority:      spec.Priority,
 		Kind:          kind,
 		State:         view.JobPending,

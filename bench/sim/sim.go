@@ -92,6 +92,8 @@ type sim struct {
 	events     uint64
 	placed     uint64
 	pending    []*txn.Task // scratch
+
+	tenantSeries *TenantSeries // nil unless the workload has tenants
 }
 
 // scheduler is one simulated scheduler (or two-level framework).
@@ -155,6 +157,7 @@ func newSim(cfg Config, src Source) *sim {
 		s.cell.mirror = newMirror(s.cell.machines)
 		s.policies = productionPolicies()
 	}
+	s.startTenants() // after the mirror (it takes the tenants too), before the schedulers (their queues)
 	s.prefill = s.newScheduler("prefill", "prefill")
 	// The prefill is the cell's initial state, not a scheduler under
 	// study: it always takes first fit (a policy could preempt the prefill).
@@ -190,6 +193,10 @@ func (s *sim) newScheduler(name, kind string) *scheduler {
 		sc.dec = &policyDecider{mirror: s.cell.mirror, policies: s.policies}
 	}
 	sc.stats.init(s.cfg.Horizon)
+	if s.cfg.Order == OrderDRF && s.cell.tenants != nil {
+		sc.queue.fair = newFairQueue(s.cell.tenants)
+		sc.queue.book, sc.queue.cell = s.cell.tenants, s.cell
+	}
 	s.scheds = append(s.scheds, sc)
 	return sc
 }
@@ -240,6 +247,8 @@ func (s *sim) run() error {
 			s.offerRound()
 		case evOfferReply:
 			s.offerReply(e.sched)
+		case evSample:
+			s.sample()
 		}
 	}
 	if s.err != nil {
@@ -284,6 +293,7 @@ func (s *sim) newJob(spec *JobSpec, sc *scheduler) *job {
 		t := &block[i]
 		t.Key = txn.TaskKey{Job: spec.ID, Index: uint32(i)}
 		t.Scheduler = sc.name
+		t.Tenant = spec.Tenant
 		t.Priority = spec.Priority
 		t.State = txn.TaskPending
 		t.Resources = spec.resources(i)

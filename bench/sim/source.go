@@ -35,6 +35,8 @@ type JobSpec struct {
 	Type     string
 	Kind     string
 	Priority int32
+	// Tenant owns the job ("": none).
+	Tenant string
 	// Prefill jobs occupy the cell before the clock starts.
 	Prefill bool
 	// Tasks is the number of tasks; each requests Resources and runs for
@@ -91,6 +93,9 @@ type Synthetic struct {
 	streams []*typeStream
 	prefill []*JobSpec
 }
+
+// Tenants are the workload's tenants (see [Workload.Tenants]).
+func (s *Synthetic) Tenants() []Tenant { return s.w.Tenants }
 
 type typeStream struct {
 	jt   *JobType
@@ -179,6 +184,7 @@ func (jt *JobType) draw(r *rand.Rand, id string) *JobSpec {
 		Type:     jt.Name,
 		Kind:     jt.Scheduler,
 		Priority: jt.Priority,
+		Tenant:   jt.Tenant,
 		Tasks:    max(1, tasks),
 		Duration: jt.DurationSeconds.Sample(r),
 		Resources: txn.Resources{

@@ -22,11 +22,12 @@ const (
 	AxisConflict        Axis = "conflict"
 	AxisCommit          Axis = "commit"
 	AxisPlacement       Axis = "placement"
+	AxisOrder           Axis = "order"
 )
 
 // Axes lists every sweepable parameter.
 func Axes() []Axis {
-	return []Axis{AxisTJobService, AxisTTaskService, AxisTJobBatch, AxisTTaskBatch, AxisBatchSchedulers, AxisConflict, AxisCommit, AxisPlacement}
+	return []Axis{AxisTJobService, AxisTTaskService, AxisTJobBatch, AxisTTaskBatch, AxisBatchSchedulers, AxisConflict, AxisCommit, AxisPlacement, AxisOrder}
 }
 
 // ParseAxis parses an axis name.
@@ -44,7 +45,9 @@ func ParseAxis(s string) (Axis, error) {
 }
 
 // Categorical reports whether the axis takes names rather than numbers.
-func (a Axis) Categorical() bool { return a == AxisConflict || a == AxisCommit || a == AxisPlacement }
+func (a Axis) Categorical() bool {
+	return a == AxisConflict || a == AxisCommit || a == AxisPlacement || a == AxisOrder
+}
 
 // LogScale reports whether the axis is best drawn on a log scale (decision
 // times span orders of magnitude, as in the paper's figures).
@@ -170,6 +173,12 @@ func (sw *Sweep) configure(s series, value string) (Config, float64, error) {
 				return cfg, 0, err
 			}
 			cfg.Placement = p
+		case AxisOrder:
+			o, err := ParseOrder(value)
+			if err != nil {
+				return cfg, 0, err
+			}
+			cfg.Order = o
 		}
 		return cfg, float64(slices.Index(sw.Values, value)), nil
 	}
@@ -305,6 +314,16 @@ func Experiments() map[string]Sweep {
 		// GPU allocation and fragmentation: the paper's first fit against
 		// the production policies (the gpu policy is fragmentation-aware)
 		// on a cell with fractional-GPU jobs.
+		// Issue 12: three tenants with weights 1, 2 and 3 saturating a cell,
+		// arrival order against weighted DRF: each tenant's dominant share
+		// over time against its weight, and Jain's index of the weighted
+		// shares.
+		"fairness": {
+			Name: "fairness", Workload: "fairness", Base: fairnessBase(),
+			Axis: AxisOrder, Values: []string{string(OrderFIFO), string(OrderDRF)},
+			Archs:  []Arch{SharedState},
+			Charts: []string{"jain_mean", "share_gap"},
+		},
 		"gpu-placement": {
 			Name: "gpu-placement", Workload: "gpu-cluster", Base: base,
 			Axis: AxisPlacement, Values: []string{"first-fit", "policies"},
@@ -322,4 +341,13 @@ func ExperimentNames() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// fairnessBase is the fairness experiment's configuration: four simulated
+// hours with the production policies.
+func fairnessBase() Config {
+	c := DefaultConfig()
+	c.Horizon = 4 * 3600
+	c.Placement = PlacementPolicies
+	return c
 }

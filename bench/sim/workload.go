@@ -22,6 +22,63 @@ type Workload struct {
 	Machines    []Machine `json:"machines"`
 	Prefill     Prefill   `json:"prefill"`
 	JobTypes    []JobType `json:"job_types"`
+	// Tenants share the cell (issue 12): their weights set each tenant's
+	// fair share when the schedulers order their queues by weighted DRF
+	// (Config.Order), and the run samples each tenant's dominant share.
+	Tenants []Tenant `json:"tenants,omitempty"`
+}
+
+// Tenant is one tenant of a workload.
+type Tenant struct {
+	Name string `json:"name"`
+	// Weight for weighted DRF, 1..1000 (0: 1).
+	Weight uint32 `json:"weight,omitempty"`
+	// Production and Batch are the tenant's quotas in those bands (none:
+	// not limited), enforced by txn.Validate as in the store.
+	Production *Quota `json:"production,omitempty"`
+	Batch      *Quota `json:"batch,omitempty"`
+}
+
+// Quota is a tenant's quota in one band: nominal amounts and, in batch,
+// how far above them the tenant may borrow idle capacity.
+type Quota struct {
+	CPUMilli  int64 `json:"cpu_milli"`
+	MemoryMiB int64 `json:"memory_mib"`
+	GPUs      int64 `json:"gpus,omitempty"`
+	// BorrowCPUMilli, BorrowMemoryMiB, BorrowGPUs: batch only.
+	BorrowCPUMilli  int64 `json:"borrow_cpu_milli,omitempty"`
+	BorrowMemoryMiB int64 `json:"borrow_memory_mib,omitempty"`
+	BorrowGPUs      int64 `json:"borrow_gpus,omitempty"`
+}
+
+func (q *Quota) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"cpu_milli", q.CPUMilli}, {"memory_mib", q.MemoryMiB}, {"gpus", q.GPUs}, {"borrow_cpu_milli", q.BorrowCPUMilli}, {"borrow_memory_mib", q.BorrowMemoryMiB}, {"borrow_gpus", q.BorrowGPUs}} {
+		if f.v < 0 {
+			return fmt.Errorf("%s: %d is negative", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// txnTenant is the tenant as txn's ledger takes it.
+func (t Tenant) txnTenant() txn.Tenant {
+	out := txn.Tenant{Name: t.Name, Weight: max(t.Weight, 1), MaxBand: txn.BandProduction}
+	conv := func(q *Quota, borrow bool) *txn.Quota {
+		if q == nil {
+			return nil
+		}
+		tq := &txn.Quota{Nominal: txn.Resources{CPUMilli: q.CPUMilli, MemoryBytes: q.MemoryMiB << 20, GPUMilli: q.GPUs * txn.MilliPerGPU}}
+		if borrow {
+			tq.BorrowLimit = txn.Resources{CPUMilli: q.BorrowCPUMilli, MemoryBytes: q.BorrowMemoryMiB << 20, GPUMilli: q.BorrowGPUs * txn.MilliPerGPU}
+		}
+		return tq
+	}
+	out.Quota[txn.BandProduction] = conv(t.Production, false)
+	out.Quota[txn.BandBatch] = conv(t.Batch, true)
+	return out
 }
 
 // Machine is a class of identical machines.
@@ -66,6 +123,8 @@ type JobType struct {
 	// GPUModels constrains tasks to machines whose gpu.model label is one
 	// of these.
 	GPUModels []string `json:"gpu_models,omitempty"`
+	// Tenant owns the jobs; one of the workload's tenants ("": none).
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Scheduler kinds. The decision-time model is configured per kind.
@@ -107,6 +166,34 @@ func (w *Workload) Validate() error {
 			return fmt.Errorf("job_types[%d].name: %q appears twice", i, jt.Name)
 		}
 		seen[jt.Name] = true
+	}
+	tenants := map[string]bool{}
+	for i, t := range w.Tenants {
+		switch {
+		case t.Name == "":
+			return fmt.Errorf("tenants[%d].name: missing", i)
+		case tenants[t.Name]:
+			return fmt.Errorf("tenants[%d].name: %q appears twice", i, t.Name)
+		case t.Weight > 1000:
+			return fmt.Errorf("tenants[%d].weight: %d is above 1000", i, t.Weight)
+		}
+		for band, q := range map[string]*Quota{"production": t.Production, "batch": t.Batch} {
+			if q == nil {
+				continue
+			}
+			if err := q.validate(); err != nil {
+				return fmt.Errorf("tenants[%d].%s.%w", i, band, err)
+			}
+			if band == "production" && (q.BorrowCPUMilli != 0 || q.BorrowMemoryMiB != 0 || q.BorrowGPUs != 0) {
+				return fmt.Errorf("tenants[%d].production: production quota does not borrow", i)
+			}
+		}
+		tenants[t.Name] = true
+	}
+	for i, jt := range w.JobTypes {
+		if jt.Tenant != "" && !tenants[jt.Tenant] {
+			return fmt.Errorf("job_types[%d] (%s).tenant: %q is not one of the workload's tenants", i, jt.Name, jt.Tenant)
+		}
 	}
 	p := w.Prefill
 	if p.CPUFraction < 0 || p.CPUFraction >= 1 {

@@ -148,7 +148,7 @@ func RedactJob(j *cellv1.Job) *cellv1.Job {
 		Version: j.Version, Rollout: j.Rollout, TemplateVersion: j.TemplateVersion, TaskSlots: j.TaskSlots,
 		Spec: &cellv1.JobSpec{
 			Name: s.Name, Tenant: s.Tenant, Scheduler: s.Scheduler, Priority: s.Priority, Count: s.Count,
-			Gang: s.Gang, RetryLimit: s.RetryLimit, Kind: s.Kind, Update: s.Update,
+			Gang: s.Gang, RetryLimit: s.RetryLimit, Kind: s.Kind, Labels: s.Labels, Disruption: s.Disruption, Update: s.Update,
 			Task: &cellv1.TaskTemplate{
 				Resources: t.Resources, Constraints: t.Constraints, SpreadKey: t.SpreadKey,
 				MaxPerMachine: t.MaxPerMachine, DurationMs: t.DurationMs,

@@ -11,7 +11,7 @@ import (
 
 // addCommands mounts the commands that live in other packages.
 func addCommands(root *cobra.Command) {
-	root.AddCommand(cli.JobCommand(nil), cli.MachineCommand(nil), cli.CredentialsCommand(nil), cli.TenantCommand(nil), newSchedulerCommand(), agent.Command())
+	root.AddCommand(cli.JobCommand(nil), cli.MachineCommand(nil), cli.CredentialsCommand(nil), cli.TenantCommand(nil), cli.UICommand(), cli.VersionCommand(nil), newSchedulerCommand(), agent.Command())
 	bench := &cobra.Command{Use: "bench", Short: "Benchmarks: the Omega-style simulator and end-to-end load"}
 	bench.AddCommand(sim.Command(), load.Command())
 	root.AddCommand(bench)

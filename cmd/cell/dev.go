@@ -27,6 +27,8 @@ type devConfig struct {
 	simulate   int
 	profile    string
 	localAgent bool
+	// stopTasks: Ctrl-C stops the local agent's tasks too.
+	stopTasks bool
 }
 
 func newDevCommand() *cobra.Command {
@@ -38,7 +40,11 @@ func newDevCommand() *cobra.Command {
 NATS server, the three built-in schedulers (batch, service, gpu), a real agent
 on this machine that runs tasks as processes, and with --simulate N that many
 simulated machines (a quarter of them with 8 H100 GPUs by default). Ctrl-C
-stops everything cleanly; running it again picks the cell up where it was.`,
+stops the cell cleanly and leaves the tasks the local agent runs running
+(under their shims, as a restarted agent would); running it again on the
+same --data picks the cell up where it was, with those tasks still running
+as the same attempts (within --grace of the restart, or they are placed
+again). --stop-tasks-on-exit stops them at Ctrl-C instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDev(cmd.Context(), c, slog.Default(), cmd.OutOrStdout())
@@ -54,6 +60,7 @@ stops everything cleanly; running it again picks the cell up where it was.`,
 	f.IntVar(&c.simulate, "simulate", 0, "also run this many simulated machines")
 	f.StringVar(&c.profile, "profile", "", "shape of the simulated machines, e.g. zones=3,racks=4,gpu-fraction=0.25,gpu-model=H100 (see cell agent --help)")
 	f.BoolVar(&c.localAgent, "local-agent", true, "run a real agent on this machine")
+	f.BoolVar(&c.stopTasks, "stop-tasks-on-exit", false, "stop the local agent's tasks at Ctrl-C (default: leave them running for the next cell dev on --data)")
 	f.BoolVar(&c.server.Insecure, "insecure", false, "no TLS and no authentication (trusted machines only; logged as a warning)")
 	f.StringSliceVar(&c.server.TLSSANs, "tls-san", nil, "extra host names or IP addresses for the server's certificate")
 	return cmd
@@ -114,6 +121,7 @@ func runDev(ctx context.Context, c devConfig, log *slog.Logger, out interface{ W
 		a, err := agent.New(ctx, agent.Config{
 			Server: srv.Addr(), Credentials: creds, Name: name, DataDir: filepath.Join(c.server.DataDir, "agent"),
 			Labels: map[string]string{"zone": "local", "rack": "local"}, GPUs: -1, Logger: log.With("agent", "local"),
+			StopTasksOnExit: c.stopTasks,
 		})
 		if err != nil {
 			return fmt.Errorf("local agent: %w", err)
@@ -158,6 +166,20 @@ func printDevBanner(out interface{ Write([]byte) (int, error) }, c devConfig, sr
   metrics     %s
   schedulers  batch, service, gpu (in this process)
 `, filepath.Join(c.server.DataDir, "store"), srv.Store().Revision(), srv.Addr(), srv.NATSURL(), metricsURL(srv.MetricsAddr()))
+	if web := srv.WebURL(); web != "" {
+		ui := "go run ./cmd/cell ui"
+		if web != cli.DefaultWebURL {
+			ui += " --web " + web
+		}
+		if dir := srv.AdminDir(); dir != "" && filepath.Clean(dir) != filepath.Clean(credentials.DefaultDir) {
+			ui += " --credentials " + dir
+		}
+		login := "log in: " + ui + " --open"
+		if srv.AdminDir() == "" {
+			login = "no login: --insecure"
+		}
+		fmt.Fprintf(out, "  web view    %s (%s)\n", web, login)
+	}
 	if c.localAgent {
 		fmt.Fprintf(out, "  agent       this machine (tasks run as processes under %s)\n", filepath.Join(c.server.DataDir, "agent"))
 	}
@@ -184,8 +206,16 @@ func printDevBanner(out interface{ Write([]byte) (int, error) }, c devConfig, sr
 Try, in another terminal:
   go run ./cmd/cell machine list%[1]s
   go run ./cmd/cell job run examples/jobs/hello.yaml --wait%[1]s
-Ctrl-C stops the cell.
-`, server)
+%[2]s
+`, server, ctrlC(c))
+}
+
+// ctrlC says what Ctrl-C does to the local agent's tasks.
+func ctrlC(c devConfig) string {
+	if !c.localAgent || c.stopTasks {
+		return "Ctrl-C stops the cell and its tasks."
+	}
+	return "Ctrl-C stops the cell; its tasks keep running, and cell dev on the same --data picks them up."
 }
 
 func metricsURL(addr string) string {

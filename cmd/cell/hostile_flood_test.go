@@ -86,7 +86,8 @@ func TestHostileHeartbeatFloodNeverMarksALiveMachineDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	a, err := agent.New(ctx, agent.Config{
-		Server: c.Addr, Credentials: c.Credentials(t, celltest.Identity(t, identity.Agent, "m1")), Name: "m1", DataDir: filepath.Join(t.TempDir(), "agent"), CgroupRoot: "-",
+		StopTasksOnExit: true,
+		Server:          c.Addr, Credentials: c.Credentials(t, celltest.Identity(t, identity.Agent, "m1")), Name: "m1", DataDir: filepath.Join(t.TempDir(), "agent"), CgroupRoot: "-",
 		UsageInterval: 200 * time.Millisecond, StopGrace: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

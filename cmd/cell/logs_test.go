@@ -43,7 +43,8 @@ func TestJobLogsFollowsARunningTask(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	a, err := agent.New(ctx, agent.Config{
-		Server: cell.Addr, Credentials: cell.Credentials(t, celltest.Identity(t, identity.Agent, "m1")), Name: "m1", DataDir: t.TempDir(), CPUMilli: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30,
+		StopTasksOnExit: true,
+		Server:          cell.Addr, Credentials: cell.Credentials(t, celltest.Identity(t, identity.Agent, "m1")), Name: "m1", DataDir: t.TempDir(), CPUMilli: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30,
 		GPUs: 0, CgroupRoot: "-", StopGrace: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -119,7 +120,8 @@ func cellWithAgent(t *testing.T, ctx context.Context) *celltest.Cell {
 	t.Helper()
 	cell := celltest.Start(t)
 	a, err := agent.New(ctx, agent.Config{
-		Server: cell.Addr, Credentials: cell.Credentials(t, celltest.Identity(t, identity.Agent, "m1")), Name: "m1", DataDir: t.TempDir(), CPUMilli: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30,
+		StopTasksOnExit: true,
+		Server:          cell.Addr, Credentials: cell.Credentials(t, celltest.Identity(t, identity.Agent, "m1")), Name: "m1", DataDir: t.TempDir(), CPUMilli: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30,
 		GPUs: 0, CgroupRoot: "-", StopGrace: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/omegacell/omegacell/cellstate"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )
 
@@ -44,7 +45,10 @@ func rssBytes(t *testing.T, pid int) int64 {
 // stopped at once), lets them pass a short retention, and checks that
 // what the server holds comes back: its live Go heap (the
 // omegacell_go_heap_live_bytes metric, what the last collection marked
-// live, garbage excluded) and its RSS each within 20% of the empty cell's.
+// live, garbage excluded: the collector collects and returns memory right
+// after a large sweep and twice more on its next ticks) within 20% of the
+// empty cell's, and its RSS within 20% of the empty cell's plus Pebble's
+// two memtable arenas.
 //
 // The empty cell is measured twice: cold, just started, and in steady
 // state, after 100,000 tasks passed through it. The steady state is the
@@ -139,8 +143,12 @@ func TestHostileRetentionReturnsMemory(t *testing.T) {
 	if float64(afterLive) > 1.2*float64(emptyLive) {
 		t.Errorf("live Go heap after retention %.1f MiB is more than 20%% above the empty cell's %.1f MiB", mib(afterLive), mib(emptyLive))
 	}
-	if float64(after) > 1.2*float64(empty) {
-		t.Errorf("RSS after retention %.1f MiB is more than 20%% above the empty cell's %.1f MiB", mib(after), mib(empty))
+	// The RSS: within 20% of the empty cell's, but for Pebble's two
+	// memtable arenas (cellstate.MemTableBytes each), which the steady
+	// empty cell may hold only partly touched and any cell holds whole
+	// once it has written that much log, whatever passed through it.
+	if slack := float64(2 * cellstate.MemTableBytes); float64(after) > 1.2*float64(empty)+slack {
+		t.Errorf("RSS after retention %.1f MiB is more than 20%% (and %.0f MiB of memtables) above the empty cell's %.1f MiB", mib(after), slack/(1<<20), mib(empty))
 	}
 	// The cell keeps serving, and the names are free again.
 	if _, err := jobs.SubmitJob(ctx, &cellv1.SubmitJobRequest{Spec: &cellv1.JobSpec{

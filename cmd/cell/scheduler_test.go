@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/omegacell/omegacell/cellserver"
 	"github.com/omegacell/omegacell/internal/celltest"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/identity"
@@ -130,5 +131,17 @@ func TestDevBannerNamesTheRealAddresses(t *testing.T) {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
 		}
+	}
+}
+
+// With the metrics port on, the dev banner names the web view's URL and
+// the `cell ui` command that logs into it.
+func TestDevBannerNamesTheWebView(t *testing.T) {
+	cell := celltest.StartWith(t, func(c *cellserver.Config) { c.Metrics = "127.0.0.1:0" })
+	var out bytes.Buffer
+	printDevBanner(&out, devConfig{}, cell.Server)
+	web := "http://" + cell.Server.MetricsAddr() + "/"
+	if want := "web view    " + web + " (log in: go run ./cmd/cell ui --web " + web + " --credentials " + cell.AdminDir + " --open)"; !strings.Contains(out.String(), want) {
+		t.Errorf("banner lacks %q:\n%s", want, out.String())
 	}
 }

@@ -62,7 +62,8 @@ func TestServerSIGKILLKeepsTasksRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, err := agent.New(ctx, agent.Config{
-		Server: addr, Credentials: credentials.Client{Bundle: bundle}, Name: "m1", DataDir: filepath.Join(dir, "agent"), GPUs: 0, CgroupRoot: "-",
+		StopTasksOnExit: true,
+		Server:          addr, Credentials: credentials.Client{Bundle: bundle}, Name: "m1", DataDir: filepath.Join(dir, "agent"), GPUs: 0, CgroupRoot: "-",
 		StopGrace: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

@@ -39,6 +39,11 @@ func TestExamplesParse(t *testing.T) {
 				t.Errorf("not a rolling update of web with a readiness check: %v", s)
 			}
 		},
+		"node-exporter.yaml": func(t *testing.T, s *cellv1.JobSpec) {
+			if s.Kind != cellv1.JobKind_JOB_KIND_SYSTEM || s.Scheduler != "service" || s.Labels["team"] == "" {
+				t.Errorf("not a labelled system job: %v", s)
+			}
+		},
 		"batch-array.yaml": func(t *testing.T, s *cellv1.JobSpec) {
 			if s.Kind != cellv1.JobKind_JOB_KIND_BATCH || s.Count < 100 {
 				t.Errorf("not a large batch array: %v", s)

@@ -38,8 +38,13 @@ func JobSpec(spec *cellv1.JobSpec) error {
 		return fail("spec.count", "%d: a gang job has at most %d tasks (it is placed in one transaction)", spec.Count, limits.MaxAtomicClaims)
 	case spec.RetryLimit > limits.MaxRetryLimit:
 		return fail("spec.retry_limit", "%d exceeds %d", spec.RetryLimit, limits.MaxRetryLimit)
-	case spec.Kind != cellv1.JobKind_JOB_KIND_UNSPECIFIED && spec.Kind != cellv1.JobKind_JOB_KIND_SERVICE && spec.Kind != cellv1.JobKind_JOB_KIND_BATCH:
+	case spec.Kind != cellv1.JobKind_JOB_KIND_UNSPECIFIED && spec.Kind != cellv1.JobKind_JOB_KIND_SERVICE && spec.Kind != cellv1.JobKind_JOB_KIND_BATCH &&
+		spec.Kind != cellv1.JobKind_JOB_KIND_SYSTEM:
 		return fail("spec.kind", "unknown kind %d", spec.Kind)
+	case spec.Kind == cellv1.JobKind_JOB_KIND_SYSTEM && spec.Gang:
+		return fail("spec.gang", "a system job runs one task per machine as machines come and go; it cannot be a gang")
+	case spec.Kind == cellv1.JobKind_JOB_KIND_SYSTEM && spec.Task.GetMaxPerMachine() > 1:
+		return fail("spec.task.max_per_machine", "a system job runs one task per machine, not %d", spec.Task.GetMaxPerMachine())
 	case spec.Task == nil:
 		return fail("spec.task", "is required")
 	}
@@ -47,6 +52,12 @@ func JobSpec(spec *cellv1.JobSpec) error {
 		return err
 	}
 	if err := updateStrategy("spec.update", spec.Update); err != nil {
+		return err
+	}
+	if err := jobLabels("spec.labels", spec.Labels); err != nil {
+		return err
+	}
+	if err := disruption(spec.Disruption, spec.Count); err != nil {
 		return err
 	}
 	if n := proto.Size(spec); n > limits.MaxJobSpecBytes {
@@ -179,6 +190,22 @@ func healthCheck(f string, h *cellv1.HealthCheck) error {
 	for i, a := range h.Exec {
 		if err := limits.CheckText(a, limits.MaxStringLen); err != nil {
 			return wrap(at(f+".exec", i), err)
+		}
+	}
+	return nil
+}
+
+// jobLabels checks a job's labels as a machine's are checked.
+func jobLabels(f string, labels map[string]string) error {
+	if len(labels) > limits.MaxLabels {
+		return fail(f, "%d labels exceed %d", len(labels), limits.MaxLabels)
+	}
+	for k, v := range labels {
+		if !limits.LabelKey.MatchString(k) {
+			return fail(f, "key %s: want 1-63 letters, digits, '-', '.', '_' or '/', starting and ending alphanumeric", limits.Quote(k))
+		}
+		if err := limits.CheckText(v, limits.MaxLabelValueLen); err != nil {
+			return wrap(f+"["+k+"]", err)
 		}
 	}
 	return nil

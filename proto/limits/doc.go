@@ -75,6 +75,10 @@
 //	  capacity                            required; whole GPUs; <= MaxCPUMilli, MaxBytes, MaxGPUsPerMachine
 //	  gpu_memory_bytes                    0..MaxBytes
 //	GetMachineRequest.id, DrainMachineRequest.id   MachineName
+//	DrainMachineRequest.action            a DrainAction; not with drain = true
+//	  deadline_ms                         0..MaxDrainDeadlineMs (30 days); drains only
+//	  ignore_batch                        bool; drains only
+//	JobSpec.disruption.max_unavailable    0..count
 //	SnapshotRequest.chunk_size            0..65,536 (0: default)
 //	WatchRequest.progress_interval_ms     0 (default) or MinWatchProgressMillis..MaxWatchProgressMillis (10 ms..1 h)
 //	WatchRequest.machine_id               "" or MachineName

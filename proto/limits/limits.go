@@ -25,6 +25,9 @@ const (
 	MaxConstraints      = 64      // label-selector terms of a task
 	MaxStringLen        = 4096    // bytes of a command, an argument, a value or a message
 	MaxRequestBytes     = 64 << 20
+	// MaxDrainDeadlineMs bounds DrainMachineRequest.deadline_ms (30 days;
+	// issue 14). JobSpec.disruption.max_unavailable is bounded by count.
+	MaxDrainDeadlineMs = 30 * 24 * 3600 * 1000
 
 	// MaxConstraintValues bounds the values of one in/notin term. The
 	// store matches them through a set built once per job, so the bound

@@ -18,5 +18,15 @@
 // the cell (Verma et al., "Large-scale cluster management at Google with
 // Borg", EuroSys 2015, §3.4).
 //
+// Preemption (issue 12, policy.Evictor): a task that fits nowhere may
+// evict lower-band work (production evicts batch and best-effort, batch
+// evicts best-effort; production is never evicted), and a batch task of a
+// tenant within its nominal batch quota may evict batch tasks of tenants
+// that borrow above theirs (reclaiming borrowed quota, as txn.Validate
+// allows). Victims are chosen per machine, fewest and youngest first; a
+// victim of a gang job is evicted whole. The scheduler's queue is ordered
+// by weighted DRF across tenants (the policy is a policy.FairSharer; see
+// package schedulers/fair).
+//
 // The policy is pure and deterministic given its rng; see package policy.
 package batch

@@ -75,6 +75,15 @@
 // Borg-style (package policy) in random order until enough feasible ones
 // are found. The chosen machine is scored again after each claim.
 //
+// Preemption (issue 12, policy.Evictor): a task that fits nowhere may
+// evict lower-band work, and a batch task may reclaim borrowed batch
+// quota, as in package batch. A gang that does not fit is decided again
+// task by task, each on the best-ranked machine where it fits or else
+// where evicting makes room, preferring machines the gang already uses
+// (fewest machines), single tasks before whole gangs, fewest and youngest
+// victims; production never preempts production. The scheduler's queue
+// is ordered by weighted DRF across tenants (package schedulers/fair).
+//
 // The policy is pure and deterministic given the view and its rng (which
 // only sampling uses); see package policy.
 package gpu

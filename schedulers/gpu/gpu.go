@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/omegacell/omegacell/schedulers/batch"
 	"github.com/omegacell/omegacell/schedulers/policy"
 	"github.com/omegacell/omegacell/schedulers/view"
 	"github.com/omegacell/omegacell/txn"
@@ -33,6 +34,10 @@ type Policy struct {
 	// Coverage is the share of tasks, in millionths, the shapes of a
 	// learned workload cover (0: [DefaultCoverage]).
 	Coverage int64
+	// Evict places what does not fit by evicting lower-band work
+	// (policy.LowerBand); Probe 0 turns preemption off. A gang that does
+	// not fit is decided again evicting, task by task.
+	Evict policy.Evictor
 	// BalanceWeight weighs, in thousandths, the growth of a machine's
 	// CPU-to-GPU imbalance against the growth of its fragmentation when a
 	// GPU task is placed (0: fragmentation alone, FGD's criterion).
@@ -44,7 +49,8 @@ type Policy struct {
 // at least 16 feasible machines, 2 per task left; the workload is learned
 // from the view; imbalance weighs half as much as fragmentation.
 func New() *Policy {
-	return &Policy{RackKey: "rack", MinSample: 16, SampleFactor: 2, ScanAll: 4096, BalanceWeight: 500}
+	return &Policy{RackKey: "rack", MinSample: 16, SampleFactor: 2, ScanAll: 4096, BalanceWeight: 500,
+		Evict: policy.Evictor{May: policy.LowerBand, Reclaim: true, Probe: 256, Options: 8}}
 }
 
 // WithWorkload returns a copy of p that measures fragmentation against w.
@@ -61,6 +67,10 @@ func (p *Policy) coverage() int64 {
 	return DefaultCoverage
 }
 
+// FairShare implements policy.FairSharer: the GPU scheduler's queue is
+// ordered by weighted DRF across tenants.
+func (p *Policy) FairShare() bool { return true }
+
 // Name implements policy.Policy.
 func (p *Policy) Name() string { return Name }
 
@@ -70,9 +80,41 @@ func (p *Policy) Modes(job view.JobInfo) policy.Modes { return policy.DefaultMod
 
 // Place implements policy.Policy.
 func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng *rand.Rand) policy.Decision {
+	d := p.place(job, pending, v, rng, false)
+	if job.Gang && len(d.Claims) == 0 && len(pending) > 0 && p.Evict.CanEvict(pending[0], v.Ledger()) {
+		if e := p.place(job, pending, v, rng, true); len(e.Claims) > 0 {
+			return e
+		}
+		for i := range d.Unplaced {
+			d.Unplaced[i].Reason += "; and no lower-band work whose eviction makes room"
+		}
+	}
+	return d
+}
+
+// place decides a job; with evict, a gang is placed task by task on the
+// best machine where it fits or, failing that, where evicting lower-band
+// work makes room.
+func (p *Policy) place(job view.JobInfo, pending []*txn.Task, v *view.View, rng *rand.Rand, evict bool) policy.Decision {
 	d := policy.Decision{Claims: make([]txn.Claim, 0, len(pending))}
 	s := policy.NewScratch(v, job.ID)
+	pending = policy.PlacePinned(s, pending, &d)
+	var counts map[string]int // tasks per failure domain, this decision's included
+	if job.SpreadKey != "" {
+		counts = v.JobPlacement(job.ID).DomainCounts(job.SpreadKey)
+	}
 	for _, class := range policy.Classes(pending, &d) {
+		if job.SpreadKey != "" {
+			// Spread asked for overrides packing (gangs into few racks,
+			// fragmentation-aware device choice): tasks go evenly over
+			// the key's values, by best fit within each.
+			batch.PlaceSpread(job, class, s, batch.BestFit, rng, p.MinSample, p.SampleFactor, counts, &d)
+			continue
+		}
+		if job.Gang && evict {
+			p.placeEvicting(class, s, p.target(p.gangWorkload(v, class.Rep())), rng, &d)
+			continue
+		}
 		if job.Gang {
 			w := p.target(p.gangWorkload(v, class.Rep()))
 			if reason, ok := p.placeGang(policy.JobName(job), class, s, w, rng, &d); !ok {

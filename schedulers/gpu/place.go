@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/omegacell/omegacell/schedulers/policy"
+	"github.com/omegacell/omegacell/schedulers/view"
 	"github.com/omegacell/omegacell/txn"
 )
 
@@ -33,7 +34,7 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng 
 	cands := candidates(s.View(), rep)
 	scanAll := len(cands) <= p.ScanAll
 	if scanAll && len(class.Tasks) == 1 {
-		p.placeOne(class.Tasks[0], cands, s, w, d)
+		p.placeOne(class.Tasks[0], cands, s, w, rng, d)
 		return
 	}
 	perm := policy.NewPermutation(len(cands), rng)
@@ -55,7 +56,7 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng 
 			if h.Len() == 0 {
 				sample(max(p.MinSample, p.SampleFactor*(len(class.Tasks)-i)))
 				if h.Len() == 0 {
-					d.Unplace(class.Tasks[i:], policy.Explain(s, rep, ""))
+					p.evictRest(class.Tasks[i:], s, rng, d)
 					return
 				}
 			}
@@ -78,7 +79,7 @@ func (p *Policy) placeEach(class policy.Class, s *policy.Scratch, w target, rng 
 
 // placeOne places a single task on the best of every candidate: the
 // common case, without the heap.
-func (p *Policy) placeOne(t *txn.Task, cands []int32, s *policy.Scratch, w target, d *policy.Decision) {
+func (p *Policy) placeOne(t *txn.Task, cands []int32, s *policy.Scratch, w target, rng *rand.Rand, d *policy.Decision) {
 	var best candidate
 	found := false
 	for _, ord := range cands {
@@ -97,7 +98,63 @@ func (p *Policy) placeOne(t *txn.Task, cands []int32, s *policy.Scratch, w targe
 			return
 		}
 	}
-	d.Unplace([]*txn.Task{t}, policy.Explain(s, t, ""))
+	p.evictRest([]*txn.Task{t}, s, rng, d)
+}
+
+// evictRest places tasks that fit nowhere by evicting lower-band work, in
+// order, and reports the rest as unplaced.
+func (p *Policy) evictRest(tasks []*txn.Task, s *policy.Scratch, rng *rand.Rand, d *policy.Decision) {
+	evicting := len(tasks) > 0 && p.Evict.CanEvict(tasks[0], s.View().Ledger())
+	var cands []int32
+	if evicting {
+		cands = evictCandidates(s.View(), tasks[0])
+	}
+	for i, t := range tasks {
+		if !evicting || !p.Evict.Place(s, t, cands, rng, d) {
+			d.Unplace(tasks[i:], policy.Explain(s, t, "")+noVictims(evicting))
+			return
+		}
+	}
+}
+
+// noVictims is what a reason adds when eviction was tried and did not help.
+func noVictims(tried bool) string {
+	if tried {
+		return "; and no lower-band work whose eviction makes room"
+	}
+	return ""
+}
+
+// placeEvicting places a gang's class task by task: on the best-ranked
+// machine where the task fits, else by evicting lower-band work
+// (policy.Evictor prefers machines the gang already uses, so it lands on
+// few). The caller's KeepWholeGang drops everything if one task fails.
+func (p *Policy) placeEvicting(class policy.Class, s *policy.Scratch, w target, rng *rand.Rand, d *policy.Decision) {
+	cands := candidates(s.View(), class.Rep())
+	all := evictCandidates(s.View(), class.Rep())
+	for i, t := range class.Tasks {
+		var best candidate
+		found := false
+		for _, ord := range cands {
+			c, r := p.score(s, w, ord, t)
+			if r != txn.ReasonOK {
+				continue
+			}
+			if !found || lessCandidate(c, best) {
+				best, found = c, true
+			}
+		}
+		if found {
+			if c, r := s.ClaimDevices(best.ord, t, best.devices); r == txn.ReasonOK {
+				d.Claims = append(d.Claims, c)
+				continue
+			}
+		}
+		if !p.Evict.Place(s, t, all, rng, d) {
+			d.Unplace(class.Tasks[i:], policy.Explain(s, t, "")+noVictims(true))
+			return
+		}
+	}
 }
 
 // score checks t on machine ord of the call's overlay and ranks it.
@@ -114,4 +171,16 @@ func (p *Policy) score(s *policy.Scratch, w target, ord int32, t *txn.Task) (can
 		return candidate{}, txn.ReasonInsufficientGPU
 	}
 	return candidate{score: sc, devices: devices, ord: ord}, txn.ReasonOK
+}
+
+// evictCandidates is a superset of the ready machines where rep could fit
+// once lower-band work is evicted: the GPU machines for a GPU task (the
+// free-device indexes count only what is free now), or the machines its
+// constraints allow, whichever is smaller.
+func evictCandidates(v *view.View, rep *txn.Task) []int32 {
+	cs := v.Candidates(rep.Constraints)
+	if rep.Resources.GPUMilli > 0 && len(v.GPUMachines()) < len(cs) {
+		return v.GPUMachines()
+	}
+	return cs
 }

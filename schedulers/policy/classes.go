@@ -58,7 +58,7 @@ func validShape(t *txn.Task) error {
 }
 
 func sameShape(a, b *txn.Task) bool {
-	return a.Resources == b.Resources && a.MaxPerMachine == b.MaxPerMachine && sameConstraints(a.Constraints, b.Constraints)
+	return a.Resources == b.Resources && a.MaxPerMachine == b.MaxPerMachine && a.Pin == b.Pin && sameConstraints(a.Constraints, b.Constraints)
 }
 
 func sameConstraints(a, b []txn.Constraint) bool {

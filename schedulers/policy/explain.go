@@ -57,3 +57,32 @@ func Shape(r txn.Resources) string {
 	}
 	return out
 }
+
+// PlacePinned claims every pending task pinned to a machine (the tasks of
+// a system job, one per machine) on that machine, or records why it does
+// not fit there, and returns the other tasks for the policy's own
+// placement. A pinned task has one candidate, so it needs no sampling or
+// scoring: this keeps a system job over N machines O(N) in every policy.
+func PlacePinned(s *Scratch, pending []*txn.Task, d *Decision) []*txn.Task {
+	rest := pending[:0:0]
+	for _, t := range pending {
+		if t.Pin == "" || t.State != txn.TaskPending {
+			rest = append(rest, t)
+			continue
+		}
+		ord, ok := s.View().Ordinal(t.Pin)
+		if !ok || s.Machine(ord) == nil {
+			d.Unplace([]*txn.Task{t}, fmt.Sprintf("its machine %s is not in the cell", t.Pin))
+			continue
+		}
+		c, r := s.Claim(ord, t)
+		if r != txn.ReasonOK {
+			e := txn.NewExplainer(t, "")
+			e.Add(s.Machine(ord), s.JobTasksOn(ord))
+			d.Unplace([]*txn.Task{t}, "pinned to "+t.Pin+": "+e.Reason())
+			continue
+		}
+		d.Claims = append(d.Claims, c)
+	}
+	return rest
+}

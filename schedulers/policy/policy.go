@@ -21,6 +21,13 @@ type Policy interface {
 	Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng *rand.Rand) Decision
 }
 
+// FairSharer is implemented by policies whose scheduler orders its queue
+// by weighted Dominant Resource Fairness across tenants (package
+// schedulers/fair) rather than by priority and submission alone.
+type FairSharer interface {
+	FairShare() bool
+}
+
 // Modes is how a decision is committed: the conflict mode (fine: resources
 // still fit; coarse: machine unchanged) and the commit mode (incremental,
 // or all-or-nothing for gangs).

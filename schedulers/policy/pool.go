@@ -24,6 +24,10 @@ type Pool struct {
 	score ScoreFunc
 	heap  Heap[scored]
 	seq   uint32
+	// SpreadMachines ranks a machine behind every machine holding fewer
+	// of the job's tasks (the job's tasks on it, this call's included),
+	// whatever the score: replicas go to machines without one first.
+	SpreadMachines bool
 	// Reasons counts why sampled machines were refused or, once the
 	// call's own claims filled them, dropped.
 	Reasons Reasons
@@ -65,13 +69,40 @@ func (p *Pool) Place(t *txn.Task, want int) (txn.Claim, bool) {
 			continue
 		}
 		if r := p.s.Check(top.ord, p.rep); r == txn.ReasonOK {
-			top.score = p.score(p.s.Machine(top.ord), p.rep)
+			top.score = p.scoreOf(top.ord)
 			p.heap.FixTop(top)
 		} else {
 			p.heap.Pop()
 			p.Reasons.Add(r)
 		}
 		return c, true
+	}
+}
+
+// spreadPenalty outweighs any score of the built-in policies (a few
+// FractionScale at most) per task of the job on the machine.
+const spreadPenalty = 64 * FractionScale
+
+func (p *Pool) scoreOf(ord int32) int64 {
+	s := p.score(p.s.Machine(ord), p.rep)
+	if p.SpreadMachines {
+		s += spreadPenalty * int64(p.s.JobTasksOn(ord))
+	}
+	return s
+}
+
+// PlaceFresh is [Pool.Place] on a machine that holds none of the job's
+// tasks yet (SpreadMachines must be set), sampling every candidate left
+// if need be; it reports false when no such machine has room.
+func (p *Pool) PlaceFresh(t *txn.Task, want int) (txn.Claim, bool) {
+	for {
+		if p.heap.Len() > 0 && p.s.JobTasksOn(p.heap.Top().ord) == 0 {
+			return p.Place(t, want)
+		}
+		if p.perm.Left() == 0 {
+			return txn.Claim{}, false
+		}
+		p.sample(want)
 	}
 }
 
@@ -93,7 +124,7 @@ func (p *Pool) sample(want int) {
 			continue
 		}
 		p.seq++
-		p.heap.Push(scored{score: p.score(p.s.Machine(ord), p.rep), seq: p.seq, ord: ord})
+		p.heap.Push(scored{score: p.scoreOf(ord), seq: p.seq, ord: ord})
 		found++
 	}
 }

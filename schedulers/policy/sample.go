@@ -71,6 +71,13 @@ func NewHeap[T any](less func(a, b T) bool) Heap[T] { return Heap[T]{less: less}
 
 func (h *Heap[T]) Len() int { return len(h.items) }
 
+// Each calls f on every item, in no particular order.
+func (h *Heap[T]) Each(f func(T)) {
+	for _, x := range h.items {
+		f(x)
+	}
+}
+
 // Top is the least item; the heap must not be empty.
 func (h *Heap[T]) Top() T { return h.items[0] }
 

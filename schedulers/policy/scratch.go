@@ -89,6 +89,9 @@ func (s *Scratch) Admits(ord int32, t *txn.Task) txn.Reason {
 	case m.State != txn.MachineReady:
 		return txn.ReasonMachineNotReady
 	}
+	if t.Pin != "" && t.Pin != m.ID {
+		return txn.ReasonConstraintViolated
+	}
 	if len(t.Constraints) > 0 {
 		if _, unmet := txn.FirstUnmet(t.Constraints, m.Labels); unmet {
 			return txn.ReasonConstraintViolated
@@ -210,4 +213,25 @@ func (s *Scratch) ClaimEvicting(ord int32, t *txn.Task, victims []*txn.Task) (tx
 func (s *Scratch) Evicted(k txn.TaskKey) bool {
 	_, ok := s.evicted[k]
 	return ok
+}
+
+// EvictElsewhere records vt, a task holding resources on another machine
+// than the claim that evicts it (a gang victim's sibling), as evicted:
+// its machine is released in the overlay, as the commit will.
+func (s *Scratch) EvictElsewhere(vt *txn.Task) {
+	if s.Evicted(vt.Key) || !vt.State.HoldsResources() {
+		return
+	}
+	ord, ok := s.v.Ordinal(vt.Machine)
+	if !ok || s.v.MachineAt(ord) == nil {
+		return
+	}
+	o := s.touch(ord)
+	if txn.Release(o.m, vt.Resources, vt.Devices) != nil {
+		return
+	}
+	if s.evicted == nil {
+		s.evicted = make(map[txn.TaskKey]struct{})
+	}
+	s.evicted[vt.Key] = struct{}{}
 }

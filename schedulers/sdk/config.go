@@ -40,6 +40,10 @@ type Config struct {
 	Name string
 	// Policy decides placements; see package policy for its contract.
 	Policy policy.Policy
+	// Order is how ready jobs are ordered: OrderDefault lets the policy
+	// say ([policy.FairSharer]: the built-in batch and GPU policies order
+	// by weighted DRF across tenants, others by priority and submission).
+	Order Order
 	// Seed seeds the policy's random numbers (relaxed randomization), so a
 	// scheduler fed the same changes makes the same decisions.
 	Seed uint64
@@ -82,6 +86,33 @@ type Config struct {
 	// been read and the scheduler starts placing, with the copy's
 	// revision. It is called from the scheduling loop: it must not block.
 	Ready func(revision uint64)
+}
+
+// Order is the order of a scheduler's queue of ready jobs.
+type Order uint8
+
+const (
+	// OrderDefault: fair share if the policy is a [policy.FairSharer]
+	// that asks for it, else OrderFIFO.
+	OrderDefault Order = iota
+	// OrderFIFO: higher priority first, then earlier submission.
+	OrderFIFO
+	// OrderFairShare: priority band first; within a band, the tenant with
+	// the lowest weighted dominant share (package fair); within a tenant,
+	// as OrderFIFO.
+	OrderFairShare
+)
+
+// fairShare reports whether the queue is ordered by fair share.
+func (c Config) fairShare() bool {
+	switch c.Order {
+	case OrderFairShare:
+		return true
+	case OrderFIFO:
+		return false
+	}
+	fs, ok := c.Policy.(policy.FairSharer)
+	return ok && fs.FairShare()
 }
 
 // Backoff is exponential: Initial, doubled per attempt without progress,

@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"time"
 
+	"github.com/omegacell/omegacell/schedulers/fair"
 	"github.com/omegacell/omegacell/schedulers/policy"
 	"github.com/omegacell/omegacell/schedulers/view"
+	"github.com/omegacell/omegacell/txn"
 )
 
 // jobState is where one of the scheduler's jobs is in its queue.
@@ -69,14 +71,68 @@ type job struct {
 }
 
 // queue orders a scheduler's jobs: ready ones by priority (higher first),
-// then submission time (earlier first), then id; waiting ones by wake
-// time; parked ones in a set. Heaps keep stale entries until popped, so
-// every state change is O(log n).
+// then submission time (earlier first), then id, or, with fair share, by
+// band, then weighted DRF across tenants, then that order within a tenant
+// (package fair); waiting ones by wake time; parked ones in a set. Heaps
+// keep stale entries until popped, so every state change is O(log n).
 type queue struct {
-	jobs   map[string]*job
-	ready  policy.Heap[*job]
-	timers policy.Heap[timer]
-	parked map[string]*job
+	jobs  map[string]*job
+	ready policy.Heap[*job]
+	fair  *fair.Queue[*job] // set with fair share; then ready is unused
+	// batched is what the jobs popped for the batch being formed will
+	// request, per tenant: the fair order charges it ahead, so one batch
+	// does not go to the tenant that was lowest when it started.
+	batched map[string]txn.Resources
+	timers  policy.Heap[timer]
+	parked  map[string]*job
+}
+
+// newFairQueue returns a queue whose ready jobs are ordered by weighted
+// DRF across tenants.
+func newFairQueue() *queue {
+	q := newQueue()
+	q.fair = fair.NewQueue(queueLess)
+	return q
+}
+
+// syncShares feeds the fair order what changed in the view: tenants'
+// usage and weights, and the ready capacity.
+func (q *queue) syncShares(v *view.View) {
+	if q.fair == nil {
+		return
+	}
+	if v.TenantChanges(func(name string, usage txn.Resources, weight uint32) {
+		q.fair.SetUsage(name, usage.Add(q.batched[name]))
+		q.fair.SetWeight(name, weight)
+	}) {
+		q.fair.SetCapacity(v.ReadyCapacity())
+	}
+}
+
+// chargeBatched charges tenant ahead for tasks popped into the batch
+// being formed (requests, as if all are placed).
+func (q *queue) chargeBatched(v *view.View, tenant string, pending []*txn.Task) {
+	if q.fair == nil {
+		return
+	}
+	if q.batched == nil {
+		q.batched = make(map[string]txn.Resources)
+	}
+	r := q.batched[tenant]
+	for _, t := range pending {
+		r = r.Add(t.Resources)
+	}
+	q.batched[tenant] = r
+	q.fair.SetUsage(tenant, v.TenantUsage(tenant).Add(r))
+}
+
+// endBatch drops the charges of the previous batch: from now on the
+// view's usage (which holds whatever that batch placed) is the truth.
+func (q *queue) endBatch(v *view.View) {
+	for tenant := range q.batched {
+		q.fair.SetUsage(tenant, v.TenantUsage(tenant))
+	}
+	clear(q.batched)
 }
 
 // timer is a waiting job's wake time.
@@ -128,7 +184,11 @@ func (q *queue) setReady(j *job) {
 	j.state = jobReady
 	if !j.inReady {
 		j.inReady = true
-		q.ready.Push(j)
+		if q.fair != nil {
+			q.fair.Push(j.info.Tenant, j.info.Priority, j)
+		} else {
+			q.ready.Push(j)
+		}
 	}
 }
 
@@ -182,14 +242,25 @@ func (q *queue) nextWake() (time.Time, bool) {
 
 // pop returns the first ready job in queue order, or nil.
 func (q *queue) pop() *job {
-	for q.ready.Len() > 0 {
-		j := q.ready.Pop()
+	for {
+		var j *job
+		if q.fair != nil {
+			fj, _, ok := q.fair.Pop()
+			if !ok {
+				return nil
+			}
+			j = fj
+		} else {
+			if q.ready.Len() == 0 {
+				return nil
+			}
+			j = q.ready.Pop()
+		}
 		j.inReady = false
 		if q.live(j) && j.state == jobReady {
 			return j
 		}
 	}
-	return nil
 }
 
 // counts returns how many jobs are in each state.

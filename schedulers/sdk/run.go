@@ -215,6 +215,10 @@ func newScheduler(cfg Config, conn *grpc.ClientConn, reg prometheus.Registerer) 
 	if err != nil {
 		return nil, err
 	}
+	q := newQueue()
+	if cfg.fairShare() {
+		q = newFairQueue()
+	}
 	return &scheduler{
 		cfg:        cfg,
 		log:        cfg.Logger.With("scheduler", cfg.Name),
@@ -226,7 +230,7 @@ func newScheduler(cfg Config, conn *grpc.ClientConn, reg prometheus.Registerer) 
 		rng:        rand.New(rand.NewPCG(cfg.Seed, 0x706f6c696379)),
 		jitter:     rand.New(rand.NewPCG(cfg.Seed, 0x6a6974746572)),
 		m:          m,
-		q:          newQueue(),
+		q:          q,
 		notBefore:  make(map[txn.TaskKey]int64),
 		helpful:    make(map[string]struct{}),
 		touched:    make(map[string]struct{}),

@@ -131,6 +131,7 @@ func (s *scheduler) idle(ctx context.Context) {
 // returns it with those tasks (in index order). Jobs with nothing pending
 // become idle; jobs whose tasks are all in their restart delay wait.
 func (s *scheduler) next(ctx context.Context, now time.Time) (*job, []*txn.Task) {
+	s.q.syncShares(s.view)
 	for j := s.q.pop(); j != nil; j = s.q.pop() {
 		pending := s.view.Pending(j.info.ID)
 		if len(pending) == 0 {
@@ -203,10 +204,12 @@ type attemptJob struct {
 // nextBatch pops the jobs to attempt together: the head of the queue and,
 // unless it is a gang, the following ready jobs of the same modes.
 func (s *scheduler) nextBatch(ctx context.Context, now time.Time) []attemptJob {
+	s.q.endBatch(s.view)
 	j, pending := s.next(ctx, now)
 	if j == nil {
 		return nil
 	}
+	s.q.chargeBatched(s.view, j.info.Tenant, pending)
 	batch := []attemptJob{{j: j, pending: pending}}
 	if j.info.Gang {
 		return batch
@@ -224,6 +227,7 @@ func (s *scheduler) nextBatch(ctx context.Context, now time.Time) []attemptJob {
 			break
 		}
 		batch = append(batch, attemptJob{j: k, pending: p})
+		s.q.chargeBatched(s.view, k.info.Tenant, p)
 		tasks += len(p)
 	}
 	return batch

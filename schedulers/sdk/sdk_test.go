@@ -362,7 +362,7 @@ func TestUnschedulableJobIsMarkedAndRetriedWhenAMachineIsAdded(t *testing.T) {
 		return r.Job.UnschedulableReason != "", fmt.Sprint(r.Job)
 	})
 	r := c.getJob(job.Id)
-	if want := "1 of 1 pending tasks unplaced: no machine can ever fit: 0/2 machines fit even when empty: 2 too little cpu (need 4000m, at most 2000m)"; r.Job.UnschedulableReason != want {
+	if want := "1 of 1 pending tasks unplaced: no machine can ever fit: 0/2 machines fit even when empty: 2 too little cpu (need 4000m, at most 2000m); and no lower-band work whose eviction makes room"; r.Job.UnschedulableReason != want {
 		t.Errorf("reason = %q, want %q", r.Job.UnschedulableReason, want)
 	}
 	if r.Job.Attempts != 1 || r.Job.FirstAttemptUnixNano == 0 {

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -263,5 +264,43 @@ func TestUnplacedReason(t *testing.T) {
 		if got := unplacedReason(tc.unplaced, tc.pending); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestFairQueueOrder: with fair share, the queue takes the tenant with the
+// lowest weighted dominant share first (as the view counts it), bands
+// first, FIFO by priority within a tenant.
+func TestFairQueueOrder(t *testing.T) {
+	v := view.New()
+	v.PutMachine(txn.NewMachine("m", nil, txn.Resources{CPUMilli: 100_000, MemoryBytes: 100 << 30}))
+	heavy := view.JobInfo{ID: "running", Scheduler: "s", Tenant: "heavy", Count: 1, Resources: txn.Resources{CPUMilli: 40_000}}
+	v.PutJob(heavy)
+	run := heavy.NewTask(0)
+	run.State, run.Machine = txn.TaskRunning, "m"
+	v.PutTask(run)
+	v.SetTenantWeight("heavy", 2) // 0.4 / 2 = 0.2 weighted
+	light := view.JobInfo{ID: "running-light", Scheduler: "s", Tenant: "light", Count: 1, Resources: txn.Resources{CPUMilli: 30_000}}
+	v.PutJob(light)
+	lr := light.NewTask(0)
+	lr.State, lr.Machine = txn.TaskRunning, "m"
+	v.PutTask(lr) // 0.3 weighted
+	q := newFairQueue()
+	for _, info := range []view.JobInfo{
+		{ID: "light-1", Tenant: "light", Priority: 100, SubmitTime: 1},
+		{ID: "heavy-2", Tenant: "heavy", Priority: 100, SubmitTime: 5},
+		{ID: "heavy-1", Tenant: "heavy", Priority: 100, SubmitTime: 2},
+		{ID: "light-prod", Tenant: "light", Priority: 200, SubmitTime: 9},
+		{ID: "new-1", Tenant: "new", Priority: 100, SubmitTime: 8},
+	} {
+		q.setReady(q.get(info))
+	}
+	q.syncShares(v)
+	var got []string
+	for j := q.pop(); j != nil; j = q.pop() {
+		got = append(got, j.info.ID)
+	}
+	want := []string{"light-prod", "new-1", "heavy-1", "heavy-2", "light-1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("order = %v, want %v", got, want)
 	}
 }

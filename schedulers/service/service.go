@@ -44,6 +44,7 @@ func (p *Policy) Modes(job view.JobInfo) policy.Modes { return policy.DefaultMod
 func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng *rand.Rand) policy.Decision {
 	d := policy.Decision{Claims: make([]txn.Claim, 0, len(pending))}
 	s := policy.NewScratch(v, job.ID)
+	pending = policy.PlacePinned(s, pending, &d)
 	var counts map[string]int // replicas per failure domain, this decision's included
 	if job.SpreadKey != "" {
 		counts = v.JobPlacement(job.ID).DomainCounts(job.SpreadKey)
@@ -55,51 +56,17 @@ func (p *Policy) Place(job view.JobInfo, pending []*txn.Task, v *view.View, rng 
 	return d
 }
 
-// domain is one failure domain's candidate machines for a class.
-type domain struct {
-	name  string
-	cands []int32
-	count int    // replicas of the job in the domain
-	order uint32 // random order among domains with equal counts
-	pool  *policy.Pool
-}
-
 func (p *Policy) placeClass(job view.JobInfo, class policy.Class, s *policy.Scratch, rng *rand.Rand, counts map[string]int, d *policy.Decision) {
 	rep := class.Rep()
 	cands := s.View().Candidates(rep.Constraints)
-	doms := domainsOf(job.SpreadKey, cands, s.View(), rng, counts)
-	live := policy.NewHeap(func(a, b int32) bool {
-		x, y := &doms[a], &doms[b]
-		return x.count < y.count || (x.count == y.count && x.order < y.order)
-	})
-	for i := range doms {
-		live.Push(int32(i))
-	}
+	// Spread over the domains, and over machines within each: a replica
+	// never joins another on a machine while one with room has none.
+	sp := policy.NewSpreader(job.SpreadKey, rep, cands, s, WorstFit, rng, p.MinSample, p.SampleFactor, true, counts)
 	spreading := job.SpreadKey != "" && len(s.View().LabelValues(job.SpreadKey)) > 0
 	canPreempt := true
 	for i, t := range class.Tasks {
-		placed := false
-		for live.Len() > 0 {
-			dom := &doms[live.Top()]
-			if dom.pool == nil {
-				dom.pool = policy.NewPool(s, rep, dom.cands, WorstFit, rng)
-			}
-			perDomain := (len(class.Tasks) - i + live.Len() - 1) / live.Len()
-			c, ok := dom.pool.Place(t, max(p.MinSample, p.SampleFactor*perDomain))
-			if !ok {
-				live.Pop()
-				continue
-			}
+		if c, ok := sp.Place(t, len(class.Tasks)-i); ok {
 			d.Claims = append(d.Claims, c)
-			dom.count++
-			if counts != nil {
-				counts[dom.name]++
-			}
-			live.FixTop(live.Top())
-			placed = true
-			break
-		}
-		if placed {
 			continue
 		}
 		if canPreempt {
@@ -110,42 +77,6 @@ func (p *Policy) placeClass(job view.JobInfo, class policy.Class, s *policy.Scra
 		}
 		d.Unplace([]*txn.Task{t}, policy.Explain(s, rep, job.SpreadKey)+"; evicting lower-priority tasks makes no room either")
 	}
-}
-
-// domainsOf splits candidate machines into the failure domains of key.
-// Domains with equal counts are taken in a random rotation of their sorted
-// names (one random number, however many domains).
-func domainsOf(key string, cands []int32, v *view.View, rng *rand.Rand, counts map[string]int) []domain {
-	values := v.LabelValues(key)
-	if key == "" || len(values) == 0 {
-		return []domain{{cands: cands}}
-	}
-	doms := make([]domain, 0, len(values))
-	if len(cands) > len(v.Ready())/4 {
-		// Unselective constraints: a domain's candidates are its label
-		// index; the pool checks the constraints machine by machine.
-		for _, val := range values {
-			doms = append(doms, domain{name: val, cands: v.WithLabel(key, val)})
-		}
-	} else {
-		byValue := make(map[string][]int32)
-		for _, ord := range cands {
-			if val, ok := v.MachineAt(ord).Labels[key]; ok {
-				byValue[val] = append(byValue[val], ord)
-			}
-		}
-		for _, val := range values {
-			if len(byValue[val]) > 0 {
-				doms = append(doms, domain{name: val, cands: byValue[val]})
-			}
-		}
-	}
-	rotation := rng.IntN(len(doms))
-	for i := range doms {
-		doms[i].count = counts[doms[i].name]
-		doms[i].order = uint32((i + len(doms) - rotation) % len(doms))
-	}
-	return doms
 }
 
 // WorstFit scores m for t by what would be left free, more is better (the

@@ -14,8 +14,9 @@ type JobKind uint8
 
 const (
 	JobKindUnspecified JobKind = 0
-	JobService         JobKind = 1 // runs until stopped
-	JobBatch           JobKind = 2 // finishes
+	JobService         JobKind = 1  // runs until stopped
+	JobBatch           JobKind = 2  // finishes
+	JobSystem          JobKind = 45 // one task per matching machine (issue 13)
 )
 
 func (k JobKind) String() string {
@@ -24,6 +25,8 @@ func (k JobKind) String() string {
 		return "service"
 	case JobBatch:
 		return "batch"
+	case JobSystem:
+		return "system"
 	}
 	return "unspecified"
 }
@@ -53,7 +56,9 @@ type JobInfo struct {
 	ID        string
 	Name      string
 	Scheduler string
-	Priority  int32
+	// Tenant owns the job: fair share and quota are per tenant.
+	Tenant   string
+	Priority int32
 	// Gang: all tasks are placed together or none is.
 	Gang  bool
 	Kind  JobKind
@@ -86,6 +91,7 @@ func FromPB(j *cellv1.Job) (JobInfo, error) {
 		ID:            j.GetId(),
 		Name:          spec.GetName(),
 		Scheduler:     spec.GetScheduler(),
+		Tenant:        spec.GetTenant(),
 		Priority:      spec.GetPriority(),
 		Gang:          spec.GetGang(),
 		Kind:          JobKind(spec.GetKind()),
@@ -105,6 +111,7 @@ func (j JobInfo) NewTask(index uint32) *txn.Task {
 	return &txn.Task{
 		Key:           txn.TaskKey{Job: j.ID, Index: index},
 		Scheduler:     j.Scheduler,
+		Tenant:        j.Tenant,
 		Priority:      j.Priority,
 		State:         txn.TaskPending,
 		Resources:     j.Resources,

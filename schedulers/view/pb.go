@@ -19,6 +19,12 @@ func (v *View) ApplyChange(c *cellv1.Change) error {
 		return v.applyJob(o.Job)
 	case *cellv1.Change_Task:
 		return v.applyTask(o.Task)
+	case *cellv1.Change_Tenant:
+		if o.Tenant.GetName() == "" {
+			return fmt.Errorf("change.tenant.name: is empty")
+		}
+		v.PutTenant(pbconv.Tenant(o.Tenant))
+		return nil
 	case *cellv1.Change_Deleted:
 		if id := o.Deleted.GetJobId(); id != "" {
 			v.RemoveJob(id) // a deleted job takes its tasks with it
@@ -49,6 +55,12 @@ func (v *View) ApplyWatchResponse(r *cellv1.WatchResponse) error {
 // ApplySnapshotChunk installs one chunk of a snapshot: machines, then jobs,
 // then tasks. The first chunk carries the snapshot's revision.
 func (v *View) ApplySnapshotChunk(r *cellv1.SnapshotResponse) error {
+	for i, t := range r.GetTenants() {
+		if t.GetName() == "" {
+			return fmt.Errorf("snapshot: tenants[%d].name: is empty", i)
+		}
+		v.PutTenant(pbconv.Tenant(t))
+	}
 	for i, m := range r.GetMachines() {
 		if err := v.applyMachine(m); err != nil {
 			return fmt.Errorf("snapshot: machines[%d]: %w", i, err)
@@ -91,7 +103,7 @@ func (v *View) applyTask(t *cellv1.Task) error {
 	}
 	tk := pbconv.Task(t, nil)
 	if je, ok := v.jobs[tk.Key.Job]; ok && je.known {
-		tk.Constraints, tk.MaxPerMachine = je.info.Constraints, je.info.MaxPerMachine
+		tk.Constraints, tk.MaxPerMachine, tk.Tenant = je.info.Constraints, je.info.MaxPerMachine, je.info.Tenant
 	}
 	v.PutTask(tk)
 	return nil

@@ -270,3 +270,21 @@ func (p JobPlacement) DomainCounts(key string) map[string]int {
 	}
 	return out
 }
+
+// Residents returns the job's tasks holding resources, by index (a gang
+// victim is evicted whole, wherever its tasks are).
+func (p JobPlacement) Residents() []*txn.Task {
+	if p.je == nil {
+		return nil
+	}
+	idx := make([]uint32, 0, len(p.je.residesAt))
+	for i := range p.je.residesAt {
+		idx = append(idx, i)
+	}
+	slices.Sort(idx)
+	out := make([]*txn.Task, len(idx))
+	for n, i := range idx {
+		out[n] = p.je.tasks[i]
+	}
+	return out
+}

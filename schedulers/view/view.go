@@ -33,6 +33,11 @@ type View struct {
 	gpuRequests map[int64]int
 	// shapes counts pending and resource-holding tasks by request.
 	shapes map[txn.Resources]int
+	// tenants: usage per tenant, ready capacity, weights (tenant.go).
+	tenants tenants
+	// ledger: quotas and their use, as the store keeps them, so claims
+	// are pre-checked against quota by txn.Validate (a txn.QuotaState).
+	ledger *txn.Ledger
 }
 
 // labelIndex is the ready machines carrying one label key, by value.
@@ -64,11 +69,28 @@ func New() *View {
 		withPending: make(map[string]struct{}),
 		gpuRequests: make(map[int64]int),
 		shapes:      make(map[txn.Resources]int),
+		ledger:      txn.NewLedger(),
 	}
 }
 
-// Reset empties the view, as before a resnapshot.
-func (v *View) Reset() { *v = *New() }
+// Reset empties the view, as before a resnapshot. Tenants that held
+// resources or had a weight are reported by the next
+// [View.TenantChanges] (with nothing held), as is the capacity.
+func (v *View) Reset() {
+	old := v.tenants
+	*v = *New()
+	v.tenants.changed = make(map[string]struct{})
+	for n := range old.changed {
+		v.tenants.changed[n] = struct{}{}
+	}
+	for n := range old.use {
+		v.tenants.changed[n] = struct{}{}
+	}
+	for n := range old.weight {
+		v.tenants.changed[n] = struct{}{}
+	}
+	v.tenants.capChanged = !old.capacity.IsZero() || old.capChanged
+}
 
 // Revision is the cell revision this copy reflects.
 func (v *View) Revision() uint64 { return v.revision }
@@ -125,6 +147,8 @@ func (v *View) PutMachine(m *txn.Machine) {
 	old := v.machines[ord]
 	v.machines[ord] = m
 	v.reindexMachine(ord, old, m)
+	v.tenants.machineChanged(old, m)
+	v.ledger.AccountMachine(old, m)
 }
 
 // PutTask installs a new version of a task and updates the per-machine,
@@ -143,7 +167,18 @@ func (v *View) PutTask(t *txn.Task) {
 // max-per-machine (from the protobuf stream) get them now.
 func (v *View) PutJob(j JobInfo) {
 	je := v.jobEntry(j.ID)
+	retenant := !je.known || je.info.Tenant != j.Tenant
 	je.info, je.known = j, true
+	if retenant {
+		for _, t := range je.tasks {
+			if t.Tenant != j.Tenant {
+				// Tasks of the stream carry no tenant: their job names it.
+				nt := *t
+				nt.Tenant = j.Tenant
+				v.PutTask(&nt)
+			}
+		}
+	}
 	if len(j.Constraints) == 0 && j.MaxPerMachine == 0 {
 		return
 	}
@@ -319,7 +354,9 @@ func (v *View) track(je *jobEntry, t *txn.Task) {
 		je.residesAt[t.Key.Index] = int32(len(v.residents[ord]))
 		v.residents[ord] = append(v.residents[ord], t)
 		je.on[ord]++
+		v.tenants.charge(t.Tenant, t.Resources, 1)
 	}
+	v.ledger.AccountTask(nil, t)
 	if t.State == txn.TaskPending || t.State.HoldsResources() {
 		v.shapes[t.Resources]++
 		if t.Resources.GPUMilli > 0 {
@@ -352,7 +389,9 @@ func (v *View) untrack(je *jobEntry, t *txn.Task) {
 		if je.on[ord]--; je.on[ord] == 0 {
 			delete(je.on, ord)
 		}
+		v.tenants.charge(t.Tenant, t.Resources, -1)
 	}
+	v.ledger.AccountTask(t, nil)
 	if t.State == txn.TaskPending || t.State.HoldsResources() {
 		if v.shapes[t.Resources]--; v.shapes[t.Resources] == 0 {
 			delete(v.shapes, t.Resources)

@@ -150,19 +150,25 @@ const (
 	JobKind_JOB_KIND_SERVICE JobKind = 1
 	// A batch job finishes; failed tasks are retried up to retry_limit.
 	JobKind_JOB_KIND_BATCH JobKind = 2
+	// Issue 13: a daemon (Kubernetes DaemonSet, Nomad system job): one task
+	// on every machine that matches the constraints, kept by the store as
+	// machines join, leave, drain or change labels (spec.count is ignored).
+	JobKind_JOB_KIND_SYSTEM JobKind = 45
 )
 
 // Enum value maps for JobKind.
 var (
 	JobKind_name = map[int32]string{
-		0: "JOB_KIND_UNSPECIFIED",
-		1: "JOB_KIND_SERVICE",
-		2: "JOB_KIND_BATCH",
+		0:  "JOB_KIND_UNSPECIFIED",
+		1:  "JOB_KIND_SERVICE",
+		2:  "JOB_KIND_BATCH",
+		45: "JOB_KIND_SYSTEM",
 	}
 	JobKind_value = map[string]int32{
 		"JOB_KIND_UNSPECIFIED": 0,
 		"JOB_KIND_SERVICE":     1,
 		"JOB_KIND_BATCH":       2,
+		"JOB_KIND_SYSTEM":      45,
 	}
 )
 
@@ -789,7 +795,9 @@ type Machine struct {
 	ModRevision uint64 `protobuf:"varint,11,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
 	// The agent identity that registered the machine (agent/NAME); only it
 	// may register the machine again. Empty when registered without one.
-	RegisteredBy  string `protobuf:"bytes,13,opt,name=registered_by,json=registeredBy,proto3" json:"registered_by,omitempty"`
+	RegisteredBy string `protobuf:"bytes,13,opt,name=registered_by,json=registeredBy,proto3" json:"registered_by,omitempty"`
+	// Issue 14: set while the machine is cordoned, with a drain's progress.
+	Drain         *MachineDrain `protobuf:"bytes,170,opt,name=drain,proto3" json:"drain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -906,6 +914,13 @@ func (x *Machine) GetRegisteredBy() string {
 		return x.RegisteredBy
 	}
 	return ""
+}
+
+func (x *Machine) GetDrain() *MachineDrain {
+	if x != nil {
+		return x.Drain
+	}
+	return nil
 }
 
 // Constraint is a label selector term; all terms of a task must hold.
@@ -1185,7 +1200,11 @@ type JobSpec struct {
 	Kind       JobKind       `protobuf:"varint,8,opt,name=kind,proto3,enum=cell.v1.JobKind" json:"kind,omitempty"`
 	Task       *TaskTemplate `protobuf:"bytes,9,opt,name=task,proto3" json:"task,omitempty"`
 	// Issue 13: how a service's replicas move to a new version.
-	Update        *UpdateStrategy `protobuf:"bytes,130,opt,name=update,proto3" json:"update,omitempty"`
+	Update *UpdateStrategy `protobuf:"bytes,130,opt,name=update,proto3" json:"update,omitempty"`
+	// Issue 13: labels of the job (`cell job list -l team=ml`).
+	Labels map[string]string `protobuf:"bytes,150,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Issue 14: how many tasks a drain may make unavailable at once.
+	Disruption    *Disruption `protobuf:"bytes,170,opt,name=disruption,proto3" json:"disruption,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1286,6 +1305,20 @@ func (x *JobSpec) GetTask() *TaskTemplate {
 func (x *JobSpec) GetUpdate() *UpdateStrategy {
 	if x != nil {
 		return x.Update
+	}
+	return nil
+}
+
+func (x *JobSpec) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *JobSpec) GetDisruption() *Disruption {
+	if x != nil {
+		return x.Disruption
 	}
 	return nil
 }
@@ -1676,8 +1709,21 @@ type Task struct {
 	// Issue 13: when the task was given its version (a rollout's deadline
 	// counts from here).
 	VersionTimeUnixNano int64 `protobuf:"varint,133,opt,name=version_time_unix_nano,json=versionTimeUnixNano,proto3" json:"version_time_unix_nano,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Issue 12: the job whose claim preempted this task, set when a
+	// preemption sends it back to pending and cleared when it is placed
+	// again.
+	PreemptedByJobId string `protobuf:"bytes,120,opt,name=preempted_by_job_id,json=preemptedByJobId,proto3" json:"preempted_by_job_id,omitempty"`
+	// Issue 13: what happened to the task, oldest first: the events of its
+	// last attempts (at most 3 attempts, 16 events each). The store keeps
+	// those of ended attempts in the task; GetJob adds the current
+	// attempt's, which it derives from the fields above (the watch stream
+	// and snapshots carry only the stored ones).
+	Events []*TaskEvent `protobuf:"bytes,150,rep,name=events,proto3" json:"events,omitempty"`
+	// Issue 13: the one machine a task of a system job may run on (empty
+	// for other jobs). Validate refuses a claim elsewhere.
+	PinnedMachineId string `protobuf:"bytes,151,opt,name=pinned_machine_id,json=pinnedMachineId,proto3" json:"pinned_machine_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -1878,11 +1924,35 @@ func (x *Task) GetVersionTimeUnixNano() int64 {
 	return 0
 }
 
+func (x *Task) GetPreemptedByJobId() string {
+	if x != nil {
+		return x.PreemptedByJobId
+	}
+	return ""
+}
+
+func (x *Task) GetEvents() []*TaskEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *Task) GetPinnedMachineId() string {
+	if x != nil {
+		return x.PinnedMachineId
+	}
+	return ""
+}
+
 type SubmitJobRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Spec          *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Spec  *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	// Issue 13: check whether any machine of the cell could ever host a
+	// task (one pass over the machines) and answer warnings if not.
+	WarnInfeasible bool `protobuf:"varint,150,opt,name=warn_infeasible,json=warnInfeasible,proto3" json:"warn_infeasible,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubmitJobRequest) Reset() {
@@ -1922,10 +1992,20 @@ func (x *SubmitJobRequest) GetSpec() *JobSpec {
 	return nil
 }
 
+func (x *SubmitJobRequest) GetWarnInfeasible() bool {
+	if x != nil {
+		return x.WarnInfeasible
+	}
+	return false
+}
+
 type SubmitJobResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Job           *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
-	Revision      uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Job      *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Revision uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Issue 13: why no machine of the cell could ever host a task (the job
+	// is accepted all the same: machines may join). At most 4.
+	Warnings      []string `protobuf:"bytes,150,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1974,12 +2054,23 @@ func (x *SubmitJobResponse) GetRevision() uint64 {
 	return 0
 }
 
+func (x *SubmitJobResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
 type GetJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A job id (UUID) or a job name; a name must be unique among live jobs.
 	IdOrName string `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
 	// Also return the job's tasks.
-	IncludeTasks  bool `protobuf:"varint,2,opt,name=include_tasks,json=includeTasks,proto3" json:"include_tasks,omitempty"`
+	IncludeTasks bool `protobuf:"varint,2,opt,name=include_tasks,json=includeTasks,proto3" json:"include_tasks,omitempty"`
+	// Issue 13: explain, over every machine of the cell, why the job's
+	// pending tasks do not fit (one pass over the machines). Answered for
+	// users and admins; ignored for agents and schedulers.
+	Explain       bool `protobuf:"varint,150,opt,name=explain,proto3" json:"explain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2028,6 +2119,13 @@ func (x *GetJobRequest) GetIncludeTasks() bool {
 	return false
 }
 
+func (x *GetJobRequest) GetExplain() bool {
+	if x != nil {
+		return x.Explain
+	}
+	return false
+}
+
 type GetJobResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Job      *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
@@ -2035,7 +2133,10 @@ type GetJobResponse struct {
 	Tasks    []*Task                `protobuf:"bytes,3,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	Revision uint64                 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
 	// The cell that answered (`cell job run --wait` notices another one).
-	Cell          *CellIdentity `protobuf:"bytes,5,opt,name=cell,proto3" json:"cell,omitempty"`
+	Cell *CellIdentity `protobuf:"bytes,5,opt,name=cell,proto3" json:"cell,omitempty"`
+	// Issue 13: with explain and pending tasks, the machines counted per
+	// filter ("0/21 machines fit now: 19 didn't match zone = mars, ...").
+	Explanation   string `protobuf:"bytes,150,opt,name=explanation,proto3" json:"explanation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2103,6 +2204,13 @@ func (x *GetJobResponse) GetCell() *CellIdentity {
 		return x.Cell
 	}
 	return nil
+}
+
+func (x *GetJobResponse) GetExplanation() string {
+	if x != nil {
+		return x.Explanation
+	}
+	return ""
 }
 
 type ListJobsRequest struct {
@@ -3045,8 +3153,16 @@ func (x *ListMachinesResponse) GetNextPageToken() string {
 type DrainMachineRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// false returns a draining machine to ready.
-	Drain         bool `protobuf:"varint,2,opt,name=drain,proto3" json:"drain,omitempty"`
+	// Legacy form of action (when it is unspecified): true drains, false
+	// uncordons.
+	Drain bool `protobuf:"varint,2,opt,name=drain,proto3" json:"drain,omitempty"`
+	// Issue 14: cordon, uncordon, or drain gradually (see DrainAction).
+	Action DrainAction `protobuf:"varint,170,opt,name=action,proto3,enum=cell.v1.DrainAction" json:"action,omitempty"`
+	// A drain's deadline from now, in milliseconds (0: one hour; at most 30
+	// days). Only with a drain.
+	DeadlineMs int64 `protobuf:"varint,171,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"`
+	// A drain leaves batch tasks to finish (until the deadline).
+	IgnoreBatch   bool `protobuf:"varint,172,opt,name=ignore_batch,json=ignoreBatch,proto3" json:"ignore_batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3091,6 +3207,27 @@ func (x *DrainMachineRequest) GetId() string {
 func (x *DrainMachineRequest) GetDrain() bool {
 	if x != nil {
 		return x.Drain
+	}
+	return false
+}
+
+func (x *DrainMachineRequest) GetAction() DrainAction {
+	if x != nil {
+		return x.Action
+	}
+	return DrainAction_DRAIN_ACTION_UNSPECIFIED
+}
+
+func (x *DrainMachineRequest) GetDeadlineMs() int64 {
+	if x != nil {
+		return x.DeadlineMs
+	}
+	return 0
+}
+
+func (x *DrainMachineRequest) GetIgnoreBatch() bool {
+	if x != nil {
+		return x.IgnoreBatch
 	}
 	return false
 }
@@ -5477,7 +5614,7 @@ var File_cell_v1_cell_proto protoreflect.FileDescriptor
 
 const file_cell_v1_cell_proto_rawDesc = "" +
 	"\n" +
-	"\x12cell/v1/cell.proto\x12\acell.v1\x1a\x1acell/v1/update_types.proto\x1a\x15cell/v1/tenancy.proto\"\x87\x01\n" +
+	"\x12cell/v1/cell.proto\x12\acell.v1\x1a\x1acell/v1/update_types.proto\x1a\x13cell/v1/agent.proto\x1a\x15cell/v1/observe.proto\x1a\x15cell/v1/tenancy.proto\"\x87\x01\n" +
 	"\tResources\x12\x1b\n" +
 	"\tcpu_milli\x18\x01 \x01(\x03R\bcpuMilli\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x1d\n" +
@@ -5490,7 +5627,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x05Usage\x12\x1b\n" +
 	"\tcpu_milli\x18\x01 \x01(\x03R\bcpuMilli\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x121\n" +
-	"\x15sample_time_unix_nano\x18\x03 \x01(\x03R\x12sampleTimeUnixNano\"\xbb\x04\n" +
+	"\x15sample_time_unix_nano\x18\x03 \x01(\x03R\x12sampleTimeUnixNano\"\xe9\x04\n" +
 	"\aMachine\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x124\n" +
 	"\x06labels\x18\x02 \x03(\v2\x1c.cell.v1.Machine.LabelsEntryR\x06labels\x12.\n" +
@@ -5504,7 +5641,8 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x05usage\x18\n" +
 	" \x01(\v2\x0e.cell.v1.UsageR\x05usage\x12!\n" +
 	"\fmod_revision\x18\v \x01(\x04R\vmodRevision\x12#\n" +
-	"\rregistered_by\x18\r \x01(\tR\fregisteredBy\x1a9\n" +
+	"\rregistered_by\x18\r \x01(\tR\fregisteredBy\x12,\n" +
+	"\x05drain\x18\xaa\x01 \x01(\v2\x15.cell.v1.MachineDrainR\x05drain\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\f\x10\rR\vlog_address\"]\n" +
@@ -5537,7 +5675,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x0freadiness_check\x18\x82\x01 \x01(\v2\x14.cell.v1.HealthCheckR\x0ereadinessCheck\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbd\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe5\x03\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1c\n" +
@@ -5549,7 +5687,14 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"retryLimit\x12$\n" +
 	"\x04kind\x18\b \x01(\x0e2\x10.cell.v1.JobKindR\x04kind\x12)\n" +
 	"\x04task\x18\t \x01(\v2\x15.cell.v1.TaskTemplateR\x04task\x120\n" +
-	"\x06update\x18\x82\x01 \x01(\v2\x17.cell.v1.UpdateStrategyR\x06update\"\x96\x02\n" +
+	"\x06update\x18\x82\x01 \x01(\v2\x17.cell.v1.UpdateStrategyR\x06update\x125\n" +
+	"\x06labels\x18\x96\x01 \x03(\v2\x1c.cell.v1.JobSpec.LabelsEntryR\x06labels\x124\n" +
+	"\n" +
+	"disruption\x18\xaa\x01 \x01(\v2\x13.cell.v1.DisruptionR\n" +
+	"disruption\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x96\x02\n" +
 	"\n" +
 	"TaskCounts\x12\x18\n" +
 	"\apending\x18\x01 \x01(\rR\apending\x12\x1a\n" +
@@ -5583,7 +5728,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\rqueued_reason\x18d \x01(\tR\fqueuedReason\"6\n" +
 	"\aTaskRef\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\rR\x05index\"\x8b\a\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\"\x94\b\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x1c\n" +
@@ -5610,22 +5755,29 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\aversion\x18\x82\x01 \x01(\x04R\aversion\x12\x15\n" +
 	"\x05ready\x18\x83\x01 \x01(\bR\x05ready\x120\n" +
 	"\x14ready_time_unix_nano\x18\x84\x01 \x01(\x03R\x11readyTimeUnixNano\x124\n" +
-	"\x16version_time_unix_nano\x18\x85\x01 \x01(\x03R\x13versionTimeUnixNano\"8\n" +
+	"\x16version_time_unix_nano\x18\x85\x01 \x01(\x03R\x13versionTimeUnixNano\x12-\n" +
+	"\x13preempted_by_job_id\x18x \x01(\tR\x10preemptedByJobId\x12+\n" +
+	"\x06events\x18\x96\x01 \x03(\v2\x12.cell.v1.TaskEventR\x06events\x12+\n" +
+	"\x11pinned_machine_id\x18\x97\x01 \x01(\tR\x0fpinnedMachineId\"b\n" +
 	"\x10SubmitJobRequest\x12$\n" +
-	"\x04spec\x18\x01 \x01(\v2\x10.cell.v1.JobSpecR\x04spec\"O\n" +
+	"\x04spec\x18\x01 \x01(\v2\x10.cell.v1.JobSpecR\x04spec\x12(\n" +
+	"\x0fwarn_infeasible\x18\x96\x01 \x01(\bR\x0ewarnInfeasible\"l\n" +
 	"\x11SubmitJobResponse\x12\x1e\n" +
 	"\x03job\x18\x01 \x01(\v2\f.cell.v1.JobR\x03job\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x04R\brevision\"R\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x1b\n" +
+	"\bwarnings\x18\x96\x01 \x03(\tR\bwarnings\"m\n" +
 	"\rGetJobRequest\x12\x1c\n" +
 	"\n" +
 	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12#\n" +
-	"\rinclude_tasks\x18\x02 \x01(\bR\fincludeTasks\"\xc9\x01\n" +
+	"\rinclude_tasks\x18\x02 \x01(\bR\fincludeTasks\x12\x19\n" +
+	"\aexplain\x18\x96\x01 \x01(\bR\aexplain\"\xec\x01\n" +
 	"\x0eGetJobResponse\x12\x1e\n" +
 	"\x03job\x18\x01 \x01(\v2\f.cell.v1.JobR\x03job\x12+\n" +
 	"\x06counts\x18\x02 \x01(\v2\x13.cell.v1.TaskCountsR\x06counts\x12#\n" +
 	"\x05tasks\x18\x03 \x03(\v2\r.cell.v1.TaskR\x05tasks\x12\x1a\n" +
 	"\brevision\x18\x04 \x01(\x04R\brevision\x12)\n" +
-	"\x04cell\x18\x05 \x01(\v2\x15.cell.v1.CellIdentityR\x04cell\"\x96\x01\n" +
+	"\x04cell\x18\x05 \x01(\v2\x15.cell.v1.CellIdentityR\x04cell\x12!\n" +
+	"\vexplanation\x18\x96\x01 \x01(\tR\vexplanation\"\x96\x01\n" +
 	"\x0fListJobsRequest\x12\x1c\n" +
 	"\tscheduler\x18\x01 \x01(\tR\tscheduler\x12)\n" +
 	"\x10include_finished\x18\x02 \x01(\bR\x0fincludeFinished\x12\x1b\n" +
@@ -5695,10 +5847,14 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x14ListMachinesResponse\x12,\n" +
 	"\bmachines\x18\x01 \x03(\v2\x10.cell.v1.MachineR\bmachines\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\";\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\xb0\x01\n" +
 	"\x13DrainMachineRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05drain\x18\x02 \x01(\bR\x05drain\"^\n" +
+	"\x05drain\x18\x02 \x01(\bR\x05drain\x12-\n" +
+	"\x06action\x18\xaa\x01 \x01(\x0e2\x14.cell.v1.DrainActionR\x06action\x12 \n" +
+	"\vdeadline_ms\x18\xab\x01 \x01(\x03R\n" +
+	"deadlineMs\x12\"\n" +
+	"\fignore_batch\x18\xac\x01 \x01(\bR\vignoreBatch\"^\n" +
 	"\x14DrainMachineResponse\x12*\n" +
 	"\amachine\x18\x01 \x01(\v2\x10.cell.v1.MachineR\amachine\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\"0\n" +
@@ -5879,11 +6035,12 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x10CONSTRAINT_OP_IN\x10\x01\x12\x18\n" +
 	"\x14CONSTRAINT_OP_NOT_IN\x10\x02\x12\x18\n" +
 	"\x14CONSTRAINT_OP_EXISTS\x10\x03\x12 \n" +
-	"\x1cCONSTRAINT_OP_DOES_NOT_EXIST\x10\x04*M\n" +
+	"\x1cCONSTRAINT_OP_DOES_NOT_EXIST\x10\x04*b\n" +
 	"\aJobKind\x12\x18\n" +
 	"\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10JOB_KIND_SERVICE\x10\x01\x12\x12\n" +
-	"\x0eJOB_KIND_BATCH\x10\x02*\xaf\x01\n" +
+	"\x0eJOB_KIND_BATCH\x10\x02\x12\x13\n" +
+	"\x0fJOB_KIND_SYSTEM\x10-*\xaf\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x15\n" +
@@ -5980,7 +6137,7 @@ func file_cell_v1_cell_proto_rawDescGZIP() []byte {
 }
 
 var file_cell_v1_cell_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
+var file_cell_v1_cell_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_cell_v1_cell_proto_goTypes = []any{
 	(MachineState)(0),                      // 0: cell.v1.MachineState
 	(ConstraintOp)(0),                      // 1: cell.v1.ConstraintOp
@@ -6061,136 +6218,146 @@ var file_cell_v1_cell_proto_goTypes = []any{
 	(*AgentLogsReply)(nil),                 // 76: cell.v1.AgentLogsReply
 	nil,                                    // 77: cell.v1.Machine.LabelsEntry
 	nil,                                    // 78: cell.v1.TaskTemplate.EnvEntry
-	nil,                                    // 79: cell.v1.RegisterMachineRequest.LabelsEntry
-	(*UpdateStrategy)(nil),                 // 80: cell.v1.UpdateStrategy
-	(*Rollout)(nil),                        // 81: cell.v1.Rollout
-	(*Tenant)(nil),                         // 82: cell.v1.Tenant
+	nil,                                    // 79: cell.v1.JobSpec.LabelsEntry
+	nil,                                    // 80: cell.v1.RegisterMachineRequest.LabelsEntry
+	(*MachineDrain)(nil),                   // 81: cell.v1.MachineDrain
+	(*UpdateStrategy)(nil),                 // 82: cell.v1.UpdateStrategy
+	(*Disruption)(nil),                     // 83: cell.v1.Disruption
+	(*Rollout)(nil),                        // 84: cell.v1.Rollout
+	(*TaskEvent)(nil),                      // 85: cell.v1.TaskEvent
+	(DrainAction)(0),                       // 86: cell.v1.DrainAction
+	(*Tenant)(nil),                         // 87: cell.v1.Tenant
 }
 var file_cell_v1_cell_proto_depIdxs = []int32{
-	77, // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
-	9,  // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
-	9,  // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
-	0,  // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
-	11, // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
-	1,  // 5: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
-	78, // 6: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
-	9,  // 7: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
-	13, // 8: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
-	14, // 9: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
-	14, // 10: cell.v1.TaskTemplate.readiness_check:type_name -> cell.v1.HealthCheck
-	2,  // 11: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
-	15, // 12: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
-	80, // 13: cell.v1.JobSpec.update:type_name -> cell.v1.UpdateStrategy
-	16, // 14: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
-	3,  // 15: cell.v1.Job.state:type_name -> cell.v1.JobState
-	81, // 16: cell.v1.Job.rollout:type_name -> cell.v1.Rollout
-	4,  // 17: cell.v1.Task.state:type_name -> cell.v1.TaskState
-	9,  // 18: cell.v1.Task.resources:type_name -> cell.v1.Resources
-	10, // 19: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
-	11, // 20: cell.v1.Task.usage:type_name -> cell.v1.Usage
-	16, // 21: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
-	18, // 22: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
-	18, // 23: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
-	17, // 24: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
-	20, // 25: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
-	48, // 26: cell.v1.GetJobResponse.cell:type_name -> cell.v1.CellIdentity
-	18, // 27: cell.v1.JobSummary.job:type_name -> cell.v1.Job
-	17, // 28: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
-	26, // 29: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
-	18, // 30: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
-	19, // 31: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,  // 32: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
-	4,  // 33: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
-	79, // 34: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
-	9,  // 35: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
-	12, // 36: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
-	48, // 37: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
-	12, // 38: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
-	20, // 39: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
-	12, // 40: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
-	12, // 41: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
-	12, // 42: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
-	18, // 43: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
-	20, // 44: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
-	48, // 45: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
-	82, // 46: cell.v1.SnapshotResponse.tenants:type_name -> cell.v1.Tenant
-	12, // 47: cell.v1.Change.machine:type_name -> cell.v1.Machine
-	18, // 48: cell.v1.Change.job:type_name -> cell.v1.Job
-	20, // 49: cell.v1.Change.task:type_name -> cell.v1.Task
-	46, // 50: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
-	82, // 51: cell.v1.Change.tenant:type_name -> cell.v1.Tenant
-	45, // 52: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
-	48, // 53: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
-	19, // 54: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
-	9,  // 55: cell.v1.Claim.resources:type_name -> cell.v1.Resources
-	10, // 56: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
-	6,  // 57: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
-	7,  // 58: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
-	49, // 59: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
-	19, // 60: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
-	8,  // 61: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
-	51, // 62: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
-	19, // 63: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
-	55, // 64: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
-	55, // 65: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
-	59, // 66: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
-	19, // 67: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
-	4,  // 68: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
-	61, // 69: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
-	63, // 70: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
-	70, // 71: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
-	19, // 72: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
-	11, // 73: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
-	11, // 74: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
-	72, // 75: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
-	73, // 76: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
-	19, // 77: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,  // 78: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
-	21, // 79: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	23, // 80: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	25, // 81: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	28, // 82: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	30, // 83: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	32, // 84: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	34, // 85: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	36, // 86: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	38, // 87: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	40, // 88: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	42, // 89: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	44, // 90: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	50, // 91: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	53, // 92: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
-	56, // 93: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
-	58, // 94: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
-	62, // 95: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	65, // 96: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
-	67, // 97: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
-	69, // 98: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
-	22, // 99: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	24, // 100: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	27, // 101: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	29, // 102: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	31, // 103: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	33, // 104: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	35, // 105: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	37, // 106: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	39, // 107: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	41, // 108: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	43, // 109: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	47, // 110: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	52, // 111: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	54, // 112: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
-	57, // 113: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
-	60, // 114: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
-	64, // 115: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	66, // 116: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
-	68, // 117: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
-	71, // 118: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
-	99, // [99:119] is the sub-list for method output_type
-	79, // [79:99] is the sub-list for method input_type
-	79, // [79:79] is the sub-list for extension type_name
-	79, // [79:79] is the sub-list for extension extendee
-	0,  // [0:79] is the sub-list for field type_name
+	77,  // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
+	9,   // 1: cell.v1.Machine.capacity:type_name -> cell.v1.Resources
+	9,   // 2: cell.v1.Machine.allocated:type_name -> cell.v1.Resources
+	0,   // 3: cell.v1.Machine.state:type_name -> cell.v1.MachineState
+	11,  // 4: cell.v1.Machine.usage:type_name -> cell.v1.Usage
+	81,  // 5: cell.v1.Machine.drain:type_name -> cell.v1.MachineDrain
+	1,   // 6: cell.v1.Constraint.op:type_name -> cell.v1.ConstraintOp
+	78,  // 7: cell.v1.TaskTemplate.env:type_name -> cell.v1.TaskTemplate.EnvEntry
+	9,   // 8: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
+	13,  // 9: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
+	14,  // 10: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
+	14,  // 11: cell.v1.TaskTemplate.readiness_check:type_name -> cell.v1.HealthCheck
+	2,   // 12: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
+	15,  // 13: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
+	82,  // 14: cell.v1.JobSpec.update:type_name -> cell.v1.UpdateStrategy
+	79,  // 15: cell.v1.JobSpec.labels:type_name -> cell.v1.JobSpec.LabelsEntry
+	83,  // 16: cell.v1.JobSpec.disruption:type_name -> cell.v1.Disruption
+	16,  // 17: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
+	3,   // 18: cell.v1.Job.state:type_name -> cell.v1.JobState
+	84,  // 19: cell.v1.Job.rollout:type_name -> cell.v1.Rollout
+	4,   // 20: cell.v1.Task.state:type_name -> cell.v1.TaskState
+	9,   // 21: cell.v1.Task.resources:type_name -> cell.v1.Resources
+	10,  // 22: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
+	11,  // 23: cell.v1.Task.usage:type_name -> cell.v1.Usage
+	85,  // 24: cell.v1.Task.events:type_name -> cell.v1.TaskEvent
+	16,  // 25: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
+	18,  // 26: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
+	18,  // 27: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
+	17,  // 28: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
+	20,  // 29: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
+	48,  // 30: cell.v1.GetJobResponse.cell:type_name -> cell.v1.CellIdentity
+	18,  // 31: cell.v1.JobSummary.job:type_name -> cell.v1.Job
+	17,  // 32: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
+	26,  // 33: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
+	18,  // 34: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
+	19,  // 35: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,   // 36: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
+	4,   // 37: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
+	80,  // 38: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	9,   // 39: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
+	12,  // 40: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
+	48,  // 41: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
+	12,  // 42: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
+	20,  // 43: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
+	12,  // 44: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
+	86,  // 45: cell.v1.DrainMachineRequest.action:type_name -> cell.v1.DrainAction
+	12,  // 46: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
+	12,  // 47: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
+	18,  // 48: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
+	20,  // 49: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
+	48,  // 50: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
+	87,  // 51: cell.v1.SnapshotResponse.tenants:type_name -> cell.v1.Tenant
+	12,  // 52: cell.v1.Change.machine:type_name -> cell.v1.Machine
+	18,  // 53: cell.v1.Change.job:type_name -> cell.v1.Job
+	20,  // 54: cell.v1.Change.task:type_name -> cell.v1.Task
+	46,  // 55: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
+	87,  // 56: cell.v1.Change.tenant:type_name -> cell.v1.Tenant
+	45,  // 57: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
+	48,  // 58: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
+	19,  // 59: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
+	9,   // 60: cell.v1.Claim.resources:type_name -> cell.v1.Resources
+	10,  // 61: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
+	6,   // 62: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
+	7,   // 63: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
+	49,  // 64: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
+	19,  // 65: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
+	8,   // 66: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
+	51,  // 67: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
+	19,  // 68: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
+	55,  // 69: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
+	55,  // 70: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
+	59,  // 71: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
+	19,  // 72: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
+	4,   // 73: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
+	61,  // 74: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
+	63,  // 75: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
+	70,  // 76: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
+	19,  // 77: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
+	11,  // 78: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
+	11,  // 79: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
+	72,  // 80: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
+	73,  // 81: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
+	19,  // 82: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,   // 83: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
+	21,  // 84: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	23,  // 85: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	25,  // 86: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	28,  // 87: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	30,  // 88: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	32,  // 89: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	34,  // 90: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	36,  // 91: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	38,  // 92: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	40,  // 93: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	42,  // 94: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	44,  // 95: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	50,  // 96: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	53,  // 97: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
+	56,  // 98: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
+	58,  // 99: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
+	62,  // 100: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	65,  // 101: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
+	67,  // 102: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
+	69,  // 103: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
+	22,  // 104: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	24,  // 105: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	27,  // 106: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	29,  // 107: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	31,  // 108: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	33,  // 109: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	35,  // 110: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	37,  // 111: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	39,  // 112: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	41,  // 113: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	43,  // 114: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	47,  // 115: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	52,  // 116: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	54,  // 117: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
+	57,  // 118: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
+	60,  // 119: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
+	64,  // 120: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	66,  // 121: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
+	68,  // 122: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
+	71,  // 123: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
+	104, // [104:124] is the sub-list for method output_type
+	84,  // [84:104] is the sub-list for method input_type
+	84,  // [84:84] is the sub-list for extension type_name
+	84,  // [84:84] is the sub-list for extension extendee
+	0,   // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
@@ -6199,6 +6366,8 @@ func file_cell_v1_cell_proto_init() {
 		return
 	}
 	file_cell_v1_update_types_proto_init()
+	file_cell_v1_agent_proto_init()
+	file_cell_v1_observe_proto_init()
 	file_cell_v1_tenancy_proto_init()
 	file_cell_v1_cell_proto_msgTypes[23].OneofWrappers = []any{}
 	file_cell_v1_cell_proto_msgTypes[36].OneofWrappers = []any{
@@ -6218,7 +6387,7 @@ func file_cell_v1_cell_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cell_v1_cell_proto_rawDesc), len(file_cell_v1_cell_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   71,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   6,
 		},
