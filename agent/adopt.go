@@ -153,7 +153,7 @@ func (r *processRuntime) resume(spec taskSpec, f *foundAttempt, exited func(exit
 	h := r.adopt(f)
 	if f.live {
 		r.log.Info("resumed a task an earlier agent started", "task", f.key, "pid", f.ids.task)
-		h.startProber(spec.template, r.env(spec, f.dir))
+		h.startProber(spec.template, r.env(spec, f.dir), spec.ready)
 	}
 	go h.waitAdopted(exited)
 	return h

@@ -442,7 +442,7 @@ func (d *driver) send(ctx context.Context, b reportBatch) {
 func (d *driver) fetchJob(ctx context.Context, id string) {
 	d.inBackground(ctx, func(rctx context.Context) {
 		resp, err := d.jobs.GetJob(rctx, &cellv1.GetJobRequest{IdOrName: id})
-		d.fleet.jobFetched(id, resp.GetJob().GetSpec().GetTask(), err, time.Now())
+		d.fleet.jobFetchedAt(id, resp.GetJob().GetSpec().GetTask(), resp.GetJob().GetTemplateVersion(), err, time.Now())
 	}, func(err error) { d.fleet.jobFetched(id, nil, err, time.Now()) })
 }
 

@@ -144,7 +144,18 @@ type localTask struct {
 	resources *cellv1.Resources
 	result    exitResult
 	report    reportState
+	// readiness is what the attempt's readiness check last said (issue
+	// 13; unknown without one: the server then counts it ready as it runs).
+	readiness readiness
 }
+
+type readiness uint8
+
+const (
+	readinessUnknown readiness = iota
+	readinessReady
+	readinessNotReady
+)
 
 // exitResult is how an attempt ended, as it will be reported.
 type exitResult struct {
@@ -157,6 +168,7 @@ type exitResult struct {
 // state is not sent again until the server's view shows it missed it.
 type reportState struct {
 	state    cellv1.TaskState
+	ready    bool // issue 13: the readiness reported with RUNNING
 	inflight bool
 	// appliedRev: the server applied the report at this revision.
 	appliedRev uint64
@@ -182,10 +194,16 @@ func (l *localTask) wanted() cellv1.TaskState {
 // jobEntry caches a job's task template (immutable once submitted).
 type jobEntry struct {
 	template *cellv1.TaskTemplate
-	fetching bool
-	failures int
-	retryAt  time.Time
-	lastUsed time.Time
+	version  uint64 // the job's template version (issue 13): tasks stamped with another refetch
+	// wanted is the version a fetch was made for; refetchedFor, the one
+	// the last fetch answered for: a task stamped with that version starts
+	// with what the fetch returned (the job moved on; a task not started
+	// yet takes the newest template). One fetch per version at most.
+	wanted, refetchedFor uint64
+	fetching             bool
+	failures             int
+	retryAt              time.Time
+	lastUsed             time.Time
 }
 
 func newFleet(log *slog.Logger, rt runner) *fleet {
@@ -325,14 +343,19 @@ func (f *fleet) putJobLocked(j *cellv1.Job, now time.Time) {
 		e = &jobEntry{lastUsed: now}
 		f.jobs[j.GetId()] = e
 	}
-	if e.template == nil {
-		e.template = tmpl
+	if v := j.GetTemplateVersion(); e.template == nil || v != e.version {
+		e.template, e.version = tmpl, v
 		f.markJobDirtyLocked(j.GetId())
 	}
 }
 
 // jobFetched records the answer to a GetJob call.
 func (f *fleet) jobFetched(id string, tmpl *cellv1.TaskTemplate, err error, now time.Time) {
+	f.jobFetchedAt(id, tmpl, 0, err, now)
+}
+
+// jobFetchedAt records a GetJob answer of the job's template version v.
+func (f *fleet) jobFetchedAt(id string, tmpl *cellv1.TaskTemplate, v uint64, err error, now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	e := f.jobs[id]
@@ -349,7 +372,7 @@ func (f *fleet) jobFetched(id string, tmpl *cellv1.TaskTemplate, err error, now 
 		}
 		return
 	}
-	e.template = tmpl
+	e.template, e.version, e.refetchedFor = tmpl, v, e.wanted
 	f.markJobDirtyLocked(id)
 }
 
@@ -456,7 +479,7 @@ func (f *fleet) syncMachineLocked(m *machine, now time.Time, w *work) {
 			if u := f.reportLocked(l, v, now); u != nil {
 				updates = append(updates, u)
 			}
-			if v.GetState() != l.wanted() {
+			if v.GetState() != l.wanted() || l.readyDiffers(v) {
 				settled = false
 			}
 		case v != nil && v.GetAttempt() < l.key.attempt:
@@ -509,7 +532,7 @@ func (f *fleet) syncMachineLocked(m *machine, now time.Time, w *work) {
 	// Attempts waiting for their job start once the template is known.
 	for _, l := range waiting {
 		key := l.key.taskKey
-		tmpl, fetch := f.templateLocked(key.job, now)
+		tmpl, fetch := f.templateLocked(key.job, m.view[key].GetVersion(), now)
 		if fetch {
 			w.fetches = append(w.fetches, key.job)
 		}
@@ -558,20 +581,22 @@ func (m *machine) retiringTask(key taskKey) bool {
 
 // templateLocked returns the cached template of a job, and whether it must
 // be fetched now.
-func (f *fleet) templateLocked(job string, now time.Time) (*cellv1.TaskTemplate, bool) {
+// A template of another version than the one stamped on the task (issue
+// 13) is fetched again.
+func (f *fleet) templateLocked(job string, version uint64, now time.Time) (*cellv1.TaskTemplate, bool) {
 	e := f.jobs[job]
 	if e == nil {
 		e = &jobEntry{}
 		f.jobs[job] = e
 	}
 	e.lastUsed = now
-	if e.template != nil {
+	if e.template != nil && (version == 0 || e.version == version || e.refetchedFor == version) {
 		return e.template, false
 	}
 	if e.fetching || now.Before(e.retryAt) {
 		return nil, false
 	}
-	e.fetching = true
+	e.fetching, e.wanted = true, version
 	return nil, true
 }
 
@@ -586,7 +611,7 @@ func (f *fleet) evictJobsLocked(now time.Time) {
 
 func (f *fleet) startLocked(m *machine, l *localTask, v *cellv1.Task, tmpl *cellv1.TaskTemplate, now time.Time) {
 	ak := l.key
-	h, err := f.rt.start(taskSpec{machine: m.id, task: v, template: tmpl}, func(r exitResult) {
+	h, err := f.rt.start(taskSpec{machine: m.id, task: v, template: tmpl, ready: func(ok bool) { f.taskReady(m, ak, ok) }}, func(r exitResult) {
 		f.taskExited(m, ak, r)
 	})
 	if err != nil {
@@ -600,6 +625,9 @@ func (f *fleet) startLocked(m *machine, l *localTask, v *cellv1.Task, tmpl *cell
 	l.phase = running
 	l.handle = h
 	l.started = now
+	if _, sim := h.(*simHandle); sim {
+		l.readiness = readinessReady // a simulated task is ready once it "runs"
+	}
 	f.logTask(slog.LevelInfo, "task started", "machine", m.id, "task", ak, "command", tmpl.GetCommand())
 }
 
@@ -618,10 +646,11 @@ func (f *fleet) stopLocked(m *machine, l *localTask, reason string) {
 func (f *fleet) reportLocked(l *localTask, v *cellv1.Task, now time.Time) *cellv1.TaskStateUpdate {
 	want := l.wanted()
 	r := &l.report
-	if want == cellv1.TaskState_TASK_STATE_UNSPECIFIED || v.GetState() == want || r.inflight {
+	if want == cellv1.TaskState_TASK_STATE_UNSPECIFIED || (v.GetState() == want && !l.readyDiffers(v)) || r.inflight {
 		return nil
 	}
-	if r.state == want {
+	rdy := want == cellv1.TaskState_TASK_STATE_RUNNING && l.readiness == readinessReady
+	if r.state == want && r.ready == rdy {
 		switch {
 		case r.appliedRev > v.GetModRevision():
 			return nil // applied; the watch has not caught up yet
@@ -631,7 +660,7 @@ func (f *fleet) reportLocked(l *localTask, v *cellv1.Task, now time.Time) *cellv
 			return nil
 		}
 	} else {
-		*r = reportState{state: want}
+		*r = reportState{state: want, ready: rdy}
 	}
 	r.inflight = true
 	r.refused = false
@@ -639,6 +668,7 @@ func (f *fleet) reportLocked(l *localTask, v *cellv1.Task, now time.Time) *cellv
 		Task:    &cellv1.TaskRef{JobId: l.key.job, Index: l.key.index},
 		Attempt: l.key.attempt,
 		State:   want,
+		Ready:   rdy,
 	}
 	if l.phase == exited {
 		u.ExitCode = l.result.exitCode
@@ -655,7 +685,7 @@ func (f *fleet) reported(b reportBatch, resp *cellv1.ReportTaskStatesResponse, e
 	for i, u := range b.updates {
 		key := taskKey{job: u.GetTask().GetJobId(), index: u.GetTask().GetIndex()}
 		l := m.local[key]
-		if l == nil || l.key.attempt != u.GetAttempt() || l.report.state != u.GetState() {
+		if l == nil || l.key.attempt != u.GetAttempt() || l.report.state != u.GetState() || l.report.ready != u.GetReady() {
 			continue
 		}
 		r := &l.report
@@ -806,4 +836,30 @@ func (f *fleet) registration(id string) *cellv1.RegisterMachineRequest {
 		return m.reg
 	}
 	return nil
+}
+
+// readyDiffers reports whether a running attempt's readiness is not what
+// the server shows (issue 13).
+func (l *localTask) readyDiffers(v *cellv1.Task) bool {
+	return l.phase == running && l.readiness != readinessUnknown && v.GetState() == cellv1.TaskState_TASK_STATE_RUNNING &&
+		(l.readiness == readinessReady) != v.GetReady()
+}
+
+// taskReady records what an attempt's readiness check says. Runtimes call
+// it from their own goroutines, never while the fleet calls into them.
+func (f *fleet) taskReady(m *machine, ak attemptKey, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l := m.local[ak.taskKey]
+	if l == nil || l.key != ak || l.phase != running {
+		return
+	}
+	want := readinessNotReady
+	if ok {
+		want = readinessReady
+	}
+	if l.readiness != want {
+		l.readiness = want
+		f.markDirtyLocked(m)
+	}
 }

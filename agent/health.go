@@ -148,3 +148,41 @@ func firstBytes(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
+
+// runReadiness runs a readiness check (issue 13) until done is closed: a
+// probe at once, then every interval; report(true) after a success,
+// report(false) after threshold failures in a row, each only when it
+// changes (as Kubernetes' readiness probes with successThreshold 1).
+func (p *prober) runReadiness(done <-chan struct{}, report func(bool)) {
+	ticker := time.NewTicker(p.interval)
+	defer ticker.Stop()
+	failures, ready := 0, false
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+		err := p.probe(ctx)
+		cancel()
+		select {
+		case <-done:
+			return
+		default:
+		}
+		switch {
+		case err == nil:
+			failures = 0
+			if !ready {
+				ready = true
+				report(true)
+			}
+		case ready:
+			if failures++; failures >= p.threshold {
+				ready = false
+				report(false)
+			}
+		}
+		select {
+		case <-done:
+			return
+		case <-ticker.C:
+		}
+	}
+}

@@ -196,12 +196,12 @@ func (r *processRuntime) start(spec taskSpec, exited func(exitResult)) (runHandl
 	// starting up: tens of milliseconds on a busy machine). The fleet calls
 	// start under its lock, so the answer is awaited elsewhere; a task that
 	// could not start ends as FAILED with the shim's reason.
-	go h.handshake(readyR, tmpl, env, exited)
+	go h.handshake(readyR, tmpl, env, spec.ready, exited)
 	return h, nil
 }
 
 // handshake waits for the shim's answer, then for the attempt's end.
-func (h *procHandle) handshake(ready *os.File, tmpl *cellv1.TaskTemplate, env []string, exited func(exitResult)) {
+func (h *procHandle) handshake(ready *os.File, tmpl *cellv1.TaskTemplate, env []string, readiness func(bool), exited func(exitResult)) {
 	_ = ready.SetReadDeadline(time.Now().Add(shimStartTimeout))
 	answer, _ := io.ReadAll(io.LimitReader(ready, 4096))
 	ready.Close()
@@ -224,7 +224,7 @@ func (h *procHandle) handshake(ready *os.File, tmpl *cellv1.TaskTemplate, env []
 		h.mu.Unlock()
 	}
 	close(h.ready)
-	h.startProber(tmpl, env)
+	h.startProber(tmpl, env, readiness)
 	h.waitChild(exited)
 }
 
@@ -387,9 +387,12 @@ func (h *procHandle) unhealthy(reason string) {
 	h.stop()
 }
 
-func (h *procHandle) startProber(tmpl *cellv1.TaskTemplate, env []string) {
+func (h *procHandle) startProber(tmpl *cellv1.TaskTemplate, env []string, ready func(bool)) {
 	if p := newProber(tmpl.GetHealthCheck(), h.dir, env); p != nil {
 		go p.run(h.done, h.unhealthy)
+	}
+	if p := newProber(tmpl.GetReadinessCheck(), h.dir, env); p != nil && ready != nil { // issue 13
+		go p.runReadiness(h.done, ready)
 	}
 }
 

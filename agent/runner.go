@@ -39,6 +39,9 @@ type taskSpec struct {
 	// task is the server's view of the task: attempt, resources, devices.
 	task     *cellv1.Task
 	template *cellv1.TaskTemplate
+	// ready, when set, hears the attempt's readiness check (issue 13):
+	// called from the runtime's goroutines, never during start.
+	ready func(bool)
 }
 
 func (s taskSpec) key() attemptKey {

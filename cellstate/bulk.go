@@ -295,7 +295,7 @@ func (o *submitOp) run(s *state) (any, error) {
 		return nil, status.Errorf(codes.InvalidArgument, "spec.scheduler: %q is not registered (registered: %s)", spec.Scheduler, s.schedulerNames())
 	}
 	if id, ok := s.jobByName[spec.Name]; ok && jobLive(s.jobs[id].job) {
-		return nil, status.Errorf(codes.AlreadyExists, "spec.name: a live job named %q exists (%s)", spec.Name, id)
+		return s.updateJob(s.jobs[id], spec, "submitted") // a new version (update.go)
 	}
 	if err := s.refusePending(spec.Count); err != nil {
 		return nil, err
@@ -304,7 +304,8 @@ func (o *submitOp) run(s *state) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	pb := &cellv1.Job{Id: o.id, Spec: spec, State: cellv1.JobState_JOB_STATE_PENDING, SubmitTimeUnixNano: o.now}
+	pb := &cellv1.Job{Id: o.id, Spec: spec, State: cellv1.JobState_JOB_STATE_PENDING, SubmitTimeUnixNano: o.now,
+		Version: 1, TemplateVersion: 1}
 	if queued != "" {
 		pb.State, pb.QueuedReason = cellv1.JobState_JOB_STATE_QUEUED, queued
 	}
@@ -315,6 +316,7 @@ func (o *submitOp) run(s *state) (any, error) {
 	s.jobs[o.id] = j
 	s.jobByName[spec.Name] = o.id
 	s.installJob(j, pb)
+	s.recordVersion(j, spec, 1, "submitted")
 	if queued != "" {
 		s.enqueue(j) // no tasks until admitted (quota.go)
 		return pb, nil

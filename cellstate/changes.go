@@ -32,6 +32,10 @@ type changeSet struct {
 	deleted []deletedJob
 	// tenants created or changed (durable objects; also watch changes).
 	tenants []*cellv1.Tenant
+	// Issue 13: job versions made, and version keys trimmed (durable, not
+	// part of the watch stream; versions.go).
+	versions     []versionWrite
+	versionsGone [][]byte
 }
 
 func newChangeSet(rev uint64) *changeSet { return &changeSet{rev: rev} }

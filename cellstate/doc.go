@@ -84,4 +84,13 @@
 //     (applyOp installs the leader's objects, group-committed like any
 //     round) and refuses everything else with NotLeaderError. Without
 //     replication the two calls are nil checks.
+//   - Changing a running job (issue 13; update.go, rollout.go, plan.go,
+//     versions.go): SubmitJob on a live name of the same tenant makes a
+//     new version; the newest limits.MaxJobVersions specs are durable
+//     under jv/ and deleted with the job. A service whose template changed
+//     is rolled out by a controller inside the commit loop, driven by the
+//     changes of its tasks and by a clock only while a rollout runs;
+//     every step is one operation, so waves never overlap and a restart
+//     resumes from the durable job and task fields. PlanJob reads the
+//     state under the read lock and changes nothing.
 package cellstate

@@ -171,7 +171,7 @@ func (o gcJobsOp) run(s *state) (any, error) {
 
 // replayDeletion applies a logged job deletion during recovery.
 func replayDeletion(id string, jobs map[string]*cellv1.Job, tasks map[txn.TaskKey]*cellv1.Task, dirty *dirtySet) {
-	n := int(jobs[id].GetSpec().GetCount())
+	n := jobSlots(jobs[id])
 	for i := range n {
 		delete(tasks, txn.TaskKey{Job: id, Index: uint32(i)})
 	}
@@ -334,6 +334,9 @@ func (o *Options) gcEvery() time.Duration {
 // Store (started by Open, awaited by Close).
 func (s *Store) gcLoop() {
 	defer close(s.gcDone)
+	rollouts := make(chan struct{}) // the rollout clock (update.go) stops with the collector
+	go s.rolloutLoop(rollouts)
+	defer func() { <-rollouts }()
 	t := time.NewTicker(s.opts.gcEvery())
 	defer t.Stop()
 	for {

@@ -78,6 +78,7 @@ func (o setJobStatusOp) run(s *state) (any, error) {
 // the current operation, and applies the job-level rules: a batch job
 // succeeds when all its tasks did; a job is placed when none is pending.
 func (s *state) refreshJobs() {
+	s.driveRollouts() // may change tasks of the touched jobs (update.go)
 	for id := range s.changes.touchedJobs {
 		j := s.jobs[id]
 		old := j.job
@@ -87,7 +88,8 @@ func (s *state) refreshJobs() {
 		c := &j.counts
 		next := cellv1.JobState_JOB_STATE_PENDING
 		switch {
-		case int(c[txn.TaskSucceeded]) == len(j.tasks) && !isSystem(j):
+		case c[txn.TaskSucceeded] > 0 && int(c[txn.TaskSucceeded]+c[txn.TaskKilled]) == len(j.tasks) && !isSystem(j):
+			// All succeeded but the slots a scale down retired.
 			next = cellv1.JobState_JOB_STATE_SUCCEEDED
 		case c[txn.TaskAssigned]+c[txn.TaskRunning]+c[txn.TaskSucceeded] > 0:
 			next = cellv1.JobState_JOB_STATE_RUNNING
@@ -134,6 +136,9 @@ func (o agentUpdatesOp) run(s *state) (any, error) {
 
 func (s *state) agentUpdate(machineID string, u *cellv1.TaskStateUpdate) error {
 	k := pbconv.TaskKey(u.Task)
+	if done, err := s.readinessUpdate(machineID, u); done {
+		return err
+	}
 	nt, nm, err := txn.ValidateAgentUpdate(s, txn.AgentUpdate{Task: k, Machine: machineID, Attempt: u.Attempt, State: txn.TaskState(u.State)})
 	if err != nil {
 		return err
@@ -145,6 +150,7 @@ func (s *state) agentUpdate(machineID string, u *cellv1.TaskStateUpdate) error {
 	t := s.task(k)
 	t.exitCode, t.message = u.ExitCode, u.Message
 	if nt.State == txn.TaskRunning {
+		s.markReady(t, u.Ready)
 		return nil
 	}
 	s.afterExit(s.jobs[k.Job], t)
@@ -179,7 +185,7 @@ func (s *state) afterExit(j *jobEntry, t *task) {
 		return
 	}
 	if failed {
-		t.failures++
+		s.countFailure(j, t, service)
 	}
 	if !service && t.failures > j.job.Spec.RetryLimit {
 		s.failJob(j, fmt.Sprintf("task %d failed %d times (retry limit %d): %s", t.t.Key.Index, t.failures, j.job.Spec.RetryLimit, exitDescription(t)))

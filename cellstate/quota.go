@@ -218,6 +218,7 @@ func newPendingTasks(id string, spec *cellv1.JobSpec, now int64) []*task {
 				State: txn.TaskPending, Resources: res, Constraints: cons, MaxPerMachine: spec.Task.GetMaxPerMachine(),
 			},
 			submitTime: now,
+			version:    1, versionTime: now, // issue 13
 		}
 	}
 	return tasks

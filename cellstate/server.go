@@ -131,6 +131,7 @@ func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	cellv1.RegisterAgentServiceServer(g, s)
 	cellv1.RegisterSchedulerServiceServer(g, s)
 	cellv1.RegisterTenantServiceServer(g, s)
+	cellv1.RegisterJobVersionServiceServer(g, versionServer{s: s}) // issue 13
 	cellv1.RegisterCredentialServiceServer(g, s.creds)
 	reflection.Register(g)
 	return g

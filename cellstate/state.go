@@ -43,6 +43,12 @@ type task struct {
 	// between versions, never mutated once installed.
 	events []*cellv1.TaskEvent
 	modRev uint64
+	// Issue 13 (update.go): the template version this task runs or will
+	// run, since when; whether its attempt is ready, since when.
+	version     uint64
+	versionTime int64
+	ready       bool
+	readyTime   int64
 }
 
 // jobEntry is the loop's mutable bookkeeping of one job. job and the
@@ -57,6 +63,11 @@ type jobEntry struct {
 	// slot[i] is task i's position in its machine's machineTasks while it
 	// holds resources (allocated on the job's first placement).
 	slot []int32
+	// Issue 13 (update.go): the kept versions, oldest first; tasks that
+	// are ready and that crash-loop (kept by index/unindex).
+	versions     []*cellv1.JobVersion
+	readyCount   uint32
+	crashLooping uint32
 	// System jobs only (system.go): the compiled constraints, and the
 	// index of the task pinned to each machine.
 	cons      []txn.Constraint
@@ -115,6 +126,8 @@ type state struct {
 	// reaping are finished jobs whose tasks are still being killed, a
 	// slice per round (slice.go).
 	reaping []reapJob
+	// rolling holds the live jobs whose rollout runs (update.go).
+	rolling map[string]struct{}
 
 	// The loop's current operation context: time and the revision being
 	// built, and where changed objects are recorded.
@@ -225,6 +238,7 @@ func (s *state) putTask(t *txn.Task, why string) {
 	if t.Machine != "" {
 		nt.lastMachine = t.Machine
 	}
+	s.stampTask(&nt, old)
 	s.installTask(&nt)
 }
 
@@ -276,6 +290,7 @@ func (s *state) installTask(nt *task) {
 func (s *state) index(j *jobEntry, t *task) {
 	s.ledger.AccountTask(nil, t.t)
 	j.counts[t.t.State]++
+	j.countHealth(t, 1)
 	if t.t.State == txn.TaskPending {
 		s.pendingBySched[t.t.Scheduler]++
 	}
@@ -300,6 +315,7 @@ func (s *state) index(j *jobEntry, t *task) {
 func (s *state) unindex(j *jobEntry, t *task) {
 	s.ledger.AccountTask(t.t, nil)
 	j.counts[t.t.State]--
+	j.countHealth(t, -1)
 	if t.t.State == txn.TaskPending {
 		s.pendingBySched[t.t.Scheduler]--
 	}
@@ -340,6 +356,7 @@ func (s *state) tasksOn(machineID string) []txn.TaskKey {
 func (s *state) installJob(j *jobEntry, pb *cellv1.Job) {
 	pb.ModRevision = s.changes.rev
 	s.noteFinished(j.job, pb)
+	s.noteRollout(pb)
 	j.job = pb
 	s.changes.job(pb)
 }
@@ -347,15 +364,21 @@ func (s *state) installJob(j *jobEntry, pb *cellv1.Job) {
 // counts returns a job's task counts in API form.
 func (j *jobEntry) taskCounts() *cellv1.TaskCounts {
 	c := &j.counts
-	return &cellv1.TaskCounts{
-		Pending:   c[txn.TaskPending],
-		Assigned:  c[txn.TaskAssigned],
-		Running:   c[txn.TaskRunning],
-		Succeeded: c[txn.TaskSucceeded],
-		Failed:    c[txn.TaskFailed],
-		Lost:      c[txn.TaskLost],
-		Killed:    c[txn.TaskKilled] + c[txn.TaskPreempted],
+	out := &cellv1.TaskCounts{
+		Pending:      c[txn.TaskPending],
+		Assigned:     c[txn.TaskAssigned],
+		Running:      c[txn.TaskRunning],
+		Succeeded:    c[txn.TaskSucceeded],
+		Failed:       c[txn.TaskFailed],
+		Lost:         c[txn.TaskLost],
+		Killed:       c[txn.TaskKilled] + c[txn.TaskPreempted],
+		Ready:        j.readyCount,
+		CrashLooping: j.crashLooping,
 	}
+	if jobLive(j.job) { // killed tasks of a live job are retired slots
+		out.Retired, out.Killed = c[txn.TaskKilled], c[txn.TaskPreempted]
+	}
+	return out
 }
 
 // live reports whether a job still has work to do.
@@ -387,18 +410,22 @@ func (m *machine) pb() *cellv1.Machine {
 
 func (t *task) pb() *cellv1.Task {
 	out := &cellv1.Task{
-		ExitCode:           t.exitCode,
-		Message:            t.message,
-		SubmitTimeUnixNano: t.submitTime,
-		AssignTimeUnixNano: t.assignTime,
-		StartTimeUnixNano:  t.startTime,
-		FinishTimeUnixNano: t.finishTime,
-		ModRevision:        t.modRev,
-		Failures:           t.failures,
-		NotBeforeUnixNano:  t.notBefore,
-		LastMachineId:      t.lastMachine,
-		PreemptedByJobId:   t.preemptedBy,
-		Events:             t.events,
+		ExitCode:            t.exitCode,
+		Message:             t.message,
+		SubmitTimeUnixNano:  t.submitTime,
+		AssignTimeUnixNano:  t.assignTime,
+		StartTimeUnixNano:   t.startTime,
+		FinishTimeUnixNano:  t.finishTime,
+		ModRevision:         t.modRev,
+		Failures:            t.failures,
+		NotBeforeUnixNano:   t.notBefore,
+		LastMachineId:       t.lastMachine,
+		PreemptedByJobId:    t.preemptedBy,
+		Events:              t.events,
+		Version:             t.version,
+		VersionTimeUnixNano: t.versionTime,
+		Ready:               t.ready,
+		ReadyTimeUnixNano:   t.readyTime,
 	}
 	pbconv.TaskInto(out, t.t)
 	return out

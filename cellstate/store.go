@@ -490,6 +490,9 @@ func writeEntry(wb *pebble.Batch, e *encodedEntry) error {
 			return err
 		}
 	}
+	if err := writeVersions(wb, e.cs); err != nil {
+		return err
+	}
 	return writeTenants(wb, e.cs.tenants)
 }
 
@@ -627,7 +630,7 @@ func (s *Store) recover() error {
 	cons := make(map[string][]txn.Constraint, len(jobs)) // compiled once per job, shared by its tasks
 	for id, pb := range jobs {
 		cons[id] = txn.Compile(pbconv.Constraints(pb.GetSpec().GetTask().GetConstraints()))
-		j := &jobEntry{job: pb, tmpl: pb.GetSpec().GetTask(), tasks: make([]*task, recoveredTasks(pb))}
+		j := &jobEntry{job: pb, tmpl: pb.GetSpec().GetTask(), tasks: make([]*task, recoveredSlots(pb))}
 		if j.tmpl.GetMaxPerMachine() > 0 {
 			j.perMachine = make(map[string]uint32)
 		}
@@ -647,6 +650,9 @@ func (s *Store) recover() error {
 		t.t.Tenant = j.job.GetSpec().GetTenant()
 		j.tasks[k.Index] = t
 		st.index(j, t)
+	}
+	if err := s.recoverVersions(); err != nil {
+		return err
 	}
 	st.recoverQueues()
 	for _, j := range st.jobs {
@@ -718,6 +724,10 @@ func taskFromPB(pb *cellv1.Task, tmpl *cellv1.TaskTemplate) *task {
 		preemptedBy: pb.PreemptedByJobId,
 		events:      pb.Events,
 		modRev:      pb.ModRevision,
+		version:     pb.Version,
+		versionTime: pb.VersionTimeUnixNano,
+		ready:       pb.Ready,
+		readyTime:   pb.ReadyTimeUnixNano,
 	}
 }
 

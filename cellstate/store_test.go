@@ -160,8 +160,8 @@ func TestRequestValidation(t *testing.T) {
 			})})
 			return err
 		}, codes.InvalidArgument, "spec.task.constraints[0]"},
-		{"duplicate live name", func() error {
-			_, err := c.jobs.SubmitJob(ctx, &cellv1.SubmitJobRequest{Spec: spec(func(s *cellv1.JobSpec) { s.Name = "ok" })})
+		{"live name of another tenant", func() error { // the same tenant's is a new version (issue 13)
+			_, err := c.jobs.SubmitJob(ctx, &cellv1.SubmitJobRequest{Spec: spec(func(s *cellv1.JobSpec) { s.Name, s.Tenant = "ok", "other" })})
 			return err
 		}, codes.AlreadyExists, "spec.name"},
 		{"get unknown job", func() error {

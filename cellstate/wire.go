@@ -81,6 +81,15 @@ func appendTaskRecord(b []byte, t *task) []byte {
 	b = appendVarint(b, 13, uint64(t.assignTime))
 	b = appendVarint(b, 14, uint64(t.startTime))
 	b = appendVarint(b, 15, uint64(t.finishTime))
+	// Issue 13: version and readiness, before mod_revision (which must
+	// end a new task's record: patchRevision).
+	b = appendVarint(b, 130, t.version)
+	if t.ready {
+		b = protowire.AppendTag(b, 131, protowire.VarintType)
+		b = protowire.AppendVarint(b, 1)
+	}
+	b = appendVarint(b, 132, uint64(t.readyTime))
+	b = appendVarint(b, 133, uint64(t.versionTime))
 	b = appendVarint(b, 16, t.modRev)
 	b = appendVarint(b, 18, uint64(t.failures))
 	b = appendVarint(b, 19, uint64(t.notBefore))

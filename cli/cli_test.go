@@ -210,8 +210,15 @@ func scriptedCell() *fakeCell {
 		"web": func(j *cellv1.Job) []*cellv1.GetJobResponse {
 			return []*cellv1.GetJobResponse{
 				progress(j, pending, &cellv1.TaskCounts{Pending: 6}, 0),
-				progress(j, running, &cellv1.TaskCounts{Assigned: 2, Running: 4}, 0),
-				progress(j, running, &cellv1.TaskCounts{Running: 6}, 0),
+				progress(j, running, &cellv1.TaskCounts{Assigned: 2, Running: 4, Ready: 3}, 0),
+				progress(j, running, &cellv1.TaskCounts{Running: 6, Ready: 5}, 0),
+				progress(j, running, &cellv1.TaskCounts{Running: 6, Ready: 6}, 0),
+			}
+		},
+		"crashy": func(j *cellv1.Job) []*cellv1.GetJobResponse {
+			return []*cellv1.GetJobResponse{
+				progress(j, running, &cellv1.TaskCounts{Running: 2}, 0),
+				progress(j, running, &cellv1.TaskCounts{Running: 1, Pending: 1, CrashLooping: 2}, 0),
 			}
 		},
 		"hello": func(j *cellv1.Job) []*cellv1.GetJobResponse {
@@ -251,6 +258,8 @@ func TestCommands(t *testing.T) {
 		{name: "job-run-wait-service", cell: scriptedCell, args: []string{"job", "run", "-w", poll, "../examples/jobs/service.yaml"}},
 		{name: "job-run-wait-server-restart", cell: func() *fakeCell { f := scriptedCell(); f.unavailable = 3; return f },
 			args: []string{"job", "run", "--wait", poll, "../examples/jobs/service.yaml"}},
+		{name: "job-run-wait-crash-loop", cell: scriptedCell, stdin: "name: crashy\nkind: service\ncount: 2\ntask: {command: \"false\", resources: {cpu: 100m}}\n",
+			args: []string{"job", "run", "--wait", poll, "-"}},
 		{name: "job-run-wait-yaml", cell: scriptedCell, args: []string{"job", "run", "--wait", poll, "-o", "yaml", "../examples/jobs/batch-array.yaml"}},
 		{name: "job-run-wait-timeout", cell: scriptedCell, stdin: "name: hello\ntask: {command: echo, resources: {cpu: 100m}}\n",
 			args: []string{"job", "run", "--wait", poll, "--timeout", "50ms", "-"}},

@@ -96,6 +96,7 @@ func countTasks(tasks []*cellv1.Task) *cellv1.TaskCounts {
 			c.Assigned++
 		case cellv1.TaskState_TASK_STATE_RUNNING:
 			c.Running++
+			c.Ready++ // no readiness checks in the fake cell
 		case cellv1.TaskState_TASK_STATE_SUCCEEDED:
 			c.Succeeded++
 		case cellv1.TaskState_TASK_STATE_FAILED:

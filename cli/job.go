@@ -43,6 +43,7 @@ their progress, read their logs and stop them. Every subcommand accepts
 	}
 	j := &jobCommands{dial: dial, format: addOutputFlag(cmd)}
 	cmd.AddCommand(j.runCommand(), j.statusCommand(), j.listCommand(), j.stopCommand(), j.logsCommand())
+	cmd.AddCommand(j.updateCommands()...) // issue 13: plan, history, revert, scale
 	return cmd
 }
 
@@ -100,7 +101,9 @@ stopped.`,
 			}
 			job := resp.GetJob()
 			out := cmd.OutOrStdout()
-			if format == formatTable {
+			if format == formatTable && (job.GetVersion() > 1 || resp.GetRevision() == 0) {
+				fmt.Fprintln(out, versionLine(job, resp.GetRevision(), "updated")) // a new version (issue 13)
+			} else if format == formatTable {
 				fmt.Fprintf(out, "job %s submitted: id %s, %s scheduler, %d %s, priority %d (%s)\n",
 					job.GetSpec().GetName(), job.GetId(), job.GetSpec().GetScheduler(), job.GetSpec().GetCount(),
 					plural(int(job.GetSpec().GetCount()), "task", "tasks"), job.GetSpec().GetPriority(), txn.BandOf(job.GetSpec().GetPriority()))
@@ -205,11 +208,12 @@ func writeJobStatus(w io.Writer, resp *cellv1.GetJobResponse, maxRows int) {
 		kind += ", gang (all tasks or none)"
 	}
 	field("Kind", kind)
-	field("State", jobStateName(job.GetState()))
+	field("State", displayState(job, resp.GetCounts()))
 	field("Tasks", fmt.Sprintf("%d: %s", taskTotal(resp.GetCounts()), countsText(resp.GetCounts())))
 	if len(spec.GetLabels()) > 0 {
 		field("Labels", formatLabels(spec.GetLabels()))
 	}
+	updateFields(field, job, resp.GetCounts())
 	field("Resources", resourcesText(spec.GetTask().GetResources())+" per task")
 	if cs := pbconv.Constraints(spec.GetTask().GetConstraints()); len(cs) > 0 {
 		texts := make([]string, len(cs))
@@ -280,6 +284,9 @@ func countsText(c *cellv1.TaskCounts) string {
 	}
 	if n := c.GetKilled(); n > 0 {
 		s += fmt.Sprintf(", killed %d", n)
+	}
+	if n := c.GetRetired(); n > 0 {
+		s += fmt.Sprintf(", retired %d", n)
 	}
 	return s
 }

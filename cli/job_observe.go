@@ -199,7 +199,7 @@ func writeJobTable(w io.Writer, jobs []*cellv1.JobSummary, now time.Time, wide b
 			note = oneLine(m, noteLen)
 		}
 		cells := []string{spec.GetName(), job.GetId(), spec.GetScheduler(), strconv.Itoa(int(spec.GetPriority())),
-			jobStateName(job.GetState()), strconv.Itoa(int(taskTotal(c))),
+			displayState(job, c), strconv.Itoa(int(taskTotal(c))), // issue 13: crash-looping, rolling-out
 			strconv.Itoa(int(c.GetPending())), strconv.Itoa(int(c.GetAssigned())), strconv.Itoa(int(c.GetRunning())),
 			strconv.Itoa(int(c.GetSucceeded())), strconv.Itoa(int(c.GetFailed())), age(job.GetSubmitTimeUnixNano(), now)}
 		if wide {

@@ -110,8 +110,8 @@ func finished(resp *cellv1.GetJobResponse) (done bool, failure string) {
 	case cellv1.JobState_JOB_STATE_STOPPED:
 		return true, "was stopped"
 	}
-	if job.GetSpec().GetKind() == cellv1.JobKind_JOB_KIND_SERVICE && resp.GetCounts().GetRunning() >= job.GetSpec().GetCount() {
-		return true, ""
+	if job.GetSpec().GetKind() == cellv1.JobKind_JOB_KIND_SERVICE {
+		return serviceFinished(job, resp.GetCounts()) // ready replicas, rollouts (issue 13)
 	}
 	return false, ""
 }
@@ -156,7 +156,13 @@ func waitCut(last *cellv1.GetJobResponse, after string) error {
 // progressText is the live line: "web  running  pending 0, placed 1, ...".
 func progressText(resp *cellv1.GetJobResponse) string {
 	job := resp.GetJob()
-	s := fmt.Sprintf("%s  %s  %s", job.GetSpec().GetName(), jobStateName(job.GetState()), countsText(resp.GetCounts()))
+	s := fmt.Sprintf("%s  %s  %s", job.GetSpec().GetName(), displayState(job, resp.GetCounts()), countsText(resp.GetCounts()))
+	if job.GetSpec().GetKind() == cellv1.JobKind_JOB_KIND_SERVICE {
+		s += ", " + replicasText(job, resp.GetCounts())
+		if r := job.GetRollout(); r.GetState() == cellv1.RolloutState_ROLLOUT_STATE_RUNNING {
+			s += "  (" + rolloutText(r) + ")"
+		}
+	}
 	if r := job.GetUnschedulableReason(); r != "" {
 		s += "  (unschedulable: " + oneLine(r, 80) + ")"
 	}
@@ -169,7 +175,7 @@ func progressText(resp *cellv1.GetJobResponse) string {
 // outcomeLine is printed when waiting ends.
 func outcomeLine(resp *cellv1.GetJobResponse) string {
 	job := resp.GetJob()
-	s := fmt.Sprintf("job %s %s: %s", job.GetSpec().GetName(), jobStateName(job.GetState()), countsText(resp.GetCounts()))
+	s := fmt.Sprintf("job %s %s: %s", job.GetSpec().GetName(), displayState(job, resp.GetCounts()), countsText(resp.GetCounts()))
 	if job.GetFinishTimeUnixNano() > 0 && job.GetSubmitTimeUnixNano() > 0 {
 		s += fmt.Sprintf(" (%v after submission)", time.Duration(job.GetFinishTimeUnixNano()-job.GetSubmitTimeUnixNano()).Round(time.Millisecond))
 	}

@@ -152,6 +152,9 @@ func (c *converter) jobSpec(s *Spec) *cellv1.JobSpec {
 		}
 	}
 	out.Kind = kind
+	if s.Update != nil {
+		out.Update = c.update(s.Update, root.key("update"), kind)
+	}
 
 	out.Priority = txn.PriorityBatch
 	if kind == cellv1.JobKind_JOB_KIND_SERVICE || kind == cellv1.JobKind_JOB_KIND_SYSTEM {
@@ -271,6 +274,9 @@ func (c *converter) task(t *Task, p fieldPath, count uint32) *cellv1.TaskTemplat
 	}
 	if t.HealthCheck != nil {
 		out.HealthCheck = c.healthCheck(t.HealthCheck, p.key("healthCheck"))
+	}
+	if t.ReadinessCheck != nil {
+		out.ReadinessCheck = c.healthCheck(t.ReadinessCheck, p.key("readinessCheck"))
 	}
 	return out
 }

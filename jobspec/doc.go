@@ -67,6 +67,32 @@
 //	    interval: 10s            # default 10s, at least 100ms
 //	    timeout: 1s              # default 1s, at most the interval
 //	    failureThreshold: 3      # 1..100; default 3
+//	  readinessCheck:            # as healthCheck; a replica counts as running
+//	    httpGet: http://localhost:8080/ready   # (for the job, a rollout and
+//	    interval: 1s             # `job run --wait`) only once it passed
+//
+// A service also takes (and only a service: update_test.go parses it):
+//
+//	update:                      # how a new version rolls out
+//	  maxSurge: 25%              # replicas above count during a rollout; default 25% (rounded up)
+//	  maxUnavailable: 1          # replicas below count not ready; default 25% (rounded down)
+//	  minHealthyTime: 10s        # a new replica is healthy once ready this long; default 0
+//	  healthyDeadline: 5m        # a new replica not healthy by then fails the rollout; default 5m
+//	  autoRevert: true           # a failed rollout submits the previous version again
+//
+// Changing a running job: `cell job run` on the name of a live job of the
+// same tenant submits a new version of it (`cell job plan` shows the
+// difference first). A service whose task template changed replaces its
+// replicas in waves: new replicas go up to maxSurge above count, healthy
+// replicas never drop more than maxUnavailable below count (both 0 act as
+// maxUnavailable 1), and a replica is healthy once running and ready (its
+// readinessCheck passed, or at start without one) for minHealthyTime. A
+// new replica not healthy healthyDeadline after it got the version stops
+// the rollout (failed); with autoRevert the template of the version before
+// is submitted again as a new version. A batch job's new version applies
+// to its tasks not started yet. The scheduler, kind and gang of a live job
+// do not change. These defaults are a Kubernetes Deployment's; the
+// rollout controller lives in the cell store (cellstate/rollout.go says why).
 //
 // Defaults: kind is service when the scheduler is "service", batch
 // otherwise. A system job (Kubernetes' DaemonSet, Nomad's system job)

@@ -42,6 +42,7 @@ func Document(spec *cellv1.JobSpec) *Spec {
 	if t := spec.GetTask(); t != nil {
 		s.Task = taskDocument(t)
 	}
+	s.Update = updateDocument(spec.GetUpdate())
 	if n := int64(spec.GetDisruption().GetMaxUnavailable()); n > 0 {
 		s.Disruption = &Disruption{MaxUnavailable: &n}
 	}
@@ -85,17 +86,23 @@ func taskDocument(t *cellv1.TaskTemplate) *Task {
 	if ms := t.GetDurationMs(); ms != 0 {
 		out.Duration = formatMillis(ms)
 	}
-	if h := t.GetHealthCheck(); h != nil {
-		threshold := int64(h.GetFailureThreshold())
-		out.HealthCheck = &HealthCheck{
-			Exec:             h.GetExec(),
-			HTTPGet:          h.GetHttpGetUrl(),
-			Interval:         formatMillis(h.GetIntervalMs()),
-			Timeout:          formatMillis(h.GetTimeoutMs()),
-			FailureThreshold: &threshold,
-		}
-	}
+	out.HealthCheck = healthDocument(t.GetHealthCheck())
+	out.ReadinessCheck = healthDocument(t.GetReadinessCheck())
 	return out
+}
+
+func healthDocument(h *cellv1.HealthCheck) *HealthCheck {
+	if h == nil {
+		return nil
+	}
+	threshold := int64(h.GetFailureThreshold())
+	return &HealthCheck{
+		Exec:             h.GetExec(),
+		HTTPGet:          h.GetHttpGetUrl(),
+		Interval:         formatMillis(h.GetIntervalMs()),
+		Timeout:          formatMillis(h.GetTimeoutMs()),
+		FailureThreshold: &threshold,
+	}
 }
 
 func formatMillis(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() }

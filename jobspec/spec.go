@@ -22,6 +22,7 @@ type Spec struct {
 	Gang       bool    `json:"gang,omitempty"`
 	RetryLimit *int64  `json:"retryLimit,omitempty"`
 	Task       *Task   `json:"task,omitempty"`
+	Update     *Update `json:"update,omitempty"` // issue 13 (update.go)
 	// Labels name the job for `cell job list -l` (issue 13).
 	Labels map[string]string `json:"labels,omitempty"`
 	// Disruption bounds a drain's evictions (issue 14).
@@ -45,6 +46,8 @@ type Task struct {
 	MaxPerMachine int64             `json:"maxPerMachine,omitempty"`
 	Duration      string            `json:"duration,omitempty"`
 	HealthCheck   *HealthCheck      `json:"healthCheck,omitempty"`
+	// ReadinessCheck gates a replica's counting as running (issue 13).
+	ReadinessCheck *HealthCheck `json:"readinessCheck,omitempty"`
 }
 
 // Resources is what one task needs, with units.

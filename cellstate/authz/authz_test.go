@@ -19,7 +19,7 @@ import (
 // Every RPC of the API has exactly one row, and every row is an RPC.
 func TestAuthzTableCoversEveryRPC(t *testing.T) {
 	want := map[string]bool{}
-	for _, fd := range []protoreflect.FileDescriptor{cellv1.File_cell_v1_cell_proto, cellv1.File_cell_v1_tenancy_proto} {
+	for _, fd := range []protoreflect.FileDescriptor{cellv1.File_cell_v1_cell_proto, cellv1.File_cell_v1_tenancy_proto, cellv1.File_cell_v1_update_proto} {
 		for i := 0; i < fd.Services().Len(); i++ {
 			sd := fd.Services().Get(i)
 			for j := 0; j < sd.Methods().Len(); j++ {
@@ -191,6 +191,7 @@ func TestAuthzRedactJobKeepsEverythingElse(t *testing.T) {
 	tt := want.Spec.Task
 	tt.Command, tt.Args, tt.Env = "", nil, nil
 	tt.HealthCheck.Exec, tt.HealthCheck.HttpGetUrl = nil, ""
+	tt.ReadinessCheck.Exec, tt.ReadinessCheck.HttpGetUrl = nil, ""
 	if !proto.Equal(r, want) {
 		t.Errorf("redacted job:\n got %v\nwant %v", r, want)
 	}

@@ -29,6 +29,19 @@ var Table = []Row{
 	{Service: "JobService", Method: "StopJob",
 		Scheduler: none, Agent: none,
 		User: Grant{Own, "jobs of its tenants", inItsTenant}},
+	// Issue 13: changing a running job.
+	{Service: "JobVersionService", Method: "PlanJob",
+		Scheduler: none, Agent: none,
+		User: Grant{Own, "jobs of its tenants, at most at the tenant's band (as SubmitJob)", inItsTenantAndBand}},
+	{Service: "JobVersionService", Method: "ListJobVersions",
+		Scheduler: none, Agent: none,
+		User: Grant{Own, "jobs of its tenants", inItsTenant}},
+	{Service: "JobVersionService", Method: "RevertJob",
+		Scheduler: none, Agent: none,
+		User: Grant{Own, "jobs of its tenants, to a version at most at the tenant's band", inItsTenantAndBand}},
+	{Service: "JobVersionService", Method: "ScaleJob",
+		Scheduler: none, Agent: none,
+		User: Grant{Own, "jobs of its tenants", inItsTenant}},
 	{Service: "JobService", Method: "SetJobSchedulingStatus",
 		Scheduler: Grant{Own, "as itself, for jobs that name it", asItselfForItsJob},
 		Agent:     none, User: none},
@@ -122,7 +135,9 @@ func Markdown() string {
 func RedactJob(j *cellv1.Job) *cellv1.Job {
 	t := j.GetSpec().GetTask()
 	hc := t.GetHealthCheck()
-	if t == nil || (t.Command == "" && len(t.Args) == 0 && len(t.Env) == 0 && len(hc.GetExec()) == 0 && hc.GetHttpGetUrl() == "") {
+	rc := t.GetReadinessCheck()
+	if t == nil || (t.Command == "" && len(t.Args) == 0 && len(t.Env) == 0 && len(hc.GetExec()) == 0 && hc.GetHttpGetUrl() == "" &&
+		len(rc.GetExec()) == 0 && rc.GetHttpGetUrl() == "") {
 		return j
 	}
 	s := j.Spec
@@ -130,9 +145,10 @@ func RedactJob(j *cellv1.Job) *cellv1.Job {
 		Id: j.Id, State: j.State, SubmitTimeUnixNano: j.SubmitTimeUnixNano, FinishTimeUnixNano: j.FinishTimeUnixNano,
 		UnschedulableReason: j.UnschedulableReason, Message: j.Message, ModRevision: j.ModRevision, QueuedReason: j.QueuedReason,
 		Attempts: j.Attempts, FirstAttemptUnixNano: j.FirstAttemptUnixNano, PlacedUnixNano: j.PlacedUnixNano,
+		Version: j.Version, Rollout: j.Rollout, TemplateVersion: j.TemplateVersion, TaskSlots: j.TaskSlots,
 		Spec: &cellv1.JobSpec{
 			Name: s.Name, Tenant: s.Tenant, Scheduler: s.Scheduler, Priority: s.Priority, Count: s.Count,
-			Gang: s.Gang, RetryLimit: s.RetryLimit, Kind: s.Kind, Labels: s.Labels, Disruption: s.Disruption,
+			Gang: s.Gang, RetryLimit: s.RetryLimit, Kind: s.Kind, Labels: s.Labels, Disruption: s.Disruption, Update: s.Update,
 			Task: &cellv1.TaskTemplate{
 				Resources: t.Resources, Constraints: t.Constraints, SpreadKey: t.SpreadKey,
 				MaxPerMachine: t.MaxPerMachine, DurationMs: t.DurationMs,
@@ -141,6 +157,9 @@ func RedactJob(j *cellv1.Job) *cellv1.Job {
 	}
 	if hc != nil {
 		out.Spec.Task.HealthCheck = &cellv1.HealthCheck{IntervalMs: hc.IntervalMs, TimeoutMs: hc.TimeoutMs, FailureThreshold: hc.FailureThreshold}
+	}
+	if rc != nil {
+		out.Spec.Task.ReadinessCheck = &cellv1.HealthCheck{IntervalMs: rc.IntervalMs, TimeoutMs: rc.TimeoutMs, FailureThreshold: rc.FailureThreshold}
 	}
 	return out
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/omegacell/omegacell/cli"
 )
 
 func main() {
@@ -18,8 +21,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCommand().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "cell:", err)
-		os.Exit(1)
+		code := 1
+		var ee *cli.ExitError
+		if errors.As(err, &ee) { // e.g. `job plan`: 1 changes, 2 errors
+			code = ee.Code
+		}
+		if err.Error() != "" {
+			fmt.Fprintln(os.Stderr, "cell:", err)
+		}
+		os.Exit(code)
 	}
 }
 

@@ -34,6 +34,11 @@ func TestExamplesParse(t *testing.T) {
 				t.Errorf("replicas are not spread over racks: %v", s.Task)
 			}
 		},
+		"service-v2.yaml": func(t *testing.T, s *cellv1.JobSpec) {
+			if s.Name != "web" || s.Update.GetMaxUnavailable().GetValue() != 1 || !s.Update.GetAutoRevert() || s.Task.ReadinessCheck == nil {
+				t.Errorf("not a rolling update of web with a readiness check: %v", s)
+			}
+		},
 		"node-exporter.yaml": func(t *testing.T, s *cellv1.JobSpec) {
 			if s.Kind != cellv1.JobKind_JOB_KIND_SYSTEM || s.Scheduler != "service" || s.Labels["team"] == "" {
 				t.Errorf("not a labelled system job: %v", s)

@@ -51,6 +51,9 @@ func JobSpec(spec *cellv1.JobSpec) error {
 	if err := template("spec.task", spec.Task, spec.Count); err != nil {
 		return err
 	}
+	if err := updateStrategy("spec.update", spec.Update); err != nil {
+		return err
+	}
 	if err := jobLabels("spec.labels", spec.Labels); err != nil {
 		return err
 	}
@@ -104,7 +107,12 @@ func template(f string, t *cellv1.TaskTemplate, count uint32) error {
 		return fail(f+".duration_ms", "%d is outside 0..%d", t.DurationMs, int64(limits.MaxDurationMillis))
 	}
 	if t.HealthCheck != nil {
-		return healthCheck(f+".health_check", t.HealthCheck)
+		if err := healthCheck(f+".health_check", t.HealthCheck); err != nil {
+			return err
+		}
+	}
+	if t.ReadinessCheck != nil {
+		return healthCheck(f+".readiness_check", t.ReadinessCheck)
 	}
 	return nil
 }

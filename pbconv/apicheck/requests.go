@@ -198,6 +198,9 @@ func ReportTaskStates(r *cellv1.ReportTaskStatesRequest) error {
 		default:
 			return fail(f+".state", "%d: an agent reports running, succeeded, failed or killed", int32(u.State))
 		}
+		if u.Ready && u.State != cellv1.TaskState_TASK_STATE_RUNNING {
+			return fail(f+".ready", "only a running attempt is ready")
+		}
 		if len(u.Message) > limits.MaxUpdateMessageLen {
 			return fail(f+".message", "%d bytes, at most %d are allowed", len(u.Message), limits.MaxUpdateMessageLen)
 		}

@@ -52,6 +52,16 @@
 //	      http_get_url                    <= MaxURLLen (2048); absolute http/https URL with a host, no credentials
 //	      interval_ms, timeout_ms         0..MaxHealthMillis (an hour)
 //	      failure_threshold               0..MaxFailureThreshold (100)
+//	    readiness_check                   as health_check (issue 13)
+//	  update (UpdateStrategy)             optional (issue 13)
+//	    max_surge, max_unavailable        a count <= MaxTasksPerJob, or a percent <= 100
+//	    min_healthy_time_ms               0..MaxRolloutMillis (a day)
+//	    healthy_deadline_ms               0..MaxRolloutMillis, 0 or > min_healthy_time_ms
+//	PlanJobRequest.spec                   as SubmitJobRequest.spec
+//	ListJobVersionsRequest.id_or_name     a UUID or JobName
+//	RevertJobRequest                      id_or_name a UUID or JobName; version >= 1
+//	ScaleJobRequest                       id_or_name a UUID or JobName; count 1..MaxTasksPerJob
+//	TaskStateUpdate.ready                 bool (only with RUNNING)
 //	GetJobRequest.id_or_name              a UUID or JobName (<= MaxIDLen)
 //	GetJobRequest.include_tasks           bool
 //	ListJobsRequest.scheduler             "" or SchedulerName

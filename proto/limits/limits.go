@@ -51,6 +51,12 @@ const (
 	// MaxRatio bounds SchedulerStats.conflict_fraction (conflicted claims
 	// per accepted claim).
 	MaxRatio = 1e9
+	// MaxRolloutMillis bounds update.min_healthy_time_ms and
+	// healthy_deadline_ms (a day; issue 13).
+	MaxRolloutMillis = 24 * 3_600_000
+	// MaxJobVersions is how many versions of a job the cell keeps
+	// (issue 13): the newest ten, as Nomad's job history.
+	MaxJobVersions = 10
 	// MaxIDLen bounds an id_or_name (a UUID is 36 bytes, a job name 253).
 	MaxIDLen = 253
 

@@ -1074,10 +1074,14 @@ type TaskTemplate struct {
 	// At most this many tasks of the job per machine (0: no limit).
 	MaxPerMachine uint32 `protobuf:"varint,7,opt,name=max_per_machine,json=maxPerMachine,proto3" json:"max_per_machine,omitempty"`
 	// How long the task "runs" on a simulated machine (0: until stopped).
-	DurationMs    int64        `protobuf:"varint,8,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
-	HealthCheck   *HealthCheck `protobuf:"bytes,9,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DurationMs  int64        `protobuf:"varint,8,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	HealthCheck *HealthCheck `protobuf:"bytes,9,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"`
+	// Issue 13: a readiness probe. A replica counts as running (for the
+	// job, a rollout and `job run --wait`) only once it passed; without one
+	// a replica is ready when it runs.
+	ReadinessCheck *HealthCheck `protobuf:"bytes,130,opt,name=readiness_check,json=readinessCheck,proto3" json:"readiness_check,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *TaskTemplate) Reset() {
@@ -1173,6 +1177,13 @@ func (x *TaskTemplate) GetHealthCheck() *HealthCheck {
 	return nil
 }
 
+func (x *TaskTemplate) GetReadinessCheck() *HealthCheck {
+	if x != nil {
+		return x.ReadinessCheck
+	}
+	return nil
+}
+
 // JobSpec is what a user submits.
 type JobSpec struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -1188,6 +1199,8 @@ type JobSpec struct {
 	RetryLimit uint32        `protobuf:"varint,7,opt,name=retry_limit,json=retryLimit,proto3" json:"retry_limit,omitempty"`
 	Kind       JobKind       `protobuf:"varint,8,opt,name=kind,proto3,enum=cell.v1.JobKind" json:"kind,omitempty"`
 	Task       *TaskTemplate `protobuf:"bytes,9,opt,name=task,proto3" json:"task,omitempty"`
+	// Issue 13: how a service's replicas move to a new version.
+	Update *UpdateStrategy `protobuf:"bytes,130,opt,name=update,proto3" json:"update,omitempty"`
 	// Issue 13: labels of the job (`cell job list -l team=ml`).
 	Labels map[string]string `protobuf:"bytes,150,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Issue 14: how many tasks a drain may make unavailable at once.
@@ -1289,6 +1302,13 @@ func (x *JobSpec) GetTask() *TaskTemplate {
 	return nil
 }
 
+func (x *JobSpec) GetUpdate() *UpdateStrategy {
+	if x != nil {
+		return x.Update
+	}
+	return nil
+}
+
 func (x *JobSpec) GetLabels() map[string]string {
 	if x != nil {
 		return x.Labels
@@ -1305,14 +1325,22 @@ func (x *JobSpec) GetDisruption() *Disruption {
 
 // TaskCounts counts a job's tasks by state.
 type TaskCounts struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pending       uint32                 `protobuf:"varint,1,opt,name=pending,proto3" json:"pending,omitempty"`
-	Assigned      uint32                 `protobuf:"varint,2,opt,name=assigned,proto3" json:"assigned,omitempty"`
-	Running       uint32                 `protobuf:"varint,3,opt,name=running,proto3" json:"running,omitempty"`
-	Succeeded     uint32                 `protobuf:"varint,4,opt,name=succeeded,proto3" json:"succeeded,omitempty"`
-	Failed        uint32                 `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
-	Lost          uint32                 `protobuf:"varint,6,opt,name=lost,proto3" json:"lost,omitempty"`
-	Killed        uint32                 `protobuf:"varint,7,opt,name=killed,proto3" json:"killed,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Pending   uint32                 `protobuf:"varint,1,opt,name=pending,proto3" json:"pending,omitempty"`
+	Assigned  uint32                 `protobuf:"varint,2,opt,name=assigned,proto3" json:"assigned,omitempty"`
+	Running   uint32                 `protobuf:"varint,3,opt,name=running,proto3" json:"running,omitempty"`
+	Succeeded uint32                 `protobuf:"varint,4,opt,name=succeeded,proto3" json:"succeeded,omitempty"`
+	Failed    uint32                 `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
+	Lost      uint32                 `protobuf:"varint,6,opt,name=lost,proto3" json:"lost,omitempty"`
+	Killed    uint32                 `protobuf:"varint,7,opt,name=killed,proto3" json:"killed,omitempty"`
+	// Issue 13: running tasks that passed their readiness check.
+	Ready uint32 `protobuf:"varint,130,opt,name=ready,proto3" json:"ready,omitempty"`
+	// Issue 13: replicas failing over and over (restart backoff), never
+	// ready since.
+	CrashLooping uint32 `protobuf:"varint,131,opt,name=crash_looping,json=crashLooping,proto3" json:"crash_looping,omitempty"`
+	// Issue 13: task slots a scale down or rollout retired (killed tasks of
+	// a live job; not counted in killed).
+	Retired       uint32 `protobuf:"varint,132,opt,name=retired,proto3" json:"retired,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1396,6 +1424,27 @@ func (x *TaskCounts) GetKilled() uint32 {
 	return 0
 }
 
+func (x *TaskCounts) GetReady() uint32 {
+	if x != nil {
+		return x.Ready
+	}
+	return 0
+}
+
+func (x *TaskCounts) GetCrashLooping() uint32 {
+	if x != nil {
+		return x.CrashLooping
+	}
+	return 0
+}
+
+func (x *TaskCounts) GetRetired() uint32 {
+	if x != nil {
+		return x.Retired
+	}
+	return 0
+}
+
 type Job struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	Id                 string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1412,6 +1461,17 @@ type Job struct {
 	Attempts             uint32 `protobuf:"varint,9,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	FirstAttemptUnixNano int64  `protobuf:"varint,10,opt,name=first_attempt_unix_nano,json=firstAttemptUnixNano,proto3" json:"first_attempt_unix_nano,omitempty"`
 	PlacedUnixNano       int64  `protobuf:"varint,11,opt,name=placed_unix_nano,json=placedUnixNano,proto3" json:"placed_unix_nano,omitempty"`
+	// Issue 13: the spec's version (1 at submit, +1 per change).
+	Version uint64 `protobuf:"varint,130,opt,name=version,proto3" json:"version,omitempty"`
+	// Issue 13: the latest change of the task template and its progress.
+	Rollout *Rollout `protobuf:"bytes,131,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// Issue 13: the version that first had the current task template; a
+	// task stamped with another one is replaced (a revert reuses the
+	// number of the version it goes back to).
+	TemplateVersion uint64 `protobuf:"varint,132,opt,name=template_version,json=templateVersion,proto3" json:"template_version,omitempty"`
+	// Issue 13: task indexes in use (> count after a scale down or during
+	// a rollout with surge; tasks beyond the desired ones are killed).
+	TaskSlots uint32 `protobuf:"varint,133,opt,name=task_slots,json=taskSlots,proto3" json:"task_slots,omitempty"`
 	// Issue 12: why the job is QUEUED, e.g. "tenant ml: batch GPU quota
 	// 64000m, in use 64000m, job needs 8000m".
 	QueuedReason  string `protobuf:"bytes,100,opt,name=queued_reason,json=queuedReason,proto3" json:"queued_reason,omitempty"`
@@ -1526,6 +1586,34 @@ func (x *Job) GetPlacedUnixNano() int64 {
 	return 0
 }
 
+func (x *Job) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Job) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+func (x *Job) GetTemplateVersion() uint64 {
+	if x != nil {
+		return x.TemplateVersion
+	}
+	return 0
+}
+
+func (x *Job) GetTaskSlots() uint32 {
+	if x != nil {
+		return x.TaskSlots
+	}
+	return 0
+}
+
 func (x *Job) GetQueuedReason() string {
 	if x != nil {
 		return x.QueuedReason
@@ -1613,6 +1701,14 @@ type Task struct {
 	NotBeforeUnixNano int64 `protobuf:"varint,19,opt,name=not_before_unix_nano,json=notBeforeUnixNano,proto3" json:"not_before_unix_nano,omitempty"`
 	// The machine of the latest placement, kept after the task leaves it.
 	LastMachineId string `protobuf:"bytes,20,opt,name=last_machine_id,json=lastMachineId,proto3" json:"last_machine_id,omitempty"`
+	// Issue 13: the job version whose template this attempt runs.
+	Version uint64 `protobuf:"varint,130,opt,name=version,proto3" json:"version,omitempty"`
+	// Issue 13: the attempt passed its readiness check (and since when).
+	Ready             bool  `protobuf:"varint,131,opt,name=ready,proto3" json:"ready,omitempty"`
+	ReadyTimeUnixNano int64 `protobuf:"varint,132,opt,name=ready_time_unix_nano,json=readyTimeUnixNano,proto3" json:"ready_time_unix_nano,omitempty"`
+	// Issue 13: when the task was given its version (a rollout's deadline
+	// counts from here).
+	VersionTimeUnixNano int64 `protobuf:"varint,133,opt,name=version_time_unix_nano,json=versionTimeUnixNano,proto3" json:"version_time_unix_nano,omitempty"`
 	// Issue 12: the job whose claim preempted this task, set when a
 	// preemption sends it back to pending and cleared when it is placed
 	// again.
@@ -1798,6 +1894,34 @@ func (x *Task) GetLastMachineId() string {
 		return x.LastMachineId
 	}
 	return ""
+}
+
+func (x *Task) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Task) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *Task) GetReadyTimeUnixNano() int64 {
+	if x != nil {
+		return x.ReadyTimeUnixNano
+	}
+	return 0
+}
+
+func (x *Task) GetVersionTimeUnixNano() int64 {
+	if x != nil {
+		return x.VersionTimeUnixNano
+	}
+	return 0
 }
 
 func (x *Task) GetPreemptedByJobId() string {
@@ -4466,9 +4590,12 @@ type TaskStateUpdate struct {
 	Task    *TaskRef               `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	Attempt uint32                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// RUNNING, SUCCEEDED, FAILED or KILLED.
-	State         TaskState `protobuf:"varint,3,opt,name=state,proto3,enum=cell.v1.TaskState" json:"state,omitempty"`
-	ExitCode      int32     `protobuf:"varint,4,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
-	Message       string    `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	State    TaskState `protobuf:"varint,3,opt,name=state,proto3,enum=cell.v1.TaskState" json:"state,omitempty"`
+	ExitCode int32     `protobuf:"varint,4,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	Message  string    `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// Issue 13: with state RUNNING, whether the attempt passes its
+	// readiness check (an agent may report it again as it changes).
+	Ready         bool `protobuf:"varint,130,opt,name=ready,proto3" json:"ready,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4536,6 +4663,13 @@ func (x *TaskStateUpdate) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *TaskStateUpdate) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
 }
 
 type ReportTaskStatesRequest struct {
@@ -5480,7 +5614,7 @@ var File_cell_v1_cell_proto protoreflect.FileDescriptor
 
 const file_cell_v1_cell_proto_rawDesc = "" +
 	"\n" +
-	"\x12cell/v1/cell.proto\x12\acell.v1\x1a\x13cell/v1/agent.proto\x1a\x15cell/v1/observe.proto\x1a\x15cell/v1/tenancy.proto\"\x87\x01\n" +
+	"\x12cell/v1/cell.proto\x12\acell.v1\x1a\x1acell/v1/update_types.proto\x1a\x13cell/v1/agent.proto\x1a\x15cell/v1/observe.proto\x1a\x15cell/v1/tenancy.proto\"\x87\x01\n" +
 	"\tResources\x12\x1b\n" +
 	"\tcpu_milli\x18\x01 \x01(\x03R\bcpuMilli\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x1d\n" +
@@ -5525,7 +5659,7 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"intervalMs\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\x12+\n" +
-	"\x11failure_threshold\x18\x05 \x01(\rR\x10failureThreshold\"\xb0\x03\n" +
+	"\x11failure_threshold\x18\x05 \x01(\rR\x10failureThreshold\"\xf0\x03\n" +
 	"\fTaskTemplate\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\tR\acommand\x12\x12\n" +
 	"\x04args\x18\x02 \x03(\tR\x04args\x120\n" +
@@ -5537,10 +5671,11 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x0fmax_per_machine\x18\a \x01(\rR\rmaxPerMachine\x12\x1f\n" +
 	"\vduration_ms\x18\b \x01(\x03R\n" +
 	"durationMs\x127\n" +
-	"\fhealth_check\x18\t \x01(\v2\x14.cell.v1.HealthCheckR\vhealthCheck\x1a6\n" +
+	"\fhealth_check\x18\t \x01(\v2\x14.cell.v1.HealthCheckR\vhealthCheck\x12>\n" +
+	"\x0freadiness_check\x18\x82\x01 \x01(\v2\x14.cell.v1.HealthCheckR\x0ereadinessCheck\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb3\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe5\x03\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1c\n" +
@@ -5551,14 +5686,15 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\vretry_limit\x18\a \x01(\rR\n" +
 	"retryLimit\x12$\n" +
 	"\x04kind\x18\b \x01(\x0e2\x10.cell.v1.JobKindR\x04kind\x12)\n" +
-	"\x04task\x18\t \x01(\v2\x15.cell.v1.TaskTemplateR\x04task\x125\n" +
+	"\x04task\x18\t \x01(\v2\x15.cell.v1.TaskTemplateR\x04task\x120\n" +
+	"\x06update\x18\x82\x01 \x01(\v2\x17.cell.v1.UpdateStrategyR\x06update\x125\n" +
 	"\x06labels\x18\x96\x01 \x03(\v2\x1c.cell.v1.JobSpec.LabelsEntryR\x06labels\x124\n" +
 	"\n" +
 	"disruption\x18\xaa\x01 \x01(\v2\x13.cell.v1.DisruptionR\n" +
 	"disruption\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbe\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x96\x02\n" +
 	"\n" +
 	"TaskCounts\x12\x18\n" +
 	"\apending\x18\x01 \x01(\rR\apending\x12\x1a\n" +
@@ -5567,7 +5703,10 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\tsucceeded\x18\x04 \x01(\rR\tsucceeded\x12\x16\n" +
 	"\x06failed\x18\x05 \x01(\rR\x06failed\x12\x12\n" +
 	"\x04lost\x18\x06 \x01(\rR\x04lost\x12\x16\n" +
-	"\x06killed\x18\a \x01(\rR\x06killed\"\xdc\x03\n" +
+	"\x06killed\x18\a \x01(\rR\x06killed\x12\x15\n" +
+	"\x05ready\x18\x82\x01 \x01(\rR\x05ready\x12$\n" +
+	"\rcrash_looping\x18\x83\x01 \x01(\rR\fcrashLooping\x12\x19\n" +
+	"\aretired\x18\x84\x01 \x01(\rR\aretired\"\xf0\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x04spec\x18\x02 \x01(\v2\x10.cell.v1.JobSpecR\x04spec\x12'\n" +
@@ -5580,11 +5719,16 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\battempts\x18\t \x01(\rR\battempts\x125\n" +
 	"\x17first_attempt_unix_nano\x18\n" +
 	" \x01(\x03R\x14firstAttemptUnixNano\x12(\n" +
-	"\x10placed_unix_nano\x18\v \x01(\x03R\x0eplacedUnixNano\x12#\n" +
+	"\x10placed_unix_nano\x18\v \x01(\x03R\x0eplacedUnixNano\x12\x19\n" +
+	"\aversion\x18\x82\x01 \x01(\x04R\aversion\x12+\n" +
+	"\arollout\x18\x83\x01 \x01(\v2\x10.cell.v1.RolloutR\arollout\x12*\n" +
+	"\x10template_version\x18\x84\x01 \x01(\x04R\x0ftemplateVersion\x12\x1e\n" +
+	"\n" +
+	"task_slots\x18\x85\x01 \x01(\rR\ttaskSlots\x12#\n" +
 	"\rqueued_reason\x18d \x01(\tR\fqueuedReason\"6\n" +
 	"\aTaskRef\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\rR\x05index\"\xfa\x06\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\"\x94\b\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x1c\n" +
@@ -5607,7 +5751,11 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x05usage\x18\x11 \x01(\v2\x0e.cell.v1.UsageR\x05usage\x12\x1a\n" +
 	"\bfailures\x18\x12 \x01(\rR\bfailures\x12/\n" +
 	"\x14not_before_unix_nano\x18\x13 \x01(\x03R\x11notBeforeUnixNano\x12&\n" +
-	"\x0flast_machine_id\x18\x14 \x01(\tR\rlastMachineId\x12-\n" +
+	"\x0flast_machine_id\x18\x14 \x01(\tR\rlastMachineId\x12\x19\n" +
+	"\aversion\x18\x82\x01 \x01(\x04R\aversion\x12\x15\n" +
+	"\x05ready\x18\x83\x01 \x01(\bR\x05ready\x120\n" +
+	"\x14ready_time_unix_nano\x18\x84\x01 \x01(\x03R\x11readyTimeUnixNano\x124\n" +
+	"\x16version_time_unix_nano\x18\x85\x01 \x01(\x03R\x13versionTimeUnixNano\x12-\n" +
 	"\x13preempted_by_job_id\x18x \x01(\tR\x10preemptedByJobId\x12+\n" +
 	"\x06events\x18\x96\x01 \x03(\v2\x12.cell.v1.TaskEventR\x06events\x12+\n" +
 	"\x11pinned_machine_id\x18\x97\x01 \x01(\tR\x0fpinnedMachineId\"b\n" +
@@ -5799,13 +5947,14 @@ const file_cell_v1_cell_proto_rawDesc = "" +
 	"\x16ListSchedulersResponse\x126\n" +
 	"\n" +
 	"schedulers\x18\x01 \x03(\v2\x16.cell.v1.SchedulerInfoR\n" +
-	"schedulers\"\xb2\x01\n" +
+	"schedulers\"\xc9\x01\n" +
 	"\x0fTaskStateUpdate\x12$\n" +
 	"\x04task\x18\x01 \x01(\v2\x10.cell.v1.TaskRefR\x04task\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\x12(\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x12.cell.v1.TaskStateR\x05state\x12\x1b\n" +
 	"\texit_code\x18\x04 \x01(\x05R\bexitCode\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\"l\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x12\x15\n" +
+	"\x05ready\x18\x82\x01 \x01(\bR\x05ready\"l\n" +
 	"\x17ReportTaskStatesRequest\x12\x1d\n" +
 	"\n" +
 	"machine_id\x18\x01 \x01(\tR\tmachineId\x122\n" +
@@ -6072,10 +6221,12 @@ var file_cell_v1_cell_proto_goTypes = []any{
 	nil,                                    // 79: cell.v1.JobSpec.LabelsEntry
 	nil,                                    // 80: cell.v1.RegisterMachineRequest.LabelsEntry
 	(*MachineDrain)(nil),                   // 81: cell.v1.MachineDrain
-	(*Disruption)(nil),                     // 82: cell.v1.Disruption
-	(*TaskEvent)(nil),                      // 83: cell.v1.TaskEvent
-	(DrainAction)(0),                       // 84: cell.v1.DrainAction
-	(*Tenant)(nil),                         // 85: cell.v1.Tenant
+	(*UpdateStrategy)(nil),                 // 82: cell.v1.UpdateStrategy
+	(*Disruption)(nil),                     // 83: cell.v1.Disruption
+	(*Rollout)(nil),                        // 84: cell.v1.Rollout
+	(*TaskEvent)(nil),                      // 85: cell.v1.TaskEvent
+	(DrainAction)(0),                       // 86: cell.v1.DrainAction
+	(*Tenant)(nil),                         // 87: cell.v1.Tenant
 }
 var file_cell_v1_cell_proto_depIdxs = []int32{
 	77,  // 0: cell.v1.Machine.labels:type_name -> cell.v1.Machine.LabelsEntry
@@ -6089,121 +6240,124 @@ var file_cell_v1_cell_proto_depIdxs = []int32{
 	9,   // 8: cell.v1.TaskTemplate.resources:type_name -> cell.v1.Resources
 	13,  // 9: cell.v1.TaskTemplate.constraints:type_name -> cell.v1.Constraint
 	14,  // 10: cell.v1.TaskTemplate.health_check:type_name -> cell.v1.HealthCheck
-	2,   // 11: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
-	15,  // 12: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
-	79,  // 13: cell.v1.JobSpec.labels:type_name -> cell.v1.JobSpec.LabelsEntry
-	82,  // 14: cell.v1.JobSpec.disruption:type_name -> cell.v1.Disruption
-	16,  // 15: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
-	3,   // 16: cell.v1.Job.state:type_name -> cell.v1.JobState
-	4,   // 17: cell.v1.Task.state:type_name -> cell.v1.TaskState
-	9,   // 18: cell.v1.Task.resources:type_name -> cell.v1.Resources
-	10,  // 19: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
-	11,  // 20: cell.v1.Task.usage:type_name -> cell.v1.Usage
-	83,  // 21: cell.v1.Task.events:type_name -> cell.v1.TaskEvent
-	16,  // 22: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
-	18,  // 23: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
-	18,  // 24: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
-	17,  // 25: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
-	20,  // 26: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
-	48,  // 27: cell.v1.GetJobResponse.cell:type_name -> cell.v1.CellIdentity
-	18,  // 28: cell.v1.JobSummary.job:type_name -> cell.v1.Job
-	17,  // 29: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
-	26,  // 30: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
-	18,  // 31: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
-	19,  // 32: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,   // 33: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
-	4,   // 34: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
-	80,  // 35: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
-	9,   // 36: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
-	12,  // 37: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
-	48,  // 38: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
-	12,  // 39: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
-	20,  // 40: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
-	12,  // 41: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
-	84,  // 42: cell.v1.DrainMachineRequest.action:type_name -> cell.v1.DrainAction
-	12,  // 43: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
-	12,  // 44: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
-	18,  // 45: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
-	20,  // 46: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
-	48,  // 47: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
-	85,  // 48: cell.v1.SnapshotResponse.tenants:type_name -> cell.v1.Tenant
-	12,  // 49: cell.v1.Change.machine:type_name -> cell.v1.Machine
-	18,  // 50: cell.v1.Change.job:type_name -> cell.v1.Job
-	20,  // 51: cell.v1.Change.task:type_name -> cell.v1.Task
-	46,  // 52: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
-	85,  // 53: cell.v1.Change.tenant:type_name -> cell.v1.Tenant
-	45,  // 54: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
-	48,  // 55: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
-	19,  // 56: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
-	9,   // 57: cell.v1.Claim.resources:type_name -> cell.v1.Resources
-	10,  // 58: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
-	6,   // 59: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
-	7,   // 60: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
-	49,  // 61: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
-	19,  // 62: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
-	8,   // 63: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
-	51,  // 64: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
-	19,  // 65: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
-	55,  // 66: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
-	55,  // 67: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
-	59,  // 68: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
-	19,  // 69: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
-	4,   // 70: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
-	61,  // 71: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
-	63,  // 72: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
-	70,  // 73: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
-	19,  // 74: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
-	11,  // 75: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
-	11,  // 76: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
-	72,  // 77: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
-	73,  // 78: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
-	19,  // 79: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
-	5,   // 80: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
-	21,  // 81: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
-	23,  // 82: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
-	25,  // 83: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
-	28,  // 84: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
-	30,  // 85: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
-	32,  // 86: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
-	34,  // 87: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
-	36,  // 88: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
-	38,  // 89: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
-	40,  // 90: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
-	42,  // 91: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
-	44,  // 92: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
-	50,  // 93: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
-	53,  // 94: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
-	56,  // 95: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
-	58,  // 96: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
-	62,  // 97: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
-	65,  // 98: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
-	67,  // 99: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
-	69,  // 100: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
-	22,  // 101: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
-	24,  // 102: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
-	27,  // 103: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
-	29,  // 104: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
-	31,  // 105: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
-	33,  // 106: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
-	35,  // 107: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
-	37,  // 108: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
-	39,  // 109: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
-	41,  // 110: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
-	43,  // 111: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
-	47,  // 112: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
-	52,  // 113: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
-	54,  // 114: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
-	57,  // 115: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
-	60,  // 116: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
-	64,  // 117: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
-	66,  // 118: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
-	68,  // 119: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
-	71,  // 120: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
-	101, // [101:121] is the sub-list for method output_type
-	81,  // [81:101] is the sub-list for method input_type
-	81,  // [81:81] is the sub-list for extension type_name
-	81,  // [81:81] is the sub-list for extension extendee
-	0,   // [0:81] is the sub-list for field type_name
+	14,  // 11: cell.v1.TaskTemplate.readiness_check:type_name -> cell.v1.HealthCheck
+	2,   // 12: cell.v1.JobSpec.kind:type_name -> cell.v1.JobKind
+	15,  // 13: cell.v1.JobSpec.task:type_name -> cell.v1.TaskTemplate
+	82,  // 14: cell.v1.JobSpec.update:type_name -> cell.v1.UpdateStrategy
+	79,  // 15: cell.v1.JobSpec.labels:type_name -> cell.v1.JobSpec.LabelsEntry
+	83,  // 16: cell.v1.JobSpec.disruption:type_name -> cell.v1.Disruption
+	16,  // 17: cell.v1.Job.spec:type_name -> cell.v1.JobSpec
+	3,   // 18: cell.v1.Job.state:type_name -> cell.v1.JobState
+	84,  // 19: cell.v1.Job.rollout:type_name -> cell.v1.Rollout
+	4,   // 20: cell.v1.Task.state:type_name -> cell.v1.TaskState
+	9,   // 21: cell.v1.Task.resources:type_name -> cell.v1.Resources
+	10,  // 22: cell.v1.Task.devices:type_name -> cell.v1.DeviceShare
+	11,  // 23: cell.v1.Task.usage:type_name -> cell.v1.Usage
+	85,  // 24: cell.v1.Task.events:type_name -> cell.v1.TaskEvent
+	16,  // 25: cell.v1.SubmitJobRequest.spec:type_name -> cell.v1.JobSpec
+	18,  // 26: cell.v1.SubmitJobResponse.job:type_name -> cell.v1.Job
+	18,  // 27: cell.v1.GetJobResponse.job:type_name -> cell.v1.Job
+	17,  // 28: cell.v1.GetJobResponse.counts:type_name -> cell.v1.TaskCounts
+	20,  // 29: cell.v1.GetJobResponse.tasks:type_name -> cell.v1.Task
+	48,  // 30: cell.v1.GetJobResponse.cell:type_name -> cell.v1.CellIdentity
+	18,  // 31: cell.v1.JobSummary.job:type_name -> cell.v1.Job
+	17,  // 32: cell.v1.JobSummary.counts:type_name -> cell.v1.TaskCounts
+	26,  // 33: cell.v1.ListJobsResponse.jobs:type_name -> cell.v1.JobSummary
+	18,  // 34: cell.v1.StopJobResponse.job:type_name -> cell.v1.Job
+	19,  // 35: cell.v1.GetTaskLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,   // 36: cell.v1.GetTaskLogsRequest.stream:type_name -> cell.v1.LogStream
+	4,   // 37: cell.v1.GetTaskLogsResponse.task_state:type_name -> cell.v1.TaskState
+	80,  // 38: cell.v1.RegisterMachineRequest.labels:type_name -> cell.v1.RegisterMachineRequest.LabelsEntry
+	9,   // 39: cell.v1.RegisterMachineRequest.capacity:type_name -> cell.v1.Resources
+	12,  // 40: cell.v1.RegisterMachineResponse.machine:type_name -> cell.v1.Machine
+	48,  // 41: cell.v1.RegisterMachineResponse.cell:type_name -> cell.v1.CellIdentity
+	12,  // 42: cell.v1.GetMachineResponse.machine:type_name -> cell.v1.Machine
+	20,  // 43: cell.v1.GetMachineResponse.tasks:type_name -> cell.v1.Task
+	12,  // 44: cell.v1.ListMachinesResponse.machines:type_name -> cell.v1.Machine
+	86,  // 45: cell.v1.DrainMachineRequest.action:type_name -> cell.v1.DrainAction
+	12,  // 46: cell.v1.DrainMachineResponse.machine:type_name -> cell.v1.Machine
+	12,  // 47: cell.v1.SnapshotResponse.machines:type_name -> cell.v1.Machine
+	18,  // 48: cell.v1.SnapshotResponse.jobs:type_name -> cell.v1.Job
+	20,  // 49: cell.v1.SnapshotResponse.tasks:type_name -> cell.v1.Task
+	48,  // 50: cell.v1.SnapshotResponse.cell:type_name -> cell.v1.CellIdentity
+	87,  // 51: cell.v1.SnapshotResponse.tenants:type_name -> cell.v1.Tenant
+	12,  // 52: cell.v1.Change.machine:type_name -> cell.v1.Machine
+	18,  // 53: cell.v1.Change.job:type_name -> cell.v1.Job
+	20,  // 54: cell.v1.Change.task:type_name -> cell.v1.Task
+	46,  // 55: cell.v1.Change.deleted:type_name -> cell.v1.Deletion
+	87,  // 56: cell.v1.Change.tenant:type_name -> cell.v1.Tenant
+	45,  // 57: cell.v1.WatchResponse.changes:type_name -> cell.v1.Change
+	48,  // 58: cell.v1.WatchResponse.cell:type_name -> cell.v1.CellIdentity
+	19,  // 59: cell.v1.Claim.task:type_name -> cell.v1.TaskRef
+	9,   // 60: cell.v1.Claim.resources:type_name -> cell.v1.Resources
+	10,  // 61: cell.v1.Claim.devices:type_name -> cell.v1.DeviceShare
+	6,   // 62: cell.v1.CommitRequest.conflict_mode:type_name -> cell.v1.ConflictMode
+	7,   // 63: cell.v1.CommitRequest.commit_mode:type_name -> cell.v1.CommitMode
+	49,  // 64: cell.v1.CommitRequest.claims:type_name -> cell.v1.Claim
+	19,  // 65: cell.v1.CommitRequest.preemptions:type_name -> cell.v1.TaskRef
+	8,   // 66: cell.v1.ClaimResult.outcome:type_name -> cell.v1.ClaimOutcome
+	51,  // 67: cell.v1.CommitResponse.results:type_name -> cell.v1.ClaimResult
+	19,  // 68: cell.v1.CommitResponse.preempted:type_name -> cell.v1.TaskRef
+	55,  // 69: cell.v1.ReportSchedulerStatsRequest.stats:type_name -> cell.v1.SchedulerStats
+	55,  // 70: cell.v1.SchedulerInfo.stats:type_name -> cell.v1.SchedulerStats
+	59,  // 71: cell.v1.ListSchedulersResponse.schedulers:type_name -> cell.v1.SchedulerInfo
+	19,  // 72: cell.v1.TaskStateUpdate.task:type_name -> cell.v1.TaskRef
+	4,   // 73: cell.v1.TaskStateUpdate.state:type_name -> cell.v1.TaskState
+	61,  // 74: cell.v1.ReportTaskStatesRequest.updates:type_name -> cell.v1.TaskStateUpdate
+	63,  // 75: cell.v1.ReportTaskStatesResponse.results:type_name -> cell.v1.UpdateResult
+	70,  // 76: cell.v1.ListRevokedCredentialsResponse.revoked:type_name -> cell.v1.RevokedCredential
+	19,  // 77: cell.v1.TaskUsage.task:type_name -> cell.v1.TaskRef
+	11,  // 78: cell.v1.TaskUsage.usage:type_name -> cell.v1.Usage
+	11,  // 79: cell.v1.Heartbeat.usage:type_name -> cell.v1.Usage
+	72,  // 80: cell.v1.Heartbeat.tasks:type_name -> cell.v1.TaskUsage
+	73,  // 81: cell.v1.HeartbeatBatch.heartbeats:type_name -> cell.v1.Heartbeat
+	19,  // 82: cell.v1.AgentLogsRequest.task:type_name -> cell.v1.TaskRef
+	5,   // 83: cell.v1.AgentLogsRequest.stream:type_name -> cell.v1.LogStream
+	21,  // 84: cell.v1.JobService.SubmitJob:input_type -> cell.v1.SubmitJobRequest
+	23,  // 85: cell.v1.JobService.GetJob:input_type -> cell.v1.GetJobRequest
+	25,  // 86: cell.v1.JobService.ListJobs:input_type -> cell.v1.ListJobsRequest
+	28,  // 87: cell.v1.JobService.StopJob:input_type -> cell.v1.StopJobRequest
+	30,  // 88: cell.v1.JobService.SetJobSchedulingStatus:input_type -> cell.v1.SetJobSchedulingStatusRequest
+	32,  // 89: cell.v1.JobService.GetTaskLogs:input_type -> cell.v1.GetTaskLogsRequest
+	34,  // 90: cell.v1.MachineService.RegisterMachine:input_type -> cell.v1.RegisterMachineRequest
+	36,  // 91: cell.v1.MachineService.GetMachine:input_type -> cell.v1.GetMachineRequest
+	38,  // 92: cell.v1.MachineService.ListMachines:input_type -> cell.v1.ListMachinesRequest
+	40,  // 93: cell.v1.MachineService.DrainMachine:input_type -> cell.v1.DrainMachineRequest
+	42,  // 94: cell.v1.StateService.Snapshot:input_type -> cell.v1.SnapshotRequest
+	44,  // 95: cell.v1.StateService.Watch:input_type -> cell.v1.WatchRequest
+	50,  // 96: cell.v1.StateService.Commit:input_type -> cell.v1.CommitRequest
+	53,  // 97: cell.v1.SchedulerService.RegisterScheduler:input_type -> cell.v1.RegisterSchedulerRequest
+	56,  // 98: cell.v1.SchedulerService.ReportSchedulerStats:input_type -> cell.v1.ReportSchedulerStatsRequest
+	58,  // 99: cell.v1.SchedulerService.ListSchedulers:input_type -> cell.v1.ListSchedulersRequest
+	62,  // 100: cell.v1.AgentService.ReportTaskStates:input_type -> cell.v1.ReportTaskStatesRequest
+	65,  // 101: cell.v1.CredentialService.IssueCredential:input_type -> cell.v1.IssueCredentialRequest
+	67,  // 102: cell.v1.CredentialService.RevokeCredential:input_type -> cell.v1.RevokeCredentialRequest
+	69,  // 103: cell.v1.CredentialService.ListRevokedCredentials:input_type -> cell.v1.ListRevokedCredentialsRequest
+	22,  // 104: cell.v1.JobService.SubmitJob:output_type -> cell.v1.SubmitJobResponse
+	24,  // 105: cell.v1.JobService.GetJob:output_type -> cell.v1.GetJobResponse
+	27,  // 106: cell.v1.JobService.ListJobs:output_type -> cell.v1.ListJobsResponse
+	29,  // 107: cell.v1.JobService.StopJob:output_type -> cell.v1.StopJobResponse
+	31,  // 108: cell.v1.JobService.SetJobSchedulingStatus:output_type -> cell.v1.SetJobSchedulingStatusResponse
+	33,  // 109: cell.v1.JobService.GetTaskLogs:output_type -> cell.v1.GetTaskLogsResponse
+	35,  // 110: cell.v1.MachineService.RegisterMachine:output_type -> cell.v1.RegisterMachineResponse
+	37,  // 111: cell.v1.MachineService.GetMachine:output_type -> cell.v1.GetMachineResponse
+	39,  // 112: cell.v1.MachineService.ListMachines:output_type -> cell.v1.ListMachinesResponse
+	41,  // 113: cell.v1.MachineService.DrainMachine:output_type -> cell.v1.DrainMachineResponse
+	43,  // 114: cell.v1.StateService.Snapshot:output_type -> cell.v1.SnapshotResponse
+	47,  // 115: cell.v1.StateService.Watch:output_type -> cell.v1.WatchResponse
+	52,  // 116: cell.v1.StateService.Commit:output_type -> cell.v1.CommitResponse
+	54,  // 117: cell.v1.SchedulerService.RegisterScheduler:output_type -> cell.v1.RegisterSchedulerResponse
+	57,  // 118: cell.v1.SchedulerService.ReportSchedulerStats:output_type -> cell.v1.ReportSchedulerStatsResponse
+	60,  // 119: cell.v1.SchedulerService.ListSchedulers:output_type -> cell.v1.ListSchedulersResponse
+	64,  // 120: cell.v1.AgentService.ReportTaskStates:output_type -> cell.v1.ReportTaskStatesResponse
+	66,  // 121: cell.v1.CredentialService.IssueCredential:output_type -> cell.v1.IssueCredentialResponse
+	68,  // 122: cell.v1.CredentialService.RevokeCredential:output_type -> cell.v1.RevokeCredentialResponse
+	71,  // 123: cell.v1.CredentialService.ListRevokedCredentials:output_type -> cell.v1.ListRevokedCredentialsResponse
+	104, // [104:124] is the sub-list for method output_type
+	84,  // [84:104] is the sub-list for method input_type
+	84,  // [84:84] is the sub-list for extension type_name
+	84,  // [84:84] is the sub-list for extension extendee
+	0,   // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_cell_v1_cell_proto_init() }
@@ -6211,6 +6365,7 @@ func file_cell_v1_cell_proto_init() {
 	if File_cell_v1_cell_proto != nil {
 		return
 	}
+	file_cell_v1_update_types_proto_init()
 	file_cell_v1_agent_proto_init()
 	file_cell_v1_observe_proto_init()
 	file_cell_v1_tenancy_proto_init()
