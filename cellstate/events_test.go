@@ -63,7 +63,7 @@ func TestTaskEventsAcrossAttemptsAndRestart(t *testing.T) {
 		c.report("m1", update(job.Id, 0, a, cellv1.TaskState_TASK_STATE_FAILED, int32(a)))
 	}
 	want := []string{
-		"2 PLACED on m2 by batch", "2 STARTED on m2", "2 EVICTED on m2: evicted: machine m2 drained",
+		"2 PLACED on m2 by batch", "2 STARTED on m2", "2 EVICTED on m2: machine drained",
 		"3 PLACED on m1 by batch", "3 FAILED on m1 code 3",
 		"4 PLACED on m1 by batch", "4 FAILED on m1 code 4",
 	}
@@ -115,7 +115,7 @@ func TestTaskEventsDrainPreemptStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"1 PLACED on m1 by batch", "1 STARTED on m1", "1 EVICTED on m1: evicted: machine m1 drained",
+		"1 PLACED on m1 by batch", "1 STARTED on m1", "1 EVICTED on m1: machine drained",
 		"2 PLACED on m2 by batch", "2 PREEMPTED on m2: preempted by job high",
 		"2 KILLED: job stopped by admin",
 	}
