@@ -222,6 +222,7 @@ func startCell(simulated int, realAgent bool) (_ *testCell, err error) {
 		a, err := agent.New(ctx, agent.Config{
 			Server: c.srv.Addr(), Credentials: creds, Name: "real-1", DataDir: filepath.Join(dir, "agent"), CPUMilli: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30,
 			Labels: map[string]string{"zone": "local", "rack": "local"}, GPUs: 0, CgroupRoot: "-", StopGrace: 300 * time.Millisecond, Logger: discard,
+			StopTasksOnExit: true, // a test leaves no task process behind
 		})
 		if err != nil {
 			return nil, err

@@ -95,7 +95,8 @@ func TestREADME(t *testing.T) {
 	// it. The walkthrough commands reach this cell through $CELL_ADDR, as
 	// the README's commands reach the default cell.
 	args := append(cellArgs(t, quick[0][0]), "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
-		"--nats-listen", "127.0.0.1:-1", "--data", filepath.Join(dir, "cell-data"))
+		"--nats-listen", "127.0.0.1:-1", "--data", filepath.Join(dir, "cell-data"),
+		"--stop-tasks-on-exit") // a test leaves no task process behind
 	cell := exec.Command(cellBinary, args...)
 	cell.Dir = dir
 	logPath := filepath.Join(dir, "cell.log")

@@ -22,7 +22,8 @@ func startAgent(t *testing.T, ctx context.Context, cell *celltest.Cell, name str
 	a, err := agent.New(ctx, agent.Config{
 		Server: cell.Addr, Credentials: cell.Credentials(t, celltest.Identity(t, identity.Agent, name)), Name: name, DataDir: t.TempDir(),
 		CPUMilli: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30, CgroupRoot: "-", StopGrace: 300 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		StopTasksOnExit: true, // a test leaves no task process behind
+		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)

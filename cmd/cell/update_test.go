@@ -40,7 +40,8 @@ func startDevCell(t *testing.T) *devCell {
 		t.Fatal(err)
 	}
 	cell := exec.Command(cellBinary, "dev", "--simulate", "0", "--listen", "127.0.0.1:0", "--metrics", "",
-		"--nats-listen", "127.0.0.1:-1", "--data", filepath.Join(dir, "cell-data"))
+		"--nats-listen", "127.0.0.1:-1", "--data", filepath.Join(dir, "cell-data"),
+		"--stop-tasks-on-exit") // a test leaves no task process behind
 	cell.Dir = dir
 	cell.Stdout, cell.Stderr = logf, logf
 	if err := cell.Start(); err != nil {

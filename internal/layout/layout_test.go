@@ -35,7 +35,7 @@ var allowed = map[string][]string{
 	"pbconv":     {"txn", "proto"},
 	"jobspec":    {"txn", "proto", "pbconv"},
 	"cli":        {"txn", "proto", "pbconv", "jobspec"},
-	"cellserver": {"cellstate", "proto", "txn", "pbconv", "pki", "webui"},
+	"cellserver": {"cellstate", "proto", "txn", "pbconv", "pki", "webui", "replication"},
 	"internal":   {"cellserver", "cellstate", "proto", "txn", "pki"},
 	"examples":   {"schedulers", "txn", "proto"},
 	// The cell's certificate authority (server side); clients read
@@ -46,6 +46,9 @@ var allowed = map[string][]string{
 	// Its login tokens are part of the API's contract (proto/login), so
 	// the CLI mints them without importing the view.
 	"webui": {"cellstate", "proto"},
+	// Replication (issue 15): the store's change log on JetStream; the
+	// server wires it in cluster mode.
+	"replication": {"cellstate", "proto"},
 }
 
 // testsMayAlsoImport: tests run against real parts, so any package's tests
