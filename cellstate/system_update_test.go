@@ -198,3 +198,26 @@ func TestSystemPlanJob(t *testing.T) {
 	}
 	c.checkInvariant()
 }
+
+// TestSystemRolloutResumesAfterRestart: the rollout is durable state; a
+// restarted store carries it on in waves.
+func TestSystemRolloutResumesAfterRestart(t *testing.T) {
+	c := newTestCell(t, Options{})
+	for i := 1; i <= 4; i++ {
+		c.addMachine(fmt.Sprintf("m%d", i), nil, 4000, 4*gib, 0)
+	}
+	always := func(*cellv1.Task) bool { return true }
+	job := c.submit(daemonSpec("logs", "/bin/v1", nil))
+	c.fakeAgents(job.Id, always)
+	c.submit(daemonSpec("logs", "/bin/v2", nil))
+	c.restart(Options{})
+	r := c.fakeAgentsWatching(job.Id, always, func(g *cellv1.GetJobResponse) {
+		if g.Counts.Ready < 3 {
+			t.Fatalf("after the restart %d of 4 ready", g.Counts.Ready)
+		}
+	})
+	if ro := r.Job.Rollout; ro.State != cellv1.RolloutState_ROLLOUT_STATE_SUCCEEDED || ro.Updated != 4 {
+		t.Fatalf("rollout after a restart: %v", ro)
+	}
+	c.checkInvariant()
+}
