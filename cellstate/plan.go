@@ -38,11 +38,25 @@ func (s *Store) PlanJob(spec *cellv1.JobSpec) *cellv1.PlanJobResponse {
 		out.Refused = status.Convert(err).Message()
 		return out
 	}
+	system := jobKind(spec) == cellv1.JobKind_JOB_KIND_SYSTEM
+	if system { // its count is its tasks, as updateJob keeps it
+		spec = proto.Clone(spec).(*cellv1.JobSpec)
+		spec.Count = uint32(len(j.tasks))
+	}
 	out.Diff = specDiff(j.job.Spec, spec)
 	if len(out.Diff) == 0 {
 		return out
 	}
 	live := j.liveSlots()
+	templateChanged := !proto.Equal(j.job.Spec.GetTask(), spec.GetTask())
+	if system { // one task per machine: a new template replaces them in waves
+		if templateChanged {
+			out.Replace = live
+		} else {
+			out.InPlace = live
+		}
+		return out
+	}
 	kept := min(live, spec.Count)
 	if spec.Count > live {
 		out.Create = spec.Count - live
@@ -50,7 +64,6 @@ func (s *Store) PlanJob(spec *cellv1.JobSpec) *cellv1.PlanJobResponse {
 	if live > spec.Count {
 		out.Stop = live - spec.Count
 	}
-	templateChanged := !proto.Equal(j.job.Spec.GetTask(), spec.GetTask())
 	switch {
 	case jobKind(spec) == cellv1.JobKind_JOB_KIND_SERVICE && templateChanged:
 		out.Replace = kept

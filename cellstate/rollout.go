@@ -4,6 +4,8 @@ import (
 	"sort"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/limits"
 )
@@ -41,6 +43,8 @@ const (
 	defaultMaxSurgePercent       = 25
 	defaultMaxUnavailablePercent = 25
 	defaultHealthyDeadline       = 5 * time.Minute
+	// A system job replaces one task at a time (a DaemonSet's default).
+	defaultSystemMaxUnavailable = 1
 	// rolloutTick is how often the rollout clock looks at deadlines.
 	rolloutTick = 200 * time.Millisecond
 	// A replica that failed crashLoopFailures times in a row without
@@ -82,6 +86,27 @@ func resolveStrategy(u *cellv1.UpdateStrategy, count uint32) strategy {
 	}
 	return st
 }
+
+// resolveJobStrategy resolves a job's strategy against count replicas. A
+// system job (one task per machine, like a DaemonSet's RollingUpdate)
+// never surges, and replaces maxUnavailable tasks at a time, default 1.
+func resolveJobStrategy(spec *cellv1.JobSpec, count uint32) strategy {
+	u := spec.GetUpdate()
+	if isSystemSpec(spec) {
+		if u == nil {
+			u = &cellv1.UpdateStrategy{}
+		} else {
+			u = proto.Clone(u).(*cellv1.UpdateStrategy)
+		}
+		u.MaxSurge = &cellv1.IntOrPercent{}
+		if u.MaxUnavailable == nil {
+			u.MaxUnavailable = &cellv1.IntOrPercent{Value: defaultSystemMaxUnavailable}
+		}
+	}
+	return resolveStrategy(u, count)
+}
+
+func isSystemSpec(spec *cellv1.JobSpec) bool { return spec.GetKind() == cellv1.JobKind_JOB_KIND_SYSTEM }
 
 func resolveIntOrPercent(v *cellv1.IntOrPercent, count, defPercent uint32, roundUp bool) uint32 {
 	if v == nil {

@@ -88,7 +88,7 @@ func (s *state) addSystemTask(j *jobEntry, id string) bool {
 			State: txn.TaskPending, Resources: pbconv.Resources(spec.GetTask().GetResources()), Constraints: j.cons,
 			MaxPerMachine: spec.GetTask().GetMaxPerMachine(), Pin: id,
 		},
-		submitTime: s.now,
+		submitTime: s.now, version: templateVersion(j.job), versionTime: s.now,
 	}
 	s.installTask(t)
 	j.byMachine[id] = idx

@@ -110,10 +110,15 @@ func (s *state) updateJob(j *jobEntry, spec *cellv1.JobSpec, cause string) (any,
 		return nil, err
 	}
 	old := j.job
+	system := jobKind(spec) == cellv1.JobKind_JOB_KIND_SYSTEM
+	if system && spec.Count != uint32(len(j.tasks)) { // system.go: count is the tasks it has
+		spec = proto.Clone(spec).(*cellv1.JobSpec)
+		spec.Count = uint32(len(j.tasks))
+	}
 	if proto.Equal(old.GetSpec(), spec) {
 		return old, nil
 	}
-	if live := j.liveSlots(); spec.Count > live {
+	if live := j.liveSlots(); !system && spec.Count > live {
 		if err := s.refusePending(spec.Count - live); err != nil {
 			return nil, err
 		}
@@ -134,13 +139,13 @@ func (s *state) updateJob(j *jobEntry, spec *cellv1.JobSpec, cause string) (any,
 		}
 	}
 	service := jobKind(spec) == cellv1.JobKind_JOB_KIND_SERVICE
-	if service && templateChanged {
+	if (service || system) && templateChanged {
 		from := templateVersion(old)
 		if r := old.GetRollout(); r != nil && r.State != cellv1.RolloutState_ROLLOUT_STATE_SUCCEEDED && r.FromVersion != 0 {
 			from = r.FromVersion // the last version that rolled out whole
 		}
 		pb.Rollout = &cellv1.Rollout{Version: v, FromVersion: from, State: cellv1.RolloutState_ROLLOUT_STATE_RUNNING,
-			StartTimeUnixNano: s.now, Desired: spec.Count}
+			StartTimeUnixNano: s.now, Desired: desiredReplicas(j, spec)}
 	}
 	if spec.Task.GetMaxPerMachine() > 0 && j.perMachine == nil {
 		j.perMachine = make(map[string]uint32)
@@ -161,11 +166,11 @@ func (s *state) updateJob(j *jobEntry, spec *cellv1.JobSpec, cause string) (any,
 		}
 	}
 	switch {
-	case service:
+	case service || system: // a system job's tasks follow its machines (system.go); only a rollout replaces them
 		s.reconcile(j)
 	case jobKind(spec) == cellv1.JobKind_JOB_KIND_BATCH:
 		s.scaleBatch(j, place)
-	} // a system job's tasks follow its machines (system.go), not a count
+	}
 	return j.job, nil
 }
 
@@ -272,21 +277,42 @@ func (s *state) noteRollout(pb *cellv1.Job) {
 	delete(s.rolling, pb.Id)
 }
 
-// reconcile takes one step of a service's rollout, or keeps its count.
+// desiredReplicas is how many replicas a rollout of spec wants: a
+// service's count, a system job's tasks on machines it covers now.
+func desiredReplicas(j *jobEntry, spec *cellv1.JobSpec) uint32 {
+	if isSystemSpec(spec) {
+		return j.liveSlots()
+	}
+	return spec.Count
+}
+
+// reconcile takes one step of a service's or system job's rollout, or
+// keeps a service's count. A system job's count is its live tasks (one
+// per eligible machine, kept by system.go), so its plan only replaces
+// tasks in place, never surges nor retires.
 func (s *state) reconcile(j *jobEntry) {
-	if !jobLive(j.job) || jobKind(j.job.Spec) != cellv1.JobKind_JOB_KIND_SERVICE {
+	kind := jobKind(j.job.Spec)
+	if !jobLive(j.job) || kind == cellv1.JobKind_JOB_KIND_BATCH {
+		return
+	}
+	isRolling := rolling(j.job)
+	system := kind == cellv1.JobKind_JOB_KIND_SYSTEM
+	if system && !isRolling {
 		return
 	}
 	spec := j.job.Spec
-	st := resolveStrategy(spec.GetUpdate(), spec.Count)
+	count := desiredReplicas(j, spec)
+	st := resolveJobStrategy(spec, count)
 	target := templateVersion(j.job)
-	isRolling := rolling(j.job)
 	slots := make([]slotView, len(j.tasks))
 	for i, t := range j.tasks {
 		slots[i] = slotView{index: uint32(i), retired: t.t.State == txn.TaskKilled,
 			current: max(t.version, 1) == target, healthy: s.healthy(t, target, st)}
 	}
-	plan := planReplicas(slots, spec.Count, st, isRolling)
+	plan := planReplicas(slots, count, st, isRolling)
+	if system {
+		plan = replicaPlan{replace: plan.replace}
+	}
 	if !plan.empty() {
 		p := newPlacement(spec)
 		why := fmt.Sprintf("replaced by version %d", jobVersion(j.job))
@@ -311,7 +337,7 @@ func (s *state) reconcile(j *jobEntry) {
 		s.setSlots(j)
 	}
 	if isRolling {
-		s.rolloutProgress(j, st)
+		s.rolloutProgress(j, st, count)
 	}
 }
 
@@ -328,7 +354,7 @@ func (s *state) healthy(t *task, target uint64, st strategy) bool {
 // when every replica is current and healthy, failed when one current
 // replica stayed unhealthy past the deadline (then, with auto_revert, the
 // previous version is submitted again).
-func (s *state) rolloutProgress(j *jobEntry, st strategy) {
+func (s *state) rolloutProgress(j *jobEntry, st strategy, desired uint32) {
 	r := proto.Clone(j.job.Rollout).(*cellv1.Rollout)
 	target := templateVersion(j.job)
 	var updated, healthy, old uint32
@@ -348,7 +374,7 @@ func (s *state) rolloutProgress(j *jobEntry, st strategy) {
 			late = i
 		}
 	}
-	r.Updated, r.Healthy, r.Desired = updated, healthy, j.job.Spec.Count
+	r.Updated, r.Healthy, r.Desired = updated, healthy, desired
 	switch {
 	case old == 0 && healthy == r.Desired && updated == r.Desired:
 		r.State, r.EndTimeUnixNano = cellv1.RolloutState_ROLLOUT_STATE_SUCCEEDED, s.now

@@ -83,8 +83,8 @@ func webSpec(name string, count uint32, cmd string) *cellv1.JobSpec {
 }
 
 // fakeAgents plays the schedulers and agents of a test cell: it places
-// every pending task on m1 and reports every assigned task running (and
-// ready when ready says so).
+// every pending task on m1 (a pinned one on its machine) and reports
+// every assigned task running (and ready when ready says so).
 func (c *testCell) fakeAgents(jobID string, ready func(*cellv1.Task) bool) *cellv1.GetJobResponse {
 	return c.fakeAgentsWatching(jobID, ready, func(*cellv1.GetJobResponse) {})
 }
@@ -100,19 +100,23 @@ func (c *testCell) fakeAgentsWatching(jobID string, ready func(*cellv1.Task) boo
 		each(r)
 		changed := false
 		for _, tk := range r.Tasks {
+			m := "m1" // a system job's task runs on its pinned machine
+			if tk.PinnedMachineId != "" {
+				m = tk.PinnedMachineId
+			}
 			switch {
 			case tk.State == cellv1.TaskState_TASK_STATE_PENDING:
-				c.place(r.Job, tk.Index, "m1")
+				c.place(r.Job, tk.Index, m)
 				changed = true
 			case tk.State == cellv1.TaskState_TASK_STATE_ASSIGNED:
 				u := update(jobID, tk.Index, tk.Attempt, cellv1.TaskState_TASK_STATE_RUNNING, 0)
 				u.Ready = ready(tk)
-				c.report("m1", u)
+				c.report(m, u)
 				changed = true
 			case tk.State == cellv1.TaskState_TASK_STATE_RUNNING && !tk.Ready && ready(tk) && r.Job.Spec.Task.ReadinessCheck != nil:
 				u := update(jobID, tk.Index, tk.Attempt, cellv1.TaskState_TASK_STATE_RUNNING, 0)
 				u.Ready = true
-				c.report("m1", u)
+				c.report(m, u)
 				changed = true
 			}
 		}

@@ -55,8 +55,8 @@ func validateJobSpec(in *cellv1.JobSpec) (*cellv1.JobSpec, error) {
 			spec.Kind = cellv1.JobKind_JOB_KIND_SERVICE
 		}
 	}
-	if spec.Update != nil && spec.Kind != cellv1.JobKind_JOB_KIND_SERVICE { // issue 13
-		return nil, invalid("spec.update", "only a service rolls out new versions (a batch job's new version applies to tasks not started yet)")
+	if spec.Update != nil && spec.Kind != cellv1.JobKind_JOB_KIND_SERVICE && spec.Kind != cellv1.JobKind_JOB_KIND_SYSTEM { // issue 13
+		return nil, invalid("spec.update", "only a service or a system job rolls out new versions (a batch job's new version applies to tasks not started yet)")
 	}
 	return spec, nil
 }

@@ -332,5 +332,16 @@ func serviceFinished(job *cellv1.Job, c *cellv1.TaskCounts) (done bool, failure 
 	case r.GetReverts() != 0 && r.GetVersion() == job.GetVersion():
 		return true, fmt.Sprintf("version %d was rolled back (%s)", r.GetReverts(), oneLine(r.GetMessage(), 200))
 	}
-	return c.GetReady() >= job.GetSpec().GetCount(), ""
+	return c.GetReady() >= readyWanted(job, c), ""
+}
+
+// readyWanted is how many ready tasks a live job wants: a service its
+// count, a system job its tasks on machines it covers now (count keeps
+// the killed tasks of machines it left).
+func readyWanted(job *cellv1.Job, c *cellv1.TaskCounts) uint32 {
+	n := job.GetSpec().GetCount()
+	if job.GetSpec().GetKind() == cellv1.JobKind_JOB_KIND_SYSTEM {
+		n -= min(n, c.GetKilled())
+	}
+	return n
 }

@@ -110,8 +110,13 @@ func finished(resp *cellv1.GetJobResponse) (done bool, failure string) {
 	case cellv1.JobState_JOB_STATE_STOPPED:
 		return true, "was stopped"
 	}
-	if job.GetSpec().GetKind() == cellv1.JobKind_JOB_KIND_SERVICE {
+	switch job.GetSpec().GetKind() {
+	case cellv1.JobKind_JOB_KIND_SERVICE:
 		return serviceFinished(job, resp.GetCounts()) // ready replicas, rollouts (issue 13)
+	case cellv1.JobKind_JOB_KIND_SYSTEM:
+		if job.GetRollout() != nil { // a new version rolls out as a service's does
+			return serviceFinished(job, resp.GetCounts())
+		}
 	}
 	return false, ""
 }
@@ -159,9 +164,9 @@ func progressText(resp *cellv1.GetJobResponse) string {
 	s := fmt.Sprintf("%s  %s  %s", job.GetSpec().GetName(), displayState(job, resp.GetCounts()), countsText(resp.GetCounts()))
 	if job.GetSpec().GetKind() == cellv1.JobKind_JOB_KIND_SERVICE {
 		s += ", " + replicasText(job, resp.GetCounts())
-		if r := job.GetRollout(); r.GetState() == cellv1.RolloutState_ROLLOUT_STATE_RUNNING {
-			s += "  (" + rolloutText(r) + ")"
-		}
+	}
+	if r := job.GetRollout(); r.GetState() == cellv1.RolloutState_ROLLOUT_STATE_RUNNING {
+		s += "  (" + rolloutText(r) + ")"
 	}
 	if r := job.GetUnschedulableReason(); r != "" {
 		s += "  (unschedulable: " + oneLine(r, 80) + ")"

@@ -71,7 +71,7 @@
 //	    httpGet: http://localhost:8080/ready   # (for the job, a rollout and
 //	    interval: 1s             # `job run --wait`) only once it passed
 //
-// A service also takes (and only a service: update_test.go parses it):
+// A service or a system job also takes (update_test.go parses it):
 //
 //	update:                      # how a new version rolls out
 //	  maxSurge: 25%              # replicas above count during a rollout; default 25% (rounded up)
@@ -89,7 +89,12 @@
 // readinessCheck passed, or at start without one) for minHealthyTime. A
 // new replica not healthy healthyDeadline after it got the version stops
 // the rollout (failed); with autoRevert the template of the version before
-// is submitted again as a new version. A batch job's new version applies
+// is submitted again as a new version. A system job's new version rolls
+// out the same way, like a DaemonSet's RollingUpdate: its tasks are
+// replaced in place on their machines, maxUnavailable at a time (default
+// 1 for a system job, a percentage of the machines it covers), each wave
+// gated by readiness and minHealthyTime; maxSurge must be 0 (absent means
+// 0: one task per machine). A batch job's new version applies
 // to its tasks not started yet. The scheduler, kind and gang of a live job
 // do not change. These defaults are a Kubernetes Deployment's; the
 // rollout controller lives in the cell store (cellstate/rollout.go says why).

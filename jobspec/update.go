@@ -20,12 +20,15 @@ type Update struct {
 }
 
 func (c *converter) update(u *Update, p fieldPath, kind cellv1.JobKind) *cellv1.UpdateStrategy {
-	if kind != cellv1.JobKind_JOB_KIND_SERVICE {
-		c.failf(p, "only a service rolls out new versions (a batch job's new version applies to tasks not started yet)")
+	if kind != cellv1.JobKind_JOB_KIND_SERVICE && kind != cellv1.JobKind_JOB_KIND_SYSTEM {
+		c.failf(p, "only a service or a system job rolls out new versions (a batch job's new version applies to tasks not started yet)")
 		return nil
 	}
 	out := &cellv1.UpdateStrategy{AutoRevert: u.AutoRevert}
 	out.MaxSurge = c.intOrPercent(u.MaxSurge, p.key("maxSurge"))
+	if kind == cellv1.JobKind_JOB_KIND_SYSTEM && out.MaxSurge.GetValue() != 0 {
+		c.failf(p.key("maxSurge"), "%s: a system job runs one task per machine, it cannot surge; want 0 (tasks are replaced maxUnavailable at a time)", limits.Quote(u.MaxSurge.Text))
+	}
 	out.MaxUnavailable = c.intOrPercent(u.MaxUnavailable, p.key("maxUnavailable"))
 	maxD := limits.MaxRolloutMillis * time.Millisecond
 	if u.MinHealthyTime != "" {

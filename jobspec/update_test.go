@@ -16,7 +16,7 @@ func TestUpdateDocExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(src), "// A service also takes (and only a service: update_test.go parses it):\n//\n")
+	_, rest, ok := strings.Cut(string(src), "// A service or a system job also takes (update_test.go parses it):\n//\n")
 	if !ok {
 		t.Fatal("doc.go lost its update example")
 	}
@@ -40,6 +40,26 @@ func TestUpdateDocExample(t *testing.T) {
 	assertRoundTrip(t, spec)
 }
 
+// TestSystemUpdate: a system job takes an update strategy without surge.
+func TestSystemUpdate(t *testing.T) {
+	for _, tc := range []struct {
+		doc  string
+		want *cellv1.UpdateStrategy
+	}{
+		{"update: {maxUnavailable: 2, autoRevert: true}", &cellv1.UpdateStrategy{MaxUnavailable: &cellv1.IntOrPercent{Value: 2}, AutoRevert: true}},
+		{"update: {maxSurge: 0, maxUnavailable: 20%}", &cellv1.UpdateStrategy{MaxSurge: &cellv1.IntOrPercent{}, MaxUnavailable: &cellv1.IntOrPercent{Value: 20, Percent: true}}},
+	} {
+		spec, err := Parse([]byte("name: d\nkind: system\ntask: {command: x, resources: {cpu: 1}}\n" + tc.doc))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.doc, err)
+		}
+		if !proto.Equal(spec.Update, tc.want) {
+			t.Errorf("%s: update = %v, want %v", tc.doc, spec.Update, tc.want)
+		}
+		assertRoundTrip(t, spec)
+	}
+}
+
 func TestUpdateErrors(t *testing.T) {
 	base := "name: web\nkind: service\ntask: {command: x, resources: {cpu: 1}}\n"
 	for _, tc := range []struct{ doc, want string }{
@@ -47,7 +67,9 @@ func TestUpdateErrors(t *testing.T) {
 		{base + "update: {maxUnavailable: lots}", `update.maxUnavailable: "lots": want a number of replicas`},
 		{base + "update: {minHealthyTime: 1m, healthyDeadline: 30s}", "update.healthyDeadline: 30s must be longer than minHealthyTime"},
 		{base + "update: {healthyDeadline: 48h}", "update.healthyDeadline"},
-		{"name: b\ntask: {command: x, resources: {cpu: 1}}\nupdate: {autoRevert: true}", "update: only a service rolls out"},
+		{"name: b\ntask: {command: x, resources: {cpu: 1}}\nupdate: {autoRevert: true}", "update: only a service or a system job rolls out"},
+		{"name: d\nkind: system\ntask: {command: x, resources: {cpu: 1}}\nupdate: {maxSurge: 1}", "update.maxSurge: \"1\": a system job runs one task per machine, it cannot surge"},
+		{"name: d\nkind: system\ntask: {command: x, resources: {cpu: 1}}\nupdate: {maxSurge: 10%}", "update.maxSurge: \"10%\": a system job"},
 		{base + "task2: 1", "task2: unknown field"},
 	} {
 		_, err := Parse([]byte(tc.doc))

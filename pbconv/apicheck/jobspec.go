@@ -45,6 +45,8 @@ func JobSpec(spec *cellv1.JobSpec) error {
 		return fail("spec.gang", "a system job runs one task per machine as machines come and go; it cannot be a gang")
 	case spec.Kind == cellv1.JobKind_JOB_KIND_SYSTEM && spec.Task.GetMaxPerMachine() > 1:
 		return fail("spec.task.max_per_machine", "a system job runs one task per machine, not %d", spec.Task.GetMaxPerMachine())
+	case spec.Kind == cellv1.JobKind_JOB_KIND_SYSTEM && spec.Update.GetMaxSurge().GetValue() != 0:
+		return fail("spec.update.max_surge", "a system job runs one task per machine, it cannot surge (want 0; tasks are replaced max_unavailable at a time)")
 	case spec.Task == nil:
 		return fail("spec.task", "is required")
 	}
