@@ -63,27 +63,38 @@ func (d *drainRunner) start(s *Store) {
 	d.stop, d.done = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(d.done)
-		t := time.NewTicker(drainEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-d.stop:
-				return
-			case <-t.C:
-			}
-			s.mu.RLock()
-			n := len(s.st.draining)
-			s.mu.RUnlock()
-			if n == 0 {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if _, _, err := s.do(ctx, drainStepOp{}); err != nil && s.Err() == nil && !s.closing() {
-				s.log.Warn("drain step", "err", err)
-			}
-			cancel()
-		}
+		s.stepWhileDue(d.stop, drainEvery, 30*time.Second, "drain step",
+			func(st *state) bool { return len(st.draining) > 0 }, drainStepOp{})
 	}()
+}
+
+// stepWhileDue is the clock of a controller inside the commit loop (the
+// drain controller here, the rollout controller in update.go): every
+// `every` until stop closes, it runs op if due reports work for it. due
+// is checked under the read lock, so an idle clock costs one read-locked
+// check per tick and writes nothing. A failed step is logged unless the
+// store is closing.
+func (s *Store) stepWhileDue(stop <-chan struct{}, every, timeout time.Duration, what string, due func(*state) bool, op operation) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		s.mu.RLock()
+		work := due(s.st)
+		s.mu.RUnlock()
+		if !work || s.closing() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		if _, _, err := s.do(ctx, op); err != nil && s.Err() == nil && !s.closing() {
+			s.log.Warn(what, "err", err)
+		}
+		cancel()
+	}
 }
 
 func (d *drainRunner) close() {

@@ -1,7 +1,6 @@
 package cellstate
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"time"
@@ -471,26 +470,8 @@ func (rolloutTickOp) run(s *state) (any, error) {
 // rollout runs. Started and awaited by gcLoop; stops with it.
 func (s *Store) rolloutLoop(done chan<- struct{}) {
 	defer close(done)
-	t := time.NewTicker(rolloutTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.gcStop:
-			return
-		case <-t.C:
-		}
-		s.mu.RLock()
-		n := len(s.st.rolling)
-		s.mu.RUnlock()
-		if n == 0 || s.closing() {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if _, _, err := s.do(ctx, rolloutTickOp{}); err != nil && s.Err() == nil && !s.closing() {
-			s.log.Warn("rollout tick", "err", err)
-		}
-		cancel()
-	}
+	s.stepWhileDue(s.gcStop, rolloutTick, 10*time.Second, "rollout tick",
+		func(st *state) bool { return len(st.rolling) > 0 }, rolloutTickOp{})
 }
 
 // ---------------------------------------------------------- readiness
