@@ -58,9 +58,16 @@ const gcBatchTasks = 200_000
 // over minutes.
 const releaseAfterTasks = 100_000
 
-// releaseTicks is how many collector ticks after such a collection memory
-// is given back again.
-const releaseTicks = 2
+// After such a collection memory is given back again, on the collector's
+// ticks at least releaseFirstGap, then twice, four times … that long
+// after it, up to releaseLastGap: what was still referenced at the first
+// release (responses in flight, a flush's compactions in C memory, a
+// watcher such as the web view still applying the deletions) is garbage
+// by then, and an idle cell collects nothing by itself for two minutes.
+const (
+	releaseFirstGap = 500 * time.Millisecond
+	releaseLastGap  = 8 * time.Second
+)
 
 // finishedJob is a job in the deletion queue.
 type finishedJob struct {
@@ -375,16 +382,17 @@ func (s *Store) collect() error {
 		s.log.Info("deleted finished jobs past their retention", "jobs", jobs, "tasks", tasks, "retention", s.opts.JobRetention)
 		s.m.gcDeleted(jobs, tasks)
 	}
-	switch {
+	switch now := time.Now(); {
 	case tasks >= releaseAfterTasks:
 		s.release()
-		s.releaseAgain = releaseTicks
-	case s.releaseAgain > 0:
-		// Once more on the next ticks: what was still in flight at the
-		// first release (responses, a flush's compactions in C memory)
-		// is garbage by now, and an idle cell collects nothing by itself.
-		s.releaseAgain--
+		s.releaseGap = releaseFirstGap
+		s.releaseNext = now.Add(s.releaseGap)
+	case s.releaseGap > 0 && !now.Before(s.releaseNext):
 		s.release()
+		if s.releaseGap *= 2; s.releaseGap > releaseLastGap {
+			s.releaseGap = 0
+		}
+		s.releaseNext = now.Add(s.releaseGap)
 	}
 	if s.opts.SchedulerTTL <= 0 {
 		return nil

@@ -3,6 +3,7 @@ package cellstate
 import (
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omegacell/omegacell/txn"
@@ -11,6 +12,7 @@ import (
 // Metrics are the store's Prometheus metrics. A nil *Metrics records
 // nothing.
 type Metrics struct {
+	pebble            *pebbleMemory
 	commitLatency     *prometheus.HistogramVec
 	transactions      *prometheus.CounterVec
 	claims            *prometheus.CounterVec
@@ -130,6 +132,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.authDenied, m.unknownHeartbeats, m.droppedHeartbeats, m.gcJobs, m.gcTasks, m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
 		m.revision, m.machines, m.heartbeats, m.badMessages, m.usageCPU, m.usageMem, m.reservedCPU, m.reservedMem,
 		liveHeapGauge())
+	m.pebble = newPebbleMemory()
+	reg.MustRegister(m.pebble)
 	m.tenants, m.preemptCaused, m.preemptSuffered = newTenantMetrics()
 	reg.MustRegister(m.tenants, m.preemptCaused, m.preemptSuffered)
 	return m
@@ -235,5 +239,17 @@ func (m *Metrics) gcDeleted(jobs, tasks int) {
 	if m != nil {
 		m.gcJobs.Add(float64(jobs))
 		m.gcTasks.Add(float64(tasks))
+	}
+}
+
+func (m *Metrics) attachPebble(db *pebble.DB) {
+	if m != nil {
+		m.pebble.attach(db)
+	}
+}
+
+func (m *Metrics) detachPebble(db *pebble.DB) {
+	if m != nil {
+		m.pebble.detach(db)
 	}
 }

@@ -142,7 +142,8 @@ type Store struct {
 	checkpointBusy atomic.Bool
 	checkpoints    sync.WaitGroup
 
-	releaseAgain     int           // collector ticks left to release memory again (gc.go; gcLoop-owned)
+	releaseGap       time.Duration // memory is released again releaseGap after releaseNext's release (gc.go; gcLoop-owned); 0: done
+	releaseNext      time.Time
 	gcStop           chan struct{} // closed by Close to stop gcLoop
 	gcDone           chan struct{} // closed when gcLoop returns
 	drains           drainRunner   // the drain controller (drain.go)
@@ -227,6 +228,7 @@ func Open(opts Options) (*Store, error) {
 	s.hub = newHub(s.st.rev, s.compacted, db)
 	s.m.setRevision(s.st.rev)
 	s.revHint.Store(s.st.rev)
+	s.m.attachPebble(db)
 	go s.loop()
 	go s.gcLoop()
 	s.drains.start(s)
@@ -256,6 +258,7 @@ func (s *Store) Close() error {
 			s.log.Warn("final checkpoint failed; the next start replays the log", "err", err)
 		}
 	}
+	s.m.detachPebble(s.db)
 	return s.db.Close()
 }
 
