@@ -105,10 +105,11 @@ type Node struct {
 	freeSince time.Time     // run's: since when the lease is seen free
 	deferFor  time.Duration // run's: how long to leave it to others (deferral)
 
-	placing    atomic.Bool  // moveRaftLeaders is running
-	appendGate sync.RWMutex // appends hold it shared, a move of the log's Raft leader exclusively
-	noteMu     sync.Mutex
-	noted      map[string]time.Time // throttles repeated failover logs
+	placing     atomic.Bool                      // moveRaftLeaders is running
+	leaseStream atomic.Pointer[jetstream.Stream] // the lease bucket's stream (moveRaftLeaders)
+	appendGate  sync.RWMutex                     // appends hold it shared, a move of the log's Raft leader exclusively
+	noteMu      sync.Mutex
+	noted       map[string]time.Time // throttles repeated failover logs
 
 	caughtUp  atomic.Bool // applied the log as far as it went at start
 	startLast uint64      // where the log ended at start
@@ -361,6 +362,9 @@ func (n *Node) run() {
 		switch {
 		case leading:
 			n.renew()
+			if placed.Before(n.leadingSince()) {
+				placed = time.Now() // campaign placed them before leading
+			}
 			if time.Since(placed) > placeEvery {
 				placed = time.Now()
 				n.placeRaftLeaders()
@@ -391,6 +395,12 @@ func (n *Node) placeRaftLeaders() {
 	}()
 }
 
+func (n *Node) leadingSince() time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.wonAt
+}
+
 func (n *Node) raftLeaders() string {
 	if n.cfg.RaftLeaders == nil {
 		return ""
@@ -408,6 +418,9 @@ func (n *Node) note(key, msg string, args ...any) {
 	if t, ok := n.noted[key]; ok && time.Since(t) < 500*time.Millisecond {
 		n.noteMu.Unlock()
 		return
+	}
+	if len(n.noted) > 256 {
+		clear(n.noted)
 	}
 	n.noted[key] = time.Now()
 	n.noteMu.Unlock()
@@ -570,7 +583,6 @@ func (n *Node) campaign() {
 	n.cfg.Store.SetLeaderAddress(n.cfg.Address)
 	n.cfg.Store.SetRole(cellstate.RoleLeader)
 	n.log.Info("leading the cell", "revision", n.cfg.Store.Revision(), "log_last", last, "took", time.Since(won))
-	n.placeRaftLeaders()
 }
 
 // deferral is how long a server behind the log lets the free lease lie
@@ -628,15 +640,24 @@ func (n *Node) readTo(ctx context.Context, last uint64) error {
 // the cell still works, a later failover is only slower.
 func (n *Node) moveRaftLeaders(ctx context.Context) {
 	for _, name := range []string{StreamName, "KV_" + LeaseBucket} {
-		s, err := n.js.Stream(ctx, name)
-		if err != nil {
-			continue
+		s := &n.stream
+		if name != StreamName {
+			if s = n.leaseStream.Load(); s == nil {
+				ls, err := n.js.Stream(ctx, name)
+				if err != nil {
+					continue
+				}
+				n.leaseStream.Store(&ls)
+				s = &ls
+			}
 		}
-		info, err := s.Info(ctx)
+		ictx, icancel := context.WithTimeout(ctx, n.cfg.LeaseTTL/8)
+		info, err := (*s).Info(ictx)
+		icancel()
 		if err != nil || info.Cluster == nil || info.Cluster.Leader != n.cfg.Name {
 			continue
 		}
-		n.stepDown(ctx, s, name)
+		n.stepDown(ctx, *s, name)
 	}
 }
 
@@ -649,13 +670,25 @@ func (n *Node) stepDown(ctx context.Context, s jetstream.Stream, name string) {
 		n.appendGate.Lock()
 		defer n.appendGate.Unlock()
 	}
+	// Appends wait meanwhile: not long. (Without a JetStream meta leader,
+	// the request goes unanswered; the next placement tries again.)
 	t0 := time.Now()
-	if _, err := n.cfg.Conn.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+name, nil); err != nil {
-		n.log.Info("failover: asking JetStream to move a Raft leader off the cell leader failed", "stream", name, "err", err)
+	rctx, rcancel := context.WithTimeout(ctx, n.cfg.LeaseTTL/8)
+	_, err := n.cfg.Conn.RequestWithContext(rctx, "$JS.API.STREAM.LEADER.STEPDOWN."+name, nil)
+	rcancel()
+	if err != nil {
+		n.log.Info("failover: asking JetStream to move a Raft leader off the cell leader failed", "stream", name, "err", err, "took", time.Since(t0), "raft", n.raftLeaders())
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.LeaseTTL/4)
+	defer cancel()
 	for ctx.Err() == nil {
-		if info, err := s.Info(ctx); err == nil && info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != n.cfg.Name {
+		// Short attempts: the first requests after a leader change may go
+		// unanswered.
+		ictx, icancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		info, err := s.Info(ictx)
+		icancel()
+		if err == nil && info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != n.cfg.Name {
 			break
 		}
 		sleep(ctx, 20*time.Millisecond)
@@ -824,7 +857,7 @@ func (n *Node) followLoop(ctx context.Context, done chan struct{}) {
 		})
 		if err != nil {
 			if ctx.Err() == nil {
-				n.log.Debug("follow: consumer", "err", err)
+				n.note("consumer "+err.Error(), "follow: making the log's consumer failed", "err", err)
 				sleep(ctx, 100*time.Millisecond)
 			}
 			continue
@@ -834,7 +867,7 @@ func (n *Node) followLoop(ctx context.Context, done chan struct{}) {
 				n.fail(err)
 				return
 			}
-			n.log.Debug("follow: fetch", "err", err)
+			n.note("fetch "+err.Error(), "follow: applying the log failed; again", "err", err)
 			sleep(ctx, 50*time.Millisecond)
 		}
 	}
@@ -855,7 +888,13 @@ func (n *Node) apply(ctx context.Context, cons jetstream.Consumer) error {
 		case errc <- err:
 		default:
 		}
-	}))
+	}),
+		// Pull requests of 2 s, so JetStream heartbeats every second: when
+		// the server that hosted the consumer dies, the consumer is made
+		// again elsewhere after 2 s without a heartbeat (the default, 5 s
+		// heartbeats, leaves a follower 10 s behind; if the leader dies
+		// meanwhile, the new one has that much to read first).
+		jetstream.PullExpiry(2*time.Second))
 	if err != nil {
 		return err
 	}
@@ -866,7 +905,7 @@ func (n *Node) apply(ctx context.Context, cons jetstream.Consumer) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-errc:
-			n.log.Debug("follow: consume", "err", err)
+			n.note("consume "+err.Error(), "follow: consuming the log", "err", err, "revision", n.cfg.Store.Revision())
 			continue
 		case m := <-msgs:
 			r, err := decode(m)

@@ -33,7 +33,9 @@ type replicaSet struct {
 	dir   string
 	nodes []*replicaNode
 	admin credentials.Client
-	all   *grpc.ClientConn // follows the leader over every address
+	// adminDir holds the admin's credentials (cell --credentials).
+	adminDir string
+	all      *grpc.ClientConn // follows the leader over every address
 }
 
 type replicaNode struct {
@@ -86,7 +88,7 @@ func startReplicaSet(t *testing.T, n int, extra ...string) *replicaSet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs.admin = credentials.Client{Bundle: b}
+	rs.admin, rs.adminDir = credentials.Client{Bundle: b}, cell.AdminDir
 	for _, nd := range rs.nodes {
 		rs.start(nd, extra...)
 	}
@@ -324,6 +326,15 @@ func (rs *replicaSet) close() {
 			nd.conn.Close()
 		}
 	}
+}
+
+// addrs is every server's gRPC address, as a client takes them.
+func (rs *replicaSet) addrs() string {
+	var a []string
+	for _, nd := range rs.nodes {
+		a = append(a, nd.addr)
+	}
+	return strings.Join(a, ",")
 }
 
 // revision is the revision a server has applied (a one-machine page).
