@@ -328,6 +328,28 @@ func (rs *replicaSet) close() {
 	}
 }
 
+// count says how many lines of every server's log (every process it ran
+// as) contain each of what.
+func (rs *replicaSet) count(what ...string) string {
+	n := make([]int, len(what))
+	for _, nd := range rs.nodes {
+		nd.mu.Lock()
+		for _, l := range nd.log {
+			for i, w := range what {
+				if strings.Contains(l, w) {
+					n[i]++
+				}
+			}
+		}
+		nd.mu.Unlock()
+	}
+	var parts []string
+	for i, w := range what {
+		parts = append(parts, fmt.Sprintf("%q %d times", w, n[i]))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // addrs is every server's gRPC address, as a client takes them.
 func (rs *replicaSet) addrs() string {
 	var a []string

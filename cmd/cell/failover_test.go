@@ -286,6 +286,7 @@ func TestFailoverSIGKILLLeader(t *testing.T) {
 
 	l := &ledger{jobs: map[string]uint64{}, claims: map[string]string{}}
 	var commits int64
+	loadStart := time.Now()
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	for id := range 4 {
 		wg.Add(1)
@@ -361,8 +362,10 @@ func TestFailoverSIGKILLLeader(t *testing.T) {
 		t.Fatal("nothing was acknowledged: the test tested nothing")
 	}
 	slices.Sort(took)
-	t.Logf("%d kills; %d jobs and %d claims acknowledged (%d commits), last revision %d; failover (SIGKILL -> first accepted commit) p50 %v p99 %v max %v",
-		kills, len(jobs), len(claims), commits, rev, took[len(took)/2].Round(time.Millisecond), took[(len(took)*99)/100].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
+	t.Logf("%d kills; %d jobs and %d claims acknowledged (%d commits, %.0f/s), last revision %d; failover (SIGKILL -> first accepted commit) p50 %v p99 %v max %v; servers logged %s",
+		kills, len(jobs), len(claims), commits, float64(commits)/time.Since(loadStart).Seconds(), rev,
+		took[len(took)/2].Round(time.Millisecond), took[(len(took)*99)/100].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond),
+		rs.count("failover: moved a Raft leader", "failover: append attempt failed", "behind the log; leaving"))
 }
 
 // TestFailoverPartitionedLeader SIGSTOPs the leader (a partition: it
