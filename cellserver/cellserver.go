@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -95,6 +96,7 @@ type Server struct {
 	revoked  *cellstate.Revocations // nil when insecure
 	natsAuth *natsAuth              // nil when insecure or external NATS
 	repl     *replication.Node      // nil in single-server mode
+	raftz    atomic.Bool            // raftLeaders is reading (cluster mode)
 	storeDir string
 	ui       *webui.UI // the web view (nil when metrics are off)
 	uiConn   *grpc.ClientConn

@@ -128,7 +128,7 @@ func (s *Server) startReplication(c Config) error {
 	}
 	n, err := replication.Start(context.Background(), replication.Config{
 		Name: c.Cluster.Name, Address: adv, Conn: s.nc, Store: s.store, Replicas: c.Cluster.replicas(),
-		LeaseTTL: c.Cluster.LeaseTTL, Logger: s.log,
+		LeaseTTL: c.Cluster.LeaseTTL, Logger: s.log, RaftLeaders: s.raftLeaders,
 		Failed: func(err error) {
 			select {
 			case s.errc <- err:

@@ -1,9 +1,15 @@
 package cellserver
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 	_ "unsafe" // go:linkname
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/omegacell/omegacell/replication"
 )
 
 // JetStream's Raft timing. nats-server's defaults are for WAN clusters: a
@@ -45,4 +51,64 @@ func setRaftTimingNow() {
 	natsMaxElectionTimeout = 2 * time.Second
 	natsLostQuorumInterval = 2500 * time.Millisecond
 	natsLostQuorumCheck = 2500 * time.Millisecond
+}
+
+// raftLeaders describes, as this server sees them, the leaders of the Raft
+// groups a failover depends on: JetStream's meta group, the replicated
+// log and the lease bucket ("meta=s1 CELL_LOG=s2 KV_CELL_LEASE=s3"; "-"
+// while a group has none). For the failover logs only: a local read, no
+// request to another server.
+//
+// It never blocks its caller (the commit loop logs with it) for more than
+// 100 ms: the read runs in its own goroutine, one at a time.
+func (s *Server) raftLeaders() string {
+	if s.natsSrv == nil {
+		return ""
+	}
+	if !s.raftz.CompareAndSwap(false, true) {
+		return "unknown (busy)"
+	}
+	out := make(chan string, 1)
+	go func() {
+		defer s.raftz.Store(false)
+		out <- s.readRaftLeaders()
+	}()
+	select {
+	case l := <-out:
+		return l
+	case <-time.After(100 * time.Millisecond):
+		return "unknown (slow)"
+	}
+}
+
+func (s *Server) readRaftLeaders() string {
+	jsz, err := s.natsSrv.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+	if err != nil || jsz == nil {
+		return fmt.Sprintf("unknown (%v)", err)
+	}
+	or := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	var b strings.Builder
+	meta := ""
+	if jsz.Meta != nil {
+		meta = jsz.Meta.Leader
+	}
+	fmt.Fprintf(&b, "meta=%s", or(meta))
+	for _, a := range jsz.AccountDetails {
+		for _, st := range a.Streams {
+			if st.Name != replication.StreamName && st.Name != "KV_"+replication.LeaseBucket {
+				continue
+			}
+			leader := ""
+			if st.Cluster != nil {
+				leader = st.Cluster.Leader
+			}
+			fmt.Fprintf(&b, " %s=%s", st.Name, or(leader))
+		}
+	}
+	return b.String()
 }

@@ -312,6 +312,9 @@ func (o *applyOp) run(s *state) (any, error) {
 			pb := o.Task
 			j := s.jobs[pb.JobId]
 			t := taskFromPB(pb, j.tmpl)
+			// As recovery does (store.go): the task's quota usage is its
+			// job's tenant's, on a follower as on the leader.
+			t.t.Tenant = j.job.GetSpec().GetTenant()
 			if old := j.tasks[pb.Index]; old != nil {
 				t.t.Constraints = old.t.Constraints
 			} else {

@@ -109,6 +109,9 @@ func TestReplicaAppliesLeaderHistory(t *testing.T) {
 		if k%3 == 0 {
 			spec.Task.MaxPerMachine = 50
 		}
+		if k%4 == 1 {
+			spec.Tenant = "team-a" // quota usage is the tenant's on every server
+		}
 		jobs = append(jobs, leader.submit(spec))
 	}
 	for round := range 40 {
@@ -172,6 +175,12 @@ func TestReplicaAppliesLeaderHistory(t *testing.T) {
 		t.Helper()
 		if err := s.CheckInvariant(); err != nil {
 			t.Fatalf("%s: invariant: %v", what, err)
+		}
+		s.mu.RLock()
+		diff := s.st.ledger.Diff(leader.store.st.ledger)
+		s.mu.RUnlock()
+		if diff != "" {
+			t.Fatalf("%s: quota ledger differs from the leader's: %s", what, diff)
 		}
 		got := cellDump(t, s)
 		for k, v := range want {

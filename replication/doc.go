@@ -28,6 +28,18 @@
 //     their own watchers. They serve reads (Snapshot, Watch, GetJob, lists,
 //     logs) and answer writes with Unavailable + ErrorInfo NOT_LEADER
 //     naming the leader's address (clients follow it: proto/cellclient).
+//   - Failover is the lease's TTL plus a few round trips, by construction:
+//     the Raft leaders of the log and of the lease are kept off the cell
+//     leader (moved before its first append, checked every 2 s while it
+//     leads; a move of the log's excludes appends), so the cell leader's
+//     death never also costs a JetStream Raft election; an append attempt
+//     waits at most 1 s for its acknowledgement and is then published
+//     again under the same message id (JetStream drops proposals in
+//     flight at a Raft leader change without an answer); a server behind
+//     the log leaves a free lease to a current one for up to 1 s; a
+//     follower's consumer heartbeats every second, so one whose server
+//     died is made again within 2 s. Each phase is logged at Info
+//     ("failover: ..."), with the Raft leaders as the server sees them.
 //   - Every server serves under the replicated cell's identity (bucket
 //     CELL_META, written once by the first server), so a client that moves
 //     between servers keeps its watch and its revision numbers.

@@ -31,6 +31,24 @@ const (
 	applyBatch   = 512
 	catchUpLimit = 30 * time.Second
 	appendWait   = 5 * time.Second
+	// appendAttempt bounds one attempt of an append: a message that
+	// JetStream dropped without an answer (its stream leader stepped down
+	// or lost quorum while the message was in flight) is published again
+	// after it, under the same message id, instead of waiting out
+	// appendWait.
+	appendAttempt = time.Second
+	// placeEvery is how often a leader checks that it leads neither the
+	// log's nor the lease's Raft group.
+	placeEvery = 2 * time.Second
+	// A server more than deferBelow revisions behind the log waits
+	// deferPerRevision per revision (at most maxDeferral) before it takes
+	// a free lease (deferral).
+	deferBelow       = 64
+	deferPerRevision = 500 * time.Microsecond
+	maxDeferral      = time.Second
+	// catchUpBatch is how many revisions a new leader reads and applies
+	// between two renewals of its lease.
+	catchUpBatch = 128
 	setupTimeout = 2 * time.Minute
 )
 
@@ -56,6 +74,9 @@ type Config struct {
 	// replaced (default 2 s).
 	LeaseTTL time.Duration
 	Logger   *slog.Logger
+	// RaftLeaders, when set, describes the leaders of JetStream's Raft
+	// groups as this server sees them (for the failover logs).
+	RaftLeaders func() string
 	// Failed is told once when the node's store may not go on (ErrFenced).
 	Failed func(error)
 }
@@ -77,6 +98,18 @@ type Node struct {
 	reloading bool               // the store is dropping a refused round
 	follow    context.CancelFunc // stops the follower loop
 	followed  chan struct{}      // closed when it returned
+
+	wonAt     time.Time     // when this leadership's lease was won
+	acked     bool          // this leadership's first append was acknowledged
+	holder    string        // the lease's holder when last seen ("": free)
+	freeSince time.Time     // run's: since when the lease is seen free
+	deferFor  time.Duration // run's: how long to leave it to others (deferral)
+
+	placing     atomic.Bool                      // moveRaftLeaders is running
+	leaseStream atomic.Pointer[jetstream.Stream] // the lease bucket's stream (moveRaftLeaders)
+	appendGate  sync.RWMutex                     // appends hold it shared, a move of the log's Raft leader exclusively
+	noteMu      sync.Mutex
+	noted       map[string]time.Time // throttles repeated failover logs
 
 	caughtUp  atomic.Bool // applied the log as far as it went at start
 	startLast uint64      // where the log ended at start
@@ -316,6 +349,7 @@ func (n *Node) run() {
 	defer close(n.done)
 	tick := time.NewTicker(n.cfg.LeaseTTL / 8)
 	defer tick.Stop()
+	var placed time.Time
 	for {
 		select {
 		case <-n.stop:
@@ -328,9 +362,79 @@ func (n *Node) run() {
 		switch {
 		case leading:
 			n.renew()
+			if placed.Before(n.leadingSince()) {
+				placed = time.Now() // campaign placed them before leading
+			}
+			if time.Since(placed) > placeEvery {
+				placed = time.Now()
+				n.placeRaftLeaders()
+			}
 		case !reloading:
 			n.campaign()
 		}
+	}
+}
+
+// placeRaftLeaders keeps the Raft leadership of the log and of the lease
+// off this server (the cell's leader) for as long as it leads, not only
+// when it wins: a Raft election in those groups (a server restarted, a
+// loaded machine missed heartbeats) may put it back here, and then the
+// cell leader's death would cost a Raft election on top of the lease's
+// TTL. In the background; one at a time.
+func (n *Node) placeRaftLeaders() {
+	if !n.placing.CompareAndSwap(false, true) {
+		return
+	}
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		defer n.placing.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n.moveRaftLeaders(ctx)
+	}()
+}
+
+func (n *Node) leadingSince() time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.wonAt
+}
+
+func (n *Node) raftLeaders() string {
+	if n.cfg.RaftLeaders == nil {
+		return ""
+	}
+	return n.cfg.RaftLeaders()
+}
+
+// note logs a failover event at Info, at most every 500 ms per key (a
+// failing step retried every few milliseconds logs once in a while).
+func (n *Node) note(key, msg string, args ...any) {
+	n.noteMu.Lock()
+	if n.noted == nil {
+		n.noted = map[string]time.Time{}
+	}
+	if t, ok := n.noted[key]; ok && time.Since(t) < 500*time.Millisecond {
+		n.noteMu.Unlock()
+		return
+	}
+	if len(n.noted) > 256 {
+		clear(n.noted)
+	}
+	n.noted[key] = time.Now()
+	n.noteMu.Unlock()
+	n.log.Info(msg, append(args, "raft", n.raftLeaders())...)
+}
+
+// sawHolder logs a change of the lease's holder ("": free).
+func (n *Node) sawHolder(name string) {
+	n.mu.Lock()
+	prev := n.holder
+	n.holder = name
+	n.mu.Unlock()
+	if prev != name {
+		n.log.Info("failover: lease holder changed", "from", prev, "to", name, "raft", n.raftLeaders())
 	}
 }
 
@@ -366,18 +470,39 @@ func (n *Node) campaign() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaseTTL)
 	defer cancel()
+	e, gerr := n.lease.Get(ctx, leaseKey)
+	switch {
+	case gerr == nil:
+		var l cellv1.ReplicaLease
+		if proto.Unmarshal(e.Value(), &l) == nil {
+			n.cfg.Store.SetLeaderAddress(l.GrpcAddress)
+			n.sawHolder(l.Name)
+		}
+		n.freeSince = time.Time{}
+		return
+	case errors.Is(gerr, jetstream.ErrKeyNotFound), errors.Is(gerr, jetstream.ErrKeyDeleted):
+		n.sawHolder("")
+		if n.freeSince.IsZero() {
+			n.freeSince, n.deferFor = time.Now(), n.deferral()
+		}
+		if free := time.Since(n.freeSince); free < n.deferFor {
+			n.note("defer", "failover: behind the log; leaving the free lease to a current server", "defer", n.deferFor, "free_for", free)
+			return
+		}
+	default:
+		n.note("get "+gerr.Error(), "failover: reading the lease failed", "err", gerr)
+	}
+	t0 := time.Now()
 	rev, err := n.lease.Create(ctx, leaseKey, n.value)
 	if err != nil {
-		if e, gerr := n.lease.Get(ctx, leaseKey); gerr == nil {
-			var l cellv1.ReplicaLease
-			if proto.Unmarshal(e.Value(), &l) == nil {
-				n.cfg.Store.SetLeaderAddress(l.GrpcAddress)
-			}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			n.note("campaign "+err.Error(), "failover: creating the lease failed", "err", err, "took", time.Since(t0))
 		}
 		return
 	}
 	won := time.Now()
-	n.log.Info("won the lease; catching up with the log")
+	n.sawHolder(n.cfg.Name)
+	n.log.Info("won the lease; catching up with the log", "revision", n.cfg.Store.Revision(), "create_took", won.Sub(t0), "raft", n.raftLeaders())
 	// Read the log to its end before committing anything, holding the
 	// lease meanwhile. The follower loop stops first; what it had not
 	// applied is read here message by message (no consumer to recreate
@@ -394,15 +519,25 @@ func (n *Node) campaign() {
 			rev, err = n.lease.Update(rctx, leaseKey, n.value, rev)
 			rcancel()
 			renewed = time.Now()
+			if err != nil {
+				n.log.Info("failover: renewing the lease while catching up failed", "err", err, "since_won", time.Since(won), "raft", n.raftLeaders())
+			}
 		}
 		if err == nil {
 			ictx, icancel := context.WithTimeout(context.Background(), n.cfg.LeaseTTL/2)
 			var info *jetstream.StreamInfo
+			step, t1 := "stream info", time.Now()
 			if info, err = n.stream.Info(ictx); err == nil {
 				last = info.State.LastSeq
-				err = n.readTo(ictx, last)
+				step = "reading the log"
+				err = n.readTo(ictx, min(last, n.cfg.Store.Revision()+catchUpBatch))
 			}
 			icancel()
+			if err != nil {
+				n.note("catchup "+err.Error(), "failover: catching up failed", "step", step, "err", err, "took", time.Since(t1), "since_won", time.Since(won))
+			} else if d := time.Since(t1); d > 200*time.Millisecond {
+				n.log.Info("failover: caught up (slow)", "log_last", last, "took", d, "since_won", time.Since(won))
+			}
 			if err != nil && !errors.Is(err, errDiverged) && time.Since(won) < catchUpLimit {
 				err = nil // the log's Raft group may be electing: again
 				sleep(context.Background(), 20*time.Millisecond)
@@ -425,19 +560,50 @@ func (n *Node) campaign() {
 		n.startFollowing()
 		return
 	}
+	// Before the first append: a Raft leader moved while appends are in
+	// flight drops them unanswered.
+	mctx, mcancel := context.WithTimeout(context.Background(), n.cfg.LeaseTTL/4)
+	n.moveRaftLeaders(mctx)
+	mcancel()
+	if time.Since(renewed) > n.cfg.LeaseTTL/4 {
+		rctx, rcancel := context.WithTimeout(context.Background(), n.cfg.LeaseTTL/2)
+		rev, err = n.lease.Update(rctx, leaseKey, n.value, rev)
+		rcancel()
+		renewed = time.Now()
+		if err != nil {
+			n.log.Warn("failover: lost the lease before leading", "err", err)
+			n.startFollowing()
+			return
+		}
+	}
 	n.mu.Lock()
 	n.leading, n.leaseRev, n.renewedAt, n.epoch = true, rev, renewed, fmt.Sprintf("%s-%d", n.cfg.Name, rev)
+	n.wonAt, n.acked = won, false
 	n.mu.Unlock()
 	n.cfg.Store.SetLeaderAddress(n.cfg.Address)
 	n.cfg.Store.SetRole(cellstate.RoleLeader)
 	n.log.Info("leading the cell", "revision", n.cfg.Store.Revision(), "log_last", last, "took", time.Since(won))
-	n.bg.Add(1)
-	go func() {
-		defer n.bg.Done()
-		mctx, mcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer mcancel()
-		n.moveRaftLeaders(mctx)
-	}()
+}
+
+// deferral is how long a server behind the log lets the free lease lie
+// before it takes it, so that a current server takes it first: a new
+// leader reads what it misses before it commits, message by message, and
+// a follower far behind (a loaded machine, a server just restarted) would
+// make the failover as slow as its reading. Proportional to how far
+// behind, at most maxDeferral; none when the log cannot say (its Raft
+// group electing): then the first server to ask takes the lease.
+func (n *Node) deferral() time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaseTTL/8)
+	defer cancel()
+	info, err := n.stream.Info(ctx)
+	if err != nil {
+		return 0
+	}
+	rev := n.cfg.Store.Revision()
+	if info.State.LastSeq <= rev+deferBelow {
+		return 0
+	}
+	return min(time.Duration(info.State.LastSeq-rev)*deferPerRevision, maxDeferral)
 }
 
 // readTo applies the log up to last, reading it message by message.
@@ -474,25 +640,60 @@ func (n *Node) readTo(ctx context.Context, last uint64) error {
 // the cell still works, a later failover is only slower.
 func (n *Node) moveRaftLeaders(ctx context.Context) {
 	for _, name := range []string{StreamName, "KV_" + LeaseBucket} {
-		s, err := n.js.Stream(ctx, name)
-		if err != nil {
-			continue
+		s := &n.stream
+		if name != StreamName {
+			if s = n.leaseStream.Load(); s == nil {
+				ls, err := n.js.Stream(ctx, name)
+				if err != nil {
+					continue
+				}
+				n.leaseStream.Store(&ls)
+				s = &ls
+			}
 		}
-		info, err := s.Info(ctx)
+		ictx, icancel := context.WithTimeout(ctx, n.cfg.LeaseTTL/8)
+		info, err := (*s).Info(ictx)
+		icancel()
 		if err != nil || info.Cluster == nil || info.Cluster.Leader != n.cfg.Name {
 			continue
 		}
-		if _, err := n.cfg.Conn.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+name, nil); err != nil {
-			n.log.Debug("asking JetStream to move a Raft leader", "stream", name, "err", err)
-			continue
-		}
-		for ctx.Err() == nil {
-			if info, err := s.Info(ctx); err == nil && info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != n.cfg.Name {
-				break
-			}
-			sleep(ctx, 20*time.Millisecond)
-		}
+		n.stepDown(ctx, *s, name)
 	}
+}
+
+// stepDown moves the Raft leadership of stream name off this server and
+// waits until another server leads it. The log's leader change drops the
+// proposals in flight without an answer: no append runs meanwhile
+// (appendGate), so none waits for an answer that never comes.
+func (n *Node) stepDown(ctx context.Context, s jetstream.Stream, name string) {
+	if name == StreamName {
+		n.appendGate.Lock()
+		defer n.appendGate.Unlock()
+	}
+	// Appends wait meanwhile: not long. (Without a JetStream meta leader,
+	// the request goes unanswered; the next placement tries again.)
+	t0 := time.Now()
+	rctx, rcancel := context.WithTimeout(ctx, n.cfg.LeaseTTL/8)
+	_, err := n.cfg.Conn.RequestWithContext(rctx, "$JS.API.STREAM.LEADER.STEPDOWN."+name, nil)
+	rcancel()
+	if err != nil {
+		n.log.Info("failover: asking JetStream to move a Raft leader off the cell leader failed", "stream", name, "err", err, "took", time.Since(t0), "raft", n.raftLeaders())
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.LeaseTTL/4)
+	defer cancel()
+	for ctx.Err() == nil {
+		// Short attempts: the first requests after a leader change may go
+		// unanswered.
+		ictx, icancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		info, err := s.Info(ictx)
+		icancel()
+		if err == nil && info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != n.cfg.Name {
+			break
+		}
+		sleep(ctx, 20*time.Millisecond)
+	}
+	n.log.Info("failover: moved a Raft leader off the cell leader", "stream", name, "took", time.Since(t0), "err", ctx.Err(), "raft", n.raftLeaders())
 }
 
 // appender is the store's Replicator: it appends a round to the log,
@@ -508,7 +709,10 @@ func (a appender) Append(revs []*cellv1.ReplicatedRevision) error {
 	if !valid {
 		return errors.New("the lease ran out before the round was appended")
 	}
-	deadline := time.Now().Add(appendWait)
+	start := time.Now()
+	n.appendGate.RLock()
+	defer n.appendGate.RUnlock()
+	deadline := start.Add(appendWait)
 	msgs := make([]*nats.Msg, len(revs))
 	futures := make([]jetstream.PubAckFuture, len(revs))
 	for i, r := range revs {
@@ -522,7 +726,10 @@ func (a appender) Append(revs []*cellv1.ReplicatedRevision) error {
 			break
 		}
 	}
-	timeout := time.NewTimer(appendWait)
+	// Each acknowledgement is awaited for at most appendAttempt after the
+	// one before: a message JetStream dropped without an answer is
+	// published again at once (appendEach), not after appendWait.
+	timeout := time.NewTimer(appendAttempt)
 	defer timeout.Stop()
 	for i := range revs {
 		var err error
@@ -532,32 +739,54 @@ func (a appender) Append(revs []*cellv1.ReplicatedRevision) error {
 				if ack.Sequence != revs[i].Revision {
 					return fmt.Errorf("revision %d stored at sequence %d", revs[i].Revision, ack.Sequence)
 				}
+				timeout.Reset(appendAttempt) // Go 1.23 timers: no stale tick after Reset
 				continue
 			case err = <-futures[i].Err():
 			case <-timeout.C:
-				err = errors.New("no acknowledgement")
+				err = fmt.Errorf("no acknowledgement within %v", appendAttempt)
 			}
 		}
 		if wrongLast(err) {
 			return fmt.Errorf("append revision %d: another leader appended (%w)", revs[i].Revision, err)
 		}
+		n.note("append "+epoch, "failover: append attempt failed; publishing again", "revision", revs[i].Revision, "err", err, "round_took", time.Since(start))
 		// The stream may be electing its Raft leader: append again, one
 		// by one. The message id makes an append that did reach the log
 		// answer as a duplicate of itself; the expected sequence still
 		// fences any other writer.
-		return n.appendEach(revs[i:], msgs[i:], epoch, deadline)
+		if err := n.appendEach(revs[i:], msgs[i:], epoch, deadline); err != nil {
+			n.log.Warn("failover: append failed", "revision", revs[i].Revision, "err", err, "round_took", time.Since(start), "raft", n.raftLeaders())
+			return err
+		}
+		break
 	}
+	n.firstAck(len(revs), start)
 	return nil
+}
+
+// firstAck logs the first acknowledged round of a leadership.
+func (n *Node) firstAck(revs int, start time.Time) {
+	n.mu.Lock()
+	first, won := !n.acked, n.wonAt
+	n.acked = true
+	n.mu.Unlock()
+	if first {
+		n.log.Info("failover: first append acknowledged", "revisions", revs, "append_took", time.Since(start), "since_won", time.Since(won))
+	}
 }
 
 func (n *Node) appendEach(revs []*cellv1.ReplicatedRevision, msgs []*nats.Msg, epoch string, deadline time.Time) error {
 	for i := 0; i < len(revs); {
-		d := time.Now().Add(time.Second)
+		d := time.Now().Add(appendAttempt)
 		if deadline.Before(d) {
 			d = deadline
 		}
 		ctx, cancel := context.WithDeadline(context.Background(), d)
-		ack, err := n.js.PublishMsg(ctx, msgs[i], appendOpts(epoch, revs[i].Revision)...)
+		// A new message: the asynchronous publisher may still hold the
+		// first one.
+		m := &nats.Msg{Subject: msgs[i].Subject, Data: msgs[i].Data}
+		t0 := time.Now()
+		ack, err := n.js.PublishMsg(ctx, m, appendOpts(epoch, revs[i].Revision)...)
 		cancel()
 		switch {
 		case err == nil && ack.Sequence != revs[i].Revision:
@@ -567,9 +796,10 @@ func (n *Node) appendEach(revs []*cellv1.ReplicatedRevision, msgs []*nats.Msg, e
 			continue
 		case wrongLast(err):
 			return fmt.Errorf("append revision %d: another leader appended (%w)", revs[i].Revision, err)
-		case time.Now().After(deadline):
+		case !time.Now().Before(deadline):
 			return fmt.Errorf("append revision %d: %w", revs[i].Revision, err)
 		}
+		n.note("appendEach "+epoch, "failover: append attempt failed; publishing again", "revision", revs[i].Revision, "err", err, "took", time.Since(t0))
 		time.Sleep(20 * time.Millisecond)
 	}
 	return nil
@@ -627,7 +857,7 @@ func (n *Node) followLoop(ctx context.Context, done chan struct{}) {
 		})
 		if err != nil {
 			if ctx.Err() == nil {
-				n.log.Debug("follow: consumer", "err", err)
+				n.note("consumer "+err.Error(), "follow: making the log's consumer failed", "err", err)
 				sleep(ctx, 100*time.Millisecond)
 			}
 			continue
@@ -637,7 +867,7 @@ func (n *Node) followLoop(ctx context.Context, done chan struct{}) {
 				n.fail(err)
 				return
 			}
-			n.log.Debug("follow: fetch", "err", err)
+			n.note("fetch "+err.Error(), "follow: applying the log failed; again", "err", err)
 			sleep(ctx, 50*time.Millisecond)
 		}
 	}
@@ -658,7 +888,13 @@ func (n *Node) apply(ctx context.Context, cons jetstream.Consumer) error {
 		case errc <- err:
 		default:
 		}
-	}))
+	}),
+		// Pull requests of 2 s, so JetStream heartbeats every second: when
+		// the server that hosted the consumer dies, the consumer is made
+		// again elsewhere after 2 s without a heartbeat (the default, 5 s
+		// heartbeats, leaves a follower 10 s behind; if the leader dies
+		// meanwhile, the new one has that much to read first).
+		jetstream.PullExpiry(2*time.Second))
 	if err != nil {
 		return err
 	}
@@ -669,7 +905,7 @@ func (n *Node) apply(ctx context.Context, cons jetstream.Consumer) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-errc:
-			n.log.Debug("follow: consume", "err", err)
+			n.note("consume "+err.Error(), "follow: consuming the log", "err", err, "revision", n.cfg.Store.Revision())
 			continue
 		case m := <-msgs:
 			r, err := decode(m)

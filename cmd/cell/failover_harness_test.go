@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,7 +33,9 @@ type replicaSet struct {
 	dir   string
 	nodes []*replicaNode
 	admin credentials.Client
-	all   *grpc.ClientConn // follows the leader over every address
+	// adminDir holds the admin's credentials (cell --credentials).
+	adminDir string
+	all      *grpc.ClientConn // follows the leader over every address
 }
 
 type replicaNode struct {
@@ -43,6 +47,7 @@ type replicaNode struct {
 	leading bool
 	ready   chan struct{} // closed at the next "cell server ready"
 	log     []string
+	logAt   []time.Time      // when each line of log was read
 	conn    *grpc.ClientConn // this server only
 }
 
@@ -83,7 +88,7 @@ func startReplicaSet(t *testing.T, n int, extra ...string) *replicaSet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs.admin = credentials.Client{Bundle: b}
+	rs.admin, rs.adminDir = credentials.Client{Bundle: b}, cell.AdminDir
 	for _, nd := range rs.nodes {
 		rs.start(nd, extra...)
 	}
@@ -127,6 +132,7 @@ func (rs *replicaSet) start(nd *replicaNode, extra ...string) {
 			nd.mu.Lock()
 			if nd.cmd == cmd { // not a previous process's last words
 				nd.log = append(nd.log, line)
+				nd.logAt = append(nd.logAt, time.Now())
 				switch {
 				case strings.Contains(line, `msg="leading the cell"`):
 					nd.leading = true
@@ -164,6 +170,71 @@ func (nd *replicaNode) tail(n int) string {
 	return strings.Join(nd.log[max(0, len(nd.log)-n):], "\n")
 }
 
+// between returns the lines nd logged from from to to, each with when it
+// was read.
+func (nd *replicaNode) between(from, to time.Time) []timedLine {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	var out []timedLine
+	for i, at := range nd.logAt {
+		if !at.Before(from) && !at.After(to) {
+			out = append(out, timedLine{at: at, who: nd.name, line: nd.log[i]})
+		}
+	}
+	return out
+}
+
+type timedLine struct {
+	at        time.Time
+	who, line string
+}
+
+// events is a bounded, timestamped record of what the test's clients saw
+// (cellclient.Trace, probe attempts), for the per-kill timelines.
+type events struct {
+	mu    sync.Mutex
+	lines []timedLine
+}
+
+func (e *events) add(who, line string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.lines) >= 20000 {
+		e.lines = append(e.lines[:0], e.lines[10000:]...)
+	}
+	e.lines = append(e.lines, timedLine{at: time.Now(), who: who, line: line})
+}
+
+func (e *events) between(from, to time.Time) []timedLine {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []timedLine
+	for _, l := range e.lines {
+		if !l.at.Before(from) && !l.at.After(to) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// timeline is every server's log and the clients' events from from to to,
+// in order, each line with its offset from zero.
+func (rs *replicaSet) timeline(ev *events, zero, from, to time.Time) string {
+	var all []timedLine
+	for _, nd := range rs.nodes {
+		all = append(all, nd.between(from, to)...)
+	}
+	if ev != nil {
+		all = append(all, ev.between(from, to)...)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
+	var b strings.Builder
+	for _, l := range all {
+		fmt.Fprintf(&b, "%+8.3fs %-6s %s\n", l.at.Sub(zero).Seconds(), l.who, l.line)
+	}
+	return b.String()
+}
+
 func (nd *replicaNode) isLeading() bool {
 	nd.mu.Lock()
 	defer nd.mu.Unlock()
@@ -180,6 +251,37 @@ func (nd *replicaNode) signal(sig syscall.Signal) {
 	if cmd != nil {
 		cmd.Process.Signal(sig)
 	}
+}
+
+// dumpStacks makes nd's process print its goroutines and exit (SIGQUIT),
+// writes its whole log to a file that outlives the test and returns a
+// line naming it.
+func (nd *replicaNode) dumpStacks() string {
+	nd.mu.Lock()
+	cmd := nd.cmd
+	nd.mu.Unlock()
+	if cmd == nil {
+		return "not running"
+	}
+	cmd.Process.Signal(syscall.SIGQUIT)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+	time.Sleep(200 * time.Millisecond) // the last lines of its stderr
+	f, err := os.CreateTemp("", "omegacell-failover-"+nd.name+"-*.log")
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	nd.mu.Lock()
+	for i, l := range nd.log {
+		fmt.Fprintf(f, "%s %s\n", nd.logAt[i].UTC().Format("15:04:05.000"), l)
+	}
+	nd.mu.Unlock()
+	return "its log and goroutines: " + f.Name()
 }
 
 // kill SIGKILLs nd and waits for the process to end.
@@ -224,6 +326,37 @@ func (rs *replicaSet) close() {
 			nd.conn.Close()
 		}
 	}
+}
+
+// count says how many lines of every server's log (every process it ran
+// as) contain each of what.
+func (rs *replicaSet) count(what ...string) string {
+	n := make([]int, len(what))
+	for _, nd := range rs.nodes {
+		nd.mu.Lock()
+		for _, l := range nd.log {
+			for i, w := range what {
+				if strings.Contains(l, w) {
+					n[i]++
+				}
+			}
+		}
+		nd.mu.Unlock()
+	}
+	var parts []string
+	for i, w := range what {
+		parts = append(parts, fmt.Sprintf("%q %d times", w, n[i]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// addrs is every server's gRPC address, as a client takes them.
+func (rs *replicaSet) addrs() string {
+	var a []string
+	for _, nd := range rs.nodes {
+		a = append(a, nd.addr)
+	}
+	return strings.Join(a, ",")
 }
 
 // revision is the revision a server has applied (a one-machine page).

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/base"
 	"google.golang.org/grpc/codes"
@@ -80,7 +81,7 @@ func Dial(addrs string, c credentials.Client, opts ...grpc.DialOption) (*grpc.Cl
 	}
 	r.InitialState(state)
 	conn, err := grpc.NewClient(r.Scheme()+":///cell", append([]grpc.DialOption{
-		transport, grpc.WithResolvers(r),
+		transport, grpc.WithResolvers(r), grpc.WithConnectParams(reconnect),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"` + leaderBalancer + `":{}}]}`),
 		grpc.WithChainUnaryInterceptor(f.unary), grpc.WithChainStreamInterceptor(f.stream),
 	}, opts...)...)
@@ -91,11 +92,34 @@ func Dial(addrs string, c credentials.Client, opts ...grpc.DialOption) (*grpc.Cl
 	return conn, nil
 }
 
+// reconnect is how a multi-address connection reconnects to a server it
+// lost. gRPC's default backoff grows to 120 s: a server that was down for
+// ten seconds (killed, restarted) would be reconnected to only seconds
+// after it is back, and if it wins the next election meanwhile every
+// write waits for that. A cell's servers are few and on a LAN: retry
+// each at least every second.
+var reconnect = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: 2 * time.Second,
+}
+
+// Trace, when set (before dialing), receives a line for each move of a
+// multi-address connection to another server: a NOT_LEADER redirect, a
+// server that failed or hung. For diagnosing failovers (tests).
+var Trace atomic.Pointer[func(string)]
+
+func trace(format string, args ...any) {
+	if f := Trace.Load(); f != nil {
+		(*f)(fmt.Sprintf(format, args...))
+	}
+}
+
 // follower is one connection's belief of where the leader is.
 type follower struct {
 	addrs  []string
 	leader atomic.Pointer[string]
 	next   atomic.Uint32
+	traced atomic.Int64 // when the picker last traced (unix ns)
 }
 
 type followerKey struct{}
@@ -150,10 +174,12 @@ func (f *follower) unary(ctx context.Context, method string, req, reply any, cc 
 				// That server is going away, or hangs (paused,
 				// partitioned): the next call tries another.
 				f.moveOn("", tried)
+				trace("%s via %s failed (%v); next call to %s", method, tried, err, *f.leader.Load())
 			}
 			return err
 		}
 		f.moveOn(hint, tried)
+		trace("%s via %s: not the leader (leader %q); trying %s", method, tried, hint, *f.leader.Load())
 		if hint == "" || hint == tried || time.Now().After(deadline) {
 			if time.Now().After(deadline) {
 				return err
@@ -175,6 +201,7 @@ func (f *follower) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.C
 	s, err := streamer(context.WithValue(ctx, followerKey{}, f), desc, cc, method, opts...)
 	if c := status.Code(err); err != nil && (c == codes.Unavailable || c == codes.DeadlineExceeded) {
 		f.moveOn("", tried)
+		trace("stream %s via %s failed (%v); next call to %s", method, tried, err, *f.leader.Load())
 	}
 	return s, err
 }
@@ -215,6 +242,10 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	if f, ok := info.Ctx.Value(followerKey{}).(*follower); ok {
 		if sc := p.byAddr[*f.leader.Load()]; sc != nil {
 			return balancer.PickResult{SubConn: sc}, nil
+		}
+		if now := time.Now().UnixNano(); Trace.Load() != nil && now-f.traced.Load() > int64(200*time.Millisecond) {
+			f.traced.Store(now)
+			trace("%s: %s is not connected; sending to another server", info.FullMethodName, *f.leader.Load())
 		}
 	}
 	return balancer.PickResult{SubConn: p.any[int(p.n.Add(1))%len(p.any)]}, nil
