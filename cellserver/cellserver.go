@@ -100,7 +100,7 @@ type Server struct {
 	uiConn   *grpc.ClientConn
 }
 
-func Start(c Config, log *slog.Logger) (_ *Server, err error) {
+func start(c Config, log *slog.Logger) (_ *Server, err error) {
 	s := &Server{log: log, errc: make(chan error, 3), reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
