@@ -250,6 +250,11 @@ func (s *Server) Close() {
 			s.grpc.Stop()
 		}
 	}
+	if s.lis != nil {
+		// Serve closes it, but a Start that failed before serving
+		// (cluster mode: restarting on a fetched snapshot) never served.
+		s.lis.Close()
+	}
 	if s.http != nil {
 		s.http.Close()
 	}

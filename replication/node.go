@@ -709,10 +709,10 @@ func (n *Node) apply(ctx context.Context, cons jetstream.Consumer) error {
 			}
 		}
 		want := n.cfg.Store.Revision() + 1
-		if revs[0].Revision > want {
+		if got, expected := firstGap(revs, want); got != 0 {
 			// The log dropped what this store misses (retention.go):
 			// restart on a peer's snapshot.
-			return fmt.Errorf("%w: the log delivered revision %d, this store needs %d", errBehindLog, revs[0].Revision, want)
+			return fmt.Errorf("%w: the log delivered revision %d where this store needs %d", errBehindLog, got, expected)
 		}
 		if revs[0].Revision != want {
 			return fmt.Errorf("follow: log delivered revision %d, want %d", revs[0].Revision, want)

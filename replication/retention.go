@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 )
 
 // The replicated log is bounded (JetStream limits, DiscardOld): it keeps
@@ -99,4 +101,17 @@ func (n *Node) rebuildIfBehind(ctx context.Context, rev uint64, st *jetstream.St
 		}
 		sleep(fctx, time.Second)
 	}
+}
+
+// firstGap returns the first revision of revs that skips ahead of the
+// one expected there (want, then each revision's successor), with the
+// expected one; 0 when none does.
+func firstGap(revs []*cellv1.ReplicatedRevision, want uint64) (got, expected uint64) {
+	for _, r := range revs {
+		if r.Revision > want {
+			return r.Revision, want
+		}
+		want = r.Revision + 1
+	}
+	return 0, 0
 }
