@@ -91,6 +91,7 @@ in this process; CPU is split between them by pprof labels.`,
 	fl.Float64Var(&o.Rate, "rate", 0, "jobs per second of the rate phases (default: the workload's)")
 	fl.DurationVar(&cfg.SampleInterval, "sample-interval", time.Second, "placement-rate sampling period")
 	fl.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "limit on setup and on each phase")
+	fl.IntVar(&cfg.Replicas, "replicas", 1, "servers of the in-process cell: 3 runs a replicated cell (JetStream R3) and measures through its leader")
 	fl.StringVar(&cfg.DataDir, "data", "", "directory of the in-process store (default: a temporary one, removed)")
 	fl.BoolVar(&cfg.UnsafeNoSync, "unsafe-no-sync", false, "skip fsync in the in-process store, to show what durability costs (figures are then not durable placements)")
 	fl.BoolVar(&asJSON, "json", false, "write the report as JSON")

@@ -19,6 +19,11 @@ import (
 
 func runSmall(t *testing.T, name string, o Overrides, k int) *Report {
 	t.Helper()
+	return runSmallReplicas(t, name, o, k, 1)
+}
+
+func runSmallReplicas(t *testing.T, name string, o Overrides, k, replicas int) *Report {
+	t.Helper()
 	w, err := LoadWorkload(name)
 	if err != nil {
 		t.Fatal(err)
@@ -29,18 +34,21 @@ func runSmall(t *testing.T, name string, o Overrides, k int) *Report {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	rep, err := Run(ctx, Config{Workload: w, Schedulers: k, SampleInterval: 250 * time.Millisecond,
-		Timeout: 30 * time.Second, DataDir: t.TempDir()})
+		Timeout: 30 * time.Second, DataDir: t.TempDir(), Replicas: replicas})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkReport(t, rep)
+	if want := inProcess(replicas); rep.Server != want {
+		t.Errorf("server %q, want %q", rep.Server, want)
+	}
 	return rep
 }
 
 // checkReport asserts what holds for every successful run.
 func checkReport(t *testing.T, rep *Report) {
 	t.Helper()
-	if !rep.Synced || rep.Server != "in-process" {
+	if !rep.Synced || !strings.HasPrefix(rep.Server, "in-process") {
 		t.Errorf("synced %v, server %q", rep.Synced, rep.Server)
 	}
 	if len(rep.Phases) == 0 {
@@ -114,6 +122,20 @@ func TestBasicSmall(t *testing.T) {
 	}
 	if rep.Verification.Checked != 1000+500 {
 		t.Errorf("checked %d tasks, want the 1,000 pre-placed and the 500 measured", rep.Verification.Checked)
+	}
+}
+
+// TestBasicSmallReplicated runs the basic workload against a replicated
+// in-process cell of three servers (--replicas 3, issue 15): every part
+// dials all three and follows the leader, the invariant holds, and the
+// store's figures are the leader's.
+func TestBasicSmallReplicated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: three servers")
+	}
+	rep := runSmallReplicas(t, "basic", Overrides{Machines: 100, Tasks: 300, TasksPerJob: 50}, 1, 3)
+	if p := rep.Phases[0]; p.Tasks != 300 {
+		t.Errorf("phase %s: %d tasks, want 300", p.Name, p.Tasks)
 	}
 }
 

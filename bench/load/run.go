@@ -40,6 +40,11 @@ type Config struct {
 	// ServerMetrics is the external server's /metrics URL, for the store's
 	// figures; without it an external run reports none.
 	ServerMetrics string
+	// Replicas > 1 runs the in-process cell as a replicated cell of that
+	// many servers (cellserver.StartLocalCluster; issue 15): the fleet,
+	// the schedulers and the benchmark dial all of them and follow the
+	// leader; the store's figures are the leader's.
+	Replicas int
 	// DataDir holds the in-process store (default: a temporary directory,
 	// removed afterwards).
 	DataDir string
@@ -95,6 +100,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Server != "" && cfg.UnsafeNoSync {
 		return nil, errors.New("--unsafe-no-sync applies to an in-process cell, not to --server")
 	}
+	switch {
+	case cfg.Replicas > 1 && cfg.Server != "":
+		return nil, errors.New("--replicas applies to an in-process cell, not to --server (give --server every address of a replicated cell: a,b,c)")
+	case cfg.Replicas > 1 && cfg.Insecure:
+		return nil, errors.New("--replicas: a replicated cell needs its PKI (not --insecure)")
+	case cfg.Replicas < 0 || cfg.Replicas > 7:
+		return nil, fmt.Errorf("--replicas %d: from 1 to 7", cfg.Replicas)
+	}
 	p, err := newPlan(cfg.Workload, cfg.Schedulers)
 	if err != nil {
 		return nil, err
@@ -114,7 +127,8 @@ type rig struct {
 	plan *plan
 	run  string // names this run's jobs and machines
 
-	server  *cellserver.Server
+	server  *cellserver.Server   // the in-process cell's (first) server
+	servers []*cellserver.Server // all of them (Config.Replicas)
 	addr    string
 	tempDir string
 	conn    *grpc.ClientConn
@@ -164,6 +178,14 @@ func (r *rig) setUp(ctx context.Context) error {
 	return err
 }
 
+// inProcess names the in-process cell in the report.
+func inProcess(replicas int) string {
+	if replicas > 1 {
+		return fmt.Sprintf("in-process, %d replicas", replicas)
+	}
+	return "in-process"
+}
+
 // startCell starts the in-process cell, unless Config.Server names one.
 func (r *rig) startCell() error {
 	if r.cfg.Server != "" {
@@ -182,17 +204,33 @@ func (r *rig) startCell() error {
 		r.tempDir = dir
 	}
 	var err error
+	base := cellserver.Config{
+		DataDir: dir, Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", NoSync: r.cfg.UnsafeNoSync, Insecure: r.cfg.Insecure,
+	}
 	withComponent(context.Background(), compServer, func(context.Context) {
-		r.server, err = cellserver.Start(cellserver.Config{
-			DataDir: dir, Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", NoSync: r.cfg.UnsafeNoSync, Insecure: r.cfg.Insecure,
-		}, r.cfg.Logger)
+		if r.cfg.Replicas > 1 {
+			r.servers, err = cellserver.StartLocalCluster(base, r.cfg.Replicas, r.cfg.Logger)
+			return
+		}
+		var s *cellserver.Server
+		if s, err = cellserver.Start(base, r.cfg.Logger); err == nil {
+			r.servers = []*cellserver.Server{s}
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("start the cell: %w", err)
 	}
-	r.addr = r.server.Addr()
-	reg := r.server.Registry()
-	r.storeM = func(context.Context) ([]*dto.MetricFamily, error) { return reg.Gather() }
+	r.server, r.addr = r.servers[0], cellserver.Addrs(r.servers)
+	servers := r.servers
+	r.storeM = func(context.Context) ([]*dto.MetricFamily, error) {
+		// The store's figures are the committing server's.
+		for _, s := range servers {
+			if s.Store().IsLeader() {
+				return s.Registry().Gather()
+			}
+		}
+		return servers[0].Registry().Gather()
+	}
 	return nil
 }
 
@@ -290,8 +328,8 @@ func (r *rig) close() {
 	if r.conn != nil {
 		r.conn.Close()
 	}
-	if r.server != nil {
-		r.server.Close()
+	for _, s := range r.servers {
+		s.Close()
 	}
 	if r.tempDir != "" {
 		os.RemoveAll(r.tempDir)
@@ -301,7 +339,7 @@ func (r *rig) close() {
 // drive runs the phases, then verifies the cell.
 func (r *rig) drive(ctx context.Context) (*Report, error) {
 	rep := &Report{
-		Workload: r.plan.workload, Server: cmp.Or(r.cfg.Server, "in-process"), Synced: !r.cfg.UnsafeNoSync, Insecure: r.cfg.Insecure,
+		Workload: r.plan.workload, Server: cmp.Or(r.cfg.Server, inProcess(r.cfg.Replicas)), Synced: !r.cfg.UnsafeNoSync, Insecure: r.cfg.Insecure,
 		Machines: r.plan.machines, SchedulersPer: r.cfg.Schedulers, GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		Started: time.Now(), LoadAverage: [2]float64{loadAverage(), 0},
 	}

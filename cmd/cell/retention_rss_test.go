@@ -128,6 +128,9 @@ func TestHostileRetentionReturnsMemory(t *testing.T) {
 	passThrough(100_000)
 	empty, emptyLive := rssBytes(t, pid), liveHeap(t, metricsAddr)
 	t.Logf("Go memory of the empty cell after 100,000 tasks passed: %s", goMemory(t, metricsAddr))
+	if os.Getenv("OMEGACELL_RSS_SMAPS") != "" {
+		logMappings(t, pid)
+	}
 
 	full, fullLive, took := passThrough(total)
 	after, afterLive := rssBytes(t, pid), liveHeap(t, metricsAddr)
@@ -192,7 +195,7 @@ func goMemory(t *testing.T, addr string) string {
 	var out []string
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		for _, name := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_heap_idle_bytes ", "go_memstats_heap_released_bytes ", "go_memstats_sys_bytes ", "go_memstats_next_gc_bytes "} {
+		for _, name := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_heap_idle_bytes ", "go_memstats_heap_released_bytes ", "go_memstats_sys_bytes ", "go_memstats_next_gc_bytes ", "go_memstats_mspan_sys_bytes ", "go_memstats_gc_sys_bytes ", "go_memstats_other_sys_bytes ", "go_memstats_stack_sys_bytes ", "go_memstats_mcache_sys_bytes ", "go_memstats_buck_hash_sys_bytes "} {
 			if v, ok := strings.CutPrefix(sc.Text(), name); ok {
 				f, _ := strconv.ParseFloat(v, 64)
 				out = append(out, fmt.Sprintf("%s%.1fMiB", strings.TrimPrefix(name, "go_memstats_"), f/(1<<20)))
@@ -202,8 +205,18 @@ func goMemory(t *testing.T, addr string) string {
 	return strings.Join(out, " ")
 }
 
-// logMappings logs the process's mappings with more than 4 MB resident.
+// logMappings logs the process's resident memory by kind and its
+// mappings with more than 1 MB resident.
 func logMappings(t *testing.T, pid int) {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		if strings.HasPrefix(line, "Rss") {
+			t.Logf("%s", line)
+		}
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +227,7 @@ func logMappings(t *testing.T, pid int) {
 			mapping = line
 		}
 		if v, ok := strings.CutPrefix(line, "Rss:"); ok {
-			if kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB")); kb > 4096 {
+			if kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB")); kb > 1024 {
 				t.Logf("%6d kB %s", kb, mapping)
 			}
 		}
