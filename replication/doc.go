@@ -48,8 +48,9 @@
 //     server-only subject prefix cell.replication.snapshot.> (agents may
 //     publish only their heartbeats and answer only their log requests;
 //     schedulers and users have no NATS access). The starting server
-//     collects offers (name, revision, cell id) for 1 s and asks the most
-//     advanced peer of its own cell whose revision can follow the log; the
+//     collects offers (name, revision, cell id) from its peers (1 s at
+//     most) and asks the most advanced peer of its own cell whose
+//     revision can follow the log; the
 //     peer takes a Pebble checkpoint of its store (consistent, at a
 //     revision read back from it), lists its files with sizes and SHA-256
 //     and sends them in chunks of at most 1 MiB, at most 2 transfers at a

@@ -80,7 +80,7 @@ func (n *Node) rebuildIfBehind(ctx context.Context, rev uint64, st *jetstream.St
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), SnapshotTimeout)
 	defer cancel()
 	o := fetchOptions{nc: n.cfg.Conn, self: n.cfg.Name, cellID: n.cfg.Store.Identity().GetId(), minRev: minRev,
-		storeDir: n.cfg.Store.Dir(), maxBytes: n.cfg.MaxSnapshotBytes, log: n.log}
+		storeDir: n.cfg.Store.Dir(), maxBytes: n.cfg.MaxSnapshotBytes, peers: n.cfg.Replicas - 1, log: n.log}
 	for attempt := 1; ; attempt++ {
 		res, err := fetchSnapshot(fctx, o)
 		if err == nil {

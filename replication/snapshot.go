@@ -408,6 +408,7 @@ type fetchOptions struct {
 	minRev   uint64 // the least revision that can follow the log
 	storeDir string // the fetched snapshot goes to incomingDir(storeDir)
 	maxBytes uint64
+	peers    int // offers to wait for at most (0: offerWait decides)
 	log      *slog.Logger
 }
 
@@ -489,8 +490,8 @@ func fetchSnapshot(ctx context.Context, o fetchOptions) (*FetchResult, error) {
 	return &FetchResult{Peer: peer.Name, Revision: man.Revision, Files: len(man.Files), Bytes: total, Took: time.Since(start)}, nil
 }
 
-// bestOffer collects the peers' offers for offerWait and picks the most
-// advanced usable one.
+// bestOffer collects the peers' offers (for offerWait, or until every
+// peer answered) and picks the most advanced usable one.
 func bestOffer(ctx context.Context, o fetchOptions) (*cellv1.SnapshotOffer, error) {
 	inbox := o.nc.NewRespInbox()
 	sub, err := o.nc.SubscribeSync(inbox)
@@ -503,7 +504,8 @@ func bestOffer(ctx context.Context, o fetchOptions) (*cellv1.SnapshotOffer, erro
 	}
 	var best *cellv1.SnapshotOffer
 	deadline := time.Now().Add(offerWait)
-	for n := 0; n < 16; n++ {
+	answered := 0
+	for n := 0; n < 16 && (o.peers == 0 || answered < o.peers); n++ {
 		wctx, cancel := context.WithDeadline(ctx, deadline)
 		m, err := sub.NextMsgWithContext(wctx)
 		cancel()
@@ -511,7 +513,11 @@ func bestOffer(ctx context.Context, o fetchOptions) (*cellv1.SnapshotOffer, erro
 			break
 		}
 		of := &cellv1.SnapshotOffer{}
-		if proto.Unmarshal(m.Data, of) != nil || of.Name == o.self || of.CellId != o.cellID || of.Revision < o.minRev || of.Revision == 0 {
+		if proto.Unmarshal(m.Data, of) != nil || of.Name == o.self {
+			continue
+		}
+		answered++
+		if of.CellId != o.cellID || of.Revision < o.minRev || of.Revision == 0 {
 			continue
 		}
 		if best == nil || of.Revision > best.Revision {
