@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 )
 
 // BenchmarkSnapshotFetch measures a rebuild's transfer: a store of 100
-// jobs of 1,000 tasks each (checkpointed) is fetched from a peer over an
+// jobs of 1,000 tasks each (OMEGACELL_SNAPSHOT_BENCH_JOBS jobs: more;
+// checkpointed) is fetched from a peer over an
 // embedded NATS server with cluster mode's payload limit (1 MiB chunks),
 // verified and made ready to install. Reports the snapshot's size and
 // the transfer rate.
@@ -41,9 +43,15 @@ func BenchmarkSnapshotFetch(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	for i := range 100 {
+	jobs := 100
+	if v := os.Getenv("OMEGACELL_SNAPSHOT_BENCH_JOBS"); v != "" {
+		if jobs, err = strconv.Atoi(v); err != nil || jobs < 1 {
+			b.Fatalf("OMEGACELL_SNAPSHOT_BENCH_JOBS=%q: want a positive number", v)
+		}
+	}
+	for i := range jobs {
 		if _, _, err := src.SubmitJob(ctx, &cellv1.JobSpec{Name: fmt.Sprintf("job-%d", i), Scheduler: "batch", Priority: 100, Count: 1000,
-			Task: &cellv1.TaskTemplate{Command: "/bin/true", Resources: &cellv1.Resources{CpuMilli: 100, MemoryBytes: 1 << 20}}}); err != nil {
+			Task: &cellv1.TaskTemplate{Command: fmt.Sprintf("/bin/job-%d --seed=%d", i, i*7919), Resources: &cellv1.Resources{CpuMilli: 100, MemoryBytes: 1 << 20}}}); err != nil {
 			b.Fatal(err)
 		}
 	}
