@@ -98,7 +98,9 @@ func sameSnapshot(t *testing.T, name string, want, got *cellv1.SnapshotResponse)
 	slices.SortFunc(got.Machines, func(a, b *cellv1.Machine) int { return cmp.Compare(a.Id, b.Id) })
 	slices.SortFunc(want.Jobs, func(a, b *cellv1.Job) int { return cmp.Compare(a.Id, b.Id) })
 	slices.SortFunc(got.Jobs, func(a, b *cellv1.Job) int { return cmp.Compare(a.Id, b.Id) })
-	byTask := func(a, b *cellv1.Task) int { return cmp.Or(cmp.Compare(a.JobId, b.JobId), cmp.Compare(a.Index, b.Index)) }
+	byTask := func(a, b *cellv1.Task) int {
+		return cmp.Or(cmp.Compare(a.JobId, b.JobId), cmp.Compare(a.Index, b.Index))
+	}
 	slices.SortFunc(want.Tasks, byTask)
 	slices.SortFunc(got.Tasks, byTask)
 	if !slices.EqualFunc(want.Machines, got.Machines, func(a, b *cellv1.Machine) bool { return proto.Equal(a, b) }) ||
