@@ -227,6 +227,15 @@ func TestReplicaRebuildsFromSnapshot(t *testing.T) {
 		t.Fatal("the restart did not install a snapshot")
 	}
 	caughtUp(b)
+	// The log is the window; the leader's appends, fenced on the last
+	// sequence, went on past the dropped messages.
+	info, err := a.node.stream.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := info.State; st.Msgs > window || st.FirstSeq <= 1 || st.LastSeq != a.store.Revision() {
+		t.Fatalf("log %d-%d (%d messages), leader at %d: want the last %d revisions", st.FirstSeq, st.LastSeq, st.Msgs, a.store.Revision(), window)
+	}
 
 	// Wiped: rebuilt from a snapshot, then follows.
 	b.stop(t)
@@ -243,5 +252,46 @@ func TestReplicaRebuildsFromSnapshot(t *testing.T) {
 	caughtUp(b)
 	if got := leftovers(t, b.dir+".*"); len(got) != 0 {
 		t.Fatalf("left %v", got)
+	}
+}
+
+func TestLogLimits(t *testing.T) {
+	for _, tc := range []struct {
+		bytes, revs         int64
+		wantBytes, wantRevs int64
+	}{
+		{0, 0, DefaultLogMaxBytes, DefaultLogMaxRevisions},
+		{-1, -5, -1, -1},
+		{1 << 20, 300, 1 << 20, 300},
+	} {
+		b, r := logLimits(Config{LogMaxBytes: tc.bytes, LogMaxRevisions: tc.revs})
+		if b != tc.wantBytes || r != tc.wantRevs {
+			t.Errorf("logLimits(%d, %d) = %d, %d; want %d, %d", tc.bytes, tc.revs, b, r, tc.wantBytes, tc.wantRevs)
+		}
+	}
+}
+
+func TestFirstGap(t *testing.T) {
+	revs := func(rs ...uint64) []*cellv1.ReplicatedRevision {
+		var out []*cellv1.ReplicatedRevision
+		for _, r := range rs {
+			out = append(out, &cellv1.ReplicatedRevision{Revision: r})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		revs          []*cellv1.ReplicatedRevision
+		want          uint64
+		got, expected uint64
+	}{
+		{revs(5, 6, 7), 5, 0, 0},
+		{revs(9, 10), 5, 9, 5},
+		{revs(5, 6, 9), 5, 9, 7},
+		{revs(4, 5), 5, 0, 0}, // behind, not a gap: the store refuses it
+	} {
+		got, expected := firstGap(tc.revs, tc.want)
+		if got != tc.got || expected != tc.expected {
+			t.Errorf("firstGap(%v, %d) = %d, %d; want %d, %d", tc.revs, tc.want, got, expected, tc.got, tc.expected)
+		}
 	}
 }

@@ -207,14 +207,24 @@ func TestFailoverWipedFollowerRebuildsFromSnapshot(t *testing.T) {
 	// 1. Away for fewer revisions than the log keeps: catches up from it.
 	down, wiped := followers[0], followers[1]
 	down.kill()
+	at, err := revisionWithin(rs.all, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
 	register("extra", 20)
+	commitUntil(t, rs.all, l, 4, at+logWindow/2)
+	missed, err := revisionWithin(rs.all, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missed -= at
 	began := time.Now()
 	rs.start(down)
 	rs.waitReady(down)
 	jobs, claims, rev := l.copy()
 	checkLedger(t, down.name+" (was down)", down.conn, jobs, claims, rev)
 	quiesced(t, rs, down)
-	t.Logf("%s, down for 20 revisions, caught up from the log in %v (restart to the leader's revision)", down.name, time.Since(began))
+	t.Logf("%s, down for %d revisions, caught up from the log in %v (restart to the leader's revision)", down.name, missed, time.Since(began))
 	if line := down.logged("rebuilding from a peer's snapshot"); line != "" {
 		t.Fatalf("%s was within the log's window but rebuilt from a snapshot: %s", down.name, line)
 	}
@@ -226,8 +236,7 @@ func TestFailoverWipedFollowerRebuildsFromSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	at, err := revisionWithin(rs.all, time.Minute)
-	if err != nil {
+	if at, err = revisionWithin(rs.all, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	commitUntil(t, rs.all, l, 2, at+2*logWindow)
