@@ -102,7 +102,7 @@ type Server struct {
 	uiConn   *grpc.ClientConn
 }
 
-func Start(c Config, log *slog.Logger) (_ *Server, err error) {
+func start(c Config, log *slog.Logger) (_ *Server, err error) {
 	s := &Server{log: log, errc: make(chan error, 3), reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
@@ -251,6 +251,11 @@ func (s *Server) Close() {
 		case <-time.After(5 * time.Second):
 			s.grpc.Stop()
 		}
+	}
+	if s.lis != nil {
+		// Serve closes it, but a Start that failed before serving
+		// (cluster mode: restarting on a fetched snapshot) never served.
+		s.lis.Close()
 	}
 	if s.http != nil {
 		s.http.Close()

@@ -40,6 +40,10 @@ type ClusterConfig struct {
 	Advertise string
 	// LeaseTTL is the leader lease (default replication.DefaultTTL).
 	LeaseTTL time.Duration
+	// LogMaxBytes and LogMaxRevisions bound the replicated log (0: the
+	// defaults of package replication; negative: unbounded).
+	LogMaxBytes     int64
+	LogMaxRevisions int64
 }
 
 func (c ClusterConfig) enabled() bool { return len(c.Peers) > 0 }
@@ -129,6 +133,7 @@ func (s *Server) startReplication(c Config) error {
 	n, err := replication.Start(context.Background(), replication.Config{
 		Name: c.Cluster.Name, Address: adv, Conn: s.nc, Store: s.store, Replicas: c.Cluster.replicas(),
 		LeaseTTL: c.Cluster.LeaseTTL, Logger: s.log, RaftLeaders: s.raftLeaders,
+		LogMaxBytes: c.Cluster.LogMaxBytes, LogMaxRevisions: c.Cluster.LogMaxRevisions,
 		Failed: func(err error) {
 			select {
 			case s.errc <- err:

@@ -43,6 +43,43 @@
 //   - Every server serves under the replicated cell's identity (bucket
 //     CELL_META, written once by the first server), so a client that moves
 //     between servers keeps its watch and its revision numbers.
+//   - The log is bounded (retention.go): JetStream limits with DiscardOld
+//     keep the newest --replicated-log-revisions (default 1,000,000)
+//     revisions within --replicated-log-bytes (default 1 GiB) on each
+//     server. Limits rather than a leader-driven purge behind the slowest
+//     follower: a follower that is down (or wiped) must not hold every
+//     server's disk hostage, and a store is rebuilt from a snapshot anyway
+//     when it is too far behind. Dropping the oldest messages never moves
+//     the last sequence, so appends fenced on it are unaffected. The
+//     stream is one per cell: the last server to start sets its limits.
+//   - A server catches up from the log when its store's revision + 1 is
+//     in the log. A server whose store is behind the log's first sequence,
+//     or empty while the log is not (new or wiped data directory),
+//     rebuilds from a peer's snapshot (snapshot.go) while it starts:
+//     every following server answers on NATS request/reply under the
+//     server-only subject prefix cell.replication.snapshot.> (agents may
+//     publish only their heartbeats and answer only their log requests;
+//     schedulers and users have no NATS access). The starting server
+//     collects offers (name, revision, cell id) from its peers (1 s at
+//     most) and asks the most advanced peer of its own cell whose
+//     revision can follow the log; the
+//     peer takes a Pebble checkpoint of its store (consistent, at a
+//     revision read back from it), lists its files with sizes and SHA-256
+//     and sends them in chunks of at most 1 MiB, at most 2 transfers at a
+//     time, each dropped after 30 s of silence, 64 GiB at most. The
+//     receiver bounds and checks the manifest (names, sizes, cell,
+//     revision), writes the files to <store>.incoming.partial, checks each
+//     file's SHA-256 and that the copy opens at the manifest's revision,
+//     syncs, and renames it to <store>.incoming; Start then returns
+//     ErrSnapshotFetched, the server closes its store, InstallSnapshot
+//     swaps the directories by renames (a crash between them is finished
+//     at the next start; a partial transfer is deleted), and the server
+//     starts again on the snapshot, following the log from its revision.
+//     An empty store whose log is complete replays it when no peer offers
+//     a snapshot within 3 attempts.
+//   - A follower whose log delivery skips revisions (the log dropped them
+//     while it was slow or paused) never applies across the gap: it fails
+//     (ErrFenced) and the server restarts, which rebuilds it.
 //   - Guarantee: no acknowledged revision is lost while a majority of the
 //     servers (and their JetStream data) survives. Not guaranteed: a
 //     revision whose append timed out may or may not be in the log (the

@@ -77,6 +77,12 @@ type Config struct {
 	// RaftLeaders, when set, describes the leaders of JetStream's Raft
 	// groups as this server sees them (for the failover logs).
 	RaftLeaders func() string
+	// LogMaxBytes and LogMaxRevisions bound the replicated log (0: the
+	// defaults, negative: unbounded; retention.go).
+	LogMaxBytes     int64
+	LogMaxRevisions int64
+	// MaxSnapshotBytes bounds a snapshot sent or received (0: default).
+	MaxSnapshotBytes uint64
 	// Failed is told once when the node's store may not go on (ErrFenced).
 	Failed func(error)
 }
@@ -114,6 +120,7 @@ type Node struct {
 	caughtUp  atomic.Bool // applied the log as far as it went at start
 	startLast uint64      // where the log ended at start
 	bg        sync.WaitGroup
+	snap      *snapshotServer // sends copies of the store to peers
 
 	failOnce sync.Once
 	stop     chan struct{}
@@ -134,6 +141,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxSnapshotBytes == 0 {
+		cfg.MaxSnapshotBytes = DefaultMaxSnapshotBytes
+	}
+	maxBytes, maxMsgs := logLimits(cfg)
 	js, err := jetstream.New(cfg.Conn, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		return nil, err
@@ -151,6 +162,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 			Name: StreamName, Subjects: []string{LogSubject}, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
 			Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxMsgSize: -1,
+			MaxBytes: maxBytes, MaxMsgs: maxMsgs,
 			Description: "omegacell change log: one message per revision, sequence = revision",
 		})
 		return err
@@ -173,6 +185,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.startFollowing()
+	if n.snap, err = serveSnapshots(cfg.Conn, cfg.Store, cfg.Name, cfg.MaxSnapshotBytes, n.log); err != nil {
+		n.stopFollowing()
+		return nil, err
+	}
 	n.waitCurrent(ctx)
 	go n.run()
 	return n, nil
@@ -262,11 +278,11 @@ func (n *Node) checkPosition(ctx context.Context) error {
 		return err
 	}
 	rev := n.cfg.Store.Revision()
-	switch {
-	case rev > info.State.LastSeq:
+	if rev > info.State.LastSeq {
 		return fmt.Errorf("replication: this store is at revision %d, the replicated log ends at %d: the data directory belongs to another history (start this server with an empty --data)", rev, info.State.LastSeq)
-	case info.State.Msgs > 0 && rev+1 < info.State.FirstSeq:
-		return fmt.Errorf("replication: this store is at revision %d, the replicated log starts at %d: it cannot catch up from the log", rev, info.State.FirstSeq)
+	}
+	if err := n.rebuildIfBehind(ctx, rev, &info.State); err != nil {
+		return err
 	}
 	n.startLast = info.State.LastSeq
 	n.caughtUp.Store(rev >= n.startLast)
@@ -284,6 +300,7 @@ func (n *Node) Close() {
 	close(n.stop)
 	<-n.done
 	n.bg.Wait()
+	n.snap.close()
 	n.stopFollowing()
 	n.mu.Lock()
 	leading := n.leading
@@ -863,7 +880,7 @@ func (n *Node) followLoop(ctx context.Context, done chan struct{}) {
 			continue
 		}
 		if err := n.apply(ctx, cons); err != nil && ctx.Err() == nil {
-			if errors.Is(err, errDiverged) {
+			if errors.Is(err, errDiverged) || errors.Is(err, errBehindLog) {
 				n.fail(err)
 				return
 			}
@@ -928,6 +945,11 @@ func (n *Node) apply(ctx context.Context, cons jetstream.Consumer) error {
 			}
 		}
 		want := n.cfg.Store.Revision() + 1
+		if got, expected := firstGap(revs, want); got != 0 {
+			// The log dropped what this store misses (retention.go):
+			// restart on a peer's snapshot.
+			return fmt.Errorf("%w: the log delivered revision %d where this store needs %d", errBehindLog, got, expected)
+		}
 		if revs[0].Revision != want {
 			return fmt.Errorf("follow: log delivered revision %d, want %d", revs[0].Revision, want)
 		}

@@ -48,6 +48,7 @@ and users with ` + "`cell credentials issue`" + `. --insecure turns all of that 
 	f.StringSliceVar(&peers, "peers", nil, "cluster mode: the cluster addresses of every server of the cell (host:port,...); empty: a single server")
 	f.StringVar(&c.Cluster.Advertise, "advertise", "", "cluster mode: the gRPC address clients reach this server at (default --listen)")
 	f.DurationVar(&c.Cluster.LeaseTTL, "lease-ttl", 0, "cluster mode: a leader silent this long is replaced (default 2s)")
+	registerReplicatedLogFlags(f, &c.Cluster)
 	f.BoolVar(&c.NoSync, "unsafe-no-sync", false, "skip fsync on commit (benchmarks only: acknowledged commits can be lost)")
 	return cmd
 }

@@ -25,3 +25,15 @@ func runServer(ctx context.Context, c cellserver.Config) error {
 		slog.Warn("restarting the server from its disk as a follower", "err", err)
 	}
 }
+
+// registerReplicatedLogFlags adds the bounds of the replicated log (the
+// defaults are argued in package replication, retention.go). The stream
+// is one for the cell: the server that starts last sets its limits.
+func registerReplicatedLogFlags(f interface {
+	Int64Var(p *int64, name string, value int64, usage string)
+}, c *cellserver.ClusterConfig) {
+	f.Int64Var(&c.LogMaxRevisions, "replicated-log-revisions", replication.DefaultLogMaxRevisions,
+		"cluster mode: revisions the replicated log keeps (a follower further behind rebuilds from a peer's snapshot; negative: no bound)")
+	f.Int64Var(&c.LogMaxBytes, "replicated-log-bytes", replication.DefaultLogMaxBytes,
+		"cluster mode: bytes the replicated log keeps on each server (negative: no bound)")
+}
