@@ -79,7 +79,9 @@
 //     a snapshot within 3 attempts.
 //   - A follower whose log delivery skips revisions (the log dropped them
 //     while it was slow or paused) never applies across the gap: it fails
-//     (ErrFenced) and the server restarts, which rebuilds it.
+//     (ErrFenced) and the server restarts, which rebuilds it. A server
+//     that won the lease and finds the log starts after its revision
+//     releases the lease and does the same.
 //   - Guarantee: no acknowledged revision is lost while a majority of the
 //     servers (and their JetStream data) survives. Not guaranteed: a
 //     revision whose append timed out may or may not be in the log (the

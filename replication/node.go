@@ -638,7 +638,7 @@ func (n *Node) readTo(ctx context.Context, last uint64) error {
 		for seq := from; seq <= last && len(revs) < applyBatch; seq++ {
 			m, err := n.stream.GetMsg(ctx, seq)
 			if err != nil {
-				return err
+				return n.behindLog(ctx, seq, err)
 			}
 			r := &cellv1.ReplicatedRevision{}
 			if err := proto.Unmarshal(m.Data, r); err != nil || r.Revision != seq {

@@ -210,6 +210,11 @@ func TestReplicaRebuildsFromSnapshot(t *testing.T) {
 	b.node.stopFollowing()
 	at := b.store.Revision()
 	commit(2 * window)
+	// A leader-to-be reads the log message by message: behind its start,
+	// it gives up at once (the store fails and is rebuilt).
+	if err := b.node.readTo(context.Background(), a.store.Revision()); !errors.Is(err, errDiverged) || !errors.Is(err, errBehindLog) {
+		t.Fatalf("reading the log from behind its start: %v", err)
+	}
 	b.node.startFollowing()
 	select {
 	case err := <-b.failed:

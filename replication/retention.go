@@ -115,3 +115,18 @@ func firstGap(revs []*cellv1.ReplicatedRevision, want uint64) (got, expected uin
 	}
 	return 0, 0
 }
+
+// behindLog turns a failed read of revision seq into errDiverged (the
+// store fails; its server restarts and rebuilds from a snapshot) when the
+// log no longer holds seq: a new leader behind the log's start must not
+// hold the lease retrying until its catch-up limit.
+func (n *Node) behindLog(ctx context.Context, seq uint64, err error) error {
+	if !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return err
+	}
+	info, ierr := n.stream.Info(ctx)
+	if ierr != nil || seq >= info.State.FirstSeq {
+		return err
+	}
+	return fmt.Errorf("%w (%w: revision %d, the log starts at %d)", errDiverged, errBehindLog, seq, info.State.FirstSeq)
+}
