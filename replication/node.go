@@ -544,11 +544,7 @@ func (n *Node) campaign() {
 			ictx, icancel := context.WithTimeout(context.Background(), n.cfg.LeaseTTL/2)
 			var info *jetstream.StreamInfo
 			step, t1 := "stream info", time.Now()
-			if info, err = n.stream.Info(ictx); err == nil && info.State.Msgs > 0 && n.cfg.Store.Revision()+1 < info.State.FirstSeq {
-				// The log no longer holds what this store misses: leave
-				// the lead to a current server and rebuild (retention.go).
-				err = fmt.Errorf("%w: the log starts at %d, this store is at %d", errBehindLog, info.State.FirstSeq, n.cfg.Store.Revision())
-			} else if err == nil {
+			if info, err = n.stream.Info(ictx); err == nil {
 				last = info.State.LastSeq
 				step = "reading the log"
 				err = n.readTo(ictx, min(last, n.cfg.Store.Revision()+catchUpBatch))
@@ -559,7 +555,7 @@ func (n *Node) campaign() {
 			} else if d := time.Since(t1); d > 200*time.Millisecond {
 				n.log.Info("failover: caught up (slow)", "log_last", last, "took", d, "since_won", time.Since(won))
 			}
-			if err != nil && !errors.Is(err, errDiverged) && !errors.Is(err, errBehindLog) && time.Since(won) < catchUpLimit {
+			if err != nil && !errors.Is(err, errDiverged) && time.Since(won) < catchUpLimit {
 				err = nil // the log's Raft group may be electing: again
 				sleep(context.Background(), 20*time.Millisecond)
 				continue
@@ -574,7 +570,7 @@ func (n *Node) campaign() {
 		dctx, dcancel := context.WithTimeout(context.Background(), time.Second)
 		_ = n.lease.Delete(dctx, leaseKey, jetstream.LastRevision(rev))
 		dcancel()
-		if errors.Is(err, errDiverged) || errors.Is(err, errBehindLog) {
+		if errors.Is(err, errDiverged) {
 			n.fail(err)
 			return
 		}
