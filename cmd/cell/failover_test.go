@@ -450,7 +450,8 @@ func TestFailoverPartitionedLeader(t *testing.T) {
 
 // TestFailoverFollowerCatchesUp: a follower down while the cell commits
 // catches up from the log when it comes back; one whose data directory
-// was wiped (its CA kept) rebuilds the whole cell from the log.
+// was wiped (its CA kept) rebuilds from a peer's snapshot (see
+// TestFailoverWipedFollowerRebuildsFromSnapshot for the bounded log).
 func TestFailoverFollowerCatchesUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the failover suite runs three servers")
