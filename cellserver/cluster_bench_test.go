@@ -4,10 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,10 +11,9 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/omegacell/omegacell/pki"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/cellclient"
-	"github.com/omegacell/omegacell/proto/credentials"
+	"github.com/omegacell/omegacell/proto/identity"
 )
 
 // BenchmarkCommitThroughputReplicated: 4 clients commit 1,000-claim
@@ -30,65 +25,31 @@ func BenchmarkCommitThroughputReplicated(b *testing.B) {
 	b.Run("replicas-3", func(b *testing.B) { benchReplicated(b, 3) })
 }
 
-func benchAddr(b *testing.B) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startCell starts n servers of one cell (n = 1: a single server) and
-// returns a leader-following admin connection.
+// startCell starts n servers of one cell (n = 1: a single server; more:
+// StartLocalCluster) and returns a leader-following admin connection.
 func startCell(b *testing.B, n int) *grpc.ClientConn {
-	dir := b.TempDir()
-	cell, err := pki.Ensure(filepath.Join(dir, "s0", "pki"), nil, quiet)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var routes, addrs []string
-	for range n {
-		routes, addrs = append(routes, benchAddr(b)), append(addrs, benchAddr(b))
-	}
-	servers := make([]*Server, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		data := filepath.Join(dir, fmt.Sprintf("s%d", i))
-		if i > 0 {
-			if err := os.MkdirAll(filepath.Join(data, "pki"), 0o700); err != nil {
-				b.Fatal(err)
-			}
-			for _, f := range []string{pki.CAFile, pki.CAKeyFile} {
-				buf, err := os.ReadFile(filepath.Join(cell.Dir, f))
-				if err == nil {
-					err = os.WriteFile(filepath.Join(data, "pki", f), buf, 0o600)
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-			}
+	base := Config{DataDir: b.TempDir(), Listen: "127.0.0.1:0", NATSListen: "127.0.0.1:-1", Grace: time.Hour}
+	var servers []*Server
+	if n > 1 {
+		var err error
+		if servers, err = StartLocalCluster(base, n, quiet); err != nil {
+			b.Fatal(err)
 		}
-		cfg := Config{DataDir: data, Listen: addrs[i], NATSListen: "127.0.0.1:-1", Grace: time.Hour}
-		if n > 1 {
-			cfg.Cluster = ClusterConfig{Name: fmt.Sprintf("s%d", i), Listen: routes[i], Peers: routes}
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); servers[i], errs[i] = Start(cfg, quiet) }()
-	}
-	wg.Wait()
-	for i, err := range errs {
+	} else {
+		s, err := Start(base, quiet)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(servers[i].Close)
+		servers = []*Server{s}
 	}
-	admin, err := credentials.Load(cell.AdminDir)
+	for _, s := range servers {
+		b.Cleanup(s.Close)
+	}
+	admin, err := servers[0].Client(identity.Identity{Role: identity.Admin})
 	if err != nil {
 		b.Fatal(err)
 	}
-	conn, err := cellclient.Dial(strings.Join(addrs, ","), credentials.Client{Bundle: admin},
+	conn, err := cellclient.Dial(Addrs(servers), admin,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cellclient.MaxMessageBytes), grpc.MaxCallSendMsgSize(cellclient.MaxMessageBytes)))
 	if err != nil {
 		b.Fatal(err)

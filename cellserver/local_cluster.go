@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -42,17 +41,8 @@ func StartLocalCluster(base Config, n int, log *slog.Logger) ([]*Server, error) 
 		return nil, err
 	}
 	for _, d := range dirs[1:] {
-		if err := os.MkdirAll(filepath.Join(d, "pki"), 0o700); err != nil {
+		if err := ca.ShareCA(filepath.Join(d, "pki")); err != nil {
 			return nil, err
-		}
-		for _, f := range []string{pki.CAFile, pki.CAKeyFile} {
-			b, err := os.ReadFile(filepath.Join(ca.Dir, f))
-			if err == nil {
-				err = os.WriteFile(filepath.Join(d, "pki", f), b, 0o600)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("copy the cell's CA to %s: %w", d, err)
-			}
 		}
 	}
 	all := make([]*Server, n)

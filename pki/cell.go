@@ -67,6 +67,25 @@ func Ensure(dir string, sans []string, log *slog.Logger) (*Cell, error) {
 	return c, nil
 }
 
+// ShareCA copies the cell's CA (certificate and key, 0600) into another
+// server's PKI directory (normally <data>/pki, created 0700), before that
+// server's first start: the servers of a replicated cell share one CA.
+func (c *Cell) ShareCA(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	for _, f := range []string{CAFile, CAKeyFile} {
+		b, err := os.ReadFile(filepath.Join(c.Dir, f))
+		if err == nil {
+			err = credentials.WriteFile(filepath.Join(dir, f), b, 0o600)
+		}
+		if err != nil {
+			return fmt.Errorf("pki: share the CA with %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
 // ensureServer loads the server certificate, or issues one when it is
 // missing, of another CA, near its end or missing a name.
 func ensureServer(dir string, ca *CA, sans []string, now time.Time, log *slog.Logger) (tls.Certificate, error) {

@@ -43,20 +43,7 @@ func natsCluster(t *testing.T, n int) []*nats.Conn {
 				o.Routes = append(o.Routes, &url.URL{Scheme: "nats-route", Host: "127.0.0.1:" + strconv.Itoa(p)})
 			}
 		}
-		ns, err := server.NewServer(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go ns.Start()
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats did not start")
-		}
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, nc)
-		t.Cleanup(func() { nc.Close(); ns.Shutdown() })
+		conns = append(conns, runNATS(t, o))
 	}
 	return conns
 }

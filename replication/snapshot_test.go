@@ -25,7 +25,14 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // that a snapshot's files travel in many chunks.
 func startNATS(t *testing.T) *nats.Conn {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, MaxPayload: 64 << 10})
+	return runNATS(t, &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, MaxPayload: 64 << 10})
+}
+
+// runNATS runs an embedded NATS server with o and connects to it; both
+// end with the test.
+func runNATS(t *testing.T, o *server.Options) *nats.Conn {
+	t.Helper()
+	ns, err := server.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,16 +70,8 @@ func startReplicaSet(t *testing.T, n int, extra ...string) *replicaSet {
 	for _, nd := range rs.nodes {
 		nd.peers = strings.Join(routes, ",")
 		addrs = append(addrs, nd.addr)
-		dst := filepath.Join(nd.data, "pki")
-		if err := os.MkdirAll(dst, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range []string{pki.CAFile, pki.CAKeyFile} {
-			b, err := os.ReadFile(filepath.Join(cell.Dir, f))
-			if err == nil {
-				err = os.WriteFile(filepath.Join(dst, f), b, 0o600)
-			}
-			if err != nil {
+		if nd != rs.nodes[0] {
+			if err := cell.ShareCA(filepath.Join(nd.data, "pki")); err != nil {
 				t.Fatal(err)
 			}
 		}
