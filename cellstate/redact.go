@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sync"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/omegacell/omegacell/cellstate/authz"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/identity"
@@ -48,28 +46,18 @@ func viewFor(c caller, machineID string) watchView {
 // redactedData is the revision's encoded WatchResponse with every job
 // redacted. For a revision in the hub's ring it is encoded once, on the
 // first redacted watcher's demand, and shared by all of them; a revision
-// without jobs (every commit) is the same bytes as the full one.
+// without jobs (every commit) is the same bytes as the full one. One read
+// back from Pebble is redacted on the wire (wirewatch.go): only its job
+// changes are decoded.
 func (e logEntry) redactedData() ([]byte, error) {
 	if e.src != nil {
 		return e.src.redacted()
 	}
-	all := &cellv1.WatchResponse{}
-	if err := proto.Unmarshal(e.data, all); err != nil {
-		return nil, fmt.Errorf("cellstate: decode log entry %d: %w", e.rev, err)
+	data, err := redactWire(e.data)
+	if err != nil {
+		return nil, fmt.Errorf("cellstate: redact log entry %d: %w", e.rev, err)
 	}
-	changed := false
-	for _, c := range all.Changes {
-		if j := c.GetJob(); j != nil {
-			if r := authz.RedactJob(j); r != j {
-				c.Object = &cellv1.Change_Job{Job: r}
-				changed = true
-			}
-		}
-	}
-	if !changed {
-		return e.data, nil
-	}
-	return marshal.Marshal(all)
+	return data, nil
 }
 
 // redactedOnce holds an entry's lazily encoded redacted form.
@@ -98,70 +86,60 @@ func (e *encodedEntry) redacted() ([]byte, error) {
 	return e.red.data, e.red.err
 }
 
-// filter returns the part of an entry that a filtered view sees (nil if
-// none), or all=true when that is every change of the entry (then the
-// shared encoding is sent as is: a fleet that owns every machine of the
-// cell costs no more than an unfiltered watcher).
-func (e logEntry) filter(v watchView) (resp *cellv1.WatchResponse, all bool, err error) {
+// filter returns the encoded part of an entry that a filtered view sees
+// (nil if none), or all=true when that is every change of the entry (then
+// the shared encoding is sent as is: a fleet that owns every machine of
+// the cell costs no more than an unfiltered watcher). An entry read back
+// from Pebble is filtered on the wire (wirewatch.go).
+func (e logEntry) filter(v watchView) (data []byte, all bool, err error) {
+	if e.cs == nil {
+		if data, err = filterWire(e.data, e.rev, v); err != nil {
+			return nil, false, fmt.Errorf("cellstate: filter log entry %d: %w", e.rev, err)
+		}
+		return data, false, nil
+	}
 	out := &cellv1.WatchResponse{Revision: e.rev}
-	if e.cs != nil {
-		if v.jobs || len(e.cs.jobs) == 0 {
-			n, every := 0, true
-			for _, m := range e.cs.machines {
-				n++
-				if !v.match(m.m.ID) {
-					every = false
-					break
-				}
-			}
-			for i := 0; every && i < len(e.cs.tasks); i++ {
-				t := e.cs.tasks[i]
-				n++
-				every = (t.t.Machine != "" && v.match(t.t.Machine)) || (t.lastMachine != "" && v.match(t.lastMachine))
-			}
-			if v.jobs {
-				n += len(e.cs.jobs)
-			}
-			if every && len(e.cs.tenants) == 0 { // tenants are not an agent's
-				return nil, n > 0, nil
+	if v.jobs || len(e.cs.jobs) == 0 {
+		n, every := 0, true
+		for _, m := range e.cs.machines {
+			n++
+			if !v.match(m.m.ID) {
+				every = false
+				break
 			}
 		}
-		for _, m := range e.cs.machines {
-			if v.match(m.m.ID) {
-				out.Changes = append(out.Changes, &cellv1.Change{Object: &cellv1.Change_Machine{Machine: m.pb()}})
-			}
+		for i := 0; every && i < len(e.cs.tasks); i++ {
+			t := e.cs.tasks[i]
+			n++
+			every = (t.t.Machine != "" && v.match(t.t.Machine)) || (t.lastMachine != "" && v.match(t.lastMachine))
 		}
 		if v.jobs {
-			for _, j := range e.cs.jobs {
-				out.Changes = append(out.Changes, &cellv1.Change{Object: &cellv1.Change_Job{Job: authz.RedactJob(j)}})
-			}
+			n += len(e.cs.jobs)
 		}
-		for _, t := range e.cs.tasks {
-			if (t.t.Machine != "" && v.match(t.t.Machine)) || (t.lastMachine != "" && v.match(t.lastMachine)) {
-				out.Changes = append(out.Changes, &cellv1.Change{Object: &cellv1.Change_Task{Task: t.pb()}})
-			}
+		if every && len(e.cs.tenants) == 0 { // tenants are not an agent's
+			return nil, n > 0, nil
 		}
-	} else {
-		full := &cellv1.WatchResponse{}
-		if err := proto.Unmarshal(e.data, full); err != nil {
-			return nil, false, fmt.Errorf("cellstate: decode log entry %d: %w", e.rev, err)
+	}
+	for _, m := range e.cs.machines {
+		if v.match(m.m.ID) {
+			out.Changes = append(out.Changes, &cellv1.Change{Object: &cellv1.Change_Machine{Machine: m.pb()}})
 		}
-		for _, c := range full.Changes {
-			switch {
-			case c.GetMachine() != nil && v.match(c.GetMachine().GetId()):
-				out.Changes = append(out.Changes, c)
-			case c.GetTask() != nil && ((c.GetTask().MachineId != "" && v.match(c.GetTask().MachineId)) ||
-				(c.GetTask().LastMachineId != "" && v.match(c.GetTask().LastMachineId))):
-				out.Changes = append(out.Changes, c)
-			case c.GetJob() != nil && v.jobs:
-				out.Changes = append(out.Changes, &cellv1.Change{Object: &cellv1.Change_Job{Job: authz.RedactJob(c.GetJob())}})
-			}
+	}
+	if v.jobs {
+		for _, j := range e.cs.jobs {
+			out.Changes = append(out.Changes, &cellv1.Change{Object: &cellv1.Change_Job{Job: authz.RedactJob(j)}})
+		}
+	}
+	for _, t := range e.cs.tasks {
+		if (t.t.Machine != "" && v.match(t.t.Machine)) || (t.lastMachine != "" && v.match(t.lastMachine)) {
+			out.Changes = append(out.Changes, &cellv1.Change{Object: &cellv1.Change_Task{Task: t.pb()}})
 		}
 	}
 	if len(out.Changes) == 0 {
 		return nil, false, nil
 	}
-	return out, false, nil
+	data, err = marshal.Marshal(out)
+	return data, false, err
 }
 
 // shapeSnapshot returns the part of snap that caller c may see.

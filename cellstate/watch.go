@@ -23,15 +23,21 @@ func (e *CompactedError) Error() string {
 }
 
 // ringBytes bounds the memory the hub keeps for recent revisions; older
-// ones are read back from Pebble.
-const ringBytes = 64 << 20
+// ones are read back from Pebble, at most diskReadBytes of them (but at
+// least one revision) per read, so a watcher far behind holds a bounded
+// part of the log at a time, however large its revisions.
+const (
+	ringBytes     = 64 << 20
+	diskReadBytes = 16 << 20
+)
 
 // hub fans durable revisions out to watchers. Watchers pull: each reads
 // the revisions after the last one it sent, then waits for the next
 // publish. A slow watcher never blocks the commit loop or other watchers;
 // once it falls out of the ring it reads from Pebble.
 type hub struct {
-	db *pebble.DB
+	db        *pebble.DB
+	diskBytes int // bound of one read from Pebble (diskReadBytes; tests lower it)
 
 	mu        sync.Mutex
 	ring      []*encodedEntry // consecutive recent revisions
@@ -43,7 +49,7 @@ type hub struct {
 }
 
 func newHub(head, compacted uint64, db *pebble.DB) *hub {
-	return &hub{db: db, head: head, compacted: compacted, notify: make(chan struct{})}
+	return &hub{db: db, diskBytes: diskReadBytes, head: head, compacted: compacted, notify: make(chan struct{})}
 }
 
 func (h *hub) publish(entries []*encodedEntry) {
@@ -98,8 +104,9 @@ type logEntry struct {
 	src  *encodedEntry // the ring's entry (nil from Pebble): its redacted form is shared
 }
 
-// read returns up to max revisions after `after`, the current head, and a
-// channel closed on the next publish.
+// read returns up to max revisions after `after` (fewer when read from
+// Pebble: see diskReadBytes; at least one while after < head), the
+// current head, and a channel closed on the next publish.
 func (h *hub) read(after uint64, max int) ([]logEntry, uint64, <-chan struct{}, error) {
 	h.mu.Lock()
 	if h.closed {
@@ -134,7 +141,8 @@ func (h *hub) read(after uint64, max int) ([]logEntry, uint64, <-chan struct{}, 
 	return out, head, wait, err
 }
 
-// readDisk reads revisions (after, upto] from the durable log.
+// readDisk reads revisions (after, upto] from the durable log: the first
+// of them, and those after it while their data stays within h.diskBytes.
 func (h *hub) readDisk(after, upto uint64) ([]logEntry, error) {
 	it, err := h.db.NewIter(&pebble.IterOptions{LowerBound: logKey(after + 1), UpperBound: logKey(upto + 1)})
 	if err != nil {
@@ -142,7 +150,7 @@ func (h *hub) readDisk(after, upto uint64) ([]logEntry, error) {
 	}
 	defer it.Close()
 	var out []logEntry
-	next := after + 1
+	next, size := after+1, 0
 	for it.First(); it.Valid(); it.Next() {
 		rev := decodeLogKey(it.Key())
 		if rev != next {
@@ -152,7 +160,15 @@ func (h *hub) readDisk(after, upto uint64) ([]logEntry, error) {
 			h.mu.Unlock()
 			return nil, &CompactedError{Requested: after, Compacted: max(c, rev-1)}
 		}
-		out = append(out, logEntry{rev: rev, data: append([]byte(nil), it.Value()...)})
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, err
+		}
+		if len(out) > 0 && size+len(v) > h.diskBytes {
+			break
+		}
+		size += len(v)
+		out = append(out, logEntry{rev: rev, data: append([]byte(nil), v...)})
 		next++
 	}
 	if err := it.Error(); err != nil {
@@ -209,15 +225,11 @@ func (w *watcher) send(r *cellv1.WatchResponse) error {
 func (w *watcher) sendEntry(e logEntry) (bool, error) {
 	v := w.view
 	if v.match != nil {
-		resp, all, err := e.filter(v)
+		data, all, err := e.filter(v)
 		switch {
 		case err != nil:
 			return false, grpcError(err)
-		case resp != nil:
-			data, err := marshal.Marshal(resp)
-			if err != nil {
-				return false, grpcError(err)
-			}
+		case data != nil:
 			return true, w.sendData(e.rev, data)
 		case !all:
 			return false, nil
