@@ -189,16 +189,13 @@ func filterWire(data []byte, rev uint64, v watchView) ([]byte, error) {
 	err := eachChange(data, func(w wireChange) error {
 		num, obj, ok := changeObject(w.body)
 		if !ok {
-			return filterDecoded(w, v, func(c *cellv1.Change) error {
-				begin()
-				var err error
-				if c == nil {
-					out = append(out, data[w.start:w.end]...)
-				} else {
-					out, err = appendChangeField(out, c)
-				}
+			c, err := filterDecoded(w.body, v)
+			if err != nil || c == nil {
 				return err
-			})
+			}
+			begin()
+			out, err = appendChangeField(out, c)
+			return err
 		}
 		switch num {
 		case fieldChangeMachine:
@@ -236,21 +233,23 @@ func filterWire(data []byte, rev uint64, v watchView) ([]byte, error) {
 	return out, nil
 }
 
-// filterDecoded decides on a Change of unusual shape (several fields) by
-// decoding it: emit gets nil to keep its bytes, or the change to send.
-func filterDecoded(w wireChange, v watchView, emit func(*cellv1.Change) error) error {
+// filterDecoded decides on a Change of unusual shape (several fields, as
+// the store writes none) by decoding it, and returns what to send of it
+// (nil: nothing). It is sent encoded again, never as its bytes: an object
+// it overrides (a job's secrets) must not travel with it.
+func filterDecoded(body []byte, v watchView) (*cellv1.Change, error) {
 	c := &cellv1.Change{}
-	if err := proto.Unmarshal(w.body, c); err != nil {
-		return err
+	if err := proto.Unmarshal(body, c); err != nil {
+		return nil, err
 	}
 	t := c.GetTask()
 	switch {
 	case c.GetMachine() != nil && v.match(c.GetMachine().GetId()):
-		return emit(nil)
+		return c, nil
 	case t != nil && ((t.MachineId != "" && v.match(t.MachineId)) || (t.LastMachineId != "" && v.match(t.LastMachineId))):
-		return emit(nil)
+		return c, nil
 	case c.GetJob() != nil && v.jobs:
-		return emit(&cellv1.Change{Object: &cellv1.Change_Job{Job: authz.RedactJob(c.GetJob())}})
+		return &cellv1.Change{Object: &cellv1.Change_Job{Job: authz.RedactJob(c.GetJob())}}, nil
 	}
-	return nil
+	return nil, nil
 }

@@ -244,6 +244,9 @@ func TestWireRedactAndFilterAgreeWithDecoding(t *testing.T) {
 				if err != nil || all {
 					t.Fatalf("%s: filter: all=%v err=%v", vname, all, err)
 				}
+				if strings.Contains(string(got), "s3cr3t") {
+					t.Errorf("%s: filtered form carries the secret", vname)
+				}
 				if (ref == nil) != (got == nil) {
 					t.Fatalf("%s: reference kept %v, wire form %x", vname, ref, got)
 				}
