@@ -253,16 +253,15 @@ func (w *watcher) sendData(rev uint64, data []byte) error {
 	if len(data) <= chunkBytes {
 		return w.stream.SendMsg(&rawMessage{data: data, suffix: w.identity.wire})
 	}
-	frags, err := fragments(data, chunkBytes)
+	var sendErr error
+	err := eachFragment(data, chunkBytes, func(f []byte) bool {
+		sendErr = w.stream.SendMsg(&rawMessage{data: f, suffix: w.identity.wire})
+		return sendErr == nil
+	})
 	if err != nil {
 		return grpcError(fmt.Errorf("cellstate: split revision %d: %w", rev, err))
 	}
-	for _, f := range frags {
-		if err := w.stream.SendMsg(&rawMessage{data: f, suffix: w.identity.wire}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return sendErr
 }
 
 // fragments splits an encoded WatchResponse into encoded responses of the
@@ -270,17 +269,29 @@ func (w *watcher) sendData(rev uint64, data []byte) error {
 // larger than budget goes alone); all but the last have fragment set.
 // It works on the wire format: changes are copied, never decoded.
 func fragments(data []byte, budget int) ([][]byte, error) {
+	var out [][]byte
+	err := eachFragment(data, budget, func(f []byte) bool {
+		out = append(out, f)
+		return true
+	})
+	return out, err
+}
+
+// eachFragment passes the fragments of data to fn one at a time (so a
+// sender holds one, not all) while fn returns true; data is split before
+// the first call, so an error comes before any fragment.
+func eachFragment(data []byte, budget int, fn func([]byte) bool) error {
 	var head []byte   // every field but the changes (the revision)
 	var parts [][]int // [start, end) byte ranges of changes, per fragment
 	cur, curBytes := []int(nil), 0
 	for off := 0; off < len(data); {
 		num, typ, n := protowire.ConsumeTag(data[off:])
 		if n < 0 {
-			return nil, protowire.ParseError(n)
+			return protowire.ParseError(n)
 		}
 		m := protowire.ConsumeFieldValue(num, typ, data[off+n:])
 		if m < 0 {
-			return nil, protowire.ParseError(m)
+			return protowire.ParseError(m)
 		}
 		start, end := off, off+n+m
 		off = end
@@ -296,7 +307,6 @@ func fragments(data []byte, budget int) ([][]byte, error) {
 		curBytes += end - start
 	}
 	parts = append(parts, cur)
-	out := make([][]byte, len(parts))
 	for i, p := range parts {
 		size := len(head) + 2
 		for j := 0; j < len(p); j += 2 {
@@ -311,7 +321,9 @@ func fragments(data []byte, budget int) ([][]byte, error) {
 			b = protowire.AppendTag(b, fieldWatchFragment, protowire.VarintType)
 			b = protowire.AppendVarint(b, 1)
 		}
-		out[i] = b
+		if !fn(b) {
+			return nil
+		}
 	}
-	return out, nil
+	return nil
 }
