@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/omegacell/omegacell/cellstate"
+	"github.com/omegacell/omegacell/proto/cellclient"
 	"github.com/omegacell/omegacell/proto/identity"
 	"github.com/omegacell/omegacell/webui"
 )
@@ -28,7 +29,11 @@ func (s *Server) startWebView(mux *http.ServeMux, api *cellstate.Server, metrics
 	if err != nil {
 		return err
 	}
-	s.uiConn, err = grpc.NewClient(s.addr, dial)
+	// The server's own receive limit: a revision larger than the gRPC
+	// default (4 MiB) comes in fragments of up to that, and a smaller
+	// limit broke the watch at every big revision, each time followed by
+	// a snapshot of the whole cell.
+	s.uiConn, err = grpc.NewClient(s.addr, dial, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cellclient.MaxMessageBytes)))
 	if err != nil {
 		return fmt.Errorf("web view: %w", err)
 	}

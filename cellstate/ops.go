@@ -22,14 +22,22 @@ import (
 // transitions the store makes itself are legal by construction; an error
 // here means the bookkeeping is broken, which the operation reports.
 func (s *state) transition(k txn.TaskKey, to txn.TaskState, msg string) error {
-	nt, nm, err := txn.Transition(s, k, to)
+	return s.transitionInto(k, to, msg, nil)
+}
+
+// transitionInto is transition making the new version from slab (nil: one
+// allocation per version).
+func (s *state) transitionInto(k txn.TaskKey, to txn.TaskState, msg string, slab *versionSlab) error {
+	nt, tt := slab.next()
+	t, nm, err := txn.TransitionInto(s, k, to, tt)
 	if err != nil {
+		slab.unused()
 		return err
 	}
 	if nm != nil {
 		s.PutMachine(nm)
 	}
-	s.putTask(nt, msg)
+	s.putTaskInto(t, msg, nt)
 	s.annotateTask(k, msg, "")
 	return nil
 }

@@ -211,15 +211,19 @@ func newPendingTasks(id string, spec *cellv1.JobSpec, now int64) []*task {
 	tasks := make([]*task, spec.Count)
 	res := pbconv.Resources(spec.Task.GetResources())
 	cons := txn.Compile(pbconv.Constraints(spec.Task.GetConstraints())) // once per job, shared by its tasks
+	slab := newVersionSlab(int(spec.Count))
 	for i := range spec.Count {
-		tasks[i] = &task{
-			t: &txn.Task{
-				Key: txn.TaskKey{Job: id, Index: i}, Scheduler: spec.Scheduler, Tenant: spec.Tenant, Priority: spec.Priority,
-				State: txn.TaskPending, Resources: res, Constraints: cons, MaxPerMachine: spec.Task.GetMaxPerMachine(),
-			},
+		nt, tt := slab.next()
+		*tt = txn.Task{
+			Key: txn.TaskKey{Job: id, Index: i}, Scheduler: spec.Scheduler, Tenant: spec.Tenant, Priority: spec.Priority,
+			State: txn.TaskPending, Resources: res, Constraints: cons, MaxPerMachine: spec.Task.GetMaxPerMachine(),
+		}
+		*nt = task{
+			t:          tt,
 			submitTime: now,
 			version:    1, versionTime: now, // issue 13
 		}
+		tasks[i] = nt
 	}
 	return tasks
 }

@@ -74,12 +74,13 @@ type reapJob struct {
 // them all.
 func (s *state) killFrom(j *jobEntry, from int, why string, budget int) int {
 	i := from
+	slab := newVersionSlab(min(budget, len(j.tasks)-from)) // the new versions die together
 	for ; i < len(j.tasks) && i-from < budget; i++ {
 		// A task that already ended (failed, lost, preempted) keeps its
 		// state: a job that fails because a task failed shows that task
 		// failed, with its exit code.
 		if t := j.tasks[i]; !t.t.State.Terminal() && txn.CanTransition(t.t.State, txn.TaskKilled) {
-			s.transition(t.t.Key, txn.TaskKilled, why)
+			s.transitionInto(t.t.Key, txn.TaskKilled, why, slab)
 		}
 	}
 	return i

@@ -213,9 +213,16 @@ func (s *state) PutTask(t *txn.Task) { s.putTask(t, "") }
 // putTask is PutTask for a transition the store makes itself, for why: an
 // attempt that ends as the task goes back to pending has its events
 // archived (see events.go).
-func (s *state) putTask(t *txn.Task, why string) {
+func (s *state) putTask(t *txn.Task, why string) { s.putTaskInto(t, why, nil) }
+
+// putTaskInto is putTask writing the new version into nt (nil: a new one;
+// see versionSlab).
+func (s *state) putTaskInto(t *txn.Task, why string, nt *task) {
 	old := s.task(t.Key)
-	nt := *old
+	if nt == nil {
+		nt = new(task)
+	}
+	*nt = *old
 	nt.t = t
 	if t.State == txn.TaskPending && old.t.State != txn.TaskPending {
 		nt.events = archive(old.events, endedAttemptEvents(old, s.now, why))
@@ -238,8 +245,8 @@ func (s *state) putTask(t *txn.Task, why string) {
 	if t.Machine != "" {
 		nt.lastMachine = t.Machine
 	}
-	s.stampTask(&nt, old)
-	s.installTask(&nt)
+	s.stampTask(nt, old)
+	s.installTask(nt)
 }
 
 // jobTasks is a job's task count (0 for an unknown job).

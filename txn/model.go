@@ -124,10 +124,16 @@ type Task struct {
 }
 
 // Clone returns a copy that can be changed without touching t.
-func (t *Task) Clone() *Task {
-	c := *t
-	c.Devices = append([]DeviceShare(nil), t.Devices...)
-	return &c
+func (t *Task) Clone() *Task { return t.CloneInto(nil) }
+
+// CloneInto is Clone writing the copy into dst (nil: a new Task).
+func (t *Task) CloneInto(dst *Task) *Task {
+	if dst == nil {
+		dst = new(Task)
+	}
+	*dst = *t
+	dst.Devices = append([]DeviceShare(nil), t.Devices...)
+	return dst
 }
 
 // Priority bands, as in Borg.

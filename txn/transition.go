@@ -33,6 +33,13 @@ func CanTransition(from, to TaskState) bool {
 // (Seq bumped); the caller installs both. Moving back to pending clears the
 // machine so the task can be placed again.
 func Transition(s State, k TaskKey, to TaskState) (*Task, *Machine, error) {
+	return TransitionInto(s, k, to, nil)
+}
+
+// TransitionInto is Transition writing the new task into dst (nil: a new
+// one), so that a caller making many versions at once can allocate them
+// together.
+func TransitionInto(s State, k TaskKey, to TaskState, dst *Task) (*Task, *Machine, error) {
 	t := s.Task(k)
 	if t == nil {
 		return nil, nil, fmt.Errorf("task %s does not exist", k)
@@ -40,7 +47,7 @@ func Transition(s State, k TaskKey, to TaskState) (*Task, *Machine, error) {
 	if !CanTransition(t.State, to) {
 		return nil, nil, fmt.Errorf("task %s: %s -> %s is not allowed", k, t.State, to)
 	}
-	nt := t.Clone()
+	nt := t.CloneInto(dst)
 	nt.State = to
 	var nm *Machine
 	if t.State.HoldsResources() && !to.HoldsResources() {

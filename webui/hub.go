@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -37,6 +38,8 @@ type hub struct {
 	tmu   sync.Mutex
 	tot   totals
 	totAt time.Time
+
+	snapshots atomic.Uint64 // snapshots taken (1 while the watch holds)
 }
 
 func newHub(conn grpc.ClientConnInterface, log *slog.Logger) *hub {
@@ -124,6 +127,7 @@ func (h *hub) snapshot(ctx context.Context) (*cellv1.CellIdentity, error) {
 	h.mu.Lock()
 	h.machines, h.jobs, h.tasks, h.rev, h.synced = machines, jobs, tasks, rev, true
 	h.mu.Unlock()
+	h.snapshots.Add(1)
 	h.markAllFull()
 	return cell, nil
 }

@@ -94,6 +94,18 @@ func (u *UI) Close() {
 // Handler serves the web view (mount it at /).
 func (u *UI) Handler() http.Handler { return u.mux }
 
+// Snapshots is how many times the view has read the whole cell: once at
+// start, again only when its watch broke (a restart of the cell, its
+// compaction, a lost connection). Each costs a read of every object.
+func (u *UI) Snapshots() uint64 { return u.hub.snapshots.Load() }
+
+// Revision is the newest revision of the cell the view has applied.
+func (u *UI) Revision() uint64 {
+	u.hub.mu.RLock()
+	defer u.hub.mu.RUnlock()
+	return u.hub.rev
+}
+
 func (u *UI) routes() {
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
