@@ -52,8 +52,9 @@ const (
 // few nanoseconds, so a million-task job takes milliseconds).
 const gcBatchTasks = 200_000
 
-// releaseAfterTasks: after a collection that deleted at least this many
-// tasks, the watch ring is emptied (its entries hold the deleted versions)
+// releaseAfterTasks: once collections deleted at least this many tasks
+// since memory was last released (one big job or many small ones), the
+// watch ring is emptied (its entries hold the deleted versions)
 // and the Go runtime returns freed memory to the OS at once rather than
 // over minutes.
 const releaseAfterTasks = 100_000
@@ -382,9 +383,12 @@ func (s *Store) collect() error {
 		s.log.Info("deleted finished jobs past their retention", "jobs", jobs, "tasks", tasks, "retention", s.opts.JobRetention)
 		s.m.gcDeleted(jobs, tasks)
 	}
+	s.deletedUnreleased += tasks
 	switch now := time.Now(); {
-	case tasks >= releaseAfterTasks:
+	case s.deletedUnreleased >= releaseAfterTasks:
+		s.deletedUnreleased = 0
 		s.release()
+		s.m.gcReleased()
 		s.releaseGap = releaseFirstGap
 		s.releaseNext = now.Add(s.releaseGap)
 	case s.releaseGap > 0 && !now.Before(s.releaseNext):

@@ -1,11 +1,14 @@
 package cellstate
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -184,5 +187,49 @@ func TestSchedulerRegistrationsExpireAndAreCapped(t *testing.T) {
 	names, _ = c.store.Schedulers()
 	if got := strings.Join(names, ","); got != "batch,chatty,gpu,one-too-many,owner,service" {
 		t.Fatalf("registered after restart: %s", got)
+	}
+}
+
+// Memory is given back once collections deleted releaseAfterTasks tasks
+// in total, whether in one big job or in many small ones (a cell churning
+// small jobs once kept the garbage of hundreds of thousands of deleted
+// tasks resident until the Go runtime's two-minute forced collection).
+func TestCollectorReleasesMemoryAfterManySmallDeletions(t *testing.T) {
+	tests := []struct {
+		name         string
+		jobs, perJob int
+		releases     float64
+	}{
+		{"many small jobs", 2 * releaseAfterTasks / 5000, 5000, 2},
+		{"one big job", 1, releaseAfterTasks, 1},
+		{"fewer tasks than the threshold", 4, releaseAfterTasks / 5, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+			c := newTestCell(t, Options{Now: clock.Now, JobRetention: time.Hour, GCInterval: 10 * time.Millisecond, NoSync: true,
+				Metrics: NewMetrics(prometheus.NewRegistry())})
+			// Job i finishes at minute i, so each is deleted by a
+			// collection of its own.
+			for i := range tc.jobs {
+				j := c.submit(batchSpec(fmt.Sprintf("j%d", i), uint32(tc.perJob), 10, 1))
+				if _, err := c.jobs.StopJob(ctxT(t), &cellv1.StopJobRequest{IdOrName: j.Id}); err != nil {
+					t.Fatal(err)
+				}
+				clock.Add(time.Minute)
+			}
+			clock.Add(time.Hour - time.Duration(tc.jobs)*time.Minute - 30*time.Second)
+			for i := range tc.jobs {
+				clock.Add(time.Minute)
+				deleted := float64((i + 1) * tc.perJob)
+				waitFor(t, fmt.Sprintf("job %d to be deleted", i), func() bool { return testutil.ToFloat64(c.store.m.gcTasks) == deleted })
+			}
+			deleted := float64(tc.jobs * tc.perJob)
+			waitFor(t, "the releases", func() bool { return testutil.ToFloat64(c.store.m.gcReleases) >= tc.releases })
+			time.Sleep(100 * time.Millisecond) // and no more
+			if got := testutil.ToFloat64(c.store.m.gcReleases); got != tc.releases {
+				t.Fatalf("%v releases after deleting %v tasks, want %v", got, deleted, tc.releases)
+			}
+		})
 	}
 }

@@ -33,6 +33,7 @@ type Metrics struct {
 	droppedHeartbeats prometheus.Counter
 	gcJobs            prometheus.Counter
 	gcTasks           prometheus.Counter
+	gcReleases        prometheus.Counter
 	authDenied        *prometheus.CounterVec // see authorize.go
 	// Per tenant (tenant_metrics.go).
 	tenants         *tenantCollector
@@ -121,6 +122,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "omegacell_store_deleted_tasks_total",
 		Help: "Tasks deleted with their finished jobs.",
 	})
+	m.gcReleases = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "omegacell_store_memory_releases_total",
+		Help: "Times the store gave memory back to the OS after deleting at least 100,000 tasks since the last time.",
+	})
 	m.unknownHeartbeats = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "omegacell_heartbeats_unknown_machine_total",
 		Help: "Heartbeats naming a machine that is not registered, dropped.",
@@ -129,7 +134,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "omegacell_heartbeats_dropped_messages_total",
 		Help: "Heartbeat messages NATS dropped because the server's subscription fell behind (a flood); machines got a fresh grace.",
 	})
-	reg.MustRegister(m.authDenied, m.unknownHeartbeats, m.droppedHeartbeats, m.gcJobs, m.gcTasks, m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
+	reg.MustRegister(m.authDenied, m.unknownHeartbeats, m.droppedHeartbeats, m.gcJobs, m.gcTasks, m.gcReleases, m.checkpoints, m.ckptObjects, m.commitLatency, m.transactions, m.claims, m.roundOps, m.roundRevs, m.roundDuration,
 		m.revision, m.machines, m.heartbeats, m.badMessages, m.usageCPU, m.usageMem, m.reservedCPU, m.reservedMem,
 		liveHeapGauge())
 	m.pebble = newPebbleMemory()
@@ -239,6 +244,12 @@ func (m *Metrics) gcDeleted(jobs, tasks int) {
 	if m != nil {
 		m.gcJobs.Add(float64(jobs))
 		m.gcTasks.Add(float64(tasks))
+	}
+}
+
+func (m *Metrics) gcReleased() {
+	if m != nil {
+		m.gcReleases.Inc()
 	}
 }
 

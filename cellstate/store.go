@@ -142,12 +142,13 @@ type Store struct {
 	checkpointBusy atomic.Bool
 	checkpoints    sync.WaitGroup
 
-	releaseGap       time.Duration // memory is released again releaseGap after releaseNext's release (gc.go; gcLoop-owned); 0: done
-	releaseNext      time.Time
-	gcStop           chan struct{} // closed by Close to stop gcLoop
-	gcDone           chan struct{} // closed when gcLoop returns
-	drains           drainRunner   // the drain controller (drain.go)
-	onSchedulersGone atomic.Pointer[func([]string)]
+	deletedUnreleased int           // tasks deleted since memory was last released (gc.go; gcLoop-owned)
+	releaseGap        time.Duration // memory is released again releaseGap after releaseNext's release (gc.go; gcLoop-owned); 0: done
+	releaseNext       time.Time
+	gcStop            chan struct{} // closed by Close to stop gcLoop
+	gcDone            chan struct{} // closed when gcLoop returns
+	drains            drainRunner   // the drain controller (drain.go)
+	onSchedulersGone  atomic.Pointer[func([]string)]
 }
 
 // request is one operation waiting for the commit loop.
