@@ -46,6 +46,7 @@ const (
 	fSnapTasks    = 4
 	fSnapLast     = 5
 	fSnapCell     = 6
+	fSnapTenants  = 100
 
 	fChangeMachine = 1
 	fChangeJob     = 2

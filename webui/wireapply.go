@@ -284,7 +284,7 @@ func (s *snapDecoder) chunk(b []byte) (last bool, err error) {
 				return fmt.Errorf("task: %w", err)
 			}
 			s.task(&t)
-		case fChangeTenant: // SnapshotResponse.tenants: not shown
+		case fSnapTenants: // not shown, but checked as the proto path did
 			if err := proto.Unmarshal(v, &cellv1.Tenant{}); err != nil {
 				return fmt.Errorf("tenant: %w", err)
 			}
