@@ -19,7 +19,9 @@
 //     any job and drain machines; a user stops its tenants' jobs.
 //   - Live data: one watch (Snapshot, then Watch over loopback gRPC as
 //     the read-only identity scheduler/webview) feeds a copy of the cell
-//     in compact rows. Every open page is a client with a dirty set its
+//     in compact rows. Both streams are read on the wire format (wire.go):
+//     a task change is read in place, never decoded into a message, so
+//     following a million tasks makes no garbage per task. Every open page is a client with a dirty set its
 //     own goroutine flushes as server-sent events at most every 250 ms;
 //     a client never holds more than maxDirty rows (then it is resent
 //     everything), and a page that does not read for 30 s is cut off, so

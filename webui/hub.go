@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
-	"github.com/omegacell/omegacell/proto/cellclient"
 )
 
 // hub is the one watch of the server's web view: it follows the cell
@@ -21,8 +20,8 @@ import (
 // every open page's client; each client's own goroutine sends those rows
 // (see client.go). The hub never waits for a client.
 type hub struct {
-	log   *slog.Logger
-	state cellv1.StateServiceClient
+	log  *slog.Logger
+	conn grpc.ClientConnInterface // Snapshot and Watch (wire.go)
 
 	mu       sync.RWMutex
 	rev      uint64
@@ -44,7 +43,7 @@ type hub struct {
 
 func newHub(conn grpc.ClientConnInterface, log *slog.Logger) *hub {
 	return &hub{
-		log: log, state: cellv1.NewStateServiceClient(conn),
+		log: log, conn: conn,
 		machines: map[string]*machineRow{}, jobs: map[string]*jobRow{}, tasks: map[string]map[uint32]taskRow{},
 		series: newSeries(), clients: map[*client]struct{}{},
 	}
@@ -77,59 +76,32 @@ func (h *hub) follow(ctx context.Context) {
 func (h *hub) snapshot(ctx context.Context) (*cellv1.CellIdentity, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := h.state.Snapshot(ctx, &cellv1.SnapshotRequest{})
+	stream, err := h.openStream(ctx, cellv1.StateService_Snapshot_FullMethodName, &cellv1.SnapshotRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	machines := map[string]*machineRow{}
-	jobs := map[string]*jobRow{}
-	tasks := map[string]map[uint32]taskRow{}
-	var rev uint64
-	var cell *cellv1.CellIdentity
+	s := newSnapDecoder(h)
+	var f frame
+	defer f.release()
 	for n := 0; ; n++ {
-		r, err := stream.Recv()
+		err := stream.RecvMsg(&f)
 		if errors.Is(err, io.EOF) && n > 0 {
 			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("snapshot chunk %d: %w", n, err)
 		}
-		if n == 0 {
-			cell = r.GetCell()
-		} else if !cellclient.SameCell(cell, r.GetCell()) {
-			return nil, errors.New("snapshot: chunks from two cell incarnations")
+		last, err := s.chunk(f.bytes())
+		f.release()
+		if err != nil {
+			return nil, err
 		}
-		rev = r.Revision
-		for _, m := range r.Machines {
-			machines[m.Id] = machineFromPB(m, h.oldMachine(m.Id))
-		}
-		for _, j := range r.Jobs {
-			jobs[j.Id] = jobFromPB(j, nil)
-		}
-		for _, t := range r.Tasks {
-			b := bucket(t.State)
-			if tasks[t.JobId] == nil {
-				tasks[t.JobId] = map[uint32]taskRow{}
-			}
-			tasks[t.JobId][t.Index] = taskRow{bucket: int8(b), machine: t.MachineId}
-		}
-		if r.Last {
+		if last {
 			break
 		}
 	}
-	for id, ts := range tasks {
-		if j := jobs[id]; j != nil {
-			for _, t := range ts {
-				j.counts[t.bucket]++
-			}
-		}
-	}
-	h.mu.Lock()
-	h.machines, h.jobs, h.tasks, h.rev, h.synced = machines, jobs, tasks, rev, true
-	h.mu.Unlock()
-	h.snapshots.Add(1)
-	h.markAllFull()
-	return cell, nil
+	s.install()
+	return s.cell, nil
 }
 
 func (h *hub) oldMachine(id string) *machineRow {
@@ -144,85 +116,23 @@ func (h *hub) watch(ctx context.Context, cell *cellv1.CellIdentity) error {
 	h.mu.RLock()
 	rev := h.rev
 	h.mu.RUnlock()
-	stream, err := h.state.Watch(ctx, &cellv1.WatchRequest{StartRevision: rev})
+	stream, err := h.openStream(ctx, cellv1.StateService_Watch_FullMethodName, &cellv1.WatchRequest{StartRevision: rev})
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
 	}
-	var whole cellclient.Assembler
+	d := &watchDecoder{h: h, cell: cell, rev: rev}
+	var f frame
+	defer f.release()
 	for {
-		r, err := stream.Recv()
+		if err := stream.RecvMsg(&f); err != nil {
+			return fmt.Errorf("watch from %d: %w", d.rev, err)
+		}
+		err := d.frame(f.bytes())
+		f.release()
 		if err != nil {
-			return fmt.Errorf("watch from %d: %w", rev, err)
-		}
-		if r.CompactRevision != 0 {
-			return fmt.Errorf("watch from %d: compacted", rev)
-		}
-		if !cellclient.SameCell(cell, r.GetCell()) {
-			return errors.New("watch: another cell incarnation answered")
-		}
-		if r, err = whole.Add(r); err != nil {
 			return err
 		}
-		if r == nil {
-			continue
-		}
-		h.apply(r)
-		rev = max(rev, r.Revision)
 	}
-}
-
-// apply folds one whole revision into the copy and marks its rows dirty.
-func (h *hub) apply(r *cellv1.WatchResponse) {
-	if len(r.Changes) == 0 {
-		return
-	}
-	var ms, js []string
-	placed := 0
-	h.mu.Lock()
-	h.rev = max(h.rev, r.Revision)
-	// Jobs first: a new job's tasks come in the same revision.
-	for _, c := range r.Changes {
-		if j := c.GetJob(); j != nil {
-			h.jobs[j.Id] = jobFromPB(j, h.jobs[j.Id])
-			js = append(js, j.Id)
-		}
-	}
-	for _, c := range r.Changes {
-		switch {
-		case c.GetMachine() != nil:
-			m := c.GetMachine()
-			h.machines[m.Id] = machineFromPB(m, h.machines[m.Id])
-			ms = append(ms, m.Id)
-		case c.GetTask() != nil:
-			t := c.GetTask()
-			b := int8(bucket(t.State))
-			of := h.tasks[t.JobId]
-			if of == nil {
-				of = map[uint32]taskRow{}
-				h.tasks[t.JobId] = of
-			}
-			old, had := of[t.Index]
-			of[t.Index] = taskRow{bucket: b, machine: t.MachineId}
-			if j := h.jobs[t.JobId]; j != nil && (!had || old.bucket != b) {
-				if had {
-					j.counts[old.bucket]--
-				}
-				j.counts[b]++
-				js = append(js, j.id)
-			}
-			if b == bPlaced && (!had || old.bucket != bPlaced) {
-				placed++
-			}
-		case c.GetDeleted().GetJobId() != "":
-			id := c.GetDeleted().GetJobId()
-			delete(h.jobs, id)
-			delete(h.tasks, id)
-			js = append(js, id)
-		}
-	}
-	h.mu.Unlock()
-	h.series.placed(time.Now(), placed)
-	h.markDirty(ms, js)
 }
 
 // sampleUsage copies heartbeat usage into the machine rows; a machine is
