@@ -104,6 +104,27 @@ func (o *Options) defaults() {
 // of this size stay resident in a cell that has written that much log.
 const MemTableBytes = 4 << 20
 
+// writeStallLogger logs Pebble's write stalls (every commit waits
+// through one) at Warn, with their reason and length.
+func writeStallLogger(log *slog.Logger) *pebble.EventListener {
+	var mu sync.Mutex
+	var began time.Time
+	var reason string
+	return &pebble.EventListener{
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			mu.Lock()
+			began, reason = time.Now(), info.Reason
+			mu.Unlock()
+		},
+		WriteStallEnd: func() {
+			mu.Lock()
+			d, r := time.Since(began), reason
+			mu.Unlock()
+			log.Warn("store: writes stalled", "reason", r, "for", d.Round(time.Millisecond))
+		},
+	}
+}
+
 // ErrClosed is returned for operations on a closed or failed store.
 var ErrClosed = errors.New("cellstate: store is closed")
 
@@ -193,6 +214,7 @@ func Open(opts Options) (*Store, error) {
 		MemTableStopWritesThreshold: 32,
 		L0CompactionThreshold:       16,
 		L0StopWritesThreshold:       64,
+		EventListener:               writeStallLogger(opts.Logger),
 	})
 	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
 		// Pebble's directory lock is held: another process has this store.
