@@ -47,6 +47,7 @@ func watchSeeds() [][]byte {
 		field(rev(11, chT(pbTask("j1", 0, assigned, "m1"))), fWatchChanges, field(nil, fChangeJob, []byte{0x12, 0x09})),
 		field(enc(&cellv1.WatchResponse{Revision: 11}), fWatchCell, field(nil, fCellID, []byte{0xff})),
 		append(rev(16, chT(pbTask("j1", 0, running, "m1"))), 0x2b, 0x08, 0x01, 0x2c), // a group
+		enc(&cellv1.WatchResponse{Fragment: true, Changes: []*cellv1.Change{chJ(pbJob("", "revision 0"))}}),
 	}
 }
 
@@ -100,6 +101,12 @@ func FuzzHubWatchFrame(f *testing.F) {
 		if oldErr != nil {
 			return // the proto path checked more of the frame
 		}
+		if r := (&cellv1.WatchResponse{}); proto.Unmarshal(data, r) == nil && r.Fragment && r.Revision == 0 {
+			// cellclient.Assembler takes revision 0 for "no fragments
+			// pending" and loses such a fragment's changes; the wire path
+			// applies them. The cell numbers revisions from 1.
+			return
+		}
 		if newW.open {
 			// Both hold an unfinished revision: end it, then compare.
 			end := enc(&cellv1.WatchResponse{Revision: newW.openRev, Cell: here})
@@ -130,6 +137,7 @@ func FuzzHubSnapshotChunk(f *testing.F) {
 		field(nil, fSnapTasks, field(nil, fTaskMachine, []byte{0xff})),
 		field(varint(nil, fSnapLast, 1), fSnapCell, field(nil, fCellID, []byte{0xc0})),
 		field(varint(nil, fSnapLast, 1), fSnapTenants, field(nil, 1, []byte{0xff})),
+		field(varint(nil, fSnapLast, 1), fSnapCell, field(field(nil, fCellID, []byte("c")), 9, []byte("unknown"))),
 	)
 	for _, s := range seeds {
 		for pos := range uint8(3) {
@@ -162,7 +170,9 @@ func FuzzHubSnapshotChunk(f *testing.F) {
 		if oldErr != nil {
 			return // the proto path checked more of the chunk
 		}
-		if !proto.Equal(oldCell, newCell) {
+		// The identity is compared by id and incarnation (unknown fields
+		// of it are not kept: nothing reads them).
+		if (oldCell == nil) != (newCell == nil) || oldCell.GetId() != newCell.GetId() || oldCell.GetIncarnation() != newCell.GetIncarnation() {
 			t.Fatalf("snapshot identity %v, want %v", newCell, oldCell)
 		}
 		sameState(t, "after the snapshot", oldH, oldC, newH, newC)
