@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/wirefmt"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -111,13 +112,13 @@ func uint64Value(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v)
 // Field numbers of cellv1.WatchResponse and cellv1.Change, for assembling
 // a log entry from objects marshalled one by one.
 const (
-	fieldWatchRevision = 1
-	fieldWatchChanges  = 2
-	fieldChangeMachine = 1
-	fieldChangeJob     = 2
-	fieldChangeTask    = 3
-	fieldChangeDeleted = 4
-	fieldChangeTenant  = 100
+	fieldWatchRevision = wirefmt.WatchRevision
+	fieldWatchChanges  = wirefmt.WatchChanges
+	fieldChangeMachine = wirefmt.ChangeMachine
+	fieldChangeJob     = wirefmt.ChangeJob
+	fieldChangeTask    = wirefmt.ChangeTask
+	fieldChangeDeleted = wirefmt.ChangeDeleted
+	fieldChangeTenant  = wirefmt.ChangeTenant
 )
 
 // Objects are marshalled without sorting map keys: nothing compares the

@@ -432,3 +432,13 @@ func FuzzFragments(f *testing.F) {
 		}
 	})
 }
+
+// fragments collects eachFragment's fragments.
+func fragments(data []byte, budget int) ([][]byte, error) {
+	var out [][]byte
+	err := eachFragment(data, budget, func(f []byte) bool {
+		out = append(out, f)
+		return true
+	})
+	return out, err
+}

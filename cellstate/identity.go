@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/wirefmt"
 )
 
 // The cell's identity. A cell id is a UUID made when the data directory
@@ -29,7 +30,10 @@ var (
 
 // fieldIdentity is the CellIdentity field's number in SnapshotResponse and
 // WatchResponse (both 6), so one encoded suffix serves both.
-const fieldIdentity = 6
+const fieldIdentity = wirefmt.WatchCell
+
+// One suffix serves both only while the numbers agree.
+var _ [0]struct{} = [wirefmt.WatchCell - wirefmt.SnapCell]struct{}{}
 
 // cellIdentity is the store's identity and its encoding as field 6.
 type cellIdentity struct {

@@ -12,6 +12,7 @@ import (
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/limits"
+	"github.com/omegacell/omegacell/proto/wirefmt"
 )
 
 // Reads that could return the whole cell are bounded in bytes as well as
@@ -244,12 +245,12 @@ func (s *Store) listMachinesPage(after string, size, maxBytes int) *cellv1.ListM
 // store's own encoders.
 func (snap *Snapshot) encodeChunks(maxObjects, maxBytes int, identity []byte, send func([]byte) error) error {
 	const (
-		fieldRevision = 1
-		fieldMachines = 2
-		fieldJobs     = 3
-		fieldTasks    = 4
-		fieldLast     = 5
-		fieldTenants  = 100
+		fieldRevision = wirefmt.SnapRevision
+		fieldMachines = wirefmt.SnapMachines
+		fieldJobs     = wirefmt.SnapJobs
+		fieldTasks    = wirefmt.SnapTasks
+		fieldLast     = wirefmt.SnapLast
+		fieldTenants  = wirefmt.SnapTenants
 	)
 	newChunk := func() []byte {
 		b := make([]byte, 0, 64<<10)

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/wirefmt"
 )
 
 // CompactedError says a watch asked for revisions the log no longer has.
@@ -204,7 +205,7 @@ const (
 )
 
 // Field numbers of WatchResponse beyond those of changes.go.
-const fieldWatchFragment = 5
+const fieldWatchFragment = wirefmt.WatchFragment
 
 // watcher sends one watch stream's responses, each carrying the cell's
 // identity.
@@ -264,47 +265,32 @@ func (w *watcher) sendData(rev uint64, data []byte) error {
 	return sendErr
 }
 
-// fragments splits an encoded WatchResponse into encoded responses of the
-// same revision holding at most budget bytes of changes each (one change
-// larger than budget goes alone); all but the last have fragment set.
-// It works on the wire format: changes are copied, never decoded.
-func fragments(data []byte, budget int) ([][]byte, error) {
-	var out [][]byte
-	err := eachFragment(data, budget, func(f []byte) bool {
-		out = append(out, f)
-		return true
-	})
-	return out, err
-}
-
-// eachFragment passes the fragments of data to fn one at a time (so a
-// sender holds one, not all) while fn returns true; data is split before
-// the first call, so an error comes before any fragment.
+// eachFragment splits an encoded WatchResponse into encoded responses of
+// the same revision holding at most budget bytes of changes each (one
+// change larger than budget goes alone); all but the last have fragment
+// set. It works on the wire format: changes are copied, never decoded.
+// The fragments go to fn one at a time (a sender holds one, not all)
+// while fn returns true; data is split before the first call, so an error
+// comes before any fragment.
 func eachFragment(data []byte, budget int, fn func([]byte) bool) error {
 	var head []byte   // every field but the changes (the revision)
 	var parts [][]int // [start, end) byte ranges of changes, per fragment
 	cur, curBytes := []int(nil), 0
-	for off := 0; off < len(data); {
-		num, typ, n := protowire.ConsumeTag(data[off:])
-		if n < 0 {
-			return protowire.ParseError(n)
+	err := wirefmt.Each(data, func(f wirefmt.Field) error {
+		if f.Num != fieldWatchChanges {
+			head = append(head, data[f.Start:f.End]...)
+			return nil
 		}
-		m := protowire.ConsumeFieldValue(num, typ, data[off+n:])
-		if m < 0 {
-			return protowire.ParseError(m)
-		}
-		start, end := off, off+n+m
-		off = end
-		if num != fieldWatchChanges {
-			head = append(head, data[start:end]...)
-			continue
-		}
-		if curBytes > 0 && curBytes+end-start > budget {
+		if curBytes > 0 && curBytes+f.End-f.Start > budget {
 			parts = append(parts, cur)
 			cur, curBytes = nil, 0
 		}
-		cur = append(cur, start, end)
-		curBytes += end - start
+		cur = append(cur, f.Start, f.End)
+		curBytes += f.End - f.Start
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	parts = append(parts, cur)
 	for i, p := range parts {

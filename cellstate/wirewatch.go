@@ -2,12 +2,14 @@ package cellstate
 
 import (
 	"bytes"
+	"errors"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/omegacell/omegacell/cellstate/authz"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/wirefmt"
 )
 
 // A revision read back from Pebble has no change set: what a watcher gets
@@ -18,13 +20,6 @@ import (
 // catching-up watcher's memory, and its garbage a lasting part of the
 // server's RSS (the runtime keeps span metadata sized by the peak).
 
-// Field numbers peeked at, from the generated descriptors.
-var (
-	fieldMachineID       = (&cellv1.Machine{}).ProtoReflect().Descriptor().Fields().ByName("id").Number()
-	fieldTaskMachineID   = (&cellv1.Task{}).ProtoReflect().Descriptor().Fields().ByName("machine_id").Number()
-	fieldTaskLastMachine = (&cellv1.Task{}).ProtoReflect().Descriptor().Fields().ByName("last_machine_id").Number()
-)
-
 // wireChange is one encoded Change of an encoded WatchResponse.
 type wireChange struct {
 	start, end int    // the whole field (tag, length, Change) in the response
@@ -34,26 +29,12 @@ type wireChange struct {
 // eachChange calls fn for every changes field of an encoded WatchResponse,
 // in order; other fields are skipped.
 func eachChange(data []byte, fn func(wireChange) error) error {
-	for off := 0; off < len(data); {
-		num, typ, n := protowire.ConsumeTag(data[off:])
-		if n < 0 {
-			return protowire.ParseError(n)
+	return wirefmt.Each(data, func(f wirefmt.Field) error {
+		if f.Num != fieldWatchChanges || f.Type != protowire.BytesType {
+			return nil // of another wire type, an unknown field to a decoder
 		}
-		m := protowire.ConsumeFieldValue(num, typ, data[off+n:])
-		if m < 0 {
-			return protowire.ParseError(m)
-		}
-		start, end := off, off+n+m
-		off = end
-		if num != fieldWatchChanges || typ != protowire.BytesType {
-			continue // of another wire type, an unknown field to a decoder
-		}
-		body, _ := protowire.ConsumeBytes(data[start+n : end])
-		if err := fn(wireChange{start: start, end: end, body: body}); err != nil {
-			return err
-		}
-	}
-	return nil
+		return fn(wireChange{start: f.Start, end: f.End, body: f.Bytes})
+	})
 }
 
 // changeObject peeks at an encoded Change: the field number and bytes of
@@ -71,49 +52,38 @@ func changeObject(ch []byte) (num protowire.Number, obj []byte, ok bool) {
 	return num, obj, true
 }
 
+// errFound stops a walk that found what it looked for.
+var errFound = errors.New("found")
+
 // hasField reports whether an encoded message has a field numbered f of
 // wire type typ (of another, it is an unknown field to a decoder).
 func hasField(msg []byte, f protowire.Number, typ protowire.Type) (bool, error) {
-	for off := 0; off < len(msg); {
-		num, t, n := protowire.ConsumeTag(msg[off:])
-		if n < 0 {
-			return false, protowire.ParseError(n)
+	err := wirefmt.Each(msg, func(g wirefmt.Field) error {
+		if g.Num == f && g.Type == typ {
+			return errFound
 		}
-		if num == f && t == typ {
-			return true, nil
-		}
-		m := protowire.ConsumeFieldValue(num, t, msg[off+n:])
-		if m < 0 {
-			return false, protowire.ParseError(m)
-		}
-		off += n + m
+		return nil
+	})
+	if err == errFound {
+		return true, nil
 	}
-	return false, nil
+	return false, err
 }
 
 // lastBytes returns the last value of the length-delimited fields a and b
 // of an encoded message (the one a decoder keeps for a string field).
 func lastBytes(msg []byte, a, b protowire.Number) (va, vb []byte, err error) {
-	for off := 0; off < len(msg); {
-		num, typ, n := protowire.ConsumeTag(msg[off:])
-		if n < 0 {
-			return nil, nil, protowire.ParseError(n)
+	err = wirefmt.Each(msg, func(f wirefmt.Field) error {
+		switch {
+		case f.Type != protowire.BytesType:
+		case f.Num == a:
+			va = f.Bytes
+		case f.Num == b:
+			vb = f.Bytes
 		}
-		m := protowire.ConsumeFieldValue(num, typ, msg[off+n:])
-		if m < 0 {
-			return nil, nil, protowire.ParseError(m)
-		}
-		if (num == a || num == b) && typ == protowire.BytesType {
-			v, _ := protowire.ConsumeBytes(msg[off+n:])
-			if num == a {
-				va = v
-			} else {
-				vb = v
-			}
-		}
-		off += n + m
-	}
-	return va, vb, nil
+		return nil
+	})
+	return va, vb, err
 }
 
 // appendChangeField appends c as a WatchResponse changes field.
@@ -199,12 +169,12 @@ func filterWire(data []byte, rev uint64, v watchView) ([]byte, error) {
 		}
 		switch num {
 		case fieldChangeMachine:
-			id, _, err := lastBytes(obj, fieldMachineID, fieldMachineID)
+			id, _, err := lastBytes(obj, wirefmt.MachineID, wirefmt.MachineID)
 			if err != nil || !match(id) {
 				return err
 			}
 		case fieldChangeTask:
-			m, last, err := lastBytes(obj, fieldTaskMachineID, fieldTaskLastMachine)
+			m, last, err := lastBytes(obj, wirefmt.TaskMachine, wirefmt.TaskLastMachine)
 			if err != nil || !((len(m) > 0 && match(m)) || (len(last) > 0 && match(last))) {
 				return err
 			}

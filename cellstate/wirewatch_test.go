@@ -13,6 +13,7 @@ import (
 	"github.com/omegacell/omegacell/cellstate/authz"
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/limits"
+	"github.com/omegacell/omegacell/proto/wirefmt"
 )
 
 // The reference: how a revision read back from Pebble was redacted and
@@ -146,7 +147,7 @@ func handEntries(t testing.TB) map[string]logEntry {
 		"ids as varints": {rev: 9, data: join(head,
 			rawChange(protowire.AppendVarint(protowire.AppendTag(nil, fieldChangeMachine, protowire.VarintType), 3)),
 			rawChange(protowire.AppendVarint(protowire.AppendTag(nil, fieldChangeJob, protowire.VarintType), 3)),
-			rawChange(mustMarshal(t, task("m1", "")), protowire.AppendVarint(protowire.AppendTag(nil, fieldTaskMachineID, protowire.VarintType), 3)))},
+			rawChange(mustMarshal(t, task("m1", "")), protowire.AppendVarint(protowire.AppendTag(nil, wirefmt.TaskMachine, protowire.VarintType), 3)))},
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/wirefmt"
 )
 
 // The hub reads its Snapshot and Watch streams on the wire format. Decoded
@@ -30,43 +31,6 @@ import (
 // another revision in between is an error), malformed frames (an error,
 // with nothing of the frame applied), invalid UTF-8 in the strings read.
 // Nested messages of a task that the hub skips are not checked.
-
-// Field numbers of the responses read here (proto/cell/v1/cell.proto).
-const (
-	fWatchRevision = 1
-	fWatchChanges  = 2
-	fWatchProgress = 3
-	fWatchCompact  = 4
-	fWatchFragment = 5
-	fWatchCell     = 6
-
-	fSnapRevision = 1
-	fSnapMachines = 2
-	fSnapJobs     = 3
-	fSnapTasks    = 4
-	fSnapLast     = 5
-	fSnapCell     = 6
-	fSnapTenants  = 100
-
-	fChangeMachine = 1
-	fChangeJob     = 2
-	fChangeTask    = 3
-	fChangeDeleted = 4
-	fChangeTenant  = 100
-
-	fTaskJob         = 1
-	fTaskIndex       = 2
-	fTaskScheduler   = 3
-	fTaskState       = 5
-	fTaskMachine     = 6
-	fTaskMessage     = 11
-	fTaskLastMachine = 20
-
-	fCellID          = 1
-	fCellIncarnation = 2
-
-	fDeletionJob = 1
-)
 
 // wireCodec is the codec of the hub's own calls. It is named "proto" (the
 // content-subtype the server serves): requests are marshalled as protos,
@@ -132,34 +96,11 @@ func (h *hub) openStream(ctx context.Context, method string, req proto.Message) 
 	return s, nil
 }
 
-// eachField calls fn with every field of an encoded message: x is a
-// varint's value, v a length-delimited field's bytes (within b).
+// eachField calls fn with every field of an encoded message (see
+// wirefmt.Each): x is a varint's value, v a length-delimited field's bytes
+// (within b).
 func eachField(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		b = b[n:]
-		var v []byte
-		var x uint64
-		switch typ {
-		case protowire.VarintType:
-			x, n = protowire.ConsumeVarint(b)
-		case protowire.BytesType:
-			v, n = protowire.ConsumeBytes(b)
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		b = b[n:]
-		if err := fn(num, typ, v, x); err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirefmt.Each(b, func(f wirefmt.Field) error { return fn(f.Num, f.Type, f.Bytes, f.Varint) })
 }
 
 var errUTF8 = errors.New("string field contains invalid UTF-8")
@@ -185,10 +126,10 @@ func (c *cellWire) merge(b []byte) error {
 	c.set = true
 	return eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		switch {
-		case num == fCellID && typ == protowire.BytesType:
+		case num == wirefmt.CellID && typ == protowire.BytesType:
 			c.id = v
 			return checkUTF8("cell.id", v)
-		case num == fCellIncarnation && typ == protowire.VarintType:
+		case num == wirefmt.CellIncarnation && typ == protowire.VarintType:
 			c.inc = x
 		}
 		return nil
@@ -224,9 +165,9 @@ func (t *taskWire) merge(b []byte) error {
 	return eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		if typ == protowire.VarintType {
 			switch num {
-			case fTaskIndex:
+			case wirefmt.TaskIndex:
 				t.index = uint32(x)
-			case fTaskState:
+			case wirefmt.TaskState:
 				t.state = cellv1.TaskState(int32(x))
 			}
 			return nil
@@ -235,13 +176,13 @@ func (t *taskWire) merge(b []byte) error {
 			return nil
 		}
 		switch num {
-		case fTaskJob:
+		case wirefmt.TaskJob:
 			t.job = v
 			return checkUTF8("task.job_id", v)
-		case fTaskMachine:
+		case wirefmt.TaskMachine:
 			t.machine = v
 			return checkUTF8("task.machine_id", v)
-		case fTaskScheduler, fTaskMessage, fTaskLastMachine:
+		case wirefmt.TaskScheduler, wirefmt.TaskMessage, wirefmt.TaskLastMachine:
 			return checkUTF8("task string", v)
 		}
 		return nil
@@ -288,7 +229,7 @@ func (c change) deletedJob() (string, error) {
 	var id []byte
 	parse := func(b []byte) error {
 		return eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-			if num == fDeletionJob && typ == protowire.BytesType {
+			if num == wirefmt.DeletionJob && typ == protowire.BytesType {
 				id = v
 				return checkUTF8("deleted.job_id", v)
 			}
@@ -310,13 +251,13 @@ func (c change) deletedJob() (string, error) {
 // order.
 func eachChange(b []byte, fn func(change) error) error {
 	return eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		if num != fWatchChanges || typ != protowire.BytesType {
+		if num != wirefmt.WatchChanges || typ != protowire.BytesType {
 			return nil
 		}
 		var c change
 		err := eachField(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 			switch num {
-			case fChangeMachine, fChangeJob, fChangeTask, fChangeDeleted, fChangeTenant:
+			case wirefmt.ChangeMachine, wirefmt.ChangeJob, wirefmt.ChangeTask, wirefmt.ChangeDeleted, wirefmt.ChangeTenant:
 				if typ != protowire.BytesType {
 					return nil // an unknown field, as for proto
 				}
@@ -345,15 +286,15 @@ type watchHead struct {
 func (w *watchHead) parse(b []byte) error {
 	return eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		switch {
-		case typ == protowire.VarintType && num == fWatchRevision:
+		case typ == protowire.VarintType && num == wirefmt.WatchRevision:
 			w.rev = x
-		case typ == protowire.VarintType && num == fWatchProgress:
+		case typ == protowire.VarintType && num == wirefmt.WatchProgress:
 			w.progress = x != 0
-		case typ == protowire.VarintType && num == fWatchCompact:
+		case typ == protowire.VarintType && num == wirefmt.WatchCompact:
 			w.compact = x
-		case typ == protowire.VarintType && num == fWatchFragment:
+		case typ == protowire.VarintType && num == wirefmt.WatchFragment:
 			w.fragment = x != 0
-		case typ == protowire.BytesType && num == fWatchCell:
+		case typ == protowire.BytesType && num == wirefmt.WatchCell:
 			return w.cell.merge(v)
 		}
 		return nil

@@ -8,6 +8,7 @@ import (
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
 	"github.com/omegacell/omegacell/proto/identity"
+	"github.com/omegacell/omegacell/proto/wirefmt"
 )
 
 // Fuzz targets of the hub's wire decoders against the proto path
@@ -33,19 +34,19 @@ func watchSeeds() [][]byte {
 		enc(&cellv1.WatchResponse{Revision: 11, CompactRevision: 9, Cell: here}),
 		enc(&cellv1.WatchResponse{Revision: 12, Changes: []*cellv1.Change{chT(pbTask("j1", 1, running, "m1"))}, Cell: other}),
 		enc(&cellv1.WatchResponse{Revision: 11, Changes: []*cellv1.Change{chT(pbTask("j1", 0, assigned, "m1"))}}),
-		varint(field(rev(11, chT(pbTask("j1", 0, assigned, "m1"))), 99, []byte("future")), fWatchChanges, 5),
-		rawChange(12, field(varint(nil, fChangeTask, 1), fChangeTask, varint(field(enc(pbTask("j1", 1, running, "m2")), 77, []byte("x")), fTaskJob, 3))),
-		rawChange(13, field(nil, fChangeTask, varint(varint(enc(pbTask("j1", 2, failed, "m2")), fTaskMachine, 1), fTaskState, uint64(assigned)))),
-		rawChange(11, field(field(nil, fChangeMachine, enc(pbMachine("m4", "z4"))), fChangeTask, enc(pbTask("j1", 0, running, "m1")))),
-		rawChange(13, field(field(nil, fChangeTask, enc(pbTask("j1", 1, running, "m1"))), fChangeTask, enc(&cellv1.Task{State: succeeded}))),
-		rawChange(14, field(field(nil, fChangeJob, enc(pbJob("j1", "renamed"))), fChangeJob, enc(&cellv1.Job{State: cellv1.JobState_JOB_STATE_SUCCEEDED}))),
-		rawChange(15, field(nil, fChangeTask, nil)),
+		varint(field(rev(11, chT(pbTask("j1", 0, assigned, "m1"))), 99, []byte("future")), wirefmt.WatchChanges, 5),
+		rawChange(12, field(varint(nil, wirefmt.ChangeTask, 1), wirefmt.ChangeTask, varint(field(enc(pbTask("j1", 1, running, "m2")), 77, []byte("x")), wirefmt.TaskJob, 3))),
+		rawChange(13, field(nil, wirefmt.ChangeTask, varint(varint(enc(pbTask("j1", 2, failed, "m2")), wirefmt.TaskMachine, 1), wirefmt.TaskState, uint64(assigned)))),
+		rawChange(11, field(field(nil, wirefmt.ChangeMachine, enc(pbMachine("m4", "z4"))), wirefmt.ChangeTask, enc(pbTask("j1", 0, running, "m1")))),
+		rawChange(13, field(field(nil, wirefmt.ChangeTask, enc(pbTask("j1", 1, running, "m1"))), wirefmt.ChangeTask, enc(&cellv1.Task{State: succeeded}))),
+		rawChange(14, field(field(nil, wirefmt.ChangeJob, enc(pbJob("j1", "renamed"))), wirefmt.ChangeJob, enc(&cellv1.Job{State: cellv1.JobState_JOB_STATE_SUCCEEDED}))),
+		rawChange(15, field(nil, wirefmt.ChangeTask, nil)),
 		rev(12, chT(pbTask("j1", 1, running, "m1")))[:20],
-		rawChange(11, field(nil, fChangeTask, []byte{0x0a, 0x05, 'j'})),
-		rawChange(12, field(nil, fChangeTask, field(nil, fTaskJob, []byte{0xff, 0xfe}))),
-		rawChange(11, field(nil, fChangeTask, field(varint(nil, fTaskIndex, 1), fTaskMachine, []byte{'m', 0xc0}))),
-		field(rev(11, chT(pbTask("j1", 0, assigned, "m1"))), fWatchChanges, field(nil, fChangeJob, []byte{0x12, 0x09})),
-		field(enc(&cellv1.WatchResponse{Revision: 11}), fWatchCell, field(nil, fCellID, []byte{0xff})),
+		rawChange(11, field(nil, wirefmt.ChangeTask, []byte{0x0a, 0x05, 'j'})),
+		rawChange(12, field(nil, wirefmt.ChangeTask, field(nil, wirefmt.TaskJob, []byte{0xff, 0xfe}))),
+		rawChange(11, field(nil, wirefmt.ChangeTask, field(varint(nil, wirefmt.TaskIndex, 1), wirefmt.TaskMachine, []byte{'m', 0xc0}))),
+		field(rev(11, chT(pbTask("j1", 0, assigned, "m1"))), wirefmt.WatchChanges, field(nil, wirefmt.ChangeJob, []byte{0x12, 0x09})),
+		field(enc(&cellv1.WatchResponse{Revision: 11}), wirefmt.WatchCell, field(nil, wirefmt.CellID, []byte{0xff})),
 		append(rev(16, chT(pbTask("j1", 0, running, "m1"))), 0x2b, 0x08, 0x01, 0x2c), // a group
 		enc(&cellv1.WatchResponse{Fragment: true, Changes: []*cellv1.Change{chJ(pbJob("", "revision 0"))}}),
 	}
@@ -134,10 +135,10 @@ func FuzzHubSnapshotChunk(f *testing.F) {
 		field(enc(&cellv1.SnapshotResponse{Revision: 5, Cell: here, Machines: []*cellv1.Machine{pbMachine("m1", "z"), pbMachine("m1", "y")},
 			Tenants: []*cellv1.Tenant{{Name: "t1"}}, Jobs: []*cellv1.Job{pbJob("j1", "a"), pbJob("j1", "b")}}), 99, []byte("x")),
 		enc(&cellv1.SnapshotResponse{Revision: 6, Tasks: []*cellv1.Task{pbTask("j1", 0, running, "m1"), pbTask("j1", 0, failed, "m1"), pbTask("j0", 0, running, "m1")}}),
-		field(nil, fSnapTasks, field(nil, fTaskMachine, []byte{0xff})),
-		field(varint(nil, fSnapLast, 1), fSnapCell, field(nil, fCellID, []byte{0xc0})),
-		field(varint(nil, fSnapLast, 1), fSnapTenants, field(nil, 1, []byte{0xff})),
-		field(varint(nil, fSnapLast, 1), fSnapCell, field(field(nil, fCellID, []byte("c")), 9, []byte("unknown"))),
+		field(nil, wirefmt.SnapTasks, field(nil, wirefmt.TaskMachine, []byte{0xff})),
+		field(varint(nil, wirefmt.SnapLast, 1), wirefmt.SnapCell, field(nil, wirefmt.CellID, []byte{0xc0})),
+		field(varint(nil, wirefmt.SnapLast, 1), wirefmt.SnapTenants, field(nil, 1, []byte{0xff})),
+		field(varint(nil, wirefmt.SnapLast, 1), wirefmt.SnapCell, field(field(nil, wirefmt.CellID, []byte("c")), 9, []byte("unknown"))),
 	)
 	for _, s := range seeds {
 		for pos := range uint8(3) {

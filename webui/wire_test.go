@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/wirefmt"
 )
 
 // Builders of responses as the cell sends them.
@@ -65,7 +66,7 @@ func frag(r uint64, changes ...*cellv1.Change) []byte {
 // rawChange is a WatchResponse of one change given as its encoded fields.
 func rawChange(r uint64, change []byte) []byte {
 	b := enc(&cellv1.WatchResponse{Revision: r, Cell: here})
-	b = protowire.AppendTag(b, fWatchChanges, protowire.BytesType)
+	b = protowire.AppendTag(b, wirefmt.WatchChanges, protowire.BytesType)
 	return protowire.AppendBytes(b, change)
 }
 
@@ -201,37 +202,37 @@ func TestWireMatchesProtoPath(t *testing.T) {
 			enc(&cellv1.WatchResponse{Revision: 12, Changes: []*cellv1.Change{chT(pbTask("j1", 1, running, "m1"))}, Cell: &cellv1.CellIdentity{}}),
 		}},
 		{name: "unknown fields and fields of another wire type are skipped", frames: [][]byte{
-			varint(field(rev(11, chT(pbTask("j1", 0, assigned, "m1"))), 99, []byte("future")), fWatchChanges, 5),
-			rawChange(12, field(varint(nil, fChangeTask, 1), fChangeTask, varint(field(enc(pbTask("j1", 1, running, "m2")), 77, []byte("x")), fTaskJob, 3))),
-			rawChange(13, field(nil, fChangeTask, varint(varint(enc(pbTask("j1", 2, failed, "m2")), fTaskMachine, 1), fTaskState, uint64(assigned)))),
+			varint(field(rev(11, chT(pbTask("j1", 0, assigned, "m1"))), 99, []byte("future")), wirefmt.WatchChanges, 5),
+			rawChange(12, field(varint(nil, wirefmt.ChangeTask, 1), wirefmt.ChangeTask, varint(field(enc(pbTask("j1", 1, running, "m2")), 77, []byte("x")), wirefmt.TaskJob, 3))),
+			rawChange(13, field(nil, wirefmt.ChangeTask, varint(varint(enc(pbTask("j1", 2, failed, "m2")), wirefmt.TaskMachine, 1), wirefmt.TaskState, uint64(assigned)))),
 		}},
 		{name: "a change of several fields: the last one holds, repeats merge", frames: [][]byte{
-			rawChange(11, field(field(nil, fChangeMachine, enc(pbMachine("m4", "z4"))), fChangeTask, enc(pbTask("j1", 0, running, "m1")))),
-			rawChange(12, field(field(nil, fChangeTask, enc(pbTask("j1", 0, assigned, "m1"))), fChangeMachine, enc(pbMachine("m5", "z5")))),
-			rawChange(13, field(field(nil, fChangeTask, enc(pbTask("j1", 1, running, "m1"))), fChangeTask, enc(&cellv1.Task{State: succeeded}))),
-			rawChange(14, field(field(nil, fChangeJob, enc(pbJob("j1", "renamed"))), fChangeJob, enc(&cellv1.Job{State: cellv1.JobState_JOB_STATE_SUCCEEDED}))),
-			rawChange(15, field(nil, fChangeTask, nil)),
+			rawChange(11, field(field(nil, wirefmt.ChangeMachine, enc(pbMachine("m4", "z4"))), wirefmt.ChangeTask, enc(pbTask("j1", 0, running, "m1")))),
+			rawChange(12, field(field(nil, wirefmt.ChangeTask, enc(pbTask("j1", 0, assigned, "m1"))), wirefmt.ChangeMachine, enc(pbMachine("m5", "z5")))),
+			rawChange(13, field(field(nil, wirefmt.ChangeTask, enc(pbTask("j1", 1, running, "m1"))), wirefmt.ChangeTask, enc(&cellv1.Task{State: succeeded}))),
+			rawChange(14, field(field(nil, wirefmt.ChangeJob, enc(pbJob("j1", "renamed"))), wirefmt.ChangeJob, enc(&cellv1.Job{State: cellv1.JobState_JOB_STATE_SUCCEEDED}))),
+			rawChange(15, field(nil, wirefmt.ChangeTask, nil)),
 		}},
 		{name: "a truncated frame", malformed: true, frames: [][]byte{
 			rev(11, chT(pbTask("j1", 0, assigned, "m1"))),
 			rev(12, chT(pbTask("j1", 1, running, "m1")))[:20],
 		}},
 		{name: "a malformed task", malformed: true, frames: [][]byte{
-			rawChange(11, field(nil, fChangeTask, []byte{0x0a, 0x05, 'j'})),
+			rawChange(11, field(nil, wirefmt.ChangeTask, []byte{0x0a, 0x05, 'j'})),
 		}},
 		{name: "invalid UTF-8 in a task's job id", malformed: true, frames: [][]byte{
 			rev(11, chT(pbTask("j1", 0, assigned, "m1"))),
-			rawChange(12, field(nil, fChangeTask, field(nil, fTaskJob, []byte{0xff, 0xfe}))),
+			rawChange(12, field(nil, wirefmt.ChangeTask, field(nil, wirefmt.TaskJob, []byte{0xff, 0xfe}))),
 		}},
 		{name: "invalid UTF-8 in a machine id, in a fragment", malformed: true, frames: [][]byte{
 			frag(11, chT(pbTask("j1", 0, assigned, "m1"))),
-			rawChange(11, field(nil, fChangeTask, field(varint(nil, fTaskIndex, 1), fTaskMachine, []byte{'m', 0xc0}))),
+			rawChange(11, field(nil, wirefmt.ChangeTask, field(varint(nil, wirefmt.TaskIndex, 1), wirefmt.TaskMachine, []byte{'m', 0xc0}))),
 		}},
 		{name: "a malformed job fails the whole frame", malformed: true, frames: [][]byte{
-			field(rev(11, chT(pbTask("j1", 0, assigned, "m1"))), fWatchChanges, field(nil, fChangeJob, []byte{0x12, 0x09})),
+			field(rev(11, chT(pbTask("j1", 0, assigned, "m1"))), wirefmt.WatchChanges, field(nil, wirefmt.ChangeJob, []byte{0x12, 0x09})),
 		}},
 		{name: "invalid UTF-8 in the identity", malformed: true, frames: [][]byte{
-			field(enc(&cellv1.WatchResponse{Revision: 11}), fWatchCell, field(nil, fCellID, []byte{0xff})),
+			field(enc(&cellv1.WatchResponse{Revision: 11}), wirefmt.WatchCell, field(nil, wirefmt.CellID, []byte{0xff})),
 		}},
 		{name: "snapshot of several cells' chunks", snapshot: [][]byte{
 			enc(&cellv1.SnapshotResponse{Revision: 5, Cell: here, Machines: []*cellv1.Machine{pbMachine("m1", "z")}}),
@@ -250,7 +251,7 @@ func TestWireMatchesProtoPath(t *testing.T) {
 		{name: "snapshot: no chunk", snapshot: [][]byte{}},
 		{name: "snapshot: a malformed chunk", malformed: true, snapshot: [][]byte{
 			enc(&cellv1.SnapshotResponse{Revision: 5, Cell: here}),
-			field(nil, fSnapTasks, field(nil, fTaskMachine, []byte{0xff})),
+			field(nil, wirefmt.SnapTasks, field(nil, wirefmt.TaskMachine, []byte{0xff})),
 		}},
 	}
 	for _, tc := range cases {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cellv1 "github.com/omegacell/omegacell/proto/cell/v1"
+	"github.com/omegacell/omegacell/proto/wirefmt"
 )
 
 // watchDecoder applies one watch stream's frames (encoded WatchResponses)
@@ -75,27 +76,27 @@ func (d *watchDecoder) apply(b []byte, w *watchHead) error {
 	err := eachChange(b, func(c change) error {
 		n++
 		switch c.kind {
-		case fChangeMachine:
+		case wirefmt.ChangeMachine:
 			m := &cellv1.Machine{}
 			if err := c.decode(m); err != nil {
 				return fmt.Errorf("machine change: %w", err)
 			}
 			machines = append(machines, m)
-		case fChangeJob:
+		case wirefmt.ChangeJob:
 			j := &cellv1.Job{}
 			if err := c.decode(j); err != nil {
 				return fmt.Errorf("job change: %w", err)
 			}
 			jobs = append(jobs, j)
-		case fChangeTask:
+		case wirefmt.ChangeTask:
 			if _, err := c.task(); err != nil {
 				return fmt.Errorf("task change: %w", err)
 			}
-		case fChangeDeleted:
+		case wirefmt.ChangeDeleted:
 			if _, err := c.deletedJob(); err != nil {
 				return fmt.Errorf("deletion: %w", err)
 			}
-		case fChangeTenant:
+		case wirefmt.ChangeTenant:
 			if err := c.decode(&cellv1.Tenant{}); err != nil {
 				return fmt.Errorf("tenant change: %w", err)
 			}
@@ -133,19 +134,19 @@ func (d *watchDecoder) apply(b []byte, w *watchHead) error {
 	mi := 0
 	_ = eachChange(b, func(c change) error { // checked above
 		switch c.kind {
-		case fChangeMachine:
+		case wirefmt.ChangeMachine:
 			m := machines[mi]
 			mi++
 			h.machines[m.Id] = machineFromPB(m, h.machines[m.Id])
 			ms = append(ms, m.Id)
-		case fChangeTask:
+		case wirefmt.ChangeTask:
 			t, _ := c.task()
 			var p bool
 			js, p = d.task(&t, js, more)
 			if p {
 				placed++
 			}
-		case fChangeDeleted:
+		case wirefmt.ChangeDeleted:
 			id, _ := c.deletedJob()
 			if id == "" {
 				return nil
@@ -189,17 +190,7 @@ func (d *watchDecoder) task(t *taskWire, js []string, more bool) ([]string, bool
 		h.tasks[key] = of
 	}
 	old, had := of[t.index]
-	machine := ""
-	if len(t.machine) > 0 {
-		if had && old.machine == string(t.machine) {
-			machine = old.machine
-		} else if m := h.machines[string(t.machine)]; m != nil {
-			machine = m.id
-		} else {
-			machine = string(t.machine)
-		}
-	}
-	of[t.index] = taskRow{bucket: b, machine: machine}
+	of[t.index] = taskRow{bucket: b, machine: machineName(t.machine, old.machine, h.machines)}
 	if had && old.bucket == b {
 		return js, false
 	}
@@ -253,9 +244,9 @@ func (s *snapDecoder) chunk(b []byte) (last bool, err error) {
 	err = eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		if typ == protowire.VarintType {
 			switch num {
-			case fSnapRevision:
+			case wirefmt.SnapRevision:
 				rev = x
-			case fSnapLast:
+			case wirefmt.SnapLast:
 				last = x != 0
 			}
 			return nil
@@ -264,27 +255,27 @@ func (s *snapDecoder) chunk(b []byte) (last bool, err error) {
 			return nil
 		}
 		switch num {
-		case fSnapCell:
+		case wirefmt.SnapCell:
 			return c.merge(v)
-		case fSnapMachines:
+		case wirefmt.SnapMachines:
 			m := &cellv1.Machine{}
 			if err := proto.Unmarshal(v, m); err != nil {
 				return fmt.Errorf("machine: %w", err)
 			}
 			s.machines[m.Id] = machineFromPB(m, s.h.oldMachine(m.Id))
-		case fSnapJobs:
+		case wirefmt.SnapJobs:
 			j := &cellv1.Job{}
 			if err := proto.Unmarshal(v, j); err != nil {
 				return fmt.Errorf("job: %w", err)
 			}
 			s.jobs[j.Id] = jobFromPB(j, nil)
-		case fSnapTasks:
+		case wirefmt.SnapTasks:
 			var t taskWire
 			if err := t.merge(v); err != nil {
 				return fmt.Errorf("task: %w", err)
 			}
 			s.task(&t)
-		case fSnapTenants: // not shown, but checked as the proto path did
+		case wirefmt.SnapTenants: // not shown, but checked as the proto path did
 			if err := proto.Unmarshal(v, &cellv1.Tenant{}); err != nil {
 				return fmt.Errorf("tenant: %w", err)
 			}
@@ -310,15 +301,23 @@ func (s *snapDecoder) task(t *taskWire) {
 		of = map[uint32]taskRow{}
 		s.tasks[string(t.job)] = of
 	}
-	machine := ""
-	if len(t.machine) > 0 {
-		if m := s.machines[string(t.machine)]; m != nil {
-			machine = m.id
-		} else {
-			machine = string(t.machine)
-		}
+	of[t.index] = taskRow{bucket: int8(bucket(t.state)), machine: machineName(t.machine, "", s.machines)}
+}
+
+// machineName is a task's machine id as a string: the one its row (prev)
+// or its machine's row already holds when they match, so a task change
+// allocates no string for a machine the hub knows.
+func machineName(id []byte, prev string, machines map[string]*machineRow) string {
+	switch {
+	case len(id) == 0:
+		return ""
+	case prev == string(id):
+		return prev
 	}
-	of[t.index] = taskRow{bucket: int8(bucket(t.state)), machine: machine}
+	if m := machines[string(id)]; m != nil {
+		return m.id
+	}
+	return string(id)
 }
 
 // install counts the jobs' tasks and makes the snapshot the hub's copy.
