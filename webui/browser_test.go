@@ -3,6 +3,7 @@ package webui_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,15 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// clickJS waits for the element selector names and clicks it in the same
+// evaluation: the page re-renders rows as the cell changes, and a node
+// found by one call may be gone by the next (chromedp.Click then fails
+// with "Could not find node with given id").
+func clickJS(t *testing.T, ctx context.Context, selector string) {
+	t.Helper()
+	waitJS(t, ctx, selector+" to click", `(e => e && (e.click(), true))(document.querySelector(`+strconv.Quote(selector)+`))`)
 }
 
 func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
@@ -124,9 +134,7 @@ func TestBrowserLogsFollow(t *testing.T) {
 	navigate(t, ctx, c.loginURL(t, c.admin))
 	navigate(t, ctx, c.web+"/#/job/"+j.Id)
 	waitJS(t, ctx, "the task's row", `document.querySelector('.logs-btn')`)
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(".logs-btn"))); err != nil {
-		t.Fatal(err)
-	}
+	clickJS(t, ctx, ".logs-btn")
 	waitJS(t, ctx, "the first lines", `document.querySelector('#logs').textContent.includes('line-2\n')`)
 	early := evalJS[string](t, ctx, `document.querySelector('#logs').textContent`)
 	waitJS(t, ctx, "the last line", `document.querySelector('#logs').textContent.includes('line-40\n')`)
@@ -155,16 +163,12 @@ func TestBrowserStopJob(t *testing.T) {
 	navigate(t, ctx, c.loginURL(t, c.admin))
 	navigate(t, ctx, c.web+"/#/job/"+j.Id)
 	waitJS(t, ctx, "the stop button", `document.querySelector('#stop-job')`)
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#stop-job"))); err != nil {
-		t.Fatal(err)
-	}
+	clickJS(t, ctx, "#stop-job")
 	waitJS(t, ctx, "the confirmation", `!document.querySelector('#modal').hidden && document.querySelector('#modal-text').textContent.includes('web')`)
 	if st := c.job(t, j.Id).Job.State; st == cellv1.JobState_JOB_STATE_STOPPED {
 		t.Fatal("the job stopped before the confirmation")
 	}
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#modal-ok"))); err != nil {
-		t.Fatal(err)
-	}
+	clickJS(t, ctx, "#modal-ok")
 	waitJS(t, ctx, "the page to show it stopped", `document.querySelector('#job-state') && document.querySelector('#job-state').textContent === 'STOPPED'`)
 	if st := c.job(t, j.Id).Job.State; st != cellv1.JobState_JOB_STATE_STOPPED {
 		t.Fatalf("job state in the cell: %s, want STOPPED", st)
@@ -222,13 +226,9 @@ func TestBrowserDrainMachine(t *testing.T) {
 	navigate(t, ctx, c.loginURL(t, c.admin))
 	navigate(t, ctx, c.web+"/#/machine/"+id)
 	waitJS(t, ctx, "the drain button", `document.querySelector('#drain') && document.querySelector('#drain').textContent === 'Drain'`)
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#drain"))); err != nil {
-		t.Fatal(err)
-	}
+	clickJS(t, ctx, "#drain")
 	waitJS(t, ctx, "the confirmation", `!document.querySelector('#modal').hidden && document.querySelector('#modal-text').textContent.includes('`+id+`')`)
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#modal-ok"))); err != nil {
-		t.Fatal(err)
-	}
+	clickJS(t, ctx, "#modal-ok")
 	waitJS(t, ctx, "the page to offer undrain", `document.querySelector('#drain') && document.querySelector('#drain').textContent === 'Undrain'`)
 	rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

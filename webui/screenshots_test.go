@@ -80,9 +80,7 @@ func TestBrowserScreenshots(t *testing.T) {
 		navigate(t, ctx, c.web+"/"+p.hash)
 		if p.name == "job" {
 			waitJS(t, ctx, "the task rows", `document.querySelector('.logs-btn')`)
-			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(".logs-btn"))); err != nil {
-				t.Fatal(err)
-			}
+			clickJS(t, ctx, ".logs-btn")
 		}
 		waitJS(t, ctx, p.name+" page", p.ready)
 		time.Sleep(300 * time.Millisecond) // let the last frame paint (not an assertion)
